@@ -1,0 +1,57 @@
+// Every setting of the master, its default and its validation. Filled from the command line by
+// ParseFlags (flags.h); later also from the YAML config file. Pure: the environment is passed in.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/bind_spec.h"
+#include "core/status.h"
+
+namespace einhorn::core {
+
+struct AckMode {
+  enum class Kind { kTimer, kManual };
+  Kind kind = Kind::kTimer;
+  double timer_seconds = 1.0;  // kTimer: a worker alive this long counts as ready
+};
+Result<AckMode> ParseAckMode(const std::string& text);
+
+// --nice MASTER[:WORKER[:RENICE_CMD]]. As in Einhorn, an omitted WORKER means the workers
+// inherit the master's niceness. RENICE_CMD is accepted for compatibility and unused: we call
+// setpriority(2) ourselves.
+struct NiceSpec {
+  std::optional<int> master;
+  std::optional<int> worker;
+  std::string renice_cmd;
+};
+Result<NiceSpec> ParseNiceSpec(const std::string& text);
+
+struct Options {
+  int number = 1;
+  std::vector<BindSpec> binds;
+  std::string command_name;  // -c
+  std::string socket_path;   // -d; default $TMPDIR/einhorn[-NAME].sock
+  std::string pidfile;       // -e; default $TMPDIR/einhorn[-NAME].pid
+  std::string lockfile;      // -f; default $TMPDIR/einhorn[-NAME].lock
+  bool kill_children_on_exit = false;  // -k
+  int backlog = 100;                   // -l
+  AckMode ack_mode;                    // -m
+  int verbosity = 1;                   // 0 debug, 1 info, 2 errors only; -v lowers, -q raises
+  double seconds = 1.0;                // -s: base of the crash-loop backoff
+  std::optional<double> signal_timeout;  // -t: SIGKILL this long after a drain/stop signal
+  std::vector<std::string> drop_env_vars;
+  NiceSpec nice;
+  std::vector<std::string> command;  // worker argv, never empty after validation
+};
+
+// Fills the default socket/pid/lock paths from TMPDIR (as Ruby's Dir.tmpdir: $TMPDIR if set
+// and non-empty, else /tmp) and -c.
+void ApplyDefaultPaths(Options* o, const std::map<std::string, std::string>& env);
+
+// Checks the ranges the flag parser cannot: one error line naming the flag.
+Status Validate(const Options& o);
+
+}  // namespace einhorn::core

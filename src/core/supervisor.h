@@ -1,0 +1,127 @@
+// The supervisor: every decision about the pool (whom to spawn, when, whom to signal, when to
+// escalate, when the master may exit) as a pure state machine. It is driven by calls carrying
+// the current monotonic time, and acts only through the Effects seam, so tests drive it with a
+// fake clock and fake effects (ninja's CommandRunner idea). The shell (src/master) calls Tick()
+// at NextDeadline().
+//
+// Readiness and restarts:
+//  - A worker is booting until acked (timer mode: alive for the ack delay), then ready.
+//  - A worker that exits is replaced in its slot (same EINHORN_CHILD_INDEX). The death is a
+//    failure when the worker never became ready or lived less than the backoff base (-s); each
+//    consecutive failure of a slot delays its respawn by min(cap, base * 1.5^(k-1)), times a
+//    jitter factor in [0.8, 1.2]. A worker that exits after being ready for the base period
+//    resets its slot's streak and is replaced at once.
+//  - Spawn errors (exec failed) count as failures of the slot.
+// Stopping (signals to the master): drain (INT/USR2) sends the drain signal, terminate (TERM)
+// sends SIGTERM; no respawns; after the signal timeout (-t) each survivor gets SIGKILL; the
+// master finishes with 0 once no worker is left. Quit (QUIT) sends SIGQUIT and finishes at once
+// with 1, as Einhorn does.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/options.h"
+#include "core/types.h"
+
+namespace einhorn::core {
+
+struct SpawnRequest {
+  int slot = 0;        // becomes EINHORN_CHILD_INDEX
+  int generation = 1;
+};
+
+struct SpawnOutcome {
+  Pid pid = 0;        // > 0 on success
+  std::string error;  // why the worker could not be started (exec errno, fork failure)
+  bool ok() const { return pid > 0; }
+};
+
+class Effects {
+ public:
+  virtual ~Effects() = default;
+  virtual SpawnOutcome Spawn(const SpawnRequest& request) = 0;
+  virtual void Kill(Pid pid, Signal signal) = 0;
+  virtual void Log(LogLevel level, const std::string& message) = 0;
+};
+
+struct SupervisorConfig {
+  int target = 1;
+  AckMode ack_mode;
+  Duration backoff_base = Seconds(1);
+  Duration backoff_cap = Seconds(30);
+  std::optional<Duration> signal_timeout;
+  Signal drain_signal = Signal::kUsr2;
+  bool kill_children_on_exit = false;  // -k: survivors of QUIT get the drain signal too
+  std::uint64_t jitter_seed = 0;
+  double jitter = 0.2;  // respawn delays are scaled by a factor in [1-jitter, 1+jitter]
+};
+SupervisorConfig ConfigFromOptions(const Options& o, std::uint64_t jitter_seed);
+
+enum class WorkerState { kBooting, kReady, kDraining };
+const char* WorkerStateName(WorkerState s);
+
+struct Worker {
+  Pid pid = 0;
+  int slot = 0;
+  int generation = 1;
+  Time spawned_at{};
+  std::optional<Time> ready_at;
+  WorkerState state = WorkerState::kBooting;
+  std::optional<Time> signaled_at;  // when the stop/drain signal was sent
+  bool killed = false;              // SIGKILL already sent
+};
+
+struct Slot {
+  std::optional<Pid> pid;           // the worker currently filling the slot
+  int restarts = 0;                 // workers started in this slot after the first
+  int consecutive_failures = 0;
+  std::optional<Time> respawn_at;   // pending respawn
+  std::optional<ExitStatus> last_exit;
+};
+
+enum class StopKind { kDrain, kTerminate, kQuit };
+
+class Supervisor {
+ public:
+  Supervisor(SupervisorConfig config, Effects& effects);
+
+  void Start(Time now);
+  void ChildExited(Pid pid, const ExitStatus& status, Time now);
+  void Stop(StopKind kind, Time now);
+  void Tick(Time now);
+
+  // The earliest time at which Tick() has something to do.
+  std::optional<Time> NextDeadline() const;
+  bool Finished() const { return finished_; }
+  int ExitCode() const { return exit_code_; }
+  bool Stopping() const { return stopping_.has_value(); }
+
+  const std::map<Pid, Worker>& workers() const { return workers_; }
+  const std::vector<Slot>& slots() const { return slots_; }
+  const SupervisorConfig& config() const { return config_; }
+  int generation() const { return generation_; }
+
+ private:
+  void SpawnInto(int slot, Time now);
+  void ScheduleRespawn(int slot, Time now);
+  Duration BackoffFor(int consecutive_failures);
+  void SendStop(Worker& w, Signal sig, Time now);
+  void CheckFinished();
+
+  SupervisorConfig config_;
+  Effects& fx_;
+  std::mt19937_64 rng_;
+  std::map<Pid, Worker> workers_;
+  std::vector<Slot> slots_;
+  int generation_ = 1;
+  std::optional<StopKind> stopping_;
+  bool finished_ = false;
+  int exit_code_ = 0;
+};
+
+}  // namespace einhorn::core

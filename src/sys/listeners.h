@@ -1,0 +1,27 @@
+// Listening sockets for -b specs, opened once in the master with plain socket(2) (never libuv)
+// and CLOEXEC set; the spawn plan clears CLOEXEC in each child only.
+#pragma once
+
+#include <string>
+
+#include "core/bind_spec.h"
+#include "core/status.h"
+
+namespace einhorn::sys {
+
+struct Listener {
+  core::BindSpec spec;
+  int fd = -1;
+  std::string bound;  // the real address: "127.0.0.1:41234", "[::1]:8080", "unix:/run/a.sock"
+};
+
+// Resolves the host (getaddrinfo; "*" is the IPv4 wildcard), applies the flags (r: SO_REUSEADDR,
+// reuseport: SO_REUSEPORT before bind; n: O_NONBLOCK after listen), binds and listens with
+// `backlog`. UNIX paths: longer than sun_path is an error; an existing socket file is replaced
+// only if nothing answers on it; any other existing file is an error. Port 0 is resolved.
+core::Result<Listener> OpenListener(const core::BindSpec& spec, int backlog);
+
+// Closes the fd and, for UNIX sockets, unlinks the path if it is still our socket (same inode).
+void CloseListener(Listener& listener);
+
+}  // namespace einhorn::sys

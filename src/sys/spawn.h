@@ -1,0 +1,38 @@
+// fork+exec of one worker, with every decision made before the fork (STYLE.md, "Spawning").
+// The child side is one straight-line function that only makes async-signal-safe calls: no
+// allocation, logging or exceptions between fork and exec.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace einhorn::sys {
+
+struct SpawnPlan {
+  std::string path;               // absolute path given to execve
+  std::vector<std::string> argv;  // argv[0] included
+  std::vector<std::string> env;   // "NAME=value" entries, without LISTEN_PID
+  bool set_listen_pid = false;    // the child appends LISTEN_PID=<its own pid>
+  std::vector<int> pass_fds;      // dup'ed to 3, 4, ... in this order, CLOEXEC cleared
+  std::optional<int> pdeath_signal;  // prctl(PR_SET_PDEATHSIG); the child then checks that
+  pid_t expected_parent = 0;         // getppid() is still this, else _exit(1)
+  std::optional<int> nice;           // absolute niceness for the child
+};
+
+// Starts the child in its own process group with default signal dispositions, an empty signal
+// mask, stdin/stdout/stderr inherited and no other fd than pass_fds. Returns the pid once exec
+// succeeded. If exec (or any setup step) failed, the child has already been reaped and the
+// error names the step and errno, e.g. "execve /bin/nope: No such file or directory".
+core::Result<pid_t> Spawn(const SpawnPlan& plan);
+
+// Resolves the worker command like `which`: a word containing '/' must name an existing
+// executable file; otherwise each PATH entry is tried. Returns the absolute path (relative
+// paths are made absolute against the current directory).
+core::Result<std::string> ResolveCommand(const std::string& word, const std::string& path_env);
+
+}  // namespace einhorn::sys
