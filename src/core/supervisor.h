@@ -78,6 +78,7 @@ struct Worker {
 
 struct Slot {
   std::optional<Pid> pid;           // the worker currently filling the slot
+  int starts = 0;                   // workers started in this slot
   int restarts = 0;                 // workers started in this slot after the first
   int consecutive_failures = 0;
   std::optional<Time> respawn_at;   // pending respawn

@@ -2,6 +2,8 @@
 // and CLOEXEC set; the spawn plan clears CLOEXEC in each child only.
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 
 #include "core/bind_spec.h"
@@ -13,11 +15,17 @@ struct Listener {
   core::BindSpec spec;
   int fd = -1;
   std::string bound;  // the real address: "127.0.0.1:41234", "[::1]:8080", "unix:/run/a.sock"
+  // The socket file we created (kUnix only), so CloseListener never unlinks a file that
+  // someone else put at the same path since.
+  bool owns_path = false;
+  dev_t path_dev = 0;
+  ino_t path_ino = 0;
 };
 
 // Resolves the host (getaddrinfo; "*" is the IPv4 wildcard), applies the flags (r: SO_REUSEADDR,
 // reuseport: SO_REUSEPORT before bind; n: O_NONBLOCK after listen), binds and listens with
-// `backlog`. UNIX paths: longer than sun_path is an error; an existing socket file is replaced
+// `backlog`. IPv6 sockets are IPV6_V6ONLY, so [::]:P and 0.0.0.0:P can both be bound.
+// UNIX paths: longer than sun_path is an error; an existing socket file is replaced
 // only if nothing answers on it; any other existing file is an error. Port 0 is resolved.
 core::Result<Listener> OpenListener(const core::BindSpec& spec, int backlog);
 

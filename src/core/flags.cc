@@ -1,0 +1,151 @@
+#include "core/flags.h"
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+
+namespace einhorn::core {
+
+const char* const kVersion = EINHORN_VERSION;
+
+namespace {
+
+FlagsOutcome UsageError(const std::string& message) {
+  FlagsOutcome out;
+  out.kind = FlagsOutcome::Kind::kExit;
+  out.exit_code = kExitUsage;
+  out.err = "einhorn-cpp: " + message;
+  return out;
+}
+
+}  // namespace
+
+FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
+                        const std::map<std::string, std::string>& env) {
+  Options o;
+  CLI::App app{"einhorn-cpp: a pre-forking process supervisor, compatible with Einhorn",
+               "einhorn-cpp"};
+  app.footer("Usage: einhorn-cpp [options] [--] COMMAND [ARGS...]\nOption parsing stops at the first non-option word: it and everything after it are the worker command.");
+  // Einhorn's rule: option parsing stops at the first positional word, which with everything
+  // after it is the worker's command line.
+  app.prefix_command();
+
+  std::vector<std::string> binds;
+  std::string ack_mode;
+  std::string nice;
+  double signal_timeout = -1;
+  int quiet = 0;
+  int verbose = 0;
+  bool version = false;
+  std::string unsupported_value;
+
+  app.add_option("-n,--number", o.number, "Number of workers to run (default 1)");
+  app.add_option("-b,--bind", binds,
+                 "Listen on HOST:PORT[,FLAG...], [IPV6]:PORT or unix:/PATH; flags r, n, reuseport")
+      ->allow_extra_args(false);
+  app.add_option("-c,--command-name", o.command_name, "Name used in default file names");
+  app.add_option("-e,--pidfile", o.pidfile, "Pidfile (default $TMPDIR/einhorn[-NAME].pid)");
+  app.add_option("-f,--lockfile", o.lockfile, "Lockfile (default $TMPDIR/einhorn[-NAME].lock)");
+  app.add_flag("-k,--kill-children-on-exit", o.kill_children_on_exit,
+               "Workers get SIGUSR2 when the master dies");
+  app.add_option("-l,--backlog", o.backlog, "listen() backlog for -b sockets (default 100)");
+  app.add_option("-m,--ack-mode", ack_mode, "Seconds alive before a worker is ready (default 1)");
+  app.add_flag("-q,--quiet", quiet, "Log less (repeatable)");
+  app.add_flag("-v,--verbose", verbose, "Log more (repeatable)");
+  app.add_option("-s,--seconds", o.seconds, "Base of the crash-loop backoff (default 1)");
+  app.add_option("-t,--signal-timeout", signal_timeout,
+                 "SIGKILL workers this many seconds after a stop signal");
+  app.add_option("--drop-env-var", o.drop_env_vars, "Drop VAR from the environment on re-exec")
+      ->allow_extra_args(false);
+  app.add_option("--nice", nice, "MASTER[:WORKER[:RENICE_CMD]] niceness");
+  app.add_flag("--version", version, "Print the version and exit");
+
+  // Einhorn flags that belong to later work, and Ruby-only ones: parsed so that the error is
+  // ours and clear, not CLI11's "unknown option".
+  struct Refused {
+    const char* names;
+    bool takes_value;
+    const char* why;
+  };
+  const Refused refused[] = {
+      {"-d,--socket-path", true, "is not yet supported"},
+      {"-g,--command-socket-as-fd", false, "is not yet supported"},
+      {"--max-unacked", true, "is not yet supported"},
+      {"--max-upgrade-additional", true, "is not yet supported"},
+      {"--reexec-as", true, "is not yet supported"},
+      {"--with-state-fd", true, "is not yet supported"},
+      {"--upgrade-check", false, "is not yet supported"},
+      {"-p,--preload", true, "is Ruby-only (preloading code into the master); run the worker as "
+                             "a command instead"},
+      {"--gc-before-fork", false, "is Ruby-only"},
+  };
+  std::vector<std::pair<CLI::Option*, const char*>> refused_options;
+  for (const Refused& r : refused) {
+    CLI::Option* opt = r.takes_value ? app.add_option(r.names, unsupported_value)
+                                     : app.add_flag(r.names);
+    opt->group("");  // hidden from --help
+    refused_options.emplace_back(opt, r.why);
+  }
+
+  std::vector<const char*> cargv;
+  cargv.reserve(argv.size());
+  for (const std::string& a : argv) cargv.push_back(a.c_str());
+  try {
+    app.parse(static_cast<int>(cargv.size()), cargv.data());
+  } catch (const CLI::CallForHelp&) {
+    FlagsOutcome out;
+    out.kind = FlagsOutcome::Kind::kExit;
+    out.out = app.help();
+    return out;
+  } catch (const CLI::ParseError& e) {
+    return UsageError(std::string(e.what()) + " (see einhorn-cpp --help)");
+  }
+
+  if (version) {
+    FlagsOutcome out;
+    out.kind = FlagsOutcome::Kind::kExit;
+    out.out = std::string("einhorn-cpp ") + kVersion + "\n";
+    return out;
+  }
+  for (const auto& [opt, why] : refused_options) {
+    if (opt->count() > 0) return UsageError(opt->get_name() + " " + why);
+  }
+
+  o.command = app.remaining();
+  if (!o.command.empty() && o.command.front() == "--") o.command.erase(o.command.begin());
+  if (!o.command.empty() && !o.command.front().empty() && o.command.front()[0] == '-') {
+    return UsageError("unknown option " + o.command.front() + " (see einhorn-cpp --help)");
+  }
+
+  for (const std::string& b : binds) {
+    auto spec = ParseBindSpec(b);
+    if (!spec.ok()) return UsageError(spec.error());
+    o.binds.push_back(std::move(spec).value());
+  }
+  if (!ack_mode.empty()) {
+    auto mode = ParseAckMode(ack_mode);
+    if (!mode.ok()) return UsageError(mode.error());
+    if (mode.value().kind == AckMode::Kind::kManual) {
+      return UsageError("-m manual needs the command socket, which is not yet supported");
+    }
+    o.ack_mode = mode.value();
+  }
+  if (!nice.empty()) {
+    auto spec = ParseNiceSpec(nice);
+    if (!spec.ok()) return UsageError(spec.error());
+    o.nice = spec.value();
+  }
+  if (app.count("--signal-timeout") > 0) {
+    if (signal_timeout < 0) return UsageError("-t/--signal-timeout must be >= 0");
+    o.signal_timeout = signal_timeout;
+  }
+  o.verbosity = std::clamp(1 + quiet - verbose, 0, 2);
+
+  ApplyDefaultPaths(&o, env);
+  if (Status st = Validate(o); !st.ok()) return UsageError(st.message());
+
+  FlagsOutcome out;
+  out.options = std::move(o);
+  return out;
+}
+
+}  // namespace einhorn::core

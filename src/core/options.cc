@@ -1,0 +1,107 @@
+#include "core/options.h"
+
+#include <cmath>
+#include <cstdlib>
+
+namespace einhorn::core {
+namespace {
+
+// Whole-string number parsing: "1.5x" or "" are errors, not 1.5 or 0 as Ruby's to_f would say.
+bool ParseDouble(const std::string& s, double* out) {
+  if (s.empty()) return false;
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  if (end != s.c_str() + s.size() || !std::isfinite(v)) return false;
+  *out = v;
+  return true;
+}
+
+bool ParseInt(const std::string& s, int* out) {
+  if (s.empty() || s.size() > 9) return false;
+  size_t i = (s[0] == '-' || s[0] == '+') ? 1 : 0;
+  if (i == s.size()) return false;
+  for (; i < s.size(); ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+  }
+  *out = std::atoi(s.c_str());
+  return true;
+}
+
+}  // namespace
+
+Result<AckMode> ParseAckMode(const std::string& text) {
+  AckMode mode;
+  if (text == "manual") {
+    mode.kind = AckMode::Kind::kManual;
+    return mode;
+  }
+  double seconds = 0;
+  if (!ParseDouble(text, &seconds) || seconds < 0) {
+    return Result<AckMode>::Error("invalid ack mode '" + text +
+                                  "' (valid modes: a number of seconds >= 0, or manual)");
+  }
+  mode.timer_seconds = seconds;
+  return mode;
+}
+
+Result<NiceSpec> ParseNiceSpec(const std::string& text) {
+  NiceSpec spec;
+  const size_t first = text.find(':');
+  const std::string master = text.substr(0, first);
+  auto bad = [&](const std::string& why) {
+    return Result<NiceSpec>::Error("invalid --nice '" + text + "': " + why +
+                                   " (expected MASTER[:WORKER[:RENICE_CMD]], niceness -20..19)");
+  };
+  int value = 0;
+  if (!ParseInt(master, &value) || value < -20 || value > 19) return bad("bad master niceness");
+  spec.master = value;
+  if (first == std::string::npos) return spec;
+  const size_t second = text.find(':', first + 1);
+  const std::string worker =
+      text.substr(first + 1, second == std::string::npos ? std::string::npos : second - first - 1);
+  if (!ParseInt(worker, &value) || value < -20 || value > 19) return bad("bad worker niceness");
+  spec.worker = value;
+  if (second != std::string::npos) spec.renice_cmd = text.substr(second + 1);
+  return spec;
+}
+
+void ApplyDefaultPaths(Options* o, const std::map<std::string, std::string>& env) {
+  std::string dir = "/tmp";
+  if (auto it = env.find("TMPDIR"); it != env.end() && !it->second.empty()) dir = it->second;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  const std::string base =
+      dir + "/einhorn" + (o->command_name.empty() ? "" : "-" + o->command_name);
+  if (o->socket_path.empty()) o->socket_path = base + ".sock";
+  if (o->pidfile.empty()) o->pidfile = base + ".pid";
+  if (o->lockfile.empty()) o->lockfile = base + ".lock";
+}
+
+Status Validate(const Options& o) {
+  if (o.number < 1) {
+    return Status::Error("-n/--number must be at least 1 (got " + std::to_string(o.number) + ")");
+  }
+  if (o.number > 100000) return Status::Error("-n/--number must be at most 100000");
+  if (o.backlog < 0) return Status::Error("-l/--backlog must not be negative");
+  if (!(o.seconds > 0) || !std::isfinite(o.seconds)) {
+    return Status::Error("-s/--seconds must be a number of seconds > 0");
+  }
+  if (o.signal_timeout && (*o.signal_timeout < 0 || !std::isfinite(*o.signal_timeout))) {
+    return Status::Error("-t/--signal-timeout must be a number of seconds >= 0");
+  }
+  if (o.ack_mode.kind == AckMode::Kind::kTimer &&
+      (o.ack_mode.timer_seconds < 0 || !std::isfinite(o.ack_mode.timer_seconds))) {
+    return Status::Error("-m/--ack-mode must be a number of seconds >= 0, or manual");
+  }
+  if (o.command.empty()) {
+    return Status::Error("no worker command given (usage: einhorn-cpp [options] [--] COMMAND [ARGS...])");
+  }
+  if (o.command.front().empty()) return Status::Error("the worker command is an empty string");
+  for (const std::string& name : o.drop_env_vars) {
+    if (name.empty() || name.find('=') != std::string::npos) {
+      return Status::Error("--drop-env-var '" + name + "' is not a variable name");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace einhorn::core

@@ -1,0 +1,366 @@
+#include "sys/spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstring>
+
+namespace einhorn::sys {
+namespace {
+
+// What the child was doing when it failed; the parent turns it into the error's prefix.
+enum class Step : int {
+  kSetpgid = 1,
+  kPdeathsig,
+  kNice,
+  kDupHigh,
+  kDupTarget,
+  kClearCloexec,
+  kCloseRange,
+  kSigmask,
+  kExecve,
+};
+
+const char* StepName(Step step) {
+  switch (step) {
+    case Step::kSetpgid:
+      return "setpgid";
+    case Step::kPdeathsig:
+      return "prctl(PR_SET_PDEATHSIG)";
+    case Step::kNice:
+      return "setpriority";
+    case Step::kDupHigh:
+      return "fcntl(F_DUPFD_CLOEXEC)";
+    case Step::kDupTarget:
+      return "dup2";
+    case Step::kClearCloexec:
+      return "fcntl(F_SETFD)";
+    case Step::kCloseRange:
+      return "close_range";
+    case Step::kSigmask:
+      return "sigprocmask";
+    case Step::kExecve:
+      return "execve";
+  }
+  return "spawn";
+}
+
+// The record the child writes to the error pipe. Its size is far below PIPE_BUF, so the write
+// is atomic and the parent reads all of it or nothing.
+struct ChildError {
+  int step;
+  int err;
+};
+
+constexpr char kListenPidPrefix[] = "LISTEN_PID=";
+// Prefix, up to 20 digits of a 64-bit pid, NUL.
+constexpr size_t kListenPidSize = sizeof(kListenPidPrefix) + 20;
+
+// Everything the child needs, computed before fork so the child never allocates.
+struct ChildArgs {
+  const char* path;
+  char* const* argv;
+  char* const* envp;
+  char* listen_pid;  // kListenPidSize bytes, prefix already in place; nullptr when not wanted
+  const int* pass_fds;
+  int* scratch_fds;  // one slot per pass_fd, for the phase-one copies
+  int fd_count;
+  int err_read;
+  int err_write;
+  int pdeath_signal;  // 0: none
+  pid_t expected_parent;
+  bool set_nice;
+  int nice;
+  int max_fd;  // close loop bound when close_range is missing
+};
+
+[[noreturn]] void Fail(int err_fd, Step step, int err) {
+  const ChildError record{static_cast<int>(step), err};
+  while (write(err_fd, &record, sizeof(record)) < 0 && errno == EINTR) {
+  }
+  _exit(127);
+}
+
+// Async-signal-safe decimal formatting of a non-negative pid into `out` (NUL-terminated).
+void FormatPid(pid_t pid, char* out) {
+  char digits[24];
+  int n = 0;
+  auto v = static_cast<unsigned long>(pid);
+  do {
+    digits[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  while (n > 0) *out++ = digits[--n];
+  *out = '\0';
+}
+
+// Closes [first, last] except `keep`. close_range is one syscall; the loop is for kernels
+// older than 5.9, bounded by the fd limit read before fork.
+bool CloseRangeExcept(unsigned first, unsigned last, int keep, int max_fd) {
+  auto close_span = [max_fd](unsigned lo, unsigned hi) {
+    if (lo > hi) return true;
+    if (close_range(lo, hi, 0) == 0) return true;
+    if (errno != ENOSYS) return false;
+    const unsigned bound = hi < static_cast<unsigned>(max_fd) ? hi : static_cast<unsigned>(max_fd);
+    for (unsigned fd = lo; fd <= bound; ++fd) close(static_cast<int>(fd));
+    return true;
+  };
+  const auto k = static_cast<unsigned>(keep);
+  if (k < first || k > last) return close_span(first, last);
+  return close_span(first, k - 1) && (k == UINT_MAX || close_span(k + 1, last));
+}
+
+// The child between fork and exec: one straight line of async-signal-safe calls. Signals are
+// all blocked on entry (the parent blocked them around fork), so no handler inherited from the
+// master can run here.
+[[noreturn]] void ChildMain(const ChildArgs& a) {
+  // The read end belongs to the parent; closing it now also frees its number.
+  close(a.err_read);
+
+  // Dispositions set to a handler are reset by exec anyway, but SIG_IGN survives exec (a master
+  // ignoring SIGPIPE would hand that to every worker), so reset all of them.
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof(dfl));
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    sigaction(sig, &dfl, nullptr);  // EINVAL for libc-reserved signals is expected
+  }
+
+  // Own process group: signals aimed at the master's group (a terminal's ^C) do not hit
+  // workers directly, and the master can signal a worker's whole subtree.
+  if (setpgid(0, 0) != 0) Fail(a.err_write, Step::kSetpgid, errno);
+
+  if (a.pdeath_signal != 0) {
+    if (prctl(PR_SET_PDEATHSIG, a.pdeath_signal) != 0) Fail(a.err_write, Step::kPdeathsig, errno);
+    // The parent may have died before prctl took effect; then no signal will ever come.
+    if (getppid() != a.expected_parent) _exit(1);
+  }
+
+  if (a.set_nice && setpriority(PRIO_PROCESS, 0, a.nice) != 0) {
+    Fail(a.err_write, Step::kNice, errno);
+  }
+
+  // Phase one: copy every fd above the target range, so that placing fd i at 3+i can never
+  // overwrite a source that a later slot still needs (e.g. pass_fds = {4, 3}).
+  const int first_free = 3 + a.fd_count;
+  for (int i = 0; i < a.fd_count; ++i) {
+    a.scratch_fds[i] = fcntl(a.pass_fds[i], F_DUPFD_CLOEXEC, first_free);
+    if (a.scratch_fds[i] < 0) Fail(a.err_write, Step::kDupHigh, errno);
+  }
+  // Phase two: place them. dup2 onto a different number yields a descriptor without
+  // FD_CLOEXEC, but clear it explicitly anyway: it is the whole point of passing the fd.
+  for (int i = 0; i < a.fd_count; ++i) {
+    const int target = 3 + i;
+    while (dup2(a.scratch_fds[i], target) < 0) {
+      if (errno != EINTR && errno != EBUSY) Fail(a.err_write, Step::kDupTarget, errno);
+    }
+    if (fcntl(target, F_SETFD, 0) != 0) Fail(a.err_write, Step::kClearCloexec, errno);
+  }
+  // Everything else goes: the scratch copies and whatever the master holds, except the error
+  // pipe, which is CLOEXEC and closes on a successful exec.
+  if (!CloseRangeExcept(static_cast<unsigned>(first_free), UINT_MAX, a.err_write, a.max_fd)) {
+    Fail(a.err_write, Step::kCloseRange, errno);
+  }
+
+  if (a.listen_pid != nullptr) {
+    FormatPid(getpid(), a.listen_pid + sizeof(kListenPidPrefix) - 1);
+  }
+
+  // Unblock last: a signal pending now (SIGTERM from a quick shutdown, the pdeath signal) is
+  // delivered with its default action, which is what it would do to the worker anyway.
+  sigset_t empty;
+  sigemptyset(&empty);
+  if (sigprocmask(SIG_SETMASK, &empty, nullptr) != 0) Fail(a.err_write, Step::kSigmask, errno);
+
+  execve(a.path, a.argv, a.envp);
+  Fail(a.err_write, Step::kExecve, errno);
+}
+
+std::string ErrnoText(int err) { return std::strerror(err); }
+
+}  // namespace
+
+core::Result<pid_t> Spawn(const SpawnPlan& plan) {
+  using R = core::Result<pid_t>;
+  if (plan.path.empty() || plan.argv.empty()) return R::Error("spawn: empty command");
+  for (int fd : plan.pass_fds) {
+    if (fd < 0) return R::Error("spawn: invalid fd " + std::to_string(fd) + " in pass_fds");
+  }
+
+  // All allocation happens here, before fork.
+  std::vector<char*> argv;
+  argv.reserve(plan.argv.size() + 1);
+  for (const std::string& s : plan.argv) argv.push_back(const_cast<char*>(s.c_str()));
+  argv.push_back(nullptr);
+
+  std::vector<char> listen_pid;
+  std::vector<char*> envp;
+  envp.reserve(plan.env.size() + 2);
+  for (const std::string& s : plan.env) envp.push_back(const_cast<char*>(s.c_str()));
+  if (plan.set_listen_pid) {
+    listen_pid.assign(kListenPidSize, '\0');
+    memcpy(listen_pid.data(), kListenPidPrefix, sizeof(kListenPidPrefix) - 1);
+    envp.push_back(listen_pid.data());
+  }
+  envp.push_back(nullptr);
+
+  std::vector<int> scratch(plan.pass_fds.size(), -1);
+  const int fd_count = static_cast<int>(plan.pass_fds.size());
+
+  struct rlimit nofile;
+  int max_fd = 65535;
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY) {
+    max_fd = static_cast<int>(nofile.rlim_cur < static_cast<rlim_t>(INT_MAX) ? nofile.rlim_cur
+                                                                             : INT_MAX);
+  }
+
+  int pipe_fds[2];
+  if (pipe2(pipe_fds, O_CLOEXEC) != 0) return R::Error("pipe2: " + ErrnoText(errno));
+  // The child's write end must survive phase two, so it may not sit where a passed fd goes.
+  for (int& fd : pipe_fds) {
+    if (fd < 3 + fd_count) {
+      const int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3 + fd_count);
+      if (moved < 0) {
+        const int err = errno;
+        close(pipe_fds[0]);
+        close(pipe_fds[1]);
+        return R::Error("fcntl(F_DUPFD_CLOEXEC): " + ErrnoText(err));
+      }
+      close(fd);
+      fd = moved;
+    }
+  }
+
+  const ChildArgs args{
+      .path = plan.path.c_str(),
+      .argv = argv.data(),
+      .envp = envp.data(),
+      .listen_pid = plan.set_listen_pid ? listen_pid.data() : nullptr,
+      .pass_fds = plan.pass_fds.data(),
+      .scratch_fds = scratch.data(),
+      .fd_count = fd_count,
+      .err_read = pipe_fds[0],
+      .err_write = pipe_fds[1],
+      .pdeath_signal = plan.pdeath_signal.value_or(0),
+      .expected_parent = plan.expected_parent != 0 ? plan.expected_parent : getpid(),
+      .set_nice = plan.nice.has_value(),
+      .nice = plan.nice.value_or(0),
+      .max_fd = max_fd,
+  };
+
+  // Blocked across fork so that no master handler runs in the child before the reset.
+  sigset_t all;
+  sigset_t saved;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &saved);
+  const pid_t pid = fork();
+  if (pid == 0) ChildMain(args);
+  const int fork_errno = errno;
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+
+  close(pipe_fds[1]);
+  if (pid < 0) {
+    close(pipe_fds[0]);
+    return R::Error("fork: " + ErrnoText(fork_errno));
+  }
+
+  ChildError record{};
+  ssize_t n;
+  do {
+    n = read(pipe_fds[0], &record, sizeof(record));
+  } while (n < 0 && errno == EINTR);
+  const int read_errno = errno;
+  close(pipe_fds[0]);
+  if (n == 0) return pid;  // EOF: the CLOEXEC write end closed on a successful exec
+
+  // The child failed and is exiting: reap it here so the SIGCHLD reaper never reports a worker
+  // that was never started.
+  int status;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (n != static_cast<ssize_t>(sizeof(record))) {
+    return R::Error("spawn " + plan.path + ": lost the child's status (" +
+                    (n < 0 ? ErrnoText(read_errno) : std::string("short read")) + ")");
+  }
+  const auto step = static_cast<Step>(record.step);
+  std::string message = StepName(step);
+  if (step == Step::kExecve) message += " " + plan.path;
+  return R::Error(message + ": " + ErrnoText(record.err));
+}
+
+core::Result<std::string> ResolveCommand(const std::string& word, const std::string& path_env) {
+  using R = core::Result<std::string>;
+  if (word.empty()) return R::Error("empty command");
+
+  auto make_absolute = [](const std::string& p) -> R {
+    if (p[0] == '/') return p;
+    char buf[PATH_MAX];
+    if (getcwd(buf, sizeof(buf)) == nullptr) return R::Error("getcwd: " + ErrnoText(errno));
+    std::string rel = p;
+    while (rel.rfind("./", 0) == 0) rel.erase(0, 2);
+    std::string cwd = buf;
+    if (cwd.back() != '/') cwd += '/';
+    return cwd + rel;
+  };
+
+  enum class Check { kOk, kMissing, kNotRegular, kNotExecutable };
+  auto check = [](const std::string& p, int* err) {
+    struct stat st;
+    if (stat(p.c_str(), &st) != 0) {
+      *err = errno;
+      return Check::kMissing;
+    }
+    if (!S_ISREG(st.st_mode)) return Check::kNotRegular;
+    if (access(p.c_str(), X_OK) != 0) return Check::kNotExecutable;
+    return Check::kOk;
+  };
+
+  int err = 0;
+  if (word.find('/') != std::string::npos) {
+    switch (check(word, &err)) {
+      case Check::kOk:
+        return make_absolute(word);
+      case Check::kMissing:
+        return R::Error(word + ": " + ErrnoText(err));
+      case Check::kNotRegular:
+        return R::Error(word + ": not a regular file");
+      case Check::kNotExecutable:
+        return R::Error(word + ": not executable");
+    }
+    return R::Error(word + ": cannot be executed");
+  }
+
+  std::string search = path_env;
+  if (search.empty()) {
+    // As execvp does when PATH is unset: the system's default search path.
+    char buf[256];
+    const size_t n = confstr(_CS_PATH, buf, sizeof(buf));
+    search = (n > 0 && n <= sizeof(buf)) ? buf : "/bin:/usr/bin";
+  }
+  std::string not_executable;
+  size_t start = 0;
+  while (true) {
+    const size_t colon = search.find(':', start);
+    std::string dir = search.substr(start, colon == std::string::npos ? colon : colon - start);
+    if (dir.empty()) dir = ".";  // POSIX: an empty entry is the current directory
+    const std::string candidate = dir + "/" + word;
+    const Check c = check(candidate, &err);
+    if (c == Check::kOk) return make_absolute(candidate);
+    if (c == Check::kNotExecutable && not_executable.empty()) not_executable = candidate;
+    if (colon == std::string::npos) break;
+    start = colon + 1;
+  }
+  if (!not_executable.empty()) return R::Error(not_executable + ": not executable");
+  return R::Error("could not find " + word + " in PATH (" + search + ")");
+}
+
+}  // namespace einhorn::sys

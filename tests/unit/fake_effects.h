@@ -1,0 +1,39 @@
+// Records what the supervisor asked for; spawns succeed with increasing pids unless told to fail.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/supervisor.h"
+
+namespace einhorn::test {
+
+struct FakeEffects : core::Effects {
+  struct Kill {
+    core::Pid pid;
+    core::Signal signal;
+  };
+  std::vector<core::SpawnRequest> spawns;
+  std::vector<Kill> kills;
+  std::vector<std::pair<core::LogLevel, std::string>> logs;
+  core::Pid next_pid = 100;
+  std::string fail_with;  // non-empty: every spawn fails with this error
+
+  core::SpawnOutcome Spawn(const core::SpawnRequest& r) override {
+    spawns.push_back(r);
+    if (!fail_with.empty()) return core::SpawnOutcome{0, fail_with};
+    return core::SpawnOutcome{next_pid++, ""};
+  }
+  void Kill(core::Pid pid, core::Signal s) override { kills.push_back({pid, s}); }
+  void Log(core::LogLevel l, const std::string& m) override { logs.emplace_back(l, m); }
+
+  bool Logged(const std::string& needle) const {
+    for (const auto& [level, text] : logs) {
+      if (text.find(needle) != std::string::npos) return true;
+    }
+    return false;
+  }
+};
+
+}  // namespace einhorn::test

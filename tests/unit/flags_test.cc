@@ -1,0 +1,160 @@
+#include "core/flags.h"
+
+#include <doctest/doctest.h>
+
+namespace einhorn::core {
+namespace {
+
+const std::map<std::string, std::string> kEnv{{"TMPDIR", "/var/tmp/x/"}};
+
+FlagsOutcome Parse(std::vector<std::string> args) {
+  args.insert(args.begin(), "einhorn-cpp");
+  return ParseFlags(args, kEnv);
+}
+
+Options Run(std::vector<std::string> args) {
+  FlagsOutcome out = Parse(args);
+  INFO(out.err);
+  REQUIRE(out.kind == FlagsOutcome::Kind::kRun);
+  return out.options;
+}
+
+std::string UsageErr(std::vector<std::string> args) {
+  FlagsOutcome out = Parse(args);
+  REQUIRE(out.kind == FlagsOutcome::Kind::kExit);
+  CHECK(out.exit_code == kExitUsage);
+  CHECK(out.err.find('\n') == std::string::npos);  // one line
+  CHECK(out.err.rfind("einhorn-cpp: ", 0) == 0);
+  return out.err;
+}
+
+TEST_CASE("defaults") {
+  Options o = Run({"./work"});
+  CHECK(o.number == 1);
+  CHECK(o.binds.empty());
+  CHECK(o.backlog == 100);
+  CHECK(o.ack_mode.kind == AckMode::Kind::kTimer);
+  CHECK(o.ack_mode.timer_seconds == 1.0);
+  CHECK(o.verbosity == 1);
+  CHECK(o.seconds == 1.0);
+  CHECK_FALSE(o.signal_timeout.has_value());
+  CHECK_FALSE(o.kill_children_on_exit);
+  CHECK(o.pidfile == "/var/tmp/x/einhorn.pid");
+  CHECK(o.lockfile == "/var/tmp/x/einhorn.lock");
+  CHECK(o.socket_path == "/var/tmp/x/einhorn.sock");
+  CHECK(o.command == std::vector<std::string>{"./work"});
+}
+
+TEST_CASE("every flag of this version") {
+  Options o = Run({"-n", "4", "-b", "127.0.0.1:0,r", "--bind=[::1]:0", "-c", "web", "-e",
+                   "/p.pid", "-f", "/l.lock", "-k", "-l", "7", "-m", "0.25", "-q", "-q", "-s",
+                   "2", "-t", "3.5", "--drop-env-var", "A", "--drop-env-var=B", "--nice",
+                   "5:10", "--", "ruby", "-e", "x"});
+  CHECK(o.number == 4);
+  REQUIRE(o.binds.size() == 2);
+  CHECK(o.binds[0].port == 0);
+  CHECK(o.binds[0].reuseaddr);
+  CHECK(o.binds[1].family == BindSpec::Family::kInet6);
+  CHECK(o.command_name == "web");
+  CHECK(o.pidfile == "/p.pid");
+  CHECK(o.lockfile == "/l.lock");
+  CHECK(o.socket_path == "/var/tmp/x/einhorn-web.sock");
+  CHECK(o.kill_children_on_exit);
+  CHECK(o.backlog == 7);
+  CHECK(o.ack_mode.timer_seconds == 0.25);
+  CHECK(o.verbosity == 2);
+  CHECK(o.seconds == 2);
+  CHECK(o.signal_timeout == 3.5);
+  CHECK(o.drop_env_vars == std::vector<std::string>{"A", "B"});
+  CHECK(o.nice.master == 5);
+  CHECK(o.nice.worker == 10);
+  CHECK(o.command == std::vector<std::string>{"ruby", "-e", "x"});
+}
+
+TEST_CASE("-c names the default files") {
+  Options o = Run({"-c", "api", "x"});
+  CHECK(o.pidfile == "/var/tmp/x/einhorn-api.pid");
+  CHECK(o.lockfile == "/var/tmp/x/einhorn-api.lock");
+}
+
+TEST_CASE("TMPDIR unset or empty means /tmp") {
+  FlagsOutcome out = ParseFlags({"einhorn-cpp", "x"}, {{"TMPDIR", ""}});
+  CHECK(out.options.pidfile == "/tmp/einhorn.pid");
+  out = ParseFlags({"einhorn-cpp", "x"}, {});
+  CHECK(out.options.lockfile == "/tmp/einhorn.lock");
+}
+
+TEST_CASE("options stop at the first positional word") {
+  Options o = Run({"-n", "2", "sleep", "-n", "5", "--", "-b"});
+  CHECK(o.number == 2);
+  CHECK(o.command == std::vector<std::string>{"sleep", "-n", "5", "--", "-b"});
+  CHECK(o.binds.empty());
+}
+
+TEST_CASE("verbosity steps are clamped") {
+  CHECK(Run({"-v", "x"}).verbosity == 0);
+  CHECK(Run({"-v", "-v", "-v", "x"}).verbosity == 0);
+  CHECK(Run({"-q", "-q", "-q", "x"}).verbosity == 2);
+  CHECK(Run({"-q", "-v", "x"}).verbosity == 1);
+}
+
+TEST_CASE("--nice with the master only") {
+  Options o = Run({"--nice", "3", "x"});
+  CHECK(o.nice.master == 3);
+  CHECK_FALSE(o.nice.worker.has_value());
+  o = Run({"--nice", "1:2:/usr/bin/renice", "x"});
+  CHECK(o.nice.renice_cmd == "/usr/bin/renice");
+}
+
+TEST_CASE("help and version exit 0 with text on stdout") {
+  FlagsOutcome out = Parse({"--help"});
+  CHECK(out.kind == FlagsOutcome::Kind::kExit);
+  CHECK(out.exit_code == 0);
+  CHECK(out.out.find("--bind") != std::string::npos);
+  CHECK(out.out.find("--preload") == std::string::npos);
+  out = Parse({"--version"});
+  CHECK(out.exit_code == 0);
+  CHECK(out.out == std::string("einhorn-cpp ") + kVersion + "\n");
+}
+
+TEST_CASE("usage errors are one line with exit 2") {
+  CHECK(UsageErr({}).find("no worker command") != std::string::npos);
+  CHECK(UsageErr({"--"}).find("no worker command") != std::string::npos);
+  CHECK(UsageErr({"-n", "0", "x"}).find("at least 1") != std::string::npos);
+  CHECK(UsageErr({"-n", "-3", "x"}).find("number") != std::string::npos);
+  CHECK(UsageErr({"-n", "abc", "x"}).find("number") != std::string::npos);
+  CHECK(UsageErr({"-b", "nope", "x"}).find("invalid bind 'nope'") != std::string::npos);
+  CHECK(UsageErr({"-m", "soon", "x"}).find("invalid ack mode") != std::string::npos);
+  CHECK(UsageErr({"-m", "-1", "x"}).find("ack mode") != std::string::npos);
+  CHECK(UsageErr({"-m", "manual", "x"}).find("not yet supported") != std::string::npos);
+  CHECK(UsageErr({"-s", "0", "x"}).find("--seconds") != std::string::npos);
+  CHECK(UsageErr({"-s", "-1", "x"}).find("--seconds") != std::string::npos);
+  CHECK(UsageErr({"-t", "-2", "x"}).find("--signal-timeout") != std::string::npos);
+  CHECK(UsageErr({"-l", "-2", "x"}).find("backlog") != std::string::npos);
+  CHECK(UsageErr({"--nice", "a", "x"}).find("--nice") != std::string::npos);
+  CHECK(UsageErr({"--nice", "1:99", "x"}).find("--nice") != std::string::npos);
+  CHECK(UsageErr({"--bogus", "x"}).find("--bogus") != std::string::npos);
+  CHECK(UsageErr({"-Z", "x"}).find("-Z") != std::string::npos);
+  CHECK(UsageErr({"-n"}).find("-n") != std::string::npos);
+  CHECK(UsageErr({"--", "-x"}).find("-x") != std::string::npos);
+  CHECK(UsageErr({"--drop-env-var", "A=B", "x"}).find("drop-env-var") != std::string::npos);
+  CHECK(UsageErr({"", "x"}).find("empty") != std::string::npos);
+}
+
+TEST_CASE("Ruby-only flags are refused clearly") {
+  CHECK(UsageErr({"-p", "app.rb", "x"}).find("Ruby-only") != std::string::npos);
+  CHECK(UsageErr({"--preload", "app.rb", "x"}).find("Ruby-only") != std::string::npos);
+  CHECK(UsageErr({"--gc-before-fork", "x"}).find("Ruby-only") != std::string::npos);
+}
+
+TEST_CASE("flags of later versions are refused as not yet supported") {
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"-d", "/tmp/s", "x"}, {"-g", "x"}, {"--max-unacked", "2", "x"},
+        {"--max-upgrade-additional=1", "x"}, {"--reexec-as", "y", "x"},
+        {"--with-state-fd", "3", "x"}, {"--upgrade-check", "x"}}) {
+    CHECK(UsageErr(args).find("not yet supported") != std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace einhorn::core
