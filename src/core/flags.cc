@@ -78,12 +78,12 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
                              "a command instead"},
       {"--gc-before-fork", false, "is Ruby-only"},
   };
-  std::vector<std::pair<CLI::Option*, const char*>> refused_options;
+  std::vector<std::pair<CLI::Option*, const Refused*>> refused_options;
   for (const Refused& r : refused) {
     CLI::Option* opt = r.takes_value ? app.add_option(r.names, unsupported_value)
                                      : app.add_flag(r.names);
     opt->group("");  // hidden from --help
-    refused_options.emplace_back(opt, r.why);
+    refused_options.emplace_back(opt, &r);
   }
 
   std::vector<const char*> cargv;
@@ -106,8 +106,11 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
     out.out = std::string("einhorn-cpp ") + kVersion + "\n";
     return out;
   }
-  for (const auto& [opt, why] : refused_options) {
-    if (opt->count() > 0) return UsageError(opt->get_name() + " " + why);
+  for (const auto& [opt, r] : refused_options) {
+    if (opt->count() == 0) continue;
+    std::string name = r->names;
+    std::replace(name.begin(), name.end(), ',', '/');
+    return UsageError(name + " " + r->why);
   }
 
   o.command = app.remaining();

@@ -142,9 +142,10 @@ TEST_CASE("usage errors are one line with exit 2") {
 }
 
 TEST_CASE("Ruby-only flags are refused clearly") {
-  CHECK(UsageErr({"-p", "app.rb", "x"}).find("Ruby-only") != std::string::npos);
+  CHECK(UsageErr({"-p", "app.rb", "x"}).find("-p/--preload is Ruby-only") != std::string::npos);
   CHECK(UsageErr({"--preload", "app.rb", "x"}).find("Ruby-only") != std::string::npos);
-  CHECK(UsageErr({"--gc-before-fork", "x"}).find("Ruby-only") != std::string::npos);
+  CHECK(UsageErr({"--gc-before-fork", "x"}).find("--gc-before-fork is Ruby-only") !=
+        std::string::npos);
 }
 
 TEST_CASE("flags of later versions are refused as not yet supported") {
@@ -154,6 +155,9 @@ TEST_CASE("flags of later versions are refused as not yet supported") {
         {"--with-state-fd", "3", "x"}, {"--upgrade-check", "x"}}) {
     CHECK(UsageErr(args).find("not yet supported") != std::string::npos);
   }
+  CHECK(UsageErr({"-d", "/s", "x"}) == "einhorn-cpp: -d/--socket-path is not yet supported");
+  CHECK(UsageErr({"--max-unacked=3", "x"}) ==
+        "einhorn-cpp: --max-unacked is not yet supported");
 }
 
 }  // namespace

@@ -1,0 +1,110 @@
+// einhorn-cpp: parse the command line, open everything that can fail before any worker
+// exists (lockfile, listeners, pidfile), then hand over to the loop. A startup failure is one
+// line on stderr, exit 1 (2 for usage), and leaves nothing behind.
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/flags.h"
+#include "master/logging.h"
+#include "master/master.h"
+#include "sys/files.h"
+#include "sys/listeners.h"
+#include "sys/process.h"
+#include "sys/spawn.h"
+
+extern char** environ;
+
+namespace einhorn::master {
+namespace {
+
+std::vector<std::string> CurrentEnvironment() {
+  std::vector<std::string> env;
+  for (char** e = environ; e && *e; ++e) env.emplace_back(*e);
+  return env;
+}
+
+std::map<std::string, std::string> EnvMap(const std::vector<std::string>& env) {
+  std::map<std::string, std::string> m;
+  for (const std::string& e : env) {
+    const size_t eq = e.find('=');
+    if (eq != std::string::npos) m.emplace(e.substr(0, eq), e.substr(eq + 1));
+  }
+  return m;
+}
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "einhorn-cpp: %s\n", message.c_str());
+  return core::kExitRuntime;
+}
+
+void CloseAll(std::vector<sys::Listener>& listeners) {
+  for (sys::Listener& l : listeners) sys::CloseListener(l);
+}
+
+int Main(int argc, char** argv) {
+  // Nothing the master inherited may reach a worker, and a mask inherited from our parent must
+  // not silence the signals we handle.
+  sys::CloexecFrom3();
+  sys::ResetSignalMask();
+
+  const std::vector<std::string> env = CurrentEnvironment();
+  const core::FlagsOutcome flags =
+      core::ParseFlags(std::vector<std::string>(argv, argv + argc), EnvMap(env));
+  if (flags.kind == core::FlagsOutcome::Kind::kExit) {
+    if (!flags.out.empty()) std::fputs(flags.out.c_str(), stdout);
+    if (!flags.err.empty()) std::fprintf(stderr, "%s\n", flags.err.c_str());
+    return flags.exit_code;
+  }
+  const core::Options& o = flags.options;
+  SetUpLogging(o.verbosity);
+
+  const char* path_env = std::getenv("PATH");
+  auto command = sys::ResolveCommand(o.command.front(), path_env ? path_env : "");
+  if (!command.ok()) return Fail(command.error());
+
+  auto lock = sys::LockFile::Acquire(o.lockfile);
+  if (!lock.ok()) return Fail(lock.error());
+
+  std::vector<sys::Listener> listeners;
+  for (const core::BindSpec& spec : o.binds) {
+    auto listener = sys::OpenListener(spec, o.backlog);
+    if (!listener.ok()) {
+      CloseAll(listeners);
+      return Fail(listener.error());
+    }
+    spdlog::info("listening on {} for -b {} (fd {} in workers)", listener.value().bound,
+                 spec.text, 3 + listeners.size());
+    listeners.push_back(std::move(listener).value());
+  }
+
+  const pid_t self = getpid();
+  if (core::Status st = sys::WritePidfile(o.pidfile, self); !st.ok()) {
+    CloseAll(listeners);
+    return Fail(st.message());
+  }
+  if (o.nice.master) {
+    if (core::Status st = sys::SetNice(*o.nice.master); !st.ok()) spdlog::warn("{}", st.message());
+  }
+
+  int code = 0;
+  {
+    MasterSetup setup{o, command.value(), listeners, env};
+    Master master(std::move(setup));
+    code = master.Run();
+  }
+  CloseAll(listeners);
+  sys::RemovePidfile(o.pidfile, self);
+  spdlog::info("exiting with status {}", code);
+  return code;
+}
+
+}  // namespace
+}  // namespace einhorn::master
+
+int main(int argc, char** argv) { return einhorn::master::Main(argc, argv); }

@@ -1,0 +1,56 @@
+// The imperative shell: a libuv loop that turns signals, child exits and timers into calls on
+// the Supervisor, and carries out its decisions (it is the Supervisor's Effects).
+#pragma once
+
+#include <uv.h>
+
+#include <array>
+#include <string>
+#include <vector>
+
+#include "core/options.h"
+#include "core/supervisor.h"
+#include "core/worker_env.h"
+#include "sys/listeners.h"
+#include "sys/spawn.h"
+
+namespace einhorn::master {
+
+struct MasterSetup {
+  core::Options options;
+  std::string command_path;  // resolved worker executable
+  std::vector<sys::Listener> listeners;
+  std::vector<std::string> startup_env;
+};
+
+class Master final : public core::Effects {
+ public:
+  explicit Master(MasterSetup setup);
+  Master(const Master&) = delete;
+  Master& operator=(const Master&) = delete;
+
+  // Runs until the supervisor has finished; returns the master's exit code.
+  int Run();
+
+  core::SpawnOutcome Spawn(const core::SpawnRequest& request) override;
+  void Kill(core::Pid pid, core::Signal signal) override;
+  void Log(core::LogLevel level, const std::string& message) override;
+
+ private:
+  static void OnSignal(uv_signal_t* handle, int signum) noexcept;
+  static void OnTimer(uv_timer_t* handle) noexcept;
+  void HandleSignal(int signum);
+  void ReapChildren();
+  void AfterEvent();
+  core::Time Now() const;
+
+  MasterSetup setup_;
+  sys::SpawnPlan plan_template_;
+  core::WorkerEnvInput env_input_;  // child_index filled per spawn
+  core::Supervisor supervisor_;
+  uv_loop_t loop_{};
+  uv_timer_t timer_{};
+  std::vector<uv_signal_t> signals_;
+};
+
+}  // namespace einhorn::master

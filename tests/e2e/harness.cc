@@ -1,0 +1,128 @@
+#include "harness.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <regex>
+#include <sstream>
+#include <stdexcept>
+
+namespace einhorn::test {
+namespace {
+
+Report ParseReport(const std::string& text) {
+  Report r;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t eq = line.find('=');
+    if (eq != std::string::npos) r[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return r;
+}
+
+}  // namespace
+
+MasterRun::MasterRun(std::vector<std::string> flags, std::vector<std::string> worker,
+                     std::vector<std::string> extra_env)
+    : log_path_(dir_.File("master.log")),
+      proc_([&] {
+        if (mkdir(dir_.File("reports").c_str(), 0755) != 0) {
+          throw std::runtime_error("mkdir reports");
+        }
+        Process::Options o;
+        o.argv = {EINHORN_BIN};
+        o.argv.insert(o.argv.end(), flags.begin(), flags.end());
+        o.argv.push_back("--");
+        for (std::string w : worker) {
+          const size_t at = w.find("{reports}");
+          if (at != std::string::npos) w.replace(at, 9, dir_.File("reports"));
+          o.argv.push_back(w);
+        }
+        o.extra_env = extra_env;
+        o.extra_env.push_back("TMPDIR=" + dir_.path());
+        o.stderr_path = log_path_;
+        o.stdout_path = dir_.File("master.out");
+        return Process::Start(o);
+      }()) {}
+
+bool MasterRun::WaitForLog(const std::string& needle, std::chrono::milliseconds timeout) const {
+  return PollUntil([&] { return LogHas(needle); }, timeout);
+}
+
+std::map<pid_t, Report> MasterRun::Reports() const {
+  std::map<pid_t, Report> out;
+  DIR* d = opendir(reports_dir().c_str());
+  if (d == nullptr) return out;
+  while (dirent* e = readdir(d)) {
+    const std::string name = e->d_name;
+    if (name.size() > 4 && name.substr(name.size() - 4) == ".env") {
+      const pid_t pid = static_cast<pid_t>(std::stol(name.substr(0, name.size() - 4)));
+      out[pid] = ParseReport(ReadFile(reports_dir() + "/" + name));
+    }
+  }
+  closedir(d);
+  return out;
+}
+
+std::map<pid_t, Report> MasterRun::LiveWorkers() const {
+  std::map<pid_t, Report> all = Reports();
+  std::map<pid_t, Report> live;
+  for (pid_t child : ChildrenOf(pid())) {
+    if (!ProcessAlive(child)) continue;
+    auto it = all.find(child);
+    if (it != all.end()) live.insert(*it);
+  }
+  return live;
+}
+
+bool MasterRun::WaitForWorkers(size_t n, std::chrono::milliseconds timeout) const {
+  return PollUntil(
+      [&] {
+        size_t alive = 0;
+        for (pid_t c : ChildrenOf(pid())) alive += ProcessAlive(c) ? 1 : 0;
+        return alive == n && LiveWorkers().size() == n;
+      },
+      timeout);
+}
+
+std::vector<std::string> MasterRun::SignalsOf(pid_t worker) const {
+  std::vector<std::string> out;
+  std::istringstream in(ReadFile(reports_dir() + "/" + std::to_string(worker) + ".signals"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) out.push_back(line);
+  }
+  return out;
+}
+
+std::optional<int> MasterRun::Port(size_t index) const {
+  static const std::regex kLine(R"(listening on (?:[0-9.]+|\[[0-9a-f:]+\]):([0-9]+))");
+  const std::string log = Log();
+  size_t i = 0;
+  for (auto it = std::sregex_iterator(log.begin(), log.end(), kLine); it != std::sregex_iterator();
+       ++it, ++i) {
+    if (i == index) return std::stoi((*it)[1].str());
+  }
+  return std::nullopt;
+}
+
+Finished RunToExit(std::vector<std::string> args, std::chrono::milliseconds timeout,
+                   std::vector<std::string> extra_env) {
+  TempDir dir;
+  Process::Options o;
+  o.argv = {EINHORN_BIN};
+  o.argv.insert(o.argv.end(), args.begin(), args.end());
+  o.extra_env = extra_env;
+  bool has_tmpdir = false;
+  for (const std::string& e : extra_env) has_tmpdir |= e.rfind("TMPDIR=", 0) == 0;
+  if (!has_tmpdir) o.extra_env.push_back("TMPDIR=" + dir.path());
+  o.stderr_path = dir.File("err");
+  o.stdout_path = dir.File("out");
+  Process p = Process::Start(o);
+  auto status = p.WaitExit(timeout);
+  if (!status) throw std::runtime_error("einhorn-cpp did not exit in time");
+  return Finished{*status, ReadFile(dir.File("err")), ReadFile(dir.File("out"))};
+}
+
+}  // namespace einhorn::test

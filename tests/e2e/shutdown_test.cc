@@ -1,0 +1,102 @@
+// Stopping the master: TERM, INT/USR2 (drain), QUIT, escalation to SIGKILL, the pidfile.
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include "harness.h"
+
+namespace einhorn::test {
+namespace {
+
+std::vector<pid_t> Pids(const std::map<pid_t, Report>& workers) {
+  std::vector<pid_t> pids;
+  for (const auto& [pid, r] : workers) pids.push_back(pid);
+  return pids;
+}
+
+bool AllGone(const std::vector<pid_t>& pids) {
+  for (pid_t p : pids) {
+    if (ProcessAlive(p)) return false;
+  }
+  return true;
+}
+
+TEST_CASE("TERM sends SIGTERM to every worker, removes the pidfile and leaves nothing behind") {
+  MasterRun m({"-n", "3", "-m", "0"}, {TEST_WORKER_BIN, "--report", "{reports}"});
+  REQUIRE(m.WaitForWorkers(3));
+  const std::string pidfile = m.dir().File("einhorn.pid");
+  CHECK(ReadFile(pidfile) == std::to_string(m.pid()));  // no trailing newline, as Einhorn
+  const auto pids = Pids(m.LiveWorkers());
+  REQUIRE(m.process().Signal(SIGTERM));
+  const auto status = m.process().WaitExit(10s);
+  REQUIRE(status.has_value());
+  CHECK_FALSE(status->signaled);
+  CHECK(status->code == 0);
+  CHECK(AllGone(pids));
+  for (pid_t p : pids) CHECK(m.SignalsOf(p) == std::vector<std::string>{"TERM"});
+  CHECK_FALSE(FileExists(pidfile));
+}
+
+TEST_CASE("INT and USR2 drain the workers with SIGUSR2 and exit 0 once they are gone") {
+  for (int sig : {SIGINT, SIGUSR2}) {
+    MasterRun m({"-n", "2", "-m", "0"},
+                {TEST_WORKER_BIN, "--report", "{reports}", "--drain-ms", "300"});
+    REQUIRE(m.WaitForWorkers(2));
+    const auto pids = Pids(m.LiveWorkers());
+    REQUIRE(m.process().Signal(sig));
+    // While the workers drain, nothing is respawned.
+    REQUIRE(PollUntil([&] { return !m.SignalsOf(pids[0]).empty(); }, 5s));
+    const auto status = m.process().WaitExit(10s);
+    REQUIRE(status.has_value());
+    CHECK(status->code == 0);
+    CHECK(AllGone(pids));
+    for (pid_t p : pids) CHECK(m.SignalsOf(p) == std::vector<std::string>{"USR2"});
+    CHECK(m.Reports().size() == 2);
+  }
+}
+
+TEST_CASE("a worker that ignores the drain signal is SIGKILLed after -t") {
+  MasterRun m({"-n", "1", "-m", "0", "-t", "1"},
+              {TEST_WORKER_BIN, "--report", "{reports}", "--ignore", "USR2"});
+  REQUIRE(m.WaitForWorkers(1));
+  const pid_t worker = m.LiveWorkers().begin()->first;
+  REQUIRE(m.process().Signal(SIGINT));
+  const auto status = m.process().WaitExit(10s);
+  REQUIRE(status.has_value());
+  CHECK(status->code == 0);
+  CHECK_FALSE(ProcessAlive(worker));
+  CHECK(m.SignalsOf(worker) == std::vector<std::string>{"USR2"});
+  CHECK(m.LogHas("sending SIGKILL"));
+  CHECK(m.LogHas("exited with signal 9"));
+}
+
+TEST_CASE("QUIT sends SIGQUIT and exits at once with 1") {
+  MasterRun m({"-n", "2", "-m", "0"},
+              {TEST_WORKER_BIN, "--report", "{reports}", "--ignore", "QUIT"});
+  REQUIRE(m.WaitForWorkers(2));
+  const auto pids = Pids(m.LiveWorkers());
+  REQUIRE(m.process().Signal(SIGQUIT));
+  const auto status = m.process().WaitExit(5s);
+  REQUIRE(status.has_value());
+  CHECK(status->code == 1);
+  for (pid_t p : pids) {
+    CHECK(PollUntil([&] { return m.SignalsOf(p) == std::vector<std::string>{"QUIT"}; }, 5s));
+    CHECK(ProcessAlive(p));  // as Einhorn: survivors are orphaned, not waited for
+    kill(p, SIGKILL);
+  }
+  CHECK_FALSE(FileExists(m.dir().File("einhorn.pid")));
+}
+
+TEST_CASE("a second master with the same lockfile is refused; the first keeps running") {
+  MasterRun first({"-n", "1", "-m", "0"}, {TEST_WORKER_BIN, "--report", "{reports}"});
+  REQUIRE(first.WaitForWorkers(1));
+  const Finished second = RunToExit({"-n", "1", "--", TEST_WORKER_BIN},
+                                    10s, {"TMPDIR=" + first.dir().path()});
+  CHECK(second.status.code == 1);
+  CHECK(second.err.find("is held by another einhorn-cpp master") != std::string::npos);
+  CHECK(first.process().running());
+  CHECK(first.LiveWorkers().size() == 1);
+  CHECK(ReadFile(first.dir().File("einhorn.pid")) == std::to_string(first.pid()));
+}
+
+}  // namespace
+}  // namespace einhorn::test
