@@ -19,6 +19,8 @@ struct SpawnPlan {
   std::vector<std::string> env;   // "NAME=value" entries, without LISTEN_PID
   bool set_listen_pid = false;    // the child appends LISTEN_PID=<its own pid>
   std::vector<int> pass_fds;      // dup'ed to 3, 4, ... in this order, CLOEXEC cleared
+  // expected_parent 0 means the caller. A child that exits 1 on this check never exec'd, but
+  // Spawn still returns its pid (the error pipe just closes).
   std::optional<int> pdeath_signal;  // prctl(PR_SET_PDEATHSIG); the child then checks that
   pid_t expected_parent = 0;         // getppid() is still this, else _exit(1)
   std::optional<int> nice;           // absolute niceness for the child
@@ -31,8 +33,9 @@ struct SpawnPlan {
 core::Result<pid_t> Spawn(const SpawnPlan& plan);
 
 // Resolves the worker command like `which`: a word containing '/' must name an existing
-// executable file; otherwise each PATH entry is tried. Returns the absolute path (relative
-// paths are made absolute against the current directory).
+// executable file; otherwise each PATH entry is tried (an empty entry is the current directory;
+// an empty path_env means the system default, as execvp does with PATH unset). Returns the
+// absolute path (relative paths are made absolute against the current directory).
 core::Result<std::string> ResolveCommand(const std::string& word, const std::string& path_env);
 
 }  // namespace einhorn::sys

@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
-#include <regex>
 #include <sstream>
 #include <stdexcept>
 
@@ -97,12 +96,19 @@ std::vector<std::string> MasterRun::SignalsOf(pid_t worker) const {
 }
 
 std::optional<int> MasterRun::Port(size_t index) const {
-  static const std::regex kLine(R"(listening on (?:[0-9.]+|\[[0-9a-f:]+\]):([0-9]+))");
+  // Lines look like "listening on 127.0.0.1:41234 for -b ..." or "listening on [::1]:8080 ...".
   const std::string log = Log();
-  size_t i = 0;
-  for (auto it = std::sregex_iterator(log.begin(), log.end(), kLine); it != std::sregex_iterator();
-       ++it, ++i) {
-    if (i == index) return std::stoi((*it)[1].str());
+  const std::string marker = "listening on ";
+  size_t at = 0;
+  for (size_t i = 0; (at = log.find(marker, at)) != std::string::npos; ++i) {
+    at += marker.size();
+    const size_t end = log.find(' ', at);
+    const std::string address = log.substr(at, end - at);
+    if (address.rfind("unix:", 0) == 0) {
+      --i;  // only TCP listeners have a port
+      continue;
+    }
+    if (i == index) return std::stoi(address.substr(address.rfind(':') + 1));
   }
   return std::nullopt;
 }

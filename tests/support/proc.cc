@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -307,6 +308,12 @@ bool Process::SignalGroup(int sig) { return running() && kill(-pid_, sig) == 0; 
 
 void Process::Kill() {
   if (!running()) return;
+  // As a subreaper for the duration, the orphans of what we kill are re-parented to this test
+  // process instead of init, so they can be reaped here and leave no zombies behind (a
+  // container's init often does not reap).
+  int was_subreaper = 0;
+  prctl(PR_GET_CHILD_SUBREAPER, &was_subreaper);
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
   // Freeze the tree first, so that a master cannot spawn a worker we would not see.
   kill(pid_, SIGSTOP);
   PollUntil(
@@ -315,7 +322,8 @@ void Process::Kill() {
         return s == 'T' || s == 'Z' || s == '\0';
       },
       std::chrono::milliseconds(500), std::chrono::milliseconds(1));
-  for (pid_t d : DescendantsOf(pid_)) {
+  const std::vector<pid_t> descendants = DescendantsOf(pid_);
+  for (pid_t d : descendants) {
     if (getpgid(d) == d) kill(-d, SIGKILL);
     kill(d, SIGKILL);
   }
@@ -327,6 +335,16 @@ void Process::Kill() {
     r = waitpid(pid_, &status, 0);
   } while (r < 0 && errno == EINTR);
   status_ = r == pid_ ? FromWaitStatus(status) : core::ExitStatus{};
+  // Each descendant is now our child (or already gone: ECHILD).
+  const auto deadline = Clock::now() + std::chrono::seconds(5);
+  for (pid_t d : descendants) {
+    while (true) {
+      const pid_t w = waitpid(d, nullptr, WNOHANG);
+      if (w == d || (w < 0 && errno != EINTR) || Clock::now() >= deadline) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  if (was_subreaper == 0) prctl(PR_SET_CHILD_SUBREAPER, 0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -440,7 +458,8 @@ namespace {
 // Sends the request and reads to EOF on a connected socket, within `deadline`.
 std::string Exchange(int fd, Clock::time_point deadline) {
   auto set_timeouts = [&]() {
-    const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now());
     if (left.count() <= 0) return false;
     timeval tv;
     tv.tv_sec = static_cast<time_t>(left.count() / 1000000);
@@ -493,7 +512,8 @@ std::string HttpGetRaw(const std::string& host, int port, std::chrono::milliseco
   for (const addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
     const int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0) continue;
-    const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now());
     timeval tv;
     tv.tv_sec = static_cast<time_t>(std::max<long long>(left.count(), 1) / 1000000);
     tv.tv_usec = static_cast<suseconds_t>(std::max<long long>(left.count(), 1) % 1000000);

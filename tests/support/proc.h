@@ -34,7 +34,8 @@ class TempDir {
 
 // A child process started with fork+execve in its own process group. Destroying a Process that
 // is still running kills it: SIGKILL to its process group, to the pid, and to every descendant
-// found in /proc (workers of a master sit in process groups of their own), then reaps it.
+// found in /proc (workers of a master sit in process groups of their own), then reaps it and,
+// as a temporary subreaper, those descendants too.
 class Process {
  public:
   struct Options {
