@@ -14,7 +14,7 @@ std::string Secs(Duration d) {
 }
 
 std::string Describe(const Worker& w) {
-  return "worker " + std::to_string(w.pid) + " (slot " + std::to_string(w.slot) +
+  return "worker " + std::to_string(w.pid) + " (index " + std::to_string(w.index) +
          ", generation " + std::to_string(w.generation) + ")";
 }
 
@@ -57,7 +57,8 @@ void Supervisor::Start(Time now) {
 void Supervisor::SpawnInto(int slot_index, Time now) {
   Slot& slot = slots_[static_cast<size_t>(slot_index)];
   slot.respawn_at.reset();
-  const SpawnOutcome outcome = fx_.Spawn(SpawnRequest{slot_index, generation_});
+  const int index = FreeIndex();
+  const SpawnOutcome outcome = fx_.Spawn(SpawnRequest{slot_index, index, generation_});
   if (!outcome.ok()) {
     fx_.Log(LogLevel::kError, "slot " + std::to_string(slot_index) +
                                   ": could not start the worker: " + outcome.error);
@@ -69,6 +70,7 @@ void Supervisor::SpawnInto(int slot_index, Time now) {
   Worker w;
   w.pid = outcome.pid;
   w.slot = slot_index;
+  w.index = index;
   w.generation = generation_;
   w.spawned_at = now;
   slot.pid = w.pid;
@@ -120,7 +122,7 @@ void Supervisor::ChildExited(Pid pid, const ExitStatus& status, Time now) {
           Describe(w) + " exited with " + status.ToString() + " after " + Secs(uptime) +
               (w.ready_at ? "" : ", before it was ready"));
 
-  if (w.slot < static_cast<int>(slots_.size())) {
+  if (w.slot >= 0 && w.slot < static_cast<int>(slots_.size())) {
     Slot& slot = slots_[static_cast<size_t>(w.slot)];
     if (slot.pid == pid) {
       slot.pid.reset();
@@ -166,12 +168,79 @@ void Supervisor::Stop(StopKind kind, Time now) {
     return;
   }
 
-  const Signal sig = kind == StopKind::kDrain ? config_.drain_signal : Signal::kTerm;
+  StopWith(kind == StopKind::kDrain ? config_.drain_signal : Signal::kTerm, again, now);
+}
+
+void Supervisor::Die(Signal signal, Time now) {
+  if (finished_) return;
+  const bool again = stopping_.has_value();
+  if (!stopping_) stopping_ = StopKind::kDrain;
+  for (Slot& slot : slots_) slot.respawn_at.reset();
+  StopWith(signal, again, now);
+}
+
+void Supervisor::StopWith(Signal sig, bool again, Time now) {
   fx_.Log(LogLevel::kInfo, std::string(again ? "re-sending " : "stopping: sending ") +
                                SignalName(sig) + " to " + std::to_string(workers_.size()) +
                                " worker" + (workers_.size() == 1 ? "" : "s"));
   for (auto& [pid, w] : workers_) SendStop(w, sig, now);
   CheckFinished();
+}
+
+int Supervisor::FreeIndex() const {
+  std::vector<bool> used(workers_.size() + 1, false);
+  for (const auto& [pid, w] : workers_) {
+    if (w.index >= 0 && static_cast<size_t>(w.index) < used.size()) {
+      used[static_cast<size_t>(w.index)] = true;
+    }
+  }
+  return static_cast<int>(std::find(used.begin(), used.end(), false) - used.begin());
+}
+
+void Supervisor::SetTarget(int n, Time now) {
+  if (n < 1 || finished_ || stopping_) return;
+  const int old = config_.target;
+  config_.target = n;
+  if (n > old) {
+    slots_.resize(static_cast<size_t>(n));
+    for (int i = old; i < n; ++i) SpawnInto(i, now);
+    return;
+  }
+  for (int i = n; i < old; ++i) {
+    Slot& slot = slots_[static_cast<size_t>(i)];
+    if (!slot.pid) continue;
+    Worker& w = workers_.at(*slot.pid);
+    w.slot = -1;
+    fx_.Log(LogLevel::kInfo, "draining " + Describe(w) + ": the pool shrinks to " +
+                                 std::to_string(n));
+    SendStop(w, config_.drain_signal, now);
+  }
+  slots_.resize(static_cast<size_t>(n));
+}
+
+AckResult Supervisor::Ack(Pid pid, Time now) {
+  if (config_.ack_mode.kind != AckMode::Kind::kManual) return AckResult::kNotManual;
+  auto it = workers_.find(pid);
+  if (it == workers_.end()) return AckResult::kUnknownPid;
+  Worker& w = it->second;
+  if (w.state == WorkerState::kDraining) return AckResult::kDraining;
+  if (w.ready_at) return AckResult::kAlreadyAcked;
+  w.state = WorkerState::kReady;
+  w.ready_at = now;
+  fx_.Log(LogLevel::kInfo, Describe(w) + " is ready (acked after " + Secs(now - w.spawned_at) + ")");
+  return AckResult::kAcked;
+}
+
+bool Supervisor::Ping(Pid pid, Time now) {
+  auto it = workers_.find(pid);
+  if (it == workers_.end()) return false;
+  it->second.pinged_at = now;
+  return true;
+}
+
+int Supervisor::SignalAll(Signal signal) {
+  for (const auto& [pid, w] : workers_) fx_.Kill(pid, signal);
+  return static_cast<int>(workers_.size());
 }
 
 void Supervisor::Tick(Time now) {

@@ -6,12 +6,16 @@
 //
 // Readiness and restarts:
 //  - A worker is booting until acked (timer mode: alive for the ack delay), then ready.
-//  - A worker that exits is replaced in its slot (same EINHORN_CHILD_INDEX). The death is a
+//  - A worker's EINHORN_CHILD_INDEX is the smallest index no live worker holds (as Einhorn), so a
+//    worker that exits is replaced in its slot with the same index. The death is a
 //    failure when the worker never became ready or lived less than the backoff base (-s); each
 //    consecutive failure of a slot delays its respawn by min(cap, base * 1.5^(k-1)), times a
 //    jitter factor in [0.8, 1.2]. A worker that exits after being ready for the base period
 //    resets its slot's streak and is replaced at once.
 //  - Spawn errors (exec failed) count as failures of the slot.
+// Resizing: SetTarget grows the pool at once (new slots are spawned immediately); shrinking
+// drains the workers of the highest slots with the drain signal (recorded, so -t escalates).
+// Manual acks (-m manual) make a booting worker ready; timer mode ignores them, as Einhorn.
 // Stopping (signals to the master): drain (INT/USR2) sends the drain signal, terminate (TERM)
 // sends SIGTERM; no respawns; after the signal timeout (-t) each survivor gets SIGKILL; the
 // master finishes with 0 once no worker is left. Quit (QUIT) sends SIGQUIT and finishes at once
@@ -31,7 +35,8 @@
 namespace einhorn::core {
 
 struct SpawnRequest {
-  int slot = 0;        // becomes EINHORN_CHILD_INDEX
+  int slot = 0;
+  int index = 0;  // EINHORN_CHILD_INDEX
   int generation = 1;
 };
 
@@ -67,13 +72,15 @@ const char* WorkerStateName(WorkerState s);
 
 struct Worker {
   Pid pid = 0;
-  int slot = 0;
+  int slot = 0;   // -1 once detached from the pool (drained by a shrink)
+  int index = 0;  // EINHORN_CHILD_INDEX
   int generation = 1;
   Time spawned_at{};
   std::optional<Time> ready_at;
   WorkerState state = WorkerState::kBooting;
   std::optional<Time> signaled_at;  // when the stop/drain signal was sent
   bool killed = false;              // SIGKILL already sent
+  std::optional<Time> pinged_at;    // last worker:ping
 };
 
 struct Slot {
@@ -87,6 +94,8 @@ struct Slot {
 
 enum class StopKind { kDrain, kTerminate, kQuit };
 
+enum class AckResult { kAcked, kUnknownPid, kAlreadyAcked, kNotManual, kDraining };
+
 class Supervisor {
  public:
   Supervisor(SupervisorConfig config, Effects& effects);
@@ -94,7 +103,17 @@ class Supervisor {
   void Start(Time now);
   void ChildExited(Pid pid, const ExitStatus& status, Time now);
   void Stop(StopKind kind, Time now);
+  // `die`: like a drain stop, with the given signal.
+  void Die(Signal signal, Time now);
   void Tick(Time now);
+
+  // Grows or shrinks the pool; n >= 1.
+  void SetTarget(int n, Time now);
+  int target() const { return config_.target; }
+  AckResult Ack(Pid pid, Time now);
+  bool Ping(Pid pid, Time now);
+  // The `signal` command: to every live worker, not recorded (no escalation), as Einhorn.
+  int SignalAll(Signal signal);
 
   // The earliest time at which Tick() has something to do.
   std::optional<Time> NextDeadline() const;
@@ -112,6 +131,8 @@ class Supervisor {
   void ScheduleRespawn(int slot, Time now);
   Duration BackoffFor(int consecutive_failures);
   void SendStop(Worker& w, Signal sig, Time now);
+  void StopWith(Signal sig, bool again, Time now);
+  int FreeIndex() const;
   void CheckFinished();
 
   SupervisorConfig config_;

@@ -146,7 +146,7 @@ void Master::AfterEvent() {
 
 core::SpawnOutcome Master::Spawn(const core::SpawnRequest& request) {
   sys::SpawnPlan plan = plan_template_;
-  env_input_.child_index = request.slot;
+  env_input_.child_index = request.index;
   plan.env = core::BuildWorkerEnv(env_input_);
   auto pid = sys::Spawn(plan);
   if (!pid.ok()) return core::SpawnOutcome{0, pid.error()};

@@ -119,20 +119,18 @@ TEST_CASE("a stale UNIX socket file is replaced") {
 }
 
 TEST_CASE("draining lets an in-flight request finish") {
-  MasterRun m({"-n", "1", "-m", "0", "-b", "127.0.0.1:0"}, {EXAMPLE_HTTP_BIN, "--delay-ms", "700"},
-              {"EINHORN_EXAMPLE_QUIET=1"});
-  REQUIRE(m.WaitForLog("listening on"));
+  MasterRun m({"-n", "1", "-m", "0", "-b", "127.0.0.1:0"}, {EXAMPLE_HTTP_BIN, "--delay-ms", "700"});
+  // The worker announces itself on stderr (the master's log) once it is ready to accept.
+  REQUIRE(m.WaitForLog("serving on fd"));
   const int port = *m.Port();
-  pid_t worker = 0;
-  REQUIRE(PollUntil([&] {
-    const auto c = ChildrenOf(m.pid());
-    if (c.size() == 1) worker = c[0];
-    return worker != 0 && OpenFds(worker) > 0;
-  }, 10s));
-  // Wait until the worker is idle, then start a slow request and wait until it is accepted.
-  size_t idle_fds = 0;
-  REQUIRE(PollUntil([&] { return (idle_fds = OpenFds(worker)) >= 4; }, 10s));
-  auto response = std::async(std::launch::async, [port] { return HttpGetRaw("127.0.0.1", port, 10s); });
+  const auto children = ChildrenOf(m.pid());
+  REQUIRE(children.size() == 1);
+  const pid_t worker = children[0];
+  const size_t idle_fds = OpenFds(worker);
+  REQUIRE(idle_fds >= 4);
+  auto response =
+      std::async(std::launch::async, [port] { return HttpGetRaw("127.0.0.1", port, 10s); });
+  // The accepted connection is one more fd in the worker: the request is now in flight.
   REQUIRE(PollUntil([&] { return OpenFds(worker) > idle_fds; }, 10s));
   REQUIRE(m.process().Signal(SIGINT));
   const std::string raw = response.get();

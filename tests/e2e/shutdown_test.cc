@@ -86,7 +86,7 @@ TEST_CASE("QUIT sends SIGQUIT and exits at once with 1") {
   CHECK_FALSE(FileExists(m.dir().File("einhorn.pid")));
 }
 
-TEST_CASE("a second master with the same lockfile is refused; the first keeps running") {
+TEST_CASE("a second master with the same lockfile is refused, and the first keeps running") {
   MasterRun first({"-n", "1", "-m", "0"}, {TEST_WORKER_BIN, "--report", "{reports}"});
   REQUIRE(first.WaitForWorkers(1));
   const Finished second = RunToExit({"-n", "1", "--", TEST_WORKER_BIN},
