@@ -48,7 +48,8 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
   app.add_flag("-k,--kill-children-on-exit", o.kill_children_on_exit,
                "Workers get SIGUSR2 when the master dies");
   app.add_option("-l,--backlog", o.backlog, "listen() backlog for -b sockets (default 100)");
-  app.add_option("-m,--ack-mode", ack_mode, "Seconds alive before a worker is ready (default 1)");
+  app.add_option("-m,--ack-mode", ack_mode,
+                 "SECONDS alive before a worker is ready (default 1), or manual (worker:ack)");
   app.add_flag("-q,--quiet", quiet, "Log less (repeatable)");
   app.add_flag("-v,--verbose", verbose, "Log more (repeatable)");
   app.add_option("-s,--seconds", o.seconds, "Base of the crash-loop backoff (default 1)");
@@ -58,6 +59,16 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
       ->allow_extra_args(false);
   app.add_option("--nice", nice, "MASTER[:WORKER[:RENICE_CMD]] niceness");
   app.add_flag("--version", version, "Print the version and exit");
+  app.add_option("-d,--socket-path", o.socket_path,
+                 "Command socket (default $TMPDIR/einhorn[-NAME].sock)");
+  app.add_flag("-g,--command-socket-as-fd", o.command_socket_as_fd,
+               "Give each worker its own command-socket connection in EINHORN_SOCK_FD");
+  app.add_option("--control-allow-uid", o.control_allow_uids,
+                 "Also allow this user (name or uid) on the command socket (repeatable)")
+      ->allow_extra_args(false);
+  app.add_option("--control-allow-gid", o.control_allow_gids,
+                 "Also allow this group (name or gid) on the command socket (repeatable)")
+      ->allow_extra_args(false);
 
   // Einhorn flags that belong to later work, and Ruby-only ones: parsed so that the error is
   // ours and clear, not CLI11's "unknown option".
@@ -67,8 +78,6 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
     const char* why;
   };
   const Refused refused[] = {
-      {"-d,--socket-path", true, "is not yet supported"},
-      {"-g,--command-socket-as-fd", false, "is not yet supported"},
       {"--max-unacked", true, "is not yet supported"},
       {"--max-upgrade-additional", true, "is not yet supported"},
       {"--reexec-as", true, "is not yet supported"},
@@ -127,9 +136,6 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
   if (!ack_mode.empty()) {
     auto mode = ParseAckMode(ack_mode);
     if (!mode.ok()) return UsageError(mode.error());
-    if (mode.value().kind == AckMode::Kind::kManual) {
-      return UsageError("-m manual needs the command socket, which is not yet supported");
-    }
     o.ack_mode = mode.value();
   }
   if (!nice.empty()) {

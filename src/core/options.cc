@@ -80,7 +80,11 @@ Status Validate(const Options& o) {
   if (o.number < 1) {
     return Status::Error("-n/--number must be at least 1 (got " + std::to_string(o.number) + ")");
   }
-  if (o.number > 100000) return Status::Error("-n/--number must be at most 100000");
+  if (o.number > 10000) return Status::Error("-n/--number must be at most 10000");
+  if (o.socket_path.size() > kMaxSocketPath) {
+    return Status::Error("-d/--socket-path is longer than " + std::to_string(kMaxSocketPath) +
+                         " bytes, the limit of a UNIX socket path: " + o.socket_path);
+  }
   if (o.backlog < 0) return Status::Error("-l/--backlog must not be negative");
   if (!(o.seconds > 0) || !std::isfinite(o.seconds)) {
     return Status::Error("-s/--seconds must be a number of seconds > 0");

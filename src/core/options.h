@@ -44,8 +44,15 @@ struct Options {
   std::optional<double> signal_timeout;  // -t: SIGKILL this long after a drain/stop signal
   std::vector<std::string> drop_env_vars;
   NiceSpec nice;
+  bool command_socket_as_fd = false;  // -g: each worker gets its own channel in EINHORN_SOCK_FD
+  // Peers allowed on the command socket besides root and the master's own uid.
+  std::vector<std::string> control_allow_uids;  // names or numbers
+  std::vector<std::string> control_allow_gids;
   std::vector<std::string> command;  // worker argv, never empty after validation
 };
+
+// sockaddr_un.sun_path holds 108 bytes including the terminating NUL.
+inline constexpr size_t kMaxSocketPath = 107;
 
 // Fills the default socket/pid/lock paths from TMPDIR (as Ruby's Dir.tmpdir: $TMPDIR if set
 // and non-empty, else /tmp) and -c.

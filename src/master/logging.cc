@@ -7,11 +7,15 @@ namespace einhorn::master {
 void SetUpLogging(int verbosity) {
   auto logger = spdlog::stderr_logger_st("einhorn-cpp");
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e einhorn-cpp[%P] %l: %v");
-  logger->set_level(verbosity <= 0   ? spdlog::level::debug
-                    : verbosity == 1 ? spdlog::level::info
-                                     : spdlog::level::err);
   logger->flush_on(spdlog::level::trace);
   spdlog::set_default_logger(logger);
+  SetLogLevel(verbosity);
+}
+
+void SetLogLevel(int verbosity) {
+  spdlog::set_level(verbosity <= 0   ? spdlog::level::debug
+                    : verbosity == 1 ? spdlog::level::info
+                                     : spdlog::level::err);
 }
 
 spdlog::level::level_enum ToSpdlog(core::LogLevel level) {

@@ -1,6 +1,7 @@
 // einhorn-cpp: parse the command line, open everything that can fail before any worker
 // exists (lockfile, listeners, pidfile), then hand over to the loop. A startup failure is one
 // line on stderr, exit 1 (2 for usage), and leaves nothing behind.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include "master/master.h"
 #include "sys/files.h"
 #include "sys/listeners.h"
+#include "sys/peer.h"
 #include "sys/process.h"
 #include "sys/spawn.h"
 
@@ -68,14 +70,41 @@ int Main(int argc, char** argv) {
   auto command = sys::ResolveCommand(o.command.front(), path_env ? path_env : "");
   if (!command.ok()) return Fail(command.error());
 
+  AccessPolicy access;
+  access.self_uid = getuid();
+  for (const std::string& u : o.control_allow_uids) {
+    auto uid = sys::ResolveUser(u);
+    if (!uid.ok()) return Fail("--control-allow-uid: " + uid.error());
+    access.allow_uids.insert(uid.value());
+  }
+  for (const std::string& g : o.control_allow_gids) {
+    auto gid = sys::ResolveGroup(g);
+    if (!gid.ok()) return Fail("--control-allow-gid: " + gid.error());
+    access.allow_gids.insert(gid.value());
+  }
+
   auto lock = sys::LockFile::Acquire(o.lockfile);
   if (!lock.ok()) return Fail(lock.error());
+
+  // The command socket is created 0600 whatever the umask: the umask is tightened around the
+  // bind so no other user can connect even for an instant, then the mode is set explicitly.
+  core::BindSpec control_spec;
+  control_spec.family = core::BindSpec::Family::kUnix;
+  control_spec.path = o.socket_path;
+  control_spec.text = "unix:" + o.socket_path;
+  const mode_t old_umask = umask(0177);
+  auto control = sys::OpenListener(control_spec, 128);
+  umask(old_umask);
+  if (!control.ok()) return Fail("command socket: " + control.error());
+  chmod(o.socket_path.c_str(), 0600);
+  spdlog::info("command socket at {}", o.socket_path);
 
   std::vector<sys::Listener> listeners;
   for (const core::BindSpec& spec : o.binds) {
     auto listener = sys::OpenListener(spec, o.backlog);
     if (!listener.ok()) {
       CloseAll(listeners);
+      sys::CloseListener(control.value());
       return Fail(listener.error());
     }
     spdlog::info("listening on {} for -b {} (fd {} in workers)", listener.value().bound,
@@ -86,6 +115,7 @@ int Main(int argc, char** argv) {
   const pid_t self = getpid();
   if (core::Status st = sys::WritePidfile(o.pidfile, self); !st.ok()) {
     CloseAll(listeners);
+    sys::CloseListener(control.value());
     return Fail(st.message());
   }
   if (o.nice.master) {
@@ -94,11 +124,14 @@ int Main(int argc, char** argv) {
 
   int code = 0;
   {
-    MasterSetup setup{o, command.value(), listeners, env};
+    MasterSetup setup{o, command.value(), listeners, control.value().fd, access, env};
+    // The server owns the fd from here; only the path is ours to remove.
+    control.value().fd = -1;
     Master master(std::move(setup));
     code = master.Run();
   }
   CloseAll(listeners);
+  sys::CloseListener(control.value());
   sys::RemovePidfile(o.pidfile, self);
   spdlog::info("exiting with status {}", code);
   return code;

@@ -5,9 +5,12 @@
 
 #include <cerrno>
 #include <cstring>
+#include <cstdio>
 #include <random>
 
+#include "core/flags.h"
 #include "master/logging.h"
+#include "sys/peer.h"
 #include "sys/process.h"
 
 namespace einhorn::master {
@@ -22,11 +25,22 @@ std::uint64_t JitterSeed() {
   return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
 }
 
+std::string AckModeText(const core::AckMode& mode) {
+  if (mode.kind == core::AckMode::Kind::kManual) return "manual";
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "timer %gs", mode.timer_seconds);
+  return buf;
+}
+
 }  // namespace
 
 Master::Master(MasterSetup setup)
     : setup_(std::move(setup)),
-      supervisor_(core::ConfigFromOptions(setup_.options, JitterSeed()), *this) {
+      supervisor_(core::ConfigFromOptions(setup_.options, JitterSeed()), *this),
+      control_(supervisor_, *this,
+               core::MasterInfo{getpid(), setup_.options.command_name, core::kVersion,
+                                AckModeText(setup_.options.ack_mode)}),
+      verbosity_(setup_.options.verbosity) {
   const core::Options& o = setup_.options;
   plan_template_.path = setup_.command_path;
   plan_template_.argv = o.command;
@@ -64,15 +78,21 @@ int Master::Run() {
     uv_signal_start(&signals_[i], &Master::OnSignal, kHandledSignals[i]);
   }
 
+  server_ = std::make_unique<ControlServer>(
+      &loop_, control_, setup_.access, [this] { return Now(); }, [this] { AfterEvent(); });
+  if (setup_.control_fd >= 0) server_->Listen(setup_.control_fd);
+
   supervisor_.Start(Now());
   AfterEvent();
   if (!supervisor_.Finished()) uv_run(&loop_, UV_RUN_DEFAULT);
+  server_->Close();
 
   uv_walk(
       &loop_, [](uv_handle_t* h, void*) { if (!uv_is_closing(h)) uv_close(h, nullptr); },
       nullptr);
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);
+  server_.reset();
   return supervisor_.ExitCode();
 }
 
@@ -114,6 +134,12 @@ void Master::HandleSignal(int signum) {
       spdlog::info("got SIGQUIT");
       supervisor_.Stop(core::StopKind::kQuit, Now());
       return;
+    case SIGTTIN:
+      control_.Increment("SIGTTIN", Now());
+      return;
+    case SIGTTOU:
+      control_.Decrement("SIGTTOU", Now());
+      return;
     default:
       const auto sig = sys::FromPlatformSignal(signum);
       spdlog::warn("got {}: not yet supported, ignored", sig ? core::SignalName(*sig) : "a signal");
@@ -123,6 +149,7 @@ void Master::HandleSignal(int signum) {
 
 void Master::ReapChildren() {
   for (const sys::Reaped& r : sys::ReapAll()) {
+    server_->DropWorkerChannel(r.pid);
     supervisor_.ChildExited(r.pid, r.status, Now());
   }
 }
@@ -148,7 +175,26 @@ core::SpawnOutcome Master::Spawn(const core::SpawnRequest& request) {
   sys::SpawnPlan plan = plan_template_;
   env_input_.child_index = request.index;
   plan.env = core::BuildWorkerEnv(env_input_);
+  // -g: a private, pre-connected command channel at the fd after the listeners. Einhorn's
+  // version of this is lost at exec (CLOEXEC); ours is placed by the spawn plan.
+  std::optional<std::pair<int, int>> channel;
+  if (setup_.options.command_socket_as_fd) {
+    auto pair = sys::StreamSocketPair();
+    if (!pair.ok()) return core::SpawnOutcome{0, pair.error()};
+    channel = pair.value();
+    plan.env.push_back("EINHORN_SOCK_FD=" +
+                       std::to_string(core::kFirstListenFd + plan.pass_fds.size()));
+    plan.pass_fds.push_back(channel->second);
+  }
   auto pid = sys::Spawn(plan);
+  if (channel) {
+    close(channel->second);
+    if (pid.ok()) {
+      server_->AddWorkerChannel(channel->first, pid.value());
+    } else {
+      close(channel->first);
+    }
+  }
   if (!pid.ok()) return core::SpawnOutcome{0, pid.error()};
   return core::SpawnOutcome{pid.value(), ""};
 }
@@ -164,6 +210,11 @@ void Master::Kill(core::Pid pid, core::Signal signal) {
 
 void Master::Log(core::LogLevel level, const std::string& message) {
   spdlog::log(ToSpdlog(level), "{}", message);
+}
+
+void Master::SetVerbosity(int verbosity) {
+  verbosity_ = verbosity;
+  SetLogLevel(verbosity);
 }
 
 }  // namespace einhorn::master

@@ -5,12 +5,15 @@
 #include <uv.h>
 
 #include <array>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "core/control.h"
 #include "core/options.h"
 #include "core/supervisor.h"
 #include "core/worker_env.h"
+#include "master/control_server.h"
 #include "sys/listeners.h"
 #include "sys/spawn.h"
 
@@ -20,10 +23,12 @@ struct MasterSetup {
   core::Options options;
   std::string command_path;  // resolved worker executable
   std::vector<sys::Listener> listeners;
+  int control_fd = -1;  // the bound, listening command socket
+  AccessPolicy access;
   std::vector<std::string> startup_env;
 };
 
-class Master final : public core::Effects {
+class Master final : public core::Effects, public core::ControlHost {
  public:
   explicit Master(MasterSetup setup);
   Master(const Master&) = delete;
@@ -35,6 +40,9 @@ class Master final : public core::Effects {
   core::SpawnOutcome Spawn(const core::SpawnRequest& request) override;
   void Kill(core::Pid pid, core::Signal signal) override;
   void Log(core::LogLevel level, const std::string& message) override;
+
+  int Verbosity() const override { return verbosity_; }
+  void SetVerbosity(int verbosity) override;
 
  private:
   static void OnSignal(uv_signal_t* handle, int signum) noexcept;
@@ -48,7 +56,10 @@ class Master final : public core::Effects {
   sys::SpawnPlan plan_template_;
   core::WorkerEnvInput env_input_;  // child_index filled per spawn
   core::Supervisor supervisor_;
+  core::Control control_;
+  int verbosity_;
   uv_loop_t loop_{};
+  std::unique_ptr<ControlServer> server_;
   uv_timer_t timer_{};
   std::vector<uv_signal_t> signals_;
 };

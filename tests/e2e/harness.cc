@@ -115,10 +115,16 @@ std::optional<int> MasterRun::Port(size_t index) const {
 
 Finished RunToExit(std::vector<std::string> args, std::chrono::milliseconds timeout,
                    std::vector<std::string> extra_env) {
+  args.insert(args.begin(), EINHORN_BIN);
+  return RunProgram(std::move(args), timeout, std::move(extra_env));
+}
+
+Finished RunProgram(std::vector<std::string> argv, std::chrono::milliseconds timeout,
+                    std::vector<std::string> extra_env) {
   TempDir dir;
   Process::Options o;
-  o.argv = {EINHORN_BIN};
-  o.argv.insert(o.argv.end(), args.begin(), args.end());
+  const std::string program = argv.front();
+  o.argv = std::move(argv);
   o.extra_env = extra_env;
   bool has_tmpdir = false;
   for (const std::string& e : extra_env) has_tmpdir |= e.rfind("TMPDIR=", 0) == 0;
@@ -127,7 +133,7 @@ Finished RunToExit(std::vector<std::string> args, std::chrono::milliseconds time
   o.stdout_path = dir.File("out");
   Process p = Process::Start(o);
   auto status = p.WaitExit(timeout);
-  if (!status) throw std::runtime_error("einhorn-cpp did not exit in time");
+  if (!status) throw std::runtime_error(program + " did not exit in time");
   return Finished{*status, ReadFile(dir.File("err")), ReadFile(dir.File("out"))};
 }
 

@@ -62,5 +62,8 @@ struct Finished {
 };
 Finished RunToExit(std::vector<std::string> args, std::chrono::milliseconds timeout = 10s,
                    std::vector<std::string> extra_env = {});
+// The same for any program (argv[0]), e.g. einhornctl; stdin is inherited.
+Finished RunProgram(std::vector<std::string> argv, std::chrono::milliseconds timeout = 10s,
+                    std::vector<std::string> extra_env = {});
 
 }  // namespace einhorn::test

@@ -34,7 +34,9 @@ TEST_CASE("usage errors exit 2 with one line") {
   CheckUsageError({"--frobnicate", "true"}, "--frobnicate");
   CheckUsageError({"-p", "x.rb", "true"}, "Ruby-only");
   CheckUsageError({"--gc-before-fork", "true"}, "Ruby-only");
-  CheckUsageError({"-m", "manual", "true"}, "not yet supported");
+  CheckUsageError({"-m", "soon", "true"}, "invalid ack mode");
+  CheckUsageError({"--max-unacked", "2", "true"}, "not yet supported");
+  CheckUsageError({"-d", "/" + std::string(120, 's'), "true"}, "longer than 107");
 }
 
 TEST_CASE("help and version") {

@@ -25,6 +25,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -83,7 +84,9 @@ void OnSignal(int sig) {
                "test_worker: %s\n"
                "usage: test_worker [--report DIR] [--exit CODE] [--exit-after-ms N]\n"
                "                   [--ignore SIG]... [--drain-ms N] [--serve] "
-               "[--spawn-grandchild]\n",
+               "[--spawn-grandchild]\n"
+               "                   [--ack ruby|go|json|json-compact|node] [--ack-pid N]\n"
+               "                   [--ack-fd] [--ack-from-child]\n",
                error.c_str());
   std::exit(2);
 }
@@ -106,6 +109,10 @@ struct Flags {
   milliseconds drain{0};
   bool serve = false;
   bool spawn_grandchild = false;
+  std::string ack_shape;         // --ack: ruby, go, json, json-compact, node
+  std::optional<long> ack_pid;   // --ack-pid: claim another pid (spoofing tests)
+  bool ack_via_fd = false;       // --ack-fd: write on EINHORN_SOCK_FD (-g) instead of connecting
+  bool ack_from_child = false;   // --ack-from-child: a forked child sends it (a descendant)
 };
 
 Flags ParseFlags(int argc, char** argv) {
@@ -133,6 +140,14 @@ Flags ParseFlags(int argc, char** argv) {
       flags.serve = true;
     } else if (arg == "--spawn-grandchild") {
       flags.spawn_grandchild = true;
+    } else if (arg == "--ack") {
+      flags.ack_shape = value();
+    } else if (arg == "--ack-pid") {
+      flags.ack_pid = ParseLong(value(), "--ack-pid");
+    } else if (arg == "--ack-fd") {
+      flags.ack_via_fd = true;
+    } else if (arg == "--ack-from-child") {
+      flags.ack_from_child = true;
     } else {
       Usage("unknown argument '" + arg + "'");
     }
@@ -310,6 +325,45 @@ void ServeOne(int client) {
   close(client);
 }
 
+// The bytes real clients send for an ack (EINHORN-CONTRACT.md section 3.3).
+std::string AckBytes(const std::string& shape, long pid) {
+  const std::string p = std::to_string(pid);
+  if (shape == "ruby") return "---%0Acommand: worker:ack%0Apid: " + p + "%0A\n";
+  if (shape == "go") return "command: worker:ack%0Apid: " + p + "%0A\n";
+  if (shape == "json") return "{\"command\": \"worker:ack\", \"pid\": " + p + "}\n";
+  if (shape == "json-compact") return "{\"command\":\"worker:ack\", \"pid\":" + p + "}\n";
+  if (shape == "node") return "---%0Acommand:%20worker:ack%0Apid:%20" + p + "\n";
+  Usage("unknown ack shape '" + shape + "'");
+}
+
+// Sends one ack as a worker library would: write the line, then close without reading.
+// `worker` is the pid being acked: ours, or our parent's when a forked child sends it.
+void SendAck(const Flags& flags, pid_t worker) {
+  const std::string bytes = AckBytes(flags.ack_shape, flags.ack_pid.value_or(worker));
+  if (flags.ack_via_fd) {
+    const char* fd_text = std::getenv("EINHORN_SOCK_FD");
+    if (fd_text == nullptr) Usage("--ack-fd needs EINHORN_SOCK_FD (-g)");
+    const int fd = static_cast<int>(ParseLong(fd_text, "EINHORN_SOCK_FD"));
+    WriteAll(fd, bytes);
+    return;
+  }
+  const char* path = std::getenv("EINHORN_SOCK_PATH");
+  if (path == nullptr) Usage("--ack needs EINHORN_SOCK_PATH");
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path, sizeof(addr.sun_path) - 1);
+  if (fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      WriteAll(fd, bytes)) {
+    // Like einhornctl ack: stay until the master has read it and closed the connection.
+    pollfd p{fd, POLLIN, 0};
+    char byte;
+    while (poll(&p, 1, 5000) > 0 && read(fd, &byte, 1) > 0) {
+    }
+  }
+  if (fd >= 0) close(fd);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -349,6 +403,18 @@ int main(int argc, char** argv) {
     WriteReport(flags.report_dir, BuildReport(fds_at_start, sigign, sigblk, grandchild));
   }
   if (flags.exit_code) return *flags.exit_code;
+  if (!flags.ack_shape.empty()) {
+    if (flags.ack_from_child) {
+      const pid_t child = fork();
+      if (child == 0) {
+        SendAck(flags, getppid());
+        _exit(0);
+      }
+      if (child > 0) waitpid(child, nullptr, 0);
+    } else {
+      SendAck(flags, getpid());
+    }
+  }
 
   std::optional<Clock::time_point> exit_at;
   if (flags.exit_after) exit_at = Clock::now() + *flags.exit_after;

@@ -71,6 +71,19 @@ TEST_CASE("every flag of this version") {
   CHECK(o.command == std::vector<std::string>{"ruby", "-e", "x"});
 }
 
+TEST_CASE("command socket flags") {
+  Options o = Run({"-d", "/run/e.sock", "-g", "-m", "manual", "--control-allow-uid", "www",
+                   "--control-allow-uid=1000", "--control-allow-gid", "adm", "x"});
+  CHECK(o.socket_path == "/run/e.sock");
+  CHECK(o.command_socket_as_fd);
+  CHECK(o.ack_mode.kind == AckMode::Kind::kManual);
+  CHECK(o.control_allow_uids == std::vector<std::string>{"www", "1000"});
+  CHECK(o.control_allow_gids == std::vector<std::string>{"adm"});
+  CHECK(UsageErr({"-d", "/" + std::string(200, 'a'), "x"}).find("longer than 107") !=
+        std::string::npos);
+  CHECK(Run({"-d", "/" + std::string(106, 'a'), "x"}).socket_path.size() == 107);
+}
+
 TEST_CASE("-c names the default files") {
   Options o = Run({"-c", "api", "x"});
   CHECK(o.pidfile == "/var/tmp/x/einhorn-api.pid");
@@ -126,7 +139,6 @@ TEST_CASE("usage errors are one line with exit 2") {
   CHECK(UsageErr({"-b", "nope", "x"}).find("invalid bind 'nope'") != std::string::npos);
   CHECK(UsageErr({"-m", "soon", "x"}).find("invalid ack mode") != std::string::npos);
   CHECK(UsageErr({"-m", "-1", "x"}).find("ack mode") != std::string::npos);
-  CHECK(UsageErr({"-m", "manual", "x"}).find("not yet supported") != std::string::npos);
   CHECK(UsageErr({"-s", "0", "x"}).find("--seconds") != std::string::npos);
   CHECK(UsageErr({"-s", "-1", "x"}).find("--seconds") != std::string::npos);
   CHECK(UsageErr({"-t", "-2", "x"}).find("--signal-timeout") != std::string::npos);
@@ -150,12 +162,11 @@ TEST_CASE("Ruby-only flags are refused clearly") {
 
 TEST_CASE("flags of later versions are refused as not yet supported") {
   for (std::vector<std::string> args :
-       {std::vector<std::string>{"-d", "/tmp/s", "x"}, {"-g", "x"}, {"--max-unacked", "2", "x"},
+       {std::vector<std::string>{"--max-unacked", "2", "x"},
         {"--max-upgrade-additional=1", "x"}, {"--reexec-as", "y", "x"},
         {"--with-state-fd", "3", "x"}, {"--upgrade-check", "x"}}) {
     CHECK(UsageErr(args).find("not yet supported") != std::string::npos);
   }
-  CHECK(UsageErr({"-d", "/s", "x"}) == "einhorn-cpp: -d/--socket-path is not yet supported");
   CHECK(UsageErr({"--max-unacked=3", "x"}) ==
         "einhorn-cpp: --max-unacked is not yet supported");
 }

@@ -1,0 +1,376 @@
+#include "core/control.h"
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <utility>
+
+namespace einhorn::core {
+namespace {
+
+wire::Reply Ok(std::string message) { return wire::Reply{std::move(message), std::nullopt}; }
+
+wire::Reply Err(std::string message) {
+  wire::Reply r{std::move(message), std::nullopt};
+  r.error = true;
+  return r;
+}
+
+std::optional<wire::Reply> CheckArgs(const wire::Request& r) {
+  switch (r.args_state) {
+    case wire::Request::ArgsState::kAbsent:
+      return Err("No args provided");
+    case wire::Request::ArgsState::kNotList:
+      return Err("Args must be an array");
+    case wire::Request::ArgsState::kBadElement:
+      return Err(r.bad_arg);
+    case wire::Request::ArgsState::kList:
+      return std::nullopt;
+  }
+  return Err("Args must be an array");
+}
+
+// Einhorn reports names as Ruby's inspect does: in double quotes.
+std::string Quoted(const std::string& s) { return "\"" + s + "\""; }
+
+bool ParseCount(const std::string& text, int* out) {
+  if (text.empty() || text.size() > 6) return false;
+  int v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + (c - '0');
+  }
+  *out = v;
+  return true;
+}
+
+double Secs(Duration d) { return ToSeconds(d); }
+
+struct Verb {
+  const char* name;
+  const char* description;
+};
+// Sorted, as Einhorn lists them; ehlo and the worker: verbs are not listed.
+constexpr std::array<Verb, 14> kVerbs{{
+    {"config", "Merge in a new config (not supported by einhorn-cpp; use set_workers)"},
+    {"dec", "Decrement the number of desired workers"},
+    {"die", "Send SIG (default: the drain signal, SIGUSR2) to all workers and exit when they "
+            "are gone"},
+    {"help", "Print out available commands"},
+    {"inc", "Increment the number of desired workers"},
+    {"louder", "Increase verbosity"},
+    {"quieter", "Decrease verbosity"},
+    {"reload", "Reload the einhorn-cpp master in place (not yet supported)"},
+    {"set_workers", "Set the number of desired workers"},
+    {"signal", "Send one or more signals to all workers (args: SIG1 [SIG2 ...])"},
+    {"state", "Get a dump of the master's state"},
+    {"status", "The pool as YAML: target, counts, and every worker's slot, pid, state, "
+               "readiness, uptime, restarts and last exit"},
+    {"upgrade", "Upgrade all workers smoothly (not yet supported)"},
+    {"upgrade_fleet", "Upgrade all workers at once (not yet supported)"},
+}};
+
+}  // namespace
+
+Control::Control(Supervisor& supervisor, ControlHost& host, MasterInfo info)
+    : supervisor_(supervisor), host_(host), info_(std::move(info)) {}
+
+std::string Control::HelpText() {
+  std::string text =
+      "You are speaking to the Einhorn command socket. You can run the following commands:\n\n";
+  for (const Verb& v : kVerbs) text += std::string(v.name) + ": " + v.description + "\n";
+  return text;
+}
+
+ControlOutcome Control::Handle(const wire::ParseResult& parsed, const Peer& peer, Time now) {
+  ControlOutcome out;
+  const wire::Request& r = parsed.request;
+  const std::string by = "uid " + std::to_string(peer.uid) + " pid " + std::to_string(peer.pid);
+  auto reply = [&](wire::Reply rep) {
+    rep.request_id = r.id;
+    out.replies.push_back(std::move(rep));
+  };
+
+  if (parsed.kind == wire::ParseResult::Kind::kNotParsed) {
+    host_.Log(LogLevel::kDebug, "control: unparsable request from " + by + ": " + parsed.detail);
+    out.replies.push_back(Err("Could not parse command"));
+    return out;
+  }
+  if (parsed.kind == wire::ParseResult::Kind::kNoCommand || !r.has_command) {
+    reply(Err("No \"command\" parameter provided; not sure what you want me to do."));
+    return out;
+  }
+
+  const std::string& verb = r.command;
+  if (verb == "worker:ack") {
+    WorkerAck(r, peer, now);
+    out.close = true;
+  } else if (verb == "worker:ping") {
+    WorkerPing(r, peer, now);
+    out.close = true;
+  } else if (verb == "ehlo") {
+    reply(Ok("Welcome, " + r.user + "! You are speaking to Einhorn Master Process " +
+             std::to_string(info_.pid) +
+             (info_.command_name.empty() ? "" : " (" + info_.command_name + ")") +
+             ".\nThis is einhorn-cpp " + info_.version + ".\n"));
+  } else if (verb == "help") {
+    reply(Ok(HelpText()));
+  } else if (verb == "status" || verb == "state") {
+    reply(Ok(PoolStatusToYaml(Status(now))));
+  } else if (verb == "inc") {
+    reply(Increment(by, now));
+  } else if (verb == "dec") {
+    reply(Decrement(by, now));
+  } else if (verb == "set_workers") {
+    reply(SetWorkers(r, by, now));
+  } else if (verb == "quieter") {
+    reply(Verbosity(+1, by));
+  } else if (verb == "louder") {
+    reply(Verbosity(-1, by));
+  } else if (verb == "signal") {
+    reply(SendSignal(r, by));
+  } else if (verb == "die") {
+    reply(DieCommand(r, by, now));
+  } else if (verb == "config") {
+    if (auto bad = CheckArgs(r)) {
+      reply(*bad);
+    } else {
+      reply(Err("config is not supported by einhorn-cpp: Einhorn merges it into its internal "
+                "state, which has no equivalent here; use set_workers"));
+    }
+  } else if (verb == "upgrade" || verb == "upgrade_fleet" || verb == "reload") {
+    reply(Err(verb + " is not yet supported by einhorn-cpp " + info_.version));
+  } else {
+    reply(Err("Unrecognized command: " + Quoted(verb) + "\n\n" + HelpText()));
+  }
+  return out;
+}
+
+void Control::Audit(const std::string& by, const std::string& verb, const wire::Reply& reply) {
+  host_.Log(reply.error ? LogLevel::kWarn : LogLevel::kInfo,
+            "control: " + verb + " from " + by + ": " + reply.message);
+}
+
+wire::Reply Control::Increment(const std::string& by, Time now) {
+  const int from = supervisor_.target();
+  wire::Reply rep;
+  if (supervisor_.Stopping()) {
+    rep = Err("Can't increase the number of workers: einhorn-cpp is shutting down");
+  } else if (from >= kMaxWorkers) {
+    rep = Err("Can't increase the number of workers (already at the maximum of " +
+              std::to_string(kMaxWorkers) + ")");
+  } else {
+    rep = Ok("Incrementing number of workers from " + std::to_string(from) + " -> " +
+             std::to_string(from + 1));
+    supervisor_.SetTarget(from + 1, now);
+  }
+  Audit(by, "inc", rep);
+  return rep;
+}
+
+wire::Reply Control::Decrement(const std::string& by, Time now) {
+  const int from = supervisor_.target();
+  wire::Reply rep;
+  if (supervisor_.Stopping()) {
+    rep = Err("Can't decrease the number of workers: einhorn-cpp is shutting down");
+  } else if (from <= 1) {
+    rep = Err("Can't decrease number of workers (already at 1).  Run kill " +
+              std::to_string(info_.pid) + " if you really want to kill einhorn.");
+  } else {
+    rep = Ok("Decrementing number of workers from " + std::to_string(from) + " -> " +
+             std::to_string(from - 1));
+    supervisor_.SetTarget(from - 1, now);
+  }
+  Audit(by, "dec", rep);
+  return rep;
+}
+
+wire::Reply Control::SetWorkers(const wire::Request& r, const std::string& by, Time now) {
+  wire::Reply rep;
+  int n = 0;
+  const int from = supervisor_.target();
+  if (auto bad = CheckArgs(r)) {
+    rep = *bad;
+  } else if (r.args.empty() || !ParseCount(r.args[0], &n) || n < 1 || n > kMaxWorkers) {
+    rep = Err("Invalid count: '" + (r.args.empty() ? std::string() : r.args[0]) +
+              "'. Must be an integer in [1," + std::to_string(kMaxWorkers) + "].");
+  } else if (supervisor_.Stopping()) {
+    rep = Err("Can't change the number of workers: einhorn-cpp is shutting down");
+  } else if (n == from) {
+    rep = Ok("");  // as Einhorn
+  } else {
+    rep = Ok("Altering worker count, " + std::to_string(from) + " -> " + std::to_string(n) +
+             (n > from ? ". Will spin up additional workers."
+                       : ". Will gracefully terminate workers."));
+    supervisor_.SetTarget(n, now);
+  }
+  Audit(by, "set_workers", rep);
+  return rep;
+}
+
+wire::Reply Control::Verbosity(int delta, const std::string& by) {
+  const int level = std::clamp(host_.Verbosity() + delta, 0, 2);
+  host_.SetVerbosity(level);
+  wire::Reply rep = Ok("Verbosity set to " + std::to_string(level));
+  Audit(by, delta > 0 ? "quieter" : "louder", rep);
+  return rep;
+}
+
+wire::Reply Control::SendSignal(const wire::Request& r, const std::string& by) {
+  wire::Reply rep;
+  std::vector<Signal> signals;
+  if (auto bad = CheckArgs(r)) {
+    rep = *bad;
+  } else {
+    for (const std::string& name : r.args) {
+      Signal s{};
+      if (!ParseSignalName(name, &s)) {
+        rep = Err("Invalid signal: " + Quoted(name));
+        signals.clear();
+        break;
+      }
+      signals.push_back(s);
+    }
+  }
+  std::string sent;
+  for (Signal s : signals) {
+    const int n = supervisor_.SignalAll(s);
+    sent += std::string(sent.empty() ? "" : ", ") + SignalName(s) + " to " + std::to_string(n) +
+            " workers";
+  }
+  // Einhorn's reply to a valid `signal` is always empty; the log says what happened.
+  if (!rep.error) rep = Ok(std::string(signals.size() > 1 ? signals.size() - 1 : 0, '\n'));
+  Audit(by, "signal", rep.error ? rep : Ok("sent " + (sent.empty() ? "nothing" : sent)));
+  return rep;
+}
+
+wire::Reply Control::DieCommand(const wire::Request& r, const std::string& by, Time now) {
+  wire::Reply rep;
+  Signal sig = supervisor_.config().drain_signal;
+  if (auto bad = CheckArgs(r)) {
+    rep = *bad;
+  } else if (!r.args.empty() && !ParseSignalName(r.args[0], &sig)) {
+    rep = Err("Invalid signal: " + Quoted(r.args[0]));
+  } else {
+    rep = Ok("Einhorn is going down! ");  // the trailing space is Einhorn's
+    supervisor_.Die(sig, now);
+  }
+  Audit(by, "die", rep);
+  return rep;
+}
+
+void Control::WorkerAck(const wire::Request& r, const Peer& peer, Time now) {
+  const std::string from = peer.bound_worker
+                               ? "the -g channel of worker " + std::to_string(*peer.bound_worker)
+                               : "pid " + std::to_string(peer.pid);
+  if (!r.pid && !peer.bound_worker) {
+    host_.Log(LogLevel::kWarn, "control: refused worker:ack from " + from +
+                                   ": no integer pid in the request");
+    return;
+  }
+  const Pid pid = r.pid ? static_cast<Pid>(*r.pid) : *peer.bound_worker;
+  if (r.pid && (*r.pid <= 0 || *r.pid > 0x7fffffff)) {
+    host_.Log(LogLevel::kWarn, "control: refused worker:ack from " + from + ": bad pid");
+    return;
+  }
+  const bool allowed =
+      peer.bound_worker ? *peer.bound_worker == pid
+                        : std::find(peer.lineage.begin(), peer.lineage.end(), pid) !=
+                              peer.lineage.end();
+  if (!allowed) {
+    host_.Log(LogLevel::kWarn, "control: refused worker:ack for " + std::to_string(pid) +
+                                   " from " + from +
+                                   ": only the worker itself or its descendants may ack it");
+    return;
+  }
+  switch (supervisor_.Ack(pid, now)) {
+    case AckResult::kAcked:
+      return;  // the supervisor logs the readiness
+    case AckResult::kUnknownPid:
+      host_.Log(LogLevel::kWarn,
+                "control: could not find a worker with pid " + std::to_string(pid) +
+                    "; ignoring its ack");
+      return;
+    case AckResult::kAlreadyAcked:
+      host_.Log(LogLevel::kInfo,
+                "control: worker " + std::to_string(pid) + " already acked; ignoring new ack");
+      return;
+    case AckResult::kNotManual:
+      host_.Log(LogLevel::kInfo, "control: received a manual ack for " + std::to_string(pid) +
+                                     ", but the ack mode is " + info_.ack_mode + "; ignoring it");
+      return;
+    case AckResult::kDraining:
+      host_.Log(LogLevel::kInfo, "control: worker " + std::to_string(pid) +
+                                     " acked while draining; ignoring it");
+      return;
+  }
+}
+
+void Control::WorkerPing(const wire::Request& r, const Peer& peer, Time now) {
+  const std::optional<Pid> pid =
+      r.pid ? std::optional<Pid>(static_cast<Pid>(*r.pid)) : peer.bound_worker;
+  if (!pid || !supervisor_.Ping(*pid, now)) {
+    host_.Log(LogLevel::kDebug, "control: worker:ping for an unknown pid");
+  }
+}
+
+PoolStatus Control::Status(Time now) const {
+  PoolStatus st;
+  st.master_pid = info_.pid;
+  st.version = info_.version;
+  st.command_name = info_.command_name;
+  st.target = supervisor_.target();
+  st.generation = supervisor_.generation();
+  st.ack_mode = info_.ack_mode;
+  st.verbosity = host_.Verbosity();
+  st.stopping = supervisor_.Stopping();
+  const auto& slots = supervisor_.slots();
+  for (const auto& [pid, w] : supervisor_.workers()) {
+    WorkerStatus ws;
+    ws.slot = w.slot;
+    ws.index = w.index;
+    ws.pid = pid;
+    ws.generation = w.generation;
+    ws.state = WorkerStateName(w.state);
+    if (w.ready_at) ws.time_to_ready = Secs(*w.ready_at - w.spawned_at);
+    ws.uptime = Secs(now - w.spawned_at);
+    if (w.slot >= 0 && static_cast<size_t>(w.slot) < slots.size()) {
+      const Slot& slot = slots[static_cast<size_t>(w.slot)];
+      ws.restarts = slot.restarts;
+      if (slot.last_exit) ws.last_exit = slot.last_exit->ToString();
+    }
+    switch (w.state) {
+      case WorkerState::kBooting:
+        ++st.booting;
+        break;
+      case WorkerState::kReady:
+        ++st.ready;
+        break;
+      case WorkerState::kDraining:
+        ++st.draining;
+        break;
+    }
+    st.workers.push_back(std::move(ws));
+  }
+  // Pool slots first, in order; workers drained out of the pool (slot -1) last.
+  std::stable_sort(st.workers.begin(), st.workers.end(),
+                   [](const WorkerStatus& a, const WorkerStatus& b) {
+                     const auto key = [](const WorkerStatus& w) {
+                       return w.slot < 0 ? kMaxWorkers + 1 : w.slot;
+                     };
+                     return key(a) < key(b);
+                   });
+  for (size_t i = 0; i < slots.size(); ++i) {
+    if (slots[i].pid || !slots[i].respawn_at) continue;
+    PendingSlot p;
+    p.slot = static_cast<int>(i);
+    p.respawn_in = std::max(0.0, Secs(*slots[i].respawn_at - now));
+    p.consecutive_failures = slots[i].consecutive_failures;
+    p.restarts = slots[i].restarts;
+    if (slots[i].last_exit) p.last_exit = slots[i].last_exit->ToString();
+    st.pending.push_back(p);
+  }
+  return st;
+}
+
+}  // namespace einhorn::core

@@ -1,0 +1,80 @@
+// The command socket's verbs (EINHORN-CONTRACT.md section 3.5): what each request does to the
+// supervisor and what the peer is told, with Einhorn's reply texts. Pure: the shell parses the
+// bytes (wire.h), checks the peer's credentials and writes the replies; anything that needs the
+// OS (is this peer a descendant of that worker?) is asked of the ControlHost.
+//
+// Beyond Einhorn: a worker:ack counts only when it comes from the worker itself or one of its
+// descendants, or on that worker's own -g channel; replies that report a failure carry
+// `error: true`; resizing is refused while the master shuts down.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/pool_status.h"
+#include "core/supervisor.h"
+#include "core/wire.h"
+
+namespace einhorn::core {
+
+struct Peer {
+  Pid pid = 0;  // from SO_PEERCRED; 0 if unknown
+  int uid = -1;
+  int gid = -1;
+  // pid, its parent, grandparent, ... read when the connection was accepted: an acking process
+  // may be gone (and its /proc entry with it) by the time its request is read.
+  std::vector<Pid> lineage;
+  // Set on a worker's private -g channel: acks there count for this worker only.
+  std::optional<Pid> bound_worker;
+};
+
+class ControlHost {
+ public:
+  virtual ~ControlHost() = default;
+  virtual int Verbosity() const = 0;  // 0 debug, 1 info, 2 errors only
+  virtual void SetVerbosity(int verbosity) = 0;
+  virtual void Log(LogLevel level, const std::string& message) = 0;
+};
+
+struct MasterInfo {
+  Pid pid = 0;
+  std::string command_name;  // -c
+  std::string version;
+  std::string ack_mode;  // "timer 1s", "manual"
+};
+
+struct ControlOutcome {
+  std::vector<wire::Reply> replies;
+  bool close = false;  // close the connection after writing the replies
+};
+
+inline constexpr int kMaxWorkers = 10000;
+
+class Control {
+ public:
+  Control(Supervisor& supervisor, ControlHost& host, MasterInfo info);
+
+  ControlOutcome Handle(const wire::ParseResult& parsed, const Peer& peer, Time now);
+  PoolStatus Status(Time now) const;
+
+  // inc/dec, also used for SIGTTIN/SIGTTOU; `by` names the requester for the log.
+  wire::Reply Increment(const std::string& by, Time now);
+  wire::Reply Decrement(const std::string& by, Time now);
+
+  static std::string HelpText();
+
+ private:
+  wire::Reply SetWorkers(const wire::Request& r, const std::string& by, Time now);
+  wire::Reply SendSignal(const wire::Request& r, const std::string& by);
+  wire::Reply DieCommand(const wire::Request& r, const std::string& by, Time now);
+  wire::Reply Verbosity(int delta, const std::string& by);
+  void WorkerAck(const wire::Request& r, const Peer& peer, Time now);
+  void WorkerPing(const wire::Request& r, const Peer& peer, Time now);
+  void Audit(const std::string& by, const std::string& verb, const wire::Reply& reply);
+
+  Supervisor& supervisor_;
+  ControlHost& host_;
+  MasterInfo info_;
+};
+
+}  // namespace einhorn::core

@@ -1,0 +1,767 @@
+#include "core/wire.h"
+
+#include <yaml-cpp/anchor.h>
+#include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cstdio>
+#include <exception>
+#include <limits>
+#include <sstream>
+#include <stdexcept>
+#include <utility>
+
+namespace einhorn::core::wire {
+namespace {
+
+// ---------------------------------------------------------------------------------------
+// Bytes and UTF-8
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+constexpr char32_t kInvalidUtf8 = 0xFFFFFFFF;
+
+// Decodes the code point at s[*i] and advances past it. Overlong forms, surrogates and values
+// above U+10FFFF are invalid (libyaml, hence Ruby, refuses them): those advance one byte.
+char32_t NextCodePoint(std::string_view s, size_t* i) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char b0 = byte(*i);
+  if (b0 < 0x80) {
+    ++*i;
+    return b0;
+  }
+  size_t len = 0;
+  char32_t cp = 0;
+  char32_t min = 0;
+  if (b0 >= 0xC2 && b0 <= 0xDF) {
+    len = 2, cp = b0 & 0x1F, min = 0x80;
+  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+    len = 3, cp = b0 & 0x0F, min = 0x800;
+  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+    len = 4, cp = b0 & 0x07, min = 0x10000;
+  } else {
+    ++*i;
+    return kInvalidUtf8;
+  }
+  if (s.size() - *i < len) {
+    ++*i;
+    return kInvalidUtf8;
+  }
+  for (size_t k = 1; k < len; ++k) {
+    const unsigned char b = byte(*i + k);
+    if ((b & 0xC0) != 0x80) {
+      ++*i;
+      return kInvalidUtf8;
+    }
+    cp = (cp << 6) | (b & 0x3F);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+    ++*i;
+    return kInvalidUtf8;
+  }
+  *i += len;
+  return cp;
+}
+
+// The characters libyaml accepts in a stream (YAML 1.1 c-printable). Anything else makes Ruby
+// Einhorn answer "Could not parse command", and would make its clients choke on our replies.
+bool IsYamlPrintable(char32_t cp) {
+  return cp == 0x09 || cp == 0x0A || cp == 0x0D || (cp >= 0x20 && cp <= 0x7E) || cp == 0x85 ||
+         (cp >= 0xA0 && cp <= 0xD7FF) || (cp >= 0xE000 && cp <= 0xFFFD) ||
+         (cp >= 0x10000 && cp <= 0x10FFFF);
+}
+
+// Empty if every character may appear in a YAML stream, else why not.
+std::string CheckPrintable(std::string_view doc) {
+  size_t i = 0;
+  while (i < doc.size()) {
+    const size_t at = i;
+    const char32_t cp = NextCodePoint(doc, &i);
+    if (cp == kInvalidUtf8) return "invalid UTF-8 at byte " + std::to_string(at);
+    if (!IsYamlPrintable(cp)) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "U+%04X", static_cast<unsigned>(cp));
+      return std::string("control character ") + buf + " at byte " + std::to_string(at);
+    }
+  }
+  return {};
+}
+
+// YAML reads CR LF and a lone CR as line breaks, but yaml-cpp keeps a CR that ends the input
+// or stands alone inside the value ("pid: 1234\r" would not be an integer).
+std::string NormalizeBreaks(std::string_view doc) {
+  std::string out;
+  out.reserve(doc.size());
+  for (size_t i = 0; i < doc.size(); ++i) {
+    if (doc[i] != '\r') {
+      out.push_back(doc[i]);
+    } else if (i + 1 >= doc.size() || doc[i + 1] != '\n') {
+      out.push_back('\n');
+    }
+  }
+  return out;
+}
+
+void AppendHexEscape(char32_t cp, std::string* out) {
+  char buf[16];
+  if (cp <= 0xFF) {
+    std::snprintf(buf, sizeof buf, "\\x%02X", static_cast<unsigned>(cp));
+  } else {
+    std::snprintf(buf, sizeof buf, "\\u%04X", static_cast<unsigned>(cp));
+  }
+  out->append(buf);
+}
+
+// A YAML double-quoted scalar that Psych, go-yaml v2 and yaml-cpp read back byte for byte.
+// Escaped beyond the obvious: everything libyaml would refuse raw (C0, DEL, C1, U+FFFE/F),
+// what YAML 1.1 treats as a line break inside a scalar (U+0085, U+2028, U+2029) and so would
+// fold, U+FEFF, and '+' because go-einhorn runs url.QueryUnescape over replies (which turns
+// '+' into a space). Invalid UTF-8 becomes U+FFFD: no YAML reader accepts it, and one bad byte
+// would lose the whole reply.
+void AppendDoubleQuoted(std::string_view s, std::string* out) {
+  out->push_back('"');
+  size_t i = 0;
+  while (i < s.size()) {
+    const size_t at = i;
+    const char32_t cp = NextCodePoint(s, &i);
+    switch (cp) {
+      case '"':
+        out->append("\\\"");
+        continue;
+      case '\\':
+        out->append("\\\\");
+        continue;
+      case '\n':
+        out->append("\\n");
+        continue;
+      case '\t':
+        out->append("\\t");
+        continue;
+      case '\r':
+        out->append("\\r");
+        continue;
+      case '+':
+      case 0x85:
+      case 0x2028:
+      case 0x2029:
+      case 0xFEFF:
+        AppendHexEscape(cp, out);
+        continue;
+      case kInvalidUtf8:
+        out->append("\xEF\xBF\xBD");
+        continue;
+      default:
+        break;
+    }
+    if (!IsYamlPrintable(cp)) {
+      AppendHexEscape(cp, out);
+    } else {
+      out->append(s.substr(at, i - at));
+    }
+  }
+  out->push_back('"');
+}
+
+// ---------------------------------------------------------------------------------------
+// Scalars, typed as Ruby Psych (YAML 1.1) types them: Einhorn's behaviour depends on those
+// types (an integer pid is acked, a string one is not; `id: 7` is echoed as 7).
+
+enum class ScalarType { kNull, kBool, kInt, kFloat, kString };
+
+std::string AsciiLower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+bool IsDigitIn(char c, int base) {
+  const int v = HexValue(c);
+  return v >= 0 && v < base;
+}
+
+// Psych's INTEGER: [-+]? then 0b[01_,]+ | 0[0-7_,]+ | 0 | [1-9]([0-9]|,[0-9]|_[0-9])* |
+// 0x[0-9a-fA-F_,]+. Sets *base and the digits (separators removed) when it matches.
+bool MatchPsychInt(std::string_view s, bool* negative, int* base, std::string* digits) {
+  size_t i = 0;
+  *negative = false;
+  if (i < s.size() && (s[i] == '-' || s[i] == '+')) *negative = s[i++] == '-';
+  const std::string_view body = s.substr(i);
+  digits->clear();
+  const auto prefixed = [&](size_t skip, int b) {
+    if (body.size() <= skip) return false;
+    for (char c : body.substr(skip)) {
+      if (c == '_' || c == ',') continue;
+      if (!IsDigitIn(c, b)) return false;
+      digits->push_back(c);
+    }
+    *base = b;
+    if (digits->empty()) digits->push_back('0');  // "0b_" is 0 to Ruby, too
+    return true;
+  };
+  if (body.starts_with("0b")) return prefixed(2, 2);
+  if (body.starts_with("0x")) return prefixed(2, 16);
+  if (body.size() >= 2 && body[0] == '0') return prefixed(1, 8);
+  if (body.empty() || body[0] < '0' || body[0] > '9') return false;
+  if (body == "0") {
+    *base = 10;
+    digits->push_back('0');
+    return true;
+  }
+  for (size_t k = 0; k < body.size(); ++k) {
+    const char c = body[k];
+    if (c == '_' || c == ',') {
+      // A separator must sit between digits ("1,000", not "1,,0" or "1_").
+      if (k == 0 || k + 1 >= body.size() || body[k + 1] < '0' || body[k + 1] > '9') return false;
+      continue;
+    }
+    if (c < '0' || c > '9') return false;
+    digits->push_back(c);
+  }
+  *base = 10;
+  return true;
+}
+
+bool IsPsychInt(std::string_view s) {
+  bool negative = false;
+  int base = 10;
+  std::string digits;
+  return MatchPsychInt(s, &negative, &base, &digits);
+}
+
+std::optional<std::int64_t> ParsePsychInt(std::string_view s) {
+  bool negative = false;
+  int base = 10;
+  std::string digits;
+  if (!MatchPsychInt(s, &negative, &base, &digits)) return std::nullopt;
+  // Accumulate towards the negative side, which has room for INT64_MIN.
+  constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
+  std::int64_t value = 0;
+  for (char c : digits) {
+    const int d = HexValue(c);
+    if (value < (kMin + d) / base) return std::nullopt;
+    value = value * base - d;
+  }
+  if (negative) return value;
+  if (value == kMin) return std::nullopt;
+  return -value;
+}
+
+// Psych's FLOAT: [-+]?([0-9][0-9_,]*)?\.[0-9]*([eE][-+][0-9]+)? (a '.' is required, so
+// "1e5" is a string to Ruby), plus .inf, -.inf and .nan in any case.
+bool IsPsychFloat(std::string_view s) {
+  const std::string lower = AsciiLower(s);
+  if (lower == ".inf" || lower == "+.inf" || lower == "-.inf" || lower == ".nan") return true;
+  size_t i = 0;
+  if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+  bool digits = false;
+  if (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+    while (i < s.size() && ((s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == ',')) ++i;
+    digits = true;
+  }
+  if (i >= s.size() || s[i] != '.') return false;
+  ++i;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+    ++i;
+    digits = true;
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i >= s.size() || (s[i] != '-' && s[i] != '+')) return false;
+    ++i;
+    const size_t exp_start = i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+    if (i == exp_start) return false;
+  }
+  return i == s.size() && digits;  // "." and "+." are strings
+}
+
+ScalarType ResolvePlain(std::string_view s) {
+  if (s.empty() || s == "~") return ScalarType::kNull;
+  const std::string lower = AsciiLower(s);
+  if (lower == "null") return ScalarType::kNull;
+  if (lower == "yes" || lower == "true" || lower == "on" || lower == "no" || lower == "false" ||
+      lower == "off") {
+    return ScalarType::kBool;
+  }
+  if (IsPsychFloat(s)) return ScalarType::kFloat;
+  if (IsPsychInt(s)) return ScalarType::kInt;
+  return ScalarType::kString;
+}
+
+bool PlainBoolValue(std::string_view s) {
+  const std::string lower = AsciiLower(s);
+  return lower == "yes" || lower == "true" || lower == "on";
+}
+
+constexpr std::string_view kCoreTagPrefix = "tag:yaml.org,2002:";
+
+// yaml-cpp reports "?" for a plain scalar or untagged collection, "!" for a quoted scalar (or
+// the explicit non-specific tag), and expands "!!x" to the core prefix.
+ScalarType TypeOf(const YAML::Node& node) {
+  if (node.IsNull()) return ScalarType::kNull;
+  const std::string& tag = node.Tag();
+  if (tag == "!" || tag == std::string(kCoreTagPrefix) + "str") return ScalarType::kString;
+  return ResolvePlain(node.Scalar());
+}
+
+// ---------------------------------------------------------------------------------------
+// The guard pass: sees every event before any node is built.
+
+class Refused : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+bool IsAllowedTag(const std::string& tag) {
+  if (tag.empty() || tag == "?" || tag == "!") return true;
+  if (!std::string_view(tag).starts_with(kCoreTagPrefix)) return false;
+  const std::string_view name = std::string_view(tag).substr(kCoreTagPrefix.size());
+  return name == "str" || name == "int" || name == "float" || name == "bool" || name == "null" ||
+         name == "seq" || name == "map";
+}
+
+class Guard : public YAML::EventHandler {
+ public:
+  explicit Guard(const Limits& limits) : limits_(limits) {}
+
+  void OnDocumentStart(const YAML::Mark&) override {
+    if (++documents_ > 1) throw Refused("more than one document");
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t anchor) override { Count(anchor, ""); }
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { throw Refused("alias"); }
+  void OnScalar(const YAML::Mark&, const std::string& tag, YAML::anchor_t anchor,
+                const std::string&) override {
+    Count(anchor, tag);
+  }
+  void OnSequenceStart(const YAML::Mark&, const std::string& tag, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value) override {
+    Open(anchor, tag);
+  }
+  void OnSequenceEnd() override { --depth_; }
+  void OnMapStart(const YAML::Mark&, const std::string& tag, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value) override {
+    Open(anchor, tag);
+  }
+  void OnMapEnd() override { --depth_; }
+  void OnAnchor(const YAML::Mark&, const std::string&) override { throw Refused("anchor"); }
+
+ private:
+  void Count(YAML::anchor_t anchor, const std::string& tag) {
+    if (anchor != YAML::NullAnchor) throw Refused("anchor");
+    if (!IsAllowedTag(tag)) throw Refused("tag " + tag);
+    if (++nodes_ > limits_.max_nodes) throw Refused("more than " + std::to_string(limits_.max_nodes) + " nodes");
+  }
+  void Open(YAML::anchor_t anchor, const std::string& tag) {
+    Count(anchor, tag);
+    if (++depth_ > limits_.max_depth) {
+      throw Refused("nested deeper than " + std::to_string(limits_.max_depth));
+    }
+  }
+
+  const Limits& limits_;
+  size_t documents_ = 0;
+  size_t nodes_ = 0;
+  size_t depth_ = 0;
+};
+
+// Checks, guards and loads one document. Throws Refused or YAML::Exception.
+YAML::Node LoadGuarded(std::string_view raw, const Limits& limits) {
+  if (std::string why = CheckPrintable(raw); !why.empty()) throw Refused(why);
+  const std::string doc = NormalizeBreaks(raw);
+  {
+    std::istringstream in(doc);
+    YAML::Parser parser(in);
+    Guard guard(limits);
+    if (!parser.HandleNextDocument(guard)) throw Refused("empty document");
+    if (parser.HandleNextDocument(guard)) throw Refused("more than one document");
+  }
+  return YAML::Load(doc);
+}
+
+// ---------------------------------------------------------------------------------------
+// Requests
+
+// Ruby's String#inspect, near enough for an error message.
+std::string RubyStringInspect(std::string_view s) {
+  std::string out = "\"";
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\x1b':
+        out += "\\e";
+        break;
+      case '#':
+        if (i + 1 < s.size() && (s[i + 1] == '{' || s[i + 1] == '$' || s[i + 1] == '@')) {
+          out += "\\#";
+        } else {
+          out += '#';
+        }
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20 || c == '\x7f') {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\x%02X", static_cast<unsigned char>(c));
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+// Ruby's #inspect of what Psych would have built, for "Argument is a X, not a string: Y".
+// Bounded by the guard (depth and node count).
+std::string RubyInspect(const YAML::Node& node) {
+  if (node.IsSequence()) {
+    std::string out = "[";
+    for (size_t i = 0; i < node.size(); ++i) {
+      if (i > 0) out += ", ";
+      out += RubyInspect(node[i]);
+    }
+    return out + "]";
+  }
+  if (node.IsMap()) {
+    std::string out = "{";
+    bool first = true;
+    for (const auto& kv : node) {
+      if (!first) out += ", ";
+      first = false;
+      out += RubyInspect(kv.first) + "=>" + RubyInspect(kv.second);
+    }
+    return out + "}";
+  }
+  switch (TypeOf(node)) {
+    case ScalarType::kNull:
+      return "nil";
+    case ScalarType::kBool:
+      return PlainBoolValue(node.Scalar()) ? "true" : "false";
+    case ScalarType::kInt:
+      if (auto v = ParsePsychInt(node.Scalar())) return std::to_string(*v);
+      return node.Scalar();
+    case ScalarType::kFloat: {
+      const std::string lower = AsciiLower(node.Scalar());
+      if (lower == ".nan") return "NaN";
+      if (lower == "-.inf") return "-Infinity";
+      if (lower == ".inf" || lower == "+.inf") return "Infinity";
+      return node.Scalar();
+    }
+    case ScalarType::kString:
+      return RubyStringInspect(node.Scalar());
+  }
+  return node.Scalar();
+}
+
+std::string RubyClassName(const YAML::Node& node) {
+  if (node.IsSequence()) return "Array";
+  if (node.IsMap()) return "Hash";
+  switch (TypeOf(node)) {
+    case ScalarType::kNull:
+      return "NilClass";
+    case ScalarType::kBool:
+      return PlainBoolValue(node.Scalar()) ? "TrueClass" : "FalseClass";
+    case ScalarType::kInt:
+      return "Integer";
+    case ScalarType::kFloat:
+      return "Float";
+    case ScalarType::kString:
+      return "String";
+  }
+  return "Object";
+}
+
+// Ruby truthiness: nil and false are "not given".
+bool IsFalsy(const YAML::Node& node) {
+  if (!node.IsScalar() && !node.IsNull()) return false;
+  const ScalarType t = TypeOf(node);
+  return t == ScalarType::kNull || (t == ScalarType::kBool && !PlainBoolValue(node.Scalar()));
+}
+
+// An id-like scalar, or nullopt when absent to Ruby (null or false).
+std::optional<Id> ToId(const YAML::Node& node) {
+  if (IsFalsy(node)) return std::nullopt;
+  switch (TypeOf(node)) {
+    case ScalarType::kBool:
+      return Id{Id::Kind::kBool, "true"};
+    case ScalarType::kInt:
+      return Id{Id::Kind::kInt, node.Scalar()};
+    case ScalarType::kFloat:
+      return Id{Id::Kind::kFloat, node.Scalar()};
+    case ScalarType::kNull:
+    case ScalarType::kString:
+      break;
+  }
+  return Id{Id::Kind::kString, node.Scalar()};
+}
+
+void ReadArgs(const YAML::Node& node, Request* request) {
+  if (IsFalsy(node)) return;  // Einhorn: "No args provided"
+  if (!node.IsSequence()) {
+    request->args_state = Request::ArgsState::kNotList;
+    return;
+  }
+  for (const YAML::Node& element : node) {
+    if (!element.IsScalar() || TypeOf(element) != ScalarType::kString) {
+      request->args_state = Request::ArgsState::kBadElement;
+      request->bad_arg = "Argument is a " + RubyClassName(element) +
+                         ", not a string: " + RubyInspect(element);
+      request->args.clear();
+      return;
+    }
+    request->args.push_back(element.Scalar());
+  }
+  request->args_state = Request::ArgsState::kList;
+}
+
+ParseResult NotParsed(std::string detail) {
+  ParseResult result;
+  result.kind = ParseResult::Kind::kNotParsed;
+  result.detail = std::move(detail);
+  return result;
+}
+
+ParseResult ParseRequestOrThrow(std::string_view document, const Limits& limits) {
+  const YAML::Node root = LoadGuarded(document, limits);
+  if (!root.IsMap()) return NotParsed("not a mapping");
+
+  ParseResult result;
+  Request& request = result.request;
+  bool seen_command = false, seen_id = false, seen_args = false, seen_pid = false,
+       seen_request_id = false, seen_user = false;
+  // Duplicate keys: the first wins (Psych keeps the last; a client that sends two cannot rely
+  // on either, and taking the first means a later key cannot override what a log shows first).
+  for (const auto& kv : root) {
+    if (!kv.first.IsScalar()) continue;
+    const std::string& key = kv.first.Scalar();
+    const YAML::Node& value = kv.second;
+    if (key == "command" && !std::exchange(seen_command, true)) {
+      if (value.IsNull()) continue;
+      if (!value.IsScalar()) return NotParsed("command is not a scalar");
+      request.command = value.Scalar();
+      request.has_command = true;
+    } else if (key == "id" && !std::exchange(seen_id, true)) {
+      if (!value.IsScalar() && !value.IsNull()) return NotParsed("id is not a scalar");
+      request.id = ToId(value);
+    } else if (key == "args" && !std::exchange(seen_args, true)) {
+      ReadArgs(value, &request);
+    } else if (key == "pid" && !std::exchange(seen_pid, true)) {
+      request.pid_present = !IsFalsy(value);
+      if (value.IsScalar() && TypeOf(value) == ScalarType::kInt) {
+        request.pid = ParsePsychInt(value.Scalar());
+      }
+    } else if (key == "request_id" && !std::exchange(seen_request_id, true)) {
+      if (value.IsScalar()) request.ping_request_id = ToId(value);
+    } else if (key == "user" && !std::exchange(seen_user, true)) {
+      if (value.IsScalar()) request.user = value.Scalar();
+    }
+  }
+  if (!request.has_command) result.kind = ParseResult::Kind::kNoCommand;
+  return result;
+}
+
+// A value for `request_id`: plain when it reads back as the same kind, else double-quoted
+// (a caller-made Id with odd text degrades to a string rather than breaking the document).
+void AppendIdValue(const Id& id, std::string* out) {
+  ScalarType want = ScalarType::kString;
+  switch (id.kind) {
+    case Id::Kind::kInt:
+      want = ScalarType::kInt;
+      break;
+    case Id::Kind::kFloat:
+      want = ScalarType::kFloat;
+      break;
+    case Id::Kind::kBool:
+      want = ScalarType::kBool;
+      break;
+    case Id::Kind::kString:
+      break;
+  }
+  if (want != ScalarType::kString && ResolvePlain(id.text) == want) {
+    out->append(id.text);
+  } else {
+    AppendDoubleQuoted(id.text, out);
+  }
+}
+
+std::optional<Reply> ParseReplyOrThrow(std::string_view line) {
+  const YAML::Node root = LoadGuarded(Unescape(line), Limits{});
+  if (!root.IsMap()) return std::nullopt;
+  Reply reply;
+  bool seen_message = false, seen_request_id = false, seen_wait = false, seen_error = false;
+  for (const auto& kv : root) {
+    if (!kv.first.IsScalar()) continue;
+    const std::string& key = kv.first.Scalar();
+    const YAML::Node& value = kv.second;
+    const auto is_true = [&] {
+      return value.IsScalar() && TypeOf(value) == ScalarType::kBool &&
+             PlainBoolValue(value.Scalar());
+    };
+    if (key == "message" && !std::exchange(seen_message, true)) {
+      // A Ruby master quotes strings that look like other types; take any scalar's text.
+      if (!value.IsScalar()) return std::nullopt;
+      reply.message = value.Scalar();
+    } else if (key == "request_id" && !std::exchange(seen_request_id, true)) {
+      if (value.IsScalar()) reply.request_id = ToId(value);
+    } else if (key == "wait" && !std::exchange(seen_wait, true)) {
+      reply.wait = is_true();
+    } else if (key == "error" && !std::exchange(seen_error, true)) {
+      reply.error = is_true();
+    }
+  }
+  if (!seen_message) return std::nullopt;
+  return reply;
+}
+
+}  // namespace
+
+std::string Escape(std::string_view payload) {
+  std::string out;
+  out.reserve(payload.size() + payload.size() / 8);
+  for (char c : payload) {
+    if (c == '%') {
+      out.append("%25");
+    } else if (c == '\n') {
+      out.append("%0A");
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+std::string Unescape(std::string_view line) {
+  std::string out;
+  out.reserve(line.size());
+  for (size_t i = 0; i < line.size(); ++i) {
+    if (line[i] == '%' && i + 2 < line.size() && HexValue(line[i + 1]) >= 0 &&
+        HexValue(line[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(HexValue(line[i + 1]) * 16 + HexValue(line[i + 2])));
+      i += 2;
+    } else {
+      out.push_back(line[i]);
+    }
+  }
+  return out;
+}
+
+bool LineBuffer::Append(std::string_view bytes) {
+  if (overflowed_) return false;
+  // Drop what NextLine has consumed once it is most of the buffer: amortized O(1) per byte.
+  if (start_ > 0 && (start_ == buffer_.size() || start_ >= buffer_.size() / 2)) {
+    buffer_.erase(0, start_);
+    complete_end_ -= start_;
+    start_ = 0;
+  }
+  size_t line_start = complete_end_;
+  size_t scan = buffer_.size();
+  buffer_.append(bytes);
+  while (true) {
+    const size_t nl = buffer_.find('\n', scan);
+    const size_t end = nl == std::string::npos ? buffer_.size() : nl;
+    if (end - line_start > max_line_) {
+      overflowed_ = true;
+      complete_end_ = line_start;
+      buffer_.resize(line_start);  // keep the complete lines before it, drop the rest
+      return false;
+    }
+    if (nl == std::string::npos) break;
+    line_start = nl + 1;
+    scan = line_start;
+  }
+  complete_end_ = line_start;
+  return true;
+}
+
+std::optional<std::string> LineBuffer::NextLine() {
+  if (start_ >= complete_end_) return std::nullopt;
+  const size_t nl = buffer_.find('\n', start_);  // exists: Append saw it before complete_end_
+  size_t end = nl;
+  if (end > start_ && buffer_[end - 1] == '\r') --end;
+  std::string line = buffer_.substr(start_, end - start_);
+  start_ = nl + 1;
+  return line;
+}
+
+ParseResult ParseRequest(std::string_view document, const Limits& limits) {
+  try {
+    return ParseRequestOrThrow(document, limits);
+  } catch (const YAML::DeepRecursion& e) {
+    return NotParsed(std::string("too deep: ") + e.what());
+  } catch (const YAML::Exception& e) {
+    return NotParsed(std::string("YAML: ") + e.what());
+  } catch (const Refused& e) {
+    return NotParsed(std::string("refused: ") + e.what());
+  } catch (const std::exception& e) {
+    return NotParsed(std::string("error: ") + e.what());
+  }
+}
+
+std::string EncodeReply(const Reply& reply) {
+  std::string doc = "---\nmessage: ";
+  AppendDoubleQuoted(reply.message, &doc);
+  doc += '\n';
+  if (reply.request_id) {
+    doc += "request_id: ";
+    AppendIdValue(*reply.request_id, &doc);
+    doc += '\n';
+  }
+  if (reply.wait) doc += "wait: true\n";
+  if (reply.error) doc += "error: true\n";
+  std::string line = Escape(doc);
+  line += '\n';
+  return line;
+}
+
+std::string EncodeRequest(const std::string& command, const std::vector<std::string>& args,
+                          std::optional<std::int64_t> id) {
+  // A JSON-style flow mapping on one line: Einhorn (Psych), our master and a human reading a
+  // capture all agree on it, and args are always sent because `die` requires them.
+  std::string doc = "{\"command\": ";
+  AppendDoubleQuoted(command, &doc);
+  if (id) doc += ", \"id\": " + std::to_string(*id);
+  doc += ", \"args\": [";
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (i > 0) doc += ", ";
+    AppendDoubleQuoted(args[i], &doc);
+  }
+  doc += "]}";
+  std::string line = Escape(doc);
+  line += '\n';
+  return line;
+}
+
+std::optional<Reply> ParseReply(std::string_view line) {
+  try {
+    return ParseReplyOrThrow(line);
+  } catch (const std::exception&) {
+    // YAML::Exception, Refused and allocation failures alike: not a reply we can read.
+    return std::nullopt;
+  }
+}
+
+}  // namespace einhorn::core::wire

@@ -1,0 +1,199 @@
+#include "ctl/client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+
+namespace einhorn::ctl {
+namespace {
+
+using core::Result;
+using core::Status;
+using core::wire::Reply;
+using Clock = std::chrono::steady_clock;
+
+// A status reply carries one row per worker in a single line: 1,000 workers are ~150 KB, more
+// than the master's request cap (wire::kMaxLineBytes), so the client allows far longer lines.
+constexpr size_t kMaxReplyLine = 64 * 1024 * 1024;
+
+std::string Hint() { return " (is einhorn-cpp running? use -d PATH or -c NAME)"; }
+
+std::string SecondsText(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%gs", s);
+  return buf;
+}
+
+// Long or binary junk must not flood the terminal.
+std::string Excerpt(const std::string& line) {
+  constexpr size_t kMax = 120;
+  std::string out = line.substr(0, kMax);
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  }
+  return line.size() > kMax ? out + "..." : out;
+}
+
+class SocketConnection : public Connection {
+ public:
+  SocketConnection(int fd, bool owned, bool shared, double timeout_seconds)
+      : fd_(fd),
+        owned_(owned),
+        shared_(shared),
+        timeout_(std::chrono::duration_cast<Clock::duration>(
+            std::chrono::duration<double>(timeout_seconds))),
+        timeout_seconds_(timeout_seconds),
+        buffer_(kMaxReplyLine) {}
+  ~SocketConnection() override {
+    if (owned_) ::close(fd_);
+  }
+  SocketConnection(const SocketConnection&) = delete;
+  SocketConnection& operator=(const SocketConnection&) = delete;
+
+  Status Send(const std::string& line) override {
+    size_t done = 0;
+    while (done < line.size()) {
+      // MSG_NOSIGNAL: a master that went away is an error to report, not a SIGPIPE.
+      ssize_t n = ::send(fd_, line.data() + done, line.size() - done, MSG_NOSIGNAL);
+      if (n < 0 && errno == ENOTSOCK) n = ::write(fd_, line.data() + done, line.size() - done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          return Status::Error("the master stopped reading (no progress within " +
+                               SecondsText(timeout_seconds_) + ")");
+        }
+        if (errno == EPIPE || errno == ECONNRESET) {
+          return Status::Error("the master closed the connection");
+        }
+        return Status::Error(std::string("cannot send to the master: ") + std::strerror(errno));
+      }
+      done += static_cast<size_t>(n);
+    }
+    return Status::Ok();
+  }
+
+  Result<Reply> Receive() override {
+    const Clock::time_point deadline = Clock::now() + timeout_;
+    for (;;) {
+      if (std::optional<std::string> line = buffer_.NextLine()) {
+        std::optional<Reply> reply = core::wire::ParseReply(*line);
+        if (!reply)
+          return Result<Reply>::Error("unreadable reply from the master: " + Excerpt(*line));
+        return *reply;
+      }
+      if (buffer_.overflowed()) return Result<Reply>::Error("reply from the master is too long");
+      if (eof_) {
+        return Result<Reply>::Error(buffer_.pending_bytes() > 0
+                                        ? "the master closed the connection mid-reply"
+                                        : "the master closed the connection");
+      }
+      const Status read = ReadSome(deadline, /*keep=*/true);
+      if (!read.ok()) return Result<Reply>(read);
+    }
+  }
+
+  Status AwaitClose() override {
+    if (shared_) return Status::Ok();
+    const Clock::time_point deadline = Clock::now() + timeout_;
+    while (!eof_) {
+      const Status read = ReadSome(deadline, /*keep=*/false);
+      if (!read.ok()) return read;
+    }
+    return Status::Ok();
+  }
+
+ private:
+  // Waits for bytes until `deadline`; appends them to the line buffer when `keep`. Sets eof_.
+  Status ReadSome(Clock::time_point deadline, bool keep) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) {
+      return Status::Error("no reply from the master within " + SecondsText(timeout_seconds_));
+    }
+    pollfd p{fd_, POLLIN, 0};
+    const int ready = ::poll(&p, 1, static_cast<int>(std::min<long long>(left.count(), 1 << 30)));
+    if (ready < 0 && errno != EINTR) {
+      return Status::Error(std::string("poll: ") + std::strerror(errno));
+    }
+    if (ready <= 0) return Status::Ok();  // the caller re-checks the deadline
+    char chunk[64 * 1024];
+    const ssize_t n = ::read(fd_, chunk, sizeof chunk);
+    if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+      eof_ = true;
+    } else if (n < 0) {
+      if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
+        return Status::Error(std::string("cannot read from the master: ") + std::strerror(errno));
+      }
+    } else if (keep) {
+      buffer_.Append(std::string_view(chunk, static_cast<size_t>(n)));
+    }
+    return Status::Ok();
+  }
+
+  int fd_;
+  bool owned_;
+  bool shared_;
+  Clock::duration timeout_;
+  double timeout_seconds_;
+  core::wire::LineBuffer buffer_;
+  bool eof_ = false;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Connection>> ConnectUnix(const std::string& path, double timeout_seconds) {
+  using R = Result<std::unique_ptr<Connection>>;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof addr.sun_path) {
+    return R::Error("cannot connect to " + path + ": not a usable UNIX socket path (1 to " +
+                    std::to_string(sizeof addr.sun_path - 1) + " bytes)" + Hint());
+  }
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return R::Error(std::string("socket: ") + std::strerror(errno));
+  auto conn =
+      std::make_unique<SocketConnection>(fd, /*owned=*/true, /*shared=*/false, timeout_seconds);
+  // On a UNIX socket SO_SNDTIMEO also bounds a blocking connect() to a master whose backlog is
+  // full (Linux waits on the send timeout there), as well as every later send().
+  const double whole = std::floor(timeout_seconds);
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(whole);
+  tv.tv_usec = static_cast<suseconds_t>((timeout_seconds - whole) * 1e6);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  int rc;
+  do {
+    rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+  } while (rc < 0 && errno == EINTR);
+  if (rc < 0) {
+    const int err = errno;
+    if (err == EAGAIN) {
+      return R::Error("cannot connect to " + path + ": the master is not accepting connections" +
+                      " (no answer within " + SecondsText(timeout_seconds) + ")");
+    }
+    return R::Error("cannot connect to " + path + ": " + std::strerror(err) + Hint());
+  }
+  return R(std::move(conn));
+}
+
+Result<std::unique_ptr<Connection>> AdoptFd(int fd, double timeout_seconds) {
+  using R = Result<std::unique_ptr<Connection>>;
+  if (fd < 0 || ::fcntl(fd, F_GETFD) < 0) {
+    return R::Error("EINHORN_SOCK_FD=" + std::to_string(fd) +
+                    " is not an open file descriptor (einhorn -g passes it to workers only;"
+                    " use -d PATH otherwise)");
+  }
+  return R(
+      std::make_unique<SocketConnection>(fd, /*owned=*/false, /*shared=*/true, timeout_seconds));
+}
+
+}  // namespace einhorn::ctl

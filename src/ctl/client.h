@@ -1,0 +1,42 @@
+// einhornctl's end of the command socket: one connection to one master, carrying request lines
+// out and reply lines back (wire.h does the framing). Every error from here means "cannot talk
+// to the master", which einhornctl reports with exit code 3; what the master *says* (including a
+// refusal) is the business of commands.h.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "core/wire.h"
+
+namespace einhorn::ctl {
+
+// The seam between the command logic and the socket: commands.cc talks to this interface, the
+// tests give it a scripted fake.
+class Connection {
+ public:
+  virtual ~Connection() = default;
+  // Writes one whole request line (as wire::EncodeRequest makes it, '\n' included).
+  virtual core::Status Send(const std::string& line) = 0;
+  // The next reply line, decoded. Errors: the reply timeout passed, the master closed the
+  // connection, or the line is not a reply.
+  virtual core::Result<core::wire::Reply> Receive() = 0;
+  // worker:ack gets no reply: the master closes the connection once it has handled it, so EOF
+  // (within the reply timeout) is the acknowledgement. Anything the master sends is discarded.
+  virtual core::Status AwaitClose() = 0;
+};
+
+// Connects to the UNIX stream socket at `path`. `timeout_seconds` bounds the connect (a master
+// whose backlog is full), every write, and the wait for each reply. The error names the path and
+// hints at -d/-c, e.g. "cannot connect to /tmp/einhorn.sock: No such file or directory (is
+// einhorn-cpp running? use -d PATH or -c NAME)".
+core::Result<std::unique_ptr<Connection>> ConnectUnix(const std::string& path,
+                                                      double timeout_seconds);
+
+// An inherited connection (EINHORN_SOCK_FD, given to workers by `einhorn -g`). It is shared with
+// the worker that spawned us, so AwaitClose does not read from it: it returns at once. The fd is
+// not closed on destruction (the process is about to exit, and it is not ours alone).
+core::Result<std::unique_ptr<Connection>> AdoptFd(int fd, double timeout_seconds);
+
+}  // namespace einhorn::ctl

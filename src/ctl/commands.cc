@@ -1,0 +1,365 @@
+#include "ctl/commands.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <istream>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/pool_status.h"
+#include "core/wire.h"
+#include "ctl/render.h"
+
+namespace einhorn::ctl {
+namespace {
+
+using core::PoolStatus;
+using core::Result;
+using core::Status;
+using core::wire::Reply;
+
+constexpr double kPollInterval = 0.1;  // set --wait asks for status this often
+
+const char* const kLevels[] = {"debug", "info", "error"};  // Einhorn's verbosity 0, 1, 2
+
+std::string Quoted(const std::string& s) {
+  return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// Prints what the master says as it arrives (streamed messages must not wait for the last one),
+// or collects it for one JSON document at the end. Refusals go to stderr, einhornctl's own
+// diagnostics too, prefixed with the program name.
+class Output {
+ public:
+  Output(Context& ctx, bool json) : ctx_(ctx), json_(json) {}
+
+  void Add(const Reply& reply) {
+    error_ = error_ || reply.error;
+    if (json_) {
+      messages_.push_back(reply.message);
+    } else {
+      std::ostream& to = reply.error ? *ctx_.err : *ctx_.out;
+      to << MessageText(reply.message) << std::flush;
+    }
+  }
+  // A line of our own for people (json: dropped, the data says it).
+  void Note(const std::string& text) {
+    if (!json_) *ctx_.out << MessageText(text) << std::flush;
+  }
+  void Diagnose(const std::string& text) {
+    *ctx_.err << "einhornctl: " << text << "\n" << std::flush;
+  }
+  // The end of a command that reached the master.
+  int Finish(int code) {
+    if (json_) *ctx_.out << RenderMessagesJson(messages_, error_ || code != kExitOk);
+    return code;
+  }
+  // The end of a command that lost the master: diagnostics only.
+  int Unreachable(const Status& status) {
+    Diagnose(status.message());
+    return kExitUnreachable;
+  }
+  bool error() const { return error_; }
+  bool json() const { return json_; }
+
+ private:
+  Context& ctx_;
+  bool json_;
+  std::vector<std::string> messages_;
+  bool error_ = false;
+};
+
+// One connection, opened on first use, and the request ids 1, 2, 3, ...
+class Session {
+ public:
+  explicit Session(Context& ctx) : ctx_(ctx) {}
+
+  // Sends `verb` and hands every reply up to the final one to `on_reply`.
+  template <typename OnReply>
+  Status Call(const std::string& verb, const std::vector<std::string>& args, OnReply on_reply) {
+    const std::int64_t id = next_id_++;
+    return Exchange(core::wire::EncodeRequest(verb, args, id), id, on_reply);
+  }
+
+  // ehlo carries `user`, which EncodeRequest has no place for.
+  template <typename OnReply>
+  Status Ehlo(const std::string& user, OnReply on_reply) {
+    const std::int64_t id = next_id_++;
+    const std::string doc = "{\"command\": \"ehlo\", \"id\": " + std::to_string(id) +
+                            ", \"user\": " + Quoted(user) + "}";
+    return Exchange(core::wire::Escape(doc) + "\n", id, on_reply);
+  }
+
+  // worker:ack: the shape every Einhorn client sends, no id, no reply.
+  Status Ack(core::Pid pid) {
+    if (Status s = Open(); !s.ok()) return s;
+    const std::string line = "{\"command\":\"worker:ack\",\"pid\":" + std::to_string(pid) + "}\n";
+    if (Status s = conn_->Send(line); !s.ok()) return s;
+    return conn_->AwaitClose();
+  }
+
+ private:
+  Status Open() {
+    if (conn_) return Status::Ok();
+    Result<std::unique_ptr<Connection>> c = ctx_.connect();
+    if (!c.ok()) return c.status();
+    conn_ = std::move(c).value();
+    return Status::Ok();
+  }
+
+  template <typename OnReply>
+  Status Exchange(const std::string& line, std::int64_t id, OnReply& on_reply) {
+    if (Status s = Open(); !s.ok()) return s;
+    if (Status s = conn_->Send(line); !s.ok()) return s;
+    const std::string want = std::to_string(id);
+    for (;;) {
+      Result<Reply> r = conn_->Receive();
+      if (!r.ok()) return r.status();
+      const Reply& reply = r.value();
+      // Einhorn keeps streaming an earlier upgrade's progress to a connection that asked for
+      // it; those messages carry that request's id, not ours.
+      if (reply.request_id && reply.request_id->kind == core::wire::Id::Kind::kInt &&
+          reply.request_id->text != want) {
+        continue;
+      }
+      on_reply(reply);
+      if (!reply.wait) return Status::Ok();
+    }
+  }
+
+  Context& ctx_;
+  std::unique_ptr<Connection> conn_;
+  std::int64_t next_id_ = 1;
+};
+
+enum class Fetch { kOk, kRefused, kUnreachable };
+
+// Asks for `status`. On failure the reason is already printed (or collected by `output`).
+Fetch FetchStatus(Session& session, Output& output, PoolStatus* status) {
+  Reply last;
+  const Status sent = session.Call("status", {}, [&](const Reply& r) { last = r; });
+  if (!sent.ok()) {
+    output.Unreachable(sent);
+    return Fetch::kUnreachable;
+  }
+  if (last.error) {
+    output.Add(last);
+    return Fetch::kRefused;
+  }
+  Result<PoolStatus> parsed = core::PoolStatusFromYaml(last.message);
+  if (!parsed.ok()) {
+    if (last.message.rfind("Unrecognized command", 0) == 0) {
+      output.Diagnose("this master does not know `status` (Ruby Einhorn?); it needs einhorn-cpp");
+    } else {
+      output.Diagnose("the master's answer to status is not a pool status: " + parsed.error());
+    }
+    return Fetch::kRefused;
+  }
+  *status = std::move(parsed).value();
+  return Fetch::kOk;
+}
+
+int StatusCommand(Context& ctx, Session& session, bool json) {
+  Output output(ctx, json);
+  PoolStatus status;
+  switch (FetchStatus(session, output, &status)) {
+    case Fetch::kOk:
+      *ctx.out << (json ? RenderStatusJson(status) : RenderStatus(status)) << std::flush;
+      return kExitOk;
+    case Fetch::kRefused:
+      return output.Finish(kExitRefused);
+    case Fetch::kUnreachable:
+      return kExitUnreachable;
+  }
+  return kExitUnreachable;
+}
+
+// Sends `specs` in order, stopping at the first refusal.
+int RunPlan(const std::vector<RequestSpec>& specs, Session& session, Output& output) {
+  for (const RequestSpec& spec : specs) {
+    const Status s = session.Call(spec.verb, spec.args, [&](const Reply& r) { output.Add(r); });
+    if (!s.ok()) return output.Unreachable(s);
+    if (output.error()) return output.Finish(kExitRefused);
+  }
+  return output.Finish(kExitOk);
+}
+
+int LogLevelCommand(const Invocation& inv, Context& ctx, Session& session) {
+  Output output(ctx, inv.json);
+  PoolStatus status;
+  switch (FetchStatus(session, output, &status)) {
+    case Fetch::kOk:
+      break;
+    case Fetch::kRefused:
+      return output.Finish(kExitRefused);
+    case Fetch::kUnreachable:
+      return kExitUnreachable;
+  }
+  int want = 0;
+  while (want < 2 && inv.level != kLevels[want]) ++want;
+  const int steps = want - status.verbosity;
+  if (steps == 0) {
+    Reply same;
+    same.message = "Verbosity already " + std::to_string(want) + " (" + inv.level + ")";
+    output.Add(same);
+    return output.Finish(kExitOk);
+  }
+  // Each step answers "Verbosity set to N"; only the last one is news.
+  Output quiet(ctx, /*json=*/true);
+  Reply last;
+  for (int i = 0; i < (steps > 0 ? steps : -steps); ++i) {
+    const Status s = session.Call(steps > 0 ? "quieter" : "louder", {}, [&](const Reply& r) {
+      last = r;
+      quiet.Add(r);
+    });
+    if (!s.ok()) return output.Unreachable(s);
+    if (quiet.error()) break;
+  }
+  output.Add(last);
+  return output.Finish(last.error ? kExitRefused : kExitOk);
+}
+
+// set N --wait: the resize is done when the master targets N and N workers are ready with none
+// booting. Draining workers may remain: they are on their way out and hold no slot.
+int SetCommand(const Invocation& inv, Context& ctx, Session& session) {
+  Output output(ctx, inv.json);
+  const Status s = session.Call("set_workers", {std::to_string(inv.workers)},
+                                [&](const Reply& r) { output.Add(r); });
+  if (!s.ok()) return output.Unreachable(s);
+  if (output.error()) return output.Finish(kExitRefused);
+  if (!inv.wait) return output.Finish(kExitOk);
+
+  const int n = inv.workers;
+  const double deadline = ctx.clock->Now() + inv.wait_timeout;
+  const bool progress = ctx.stdout_tty && !inv.json;
+  auto line = [n](const PoolStatus& st) {
+    return "ready " + std::to_string(st.ready) + "/" + std::to_string(n) + ", booting " +
+           std::to_string(st.booting) + ", draining " + std::to_string(st.draining);
+  };
+  for (;;) {
+    PoolStatus st;
+    switch (FetchStatus(session, output, &st)) {
+      case Fetch::kOk:
+        break;
+      case Fetch::kRefused:
+        if (progress) *ctx.out << "\n";
+        return output.Finish(kExitRefused);
+      case Fetch::kUnreachable:
+        if (progress) *ctx.out << "\n";
+        return kExitUnreachable;
+    }
+    if (st.target == n && st.ready == n && st.booting == 0) {
+      if (progress) *ctx.out << "\r\x1b[K";
+      output.Note(line(st));
+      return output.Finish(kExitOk);
+    }
+    const double now = ctx.clock->Now();
+    if (st.stopping || now >= deadline) {
+      if (progress) *ctx.out << "\n" << std::flush;
+      output.Diagnose(st.stopping
+                          ? "the master is shutting down: ready " + std::to_string(st.ready) + "/" +
+                                std::to_string(n)
+                          : "timed out after " + ShortSeconds(inv.wait_timeout) + ": ready " +
+                                std::to_string(st.ready) + "/" + std::to_string(n));
+      return output.Finish(kExitRefused);
+    }
+    if (progress) *ctx.out << "\r\x1b[Kwaiting: " << line(st) << std::flush;
+    ctx.clock->Sleep(std::min(kPollInterval, deadline - now));
+  }
+}
+
+std::vector<std::string> SplitWords(const std::string& line) {
+  std::vector<std::string> words;
+  std::istringstream in(line);
+  for (std::string w; in >> w;) words.push_back(w);
+  return words;
+}
+
+// Like einhornsh: ehlo, then one request per line until quit, exit or end of input.
+int Shell(const Invocation& inv, Context& ctx, Session& session) {
+  Output output(ctx, /*json=*/false);
+  Status s = session.Ehlo(ctx.user, [&](const Reply& r) { output.Add(r); });
+  if (!s.ok()) return output.Unreachable(s);
+  *ctx.out << "Enter 'help' if you're not sure what to do.\n"
+           << "Type \"quit\" or \"exit\" to quit at any time.\n";
+  for (;;) {
+    *ctx.out << "einhorn> " << std::flush;
+    std::string text;
+    if (!std::getline(*ctx.in, text)) {
+      *ctx.out << "\n" << std::flush;
+      return kExitOk;
+    }
+    std::vector<std::string> words = SplitWords(text);
+    if (words.empty()) continue;
+    if (words[0] == "quit" || words[0] == "exit") return kExitOk;
+    const std::string verb = words[0];
+    words.erase(words.begin());
+    if (verb == "status" && words.empty() && !inv.json) {
+      // The YAML is for programs; people get the table.
+      PoolStatus st;
+      if (FetchStatus(session, output, &st) == Fetch::kUnreachable) return kExitUnreachable;
+      if (st.master_pid != 0) *ctx.out << RenderStatus(st) << std::flush;
+      continue;
+    }
+    s = session.Call(verb, words, [&](const Reply& r) { output.Add(r); });
+    if (!s.ok()) return output.Unreachable(s);
+  }
+}
+
+bool Unsupported(const std::string& command) {
+  return command == "upgrade" || command == "upgrade-fleet" || command == "reload";
+}
+
+}  // namespace
+
+std::vector<RequestSpec> PlanRequests(const Invocation& inv) {
+  const std::string& c = inv.command;
+  if (c == "inc" || c == "dec") return std::vector<RequestSpec>(inv.count, RequestSpec{c, {}});
+  if (c == "set") return {{"set_workers", {std::to_string(inv.workers)}}};
+  if (c == "signal") return {{"signal", {inv.signal}}};
+  if (c == "die") {
+    return {{"die", inv.signal.empty() ? std::vector<std::string>{} : std::vector{inv.signal}}};
+  }
+  if (c == "quieter" || c == "louder" || c == "help" || c == "state") return {{c, {}}};
+  if (c == "raw") return {{inv.verb, inv.args}};
+  return {};
+}
+
+int Run(const Invocation& inv, Context& ctx) {
+  if (Unsupported(inv.command)) {
+    *ctx.err << "einhornctl: " << inv.command
+             << " is not yet supported by this version of einhornctl\n";
+    return kExitUsage;
+  }
+  Session session(ctx);
+  const std::string& c = inv.command;
+  if (c.empty()) {
+    if (!ctx.stdin_tty) {
+      *ctx.err << "einhornctl: a COMMAND is required when standard input is not a terminal\n"
+               << "Run 'einhornctl --help' for usage.\n";
+      return kExitUsage;
+    }
+    return Shell(inv, ctx, session);
+  }
+  if (c == "status") return StatusCommand(ctx, session, inv.json);
+  if (c == "log-level") return LogLevelCommand(inv, ctx, session);
+  if (c == "set") return SetCommand(inv, ctx, session);
+  Output output(ctx, inv.json);
+  if (c == "ack") {
+    const Status s = session.Ack(inv.pid > 0 ? inv.pid : ctx.parent_pid);
+    if (!s.ok()) return output.Unreachable(s);
+    return output.Finish(kExitOk);
+  }
+  if (c == "ehlo") {
+    const Status s = session.Ehlo(ctx.user, [&](const Reply& r) { output.Add(r); });
+    if (!s.ok()) return output.Unreachable(s);
+    return output.Finish(output.error() ? kExitRefused : kExitOk);
+  }
+  return RunPlan(PlanRequests(inv), session, output);
+}
+
+}  // namespace einhorn::ctl

@@ -1,0 +1,57 @@
+// einhornctl's commands: what each one sends and what it prints. Nothing here touches the OS:
+// the socket is a Connection (client.h), time is a Clock, the terminal is a pair of streams and
+// two flags, so every command runs in the unit tests against a scripted master.
+#pragma once
+
+#include <functional>
+#include <iosfwd>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "core/types.h"
+#include "ctl/cli.h"
+#include "ctl/client.h"
+
+namespace einhorn::ctl {
+
+// One request, before it gets its id.
+struct RequestSpec {
+  std::string verb;
+  std::vector<std::string> args;
+  bool operator==(const RequestSpec&) const = default;
+};
+
+// The requests of the commands that are a fixed list of them (inc N, dec N, set, signal, die,
+// quieter, louder, help, state, raw). Empty for the others: status, set --wait after its first
+// request, log-level, ack and ehlo need replies or special shapes, and Run handles them.
+std::vector<RequestSpec> PlanRequests(const Invocation& invocation);
+
+// Time for `set --wait`, faked in tests.
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual double Now() = 0;  // seconds, monotonic
+  virtual void Sleep(double seconds) = 0;
+};
+
+// Everything a command needs from the world.
+struct Context {
+  std::ostream* out = nullptr;
+  std::ostream* err = nullptr;
+  std::istream* in = nullptr;  // the interactive shell's input
+  bool stdin_tty = false;
+  bool stdout_tty = false;
+  std::string user;          // $USER, for ehlo
+  core::Pid parent_pid = 0;  // the default pid for ack
+  Clock* clock = nullptr;
+  // Called at most once, and only by commands that talk to the master.
+  std::function<core::Result<std::unique_ptr<Connection>>()> connect;
+};
+
+// Runs a parsed command line and returns the exit code.
+int Run(const Invocation& invocation, Context& context);
+
+}  // namespace einhorn::ctl

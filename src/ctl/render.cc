@@ -1,0 +1,158 @@
+#include "ctl/render.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+namespace einhorn::ctl {
+namespace {
+
+using core::PendingSlot;
+using core::PoolStatus;
+using core::WorkerStatus;
+// Ordered: the keys come out in the YAML's order, which reads better than alphabetical.
+using Json = nlohmann::ordered_json;
+
+template <typename... Args>
+std::string Format(const char* fmt, Args... args) {
+  std::array<char, 64> buf{};
+  std::snprintf(buf.data(), buf.size(), fmt, args...);
+  return buf.data();
+}
+
+// Messages come from the master and may hold any bytes; a JSON encoder that throws on invalid
+// UTF-8 would turn a strange reply into a crash, so bad sequences become U+FFFD instead.
+std::string Dump(const Json& j) { return j.dump(2, ' ', false, Json::error_handler_t::replace); }
+
+Json OptionalJson(const std::optional<std::string>& v) { return v ? Json(*v) : Json(nullptr); }
+Json OptionalJson(const std::optional<double>& v) { return v ? Json(*v) : Json(nullptr); }
+
+// Left-aligned columns two spaces apart, padded to `width`; the last cell of a row is not
+// padded, so that rows carry no trailing blanks.
+std::string Row(const std::vector<std::string>& cells, const std::vector<size_t>& width) {
+  std::string line;
+  for (size_t c = 0; c < cells.size(); ++c) {
+    line += cells[c];
+    if (c + 1 < cells.size()) line += std::string(width[c] - cells[c].size() + 2, ' ');
+  }
+  return line + '\n';
+}
+
+}  // namespace
+
+std::string HumanDuration(double seconds) {
+  const long long s =
+      std::isfinite(seconds) && seconds > 0 ? static_cast<long long>(std::floor(seconds)) : 0;
+  if (s < 60) return Format("%llds", s);
+  if (s < 3600) return Format("%lldm%02llds", s / 60, s % 60);
+  if (s < 86400) return Format("%lldh%02lldm", s / 3600, s % 3600 / 60);
+  return Format("%lldd%02lldh", s / 86400, s % 86400 / 3600);
+}
+
+std::string FixedSeconds(double seconds, int decimals) {
+  return Format("%.*fs", decimals, seconds);
+}
+
+std::string ShortSeconds(double seconds) { return Format("%gs", seconds); }
+
+std::string RenderStatusSummary(const PoolStatus& s) {
+  std::string out = Format("target %d | generation %d | ready %d/%d | booting %d | draining %d",
+                           s.target, s.generation, s.ready, s.target, s.booting, s.draining);
+  out += " (master " + std::to_string(s.master_pid);
+  if (!s.command_name.empty()) out += " " + s.command_name;
+  if (!s.ack_mode.empty()) out += ", " + s.ack_mode;
+  if (s.stopping) out += ", stopping";
+  out += ")\n";
+  return out;
+}
+
+std::string RenderStatusTable(const PoolStatus& s) {
+  std::vector<std::vector<std::string>> live;
+  live.push_back(
+      {"SLOT", "INDEX", "PID", "GEN", "STATE", "READY-IN", "UPTIME", "RESTARTS", "LAST-EXIT"});
+  for (const WorkerStatus& w : s.workers) {
+    live.push_back({std::to_string(w.slot), std::to_string(w.index), std::to_string(w.pid),
+                    std::to_string(w.generation), w.state,
+                    w.time_to_ready ? FixedSeconds(*w.time_to_ready, 2) : "-",
+                    HumanDuration(w.uptime), std::to_string(w.restarts),
+                    w.last_exit.value_or("-")});
+  }
+  // A waiting slot has no index, pid or generation; its story takes the rest of the line from
+  // the STATE column on, and does not count towards the widths of the live columns.
+  std::vector<std::vector<std::string>> pending;
+  for (const PendingSlot& p : s.pending) {
+    std::string story = "respawning in " + FixedSeconds(p.respawn_in, 1) + " (" +
+                        std::to_string(p.consecutive_failures) +
+                        (p.consecutive_failures == 1 ? " failure" : " failures") + "), " +
+                        std::to_string(p.restarts) + " restarts";
+    if (p.last_exit) story += ", last exit " + *p.last_exit;
+    pending.push_back({std::to_string(p.slot), "-", "-", "-", story});
+  }
+  constexpr size_t kShared = 4;  // SLOT INDEX PID GEN
+  std::vector<size_t> width(live.front().size(), 0);
+  for (const auto& row : live) {
+    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+  }
+  for (const auto& row : pending) {
+    for (size_t c = 0; c < kShared; ++c) width[c] = std::max(width[c], row[c].size());
+  }
+  std::string out;
+  for (const auto& row : live) out += Row(row, width);
+  for (const auto& row : pending) out += Row(row, width);
+  return out;
+}
+
+std::string RenderStatus(const PoolStatus& s) {
+  return RenderStatusSummary(s) + RenderStatusTable(s);
+}
+
+std::string RenderStatusJson(const PoolStatus& s) {
+  Json workers = Json::array();
+  for (const WorkerStatus& w : s.workers) {
+    workers.push_back({{"slot", w.slot},
+                       {"index", w.index},
+                       {"pid", w.pid},
+                       {"generation", w.generation},
+                       {"state", w.state},
+                       {"time_to_ready", OptionalJson(w.time_to_ready)},
+                       {"uptime", w.uptime},
+                       {"restarts", w.restarts},
+                       {"last_exit", OptionalJson(w.last_exit)}});
+  }
+  Json pending = Json::array();
+  for (const PendingSlot& p : s.pending) {
+    pending.push_back({{"slot", p.slot},
+                       {"respawn_in", p.respawn_in},
+                       {"consecutive_failures", p.consecutive_failures},
+                       {"restarts", p.restarts},
+                       {"last_exit", OptionalJson(p.last_exit)}});
+  }
+  const Json j = {
+      {"master_pid", s.master_pid},
+      {"version", s.version},
+      {"command_name", s.command_name},
+      {"target", s.target},
+      {"generation", s.generation},
+      {"ack_mode", s.ack_mode},
+      {"verbosity", s.verbosity},
+      {"stopping", s.stopping},
+      {"counts", {{"booting", s.booting}, {"ready", s.ready}, {"draining", s.draining}}},
+      {"workers", workers},
+      {"pending", pending},
+  };
+  return Dump(j) + "\n";
+}
+
+std::string RenderMessagesJson(const std::vector<std::string>& messages, bool error) {
+  const Json j = {{"messages", messages}, {"error", error}};
+  return Dump(j) + "\n";
+}
+
+std::string MessageText(const std::string& message) {
+  if (message.empty()) return "";
+  return message.back() == '\n' ? message : message + '\n';
+}
+
+}  // namespace einhorn::ctl

@@ -1,0 +1,81 @@
+// The command socket's server side: accepts connections on the -d socket (and owns each
+// worker's -g channel), checks peer credentials, frames lines, hands requests to core::Control
+// and writes the replies. Every byte from a peer is untrusted: lines are capped, half-sent lines
+// time out, slow readers and excess connections are dropped; nothing a client does can stop the
+// master or reach the workers except through a valid command.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "core/control.h"
+#include "core/wire.h"
+
+namespace einhorn::master {
+
+struct AccessPolicy {
+  uid_t self_uid = 0;
+  std::set<uid_t> allow_uids;  // besides root and self_uid
+  std::set<gid_t> allow_gids;
+};
+
+struct ServerLimits {
+  size_t max_connections = 256;
+  size_t max_line = core::wire::kMaxLineBytes;
+  uint64_t half_line_timeout_ms = 10'000;
+  size_t max_write_queue = 1 << 20;  // a peer that reads nothing is dropped past this
+};
+
+class ControlServer {
+ public:
+  // `after` runs after every handled request (the master re-arms its timers there).
+  ControlServer(uv_loop_t* loop, core::Control& control, AccessPolicy policy,
+                std::function<core::Time()> now, std::function<void()> after,
+                ServerLimits limits = ServerLimits{});
+  ~ControlServer();
+  ControlServer(const ControlServer&) = delete;
+  ControlServer& operator=(const ControlServer&) = delete;
+
+  // Starts accepting on a bound, listening UNIX socket fd (ownership passes to the server).
+  void Listen(int fd);
+  // A worker's -g channel: the master's end of its socketpair (ownership passes).
+  void AddWorkerChannel(int fd, core::Pid worker);
+  void DropWorkerChannel(core::Pid worker);
+  // Closes the listener and every connection; the loop must run once more to finish.
+  void Close();
+  size_t connections() const { return connections_.size(); }
+
+ private:
+  struct Connection;
+  static void OnConnection(uv_stream_t* server, int status) noexcept;
+  static void OnAlloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf) noexcept;
+  static void OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept;
+  static void OnIdle(uv_timer_t* timer) noexcept;
+
+  void Accept();
+  Connection* Adopt(core::Peer peer);
+  void HandleBytes(Connection* c, const char* data, size_t len);
+  void Send(Connection* c, const core::wire::Reply& reply);
+  void CloseAfterWrites(Connection* c);
+  void Destroy(Connection* c);
+  bool Allowed(const core::Peer& peer) const;
+
+  uv_loop_t* loop_;
+  core::Control& control_;
+  AccessPolicy policy_;
+  std::function<core::Time()> now_;
+  std::function<void()> after_;
+  ServerLimits limits_;
+  uv_pipe_t listener_{};
+  bool listening_ = false;
+  std::set<Connection*> connections_;
+  std::map<core::Pid, Connection*> worker_channels_;
+  std::unique_ptr<char[]> read_buffer_;
+};
+
+}  // namespace einhorn::master

@@ -1,0 +1,142 @@
+// ctl/cli.h: the command line and the socket path.
+#include "ctl/cli.h"
+
+#include <doctest/doctest.h>
+
+namespace einhorn::ctl {
+namespace {
+
+ParsedCommandLine Parse(std::vector<std::string> args) {
+  args.insert(args.begin(), "einhornctl");
+  return ParseCommandLine(args);
+}
+
+Invocation Ok(std::vector<std::string> args) {
+  const ParsedCommandLine p = Parse(std::move(args));
+  REQUIRE_MESSAGE(p.run, p.err);
+  return p.invocation;
+}
+
+int UsageCode(std::vector<std::string> args) {
+  const ParsedCommandLine p = Parse(std::move(args));
+  CHECK_FALSE(p.run);
+  if (p.exit_code == kExitUsage) CHECK(p.err.rfind("einhornctl: ", 0) == 0);
+  return p.exit_code;
+}
+
+TEST_CASE("cli: subcommands and their arguments") {
+  CHECK(Ok({"status"}).command == "status");
+  CHECK(Ok({}).command.empty());
+  CHECK(Ok({"inc"}).count == 1);
+  CHECK(Ok({"inc", "3"}).count == 3);
+  CHECK(Ok({"dec", "2"}).count == 2);
+  const Invocation set = Ok({"set", "8", "--wait", "--timeout", "5"});
+  CHECK(set.command == "set");
+  CHECK(set.workers == 8);
+  CHECK(set.wait);
+  CHECK(set.wait_timeout == 5);
+  CHECK(set.timeout == 30);  // --timeout after `set` is set's own
+  CHECK(Ok({"signal", "HUP"}).signal == "HUP");
+  CHECK(Ok({"die"}).signal.empty());
+  CHECK(Ok({"die", "TERM"}).signal == "TERM");
+  CHECK(Ok({"ack"}).pid == 0);
+  CHECK(Ok({"ack", "77"}).pid == 77);
+  CHECK(Ok({"log-level", "debug"}).level == "debug");
+  const Invocation raw = Ok({"raw", "set_workers", "4"});
+  CHECK(raw.verb == "set_workers");
+  CHECK(raw.args == std::vector<std::string>{"4"});
+  // A word after `raw VERB` is an argument, even if it names a subcommand.
+  CHECK(Ok({"raw", "signal", "status"}).args == std::vector<std::string>{"status"});
+  CHECK(Ok({"upgrade"}).command == "upgrade");
+  CHECK(Ok({"upgrade-fleet"}).command == "upgrade-fleet");
+}
+
+TEST_CASE("cli: global options before or after the subcommand") {
+  Invocation a = Ok({"-d", "/run/x.sock", "--json", "--timeout", "2.5", "status"});
+  CHECK(a.socket_path == "/run/x.sock");
+  CHECK(a.json);
+  CHECK(a.timeout == 2.5);
+  Invocation b = Ok({"status", "--json", "-c", "web", "--timeout", "4"});
+  CHECK(b.command == "status");
+  CHECK(b.json);
+  CHECK(b.name == "web");
+  CHECK(b.timeout == 4);
+  CHECK(Ok({"inc", "2", "-d", "/s"}).socket_path == "/s");
+  CHECK(Ok({"--timeout", "9", "set", "3"}).timeout == 9);
+}
+
+TEST_CASE("cli: usage errors exit 2, --help and --version exit 0") {
+  CHECK(UsageCode({"frobnicate"}) == kExitUsage);
+  CHECK(UsageCode({"inc", "0"}) == kExitUsage);
+  CHECK(UsageCode({"inc", "-1"}) == kExitUsage);
+  CHECK(UsageCode({"inc", "x"}) == kExitUsage);
+  CHECK(UsageCode({"inc", "1", "2"}) == kExitUsage);
+  CHECK(UsageCode({"set"}) == kExitUsage);
+  CHECK(UsageCode({"set", "many"}) == kExitUsage);
+  CHECK(UsageCode({"signal"}) == kExitUsage);
+  CHECK(UsageCode({"log-level", "loud"}) == kExitUsage);
+  CHECK(UsageCode({"raw"}) == kExitUsage);
+  CHECK(UsageCode({"-d", "a", "-c", "b", "status"}) == kExitUsage);
+  CHECK(UsageCode({"--timeout", "0", "status"}) == kExitUsage);
+  CHECK(UsageCode({"status", "inc"}) == kExitUsage);
+  CHECK(UsageCode({"--bogus"}) == kExitUsage);
+
+  const ParsedCommandLine help = Parse({"--help"});
+  CHECK_FALSE(help.run);
+  CHECK(help.exit_code == 0);
+  CHECK(help.out.find("status") != std::string::npos);
+  CHECK(help.out.find("log-level") != std::string::npos);
+  const ParsedCommandLine sub_help = Parse({"set", "--help"});
+  CHECK(sub_help.exit_code == 0);
+  CHECK(sub_help.out.find("--wait") != std::string::npos);
+  const ParsedCommandLine version = Parse({"--version"});
+  CHECK(version.exit_code == 0);
+  CHECK(version.out.find("einhornctl ") == 0);
+}
+
+Target Resolve(const Invocation& inv, const Env& env) {
+  const core::Result<Target> t = ResolveTarget(inv, env);
+  REQUIRE_MESSAGE(t.ok(), t.error());
+  return t.value();
+}
+
+TEST_CASE("cli: socket path resolution") {
+  Invocation inv;
+  inv.command = "status";
+  CHECK(Resolve(inv, {}).path == "/tmp/einhorn.sock");
+  CHECK(Resolve(inv, {{"TMPDIR", ""}}).path == "/tmp/einhorn.sock");
+  CHECK(Resolve(inv, {{"TMPDIR", "/var/tmp//"}}).path == "/var/tmp/einhorn.sock");
+  CHECK(Resolve(inv, {{"TMPDIR", "/"}}).path == "/einhorn.sock");
+  // Run by a worker: the master it belongs to.
+  CHECK(Resolve(inv, {{"TMPDIR", "/x"}, {"EINHORN_SOCK_PATH", "/run/w.sock"}}).path ==
+        "/run/w.sock");
+  inv.name = "web";
+  CHECK(Resolve(inv, {{"TMPDIR", "/x/"}, {"EINHORN_SOCK_PATH", "/run/w.sock"}}).path ==
+        "/x/einhorn-web.sock");
+  inv.socket_path = "/explicit.sock";
+  CHECK(Resolve(inv, {{"EINHORN_SOCK_PATH", "/run/w.sock"}}).path == "/explicit.sock");
+  CHECK_FALSE(Resolve(inv, {{"EINHORN_SOCK_FD", "5"}}).fd.has_value());
+}
+
+TEST_CASE("cli: ack uses EINHORN_SOCK_FD unless -d or -c says otherwise") {
+  Invocation inv;
+  inv.command = "ack";
+  const Env env = {{"EINHORN_SOCK_FD", "5"}, {"EINHORN_SOCK_PATH", "/run/w.sock"}};
+  CHECK(Resolve(inv, env).fd == 5);
+  inv.command = "status";
+  CHECK_FALSE(Resolve(inv, env).fd.has_value());
+  inv.command = "ack";
+  inv.socket_path = "/d.sock";
+  CHECK_FALSE(Resolve(inv, env).fd.has_value());
+  inv.socket_path.clear();
+  inv.name = "web";
+  CHECK_FALSE(Resolve(inv, env).fd.has_value());
+  inv.name.clear();
+  CHECK_FALSE(Resolve(inv, {{"EINHORN_SOCK_FD", ""}}).fd.has_value());
+  CHECK_FALSE(ResolveTarget(inv, {{"EINHORN_SOCK_FD", "five"}}).ok());
+  CHECK_FALSE(ResolveTarget(inv, {{"EINHORN_SOCK_FD", "-1"}}).ok());
+  CHECK_FALSE(ResolveTarget(inv, {{"EINHORN_SOCK_FD", "99999999999999"}}).ok());
+}
+
+}  // namespace
+}  // namespace einhorn::ctl

@@ -1,0 +1,132 @@
+// einhornctl against the real master: every verb, checked through an independent raw client
+// and the workers' own reports, not through einhornctl's view of things.
+#include <doctest/doctest.h>
+
+#include "control_client.h"
+#include "core/pool_status.h"
+#include "harness.h"
+
+namespace einhorn::test {
+namespace {
+
+std::string Sock(const MasterRun& m) { return m.dir().File("einhorn.sock"); }
+
+std::optional<core::PoolStatus> Status(const MasterRun& m) {
+  ControlClient c(Sock(m));
+  if (!c.connected()) return std::nullopt;
+  auto reply = c.Ask("{\"id\": 1, \"command\": \"status\"}\n");
+  if (!reply) return std::nullopt;
+  auto status = core::PoolStatusFromYaml(reply->message);
+  if (!status.ok()) return std::nullopt;
+  return status.value();
+}
+
+bool PoolIs(const MasterRun& m, int target, int ready) {
+  const auto st = Status(m);
+  return st && st->target == target && st->ready == ready && st->booting == 0 &&
+         st->draining == 0;
+}
+
+Finished Ctl(const MasterRun& m, std::vector<std::string> args) {
+  args.insert(args.begin(), {EINHORNCTL_BIN, "-d", Sock(m)});
+  return RunProgram(std::move(args), 20s);
+}
+
+bool Has(const std::string& text, const std::string& needle) {
+  return text.find(needle) != std::string::npos;
+}
+
+TEST_CASE("einhornctl resizes a real pool: status, inc, dec, set --wait, --json") {
+  MasterRun m({"-n", "2", "-m", "0"}, {TEST_WORKER_BIN, "--report", "{reports}"});
+  REQUIRE(m.WaitForWorkers(2));
+  REQUIRE(PollUntil([&] { return PoolIs(m, 2, 2); }, 10s));
+
+  auto status = Ctl(m, {"status"});
+  CHECK(status.status.code == 0);
+  CHECK(Has(status.out, "ready 2/2"));
+  for (const auto& [pid, report] : m.LiveWorkers()) CHECK(Has(status.out, std::to_string(pid)));
+
+  auto inc = Ctl(m, {"inc"});
+  CHECK(inc.status.code == 0);
+  CHECK(Has(inc.out, "Incrementing number of workers from 2 -> 3"));
+  CHECK(PollUntil([&] { return PoolIs(m, 3, 3); }, 10s));
+
+  auto dec = Ctl(m, {"dec", "2"});
+  CHECK(dec.status.code == 0);
+  CHECK(Has(dec.out, "Decrementing number of workers from 3 -> 2"));
+  CHECK(Has(dec.out, "Decrementing number of workers from 2 -> 1"));
+  CHECK(PollUntil([&] { return PoolIs(m, 1, 1); }, 10s));
+
+  // --wait returns only once the pool is there: no polling needed afterwards.
+  auto set = Ctl(m, {"set", "4", "--wait"});
+  CHECK(set.status.code == 0);
+  CHECK(PoolIs(m, 4, 4));
+  CHECK(m.LiveWorkers().size() == 4);
+
+  auto json = Ctl(m, {"--json", "status"});
+  CHECK(json.status.code == 0);
+  CHECK(json.out.rfind("{", 0) == 0);
+  CHECK(Has(json.out, "\"target\": 4"));
+
+  // Out of bounds: the master refuses and the pool is untouched.
+  auto bad = Ctl(m, {"set", "0"});
+  CHECK(bad.status.code == 1);
+  CHECK(PoolIs(m, 4, 4));
+  CHECK(Ctl(m, {"set"}).status.code == 2);
+}
+
+TEST_CASE("einhornctl signal, log levels, ehlo, help, state and die") {
+  MasterRun m({"-n", "2", "-m", "0"}, {TEST_WORKER_BIN, "--report", "{reports}"});
+  REQUIRE(m.WaitForWorkers(2));
+  const auto workers = m.LiveWorkers();
+
+  CHECK(Ctl(m, {"signal", "USR1"}).status.code == 0);
+  for (const auto& [pid, report] : workers) {
+    const pid_t p = pid;
+    CHECK(PollUntil([&] { return m.SignalsOf(p) == std::vector<std::string>{"USR1"}; }, 10s));
+  }
+  auto bogus = Ctl(m, {"signal", "BOGUS"});
+  CHECK(bogus.status.code == 1);
+  CHECK(Has(bogus.err + bogus.out, "Invalid signal"));
+
+  CHECK(Has(Ctl(m, {"quieter"}).out, "Verbosity set to 2"));
+  CHECK(Has(Ctl(m, {"louder"}).out, "Verbosity set to 1"));
+  CHECK(Has(Ctl(m, {"log-level", "debug"}).out, "Verbosity set to 0"));
+  // Debug lines appear in the master's log from now on.
+  CHECK(Ctl(m, {"signal", "HUP"}).status.code == 0);
+  CHECK(m.WaitForLog("debug: sent SIGHUP to"));
+
+  auto ehlo = Ctl(m, {"ehlo"});
+  CHECK(ehlo.status.code == 0);
+  CHECK(Has(ehlo.out, "Einhorn Master Process " + std::to_string(m.pid())));
+  CHECK(Has(Ctl(m, {"help"}).out, "set_workers"));
+  CHECK(Has(Ctl(m, {"state"}).out, "target: 2"));
+
+  auto die = Ctl(m, {"die"});
+  CHECK(die.status.code == 0);
+  CHECK(Has(die.out, "Einhorn is going down!"));
+  const auto exit = m.process().WaitExit(20s);
+  REQUIRE(exit.has_value());
+  CHECK(exit->code == 0);
+  CHECK_FALSE(FileExists(Sock(m)));
+  // And with no master there, einhornctl says so with exit code 3.
+  CHECK(Ctl(m, {"status"}).status.code == 3);
+}
+
+TEST_CASE("a shell-script worker acks itself with einhornctl ack") {
+  const std::string script = std::string(EINHORNCTL_BIN) + " ack && exec sleep 1000";
+  MasterRun m({"-n", "2", "-m", "manual"}, {"/bin/sh", "-c", script});
+  CHECK(PollUntil([&] { return PoolIs(m, 2, 2); }, 10s));
+  CHECK(m.WaitForLog("is ready (acked after"));
+}
+
+TEST_CASE("with -g einhornctl ack uses EINHORN_SOCK_FD") {
+  // The worker cannot reach the socket path at all: only its -g channel can ack it.
+  const std::string script =
+      "EINHORN_SOCK_PATH=/nonexistent " + std::string(EINHORNCTL_BIN) + " ack && exec sleep 1000";
+  MasterRun m({"-n", "2", "-m", "manual", "-g"}, {"/bin/sh", "-c", script});
+  CHECK(PollUntil([&] { return PoolIs(m, 2, 2); }, 10s));
+}
+
+}  // namespace
+}  // namespace einhorn::test
