@@ -2,49 +2,271 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 namespace einhorn::core {
 namespace {
 
-// Times are rounded to the millisecond and written with 15 significant digits: every decimal
-// with at most 15 digits survives the trip through a double, so 1.001 reads "1.001" in
-// einhornsh instead of yaml-cpp's default "1.0009999999999999".
-constexpr std::size_t kDoubleDigits = 15;
+// --- writing --------------------------------------------------------------------------------
+// By hand, into one string: yaml-cpp's Emitter checks every key and scalar against regexes and
+// took ~20 ms for 1000 workers, blocking the master's loop. The format is fixed and small (see
+// the header); what needs care is that every string, whatever its bytes, comes out as one valid
+// double-quoted scalar that strict readers (libyaml, hence Psych) accept.
 
-double Millis(double seconds) { return static_cast<double>(std::llround(seconds * 1000)) / 1000; }
-
-// Strings are double-quoted: plain style would turn a command name such as "yes" or "123" into a
-// bool or a number for Einhorn's Ruby client and for go-yaml.
-void Str(YAML::Emitter& out, const char* key, const std::string& value) {
-  out << YAML::Key << key << YAML::Value << YAML::DoubleQuoted << value;
+void Int(std::string& out, long long value) {
+  char buf[24];
+  out.append(buf, std::to_chars(buf, buf + sizeof buf, value).ptr);
 }
 
-void OptStr(YAML::Emitter& out, const char* key, const std::optional<std::string>& value) {
-  out << YAML::Key << key << YAML::Value;
-  if (value) {
-    out << YAML::DoubleQuoted << *value;
+// Rounded to the millisecond and written as the shortest fixed-notation decimal that reads back
+// as the same double, so 1.001 reads "1.001" (not 1.0009999999999999). Never an exponent, always
+// a '.': YAML 1.1 readers may take "1e+16" for a string, and "7200" is an integer to them.
+void Seconds(std::string& out, double seconds) {
+  if (std::isnan(seconds)) {
+    out += ".nan";
+    return;
+  }
+  if (std::isinf(seconds)) {
+    out += seconds > 0 ? ".inf" : "-.inf";
+    return;
+  }
+  if (std::fabs(seconds) < 1e12) {
+    // The common case, without a division nor a shortest-digits search: below 1e12 s the
+    // millisecond count is an integer a double holds exactly, and the decimal ms / 1000 has at
+    // most 15 significant digits, so it is the shortest text that reads back as the double
+    // nearest to it, which is round(seconds * 1000) / 1000. Trailing zeros go, one digit stays.
+    const long long ms = std::llround(seconds * 1000);
+    const unsigned long long abs_ms =
+        ms < 0 ? 0ULL - static_cast<unsigned long long>(ms) : static_cast<unsigned long long>(ms);
+    if (ms < 0) out += '-';
+    char buf[24];
+    out.append(buf, std::to_chars(buf, buf + sizeof buf, abs_ms / 1000).ptr);
+    const auto frac = static_cast<unsigned>(abs_ms % 1000);
+    const char digits[4] = {'.', static_cast<char>('0' + frac / 100),
+                            static_cast<char>('0' + frac / 10 % 10),
+                            static_cast<char>('0' + frac % 10)};
+    std::size_t n = 4;
+    while (n > 2 && digits[n - 1] == '0') --n;
+    out.append(digits, n);
+    return;
+  }
+  // Huge values are left alone (rounding them through seconds * 1000 would change them: 1e20
+  // became 99999999999999983616), at the cost of ~300 digits near DBL_MAX.
+  char buf[400];
+  char* const end = std::to_chars(buf, buf + sizeof buf, seconds, std::chars_format::fixed).ptr;
+  out.append(buf, end);
+  if (std::find(buf, end, '.') == end) out += ".0";
+}
+
+void Bool(std::string& out, bool value) { out += value ? "true" : "false"; }
+
+constexpr char kHex[] = "0123456789ABCDEF";
+
+void HexEscape(std::string& out, char kind, unsigned value, int digits) {
+  out += '\\';
+  out += kind;
+  for (int shift = (digits - 1) * 4; shift >= 0; shift -= 4) out += kHex[(value >> shift) & 0xF];
+}
+
+// The length of the valid UTF-8 sequence at s[i] (a lead byte >= 0x80) and its code point, or
+// 0: bad continuation, truncated, overlong, surrogate or beyond U+10FFFF.
+std::size_t DecodeUtf8(std::string_view s, std::size_t i, unsigned* cp) {
+  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  const unsigned lead = b(0);
+  std::size_t len;
+  unsigned min;
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    len = 2, min = 0x80, *cp = lead & 0x1F;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    len = 3, min = 0x800, *cp = lead & 0x0F;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    len = 4, min = 0x10000, *cp = lead & 0x07;
   } else {
-    out << YAML::Null;
+    return 0;  // a continuation byte, C0/C1 (always overlong) or F5..FF
+  }
+  if (s.size() - i < len) return 0;
+  for (std::size_t k = 1; k < len; ++k) {
+    if ((b(k) & 0xC0) != 0x80) return 0;
+    *cp = (*cp << 6) | (b(k) & 0x3F);
+  }
+  if (*cp < min || *cp > 0x10FFFF || (*cp >= 0xD800 && *cp <= 0xDFFF)) return 0;
+  return len;
+}
+
+// Valid code points that must not appear raw: C1 controls (U+0085 is a line break in YAML 1.1),
+// the Unicode line and paragraph separators (line breaks too), the BOM and the non-characters
+// U+FFFE/U+FFFF, which libyaml refuses.
+bool MustEscape(unsigned cp) {
+  return (cp >= 0x80 && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029 || cp == 0xFEFF ||
+         cp == 0xFFFE || cp == 0xFFFF;
+}
+
+// A double-quoted scalar with JSON-compatible escapes (see the header). Plain style would turn a
+// command name such as "yes" or "123" into a bool or a number for Einhorn's Ruby client.
+void Str(std::string& out, std::string_view s) {
+  out += '"';
+  std::size_t i = 0;
+  while (i < s.size()) {
+    // The common case: a run of printable ASCII that needs nothing.
+    std::size_t run = i;
+    while (run < s.size()) {
+      const auto c = static_cast<unsigned char>(s[run]);
+      if (c < 0x20 || c >= 0x7F || c == '"' || c == '\\') break;
+      ++run;
+    }
+    out.append(s, i, run - i);
+    i = run;
+    if (i == s.size()) break;
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      switch (c) {
+        case '"':
+          out += "\\\"";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        default:  // the other C0 controls and DEL
+          HexEscape(out, 'u', c, 4);
+          break;
+      }
+      ++i;
+      continue;
+    }
+    unsigned cp = 0;
+    const std::size_t len = DecodeUtf8(s, i, &cp);
+    if (len == 0) {
+      HexEscape(out, 'x', c, 2);  // not UTF-8: reads back as U+00XX
+      ++i;
+    } else if (MustEscape(cp)) {
+      HexEscape(out, 'u', cp, 4);
+      i += len;
+    } else {
+      out.append(s, i, len);
+      i += len;
+    }
+  }
+  out += '"';
+}
+
+void OptStr(std::string& out, const std::optional<std::string>& value) {
+  if (value) {
+    Str(out, *value);
+  } else {
+    out += '~';
   }
 }
 
-void OptSeconds(YAML::Emitter& out, const char* key, const std::optional<double>& value) {
-  out << YAML::Key << key << YAML::Value;
+void OptSeconds(std::string& out, const std::optional<double>& value) {
   if (value) {
-    out << Millis(*value);
+    Seconds(out, *value);
   } else {
-    out << YAML::Null;
+    out += '~';
   }
 }
 
-template <typename T>
-void Field(YAML::Emitter& out, const char* key, const T& value) {
-  out << YAML::Key << key << YAML::Value << value;
+// A one-line flow mapping: Open, then Key + value for each entry, then Close.
+class FlowMap {
+ public:
+  explicit FlowMap(std::string& out) : out_(out) { out_ += '{'; }
+  std::string& Key(std::string_view key) {
+    if (!first_) out_ += ", ";
+    first_ = false;
+    out_ += key;
+    out_ += ": ";
+    return out_;
+  }
+  void Close() { out_ += '}'; }
+
+ private:
+  std::string& out_;
+  bool first_ = true;
+};
+
+void WriteWorker(std::string& out, const WorkerStatus& w) {
+  FlowMap m(out);
+  Int(m.Key("slot"), w.slot);
+  Int(m.Key("index"), w.index);
+  Int(m.Key("pid"), w.pid);
+  Int(m.Key("generation"), w.generation);
+  Str(m.Key("state"), w.state);
+  OptSeconds(m.Key("time_to_ready"), w.time_to_ready);
+  Seconds(m.Key("uptime"), w.uptime);
+  Int(m.Key("restarts"), w.restarts);
+  OptStr(m.Key("last_exit"), w.last_exit);
+  m.Close();
+}
+
+void WritePending(std::string& out, const PendingSlot& p) {
+  FlowMap m(out);
+  Int(m.Key("slot"), p.slot);
+  Seconds(m.Key("respawn_in"), p.respawn_in);
+  Int(m.Key("consecutive_failures"), p.consecutive_failures);
+  Int(m.Key("restarts"), p.restarts);
+  OptStr(m.Key("last_exit"), p.last_exit);
+  m.Close();
+}
+
+void WriteUpgrade(std::string& out, const std::optional<UpgradeStatus>& u) {
+  if (!u) {
+    out += '~';
+    return;
+  }
+  FlowMap m(out);
+  Str(m.Key("strategy"), u->strategy);
+  Int(m.Key("from_generation"), u->from_generation);
+  Int(m.Key("to_generation"), u->to_generation);
+  Seconds(m.Key("elapsed"), u->elapsed);
+  Int(m.Key("failures"), u->failures);
+  Int(m.Key("new_ready"), u->new_ready);
+  Int(m.Key("old_remaining"), u->old_remaining);
+  m.Close();
+}
+
+void WriteLastUpgrade(std::string& out, const std::optional<LastUpgradeStatus>& u) {
+  if (!u) {
+    out += '~';
+    return;
+  }
+  FlowMap m(out);
+  Bool(m.Key("ok"), u->ok);
+  Int(m.Key("generation"), u->generation);
+  Str(m.Key("reason"), u->reason);
+  Seconds(m.Key("ago"), u->ago);
+  m.Close();
+}
+
+// `key:` then one row per line, or `key: []`.
+template <typename Row, typename WriteRow>
+void WriteRows(std::string& out, const char* key, const std::vector<Row>& rows,
+               WriteRow write_row) {
+  out += key;
+  if (rows.empty()) {
+    out += ": []\n";
+    return;
+  }
+  out += ":\n";
+  for (const Row& row : rows) {
+    out += "  - ";
+    write_row(out, row);
+    out += '\n';
+  }
 }
 
 // --- reading --------------------------------------------------------------------------------
@@ -124,6 +346,37 @@ bool ReadPending(Reader& r, const YAML::Node& row, const std::string& path, Pend
          r.Optional(row, "last_exit", p, &s->last_exit);
 }
 
+bool ReadUpgrade(Reader& r, const YAML::Node& map, UpgradeStatus* u) {
+  const std::string p = "upgrade.";
+  return r.Required(map, "strategy", p, &u->strategy) &&
+         r.Required(map, "to_generation", p, &u->to_generation) &&
+         r.Optional(map, "from_generation", p, &u->from_generation) &&
+         r.Optional(map, "elapsed", p, &u->elapsed) &&
+         r.Optional(map, "failures", p, &u->failures) &&
+         r.Optional(map, "new_ready", p, &u->new_ready) &&
+         r.Optional(map, "old_remaining", p, &u->old_remaining);
+}
+
+bool ReadLastUpgrade(Reader& r, const YAML::Node& map, LastUpgradeStatus* u) {
+  const std::string p = "last_upgrade.";
+  return r.Required(map, "ok", p, &u->ok) && r.Required(map, "generation", p, &u->generation) &&
+         r.Optional(map, "reason", p, &u->reason) && r.Optional(map, "ago", p, &u->ago);
+}
+
+// Reads the optional mapping under `key` (absent or null: empty) with `parse`.
+template <typename Section, typename Parse>
+bool ReadSection(Reader& r, const YAML::Node& root, const char* key,
+                 std::optional<Section>* section, Parse parse) {
+  const YAML::Node map = root[key];
+  section->reset();
+  if (!map.IsDefined() || map.IsNull()) return true;
+  if (!map.IsMap()) return r.Fail(std::string(key) + ": expected a mapping");
+  Section value;
+  if (!parse(r, map, &value)) return false;
+  *section = std::move(value);
+  return true;
+}
+
 // Reads the list under `key` (absent or null: empty) with `read_row` for each element.
 template <typename Row, typename ReadRow>
 bool ReadRows(Reader& r, const YAML::Node& root, const char* key, std::vector<Row>* rows,
@@ -145,61 +398,29 @@ bool ReadRows(Reader& r, const YAML::Node& root, const char* key, std::vector<Ro
 }  // namespace
 
 std::string PoolStatusToYaml(const PoolStatus& s) {
-  YAML::Emitter out;
-  out.SetDoublePrecision(kDoubleDigits);
-  out.SetNullFormat(YAML::TildeNull);
-  out << YAML::BeginMap;
-  Field(out, "master_pid", s.master_pid);
-  Str(out, "version", s.version);
-  Str(out, "command_name", s.command_name);
-  Field(out, "target", s.target);
-  Field(out, "generation", s.generation);
-  Str(out, "ack_mode", s.ack_mode);
-  Field(out, "verbosity", s.verbosity);
-  Field(out, "stopping", s.stopping);
-  out << YAML::Key << "counts" << YAML::Value << YAML::Flow << YAML::BeginMap;
-  Field(out, "booting", s.booting);
-  Field(out, "ready", s.ready);
-  Field(out, "draining", s.draining);
-  out << YAML::EndMap;
-
-  // One flow mapping per row keeps a 100-worker pool readable as 100 lines in einhornsh.
-  out << YAML::Key << "workers" << YAML::Value;
-  // An empty block sequence comes out as "\n  []": say it on one line instead.
-  if (s.workers.empty()) out << YAML::Flow;
-  out << YAML::BeginSeq;
-  for (const WorkerStatus& w : s.workers) {
-    out << YAML::Flow << YAML::BeginMap;
-    Field(out, "slot", w.slot);
-    Field(out, "index", w.index);
-    Field(out, "pid", w.pid);
-    Field(out, "generation", w.generation);
-    Str(out, "state", w.state);
-    OptSeconds(out, "time_to_ready", w.time_to_ready);
-    Field(out, "uptime", Millis(w.uptime));
-    Field(out, "restarts", w.restarts);
-    OptStr(out, "last_exit", w.last_exit);
-    out << YAML::EndMap;
-  }
-  out << YAML::EndSeq;
-
-  out << YAML::Key << "pending" << YAML::Value;
-  if (s.pending.empty()) out << YAML::Flow;
-  out << YAML::BeginSeq;
-  for (const PendingSlot& p : s.pending) {
-    out << YAML::Flow << YAML::BeginMap;
-    Field(out, "slot", p.slot);
-    Field(out, "respawn_in", Millis(p.respawn_in));
-    Field(out, "consecutive_failures", p.consecutive_failures);
-    Field(out, "restarts", p.restarts);
-    OptStr(out, "last_exit", p.last_exit);
-    out << YAML::EndMap;
-  }
-  out << YAML::EndSeq;
-  out << YAML::EndMap;
-  std::string text = out.c_str();
-  text += '\n';
-  return text;
+  std::string out;
+  // ~130 bytes per worker row with short strings: one allocation in the common case.
+  out.reserve(512 + 160 * s.workers.size() + 120 * s.pending.size());
+  Int(out.append("master_pid: "), s.master_pid);
+  Str(out.append("\nversion: "), s.version);
+  Str(out.append("\ncommand_name: "), s.command_name);
+  Int(out.append("\ntarget: "), s.target);
+  Int(out.append("\ngeneration: "), s.generation);
+  Str(out.append("\nack_mode: "), s.ack_mode);
+  Int(out.append("\nverbosity: "), s.verbosity);
+  Bool(out.append("\nstopping: "), s.stopping);
+  out += "\ncounts: ";
+  FlowMap counts(out);
+  Int(counts.Key("booting"), s.booting);
+  Int(counts.Key("ready"), s.ready);
+  Int(counts.Key("draining"), s.draining);
+  counts.Close();
+  WriteUpgrade(out.append("\nupgrade: "), s.upgrade);
+  WriteLastUpgrade(out.append("\nlast_upgrade: "), s.last_upgrade);
+  out += '\n';
+  WriteRows(out, "workers", s.workers, WriteWorker);
+  WriteRows(out, "pending", s.pending, WritePending);
+  return out;
 }
 
 Result<PoolStatus> PoolStatusFromYaml(const std::string& text) {
@@ -229,7 +450,9 @@ Result<PoolStatus> PoolStatusFromYaml(const std::string& text) {
              r.Required(counts, "draining", "counts.", &s.draining);
       }
     }
-    ok = ok && ReadRows(r, root, "workers", &s.workers, ReadWorker) &&
+    ok = ok && ReadSection(r, root, "upgrade", &s.upgrade, ReadUpgrade) &&
+         ReadSection(r, root, "last_upgrade", &s.last_upgrade, ReadLastUpgrade) &&
+         ReadRows(r, root, "workers", &s.workers, ReadWorker) &&
          ReadRows(r, root, "pending", &s.pending, ReadPending);
     if (!ok) return Result<PoolStatus>::Error("status: " + error);
     return s;

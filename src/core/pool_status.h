@@ -6,11 +6,29 @@
 //   target: 4                   generation: 1              ack_mode: "timer 1s" | "manual"
 //   verbosity: 1                stopping: false
 //   counts: {booting: 0, ready: 4, draining: 0}
+//   upgrade: ~                  # or, while an upgrade runs:
+//     {strategy: "smooth" | "fleet", from_generation: 1, to_generation: 2, elapsed: 3.2,
+//      failures: 0, new_ready: 2, old_remaining: 2}
+//   last_upgrade: ~             # or, once one has ended (succeeded or rolled back):
+//     {ok: false, generation: 2, reason: "3 new workers failed", ago: 61.5}   # reason "" if ok
 //   workers:                    # live workers, by slot then pid
-//     - {slot: 0, index: 0, pid: 101, generation: 1, state: ready, time_to_ready: 1.001,
-//        uptime: 35.2, restarts: 0, last_exit: "exit 1"}   # last_exit/time_to_ready may be null
+//     - {slot: 0, index: 0, pid: 101, generation: 1, state: "ready", time_to_ready: 1.001,
+//        uptime: 35.2, restarts: 0, last_exit: "exit 1"}   # last_exit/time_to_ready may be ~
 //   pending:                    # slots waiting for a respawn (crash-loop backoff)
 //     - {slot: 2, respawn_in: 3.4, consecutive_failures: 3, restarts: 5, last_exit: "signal 9"}
+//
+// Layout: one `key: value` per line at the top, one flow mapping per line for counts, upgrade,
+// last_upgrade and each row (`workers: []` when empty). Scalars, typed the same by yaml-cpp and
+// by YAML 1.1 readers such as Ruby's Psych (einhornsh):
+//  - integers and booleans plain; null is `~`;
+//  - times are rounded to the millisecond and written in the shortest decimal that reads back
+//    as the same double, always with a '.' so they stay floats (`7200.0`, `1.001`); non-finite
+//    ones as `.inf`, `-.inf`, `.nan`;
+//  - every string double-quoted with JSON's escapes (\" \\ \n \r \t, other control characters,
+//    DEL, C1 controls, U+2028/U+2029 and U+FEFF as \uXXXX); the output is valid UTF-8. A byte
+//    of a string that is not part of valid UTF-8 is written \xXX, which every YAML reader
+//    decodes as U+00XX: such a string reads back as its Latin-1 reading, not byte for byte.
+// Readers ignore unknown keys; absent optional fields take the defaults below.
 #pragma once
 
 #include <optional>
@@ -30,7 +48,7 @@ struct WorkerStatus {
   std::string state;  // booting, ready, draining
   std::optional<double> time_to_ready;
   double uptime = 0;
-  int restarts = 0;  // of its slot
+  int restarts = 0;                      // of its slot
   std::optional<std::string> last_exit;  // of its slot: "exit 1", "signal 9"
 };
 
@@ -40,6 +58,25 @@ struct PendingSlot {
   int consecutive_failures = 0;
   int restarts = 0;
   std::optional<std::string> last_exit;
+};
+
+// An upgrade in progress (Supervisor::upgrade()).
+struct UpgradeStatus {
+  std::string strategy;  // "smooth", "fleet"
+  int from_generation = 1;
+  int to_generation = 2;
+  double elapsed = 0;     // since it began
+  int failures = 0;       // new workers that died before they were ready
+  int new_ready = 0;      // ready workers of to_generation
+  int old_remaining = 0;  // workers of older generations still alive, draining ones included
+};
+
+// How the last upgrade ended (Supervisor::last_upgrade()).
+struct LastUpgradeStatus {
+  bool ok = false;     // false: rolled back
+  int generation = 0;  // the generation it was to
+  std::string reason;  // why it was rolled back; empty when ok
+  double ago = 0;      // since it ended
 };
 
 struct PoolStatus {
@@ -54,11 +91,16 @@ struct PoolStatus {
   int booting = 0;
   int ready = 0;
   int draining = 0;
+  std::optional<UpgradeStatus> upgrade;           // only while one runs
+  std::optional<LastUpgradeStatus> last_upgrade;  // once one has ended
   std::vector<WorkerStatus> workers;
   std::vector<PendingSlot> pending;
 };
 
+// Never fails, whatever the strings hold; O(size of the output), no regexes (the master's loop
+// waits for it: about 0.1 ms for 1000 workers).
 std::string PoolStatusToYaml(const PoolStatus& status);
+// Errors name the key path ("status: workers[3].pid: expected an integer").
 Result<PoolStatus> PoolStatusFromYaml(const std::string& text);
 
 }  // namespace einhorn::core

@@ -2,7 +2,16 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace einhorn::core {
 namespace {
@@ -54,6 +63,21 @@ PoolStatus Full() {
   p.restarts = 5;
   p.last_exit = "signal 9";
   s.pending = {p};
+  UpgradeStatus u;
+  u.strategy = "fleet";
+  u.from_generation = 2;
+  u.to_generation = 3;
+  u.elapsed = 12.5;
+  u.failures = 1;
+  u.new_ready = 2;
+  u.old_remaining = 1;
+  s.upgrade = u;
+  LastUpgradeStatus l;
+  l.ok = false;
+  l.generation = 2;
+  l.reason = "3 new workers failed: exit 1";
+  l.ago = 600.25;
+  s.last_upgrade = l;
   return s;
 }
 
@@ -69,6 +93,23 @@ void CheckSame(const PoolStatus& x, const PoolStatus& y) {
   CHECK(x.booting == y.booting);
   CHECK(x.ready == y.ready);
   CHECK(x.draining == y.draining);
+  REQUIRE(x.upgrade.has_value() == y.upgrade.has_value());
+  if (x.upgrade) {
+    CHECK(x.upgrade->strategy == y.upgrade->strategy);
+    CHECK(x.upgrade->from_generation == y.upgrade->from_generation);
+    CHECK(x.upgrade->to_generation == y.upgrade->to_generation);
+    CHECK(x.upgrade->elapsed == y.upgrade->elapsed);
+    CHECK(x.upgrade->failures == y.upgrade->failures);
+    CHECK(x.upgrade->new_ready == y.upgrade->new_ready);
+    CHECK(x.upgrade->old_remaining == y.upgrade->old_remaining);
+  }
+  REQUIRE(x.last_upgrade.has_value() == y.last_upgrade.has_value());
+  if (x.last_upgrade) {
+    CHECK(x.last_upgrade->ok == y.last_upgrade->ok);
+    CHECK(x.last_upgrade->generation == y.last_upgrade->generation);
+    CHECK(x.last_upgrade->reason == y.last_upgrade->reason);
+    CHECK(x.last_upgrade->ago == y.last_upgrade->ago);
+  }
   REQUIRE(x.workers.size() == y.workers.size());
   for (size_t i = 0; i < x.workers.size(); ++i) {
     const WorkerStatus& a = x.workers[i];
@@ -112,16 +153,28 @@ TEST_CASE("pool status: round trip without optional fields, empty lists") {
   const std::string yaml = PoolStatusToYaml(s);
   CHECK(yaml.find("time_to_ready: ~") != std::string::npos);
   CHECK(yaml.find("last_exit: ~") != std::string::npos);
+  CHECK(yaml.find("\nupgrade: ~\nlast_upgrade: ~\n") != std::string::npos);
   const Result<PoolStatus> back = PoolStatusFromYaml(yaml);
   REQUIRE_MESSAGE(back.ok(), back.error());
   CheckSame(back.value(), s);
   CHECK_FALSE(back.value().workers[0].time_to_ready.has_value());
+  CHECK_FALSE(back.value().upgrade.has_value());
+  CHECK_FALSE(back.value().last_upgrade.has_value());
 
   s.workers.clear();
   const Result<PoolStatus> empty = PoolStatusFromYaml(PoolStatusToYaml(s));
   REQUIRE_MESSAGE(empty.ok(), empty.error());
   CHECK(empty.value().workers.empty());
   CHECK(empty.value().pending.empty());
+
+  // Only the outcome of the last upgrade, a successful one.
+  s.last_upgrade = LastUpgradeStatus{.ok = true, .generation = 4, .reason = "", .ago = 0};
+  const std::string done = PoolStatusToYaml(s);
+  CHECK(done.find("\nlast_upgrade: {ok: true, generation: 4, reason: \"\", ago: 0.0}\n") !=
+        std::string::npos);
+  const Result<PoolStatus> last = PoolStatusFromYaml(done);
+  REQUIRE_MESSAGE(last.ok(), last.error());
+  CheckSame(last.value(), s);
 }
 
 TEST_CASE("pool status: the YAML is readable and typed as documented") {
@@ -136,6 +189,47 @@ TEST_CASE("pool status: the YAML is readable and typed as documented") {
   CHECK(yaml.find("last_exit: \"signal 9\"") != std::string::npos);
   // One line per worker row.
   CHECK(yaml.find("- {slot: 0, index: 0, pid: 101,") != std::string::npos);
+  CHECK(yaml.find("  - {slot: 1, index: 5, pid: 102, generation: 2, state: \"draining\", "
+                  "time_to_ready: 0.25, uptime: 7200.5, restarts: 7, last_exit: ~}\n") !=
+        std::string::npos);
+  CHECK(yaml.find("\nupgrade: {strategy: \"fleet\", from_generation: 2, to_generation: 3, "
+                  "elapsed: 12.5, failures: 1, new_ready: 2, old_remaining: 1}\n") !=
+        std::string::npos);
+  CHECK(yaml.find("\nlast_upgrade: {ok: false, generation: 2, "
+                  "reason: \"3 new workers failed: exit 1\", ago: 600.25}\n") != std::string::npos);
+  CHECK(yaml.find("pending:\n  - {slot: 2, respawn_in: 3.4,") != std::string::npos);
+  CHECK(yaml.back() == '\n');
+}
+
+TEST_CASE("pool status: the whole document, byte for byte") {
+  PoolStatus s;
+  s.master_pid = 7;
+  s.version = "0.1.0";
+  s.target = 1;
+  s.ack_mode = "manual";
+  s.ready = 1;
+  WorkerStatus w;
+  w.pid = 8;
+  w.state = "ready";
+  w.time_to_ready = 2;
+  w.uptime = 3.25;
+  s.workers = {w};
+  CHECK(PoolStatusToYaml(s) ==
+        "master_pid: 7\n"
+        "version: \"0.1.0\"\n"
+        "command_name: \"\"\n"
+        "target: 1\n"
+        "generation: 1\n"
+        "ack_mode: \"manual\"\n"
+        "verbosity: 1\n"
+        "stopping: false\n"
+        "counts: {booting: 0, ready: 1, draining: 0}\n"
+        "upgrade: ~\n"
+        "last_upgrade: ~\n"
+        "workers:\n"
+        "  - {slot: 0, index: 0, pid: 8, generation: 1, state: \"ready\", time_to_ready: 2.0, "
+        "uptime: 3.25, restarts: 0, last_exit: ~}\n"
+        "pending: []\n");
 }
 
 TEST_CASE("pool status: missing optional keys take their defaults") {
@@ -150,6 +244,24 @@ TEST_CASE("pool status: missing optional keys take their defaults") {
   CHECK(r.value().workers[1].pid == 7);
   CHECK_FALSE(r.value().workers[1].last_exit.has_value());
   CHECK(r.value().pending.empty());
+  CHECK_FALSE(r.value().upgrade.has_value());
+  CHECK_FALSE(r.value().last_upgrade.has_value());
+
+  const Result<PoolStatus> u = PoolStatusFromYaml(
+      "master_pid: 5\ntarget: 2\ncounts: {booting: 0, ready: 2, draining: 0}\n"
+      "upgrade: {strategy: smooth, to_generation: 4, extra: [1]}\n"
+      "last_upgrade: {ok: true, generation: 3}\n");
+  REQUIRE_MESSAGE(u.ok(), u.error());
+  REQUIRE(u.value().upgrade.has_value());
+  CHECK(u.value().upgrade->strategy == "smooth");
+  CHECK(u.value().upgrade->to_generation == 4);
+  CHECK(u.value().upgrade->from_generation == 1);
+  CHECK(u.value().upgrade->elapsed == 0);
+  CHECK(u.value().upgrade->old_remaining == 0);
+  REQUIRE(u.value().last_upgrade.has_value());
+  CHECK(u.value().last_upgrade->ok);
+  CHECK(u.value().last_upgrade->generation == 3);
+  CHECK(u.value().last_upgrade->reason.empty());
 }
 
 TEST_CASE("pool status: garbage is an error naming the key, never a crash") {
@@ -185,11 +297,415 @@ TEST_CASE("pool status: garbage is an error naming the key, never a crash") {
       "workers: [{slot: 0, pid: 2, state: ready}, {slot: 1, pid: oops, state: ready}]\n");
   REQUIRE_FALSE(r.ok());
   CHECK(r.error() == "status: workers[1].pid: expected an integer");
+
+  const std::string head =
+      "master_pid: 1\ntarget: 1\ncounts: {booting: 0, ready: 0, draining: 0}\n";
+  const std::pair<const char*, const char*> kSections[] = {
+      {"upgrade: 3\n", "status: upgrade: expected a mapping"},
+      {"upgrade: [1]\n", "status: upgrade: expected a mapping"},
+      {"upgrade: {strategy: smooth}\n", "status: upgrade.to_generation: missing"},
+      {"upgrade: {to_generation: 2}\n", "status: upgrade.strategy: missing"},
+      {"upgrade: {strategy: fleet, to_generation: 2, elapsed: soon}\n",
+       "status: upgrade.elapsed: expected a number"},
+      {"last_upgrade: {generation: 2}\n", "status: last_upgrade.ok: missing"},
+      {"last_upgrade: {ok: maybe, generation: 2}\n",
+       "status: last_upgrade.ok: expected true or false"},
+      {"last_upgrade: {ok: true, generation: 2, reason: [x]}\n",
+       "status: last_upgrade.reason: expected a string"},
+  };
+  for (const auto& [section, error] : kSections) {
+    CAPTURE(section);
+    const Result<PoolStatus> bad = PoolStatusFromYaml(head + section);
+    REQUIRE_FALSE(bad.ok());
+    CHECK(bad.error() == error);
+  }
 }
 
 TEST_CASE("pool status: deep nesting is refused, not a stack overflow") {
   const std::string deep = "master_pid: " + std::string(100000, '[') + "\n";
   CHECK_FALSE(PoolStatusFromYaml(deep).ok());
+}
+
+// --- strings and numbers ----------------------------------------------------------------------
+
+// The command_name line of a status with that name, without the key, the quotes and the '\n'.
+std::string QuotedName(const std::string& name) {
+  PoolStatus s;
+  s.command_name = name;
+  const std::string yaml = PoolStatusToYaml(s);
+  const std::string key = "\ncommand_name: \"";
+  const std::size_t from = yaml.find(key) + key.size();
+  const std::size_t to = yaml.find("\"\n", from);
+  return yaml.substr(from, to - from);
+}
+
+std::string ReadBackName(const std::string& name) {
+  PoolStatus s;
+  s.command_name = name;
+  const Result<PoolStatus> back = PoolStatusFromYaml(PoolStatusToYaml(s));
+  REQUIRE_MESSAGE(back.ok(), back.error());
+  return back.value().command_name;
+}
+
+TEST_CASE("pool status: strings are double-quoted with JSON escapes, on one line") {
+  const std::pair<std::string, std::string> kCases[] = {
+      {"", ""},
+      {"yes", "yes"},
+      {"~", "~"},
+      {"123", "123"},
+      {"a: b, {c}: [d] # e &f *g !h |i >j %k @l `m", "a: b, {c}: [d] # e &f *g !h |i >j %k @l `m"},
+      {"say \"hi\"", "say \\\"hi\\\""},
+      {"C:\\dir\\", "C:\\\\dir\\\\"},
+      {"a\nb\r\nc\td", "a\\nb\\r\\nc\\td"},
+      {std::string("nul\0end", 7), "nul\\u0000end"},
+      {"\x01\x1b\x1f\x7f", "\\u0001\\u001B\\u001F\\u007F"},
+      {"  padded  ", "  padded  "},
+      {"\\x41\\u0041", "\\\\x41\\\\u0041"},
+      // Valid UTF-8 goes through as is...
+      {"caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x98\x80 \xC2\xA0",
+       "caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x98\x80 \xC2\xA0"},
+      // ...but for what YAML 1.1 readers take as line breaks or refuse: C1 controls (NEL among
+      // them), the line and paragraph separators, the BOM and the non-characters.
+      {"\xC2\x80\xC2\x85\xC2\x9F", "\\u0080\\u0085\\u009F"},
+      {"\xE2\x80\xA8\xE2\x80\xA9\xEF\xBB\xBF\xEF\xBF\xBE\xEF\xBF\xBF",
+       "\\u2028\\u2029\\uFEFF\\uFFFE\\uFFFF"},
+      {"\xEF\xBF\xBD", "\xEF\xBF\xBD"},  // U+FFFD itself is fine
+  };
+  for (const auto& [name, quoted] : kCases) {
+    CAPTURE(name);
+    CHECK(QuotedName(name) == quoted);
+    CHECK(ReadBackName(name) == name);
+  }
+}
+
+// What a YAML reader returns for a string we wrote: the string itself when it is valid UTF-8,
+// else every byte that is not part of a valid sequence read as Latin-1 (the \xXX escape means
+// U+00XX). Written differently from the emitter on purpose: bytes against the Unicode table of
+// well-formed sequences.
+std::string ReadAs(std::string_view s) {
+  std::string out;
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto b = [&](std::size_t k) {
+      return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0u;
+    };
+    const auto in = [](unsigned x, unsigned lo, unsigned hi) { return x >= lo && x <= hi; };
+    std::size_t len = 0;
+    if (b(0) < 0x80) {
+      len = 1;
+    } else if (in(b(0), 0xC2, 0xDF) && in(b(1), 0x80, 0xBF)) {
+      len = 2;
+    } else if ((b(0) == 0xE0 && in(b(1), 0xA0, 0xBF)) ||
+               ((in(b(0), 0xE1, 0xEC) || in(b(0), 0xEE, 0xEF)) && in(b(1), 0x80, 0xBF)) ||
+               (b(0) == 0xED && in(b(1), 0x80, 0x9F))) {
+      len = in(b(2), 0x80, 0xBF) ? 3 : 0;
+    } else if ((b(0) == 0xF0 && in(b(1), 0x90, 0xBF)) ||
+               (in(b(0), 0xF1, 0xF3) && in(b(1), 0x80, 0xBF)) ||
+               (b(0) == 0xF4 && in(b(1), 0x80, 0x8F))) {
+      len = in(b(2), 0x80, 0xBF) && in(b(3), 0x80, 0xBF) ? 4 : 0;
+    }
+    if (len == 0) {  // U+0080..U+00FF in UTF-8
+      out += static_cast<char>(0xC0 | (b(0) >> 6));
+      out += static_cast<char>(0x80 | (b(0) & 0x3F));
+      len = 1;
+    } else {
+      out.append(s.substr(i, len));
+    }
+    i += len;
+  }
+  return out;
+}
+
+TEST_CASE("pool status: bytes that are not UTF-8 are written as \\xXX and read back as Latin-1") {
+  const std::pair<std::string, std::string> kCases[] = {
+      {"\xFF", "\\xFF"},
+      {"caf\xE9", "caf\\xE9"},                       // Latin-1 in, Latin-1 shown
+      {"\x80\xBF", "\\x80\\xBF"},                    // lone continuation bytes
+      {"\xC0\xAF\xC1\xBF", "\\xC0\\xAF\\xC1\\xBF"},  // overlong '/' and DEL
+      {"\xE0\x80\xAF", "\\xE0\\x80\\xAF"},           // overlong, 3 bytes
+      {"\xED\xA0\x80", "\\xED\\xA0\\x80"},           // a UTF-16 surrogate
+      {"\xF4\x90\x80\x80", "\\xF4\\x90\\x80\\x80"},  // beyond U+10FFFF
+      {"\xF5\xF8\xFE", "\\xF5\\xF8\\xFE"},
+      {"\xE2\x82", "\\xE2\\x82"},         // truncated at the end
+      {"\xE2\x82x", "\\xE2\\x82x"},       // cut short by ASCII
+      {"\xC3\xC3\xA9", "\\xC3\xC3\xA9"},  // a bad lead, then a good sequence
+  };
+  for (const auto& [name, quoted] : kCases) {
+    CAPTURE(name);
+    CHECK(QuotedName(name) == quoted);
+    CHECK(ReadBackName(name) == ReadAs(name));
+  }
+  CHECK(ReadBackName("caf\xE9") == "caf\xC3\xA9");
+}
+
+TEST_CASE("pool status: times are rounded to the millisecond and always read as floats") {
+  const auto uptime = [](double seconds) {
+    PoolStatus s;
+    WorkerStatus w;
+    w.state = "ready";
+    w.uptime = seconds;
+    s.workers = {w};
+    const std::string yaml = PoolStatusToYaml(s);
+    const std::size_t from = yaml.find("uptime: ") + 8;
+    return yaml.substr(from, yaml.find(',', from) - from);
+  };
+  CHECK(uptime(1.0009999) == "1.001");
+  CHECK(uptime(1.0004) == "1.0");
+  CHECK(uptime(0) == "0.0");
+  CHECK(uptime(-0.0) == "0.0");
+  CHECK(uptime(-0.0001) == "0.0");
+  CHECK(uptime(-2.5) == "-2.5");
+  CHECK(uptime(7200) == "7200.0");
+  CHECK(uptime(0.001) == "0.001");
+  CHECK(uptime(86400.123456) == "86400.123");
+  CHECK(uptime(123456789.987) == "123456789.987");
+  CHECK(uptime(1e20) == "100000000000000000000.0");  // exact, not rounded through 1e23
+  CHECK(uptime(std::numeric_limits<double>::infinity()) == ".inf");
+  CHECK(uptime(-std::numeric_limits<double>::infinity()) == "-.inf");
+  CHECK(uptime(std::nan("")) == ".nan");
+
+  for (double v : {std::numeric_limits<double>::infinity(), std::nan(""), 1e300, -1e-300}) {
+    CAPTURE(v);
+    PoolStatus s;
+    s.upgrade = UpgradeStatus{};
+    s.upgrade->elapsed = v;
+    const Result<PoolStatus> back = PoolStatusFromYaml(PoolStatusToYaml(s));
+    REQUIRE_MESSAGE(back.ok(), back.error());
+    REQUIRE(back.value().upgrade.has_value());
+    const double got = back.value().upgrade->elapsed;
+    if (std::isnan(v)) {
+      CHECK(std::isnan(got));
+    } else {
+      CHECK(got == (std::fabs(v) < 1 ? 0.0 : v));
+    }
+  }
+}
+
+// --- random statuses ----------------------------------------------------------------------------
+
+class Gen {
+ public:
+  explicit Gen(std::uint64_t seed) : rng_(seed) {}
+
+  std::uint64_t Below(std::uint64_t n) { return rng_() % n; }
+  bool Coin() { return Below(2) == 0; }
+
+  int Int() {
+    switch (Below(4)) {
+      case 0:
+        return static_cast<int>(Below(5));
+      case 1:
+        return Coin() ? INT_MAX : INT_MIN;
+      default:
+        return static_cast<int>(static_cast<std::uint32_t>(rng_()));
+    }
+  }
+
+  // Times as the master makes them: whole milliseconds, up to years, now and then negative
+  // (a clock step) or huge.
+  double Seconds() {
+    switch (Below(6)) {
+      case 0:
+        return 0;
+      case 1:
+        return static_cast<double>(Below(1000)) / 1000;
+      case 2:
+        return -static_cast<double>(Below(100000)) / 1000;
+      case 3:
+        return 1e15 * static_cast<double>(1 + Below(1000));
+      default:
+        return static_cast<double>(Below(100'000'000'000ULL)) / 1000;
+    }
+  }
+
+  // Bits of YAML and JSON syntax, escapes written out, line breaks of every kind, valid and
+  // invalid UTF-8, and plain random bytes.
+  std::string Hostile() {
+    static const char* const kPieces[] = {
+        "yes",
+        "no",
+        "~",
+        "null",
+        "123",
+        "0x1F",
+        "1e3",
+        ".inf",
+        "-",
+        "- ",
+        ": ",
+        "? ",
+        "#",
+        " #",
+        "&a",
+        "*a",
+        "!!str",
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        "'",
+        "\"",
+        "\\",
+        "\\\"",
+        "\\x41",
+        "\\u00e9",
+        "\n",
+        "\r\n",
+        "\r",
+        "\t",
+        " ",
+        "  ",
+        "---",
+        "...",
+        "%YAML",
+        "|",
+        ">",
+        "\xC2\x85",
+        "\xE2\x80\xA8",
+        "\xE2\x80\xA9",
+        "\xEF\xBB\xBF",
+        "\xEF\xBF\xBE",
+        "\xC3\xA9",
+        "\xE6\x97\xA5",
+        "\xF0\x9F\x98\x80",
+        "\xC0\xAF",
+        "\xED\xA0\x80",
+        "\xF4\x90\x80\x80",
+        "\xE2\x82",
+        "\xFF",
+        "\x7F",
+        "\x1B[31m",
+    };
+    std::string s;
+    const std::uint64_t n = Below(12);
+    for (std::uint64_t i = 0; i < n; ++i) {
+      switch (Below(3)) {
+        case 0:
+          s += static_cast<char>(Below(256));
+          break;
+        case 1:
+          s += static_cast<char>('a' + Below(26));
+          break;
+        default:
+          s += kPieces[Below(std::size(kPieces))];
+          break;
+      }
+    }
+    return s;
+  }
+
+  std::optional<std::string> MaybeHostile() {
+    if (Coin()) return std::nullopt;
+    return Hostile();
+  }
+
+  PoolStatus Status() {
+    PoolStatus s;
+    s.master_pid = Int();
+    s.version = Hostile();
+    s.command_name = Hostile();
+    s.target = Int();
+    s.generation = Int();
+    s.ack_mode = Hostile();
+    s.verbosity = Int();
+    s.stopping = Coin();
+    s.booting = Int();
+    s.ready = Int();
+    s.draining = Int();
+    if (Coin()) {
+      s.upgrade = UpgradeStatus{Hostile(), Int(), Int(), Seconds(), Int(), Int(), Int()};
+    }
+    if (Coin()) s.last_upgrade = LastUpgradeStatus{Coin(), Int(), Hostile(), Seconds()};
+    for (std::uint64_t i = Below(6); i > 0; --i) {
+      WorkerStatus w;
+      w.slot = Int();
+      w.index = Int();
+      w.pid = Int();
+      w.generation = Int();
+      w.state = Hostile();
+      if (Coin()) w.time_to_ready = Seconds();
+      w.uptime = Seconds();
+      w.restarts = Int();
+      w.last_exit = MaybeHostile();
+      s.workers.push_back(w);
+    }
+    for (std::uint64_t i = Below(3); i > 0; --i) {
+      s.pending.push_back(PendingSlot{Int(), Seconds(), Int(), Int(), MaybeHostile()});
+    }
+    return s;
+  }
+
+ private:
+  std::mt19937_64 rng_;
+};
+
+// What the document must read back as: the strings as ReadAs says (the times are already whole
+// milliseconds).
+PoolStatus Expected(PoolStatus s) {
+  const auto fix = [](std::string& str) { str = ReadAs(str); };
+  const auto fix_opt = [&](std::optional<std::string>& str) {
+    if (str) fix(*str);
+  };
+  fix(s.version);
+  fix(s.command_name);
+  fix(s.ack_mode);
+  if (s.upgrade) fix(s.upgrade->strategy);
+  if (s.last_upgrade) fix(s.last_upgrade->reason);
+  for (WorkerStatus& w : s.workers) {
+    fix(w.state);
+    fix_opt(w.last_exit);
+  }
+  for (PendingSlot& p : s.pending) fix_opt(p.last_exit);
+  return s;
+}
+
+// What strict YAML 1.1 readers (libyaml, hence Psych) need: well-formed UTF-8 made of
+// printable characters only (c-printable, without the ones they take as line breaks), with
+// '\n' ending each line and nowhere else.
+bool Printable(const std::string& yaml, std::string* why) {
+  const std::string as_read = ReadAs(yaml);
+  if (as_read != yaml) return *why = "not UTF-8", false;
+  for (std::size_t i = 0; i < yaml.size(); ++i) {
+    const auto c = static_cast<unsigned char>(yaml[i]);
+    if ((c < 0x20 && c != '\n') || c == 0x7F) return *why = "a raw C0 control or DEL", false;
+    const std::string_view rest(yaml.data() + i, yaml.size() - i);
+    for (std::string_view bad : {"\xC2\x80", "\xC2\x85", "\xC2\x9F", "\xE2\x80\xA8", "\xE2\x80\xA9",
+                                 "\xEF\xBB\xBF", "\xEF\xBF\xBE", "\xEF\xBF\xBF"}) {
+      if (rest.substr(0, bad.size()) == bad)
+        return *why = "a raw break, BOM or non-character", false;
+    }
+    if (c == 0xC2 && i + 1 < yaml.size() && static_cast<unsigned char>(yaml[i + 1]) < 0xA0) {
+      return *why = "a raw C1 control", false;
+    }
+  }
+  return true;
+}
+
+TEST_CASE("pool status: random statuses with hostile strings read back as written") {
+  for (std::uint64_t seed = 1; seed <= 400; ++seed) {
+    CAPTURE(seed);
+    Gen gen(seed);
+    const PoolStatus s = gen.Status();
+    const std::string yaml = PoolStatusToYaml(s);
+    std::string why;
+    CHECK_MESSAGE(Printable(yaml, &why), why);
+    // One line per top-level key and per row.
+    const auto lines = static_cast<std::size_t>(std::count(yaml.begin(), yaml.end(), '\n'));
+    CHECK(lines == 13 + s.workers.size() + s.pending.size());
+    const Result<PoolStatus> back = PoolStatusFromYaml(yaml);
+    REQUIRE_MESSAGE(back.ok(), (back.error() + "\n" + yaml));
+    CheckSame(back.value(), Expected(s));
+  }
+}
+
+TEST_CASE("pool status: a valid UTF-8 string reads back byte for byte") {
+  Gen gen(99);
+  for (int i = 0; i < 300; ++i) {
+    const std::string name = ReadAs(gen.Hostile());  // valid UTF-8, anything else goes
+    CAPTURE(name);
+    CHECK(ReadBackName(name) == name);
+  }
 }
 
 }  // namespace
