@@ -1,6 +1,7 @@
 // einhorn-example-http: a tiny HTTP worker showing how to run under einhorn-cpp.
 //
 //   einhorn-cpp -n 4 -b 127.0.0.1:8080,r -- einhorn-example-http [--delay-ms N]
+//   einhorn-cpp -n 4 -b 127.0.0.1:8080,r -m manual -- einhorn-example-http --ack
 //   curl 127.0.0.1:8080   ->   hello from worker 4242 (slot 0)
 //
 // What a worker needs to do, and what this one shows:
@@ -9,6 +10,8 @@
 //    announced by LISTEN_FDS and meant for us only if LISTEN_PID is our own pid.
 //  * Share that socket with the other workers: all of them accept on it, and the kernel hands
 //    each connection to one of them.
+//  * With --ack (for `-m manual`): say "ready" once able to serve, the way Einhorn's worker
+//    libraries do: connect to EINHORN_SOCK_PATH, write one worker:ack line, close.
 //  * Drain on SIGUSR2 (einhorn's "please stop"; also SIGTERM and SIGINT): stop accepting, finish
 //    the requests already accepted, exit 0. The master starts replacements meanwhile, so no
 //    request is dropped during an upgrade.
@@ -19,6 +22,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -93,6 +97,26 @@ int ListeningFd() {
   return static_cast<int>(fd);
 }
 
+// One line of JSON, which is also YAML; a pid needs no escaping.
+void Ack() {
+  const char* path = std::getenv("EINHORN_SOCK_PATH");
+  if (path == nullptr || *path == '\0') Die("--ack: EINHORN_SOCK_PATH is not set (run under einhorn)");
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (std::strlen(path) >= sizeof addr.sun_path) Die("--ack: EINHORN_SOCK_PATH is too long");
+  std::strcpy(addr.sun_path, path);
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    Die(std::string("--ack: cannot connect to ") + path + ": " + std::strerror(errno));
+  }
+  const std::string line =
+      "{\"command\":\"worker:ack\",\"pid\":" + std::to_string(getpid()) + "}\n";
+  if (write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+    Die(std::string("--ack: write: ") + std::strerror(errno));
+  }
+  close(fd);
+}
+
 struct Connection {
   enum class Phase { kReading, kDelaying, kWriting };
   int fd;
@@ -106,15 +130,18 @@ struct Connection {
 
 int main(int argc, char** argv) {
   milliseconds delay{0};
+  bool ack = false;
   for (int i = 1; i < argc; ++i) {
     long ms = 0;
     if (std::strcmp(argv[i], "--delay-ms") == 0 && i + 1 < argc && ParseInt(argv[i + 1], &ms) &&
         ms >= 0) {
       delay = milliseconds(ms);
       ++i;
+    } else if (std::strcmp(argv[i], "--ack") == 0) {
+      ack = true;
     } else {
       Die(std::string("unknown argument '") + argv[i] +
-          "'\nusage: einhorn-example-http [--delay-ms N]");
+          "'\nusage: einhorn-example-http [--delay-ms N] [--ack]");
     }
   }
 
@@ -143,6 +170,8 @@ int main(int argc, char** argv) {
       "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
       "Content-Length: " +
       std::to_string(body.size()) + "\r\n\r\n" + body;
+
+  if (ack) Ack();
 
   const char* quiet = std::getenv("EINHORN_EXAMPLE_QUIET");
   if (quiet == nullptr || std::strcmp(quiet, "1") != 0) {

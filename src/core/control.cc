@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cstdio>
 #include <utility>
 
@@ -30,8 +31,36 @@ std::optional<wire::Reply> CheckArgs(const wire::Request& r) {
   return Err("Args must be an array");
 }
 
-// Einhorn reports names as Ruby's inspect does: in double quotes.
-std::string Quoted(const std::string& s) { return "\"" + s + "\""; }
+// Einhorn reports names as Ruby's inspect does: in double quotes, with quotes, backslashes and
+// control characters escaped.
+std::string Quoted(const std::string& s) {
+  std::string out = "\"";
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02X", c);
+      out += buf;
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
+}
+
+// Einhorn upcases a signal name and drops "SIG" before it looks it up, and reports it so.
+std::string SignalArgText(std::string name) {
+  for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (name.rfind("SIG", 0) == 0) name.erase(0, 3);
+  return name;
+}
 
 bool ParseCount(const std::string& text, int* out) {
   if (text.empty() || text.size() > 6) return false;
@@ -63,11 +92,13 @@ constexpr std::array<Verb, 14> kVerbs{{
     {"reload", "Reload the einhorn-cpp master in place (not yet supported)"},
     {"set_workers", "Set the number of desired workers"},
     {"signal", "Send one or more signals to all workers (args: SIG1 [SIG2 ...])"},
-    {"state", "Get a dump of the master's state"},
+    {"state", "The same as status (Einhorn's internal state has no equivalent here)"},
     {"status", "The pool as YAML: target, counts, and every worker's slot, pid, state, "
                "readiness, uptime, restarts and last exit"},
-    {"upgrade", "Upgrade all workers smoothly (not yet supported)"},
-    {"upgrade_fleet", "Upgrade all workers at once (not yet supported)"},
+    {"upgrade", "Replace every worker with a new generation, a few at a time; rolled back if "
+                "the new workers do not become ready"},
+    {"upgrade_fleet", "Start the whole new generation, then drain the old one; rolled back if "
+                      "the new workers do not become ready"},
 }};
 
 }  // namespace
@@ -138,7 +169,19 @@ ControlOutcome Control::Handle(const wire::ParseResult& parsed, const Peer& peer
       reply(Err("config is not supported by einhorn-cpp: Einhorn merges it into its internal "
                 "state, which has no equivalent here; use set_workers"));
     }
-  } else if (verb == "upgrade" || verb == "upgrade_fleet" || verb == "reload") {
+  } else if (verb == "upgrade" || verb == "upgrade_fleet") {
+    const UpgradeStart start = supervisor_.Upgrade(
+        verb == "upgrade" ? UpgradeStrategy::kSmooth : UpgradeStrategy::kFleet, now);
+    wire::Reply rep = start.started ? Ok(start.message) : Err(start.message);
+    Audit(by, verb, rep);
+    // As Einhorn: only a client that sent an id is streamed the rest; old-style clients
+    // (go-einhorn's `request_id` key among them) get this reply alone.
+    if (start.started && r.id) {
+      rep.wait = true;
+      out.subscribe_upgrade = r.id;
+    }
+    reply(rep);
+  } else if (verb == "reload") {
     reply(Err(verb + " is not yet supported by einhorn-cpp " + info_.version));
   } else {
     reply(Err("Unrecognized command: " + Quoted(verb) + "\n\n" + HelpText()));
@@ -147,8 +190,8 @@ ControlOutcome Control::Handle(const wire::ParseResult& parsed, const Peer& peer
 }
 
 void Control::Audit(const std::string& by, const std::string& verb, const wire::Reply& reply) {
-  host_.Log(reply.error ? LogLevel::kWarn : LogLevel::kInfo,
-            "control: " + verb + " from " + by + ": " + reply.message);
+  host_.Audit(reply.error ? LogLevel::kWarn : LogLevel::kInfo,
+              "control: " + verb + " from " + by + ": " + reply.message);
 }
 
 wire::Reply Control::Increment(const std::string& by, Time now) {
@@ -225,7 +268,7 @@ wire::Reply Control::SendSignal(const wire::Request& r, const std::string& by) {
     for (const std::string& name : r.args) {
       Signal s{};
       if (!ParseSignalName(name, &s)) {
-        rep = Err("Invalid signal: " + Quoted(name));
+        rep = Err("Invalid signal: " + Quoted(SignalArgText(name)));
         signals.clear();
         break;
       }
@@ -250,7 +293,7 @@ wire::Reply Control::DieCommand(const wire::Request& r, const std::string& by, T
   if (auto bad = CheckArgs(r)) {
     rep = *bad;
   } else if (!r.args.empty() && !ParseSignalName(r.args[0], &sig)) {
-    rep = Err("Invalid signal: " + Quoted(r.args[0]));
+    rep = Err("Invalid signal: " + Quoted(SignalArgText(r.args[0])));
   } else {
     rep = Ok("Einhorn is going down! ");  // the trailing space is Einhorn's
     supervisor_.Die(sig, now);
@@ -263,7 +306,8 @@ void Control::WorkerAck(const wire::Request& r, const Peer& peer, Time now) {
   const std::string from = peer.bound_worker
                                ? "the -g channel of worker " + std::to_string(*peer.bound_worker)
                                : "pid " + std::to_string(peer.pid);
-  if (!r.pid && !peer.bound_worker) {
+  // On a -g channel the pid may be left out; one that is given must still be an integer.
+  if (!r.pid && (!peer.bound_worker || r.pid_present)) {
     host_.Log(LogLevel::kWarn, "control: refused worker:ack from " + from +
                                    ": no integer pid in the request");
     return;
@@ -307,8 +351,11 @@ void Control::WorkerAck(const wire::Request& r, const Peer& peer, Time now) {
 }
 
 void Control::WorkerPing(const wire::Request& r, const Peer& peer, Time now) {
-  const std::optional<Pid> pid =
-      r.pid ? std::optional<Pid>(static_cast<Pid>(*r.pid)) : peer.bound_worker;
+  std::optional<Pid> pid = peer.bound_worker;
+  if (r.pid) {
+    pid.reset();
+    if (*r.pid > 0 && *r.pid <= 0x7fffffff) pid = static_cast<Pid>(*r.pid);
+  }
   if (!pid || !supervisor_.Ping(*pid, now)) {
     host_.Log(LogLevel::kDebug, "control: worker:ping for an unknown pid");
   }
@@ -369,6 +416,26 @@ PoolStatus Control::Status(Time now) const {
     p.restarts = slots[i].restarts;
     if (slots[i].last_exit) p.last_exit = slots[i].last_exit->ToString();
     st.pending.push_back(p);
+  }
+  if (const auto& u = supervisor_.upgrade()) {
+    UpgradeStatus us;
+    us.strategy = UpgradeStrategyName(u->strategy);
+    us.from_generation = u->from_generation;
+    us.to_generation = u->to_generation;
+    us.elapsed = Secs(now - u->started_at);
+    us.failures = u->failures;
+    for (const auto& [pid, w] : supervisor_.workers()) {
+      if (w.generation == u->to_generation) {
+        us.new_ready += w.state == WorkerState::kReady ? 1 : 0;
+      } else {
+        ++us.old_remaining;
+      }
+    }
+    st.upgrade = us;
+  }
+  if (const auto& last = supervisor_.last_upgrade()) {
+    st.last_upgrade = LastUpgradeStatus{last->ok, last->generation, last->reason,
+                                        Secs(now - last->finished_at)};
   }
   return st;
 }

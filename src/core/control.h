@@ -34,6 +34,8 @@ class ControlHost {
   virtual int Verbosity() const = 0;  // 0 debug, 1 info, 2 errors only
   virtual void SetVerbosity(int verbosity) = 0;
   virtual void Log(LogLevel level, const std::string& message) = 0;
+  // The one line each mutating command leaves; the shell shows it whatever the verbosity.
+  virtual void Audit(LogLevel level, const std::string& message) { Log(level, message); }
 };
 
 struct MasterInfo {
@@ -46,6 +48,9 @@ struct MasterInfo {
 struct ControlOutcome {
   std::vector<wire::Reply> replies;
   bool close = false;  // close the connection after writing the replies
+  // upgrade/upgrade_fleet with an id: the connection gets the upgrade's messages from now on,
+  // each with this request_id, until the final one.
+  std::optional<wire::Id> subscribe_upgrade;
 };
 
 inline constexpr int kMaxWorkers = 10000;

@@ -37,6 +37,10 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
   int verbose = 0;
   bool version = false;
   std::string unsupported_value;
+  std::string drain_signal;
+  bool no_canary = false;
+  int max_unacked = 0;
+  int max_upgrade_additional = 0;
 
   app.add_option("-n,--number", o.number, "Number of workers to run (default 1)");
   app.add_option("-b,--bind", binds,
@@ -69,6 +73,19 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
   app.add_option("--control-allow-gid", o.control_allow_gids,
                  "Also allow this group (name or gid) on the command socket (repeatable)")
       ->allow_extra_args(false);
+  app.add_option("--max-unacked", max_unacked,
+                 "Upgrades: at most this many new workers not yet ready (default: CPUs)");
+  app.add_option("--max-upgrade-additional", max_upgrade_additional,
+                 "Upgrades: at most -n plus this many workers alive (smooth; 0 acts as 1)");
+  app.add_option("--ack-timeout", o.ack_timeout,
+                 "Upgrades: roll back if a new worker is not ready after SECS (default 60, 0 none)");
+  app.add_option("--upgrade-timeout", o.upgrade_timeout,
+                 "Upgrades: roll back if not done after SECS (default 0: no limit)");
+  app.add_option("--upgrade-max-failures", o.upgrade_max_failures,
+                 "Upgrades: roll back after K new workers die before ready (default 3)");
+  app.add_flag("--no-canary", no_canary,
+               "Upgrades: do not wait for the first new worker before spawning the others");
+  app.add_option("--drain-signal", drain_signal, "Signal that drains a worker (default USR2)");
 
   // Einhorn flags that belong to later work, and Ruby-only ones: parsed so that the error is
   // ours and clear, not CLI11's "unknown option".
@@ -78,8 +95,6 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
     const char* why;
   };
   const Refused refused[] = {
-      {"--max-unacked", true, "is not yet supported"},
-      {"--max-upgrade-additional", true, "is not yet supported"},
       {"--reexec-as", true, "is not yet supported"},
       {"--with-state-fd", true, "is not yet supported"},
       {"--upgrade-check", false, "is not yet supported"},
@@ -148,6 +163,12 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
     o.signal_timeout = signal_timeout;
   }
   o.verbosity = std::clamp(1 + quiet - verbose, 0, 2);
+  o.canary = !no_canary;
+  if (app.count("--max-unacked") > 0) o.max_unacked = max_unacked;
+  if (app.count("--max-upgrade-additional") > 0) o.max_upgrade_additional = max_upgrade_additional;
+  if (!drain_signal.empty() && !ParseSignalName(drain_signal, &o.drain_signal)) {
+    return UsageError("--drain-signal: unknown signal '" + drain_signal + "'");
+  }
 
   ApplyDefaultPaths(&o, env);
   if (Status st = Validate(o); !st.ok()) return UsageError(st.message());

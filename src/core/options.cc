@@ -1,10 +1,17 @@
 #include "core/options.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 
 namespace einhorn::core {
 namespace {
+
+std::string FormatSeconds(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", s);
+  return buf;
+}
 
 // Whole-string number parsing: "1.5x" or "" are errors, not 1.5 or 0 as Ruby's to_f would say.
 bool ParseDouble(const std::string& s, double* out) {
@@ -82,7 +89,8 @@ Status Validate(const Options& o) {
   }
   if (o.number > 10000) return Status::Error("-n/--number must be at most 10000");
   if (o.socket_path.size() > kMaxSocketPath) {
-    return Status::Error("-d/--socket-path is longer than " + std::to_string(kMaxSocketPath) +
+    return Status::Error("the command socket path (-d/--socket-path, by default from TMPDIR and "
+                         "-c) is longer than " + std::to_string(kMaxSocketPath) +
                          " bytes, the limit of a UNIX socket path: " + o.socket_path);
   }
   if (o.backlog < 0) return Status::Error("-l/--backlog must not be negative");
@@ -100,6 +108,27 @@ Status Validate(const Options& o) {
     return Status::Error("no worker command given (usage: einhorn-cpp [options] [--] COMMAND [ARGS...])");
   }
   if (o.command.front().empty()) return Status::Error("the worker command is an empty string");
+  if (o.max_unacked && *o.max_unacked < 1) {
+    return Status::Error("--max-unacked must be at least 1");
+  }
+  if (o.max_upgrade_additional && *o.max_upgrade_additional < 0) {
+    return Status::Error("--max-upgrade-additional must not be negative");
+  }
+  if (o.ack_timeout < 0 || !std::isfinite(o.ack_timeout)) {
+    return Status::Error("--ack-timeout must be a number of seconds >= 0 (0: no limit)");
+  }
+  if (o.upgrade_timeout < 0 || !std::isfinite(o.upgrade_timeout)) {
+    return Status::Error("--upgrade-timeout must be a number of seconds >= 0 (0: no limit)");
+  }
+  if (o.ack_mode.kind == AckMode::Kind::kTimer && o.ack_timeout > 0 &&
+      o.ack_mode.timer_seconds >= o.ack_timeout) {
+    return Status::Error("-m/--ack-mode " + FormatSeconds(o.ack_mode.timer_seconds) +
+                         " must be shorter than --ack-timeout " + FormatSeconds(o.ack_timeout) +
+                         ", or every upgrade would be rolled back");
+  }
+  if (o.upgrade_max_failures < 1) {
+    return Status::Error("--upgrade-max-failures must be at least 1");
+  }
   for (const std::string& name : o.drop_env_vars) {
     if (name.empty() || name.find('=') != std::string::npos) {
       return Status::Error("--drop-env-var '" + name + "' is not a variable name");

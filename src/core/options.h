@@ -9,6 +9,7 @@
 
 #include "core/bind_spec.h"
 #include "core/status.h"
+#include "core/types.h"
 
 namespace einhorn::core {
 
@@ -49,6 +50,15 @@ struct Options {
   std::vector<std::string> control_allow_uids;  // names or numbers
   std::vector<std::string> control_allow_gids;
   std::vector<std::string> command;  // worker argv, never empty after validation
+
+  // Upgrades (see core/upgrade.h). Unset max_unacked means the number of CPUs, as Einhorn.
+  std::optional<int> max_unacked;             // --max-unacked: unready new workers at a time
+  std::optional<int> max_upgrade_additional;  // --max-upgrade-additional: workers beyond -n
+  double ack_timeout = 60;    // --ack-timeout: a new worker not ready by then fails the upgrade
+  double upgrade_timeout = 0;  // --upgrade-timeout: the whole upgrade; 0 = no limit
+  int upgrade_max_failures = 3;  // --upgrade-max-failures: new-worker deaths before ready
+  bool canary = true;            // --no-canary turns it off
+  Signal drain_signal = Signal::kUsr2;  // --drain-signal
 };
 
 // sockaddr_un.sun_path holds 108 bytes including the terminating NUL.

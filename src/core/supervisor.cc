@@ -4,8 +4,9 @@
 #include <cmath>
 #include <cstdio>
 
+#include "core/supervisor_text.h"
+
 namespace einhorn::core {
-namespace {
 
 std::string Secs(Duration d) {
   char buf[32];
@@ -17,8 +18,6 @@ std::string Describe(const Worker& w) {
   return "worker " + std::to_string(w.pid) + " (index " + std::to_string(w.index) +
          ", generation " + std::to_string(w.generation) + ")";
 }
-
-}  // namespace
 
 const char* WorkerStateName(WorkerState s) {
   switch (s) {
@@ -39,7 +38,14 @@ SupervisorConfig ConfigFromOptions(const Options& o, std::uint64_t jitter_seed) 
   c.backoff_base = Seconds(o.seconds);
   c.backoff_cap = std::max(Seconds(30), c.backoff_base);
   if (o.signal_timeout) c.signal_timeout = Seconds(*o.signal_timeout);
+  c.drain_signal = o.drain_signal;
   c.kill_children_on_exit = o.kill_children_on_exit;
+  c.upgrade.max_unacked = o.max_unacked.value_or(1);
+  c.upgrade.max_additional = o.max_upgrade_additional;
+  c.upgrade.canary = o.canary;
+  if (o.ack_timeout > 0) c.upgrade.ack_timeout = Seconds(o.ack_timeout);
+  if (o.upgrade_timeout > 0) c.upgrade.upgrade_timeout = Seconds(o.upgrade_timeout);
+  c.upgrade.max_failures = o.upgrade_max_failures;
   c.jitter_seed = jitter_seed;
   return c;
 }
@@ -60,8 +66,9 @@ void Supervisor::SpawnInto(int slot_index, Time now) {
   const int index = FreeIndex();
   const SpawnOutcome outcome = fx_.Spawn(SpawnRequest{slot_index, index, generation_});
   if (!outcome.ok()) {
-    fx_.Log(LogLevel::kError, "slot " + std::to_string(slot_index) +
-                                  ": could not start the worker: " + outcome.error);
+    Say(LogLevel::kError, "slot " + std::to_string(slot_index) +
+                              ": could not start the worker: " + outcome.error);
+    if (upgrade_) NewWorkerFailed("worker could not be started: " + outcome.error);
     ++slot.consecutive_failures;
     ScheduleRespawn(slot_index, now);
     return;
@@ -74,13 +81,13 @@ void Supervisor::SpawnInto(int slot_index, Time now) {
   w.generation = generation_;
   w.spawned_at = now;
   slot.pid = w.pid;
-  fx_.Log(LogLevel::kInfo, "spawned " + Describe(w));
+  Say(LogLevel::kInfo, "spawned " + Describe(w));
   auto [it, inserted] = workers_.insert_or_assign(w.pid, w);
   (void)inserted;
   if (config_.ack_mode.kind == AckMode::Kind::kTimer && config_.ack_mode.timer_seconds <= 0) {
     it->second.state = WorkerState::kReady;
     it->second.ready_at = now;
-    fx_.Log(LogLevel::kInfo, Describe(w) + " is ready (timer ack of 0s)");
+    Say(LogLevel::kInfo, Describe(w) + " is ready (timer ack of 0s)");
   }
 }
 
@@ -100,7 +107,7 @@ void Supervisor::ScheduleRespawn(int slot_index, Time now) {
   Slot& slot = slots_[static_cast<size_t>(slot_index)];
   const Duration delay = BackoffFor(slot.consecutive_failures);
   slot.respawn_at = now + delay;
-  fx_.Log(LogLevel::kInfo, "slot " + std::to_string(slot_index) + ": respawning in " +
+  Say(LogLevel::kInfo, "slot " + std::to_string(slot_index) + ": respawning in " +
                                Secs(delay) + " after " + std::to_string(slot.consecutive_failures) +
                                " consecutive failure" +
                                (slot.consecutive_failures == 1 ? "" : "s"));
@@ -116,11 +123,16 @@ void Supervisor::ChildExited(Pid pid, const ExitStatus& status, Time now) {
   const Worker w = it->second;
   workers_.erase(it);
   const Duration uptime = now - w.spawned_at;
-  fx_.Log(w.state == WorkerState::kDraining || !(status.signaled || status.code != 0)
-              ? LogLevel::kInfo
-              : LogLevel::kWarn,
-          Describe(w) + " exited with " + status.ToString() + " after " + Secs(uptime) +
-              (w.ready_at ? "" : ", before it was ready"));
+  // A new worker that dies before it is ready, or soon after (within -s), is a failure of the
+  // new generation: one that acks and then crashes would otherwise replace the old one.
+  const bool new_worker_failed =
+      upgrade_ && !stopping_ && w.generation == generation_ &&
+      w.state != WorkerState::kDraining && !(w.ready_at && uptime >= config_.backoff_base);
+  Say(w.state == WorkerState::kDraining || !(status.signaled || status.code != 0)
+          ? LogLevel::kInfo
+          : LogLevel::kWarn,
+      Describe(w) + " exited with " + status.ToString() + " after " + Secs(uptime) +
+          (w.ready_at ? "" : ", before it was ready"));
 
   if (w.slot >= 0 && w.slot < static_cast<int>(slots_.size())) {
     Slot& slot = slots_[static_cast<size_t>(w.slot)];
@@ -141,11 +153,18 @@ void Supervisor::ChildExited(Pid pid, const ExitStatus& status, Time now) {
       }
     }
   }
+  if (new_worker_failed) {
+    NewWorkerFailed(Describe(w) + " exited with " + status.ToString() +
+                    (w.ready_at ? " within " + Secs(config_.backoff_base) + " of being ready"
+                                : " before it was ready"));
+  }
+  Reconcile(now);
   CheckFinished();
 }
 
 void Supervisor::SendStop(Worker& w, Signal sig, Time now) {
   if (!w.signaled_at) w.signaled_at = now;
+  if (!w.kill_at && config_.signal_timeout) w.kill_at = now + *config_.signal_timeout;
   w.state = WorkerState::kDraining;
   fx_.Kill(w.pid, sig);
 }
@@ -155,6 +174,7 @@ void Supervisor::Stop(StopKind kind, Time now) {
   const bool again = stopping_.has_value();
   stopping_ = kind;
   for (Slot& slot : slots_) slot.respawn_at.reset();
+  if (upgrade_) RollBack("the master is stopping", now);
 
   if (kind == StopKind::kQuit) {
     fx_.Log(LogLevel::kInfo, "quitting: sending SIGQUIT to " + std::to_string(workers_.size()) +
@@ -176,6 +196,7 @@ void Supervisor::Die(Signal signal, Time now) {
   const bool again = stopping_.has_value();
   if (!stopping_) stopping_ = StopKind::kDrain;
   for (Slot& slot : slots_) slot.respawn_at.reset();
+  if (upgrade_) RollBack("the master is stopping", now);
   StopWith(signal, again, now);
 }
 
@@ -203,19 +224,47 @@ void Supervisor::SetTarget(int n, Time now) {
   config_.target = n;
   if (n > old) {
     slots_.resize(static_cast<size_t>(n));
-    for (int i = old; i < n; ++i) SpawnInto(i, now);
+    // Due now, started by the next Tick: the shell answers the client first, so a resize
+    // never waits for fork and exec. During an upgrade, the upgrade's budgets fill them.
+    if (!upgrade_) {
+      for (int i = old; i < n; ++i) slots_[static_cast<size_t>(i)].respawn_at = now;
+    }
+    Reconcile(now);
     return;
   }
-  for (int i = n; i < old; ++i) {
-    Slot& slot = slots_[static_cast<size_t>(i)];
+  // Give up the slots that serve least first: empty ones (a respawn pending), then those whose
+  // worker is not ready yet, then ready ones from the highest slot down (as Einhorn: unacked
+  // first). The slots kept are renumbered in their order.
+  std::vector<int> order(static_cast<size_t>(old));
+  for (int i = 0; i < old; ++i) order[static_cast<size_t>(i)] = i;
+  auto serves = [this](int i) {
+    const Slot& slot = slots_[static_cast<size_t>(i)];
+    if (!slot.pid) return 0;
+    return workers_.at(*slot.pid).state == WorkerState::kReady ? 2 : 1;
+  };
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+    return serves(a) != serves(b) ? serves(a) < serves(b) : a > b;
+  });
+  std::vector<bool> removed(static_cast<size_t>(old), false);
+  for (int k = 0; k < old - n; ++k) {
+    const int i = order[static_cast<size_t>(k)];
+    removed[static_cast<size_t>(i)] = true;
+    const Slot& slot = slots_[static_cast<size_t>(i)];
     if (!slot.pid) continue;
     Worker& w = workers_.at(*slot.pid);
     w.slot = -1;
-    fx_.Log(LogLevel::kInfo, "draining " + Describe(w) + ": the pool shrinks to " +
-                                 std::to_string(n));
+    Say(LogLevel::kInfo, "draining " + Describe(w) + ": the pool shrinks to " + std::to_string(n));
     SendStop(w, config_.drain_signal, now);
   }
-  slots_.resize(static_cast<size_t>(n));
+  std::vector<Slot> kept;
+  for (int i = 0; i < old; ++i) {
+    if (removed[static_cast<size_t>(i)]) continue;
+    Slot& slot = slots_[static_cast<size_t>(i)];
+    if (slot.pid) workers_.at(*slot.pid).slot = static_cast<int>(kept.size());
+    kept.push_back(slot);
+  }
+  slots_ = std::move(kept);
+  Reconcile(now);
 }
 
 AckResult Supervisor::Ack(Pid pid, Time now) {
@@ -227,7 +276,8 @@ AckResult Supervisor::Ack(Pid pid, Time now) {
   if (w.ready_at) return AckResult::kAlreadyAcked;
   w.state = WorkerState::kReady;
   w.ready_at = now;
-  fx_.Log(LogLevel::kInfo, Describe(w) + " is ready (acked after " + Secs(now - w.spawned_at) + ")");
+  Say(LogLevel::kInfo, Describe(w) + " is ready (acked after " + Secs(now - w.spawned_at) + ")");
+  Reconcile(now);
   return AckResult::kAcked;
 }
 
@@ -251,7 +301,7 @@ void Supervisor::Tick(Time now) {
       if (w.state == WorkerState::kBooting && now >= w.spawned_at + ack_after) {
         w.state = WorkerState::kReady;
         w.ready_at = now;
-        fx_.Log(LogLevel::kInfo, Describe(w) + " is ready after " + Secs(now - w.spawned_at));
+        Say(LogLevel::kInfo, Describe(w) + " is ready after " + Secs(now - w.spawned_at));
       }
     }
   }
@@ -262,17 +312,17 @@ void Supervisor::Tick(Time now) {
       }
     }
   }
-  if (config_.signal_timeout) {
-    for (auto& [pid, w] : workers_) {
-      if (w.signaled_at && !w.killed && now >= *w.signaled_at + *config_.signal_timeout) {
-        w.killed = true;
-        fx_.Log(LogLevel::kWarn, Describe(w) + " is still alive " +
-                                     Secs(*config_.signal_timeout) +
-                                     " after it was signalled; sending SIGKILL");
-        fx_.Kill(pid, Signal::kKill);
-      }
+  for (auto& [pid, w] : workers_) {
+    if (w.kill_at && !w.killed && now >= *w.kill_at) {
+      w.killed = true;
+      Say(LogLevel::kWarn, Describe(w) + " is still alive " +
+                               Secs(now - w.signaled_at.value_or(now)) +
+                               " after it was signalled; sending SIGKILL");
+      fx_.Kill(pid, Signal::kKill);
     }
   }
+  CheckUpgradeDeadlines(now);
+  Reconcile(now);
 }
 
 std::optional<Time> Supervisor::NextDeadline() const {
@@ -292,9 +342,19 @@ std::optional<Time> Supervisor::NextDeadline() const {
       if (slot.respawn_at) consider(*slot.respawn_at);
     }
   }
-  if (config_.signal_timeout) {
-    for (const auto& [pid, w] : workers_) {
-      if (w.signaled_at && !w.killed) consider(*w.signaled_at + *config_.signal_timeout);
+  for (const auto& [pid, w] : workers_) {
+    if (w.kill_at && !w.killed) consider(*w.kill_at);
+  }
+  if (upgrade_) {
+    if (config_.upgrade.upgrade_timeout) {
+      consider(upgrade_->started_at + *config_.upgrade.upgrade_timeout);
+    }
+    if (config_.upgrade.ack_timeout) {
+      for (const auto& [pid, w] : workers_) {
+        if (w.generation == generation_ && w.state == WorkerState::kBooting) {
+          consider(w.spawned_at + *config_.upgrade.ack_timeout);
+        }
+      }
     }
   }
   return next;

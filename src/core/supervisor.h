@@ -31,6 +31,7 @@
 
 #include "core/options.h"
 #include "core/types.h"
+#include "core/upgrade.h"
 
 namespace einhorn::core {
 
@@ -46,12 +47,20 @@ struct SpawnOutcome {
   bool ok() const { return pid > 0; }
 };
 
+// What an upgrade tells the clients that asked for it (they get every message until the final
+// one, as Einhorn's streamed `upgrade` replies).
+enum class UpgradeNoteKind { kProgress, kDone, kFailed };
+
 class Effects {
  public:
   virtual ~Effects() = default;
   virtual SpawnOutcome Spawn(const SpawnRequest& request) = 0;
   virtual void Kill(Pid pid, Signal signal) = 0;
   virtual void Log(LogLevel level, const std::string& message) = 0;
+  // Also logged through Log; this is the copy for the upgrade's subscribers.
+  virtual void UpgradeNote(UpgradeNoteKind kind, const std::string& text) {
+    (void)kind, (void)text;
+  }
 };
 
 struct SupervisorConfig {
@@ -64,6 +73,9 @@ struct SupervisorConfig {
   bool kill_children_on_exit = false;  // -k: survivors of QUIT get the drain signal too
   std::uint64_t jitter_seed = 0;
   double jitter = 0.2;  // respawn delays are scaled by a factor in [1-jitter, 1+jitter]
+  UpgradePolicy upgrade;
+  // A rolled-back worker that ignores the drain signal is killed after -t, or after this.
+  Duration rollback_kill_after = Seconds(10);
 };
 SupervisorConfig ConfigFromOptions(const Options& o, std::uint64_t jitter_seed);
 
@@ -79,6 +91,7 @@ struct Worker {
   std::optional<Time> ready_at;
   WorkerState state = WorkerState::kBooting;
   std::optional<Time> signaled_at;  // when the stop/drain signal was sent
+  std::optional<Time> kill_at;      // SIGKILL then, if still alive
   bool killed = false;              // SIGKILL already sent
   std::optional<Time> pinged_at;    // last worker:ping
 };
@@ -95,6 +108,30 @@ struct Slot {
 enum class StopKind { kDrain, kTerminate, kQuit };
 
 enum class AckResult { kAcked, kUnknownPid, kAlreadyAcked, kNotManual, kDraining };
+
+struct UpgradeProgress {
+  UpgradeStrategy strategy = UpgradeStrategy::kSmooth;
+  int from_generation = 1;  // the one serving when the first of superseding upgrades began
+  int to_generation = 2;
+  Time started_at{};
+  int failures = 0;         // new workers that died before they were ready
+  std::string last_failure;
+  int old_at_start = 0;     // workers serving when this upgrade began
+  int reported_ready = -1;  // the last Progress line sent, to send only changes
+  int reported_drained = -1;
+};
+
+struct UpgradeResult {
+  bool ok = false;
+  int generation = 0;  // the generation the upgrade was to
+  std::string reason;  // why it was rolled back
+  Time finished_at{};
+};
+
+struct UpgradeStart {
+  bool started = false;
+  std::string message;  // Einhorn's first reply, or why not
+};
 
 class Supervisor {
  public:
@@ -115,6 +152,12 @@ class Supervisor {
   // The `signal` command: to every live worker, not recorded (no escalation), as Einhorn.
   int SignalAll(Signal signal);
 
+  // upgrade / upgrade_fleet / SIGHUP: a new generation replaces the current one (see upgrade.h).
+  // During an upgrade, a new one supersedes it, as Einhorn.
+  UpgradeStart Upgrade(UpgradeStrategy strategy, Time now);
+  const std::optional<UpgradeProgress>& upgrade() const { return upgrade_; }
+  const std::optional<UpgradeResult>& last_upgrade() const { return last_upgrade_; }
+
   // The earliest time at which Tick() has something to do.
   std::optional<Time> NextDeadline() const;
   bool Finished() const { return finished_; }
@@ -134,13 +177,27 @@ class Supervisor {
   void StopWith(Signal sig, bool again, Time now);
   int FreeIndex() const;
   void CheckFinished();
+  // After every event: upgrade progress, spawns it allows, drains of detached workers.
+  void Reconcile(Time now);
+  void DrainDetached(const UpgradeStep& step, Time now);
+  PoolCounts Count() const;
+  void CheckUpgradeDeadlines(Time now);
+  void NewWorkerFailed(const std::string& what);
+  void FinishUpgrade(Time now);
+  void RollBack(const std::string& reason, Time now);
+  // Logs, and during an upgrade streams the line to its subscribers (Einhorn's tagged lines).
+  void Say(LogLevel level, const std::string& text);
+  void ReportProgress(const PoolCounts& c);
 
   SupervisorConfig config_;
   Effects& fx_;
   std::mt19937_64 rng_;
   std::map<Pid, Worker> workers_;
   std::vector<Slot> slots_;
-  int generation_ = 1;
+  int generation_ = 1;       // the generation new workers get
+  int next_generation_ = 2;  // generations are never reused, even after a rollback
+  std::optional<UpgradeProgress> upgrade_;
+  std::optional<UpgradeResult> last_upgrade_;
   std::optional<StopKind> stopping_;
   bool finished_ = false;
   int exit_code_ = 0;

@@ -24,8 +24,9 @@ const char* const kFooter =
     "The socket is -d PATH, else $TMPDIR/einhorn-NAME.sock for -c NAME, else\n"
     "$EINHORN_SOCK_PATH, else $TMPDIR/einhorn.sock. Without a COMMAND and with a terminal\n"
     "on stdin, einhornctl is an interactive shell like einhornsh.\n"
-    "Exit codes: 0 ok, 1 refused by the master or --wait timed out, 2 usage,\n"
-    "3 cannot reach the master. See einhornctl(1).";
+    "Exit codes: 0 ok, 1 refused by the master, upgrade failed or set --wait timed out,\n"
+    "2 usage, 3 cannot reach the master or lost it (upgrade --wait: before the end of the\n"
+    "upgrade). See einhornctl(1).";
 
 }  // namespace
 
@@ -86,9 +87,16 @@ ParsedCommandLine ParseCommandLine(const std::vector<std::string>& argv) {
   CLI::App* raw = sub("raw", "Send any command with arguments and print every reply");
   raw->add_option("VERB", inv.verb, "The command")->required();
   raw->add_option("ARGS", inv.args, "Its arguments");
-  sub("upgrade", "Upgrade the workers (not yet supported)");
-  sub("upgrade-fleet", "Upgrade every worker at once (not yet supported)");
-  sub("reload", "Re-exec the master (not yet supported)");
+  CLI::App* upgrade = sub("upgrade", "Replace the workers with a new generation, a few at a time");
+  upgrade->add_flag("--fleet", inv.fleet, "Start all the new workers at once (upgrade_fleet)");
+  CLI::Option* upgrade_wait = upgrade->add_flag(
+      "--wait", inv.wait, "Print the progress until the upgrade ends; exit 0 only if it succeeded");
+  upgrade
+      ->add_option("--wait-timeout", inv.upgrade_wait_timeout,
+                   "Seconds --wait waits in all (default 3600, 0 = no limit)")
+      ->check(CLI::NonNegativeNumber)
+      ->needs(upgrade_wait);
+  sub("reload", "Re-exec the master in place, keeping the workers");
 
   std::vector<const char*> cargv;
   cargv.reserve(argv.size());

@@ -1,8 +1,9 @@
 // einhornctl's command line (CLI11) and where it finds the master's socket. Pure: the
 // environment comes in as a map.
 //
-// Exit codes: 0 ok; 1 the master refused (a reply with `error: true`), or `set --wait` timed
-// out; 2 usage; 3 cannot connect, or the master stopped answering.
+// Exit codes: 0 ok; 1 the master refused (a reply with `error: true`), an upgrade failed, or
+// `set --wait` timed out; 2 usage; 3 cannot connect, or the master stopped answering (for
+// `upgrade --wait`: before the upgrade's final message).
 #pragma once
 
 #include <map>
@@ -30,13 +31,18 @@ struct Invocation {
   double timeout = 30;       // seconds to wait for each reply (--timeout before the subcommand)
   int count = 1;             // inc/dec N
   int workers = 0;           // set N
-  bool wait = false;         // set --wait
+  bool wait = false;         // set --wait, upgrade --wait
   double wait_timeout = 60;  // set --wait --timeout
+  bool fleet = false;        // upgrade --fleet
   std::string level;         // log-level
   std::string signal;        // signal SIG, die [SIG] ("" = none given)
   core::Pid pid = 0;         // ack [PID] (0 = the parent process)
   std::string verb;          // raw VERB
   std::vector<std::string> args;  // raw ARGS...
+  // upgrade --wait --wait-timeout: seconds for the whole wait (0 = no limit). Not --timeout,
+  // which only bounds the first reply here: the master bounds an upgrade itself and always
+  // ends it with a message, which may take much longer than one reply.
+  double upgrade_wait_timeout = 3600;
 };
 
 // Either something to run, or the end: --help and --version (exit 0, text in `out`) and usage

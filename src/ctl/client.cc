@@ -50,9 +50,8 @@ class SocketConnection : public Connection {
       : fd_(fd),
         owned_(owned),
         shared_(shared),
-        timeout_(std::chrono::duration_cast<Clock::duration>(
-            std::chrono::duration<double>(timeout_seconds))),
         timeout_seconds_(timeout_seconds),
+        reply_timeout_seconds_(timeout_seconds),
         buffer_(kMaxReplyLine) {}
   ~SocketConnection() override {
     if (owned_) ::close(fd_);
@@ -83,7 +82,8 @@ class SocketConnection : public Connection {
   }
 
   Result<Reply> Receive() override {
-    const Clock::time_point deadline = Clock::now() + timeout_;
+    const std::optional<Clock::time_point> deadline =
+        reply_timeout_seconds_ ? std::optional(After(*reply_timeout_seconds_)) : std::nullopt;
     for (;;) {
       if (std::optional<std::string> line = buffer_.NextLine()) {
         std::optional<Reply> reply = core::wire::ParseReply(*line);
@@ -97,30 +97,42 @@ class SocketConnection : public Connection {
                                         ? "the master closed the connection mid-reply"
                                         : "the master closed the connection");
       }
-      const Status read = ReadSome(deadline, /*keep=*/true);
+      const Status read = ReadSome(deadline, reply_timeout_seconds_.value_or(0), /*keep=*/true);
       if (!read.ok()) return Result<Reply>(read);
     }
   }
 
+  void SetReplyTimeout(std::optional<double> seconds) override { reply_timeout_seconds_ = seconds; }
+
   Status AwaitClose() override {
     if (shared_) return Status::Ok();
-    const Clock::time_point deadline = Clock::now() + timeout_;
+    const Clock::time_point deadline = After(timeout_seconds_);
     while (!eof_) {
-      const Status read = ReadSome(deadline, /*keep=*/false);
+      const Status read = ReadSome(deadline, timeout_seconds_, /*keep=*/false);
       if (!read.ok()) return read;
     }
     return Status::Ok();
   }
 
  private:
-  // Waits for bytes until `deadline`; appends them to the line buffer when `keep`. Sets eof_.
-  Status ReadSome(Clock::time_point deadline, bool keep) {
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
-    if (left.count() <= 0) {
-      return Status::Error("no reply from the master within " + SecondsText(timeout_seconds_));
+  static Clock::time_point After(double seconds) {
+    return Clock::now() +
+           std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  }
+
+  // Waits for bytes until `deadline` (none: for ever), which is `seconds` after the wait began;
+  // appends them to the line buffer when `keep`. Sets eof_.
+  Status ReadSome(std::optional<Clock::time_point> deadline, double seconds, bool keep) {
+    int poll_ms = -1;
+    if (deadline) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - Clock::now());
+      if (left.count() <= 0) {
+        return Status::Error("no reply from the master within " + SecondsText(seconds));
+      }
+      poll_ms = static_cast<int>(std::min<long long>(left.count(), 1 << 30));
     }
     pollfd p{fd_, POLLIN, 0};
-    const int ready = ::poll(&p, 1, static_cast<int>(std::min<long long>(left.count(), 1 << 30)));
+    const int ready = ::poll(&p, 1, poll_ms);
     if (ready < 0 && errno != EINTR) {
       return Status::Error(std::string("poll: ") + std::strerror(errno));
     }
@@ -142,8 +154,8 @@ class SocketConnection : public Connection {
   int fd_;
   bool owned_;
   bool shared_;
-  Clock::duration timeout_;
-  double timeout_seconds_;
+  double timeout_seconds_;                       // connect, send, AwaitClose
+  std::optional<double> reply_timeout_seconds_;  // each Receive (none: no limit)
   core::wire::LineBuffer buffer_;
   bool eof_ = false;
 };

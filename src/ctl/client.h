@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/status.h"
@@ -22,13 +23,18 @@ class Connection {
   // The next reply line, decoded. Errors: the reply timeout passed, the master closed the
   // connection, or the line is not a reply.
   virtual core::Result<core::wire::Reply> Receive() = 0;
+  // How long each later Receive waits: `seconds`, or with no limit for nullopt. Until this is
+  // called it is the timeout given when connecting. For streams whose messages may be far
+  // apart (`upgrade --wait`); the caller keeps its own deadline for the whole stream.
+  virtual void SetReplyTimeout(std::optional<double> seconds) = 0;
   // worker:ack gets no reply: the master closes the connection once it has handled it, so EOF
   // (within the reply timeout) is the acknowledgement. Anything the master sends is discarded.
   virtual core::Status AwaitClose() = 0;
 };
 
 // Connects to the UNIX stream socket at `path`. `timeout_seconds` bounds the connect (a master
-// whose backlog is full), every write, and the wait for each reply. The error names the path and
+// whose backlog is full), every write, AwaitClose, and (until SetReplyTimeout) the wait for each
+// reply. The error names the path and
 // hints at -d/-c, e.g. "cannot connect to /tmp/einhorn.sock: No such file or directory (is
 // einhorn-cpp running? use -d PATH or -c NAME)".
 core::Result<std::unique_ptr<Connection>> ConnectUnix(const std::string& path,

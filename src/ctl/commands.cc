@@ -7,6 +7,7 @@
 #include <ostream>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -30,6 +31,15 @@ std::string Quoted(const std::string& s) {
   return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+constexpr std::string_view kProgressPrefix = "Progress: ";
+
+// A one-line "Progress: 2/4 new ready, 1/4 old drained" of an upgrade, which the next one
+// supersedes.
+bool IsProgress(const Reply& reply) {
+  const std::string& m = reply.message;
+  return !reply.error && m.starts_with(kProgressPrefix) && m.find('\n') >= m.size() - 1;
+}
+
 // Prints what the master says as it arrives (streamed messages must not wait for the last one),
 // or collects it for one JSON document at the end. Refusals go to stderr, einhornctl's own
 // diagnostics too, prefixed with the program name.
@@ -37,24 +47,40 @@ class Output {
  public:
   Output(Context& ctx, bool json) : ctx_(ctx), json_(json) {}
 
+  // On a terminal, consecutive progress lines (IsProgress) then overwrite each other instead
+  // of scrolling; whatever follows starts on a new line.
+  void OverwriteProgress() { overwrite_progress_ = ctx_.stdout_tty; }
+
   void Add(const Reply& reply) {
     error_ = error_ || reply.error;
     if (json_) {
       messages_.push_back(reply.message);
-    } else {
-      std::ostream& to = reply.error ? *ctx_.err : *ctx_.out;
-      to << MessageText(reply.message) << std::flush;
+      return;
     }
+    if (overwrite_progress_ && IsProgress(reply)) {
+      std::string text = reply.message;
+      if (text.back() == '\n') text.pop_back();
+      *ctx_.out << "\r\x1b[K" << text << std::flush;
+      line_open_ = true;
+      return;
+    }
+    EndLine();
+    std::ostream& to = reply.error ? *ctx_.err : *ctx_.out;
+    to << MessageText(reply.message) << std::flush;
   }
   // A line of our own for people (json: dropped, the data says it).
   void Note(const std::string& text) {
-    if (!json_) *ctx_.out << MessageText(text) << std::flush;
+    if (json_) return;
+    EndLine();
+    *ctx_.out << MessageText(text) << std::flush;
   }
   void Diagnose(const std::string& text) {
+    EndLine();
     *ctx_.err << "einhornctl: " << text << "\n" << std::flush;
   }
   // The end of a command that reached the master.
   int Finish(int code) {
+    EndLine();
     if (json_) *ctx_.out << RenderMessagesJson(messages_, error_ || code != kExitOk);
     return code;
   }
@@ -67,10 +93,29 @@ class Output {
   bool json() const { return json_; }
 
  private:
+  // Ends an overwritten progress line, so that the next output starts on a line of its own.
+  void EndLine() {
+    if (!line_open_) return;
+    *ctx_.out << "\n" << std::flush;
+    line_open_ = false;
+  }
+
   Context& ctx_;
   bool json_;
+  bool overwrite_progress_ = false;
+  bool line_open_ = false;  // a progress line without its '\n' is on the terminal
   std::vector<std::string> messages_;
   bool error_ = false;
+};
+
+// How a Call listens after its first reply. By default: to every message up to the final one,
+// each within the connection's own timeout (--timeout).
+struct Listen {
+  bool first_only = false;  // hand up the first reply and read no further
+  // The messages after the first may be far apart (an upgrade): wait for them until `deadline`
+  // on the context's clock, or for ever without one, instead of --timeout each.
+  bool patient = false;
+  std::optional<double> deadline;
 };
 
 // One connection, opened on first use, and the request ids 1, 2, 3, ...
@@ -81,8 +126,13 @@ class Session {
   // Sends `verb` and hands every reply up to the final one to `on_reply`.
   template <typename OnReply>
   Status Call(const std::string& verb, const std::vector<std::string>& args, OnReply on_reply) {
+    return Call(verb, args, Listen{}, on_reply);
+  }
+  template <typename OnReply>
+  Status Call(const std::string& verb, const std::vector<std::string>& args, const Listen& listen,
+              OnReply on_reply) {
     const std::int64_t id = next_id_++;
-    return Exchange(core::wire::EncodeRequest(verb, args, id), id, on_reply);
+    return Exchange(core::wire::EncodeRequest(verb, args, id), id, on_reply, listen);
   }
 
   // ehlo carries `user`, which EncodeRequest has no place for.
@@ -112,11 +162,20 @@ class Session {
   }
 
   template <typename OnReply>
-  Status Exchange(const std::string& line, std::int64_t id, OnReply& on_reply) {
+  Status Exchange(const std::string& line, std::int64_t id, OnReply& on_reply,
+                  const Listen& listen = Listen{}) {
     if (Status s = Open(); !s.ok()) return s;
     if (Status s = conn_->Send(line); !s.ok()) return s;
     const std::string want = std::to_string(id);
-    for (;;) {
+    for (bool first = true;;) {
+      if (!first && listen.patient) {
+        std::optional<double> left;
+        if (listen.deadline) {
+          left = *listen.deadline - ctx_.clock->Now();
+          if (*left <= 0) return Status::Error("no final message from the master in time");
+        }
+        conn_->SetReplyTimeout(left);
+      }
       Result<Reply> r = conn_->Receive();
       if (!r.ok()) return r.status();
       const Reply& reply = r.value();
@@ -127,7 +186,8 @@ class Session {
         continue;
       }
       on_reply(reply);
-      if (!reply.wait) return Status::Ok();
+      if (!reply.wait || listen.first_only) return Status::Ok();
+      first = false;
     }
   }
 
@@ -272,6 +332,55 @@ int SetCommand(const Invocation& inv, Context& ctx, Session& session) {
   }
 }
 
+// upgrade [--fleet] [--wait]: the master answers at once that the upgrade has begun (or
+// refuses), then streams its progress and ends it with one final message: "Upgrade done", or the
+// failure with `error: true`. Without --wait that first answer is all we read; the upgrade goes
+// on without us.
+int UpgradeCommand(const Invocation& inv, Context& ctx, Session& session) {
+  Output output(ctx, inv.json);
+  output.OverwriteProgress();
+  const RequestSpec spec = PlanRequests(inv).front();
+  Listen listen;
+  listen.first_only = !inv.wait;
+  // The first answer is an ordinary reply, due within --timeout. The rest may take as long as
+  // the master's own upgrade deadlines (it always sends a final message), hence one deadline
+  // for the whole wait instead.
+  listen.patient = inv.wait;
+  if (inv.wait && inv.upgrade_wait_timeout > 0) {
+    listen.deadline = ctx.clock->Now() + inv.upgrade_wait_timeout;
+  }
+  Reply last;
+  int replies = 0;
+  const Status s = session.Call(spec.verb, spec.args, listen, [&](const Reply& r) {
+    last = r;
+    ++replies;
+    output.Add(r);
+  });
+  if (!s.ok()) {
+    if (replies == 0) return output.Unreachable(s);
+    // The upgrade has begun and we do not know how it ends: not a failure (1), a lost master.
+    const std::string after = listen.deadline && ctx.clock->Now() >= *listen.deadline
+                                  ? "no end of the upgrade within " +
+                                        ShortSeconds(inv.upgrade_wait_timeout) + " (--wait-timeout)"
+                                  : s.message() + " before the end of the upgrade";
+    return output.Unreachable(
+        Status::Error(after + "; it may still be running (see einhornctl status)"));
+  }
+  if (last.error) {
+    // The reason must be seen even when stdout is a JSON document for a program.
+    if (output.json()) *ctx.err << MessageText(last.message) << std::flush;
+    return output.Finish(kExitRefused);
+  }
+  if (!inv.wait) return output.Finish(kExitOk);
+  std::string_view end = last.message;
+  if (end.ends_with('\n')) end.remove_suffix(1);
+  if (end != "Upgrade done") {
+    output.Diagnose("the upgrade's last message is not \"Upgrade done\": it may not have happened");
+    return output.Finish(kExitRefused);
+  }
+  return output.Finish(kExitOk);
+}
+
 std::vector<std::string> SplitWords(const std::string& line) {
   std::vector<std::string> words;
   std::istringstream in(line);
@@ -310,10 +419,6 @@ int Shell(const Invocation& inv, Context& ctx, Session& session) {
   }
 }
 
-bool Unsupported(const std::string& command) {
-  return command == "upgrade" || command == "upgrade-fleet" || command == "reload";
-}
-
 }  // namespace
 
 std::vector<RequestSpec> PlanRequests(const Invocation& inv) {
@@ -326,15 +431,12 @@ std::vector<RequestSpec> PlanRequests(const Invocation& inv) {
   }
   if (c == "quieter" || c == "louder" || c == "help" || c == "state") return {{c, {}}};
   if (c == "raw") return {{inv.verb, inv.args}};
+  if (c == "upgrade") return {{inv.fleet ? "upgrade_fleet" : "upgrade", {}}};
+  if (c == "reload") return {{"reload", {}}};
   return {};
 }
 
 int Run(const Invocation& inv, Context& ctx) {
-  if (Unsupported(inv.command)) {
-    *ctx.err << "einhornctl: " << inv.command
-             << " is not yet supported by this version of einhornctl\n";
-    return kExitUsage;
-  }
   Session session(ctx);
   const std::string& c = inv.command;
   if (c.empty()) {
@@ -348,6 +450,7 @@ int Run(const Invocation& inv, Context& ctx) {
   if (c == "status") return StatusCommand(ctx, session, inv.json);
   if (c == "log-level") return LogLevelCommand(inv, ctx, session);
   if (c == "set") return SetCommand(inv, ctx, session);
+  if (c == "upgrade") return UpgradeCommand(inv, ctx, session);
   Output output(ctx, inv.json);
   if (c == "ack") {
     const Status s = session.Ack(inv.pid > 0 ? inv.pid : ctx.parent_pid);

@@ -25,11 +25,12 @@ struct RequestSpec {
 };
 
 // The requests of the commands that are a fixed list of them (inc N, dec N, set, signal, die,
-// quieter, louder, help, state, raw). Empty for the others: status, set --wait after its first
-// request, log-level, ack and ehlo need replies or special shapes, and Run handles them.
+// quieter, louder, help, state, raw, upgrade, reload). Empty for the others: status, set --wait
+// after its first request, log-level, ack and ehlo need replies or special shapes, and Run
+// handles them. (upgrade's one request is here; how it listens to the replies is Run's.)
 std::vector<RequestSpec> PlanRequests(const Invocation& invocation);
 
-// Time for `set --wait`, faked in tests.
+// Time for `set --wait` and `upgrade --wait`, faked in tests.
 class Clock {
  public:
   virtual ~Clock() = default;

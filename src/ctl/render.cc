@@ -65,6 +65,18 @@ std::string RenderStatusSummary(const PoolStatus& s) {
   if (!s.ack_mode.empty()) out += ", " + s.ack_mode;
   if (s.stopping) out += ", stopping";
   out += ")\n";
+  if (const auto& u = s.upgrade) {
+    out += Format("upgrading (%s) generation %d -> %d: %d/%d new ready, %d old remaining, ",
+                  u->strategy.c_str(), u->from_generation, u->to_generation, u->new_ready,
+                  s.target, u->old_remaining);
+    out += std::to_string(u->failures) + (u->failures == 1 ? " failure, " : " failures, ") +
+           HumanDuration(u->elapsed) + "\n";
+  }
+  if (const auto& last = s.last_upgrade) {
+    out += "last upgrade, to generation " + std::to_string(last->generation) + ", " +
+           HumanDuration(last->ago) + " ago: " +
+           (last->ok ? std::string("done") : "rolled back: " + last->reason) + "\n";
+  }
   return out;
 }
 
@@ -129,7 +141,7 @@ std::string RenderStatusJson(const PoolStatus& s) {
                        {"restarts", p.restarts},
                        {"last_exit", OptionalJson(p.last_exit)}});
   }
-  const Json j = {
+  Json j = {
       {"master_pid", s.master_pid},
       {"version", s.version},
       {"command_name", s.command_name},
@@ -139,9 +151,23 @@ std::string RenderStatusJson(const PoolStatus& s) {
       {"verbosity", s.verbosity},
       {"stopping", s.stopping},
       {"counts", {{"booting", s.booting}, {"ready", s.ready}, {"draining", s.draining}}},
+      {"upgrade", nullptr},
+      {"last_upgrade", nullptr},
       {"workers", workers},
       {"pending", pending},
   };
+  if (const auto& u = s.upgrade) {
+    j["upgrade"] = {{"strategy", u->strategy},         {"from_generation", u->from_generation},
+                    {"to_generation", u->to_generation}, {"elapsed", u->elapsed},
+                    {"failures", u->failures},           {"new_ready", u->new_ready},
+                    {"old_remaining", u->old_remaining}};
+  }
+  if (const auto& last = s.last_upgrade) {
+    j["last_upgrade"] = {{"ok", last->ok},
+                         {"generation", last->generation},
+                         {"reason", last->reason},
+                         {"ago", last->ago}};
+  }
   return Dump(j) + "\n";
 }
 

@@ -17,6 +17,7 @@ struct ControlServer::Connection {
   core::Peer peer;
   bool closing = false;    // uv_close called: no more reads, writes or requests
   bool finishing = false;  // flushing the last replies before closing
+  std::optional<wire::Id> upgrade_id;  // subscribed to the upgrade's messages
   int open_handles = 2;
 
   explicit Connection(size_t max_line) : lines(max_line) {}
@@ -187,9 +188,12 @@ void ControlServer::HandleBytes(Connection* c, const char* data, size_t len) {
     const wire::ParseResult parsed = wire::ParseRequest(wire::Unescape(*line));
     const core::ControlOutcome out = control_.Handle(parsed, c->peer, now_());
     for (const wire::Reply& reply : out.replies) Send(c, reply);
+    if (out.subscribe_upgrade) c->upgrade_id = out.subscribe_upgrade;
     after_();
     if (c->closing) return;
-    if (out.close) {
+    // Einhorn closes after worker:ack and worker:ping; a -g channel is the worker's for life,
+    // so it stays open for the next ping.
+    if (out.close && !c->peer.bound_worker) {
       CloseAfterWrites(c);
       return;
     }
@@ -235,6 +239,22 @@ void ControlServer::Send(Connection* c, const wire::Reply& reply) {
       limits_.max_write_queue) {
     spdlog::warn("command socket: {} does not read its replies; closing it", c->Name());
     Destroy(c);
+  }
+}
+
+void ControlServer::BroadcastUpgrade(core::UpgradeNoteKind kind, const std::string& text) {
+  std::vector<Connection*> subscribed;
+  for (Connection* c : connections_) {
+    if (c->upgrade_id && !c->closing && !c->finishing) subscribed.push_back(c);
+  }
+  for (Connection* c : subscribed) {
+    wire::Reply r;
+    r.message = text;
+    r.request_id = c->upgrade_id;
+    r.wait = kind == core::UpgradeNoteKind::kProgress;
+    r.error = kind == core::UpgradeNoteKind::kFailed;
+    if (!r.wait) c->upgrade_id.reset();
+    Send(c, r);  // may destroy c (a peer that does not read)
   }
 }
 

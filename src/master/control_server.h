@@ -46,6 +46,9 @@ class ControlServer {
   // A worker's -g channel: the master's end of its socketpair (ownership passes).
   void AddWorkerChannel(int fd, core::Pid worker);
   void DropWorkerChannel(core::Pid worker);
+  // An upgrade's message to every connection subscribed to it; the final one ends the
+  // subscriptions.
+  void BroadcastUpgrade(core::UpgradeNoteKind kind, const std::string& text);
   // Closes the listener and every connection; the loop must run once more to finish.
   void Close();
   size_t connections() const { return connections_.size(); }

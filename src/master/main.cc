@@ -4,11 +4,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/flags.h"
@@ -63,7 +65,9 @@ int Main(int argc, char** argv) {
     if (!flags.err.empty()) std::fprintf(stderr, "%s\n", flags.err.c_str());
     return flags.exit_code;
   }
-  const core::Options& o = flags.options;
+  core::Options o = flags.options;
+  // Einhorn's default: one unready new worker per CPU during an upgrade.
+  if (!o.max_unacked) o.max_unacked = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   SetUpLogging(o.verbosity);
 
   const char* path_env = std::getenv("PATH");
@@ -96,7 +100,10 @@ int Main(int argc, char** argv) {
   auto control = sys::OpenListener(control_spec, 128);
   umask(old_umask);
   if (!control.ok()) return Fail("command socket: " + control.error());
-  chmod(o.socket_path.c_str(), 0600);
+  // With --control-allow-uid/gid other users must be able to connect at all; the peer
+  // credential check is then what lets them in or not.
+  const bool widened = !access.allow_uids.empty() || !access.allow_gids.empty();
+  chmod(o.socket_path.c_str(), widened ? 0666 : 0600);
   spdlog::info("command socket at {}", o.socket_path);
 
   std::vector<sys::Listener> listeners;

@@ -134,6 +134,12 @@ void Master::HandleSignal(int signum) {
       spdlog::info("got SIGQUIT");
       supervisor_.Stop(core::StopKind::kQuit, Now());
       return;
+    case SIGHUP: {
+      Audit(core::LogLevel::kInfo, "got SIGHUP: smooth upgrade");
+      const core::UpgradeStart start = supervisor_.Upgrade(core::UpgradeStrategy::kSmooth, Now());
+      if (!start.started) spdlog::warn("not upgrading: {}", start.message);
+      return;
+    }
     case SIGTTIN:
       control_.Increment("SIGTTIN", Now());
       return;
@@ -155,6 +161,10 @@ void Master::ReapChildren() {
 }
 
 void Master::AfterEvent() {
+  if (server_) {
+    for (const auto& [kind, text] : notes_) server_->BroadcastUpgrade(kind, text);
+  }
+  notes_.clear();
   if (supervisor_.Finished()) {
     uv_timer_stop(&timer_);
     uv_stop(&loop_);
@@ -210,6 +220,18 @@ void Master::Kill(core::Pid pid, core::Signal signal) {
 
 void Master::Log(core::LogLevel level, const std::string& message) {
   spdlog::log(ToSpdlog(level), "{}", message);
+}
+
+void Master::UpgradeNote(core::UpgradeNoteKind kind, const std::string& text) {
+  notes_.emplace_back(kind, text);
+}
+
+void Master::Audit(core::LogLevel level, const std::string& message) {
+  // -q must not hide who changed the pool: lift the level for this one line.
+  const spdlog::level::level_enum was = spdlog::get_level();
+  spdlog::set_level(std::min(was, ToSpdlog(level)));
+  spdlog::log(ToSpdlog(level), "{}", message);
+  spdlog::set_level(was);
 }
 
 void Master::SetVerbosity(int verbosity) {

@@ -40,9 +40,11 @@ class Master final : public core::Effects, public core::ControlHost {
   core::SpawnOutcome Spawn(const core::SpawnRequest& request) override;
   void Kill(core::Pid pid, core::Signal signal) override;
   void Log(core::LogLevel level, const std::string& message) override;
+  void UpgradeNote(core::UpgradeNoteKind kind, const std::string& text) override;
 
   int Verbosity() const override { return verbosity_; }
   void SetVerbosity(int verbosity) override;
+  void Audit(core::LogLevel level, const std::string& message) override;
 
  private:
   static void OnSignal(uv_signal_t* handle, int signum) noexcept;
@@ -60,6 +62,9 @@ class Master final : public core::Effects, public core::ControlHost {
   int verbosity_;
   uv_loop_t loop_{};
   std::unique_ptr<ControlServer> server_;
+  // Upgrade messages wait here until the event that produced them is handled, so that a
+  // client's first reply goes out before the stream it subscribed to.
+  std::vector<std::pair<core::UpgradeNoteKind, std::string>> notes_;
   uv_timer_t timer_{};
   std::vector<uv_signal_t> signals_;
 };

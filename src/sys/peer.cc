@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <vector>
 
 namespace einhorn::sys {
@@ -60,8 +61,20 @@ core::Result<std::pair<int, int>> StreamSocketPair() {
   return std::make_pair(fds[0], fds[1]);
 }
 
+// A numeric id as given; (uid_t)-1 means "no id" to the kernel, and larger numbers would wrap.
+std::optional<unsigned long> NumericId(const std::string& text) {
+  if (!AllDigits(text)) return std::nullopt;
+  const unsigned long v = std::stoul(text);
+  if (v >= 0xffffffffUL) return std::nullopt;
+  return v;
+}
+
 core::Result<uid_t> ResolveUser(const std::string& name_or_id) {
-  if (AllDigits(name_or_id)) return static_cast<uid_t>(std::stoul(name_or_id));
+  if (AllDigits(name_or_id)) {
+    const auto id = NumericId(name_or_id);
+    if (!id) return core::Result<uid_t>::Error("user id out of range: " + name_or_id);
+    return static_cast<uid_t>(*id);
+  }
   std::vector<char> buf(16384);
   passwd pw{};
   passwd* found = nullptr;
@@ -72,7 +85,11 @@ core::Result<uid_t> ResolveUser(const std::string& name_or_id) {
 }
 
 core::Result<gid_t> ResolveGroup(const std::string& name_or_id) {
-  if (AllDigits(name_or_id)) return static_cast<gid_t>(std::stoul(name_or_id));
+  if (AllDigits(name_or_id)) {
+    const auto id = NumericId(name_or_id);
+    if (!id) return core::Result<gid_t>::Error("group id out of range: " + name_or_id);
+    return static_cast<gid_t>(*id);
+  }
   std::vector<char> buf(16384);
   group gr{};
   group* found = nullptr;

@@ -47,8 +47,54 @@ TEST_CASE("cli: subcommands and their arguments") {
   CHECK(raw.args == std::vector<std::string>{"4"});
   // A word after `raw VERB` is an argument, even if it names a subcommand.
   CHECK(Ok({"raw", "signal", "status"}).args == std::vector<std::string>{"status"});
-  CHECK(Ok({"upgrade"}).command == "upgrade");
-  CHECK(Ok({"upgrade-fleet"}).command == "upgrade-fleet");
+  CHECK(Ok({"reload"}).command == "reload");
+}
+
+TEST_CASE("cli: upgrade and its flags") {
+  const Invocation plain = Ok({"upgrade"});
+  CHECK(plain.command == "upgrade");
+  CHECK_FALSE(plain.fleet);
+  CHECK_FALSE(plain.wait);
+  CHECK(plain.upgrade_wait_timeout == 3600);
+  CHECK(plain.timeout == 30);
+
+  const Invocation all = Ok({"upgrade", "--fleet", "--wait", "--wait-timeout", "0"});
+  CHECK(all.fleet);
+  CHECK(all.wait);
+  CHECK(all.upgrade_wait_timeout == 0);
+  CHECK(Ok({"upgrade", "--wait", "--wait-timeout", "90.5"}).upgrade_wait_timeout == 90.5);
+  CHECK(Ok({"upgrade", "--wait-timeout", "5", "--wait"}).upgrade_wait_timeout == 5);
+
+  // Global options around it; --timeout stays the per-reply one (the first reply, here).
+  const Invocation global = Ok({"--json", "upgrade", "--wait", "--timeout", "2", "-d", "/s"});
+  CHECK(global.json);
+  CHECK(global.wait);
+  CHECK(global.timeout == 2);
+  CHECK(global.upgrade_wait_timeout == 3600);
+  CHECK(global.socket_path == "/s");
+  // set's --wait and --timeout are set's own.
+  CHECK(Ok({"set", "3", "--wait"}).upgrade_wait_timeout == 3600);
+}
+
+TEST_CASE("cli: upgrade and reload usage errors exit 2") {
+  CHECK(UsageCode({"upgrade", "--wait-timeout", "5"}) == kExitUsage);  // needs --wait
+  CHECK(UsageCode({"upgrade", "--wait", "--wait-timeout", "-1"}) == kExitUsage);
+  CHECK(UsageCode({"upgrade", "--wait", "--wait-timeout", "soon"}) == kExitUsage);
+  CHECK(UsageCode({"upgrade", "--wait", "--wait-timeout"}) == kExitUsage);
+  CHECK(UsageCode({"upgrade", "now"}) == kExitUsage);
+  CHECK(UsageCode({"upgrade", "--smooth"}) == kExitUsage);
+  CHECK(UsageCode({"upgrade-fleet"}) == kExitUsage);  // it is upgrade --fleet
+  CHECK(UsageCode({"reload", "--wait"}) == kExitUsage);
+  CHECK(UsageCode({"reload", "now"}) == kExitUsage);
+  CHECK(UsageCode({"set", "3", "--wait", "--wait-timeout", "5"}) == kExitUsage);
+  CHECK(UsageCode({"--wait-timeout", "5", "upgrade", "--wait"}) == kExitUsage);
+
+  const ParsedCommandLine help = Parse({"upgrade", "--help"});
+  CHECK_FALSE(help.run);
+  CHECK(help.exit_code == 0);
+  CHECK(help.out.find("--fleet") != std::string::npos);
+  CHECK(help.out.find("--wait-timeout") != std::string::npos);
+  CHECK(help.out.find("0 = no limit") != std::string::npos);
 }
 
 TEST_CASE("cli: global options before or after the subcommand") {
@@ -86,6 +132,9 @@ TEST_CASE("cli: usage errors exit 2, --help and --version exit 0") {
   CHECK(help.exit_code == 0);
   CHECK(help.out.find("status") != std::string::npos);
   CHECK(help.out.find("log-level") != std::string::npos);
+  CHECK(help.out.find("upgrade") != std::string::npos);
+  CHECK(help.out.find("reload") != std::string::npos);
+  CHECK(help.out.find("not yet supported") == std::string::npos);
   const ParsedCommandLine sub_help = Parse({"set", "--help"});
   CHECK(sub_help.exit_code == 0);
   CHECK(sub_help.out.find("--wait") != std::string::npos);

@@ -3,7 +3,10 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "fake_master.h"
@@ -53,7 +56,12 @@ struct Harness {
         return core::Result<std::unique_ptr<Connection>>::Error(
             "cannot connect to /nowhere: No such file or directory");
       }
-      return std::unique_ptr<Connection>(new test::ScriptedConnection(script, &sent));
+      auto conn = std::make_unique<test::ScriptedConnection>(script, &sent);
+      conn->on_elapse = [this](std::optional<double> seconds) {
+        waits.push_back(seconds);
+        if (seconds) clock.Sleep(*seconds);
+      };
+      return std::unique_ptr<Connection>(std::move(conn));
     };
     return ctl::Run(p.invocation, ctx);
   }
@@ -73,6 +81,7 @@ struct Harness {
   bool stdout_tty = false;
   bool reachable = true;
   int connects = 0;
+  std::vector<std::optional<double>> waits;  // each wait of the connection (none: for ever)
 };
 
 using Specs = std::vector<RequestSpec>;
@@ -95,6 +104,10 @@ TEST_CASE("commands: the requests each command sends") {
   CHECK(Plan({"help"}) == Specs{{"help", {}}});
   CHECK(Plan({"state"}) == Specs{{"state", {}}});
   CHECK(Plan({"raw", "config", "{a: 1}"}) == Specs{{"config", {"{a: 1}"}}});
+  CHECK(Plan({"upgrade"}) == Specs{{"upgrade", {}}});
+  CHECK(Plan({"upgrade", "--wait"}) == Specs{{"upgrade", {}}});
+  CHECK(Plan({"upgrade", "--fleet"}) == Specs{{"upgrade_fleet", {}}});
+  CHECK(Plan({"reload"}) == Specs{{"reload", {}}});
   CHECK(Plan({"status"}).empty());
   CHECK(Plan({"ack"}).empty());
 }
@@ -179,13 +192,242 @@ TEST_CASE("commands: an unreachable or silent master exits 3") {
   CHECK(s.out.str().empty());
 }
 
-TEST_CASE("commands: upgrade, upgrade-fleet and reload are not yet supported") {
-  for (const char* c : {"upgrade", "upgrade-fleet", "reload"}) {
-    Harness h(test::EinhornLike());
-    CHECK(h.Run({c}) == kExitUsage);
-    CHECK(h.err.str().find("not yet supported") != std::string::npos);
-    CHECK(h.connects == 0);
+// A master whose upgrades end as `end`, `pause` apart.
+Script Upgrades(test::UpgradeEnd end, std::chrono::milliseconds pause = {}) {
+  return [end, pause](const Request& r) {
+    if (r.command != "upgrade" && r.command != "upgrade_fleet") return test::Refuse("no");
+    Answer a = test::UpgradeAnswer(r.command, 2, end);
+    a.pause = pause;
+    return a;
+  };
+}
+
+const char* const kFailure =
+    "Upgrade to generation 2 failed: 3 new workers failed (the last: worker 5102 exited with "
+    "status 3 before it was ready). Rolled back: generation 1 keeps serving (2 ready)\n";
+
+TEST_CASE("commands: upgrade --wait prints every message and exits 0 on Upgrade done") {
+  Harness h(Upgrades(test::UpgradeEnd::kDone));
+  CHECK(h.Run({"upgrade", "--wait"}) == kExitOk);
+  REQUIRE(h.sent.size() == 1);
+  CHECK(h.sent[0].command == "upgrade");
+  CHECK(h.sent[0].id->text == "1");
+  CHECK(h.sent[0].args_state == Request::ArgsState::kList);
+  CHECK(h.sent[0].args.empty());
+  // Not a terminal: progress lines are lines like the others.
+  CHECK(h.out.str() ==
+        "Upgrading smoothly, as commanded\n"
+        "Progress: 0/2 new ready, 0/2 old drained\n"
+        "Progress: 1/2 new ready, 0/2 old drained\n"
+        "draining worker 5000 (index 0, generation 1): replaced by a ready worker\n"
+        "Progress: 1/2 new ready, 1/2 old drained\n"
+        "Progress: 2/2 new ready, 1/2 old drained\n"
+        "draining worker 5001 (index 1, generation 1): replaced by a ready worker\n"
+        "Progress: 2/2 new ready, 2/2 old drained\n"
+        "Upgraded successfully to generation 2.\n"
+        "Upgrade done\n");
+  CHECK(h.err.str().empty());
+}
+
+TEST_CASE("commands: upgrade --fleet sends upgrade_fleet") {
+  Harness h(Upgrades(test::UpgradeEnd::kDone));
+  CHECK(h.Run({"upgrade", "--fleet", "--wait"}) == kExitOk);
+  CHECK(h.Verbs() == std::vector<std::string>{"upgrade_fleet"});
+  CHECK(h.out.str().rfind("Upgrading fleet, as commanded\n", 0) == 0);
+}
+
+TEST_CASE("commands: upgrade without --wait returns after the first reply") {
+  for (const test::UpgradeEnd end : {test::UpgradeEnd::kDone, test::UpgradeEnd::kSilence}) {
+    Harness h(Upgrades(end));
+    CHECK(h.Run({"upgrade"}) == kExitOk);
+    CHECK(h.out.str() == "Upgrading smoothly, as commanded\n");
+    CHECK(h.err.str().empty());
+    CHECK(h.waits.empty());  // nothing more was read
   }
+  Harness j(Upgrades(test::UpgradeEnd::kSilence));
+  CHECK(j.Run({"upgrade", "--fleet", "--json"}) == kExitOk);
+  const nlohmann::json doc = nlohmann::json::parse(j.out.str());
+  CHECK(doc["messages"] == nlohmann::json::array({"Upgrading fleet, as commanded"}));
+  CHECK(doc["error"] == false);
+}
+
+TEST_CASE("commands: an upgrade refused at once exits 1, with or without --wait") {
+  for (const bool wait : {false, true}) {
+    Harness h(
+        [](const Request&) { return test::Refuse("Can't upgrade: einhorn-cpp is shutting down"); });
+    std::vector<std::string> args = {"upgrade"};
+    if (wait) args.push_back("--wait");
+    CHECK(h.Run(args) == kExitRefused);
+    CHECK(h.out.str().empty());
+    CHECK(h.err.str() == "Can't upgrade: einhorn-cpp is shutting down\n");
+    CHECK(h.waits.empty());
+  }
+}
+
+TEST_CASE("commands: upgrade --wait failure exits 1 with the reason on stderr") {
+  Harness h(Upgrades(test::UpgradeEnd::kFailed));
+  CHECK(h.Run({"upgrade", "--wait"}) == kExitRefused);
+  CHECK(h.out.str() ==
+        "Upgrading smoothly, as commanded\nProgress: 0/2 new ready, 0/2 old drained\n");
+  CHECK(h.err.str() == kFailure);
+
+  // --json: one document at the end, and the reason still on stderr.
+  Harness j(Upgrades(test::UpgradeEnd::kFailed));
+  CHECK(j.Run({"upgrade", "--wait", "--json"}) == kExitRefused);
+  const nlohmann::json doc = nlohmann::json::parse(j.out.str());
+  CHECK(doc["error"] == true);
+  REQUIRE(doc["messages"].size() == 3);
+  CHECK(doc["messages"][0] == "Upgrading smoothly, as commanded");
+  CHECK(doc["messages"][2].get<std::string>().rfind("Upgrade to generation 2 failed:", 0) == 0);
+  CHECK(j.err.str() == kFailure);
+}
+
+TEST_CASE("commands: upgrade --wait when the master hangs up mid-stream exits 3") {
+  Harness h(Upgrades(test::UpgradeEnd::kHangUp));
+  CHECK(h.Run({"upgrade", "--wait"}) == kExitUnreachable);
+  CHECK(h.out.str().find("Progress: 0/2 new ready, 0/2 old drained\n") != std::string::npos);
+  CHECK(h.err.str() ==
+        "einhornctl: the master closed the connection before the end of the upgrade; it may "
+        "still be running (see einhornctl status)\n");
+
+  // --json: like every command that loses the master, diagnostics only.
+  Harness j(Upgrades(test::UpgradeEnd::kHangUp));
+  CHECK(j.Run({"upgrade", "--wait", "--json"}) == kExitUnreachable);
+  CHECK(j.out.str().empty());
+  CHECK(j.err.str().find("closed the connection") != std::string::npos);
+}
+
+TEST_CASE("commands: upgrade --wait waits longer than --timeout between messages") {
+  using std::chrono::seconds;
+  // 40 s between messages, more than the 30 s --timeout, 360 s in all.
+  Harness h(Upgrades(test::UpgradeEnd::kDone, seconds(40)));
+  CHECK(h.Run({"upgrade", "--wait", "--wait-timeout", "1000"}) == kExitOk);
+  CHECK(h.out.str().find("Upgrade done\n") != std::string::npos);
+  CHECK(h.clock.Now() == 1000 + 9 * 40);
+  CHECK(h.waits == std::vector<std::optional<double>>(9, 40.0));
+  CHECK(h.err.str().empty());
+}
+
+TEST_CASE("commands: upgrade --wait-timeout bounds the whole wait and exits 3") {
+  using std::chrono::seconds;
+  Harness h(Upgrades(test::UpgradeEnd::kDone, seconds(40)));
+  CHECK(h.Run({"upgrade", "--wait", "--wait-timeout", "100"}) == kExitUnreachable);
+  // Two messages after the first one, then 20 s left for the third, which takes 40.
+  CHECK(h.waits == std::vector<std::optional<double>>{40.0, 40.0, 20.0});
+  CHECK(h.clock.Now() == 1100);
+  CHECK(h.out.str() ==
+        "Upgrading smoothly, as commanded\nProgress: 0/2 new ready, 0/2 old drained\n"
+        "Progress: 1/2 new ready, 0/2 old drained\n");
+  CHECK(h.err.str() ==
+        "einhornctl: no end of the upgrade within 100s (--wait-timeout); it may still be running "
+        "(see einhornctl status)\n");
+
+  // A master that goes silent.
+  Harness s(Upgrades(test::UpgradeEnd::kSilence));
+  CHECK(s.Run({"upgrade", "--wait"}) == kExitUnreachable);
+  CHECK(s.waits == std::vector<std::optional<double>>{3600.0});
+  CHECK(s.err.str().find("no end of the upgrade within 3600s (--wait-timeout)") !=
+        std::string::npos);
+}
+
+TEST_CASE("commands: upgrade --wait-timeout 0 waits without a limit") {
+  Harness h(Upgrades(test::UpgradeEnd::kSilence));
+  CHECK(h.Run({"upgrade", "--wait", "--wait-timeout", "0"}) == kExitUnreachable);
+  REQUIRE(h.waits.size() == 1);
+  CHECK_FALSE(h.waits[0].has_value());
+}
+
+TEST_CASE("commands: the first reply of upgrade --wait is due within --timeout") {
+  Harness h([](const Request&) {
+    Answer a;
+    a.silent = true;
+    return a;
+  });
+  CHECK(h.Run({"upgrade", "--wait"}) == kExitUnreachable);
+  CHECK(h.waits == std::vector<std::optional<double>>{30.0});
+  CHECK(h.err.str() == "einhornctl: no reply from the master within 30s\n");
+}
+
+TEST_CASE("commands: upgrade --wait on a terminal overwrites progress lines") {
+  Harness h(Upgrades(test::UpgradeEnd::kDone));
+  h.stdout_tty = true;
+  CHECK(h.Run({"upgrade", "--wait"}) == kExitOk);
+  CHECK(h.out.str() ==
+        "Upgrading smoothly, as commanded\n"
+        "\r\x1b[KProgress: 0/2 new ready, 0/2 old drained"
+        "\r\x1b[KProgress: 1/2 new ready, 0/2 old drained\n"
+        "draining worker 5000 (index 0, generation 1): replaced by a ready worker\n"
+        "\r\x1b[KProgress: 1/2 new ready, 1/2 old drained"
+        "\r\x1b[KProgress: 2/2 new ready, 1/2 old drained\n"
+        "draining worker 5001 (index 1, generation 1): replaced by a ready worker\n"
+        "\r\x1b[KProgress: 2/2 new ready, 2/2 old drained\n"
+        "Upgraded successfully to generation 2.\n"
+        "Upgrade done\n");
+
+  // The failure goes to stderr: the progress line is ended first.
+  Harness f(Upgrades(test::UpgradeEnd::kFailed));
+  f.stdout_tty = true;
+  CHECK(f.Run({"upgrade", "--wait"}) == kExitRefused);
+  CHECK(f.out.str() ==
+        "Upgrading smoothly, as commanded\n\r\x1b[KProgress: 0/2 new ready, 0/2 old drained\n");
+  CHECK(f.err.str() == kFailure);
+
+  // So is einhornctl's own diagnostic.
+  Harness d(Upgrades(test::UpgradeEnd::kHangUp));
+  d.stdout_tty = true;
+  CHECK(d.Run({"upgrade", "--wait"}) == kExitUnreachable);
+  CHECK(d.out.str().ends_with("\r\x1b[KProgress: 0/2 new ready, 0/2 old drained\n"));
+
+  // --json on a terminal: the document only.
+  Harness j(Upgrades(test::UpgradeEnd::kDone));
+  j.stdout_tty = true;
+  CHECK(j.Run({"upgrade", "--wait", "--json"}) == kExitOk);
+  const nlohmann::json doc = nlohmann::json::parse(j.out.str());
+  CHECK(doc["messages"].size() == 10);
+  CHECK(doc["messages"][9] == "Upgrade done");
+  CHECK(doc["error"] == false);
+  CHECK(j.out.str().find('\r') == std::string::npos);
+}
+
+TEST_CASE("commands: upgrade --wait that ends without Upgrade done exits 1") {
+  Harness h([](const Request&) {
+    return test::Stream({"Upgrading smoothly, as commanded", "Reloading, as commanded"});
+  });
+  CHECK(h.Run({"upgrade", "--wait"}) == kExitRefused);
+  CHECK(h.out.str() == "Upgrading smoothly, as commanded\nReloading, as commanded\n");
+  CHECK(h.err.str().find("not \"Upgrade done\"") != std::string::npos);
+}
+
+TEST_CASE("commands: upgrade --wait skips messages of an earlier upgrade") {
+  Harness h([](const Request& r) {
+    Answer a = test::UpgradeAnswer(r.command, 1, test::UpgradeEnd::kDone);
+    core::wire::Reply old{"Upgrade done", core::wire::Id{core::wire::Id::Kind::kInt, "7"}, false,
+                          false};
+    a.replies.insert(a.replies.begin() + 1, old);
+    return a;
+  });
+  CHECK(h.Run({"upgrade", "--wait"}) == kExitOk);
+  CHECK(h.out.str().find("Upgraded successfully to generation 2.\nUpgrade done\n") !=
+        std::string::npos);
+}
+
+TEST_CASE("commands: reload prints the reply, exit 1 if refused") {
+  Harness h(test::EinhornLike());
+  CHECK(h.Run({"reload"}) == kExitOk);
+  CHECK(h.Verbs() == std::vector<std::string>{"reload"});
+  CHECK(h.sent[0].id->text == "1");
+  CHECK(h.out.str() == "Reloading, as commanded\n");
+
+  Harness r([](const Request&) {
+    return test::Refuse("reload is not yet supported by einhorn-cpp 0.1.0");
+  });
+  CHECK(r.Run({"reload"}) == kExitRefused);
+  CHECK(r.out.str().empty());
+  CHECK(r.err.str() == "reload is not yet supported by einhorn-cpp 0.1.0\n");
+
+  Harness j([](const Request&) { return test::Refuse("no"); });
+  CHECK(j.Run({"reload", "--json"}) == kExitRefused);
+  CHECK(nlohmann::json::parse(j.out.str())["error"] == true);
 }
 
 TEST_CASE("commands: streamed replies are printed until the final one") {

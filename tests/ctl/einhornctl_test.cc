@@ -1,5 +1,6 @@
 // The einhornctl binary against a fake master on a real UNIX socket: exit codes, output,
-// socket discovery, acks over a path and over EINHORN_SOCK_FD, and the interactive shell.
+// socket discovery, acks over a path and over EINHORN_SOCK_FD, streamed upgrades, and the
+// interactive shell.
 #include <doctest/doctest.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -143,9 +144,11 @@ TEST_CASE("einhornctl: usage errors exit 2") {
   const Ran none = b.Run({});  // stdin is /dev/null, not a terminal
   CHECK(none.code == 2);
   CHECK(Has(none.err, "COMMAND is required"));
-  const Ran up = b.Run({"upgrade"});
+  const Ran up = b.Run({"upgrade", "--wait-timeout", "5"});
   CHECK(up.code == 2);
-  CHECK(Has(up.err, "not yet supported"));
+  CHECK(Has(up.err, "--wait"));
+  CHECK(b.Run({"upgrade", "--wait", "--wait-timeout", "-3"}).code == 2);
+  CHECK(b.Run({"reload", "now"}).code == 2);
   const Ran help = b.Run({"--help"});
   CHECK(help.code == 0);
   CHECK(Has(help.out, "set"));
@@ -291,6 +294,129 @@ TEST_CASE("einhornctl: raw streams every message") {
   CHECK(r.code == 0);
   CHECK(r.out ==
         "Upgrading smoothly, as commanded\n===> Launched 12388 (index: 3)\nUpgrade done\n");
+}
+
+// A master whose upgrades end as `end`, `pause` apart.
+Script Upgrades(UpgradeEnd end, std::chrono::milliseconds pause = {}) {
+  return [end, pause](const Request& r) {
+    if (r.command != "upgrade" && r.command != "upgrade_fleet") return Refuse("no");
+    Answer a = UpgradeAnswer(r.command, 1, end);
+    a.pause = pause;
+    return a;
+  };
+}
+
+TEST_CASE("einhornctl: upgrade --wait streams until Upgrade done and exits 0") {
+  Bench b;
+  // 500 ms between messages: more than --timeout, which only bounds the first reply.
+  FakeMaster m(b.Sock(), Upgrades(UpgradeEnd::kDone, 500ms));
+  const Ran r = b.Run({"-d", b.Sock(), "--timeout", "0.2", "upgrade", "--wait"});
+  CHECK_MESSAGE(r.code == 0, r.err);
+  CHECK(r.out ==
+        "Upgrading smoothly, as commanded\n"
+        "Progress: 0/1 new ready, 0/1 old drained\n"
+        "Progress: 1/1 new ready, 0/1 old drained\n"
+        "draining worker 5000 (index 0, generation 1): replaced by a ready worker\n"
+        "Progress: 1/1 new ready, 1/1 old drained\n"
+        "Upgraded successfully to generation 2.\n"
+        "Upgrade done\n");
+  CHECK(r.err.empty());
+  REQUIRE(m.requests().size() == 1);
+  CHECK(m.requests()[0].command == "upgrade");
+  CHECK(m.requests()[0].id->text == "1");
+}
+
+TEST_CASE("einhornctl: upgrade returns once the upgrade has begun") {
+  Bench b;
+  // The master keeps the connection and says nothing after its first reply.
+  FakeMaster m(b.Sock(), Upgrades(UpgradeEnd::kSilence));
+  const auto start = std::chrono::steady_clock::now();
+  const Ran r = b.Run({"-d", b.Sock(), "--timeout", "20", "upgrade", "--fleet"});
+  CHECK_MESSAGE(r.code == 0, r.err);
+  CHECK(std::chrono::steady_clock::now() - start < 15s);
+  CHECK(r.out == "Upgrading fleet, as commanded\n");
+  CHECK(m.requests().at(0).command == "upgrade_fleet");
+
+  const Ran j = b.Run({"-d", b.Sock(), "upgrade", "--json"});
+  REQUIRE_MESSAGE(j.code == 0, j.err);
+  CHECK(nlohmann::json::parse(j.out)["messages"] ==
+        nlohmann::json::array({"Upgrading smoothly, as commanded"}));
+}
+
+TEST_CASE("einhornctl: upgrade --wait failure exits 1 with the reason on stderr") {
+  Bench b;
+  FakeMaster m(b.Sock(), Upgrades(UpgradeEnd::kFailed));
+  const Ran r = b.Run({"-d", b.Sock(), "upgrade", "--wait"});
+  CHECK(r.code == 1);
+  CHECK(Has(r.out, "Progress: 0/1 new ready, 0/1 old drained\n"));
+  CHECK_FALSE(Has(r.out, "failed"));
+  CHECK(r.err ==
+        "Upgrade to generation 2 failed: 3 new workers failed (the last: worker 5102 exited with "
+        "status 3 before it was ready). Rolled back: generation 1 keeps serving (1 ready)\n");
+
+  const Ran j = b.Run({"-d", b.Sock(), "--json", "upgrade", "--wait"});
+  CHECK(j.code == 1);
+  const nlohmann::json doc = nlohmann::json::parse(j.out);
+  CHECK(doc["error"] == true);
+  CHECK(doc["messages"].size() == 3);
+  CHECK(Has(j.err, "Upgrade to generation 2 failed: "));
+}
+
+TEST_CASE("einhornctl: upgrade --wait exits 3 when the master hangs up or goes silent") {
+  Bench b;
+  {
+    FakeMaster m(b.Sock(), Upgrades(UpgradeEnd::kHangUp));
+    const Ran r = b.Run({"-d", b.Sock(), "upgrade", "--wait"});
+    CHECK(r.code == 3);
+    CHECK(Has(r.out, "Progress: 0/1 new ready"));
+    CHECK(Has(r.err, "the master closed the connection before the end of the upgrade"));
+  }
+  const std::string silent = b.dir().File("silent.sock");
+  FakeMaster m(silent, Upgrades(UpgradeEnd::kSilence));
+  const auto start = std::chrono::steady_clock::now();
+  const Ran r = b.Run({"-d", silent, "upgrade", "--wait", "--wait-timeout", "0.3"});
+  CHECK(r.code == 3);
+  CHECK(Has(r.err, "no end of the upgrade within 0.3s (--wait-timeout)"));
+  CHECK(std::chrono::steady_clock::now() - start < 20s);
+}
+
+TEST_CASE("einhornctl: reload") {
+  Bench b;
+  {
+    FakeMaster m(b.Sock(), EinhornLike());
+    const Ran r = b.Run({"-d", b.Sock(), "reload"});
+    CHECK_MESSAGE(r.code == 0, r.err);
+    CHECK(r.out == "Reloading, as commanded\n");
+    CHECK(m.requests().at(0).command == "reload");
+  }
+  const std::string refusing = b.dir().File("refusing.sock");
+  FakeMaster m(refusing, [](const Request&) {
+    return Refuse("reload is not yet supported by einhorn-cpp 0.1.0");
+  });
+  const Ran r = b.Run({"-d", refusing, "reload"});
+  CHECK(r.code == 1);
+  CHECK(r.out.empty());
+  CHECK(r.err == "reload is not yet supported by einhorn-cpp 0.1.0\n");
+}
+
+TEST_CASE("einhornctl: upgrade --wait on a terminal overwrites progress (script)") {
+  if (::access("/usr/bin/script", X_OK) != 0) {
+    MESSAGE("skipped: util-linux script(1) is not installed");
+    return;
+  }
+  Bench b;
+  FakeMaster m(b.Sock(), Upgrades(UpgradeEnd::kDone));
+  const std::string cmd = std::string(EINHORNCTL_BIN) + " -d " + b.Sock() + " upgrade --wait";
+  const Ran r = b.RunArgv({"/usr/bin/script", "-qec", cmd, "/dev/null"});
+  CHECK_MESSAGE(r.code == 0, std::string(r.out + r.err));
+  // The terminal turns "\n" into "\r\n".
+  CHECK(Has(r.out,
+            "Upgrading smoothly, as commanded\r\n"
+            "\r\x1b[KProgress: 0/1 new ready, 0/1 old drained"
+            "\r\x1b[KProgress: 1/1 new ready, 0/1 old drained\r\n"
+            "draining worker 5000 (index 0, generation 1): replaced by a ready worker\r\n"
+            "\r\x1b[KProgress: 1/1 new ready, 1/1 old drained\r\n"
+            "Upgraded successfully to generation 2.\r\nUpgrade done\r\n"));
 }
 
 TEST_CASE("einhornctl: the interactive shell on a terminal (script)") {

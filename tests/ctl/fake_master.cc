@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -61,6 +62,44 @@ Answer Stream(const std::vector<std::string>& messages) {
 }
 
 Answer StatusAnswer(const core::PoolStatus& status) { return Say(core::PoolStatusToYaml(status)); }
+
+Answer UpgradeAnswer(const std::string& verb, int workers, UpgradeEnd end) {
+  const bool fleet = verb == "upgrade_fleet";
+  const std::string n = std::to_string(workers);
+  const auto progress = [&n](int ready, int drained) {
+    return "Progress: " + std::to_string(ready) + "/" + n + " new ready, " +
+           std::to_string(drained) + "/" + n + " old drained";
+  };
+  std::vector<std::string> lines = {
+      fleet ? "Upgrading fleet, as commanded" : "Upgrading smoothly, as commanded", progress(0, 0)};
+  Answer a;
+  switch (end) {
+    case UpgradeEnd::kDone:
+      for (int i = 1; i <= workers; ++i) {
+        lines.push_back(progress(i, i - 1));
+        lines.push_back("draining worker " + std::to_string(5000 + i - 1) + " (index " +
+                        std::to_string(i - 1) + ", generation 1): replaced by a ready worker");
+        lines.push_back(progress(i, i));
+      }
+      lines.push_back("Upgraded successfully to generation 2.");
+      lines.push_back("Upgrade done");
+      return Stream(lines);
+    case UpgradeEnd::kFailed:
+      lines.push_back(
+          "Upgrade to generation 2 failed: 3 new workers failed (the last: worker 5102 exited "
+          "with status 3 before it was ready). Rolled back: generation 1 keeps serving (" +
+          n + " ready)");
+      a = Stream(lines);
+      a.replies.back().error = true;
+      return a;
+    case UpgradeEnd::kHangUp:
+    case UpgradeEnd::kSilence:
+      for (const std::string& l : lines) a.replies.push_back(Reply{l, std::nullopt, true, false});
+      a.close = end == UpgradeEnd::kHangUp;
+      return a;
+  }
+  return a;
+}
 
 core::PoolStatus MakeStatus(int target, int ready, int booting, int verbosity) {
   core::PoolStatus s;
@@ -126,6 +165,8 @@ Script EinhornLike() {
     if (c == "signal") return Say("");
     if (c == "die") return Say("Einhorn is going down! ");
     if (c == "help") return Say("You are speaking to the Einhorn command socket.\n");
+    if (c == "upgrade" || c == "upgrade_fleet") return UpgradeAnswer(c, *target, UpgradeEnd::kDone);
+    if (c == "reload") return Say("Reloading, as commanded");
     if (c == "worker:ack") {
       Answer a;
       a.close = true;
@@ -147,19 +188,38 @@ core::Status ScriptedConnection::Send(const std::string& line) {
   Answer answer = script_(parsed.request);
   silent_ = answer.silent;
   closed_ = answer.close;
+  const double pause = std::chrono::duration<double>(answer.pause).count();
+  bool first = true;
   for (std::string& l : Encode(parsed.request, std::move(answer))) {
     l.pop_back();  // the '\n': Receive gets lines as a LineBuffer hands them out
-    pending_.push_back(std::move(l));
+    pending_.push_back(Pending{std::move(l), first ? 0 : pause});
+    first = false;
   }
   return core::Status::Ok();
 }
 
 core::Result<core::wire::Reply> ScriptedConnection::Receive() {
+  const auto timed_out = [this]() {
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%gs", *reply_timeout_);
+    return core::Result<Reply>::Error(std::string("no reply from the master within ") + seconds);
+  };
   if (pending_.empty()) {
     if (closed_) return core::Result<Reply>::Error("the master closed the connection");
-    return core::Result<Reply>::Error("no reply from the master within 30s");
+    Elapse(reply_timeout_);
+    if (!reply_timeout_) return core::Result<Reply>::Error("test: a real client would hang here");
+    return timed_out();
   }
-  std::optional<Reply> r = core::wire::ParseReply(pending_.front());
+  Pending& next = pending_.front();
+  if (next.pause > 0) {
+    if (reply_timeout_ && *reply_timeout_ < next.pause) {
+      Elapse(*reply_timeout_);
+      next.pause -= *reply_timeout_;
+      return timed_out();
+    }
+    Elapse(next.pause);
+  }
+  std::optional<Reply> r = core::wire::ParseReply(next.line);
   pending_.pop_front();
   if (!r) return core::Result<Reply>::Error("unreadable reply from the master");
   return *r;
@@ -242,7 +302,15 @@ void FakeMaster::ServeConnection(int fd) {
       }
       Answer answer = script_(parsed.request);
       const bool close = answer.close;
+      const std::chrono::milliseconds pause = answer.pause;
+      bool first = true;
       for (const std::string& out : Encode(parsed.request, std::move(answer))) {
+        if (!first && pause.count() > 0) {
+          // Sleep, but wake for the destructor.
+          pollfd stop{stop_pipe_[0], POLLIN, 0};
+          if (::poll(&stop, 1, static_cast<int>(pause.count())) > 0) return;
+        }
+        first = false;
         if (::send(fd, out.data(), out.size(), MSG_NOSIGNAL) < 0) return;
       }
       if (close) return;

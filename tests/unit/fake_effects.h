@@ -17,6 +17,7 @@ struct FakeEffects : core::Effects {
   std::vector<core::SpawnRequest> spawns;
   std::vector<Kill> kills;
   std::vector<std::pair<core::LogLevel, std::string>> logs;
+  std::vector<std::pair<core::UpgradeNoteKind, std::string>> notes;  // UpgradeNote, in order
   core::Pid next_pid = 100;
   std::string fail_with;  // non-empty: every spawn fails with this error
 
@@ -27,12 +28,20 @@ struct FakeEffects : core::Effects {
   }
   void Kill(core::Pid pid, core::Signal s) override { kills.push_back({pid, s}); }
   void Log(core::LogLevel l, const std::string& m) override { logs.emplace_back(l, m); }
+  void UpgradeNote(core::UpgradeNoteKind k, const std::string& t) override {
+    notes.emplace_back(k, t);
+  }
 
   bool Logged(const std::string& needle) const {
     for (const auto& [level, text] : logs) {
       if (text.find(needle) != std::string::npos) return true;
     }
     return false;
+  }
+  int NotesOf(core::UpgradeNoteKind kind) const {
+    int n = 0;
+    for (const auto& [k, text] : notes) n += k == kind ? 1 : 0;
+    return n;
   }
 };
 

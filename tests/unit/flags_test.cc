@@ -162,13 +162,43 @@ TEST_CASE("Ruby-only flags are refused clearly") {
 
 TEST_CASE("flags of later versions are refused as not yet supported") {
   for (std::vector<std::string> args :
-       {std::vector<std::string>{"--max-unacked", "2", "x"},
-        {"--max-upgrade-additional=1", "x"}, {"--reexec-as", "y", "x"},
-        {"--with-state-fd", "3", "x"}, {"--upgrade-check", "x"}}) {
+       {std::vector<std::string>{"--reexec-as", "y", "x"}, {"--with-state-fd", "3", "x"},
+        {"--upgrade-check", "x"}}) {
     CHECK(UsageErr(args).find("not yet supported") != std::string::npos);
   }
-  CHECK(UsageErr({"--max-unacked=3", "x"}) ==
-        "einhorn-cpp: --max-unacked is not yet supported");
+  CHECK(UsageErr({"--with-state-fd=3", "x"}) ==
+        "einhorn-cpp: --with-state-fd is not yet supported");
+}
+
+TEST_CASE("upgrade flags") {
+  const Options d = Run({"x"});
+  CHECK_FALSE(d.max_unacked.has_value());
+  CHECK_FALSE(d.max_upgrade_additional.has_value());
+  CHECK(d.ack_timeout == 60);
+  CHECK(d.upgrade_timeout == 0);
+  CHECK(d.upgrade_max_failures == 3);
+  CHECK(d.canary);
+  CHECK(d.drain_signal == Signal::kUsr2);
+
+  const Options o = Run({"--max-unacked", "2", "--max-upgrade-additional=0", "--ack-timeout",
+                           "2.5", "--upgrade-timeout=30", "--upgrade-max-failures", "1",
+                           "--no-canary", "--drain-signal", "TERM", "x"});
+  CHECK(o.max_unacked == 2);
+  CHECK(o.max_upgrade_additional == 0);
+  CHECK(o.ack_timeout == 2.5);
+  CHECK(o.upgrade_timeout == 30);
+  CHECK(o.upgrade_max_failures == 1);
+  CHECK_FALSE(o.canary);
+  CHECK(o.drain_signal == Signal::kTerm);
+
+  CHECK(UsageErr({"--max-unacked", "0", "x"}) == "einhorn-cpp: --max-unacked must be at least 1");
+  CHECK(UsageErr({"--max-upgrade-additional=-1", "x"}).find("must not be negative") !=
+        std::string::npos);
+  CHECK(UsageErr({"--ack-timeout=-1", "x"}).find("--ack-timeout must be") != std::string::npos);
+  CHECK(UsageErr({"--upgrade-timeout=nan", "x"}).find("--upgrade-timeout") != std::string::npos);
+  CHECK(UsageErr({"--upgrade-max-failures=0", "x"}).find("at least 1") != std::string::npos);
+  CHECK(UsageErr({"--drain-signal", "BOGUS", "x"}) ==
+        "einhorn-cpp: --drain-signal: unknown signal 'BOGUS'");
 }
 
 }  // namespace

@@ -36,12 +36,16 @@ TEST_CASE("child indexes are the smallest free ones and are reused by replacemen
   CHECK(s.workers().at(103).index == 1);
 }
 
-TEST_CASE("growing spawns the new slots at once") {
+TEST_CASE("growing spawns the new slots on the next tick, due at once") {
   FakeEffects fx;
   Supervisor s(Config(2), fx);
   s.Start(At(0));
   s.SetTarget(4, At(1));
   CHECK(s.target() == 4);
+  // The caller (a control client) is answered before fork and exec.
+  CHECK(fx.spawns.size() == 2);
+  CHECK(s.NextDeadline() == At(1));
+  s.Tick(At(1));
   REQUIRE(fx.spawns.size() == 4);
   CHECK(fx.spawns[2].slot == 2);
   CHECK(fx.spawns[3].slot == 3);
@@ -57,8 +61,8 @@ TEST_CASE("shrinking drains the highest slots and does not replace them") {
   s.SetTarget(2, At(1));
   CHECK(s.slots().size() == 2);
   REQUIRE(fx.kills.size() == 2);
-  CHECK(fx.kills[0].pid == 102);
-  CHECK(fx.kills[1].pid == 103);
+  CHECK(fx.kills[0].pid == 103);  // highest slot first
+  CHECK(fx.kills[1].pid == 102);
   CHECK(fx.kills[0].signal == Signal::kUsr2);
   CHECK(s.workers().at(102).state == WorkerState::kDraining);
   CHECK(s.workers().at(102).slot == -1);
@@ -85,9 +89,31 @@ TEST_CASE("shrinking cancels pending respawns of removed slots, and growing agai
   s.Tick(At(100));
   CHECK(fx.spawns.size() == 3);
   s.SetTarget(3, At(101));  // 101 (index 1) is still draining
+  s.Tick(At(101));
   REQUIRE(fx.spawns.size() == 5);
   CHECK(fx.spawns[3].index == 2);
   CHECK(fx.spawns[4].index == 3);
+}
+
+TEST_CASE("shrinking gives up pending and unready slots before ready ones, and renumbers") {
+  FakeEffects fx;
+  Supervisor s(Config(4, true), fx);
+  s.Start(At(0));                                      // 100..103 in slots 0..3
+  REQUIRE(s.Ack(101, At(1)) == AckResult::kAcked);
+  REQUIRE(s.Ack(103, At(1)) == AckResult::kAcked);
+  s.ChildExited(100, ExitStatus{false, 1}, At(1.5));  // slot 0 waits for a respawn
+  s.SetTarget(2, At(2));  // slot 0 (empty) and slot 2 (102, unready) go
+  REQUIRE(fx.kills.size() == 1);
+  CHECK(fx.kills[0].pid == 102);
+  REQUIRE(s.slots().size() == 2);
+  CHECK(s.slots()[0].pid == 101);
+  CHECK(s.slots()[1].pid == 103);
+  CHECK(s.workers().at(101).slot == 0);
+  CHECK(s.workers().at(103).slot == 1);
+  CHECK_FALSE(s.NextDeadline().has_value());  // the pending respawn went with its slot
+  s.SetTarget(1, At(3));  // both ready: the higher slot goes
+  REQUIRE(fx.kills.size() == 2);
+  CHECK(fx.kills[1].pid == 103);
 }
 
 TEST_CASE("resizing is refused while stopping") {

@@ -1,0 +1,13 @@
+// Wording shared by the supervisor's translation units, so its log lines read alike.
+#pragma once
+
+#include <string>
+
+#include "core/supervisor.h"
+
+namespace einhorn::core {
+
+std::string Secs(Duration d);            // "1.500s"
+std::string Describe(const Worker& w);   // "worker 123 (index 0, generation 1)"
+
+}  // namespace einhorn::core

@@ -1,0 +1,231 @@
+// The upgrade half of the supervisor: starting a new generation, advancing it within its
+// budgets, finishing it, and rolling it back. The arithmetic of each step is PlanStep
+// (upgrade.cc); this file counts the pool and carries the step out.
+#include <algorithm>
+#include <tuple>
+
+#include "core/supervisor.h"
+#include "core/supervisor_text.h"
+
+namespace einhorn::core {
+
+UpgradeStart Supervisor::Upgrade(UpgradeStrategy strategy, Time now) {
+  if (finished_ || stopping_) return {false, "The master is shutting down; not upgrading"};
+  const std::string name = UpgradeStrategyName(strategy);
+  int from = generation_;
+  if (upgrade_) {
+    const PoolCounts c = Count();
+    from = upgrade_->from_generation;
+    Say(LogLevel::kInfo, "Currently upgrading (" + std::to_string(c.attached_ready) + " / " +
+                             std::to_string(config_.target) +
+                             " ready; starting over with generation " +
+                             std::to_string(next_generation_) + ")...");
+  } else {
+    upgrade_.emplace();  // so that Say streams this first line too
+    Say(LogLevel::kInfo, "Starting " + name + " upgrade from generation " +
+                             std::to_string(generation_) + " to " +
+                             std::to_string(next_generation_) + "...");
+  }
+  // The workers in the slots become the old generation: detached, serving until replaced.
+  for (const Slot& slot : slots_) {
+    if (slot.pid) workers_.at(*slot.pid).slot = -1;
+  }
+  int serving = 0;
+  for (const auto& [pid, w] : workers_) serving += w.state == WorkerState::kReady ? 1 : 0;
+  slots_.assign(static_cast<size_t>(config_.target), Slot{});
+  generation_ = next_generation_++;
+  UpgradeProgress& u = upgrade_.emplace();
+  u.strategy = strategy;
+  u.from_generation = from;
+  u.to_generation = generation_;
+  u.started_at = now;
+  u.old_at_start = serving;
+  Reconcile(now);
+  return {true, strategy == UpgradeStrategy::kSmooth ? "Upgrading smoothly, as commanded"
+                                                     : "Upgrading fleet, as commanded"};
+}
+
+PoolCounts Supervisor::Count() const {
+  PoolCounts c;
+  c.target = config_.target;
+  c.alive = static_cast<int>(workers_.size());
+  for (const auto& [pid, w] : workers_) {
+    if (w.state == WorkerState::kDraining) continue;
+    const bool ready = w.state == WorkerState::kReady;
+    if (w.slot >= 0) {
+      ++(ready ? c.attached_ready : c.attached_booting);
+    } else {
+      ++(ready ? c.detached_ready : c.detached_booting);
+    }
+  }
+  for (const Slot& slot : slots_) {
+    if (slot.pid) continue;
+    if (!slot.respawn_at) {
+      ++c.empty_slots;
+    } else {
+      // A slot waiting for its respawn holds an unready worker to be: it counts against the
+      // canary, max_unacked and max_additional, or each new worker dying before ready would
+      // let another one start at once in another slot, past the budgets and the backoff.
+      ++c.attached_booting;
+      ++c.alive;
+    }
+  }
+  return c;
+}
+
+void Supervisor::Reconcile(Time now) {
+  if (finished_ || stopping_) return;
+  // A spawn can make a worker ready at once (-m 0), which lets the next ones start: repeat
+  // until a round starts nothing. Each round fills an empty slot, so this ends.
+  for (;;) {
+    if (upgrade_ && upgrade_->failures >= config_.upgrade.max_failures) {
+      RollBack(std::to_string(upgrade_->failures) +
+                   " new workers failed (last: " +
+                   upgrade_->last_failure + ")",
+               now);
+    }
+    std::optional<UpgradeStrategy> upgrading;
+    if (upgrade_) upgrading = upgrade_->strategy;
+    const UpgradeStep step = PlanStep(upgrading, config_.upgrade, Count());
+    int spawned = 0;
+    for (size_t i = 0; i < slots_.size() && spawned < step.spawn; ++i) {
+      // Spawn errors count as failures: stop at the one that aborts the upgrade.
+      if (upgrade_ && upgrade_->failures >= config_.upgrade.max_failures) break;
+      if (!slots_[i].pid && !slots_[i].respawn_at) {
+        SpawnInto(static_cast<int>(i), now);
+        ++spawned;
+      }
+    }
+    if (spawned > 0) continue;
+    DrainDetached(step, now);
+    if (upgrade_) {
+      ReportProgress(Count());
+      if (step.done) FinishUpgrade(now);
+    }
+    return;
+  }
+}
+
+void Supervisor::DrainDetached(const UpgradeStep& step, Time now) {
+  // Oldest generation first, then oldest worker first.
+  std::vector<Worker*> ready;
+  for (auto& [pid, w] : workers_) {
+    if (w.slot >= 0 || w.state == WorkerState::kDraining) continue;
+    if (w.state == WorkerState::kReady) {
+      ready.push_back(&w);
+    } else if (step.drain_booting) {
+      Say(LogLevel::kInfo, "draining " + Describe(w) + ": not ready and no longer in the pool");
+      SendStop(w, config_.drain_signal, now);
+      // It serves nobody: killed if it lingers (after -t, or as a rolled-back one), or one that
+      // ignores the signal would hold the max_upgrade_additional room of the next upgrade.
+      if (!w.kill_at) w.kill_at = now + config_.rollback_kill_after;
+    }
+  }
+  std::sort(ready.begin(), ready.end(), [](const Worker* a, const Worker* b) {
+    return std::tie(a->generation, a->spawned_at, a->pid) <
+           std::tie(b->generation, b->spawned_at, b->pid);
+  });
+  for (int i = 0; i < step.drain_ready && i < static_cast<int>(ready.size()); ++i) {
+    Worker& w = *ready[static_cast<size_t>(i)];
+    Say(LogLevel::kInfo, "draining " + Describe(w) + ": replaced by a ready worker");
+    SendStop(w, config_.drain_signal, now);
+  }
+}
+
+void Supervisor::ReportProgress(const PoolCounts& c) {
+  UpgradeProgress& u = *upgrade_;
+  const int ready = std::min(c.attached_ready, c.target);
+  const int drained = std::max(0, u.old_at_start - c.detached_ready);
+  if (ready == u.reported_ready && drained == u.reported_drained) return;
+  u.reported_ready = ready;
+  u.reported_drained = drained;
+  Say(LogLevel::kInfo, "Progress: " + std::to_string(ready) + "/" + std::to_string(c.target) +
+                           " new ready, " + std::to_string(drained) + "/" +
+                           std::to_string(u.old_at_start) + " old drained");
+}
+
+void Supervisor::CheckUpgradeDeadlines(Time now) {
+  if (!upgrade_ || stopping_ || finished_) return;
+  // Every new worker is ready (a timer ack in this very tick): Reconcile finishes the upgrade.
+  // A deadline never rolls back a complete upgrade.
+  if (Count().attached_ready >= config_.target) return;
+  const UpgradePolicy& p = config_.upgrade;
+  if (p.upgrade_timeout && now >= upgrade_->started_at + *p.upgrade_timeout) {
+    RollBack("not done within the upgrade timeout of " + Secs(*p.upgrade_timeout), now);
+    return;
+  }
+  if (!p.ack_timeout) return;
+  for (const auto& [pid, w] : workers_) {
+    if (w.generation == generation_ && w.state == WorkerState::kBooting &&
+        now >= w.spawned_at + *p.ack_timeout) {
+      RollBack(Describe(w) + " was not ready within the ack timeout of " + Secs(*p.ack_timeout),
+               now);
+      return;
+    }
+  }
+}
+
+void Supervisor::NewWorkerFailed(const std::string& what) {
+  UpgradeProgress& u = *upgrade_;
+  ++u.failures;
+  u.last_failure = what;
+  Say(LogLevel::kWarn, "new " + what + " (failure " + std::to_string(u.failures) + " of " +
+                           std::to_string(config_.upgrade.max_failures) + ")");
+}
+
+void Supervisor::FinishUpgrade(Time now) {
+  Say(LogLevel::kInfo, "Upgraded successfully to generation " + std::to_string(generation_) + ".");
+  last_upgrade_ = UpgradeResult{true, generation_, "", now};
+  upgrade_.reset();
+  fx_.Log(LogLevel::kInfo, "upgrade: Upgrade done");
+  fx_.UpgradeNote(UpgradeNoteKind::kDone, "Upgrade done");
+}
+
+void Supervisor::RollBack(const std::string& reason, Time now) {
+  const int failed = generation_;
+  const int from = upgrade_->from_generation;
+  upgrade_.reset();
+  last_upgrade_ = UpgradeResult{false, failed, reason, now};
+  generation_ = from;
+
+  // Unready new workers serve nobody: they go now, and are killed if they linger. Ready ones
+  // are detached and drain only as the old generation's slots are ready again.
+  const Duration grace = config_.signal_timeout.value_or(config_.rollback_kill_after);
+  for (auto& [pid, w] : workers_) {
+    if (w.generation != failed || w.state == WorkerState::kDraining) continue;
+    w.slot = -1;
+    if (w.state == WorkerState::kReady) continue;
+    SendStop(w, config_.drain_signal, now);
+    if (!w.kill_at) w.kill_at = now + grace;
+  }
+  slots_.assign(static_cast<size_t>(config_.target), Slot{});
+  if (!stopping_) {
+    std::vector<Worker*> old;
+    for (auto& [pid, w] : workers_) {
+      if (w.generation != failed && w.state != WorkerState::kDraining) old.push_back(&w);
+    }
+    std::sort(old.begin(), old.end(),
+              [](const Worker* a, const Worker* b) { return a->index < b->index; });
+    for (size_t i = 0; i < old.size() && i < slots_.size(); ++i) {
+      old[i]->slot = static_cast<int>(i);
+      slots_[i].pid = old[i]->pid;
+      slots_[i].starts = 1;
+    }
+    // Replacements run the command as it is now: a rollback cannot restore old files.
+    for (size_t i = old.size(); i < slots_.size(); ++i) SpawnInto(static_cast<int>(i), now);
+  }
+  int serving = 0;
+  for (const auto& [pid, w] : workers_) serving += w.state == WorkerState::kReady ? 1 : 0;
+  const std::string text = "Upgrade to generation " + std::to_string(failed) + " failed: " +
+                           reason + ". Rolled back: generation " + std::to_string(from) +
+                           " keeps serving (" + std::to_string(serving) + " ready)";
+  fx_.Log(LogLevel::kError, "upgrade: " + text);
+  fx_.UpgradeNote(UpgradeNoteKind::kFailed, text);
+}
+
+void Supervisor::Say(LogLevel level, const std::string& text) {
+  fx_.Log(level, text);
+  if (upgrade_) fx_.UpgradeNote(UpgradeNoteKind::kProgress, text);
+}
+
+}  // namespace einhorn::core
