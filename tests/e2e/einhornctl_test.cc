@@ -128,5 +128,42 @@ TEST_CASE("with -g einhornctl ack uses EINHORN_SOCK_FD") {
   CHECK(PollUntil([&] { return PoolIs(m, 2, 2); }, 10s));
 }
 
+TEST_CASE("einhornctl upgrade --wait exits 0 when done and 1 with the reason when rolled back") {
+  TempDir d;
+  const std::string script = d.File("worker.sh");
+  WriteFile(script,
+            "#!/bin/sh\n[ -e '" + d.File("broken") + "' ] && exit 3\nexec sleep 1000\n", 0755);
+  MasterRun m({"-n", "2", "-m", "0.2"}, {"/bin/sh", script});
+  REQUIRE(PollUntil([&] { return PoolIs(m, 2, 2); }, 10s));
+
+  auto good = Ctl(m, {"upgrade", "--wait"});
+  CHECK(good.status.code == 0);
+  CHECK(Has(good.out, "Upgrading smoothly, as commanded"));
+  CHECK(Has(good.out, "Upgrade done"));
+  CHECK(Status(m)->generation == 2);
+
+  WriteFile(d.File("broken"), "");
+  auto bad = Ctl(m, {"upgrade", "--fleet", "--wait"});
+  CHECK(bad.status.code == 1);
+  CHECK(Has(bad.err, "Upgrade to generation 3 failed: 3 new workers failed"));
+  CHECK(Has(bad.err, "Rolled back: generation 2 keeps serving (2 ready)"));
+  const auto st = Status(m);
+  REQUIRE(st.has_value());
+  CHECK(st->generation == 2);
+  REQUIRE(st->last_upgrade.has_value());
+  CHECK_FALSE(st->last_upgrade->ok);
+
+  // Without --wait it returns as soon as the upgrade has begun.
+  std::remove(d.File("broken").c_str());
+  auto started = Ctl(m, {"upgrade"});
+  CHECK(started.status.code == 0);
+  CHECK(Has(started.out, "Upgrading smoothly, as commanded"));
+  CHECK_FALSE(Has(started.out, "Upgrade done"));
+  CHECK(PollUntil([&] {
+    const auto s = Status(m);
+    return s && s->generation == 4 && s->last_upgrade && s->last_upgrade->ok;
+  }, 20s));
+}
+
 }  // namespace
 }  // namespace einhorn::test
