@@ -1,5 +1,6 @@
 #include "master/master.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -86,6 +87,7 @@ int Master::Run() {
   AfterEvent();
   if (!supervisor_.Finished()) uv_run(&loop_, UV_RUN_DEFAULT);
   server_->Close();
+  while (!pending_execs_.empty()) ForgetExec(pending_execs_.begin()->second);
 
   uv_walk(
       &loop_, [](uv_handle_t* h, void*) { if (!uv_is_closing(h)) uv_close(h, nullptr); },
@@ -155,6 +157,11 @@ void Master::HandleSignal(int signum) {
 
 void Master::ReapChildren() {
   for (const sys::Reaped& r : sys::ReapAll()) {
+    // A dead child's pipe is at EOF or holds its exec error: say why before the exit.
+    CheckExec(r.pid);
+    if (const auto it = pending_execs_.find(r.pid); it != pending_execs_.end()) {
+      ForgetExec(it->second);
+    }
     server_->DropWorkerChannel(r.pid);
     supervisor_.ChildExited(r.pid, r.status, Now());
   }
@@ -196,17 +203,66 @@ core::SpawnOutcome Master::Spawn(const core::SpawnRequest& request) {
                        std::to_string(core::kFirstListenFd + plan.pass_fds.size()));
     plan.pass_fds.push_back(channel->second);
   }
-  auto pid = sys::Spawn(plan);
+  // The loop goes on while the child execs; its status pipe says later if exec failed.
+  auto started = sys::StartSpawn(plan);
   if (channel) {
     close(channel->second);
-    if (pid.ok()) {
-      server_->AddWorkerChannel(channel->first, pid.value());
+    if (started.ok()) {
+      server_->AddWorkerChannel(channel->first, started.value().pid);
     } else {
       close(channel->first);
     }
   }
-  if (!pid.ok()) return core::SpawnOutcome{0, pid.error()};
-  return core::SpawnOutcome{pid.value(), ""};
+  if (!started.ok()) return core::SpawnOutcome{0, started.error()};
+  WatchExec(started.value().pid, started.value().status_fd);
+  return core::SpawnOutcome{started.value().pid, ""};
+}
+
+struct Master::PendingExec {
+  uv_poll_t poll{};
+  Master* master = nullptr;
+  pid_t pid = 0;
+  int fd = -1;
+};
+
+void Master::WatchExec(pid_t pid, int fd) {
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  auto* p = new PendingExec;
+  p->master = this;
+  p->pid = pid;
+  p->fd = fd;
+  p->poll.data = p;
+  if (uv_poll_init(&loop_, &p->poll, fd) != 0) {
+    close(fd);
+    delete p;
+    return;
+  }
+  uv_poll_start(&p->poll, UV_READABLE, [](uv_poll_t* h, int, int) {
+    auto* pending = static_cast<PendingExec*>(h->data);
+    pending->master->CheckExec(pending->pid);
+  });
+  pending_execs_[pid] = p;
+}
+
+void Master::CheckExec(pid_t pid) {
+  const auto it = pending_execs_.find(pid);
+  if (it == pending_execs_.end()) return;
+  const sys::ExecOutcome out = sys::ReadExecOutcome(it->second->fd, setup_.command_path);
+  if (out.state == sys::ExecState::kPending) return;
+  if (out.state == sys::ExecState::kFailed) {
+    spdlog::error("worker {} could not be started: {}", pid, out.error);
+  }
+  ForgetExec(it->second);
+}
+
+void Master::ForgetExec(PendingExec* p) {
+  pending_execs_.erase(p->pid);
+  uv_poll_stop(&p->poll);
+  uv_close(reinterpret_cast<uv_handle_t*>(&p->poll), [](uv_handle_t* h) {
+    auto* pending = static_cast<PendingExec*>(h->data);
+    close(pending->fd);
+    delete pending;
+  });
 }
 
 void Master::Kill(core::Pid pid, core::Signal signal) {

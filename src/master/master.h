@@ -5,6 +5,7 @@
 #include <uv.h>
 
 #include <array>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -52,6 +53,10 @@ class Master final : public core::Effects, public core::ControlHost {
   void HandleSignal(int signum);
   void ReapChildren();
   void AfterEvent();
+  struct PendingExec;
+  void WatchExec(pid_t pid, int fd);
+  void CheckExec(pid_t pid);
+  void ForgetExec(PendingExec* p);
   core::Time Now() const;
 
   MasterSetup setup_;
@@ -62,6 +67,7 @@ class Master final : public core::Effects, public core::ControlHost {
   int verbosity_;
   uv_loop_t loop_{};
   std::unique_ptr<ControlServer> server_;
+  std::map<pid_t, PendingExec*> pending_execs_;  // children whose exec is not confirmed yet
   // Upgrade messages wait here until the event that produced them is handled, so that a
   // client's first reply goes out before the stream it subscribed to.
   std::vector<std::pair<core::UpgradeNoteKind, std::string>> notes_;

@@ -187,10 +187,17 @@ bool CloseRangeExcept(unsigned first, unsigned last, int keep, int max_fd) {
 
 std::string ErrnoText(int err) { return std::strerror(err); }
 
+std::string ChildErrorText(const ChildError& record, const std::string& path) {
+  const auto step = static_cast<Step>(record.step);
+  std::string message = StepName(step);
+  if (step == Step::kExecve) message += " " + path;
+  return message + ": " + ErrnoText(record.err);
+}
+
 }  // namespace
 
-core::Result<pid_t> Spawn(const SpawnPlan& plan) {
-  using R = core::Result<pid_t>;
+core::Result<StartedChild> StartSpawn(const SpawnPlan& plan) {
+  using R = core::Result<StartedChild>;
   if (plan.path.empty() || plan.argv.empty()) return R::Error("spawn: empty command");
   for (int fd : plan.pass_fds) {
     if (fd < 0) return R::Error("spawn: invalid fd " + std::to_string(fd) + " in pass_fds");
@@ -272,14 +279,23 @@ core::Result<pid_t> Spawn(const SpawnPlan& plan) {
     close(pipe_fds[0]);
     return R::Error("fork: " + ErrnoText(fork_errno));
   }
+  return StartedChild{pid, pipe_fds[0]};
+}
+
+core::Result<pid_t> Spawn(const SpawnPlan& plan) {
+  using R = core::Result<pid_t>;
+  auto started = StartSpawn(plan);
+  if (!started.ok()) return R::Error(started.error());
+  const pid_t pid = started.value().pid;
+  const int status_fd = started.value().status_fd;
 
   ChildError record{};
   ssize_t n;
   do {
-    n = read(pipe_fds[0], &record, sizeof(record));
+    n = read(status_fd, &record, sizeof(record));
   } while (n < 0 && errno == EINTR);
   const int read_errno = errno;
-  close(pipe_fds[0]);
+  close(status_fd);
   if (n == 0) return pid;  // EOF: the CLOEXEC write end closed on a successful exec
 
   // The child failed and is exiting: reap it here so the SIGCHLD reaper never reports a worker
@@ -291,10 +307,22 @@ core::Result<pid_t> Spawn(const SpawnPlan& plan) {
     return R::Error("spawn " + plan.path + ": lost the child's status (" +
                     (n < 0 ? ErrnoText(read_errno) : std::string("short read")) + ")");
   }
-  const auto step = static_cast<Step>(record.step);
-  std::string message = StepName(step);
-  if (step == Step::kExecve) message += " " + plan.path;
-  return R::Error(message + ": " + ErrnoText(record.err));
+  return R::Error(ChildErrorText(record, plan.path));
+}
+
+ExecOutcome ReadExecOutcome(int status_fd, const std::string& path) {
+  ChildError record{};
+  ssize_t n;
+  do {
+    n = read(status_fd, &record, sizeof(record));
+  } while (n < 0 && errno == EINTR);
+  if (n == 0) return {ExecState::kExeced, ""};
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return {ExecState::kPending, ""};
+  if (n != static_cast<ssize_t>(sizeof(record))) {
+    return {ExecState::kFailed, "spawn " + path + ": lost the child's status (" +
+                                    (n < 0 ? ErrnoText(errno) : std::string("short read")) + ")"};
+  }
+  return {ExecState::kFailed, ChildErrorText(record, path)};
 }
 
 core::Result<std::string> ResolveCommand(const std::string& word, const std::string& path_env) {

@@ -32,6 +32,26 @@ struct SpawnPlan {
 // error names the step and errno, e.g. "execve /bin/nope: No such file or directory".
 core::Result<pid_t> Spawn(const SpawnPlan& plan);
 
+// The same without waiting for the exec: returns right after fork with the read end of the
+// child's status pipe (CLOEXEC; blocking unless the caller sets O_NONBLOCK). The pipe reaches
+// EOF once exec succeeded, or carries the failed step, after which the child exits 127 and is
+// reaped like any other child. The master uses this so that starting N workers costs N forks,
+// not N execs one after another. The caller owns status_fd.
+struct StartedChild {
+  pid_t pid = -1;
+  int status_fd = -1;
+};
+core::Result<StartedChild> StartSpawn(const SpawnPlan& plan);
+
+enum class ExecState { kPending, kExeced, kFailed };
+struct ExecOutcome {
+  ExecState state = ExecState::kPending;
+  std::string error;  // kFailed: e.g. "execve /bin/nope: No such file or directory"
+};
+// Reads status_fd once (it should be O_NONBLOCK): kPending when nothing is there yet. Does not
+// close it.
+ExecOutcome ReadExecOutcome(int status_fd, const std::string& path);
+
 // Resolves the worker command like `which`: a word containing '/' must name an existing
 // executable file; otherwise each PATH entry is tried (an empty entry is the current directory;
 // an empty path_env means the system default, as execvp does with PATH unset). Returns the

@@ -2,6 +2,7 @@
 // backed off when it crash-loops.
 #include <doctest/doctest.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <set>
 
@@ -102,6 +103,29 @@ TEST_CASE("signals that stop an ordinary process do not stop the master") {
   CHECK(m.process().running());
   // HUP replaced the worker with a new generation.
   CHECK(PollUntil([&] { return m.LiveWorkers().size() == 1; }, 10s));
+}
+
+}  // namespace
+}  // namespace einhorn::test
+
+namespace einhorn::test {
+namespace {
+
+TEST_CASE("a worker that can no longer be executed is logged with the reason and backed off") {
+  TempDir d;
+  const std::string script = d.File("work.sh");
+  WriteFile(script, "#!/bin/sh\nexec sleep 1000\n", 0755);
+  MasterRun m({"-n", "1", "-m", "0"}, {script});
+  REQUIRE(m.WaitForLog("is ready"));
+  // A broken deploy: the file loses its execute bits (root too needs one to exec it).
+  REQUIRE(chmod(script.c_str(), 0644) == 0);
+  const std::vector<pid_t> children = ChildrenOf(m.pid());
+  REQUIRE(children.size() == 1);
+  REQUIRE(kill(children[0], SIGKILL) == 0);
+  CHECK(m.WaitForLog("could not be started: execve " + script + ": Permission denied"));
+  CHECK(m.WaitForLog("exited with exit 127"));
+  CHECK(m.WaitForLog("respawning in"));
+  CHECK(m.process().running());
 }
 
 }  // namespace
