@@ -25,6 +25,8 @@ struct BindSpec {
 
   // Name given to the fd in LISTEN_FDNAMES: the spec without its flags.
   std::string Name() const;
+
+  bool operator==(const BindSpec&) const = default;
 };
 
 Result<BindSpec> ParseBindSpec(const std::string& text);

@@ -17,6 +17,8 @@ struct AckMode {
   enum class Kind { kTimer, kManual };
   Kind kind = Kind::kTimer;
   double timer_seconds = 1.0;  // kTimer: a worker alive this long counts as ready
+
+  bool operator==(const AckMode&) const = default;
 };
 Result<AckMode> ParseAckMode(const std::string& text);
 
@@ -27,6 +29,8 @@ struct NiceSpec {
   std::optional<int> master;
   std::optional<int> worker;
   std::string renice_cmd;
+
+  bool operator==(const NiceSpec&) const = default;
 };
 Result<NiceSpec> ParseNiceSpec(const std::string& text);
 
@@ -59,6 +63,8 @@ struct Options {
   int upgrade_max_failures = 3;  // --upgrade-max-failures: new-worker deaths before ready
   bool canary = true;            // --no-canary turns it off
   Signal drain_signal = Signal::kUsr2;  // --drain-signal
+
+  bool operator==(const Options&) const = default;
 };
 
 // sockaddr_un.sun_path holds 108 bytes including the terminating NUL.

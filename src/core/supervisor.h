@@ -76,6 +76,8 @@ struct SupervisorConfig {
   UpgradePolicy upgrade;
   // A rolled-back worker that ignores the drain signal is killed after -t, or after this.
   Duration rollback_kill_after = Seconds(10);
+
+  bool operator==(const SupervisorConfig&) const = default;
 };
 SupervisorConfig ConfigFromOptions(const Options& o, std::uint64_t jitter_seed);
 
@@ -94,6 +96,8 @@ struct Worker {
   std::optional<Time> kill_at;      // SIGKILL then, if still alive
   bool killed = false;              // SIGKILL already sent
   std::optional<Time> pinged_at;    // last worker:ping
+
+  bool operator==(const Worker&) const = default;
 };
 
 struct Slot {
@@ -103,6 +107,8 @@ struct Slot {
   int consecutive_failures = 0;
   std::optional<Time> respawn_at;   // pending respawn
   std::optional<ExitStatus> last_exit;
+
+  bool operator==(const Slot&) const = default;
 };
 
 enum class StopKind { kDrain, kTerminate, kQuit };
@@ -119,6 +125,8 @@ struct UpgradeProgress {
   int old_at_start = 0;     // workers serving when this upgrade began
   int reported_ready = -1;  // the last Progress line sent, to send only changes
   int reported_drained = -1;
+
+  bool operator==(const UpgradeProgress&) const = default;
 };
 
 struct UpgradeResult {
@@ -126,6 +134,8 @@ struct UpgradeResult {
   int generation = 0;  // the generation the upgrade was to
   std::string reason;  // why it was rolled back
   Time finished_at{};
+
+  bool operator==(const UpgradeResult&) const = default;
 };
 
 struct UpgradeStart {
@@ -133,9 +143,39 @@ struct UpgradeStart {
   std::string message;  // Einhorn's first reply, or why not
 };
 
+// Everything a Supervisor holds, for a master re-exec (core/state.h carries it across). Times
+// are the shell's monotonic clock (CLOCK_MONOTONIC), which an exec does not reset.
+struct SupervisorSnapshot {
+  SupervisorConfig config;      // its target is the live one (after resizes)
+  std::mt19937_64 rng;          // the jitter's generator, mid-stream
+  std::vector<Worker> workers;  // ascending pid
+  std::vector<Slot> slots;
+  int generation = 1;
+  int next_generation = 2;
+  std::optional<UpgradeProgress> upgrade;
+  std::optional<UpgradeResult> last_upgrade;
+  std::optional<StopKind> stopping;
+  bool finished = false;
+  int exit_code = 0;
+
+  bool operator==(const SupervisorSnapshot&) const = default;
+};
+
+// The structure Supervisor::Restore relies on (one slot per target worker, each slot's worker
+// exists and points back at it, pids unique, indexes in range, times and counters in ranges
+// that cannot overflow): ok, or one line naming the offending field. DecodeState checks it;
+// every Snapshot() taken after Start passes.
+Status CheckSnapshot(const SupervisorSnapshot& snapshot);
+
 class Supervisor {
  public:
   Supervisor(SupervisorConfig config, Effects& effects);
+  // A supervisor that behaves from here on exactly as the one that took the snapshot would
+  // have (same decisions, same jitter). The snapshot must pass CheckSnapshot. No effect is
+  // called: the shell has to find out itself which workers died while it was not looking
+  // (sweep, then ChildExited). supervisor_snapshot.cc.
+  static Supervisor Restore(SupervisorSnapshot snapshot, Effects& effects);
+  SupervisorSnapshot Snapshot() const;
 
   void Start(Time now);
   void ChildExited(Pid pid, const ExitStatus& status, Time now);

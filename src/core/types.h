@@ -30,6 +30,8 @@ struct ExitStatus {
   bool signaled = false;
   int code = 0;  // exit code, or the signal number when signaled
   std::string ToString() const;  // "exit 3", "signal 9"
+
+  bool operator==(const ExitStatus&) const = default;
 };
 
 enum class LogLevel { kDebug, kInfo, kWarn, kError };

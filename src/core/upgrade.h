@@ -35,6 +35,8 @@ struct UpgradePolicy {
   std::optional<Duration> ack_timeout;      // per new worker
   std::optional<Duration> upgrade_timeout;  // whole upgrade
   int max_failures = 3;                     // new workers dying before ready
+
+  bool operator==(const UpgradePolicy&) const = default;
 };
 
 struct PoolCounts {

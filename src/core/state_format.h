@@ -1,0 +1,185 @@
+// The building blocks of the re-exec state (core/state.h), apart from its schema: a writer for
+// the small YAML subset EncodeState emits, and a strict reader that builds a plain tree from
+// yaml-cpp's events and refuses anything outside that subset. Internal to state.cc: the
+// reader reports errors by throwing Bad, which DecodeState turns into its Result.
+//
+// The subset: block mappings for sections, one flow mapping per record, block sequences of
+// records or strings, and scalars that are plain (decimal integers, shortest-form doubles,
+// true/false, enum names, null), double-quoted printable ASCII, or `!!binary` base64 for a
+// string with any other byte.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/state.h"
+#include "core/types.h"
+
+namespace einhorn::core::state_format {
+
+// An enum's values and their names in the format.
+template <typename E>
+using Names = std::initializer_list<std::pair<E, std::string_view>>;
+
+// ---------------------------------------------------------------------------------------
+// Writing: each function returns one scalar or flow collection as text.
+
+std::string Str(std::string_view s);  // double-quoted, or !!binary when not printable ASCII
+std::string Int(long long v);
+std::string U64(std::uint64_t v);
+std::string Bool(bool v);
+std::string Ns(Duration d);  // integer nanoseconds
+std::string Dbl(double v);   // shortest text that reads back as the same double
+
+template <typename E>
+std::string Name(const Names<E>& names, E value) {
+  for (const auto& [v, name] : names) {
+    if (v == value) return std::string(name);
+  }
+  return "?";  // an enumerator missing from its table: the reader refuses it, tests catch it
+}
+template <typename T, typename F>
+std::string Opt(const std::optional<T>& v, F encode) {
+  return v ? encode(*v) : "null";
+}
+template <typename T, typename F>
+std::vector<std::string> Each(const std::vector<T>& items, F encode) {
+  std::vector<std::string> out;
+  out.reserve(items.size());
+  for (const T& item : items) out.push_back(encode(item));
+  return out;
+}
+
+// A flow mapping, {key: value, ...}, from values already written.
+class Flow {
+ public:
+  Flow& Add(std::string_view key, const std::string& value);
+  std::string Done() const;
+
+ private:
+  std::string text_;
+};
+
+// A block mapping at some indent, appended straight to one string.
+class Block {
+ public:
+  Block(std::string* out, int indent) : out_(out), indent_(indent) {}
+  void Scalar(std::string_view key, const std::string& value);
+  Block Map(std::string_view key);  // the nested mapping's entries go to the Block returned
+  void List(std::string_view key, const std::vector<std::string>& items);
+
+ private:
+  void Key(std::string_view key);
+  std::string* out_;
+  int indent_;
+};
+
+// ---------------------------------------------------------------------------------------
+// Reading
+
+class Bad : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The document as a plain tree (yaml-cpp's own node graph takes several times longer to build
+// and is larger).
+struct Node {
+  enum class Kind : unsigned char { kNull, kScalar, kSequence, kMap };
+  Kind kind = Kind::kNull;
+  std::string tag;  // "?" for a plain scalar, "!" for a quoted one, or a tag such as !!binary's
+  std::string scalar;
+  std::vector<Node> items;  // kSequence: the elements; kMap: key, value, key, value, ...
+};
+
+// Checks the size and the bytes (printable ASCII and '\n' only), then parses one document in a
+// single pass over yaml-cpp's events that refuses anchors, aliases, local tags, a second
+// document, nesting deeper or nodes more than the limits allow, and builds the tree.
+// Throws Bad or YAML::Exception.
+Node Parse(std::string_view bytes, const StateLimits& limits);
+
+// A node and where it is ("supervisor.workers[3].ready_at"); the path is only spelled out for
+// a message. Parents outlive their children: decoding descends the call stack.
+struct In {
+  const Node& node;
+  const In* parent = nullptr;
+  std::string_view key{};  // the key in the parent mapping, or empty in a list
+  size_t index = 0;        // the index in the parent list
+
+  std::string Path() const;
+};
+
+// Throws Bad("PATH: what").
+[[noreturn]] void Fail(const In& in, const std::string& what);
+
+// Typed scalars. Numbers, booleans and names must be plain (a quoted "5" is a string);
+// integers are canonical decimal (no "010", "0x10", "+1" or "-0").
+const std::string& PlainText(const In& in, const char* expected);
+long long Integer(const In& in, long long lo, long long hi);
+int I32(const In& in);
+Duration Nanos(const In& in);
+std::uint64_t Unsigned(const In& in);
+bool Boolean(const In& in);
+double Double(const In& in);       // finite only
+std::string String(const In& in);  // double-quoted, or !!binary with canonical base64
+
+template <typename E>
+E Enum(const In& in, const Names<E>& names) {
+  const std::string& text = PlainText(in, "a name");
+  std::string all;
+  for (const auto& [value, name] : names) {
+    if (text == name) return value;
+    all += all.empty() ? "" : ", ";
+    all += name;
+  }
+  Fail(in, "expected one of " + all);
+}
+template <typename F>
+auto Opt(const In& in, F decode) -> std::optional<decltype(decode(in))> {
+  if (in.node.kind == Node::Kind::kNull) return std::nullopt;
+  return decode(in);
+}
+template <typename F>
+auto List(const In& in, F decode) {
+  if (in.node.kind != Node::Kind::kSequence) Fail(in, "expected a list");
+  std::vector<decltype(decode(in))> out;
+  out.reserve(in.node.items.size());
+  for (size_t i = 0; i < in.node.items.size(); ++i) {
+    out.push_back(decode(In{in.node.items[i], &in, {}, i}));
+  }
+  return out;
+}
+
+// A mapping whose keys must each be taken with Get once; Done() refuses any left over, and a
+// key that appears twice is refused at once.
+class MapIn {
+ public:
+  explicit MapIn(const In& in);
+  MapIn(const MapIn&) = delete;  // the Ins it hands out point at in_
+  MapIn& operator=(const MapIn&) = delete;
+
+  bool Has(std::string_view key) const { return Find(key) != nullptr; }
+  In Get(std::string_view key);  // a missing key is refused
+  void Done() const;
+
+ private:
+  struct Entry {
+    std::string_view key;
+    const Node* value;
+    mutable bool used;
+  };
+  In Child(const Entry& e) const { return In{*e.value, &in_, e.key}; }
+  const Entry* Find(std::string_view key) const;
+
+  In in_;
+  std::vector<Entry> entries_;  // in document order
+  std::vector<size_t> sorted_;  // indexes into entries_, by key
+};
+
+}  // namespace einhorn::core::state_format
