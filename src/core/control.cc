@@ -31,29 +31,8 @@ std::optional<wire::Reply> CheckArgs(const wire::Request& r) {
   return Err("Args must be an array");
 }
 
-// Einhorn reports names as Ruby's inspect does: in double quotes, with quotes, backslashes and
-// control characters escaped.
-std::string Quoted(const std::string& s) {
-  std::string out = "\"";
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02X", c);
-      out += buf;
-    } else {
-      out += ch;
-    }
-  }
-  return out + "\"";
-}
+// Einhorn reports names as Ruby's inspect does.
+std::string Quoted(const std::string& s) { return wire::RubyStringInspect(s); }
 
 // Einhorn upcases a signal name and drops "SIG" before it looks it up, and reports it so.
 std::string SignalArgText(std::string name) {

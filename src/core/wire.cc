@@ -14,6 +14,50 @@
 #include <utility>
 
 namespace einhorn::core::wire {
+
+std::string RubyStringInspect(std::string_view s) {
+  std::string out = "\"";
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\x1b':
+        out += "\\e";
+        break;
+      case '#':
+        if (i + 1 < s.size() && (s[i + 1] == '{' || s[i + 1] == '$' || s[i + 1] == '@')) {
+          out += "\\#";
+        } else {
+          out += '#';
+        }
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20 || c == '\x7f') {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\x%02X", static_cast<unsigned char>(c));
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
 namespace {
 
 // ---------------------------------------------------------------------------------------
@@ -390,50 +434,6 @@ YAML::Node LoadGuarded(std::string_view raw, const Limits& limits) {
 
 // ---------------------------------------------------------------------------------------
 // Requests
-
-// Ruby's String#inspect, near enough for an error message.
-std::string RubyStringInspect(std::string_view s) {
-  std::string out = "\"";
-  for (size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\x1b':
-        out += "\\e";
-        break;
-      case '#':
-        if (i + 1 < s.size() && (s[i + 1] == '{' || s[i + 1] == '$' || s[i + 1] == '@')) {
-          out += "\\#";
-        } else {
-          out += '#';
-        }
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20 || c == '\x7f') {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\x%02X", static_cast<unsigned char>(c));
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
-}
 
 // Ruby's #inspect of what Psych would have built, for "Argument is a X, not a string: Y".
 // Bounded by the guard (depth and node count).

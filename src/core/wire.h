@@ -23,6 +23,9 @@ namespace einhorn::core::wire {
 inline constexpr size_t kMaxLineBytes = 64 * 1024;
 
 std::string Escape(std::string_view payload);
+// Ruby's String#inspect, near enough for error messages quoting what a client sent
+// (Einhorn's replies are built with it: `Invalid signal: "FOO"`).
+std::string RubyStringInspect(std::string_view s);
 std::string Unescape(std::string_view line);
 
 // Splits a byte stream into lines. A line longer than the limit (without its '\n') puts the
