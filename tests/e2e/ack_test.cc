@@ -5,21 +5,10 @@
 #include "control_client.h"
 #include "core/pool_status.h"
 #include "harness.h"
+#include "pool_query.h"
 
 namespace einhorn::test {
 namespace {
-
-std::string Sock(const MasterRun& m) { return m.dir().File("einhorn.sock"); }
-
-std::optional<core::PoolStatus> Status(const MasterRun& m) {
-  ControlClient c(Sock(m));
-  if (!c.connected()) return std::nullopt;
-  auto reply = c.Ask("{\"id\": 1, \"command\": \"status\"}\n");
-  if (!reply) return std::nullopt;
-  auto status = core::PoolStatusFromYaml(reply->message);
-  if (!status.ok()) return std::nullopt;
-  return status.value();
-}
 
 int Ready(const MasterRun& m) {
   auto st = Status(m);
