@@ -164,6 +164,12 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
   }
   o.verbosity = std::clamp(1 + quiet - verbose, 0, 2);
   o.canary = !no_canary;
+  // An Einhorn command line with a long timer ack (-m 90) must keep working: the default
+  // ack timeout then leaves the timer a minute of room. Only explicit contradictions are errors.
+  if (app.count("--ack-timeout") == 0 && o.ack_mode.kind == AckMode::Kind::kTimer &&
+      o.ack_mode.timer_seconds >= o.ack_timeout) {
+    o.ack_timeout = o.ack_mode.timer_seconds + 60;
+  }
   if (app.count("--max-unacked") > 0) o.max_unacked = max_unacked;
   if (app.count("--max-upgrade-additional") > 0) o.max_upgrade_additional = max_upgrade_additional;
   if (!drain_signal.empty() && !ParseSignalName(drain_signal, &o.drain_signal)) {

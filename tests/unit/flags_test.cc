@@ -197,6 +197,11 @@ TEST_CASE("upgrade flags") {
   CHECK(UsageErr({"--ack-timeout=-1", "x"}).find("--ack-timeout must be") != std::string::npos);
   CHECK(UsageErr({"--upgrade-timeout=nan", "x"}).find("--upgrade-timeout") != std::string::npos);
   CHECK(UsageErr({"--upgrade-max-failures=0", "x"}).find("at least 1") != std::string::npos);
+  // A long timer ack moves the default ack timeout; an explicit contradiction is refused.
+  CHECK(Run({"-m", "90", "x"}).ack_timeout == 150);
+  CHECK(Run({"-m", "2", "--ack-timeout", "0", "x"}).ack_timeout == 0);
+  CHECK(UsageErr({"-m", "5", "--ack-timeout", "5", "x"}).find("must be shorter than --ack-timeout") !=
+        std::string::npos);
   CHECK(UsageErr({"--drain-signal", "BOGUS", "x"}) ==
         "einhorn-cpp: --drain-signal: unknown signal 'BOGUS'");
 }
