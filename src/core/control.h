@@ -26,6 +26,8 @@ struct Peer {
   std::vector<Pid> lineage;
   // Set on a worker's private -g channel: acks there count for this worker only.
   std::optional<Pid> bound_worker;
+
+  bool operator==(const Peer&) const = default;
 };
 
 class ControlHost {

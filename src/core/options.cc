@@ -108,6 +108,9 @@ Status Validate(const Options& o) {
     return Status::Error("no worker command given (usage: einhorn-cpp [options] [--] COMMAND [ARGS...])");
   }
   if (o.command.front().empty()) return Status::Error("the worker command is an empty string");
+  if (!o.reexec_as.empty() && o.reexec_as.front().empty()) {
+    return Status::Error("--reexec-as: the program to exec is an empty string");
+  }
   if (o.max_unacked && *o.max_unacked < 1) {
     return Status::Error("--max-unacked must be at least 1");
   }

@@ -54,6 +54,9 @@ struct Options {
   std::vector<std::string> control_allow_uids;  // names or numbers
   std::vector<std::string> control_allow_gids;
   std::vector<std::string> command;  // worker argv, never empty after validation
+  // --reexec-as CMDLINE, shell-split (core/shell_words.h): what a reload execs instead of this
+  // binary, as Einhorn (`env FOO=bar /usr/local/bin/einhorn-cpp`). Empty: re-exec ourselves.
+  std::vector<std::string> reexec_as;
 
   // Upgrades (see core/upgrade.h). Unset max_unacked means the number of CPUs, as Einhorn.
   std::optional<int> max_unacked;             // --max-unacked: unready new workers at a time

@@ -6,6 +6,7 @@
 #include <yaml-cpp/exceptions.h>
 
 #include <exception>
+#include <limits>
 #include <locale>
 #include <map>
 #include <sstream>
@@ -22,10 +23,13 @@ using namespace state_format;  // NOLINT(build/namespaces)
 // structured binding must name every field) until the codec below carries it, and a test
 // sets it.
 [[maybe_unused]] void EveryFieldIsCarried(const MasterState& m) {
-  [[maybe_unused]] const auto& [m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11] = m;
+  [[maybe_unused]] const auto& [m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11, m12, m13, m14] = m;
   [[maybe_unused]] const auto& [l1, l2, l3, l4, l5, l6] = m.control;
+  [[maybe_unused]] const auto& [k1, k2, k3, k4] = MasterState::Client{};
+  [[maybe_unused]] const auto& [q1, q2, q3, q4, q5] = Peer{};
+  [[maybe_unused]] const auto& [i1, i2] = wire::Id{};
   [[maybe_unused]] const auto& [o1, o2, o3, o4, o5, o6, o7, o8, o9, o10, o11, o12, o13, o14, o15,
-                                o16, o17, o18, o19, o20, o21, o22, o23, o24, o25] = m.options;
+                                o16, o17, o18, o19, o20, o21, o22, o23, o24, o25, o26] = m.options;
   [[maybe_unused]] const auto& [b1, b2, b3, b4, b5, b6, b7, b8] = BindSpec{};
   [[maybe_unused]] const auto& [a1, a2] = m.options.ack_mode;
   [[maybe_unused]] const auto& [n1, n2, n3] = m.options.nice;
@@ -53,6 +57,10 @@ const Names<WorkerState> kWorkerStates = {{WorkerState::kBooting, "booting"},
                                           {WorkerState::kDraining, "draining"}};
 const Names<UpgradeStrategy> kStrategies = {{UpgradeStrategy::kSmooth, "smooth"},
                                             {UpgradeStrategy::kFleet, "fleet"}};
+const Names<wire::Id::Kind> kIdKinds = {{wire::Id::Kind::kInt, "int"},
+                                         {wire::Id::Kind::kFloat, "float"},
+                                         {wire::Id::Kind::kBool, "bool"},
+                                         {wire::Id::Kind::kString, "string"}};
 const Names<StopKind> kStopKinds = {
     {StopKind::kDrain, "drain"}, {StopKind::kTerminate, "terminate"}, {StopKind::kQuit, "quit"}};
 const Names<Signal> kSignals = {{Signal::kHup, "SIGHUP"},   {Signal::kInt, "SIGINT"},
@@ -107,6 +115,7 @@ void EncodeOptions(const Options& o, Block b) {
   b.List("control_allow_uids", Each(o.control_allow_uids, Str));
   b.List("control_allow_gids", Each(o.control_allow_gids, Str));
   b.List("command", Each(o.command, Str));
+  b.List("reexec_as", Each(o.reexec_as, Str));
   b.Scalar("max_unacked", Opt(o.max_unacked, Int));
   b.Scalar("max_upgrade_additional", Opt(o.max_upgrade_additional, Int));
   b.Scalar("ack_timeout", Dbl(o.ack_timeout));
@@ -224,6 +233,24 @@ std::string EncodeListener(const MasterState::Listener& l) {
       .Done();
 }
 
+std::string EncodeClient(const MasterState::Client& c) {
+  const Peer& p = c.peer;
+  return Flow()
+      .Add("fd", Int(c.fd))
+      .Add("peer", Flow()
+                       .Add("pid", Int(p.pid))
+                       .Add("uid", Int(p.uid))
+                       .Add("gid", Int(p.gid))
+                       .Add("lineage", Seq(Each(p.lineage, [](Pid pid) { return Int(pid); })))
+                       .Add("bound_worker", Opt(p.bound_worker, [](Pid pid) { return Int(pid); }))
+                       .Done())
+      .Add("pending_input", Str(c.pending_input))
+      .Add("upgrade_id", Opt(c.upgrade_id, [](const wire::Id& id) {
+             return Flow().Add("kind", Name(kIdKinds, id.kind)).Add("text", Str(id.text)).Done();
+           }))
+      .Done();
+}
+
 // ---------------------------------------------------------------------------------------
 // Decoding (errors are thrown as Bad, with the key path, and become a Result at DecodeState)
 
@@ -278,6 +305,7 @@ Options DecodeOptions(const In& in) {
   o.control_allow_uids = List(m.Get("control_allow_uids"), String);
   o.control_allow_gids = List(m.Get("control_allow_gids"), String);
   o.command = List(m.Get("command"), String);
+  o.reexec_as = List(m.Get("reexec_as"), String);
   o.max_unacked = Opt(m.Get("max_unacked"), I32);
   o.max_upgrade_additional = Opt(m.Get("max_upgrade_additional"), I32);
   o.ack_timeout = Double(m.Get("ack_timeout"));
@@ -426,9 +454,36 @@ MasterState::Listener DecodeListener(const In& in) {
   return l;
 }
 
-std::pair<Pid, int> DecodeChannel(const In& in) {
+wire::Id DecodeId(const In& in) {
   MapIn m(in);
-  std::pair<Pid, int> c{I32(m.Get("pid")), I32(m.Get("fd"))};
+  wire::Id id;
+  id.kind = Enum(m.Get("kind"), kIdKinds);
+  id.text = String(m.Get("text"));
+  m.Done();
+  return id;
+}
+
+Peer DecodePeer(const In& in) {
+  MapIn m(in);
+  Peer p;
+  constexpr long long kMaxId = std::numeric_limits<int>::max();
+  const auto pid = [](const In& p_in) { return static_cast<Pid>(Integer(p_in, 1, kMaxId)); };
+  p.pid = static_cast<Pid>(Integer(m.Get("pid"), 0, kMaxId));  // 0: unknown
+  p.uid = static_cast<int>(Integer(m.Get("uid"), -1, kMaxId));
+  p.gid = static_cast<int>(Integer(m.Get("gid"), -1, kMaxId));
+  p.lineage = List(m.Get("lineage"), pid);
+  p.bound_worker = Opt(m.Get("bound_worker"), pid);
+  m.Done();
+  return p;
+}
+
+MasterState::Client DecodeClient(const In& in) {
+  MapIn m(in);
+  MasterState::Client c;
+  c.fd = I32(m.Get("fd"));
+  c.peer = DecodePeer(m.Get("peer"));
+  c.pending_input = String(m.Get("pending_input"));
+  c.upgrade_id = Opt(m.Get("upgrade_id"), DecodeId);
   m.Done();
   return c;
 }
@@ -447,14 +502,16 @@ void CheckFds(const MasterState& s) {
   }
   add(s.control.fd, "control.fd", true);
   std::map<Pid, size_t> channel_of;
-  for (size_t i = 0; i < s.worker_channels.size(); ++i) {
-    const std::string at = "worker_channels[" + std::to_string(i) + "]";
-    const Pid pid = s.worker_channels[i].first;
-    if (pid <= 0) throw Bad(at + ".pid: " + std::to_string(pid) + " is not a pid");
-    if (!channel_of.emplace(pid, i).second) {
-      throw Bad(at + ".pid: worker " + std::to_string(pid) + " has another channel");
+  for (size_t i = 0; i < s.clients.size(); ++i) {
+    const std::string at = "clients[" + std::to_string(i) + "]";
+    add(s.clients[i].fd, at + ".fd", false);
+    // A -g channel is the one place a worker's acks count: two would be ambiguous.
+    if (const std::optional<Pid> worker = s.clients[i].peer.bound_worker) {
+      if (!channel_of.emplace(*worker, i).second) {
+        throw Bad(at + ".peer.bound_worker: worker " + std::to_string(*worker) +
+                  " has another channel");
+      }
     }
-    add(s.worker_channels[i].second, at + ".fd", false);
   }
   add(s.lock_fd, "lock_fd", true);
 }
@@ -492,13 +549,23 @@ MasterState DecodeOrThrow(std::string_view bytes, const StateLimits& limits) {
   s.written_by = String(top.Get("written_by"));
   s.options = DecodeOptions(top.Get("options"));
   s.command_path = String(top.Get("command_path"));
+  {
+    const In self_path = top.Get("self_path");
+    s.self_path = String(self_path);
+    // A relative path would resolve against whatever the cwd is at the next reload.
+    if (!s.self_path.empty() && s.self_path.front() != '/') {
+      Fail(self_path, "not an absolute path");
+    }
+  }
   s.supervisor = DecodeSupervisor(top.Get("supervisor"));
   s.verbosity = I32(top.Get("verbosity"));
   s.listeners = List(top.Get("listeners"), DecodeListener);
   s.control = DecodeListener(top.Get("control"));
-  s.worker_channels = List(top.Get("worker_channels"), DecodeChannel);
+  s.clients = List(top.Get("clients"), DecodeClient);
   s.lock_fd = I32(top.Get("lock_fd"));
   s.startup_env = List(top.Get("startup_env"), String);
+  s.then_upgrade = Opt(top.Get("then_upgrade"), [](const In& k) { return Enum(k, kStrategies); });
+  s.reloads = static_cast<int>(Integer(top.Get("reloads"), 0, std::numeric_limits<int>::max()));
   top.Done();
 
   if (Status st = Validate(s.options); !st.ok()) throw Bad("options: " + st.message());
@@ -519,15 +586,17 @@ std::string EncodeState(const MasterState& s) {
   b.Scalar("written_by", Str(s.written_by));
   EncodeOptions(s.options, b.Map("options"));
   b.Scalar("command_path", Str(s.command_path));
+  b.Scalar("self_path", Str(s.self_path));
   EncodeSupervisor(s.supervisor, b.Map("supervisor"));
   b.Scalar("verbosity", Int(s.verbosity));
   b.List("listeners", Each(s.listeners, EncodeListener));
   b.Scalar("control", EncodeListener(s.control));
-  b.List("worker_channels", Each(s.worker_channels, [](const std::pair<Pid, int>& c) {
-           return Flow().Add("pid", Int(c.first)).Add("fd", Int(c.second)).Done();
-         }));
+  b.List("clients", Each(s.clients, EncodeClient));
   b.Scalar("lock_fd", Int(s.lock_fd));
   b.List("startup_env", Each(s.startup_env, Str));
+  b.Scalar("then_upgrade",
+           Opt(s.then_upgrade, [](UpgradeStrategy k) { return Name(kStrategies, k); }));
+  b.Scalar("reloads", Int(s.reloads));
   b.Scalar("end", "true");
   return out;
 }

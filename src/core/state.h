@@ -1,7 +1,10 @@
 // The master's state carried across its own re-exec (`reload`): the old image encodes it into a
-// memfd, execs the new binary with `--with-state-fd FD`, and the new image decodes it and
-// carries on with the same pid, children and fds. Pure: the shell does the memfd, the fds and
-// the exec.
+// memfd, execs the new binary (options.reexec_as, or self_path) with `--with-state-fd FD --
+// CMD...`, and the new image decodes it and carries on with the same pid, children and fds:
+// the listeners, the command socket, the lock, and every open command-socket connection and
+// -g worker channel with its half-read line and upgrade subscription. A pre-flight child
+// (`--upgrade-check --with-state-fd FD`) decodes the same bytes first. Pure: the shell does
+// the memfd, the fds and the exec.
 //
 // The format is one YAML document, versioned:
 //   format: "einhorn-cpp-state"
@@ -22,15 +25,18 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "core/bind_spec.h"
+#include "core/control.h"
 #include "core/options.h"
 #include "core/status.h"
 #include "core/supervisor.h"
+#include "core/wire.h"
 
 namespace einhorn::core {
 
@@ -46,6 +52,9 @@ struct MasterState {
   std::string written_by;    // the version of the binary that wrote it (kVersion), for messages
   Options options;           // as the old master ran with them (max_unacked filled in)
   std::string command_path;  // the worker executable the old master resolved
+  // The absolute path of the einhorn-cpp binary that a reload execs when options.reexec_as
+  // is empty (the path as started, not /proc/self/exe, so that a new binary is picked up).
+  std::string self_path;
   SupervisorSnapshot supervisor;
   int verbosity = 1;  // the live one (quieter/louder), not options.verbosity
 
@@ -62,10 +71,23 @@ struct MasterState {
   };
   std::vector<Listener> listeners;  // in -b order (fd 3+i in the workers)
   Listener control;                 // the command socket (fd -1: none)
-  // -g: each worker's channel, the master's end of its socketpair.
-  std::vector<std::pair<Pid, int>> worker_channels;
+
+  // One command-socket connection or -g worker channel (peer.bound_worker set), kept open
+  // across the exec.
+  struct Client {
+    int fd = -1;
+    Peer peer;                            // as the old master read it at accept
+    std::string pending_input;            // the bytes of a half-received line (any bytes)
+    std::optional<wire::Id> upgrade_id;  // subscribed to the upgrade's streamed messages
+
+    bool operator==(const Client&) const = default;
+  };
+  std::vector<Client> clients;
   int lock_fd = -1;                      // the held flock on options.lockfile (-1: none)
   std::vector<std::string> startup_env;  // the environment the first master started with
+  // reload as the first step of `upgrade`: the worker upgrade the new image starts once up.
+  std::optional<UpgradeStrategy> then_upgrade;
+  int reloads = 0;  // how many times this master (this pid) has re-exec'd itself
 
   bool operator==(const MasterState&) const = default;
 };
@@ -82,7 +104,9 @@ struct StateLimits {
 };
 
 // Besides the format checks above: every fd is >= 0 (control.fd and lock_fd may be -1) and
-// no fd appears twice; the options pass Validate. Takes 1 to 1.5 s for 10,000 workers in the
+// no fd appears twice (listeners, control, clients, lock); a client's peer has pid >= 0,
+// uid and gid >= -1, lineage pids > 0, and bound_worker > 0 with at most one channel per
+// worker; self_path is empty or absolute; reloads >= 0; the options pass Validate. Takes 1 to 1.5 s for 10,000 workers in the
 // middle of a fleet upgrade (5 MB), 0.1 s for 1,000 (optimised build; yaml-cpp's scanner is
 // most of it). EncodeState is ten times faster.
 Result<MasterState> DecodeState(std::string_view bytes, const StateLimits& limits = {});

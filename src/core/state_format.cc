@@ -178,6 +178,15 @@ std::string Dbl(double v) {
   return ec == std::errc() ? std::string(buf.data(), end) : "nan";
 }
 
+std::string Seq(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += ", ";
+    out += items[i];
+  }
+  return out + "]";
+}
+
 Flow& Flow::Add(std::string_view key, const std::string& value) {
   text_ += text_.empty() ? "{" : ", ";
   text_ += key;

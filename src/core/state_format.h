@@ -3,8 +3,8 @@
 // yaml-cpp's events and refuses anything outside that subset. Internal to state.cc: the
 // reader reports errors by throwing Bad, which DecodeState turns into its Result.
 //
-// The subset: block mappings for sections, one flow mapping per record, block sequences of
-// records or strings, and scalars that are plain (decimal integers, shortest-form doubles,
+// The subset: block mappings for sections, one flow mapping per record (which may nest flow
+// mappings and flow sequences of scalars), block sequences of records or strings, and scalars that are plain (decimal integers, shortest-form doubles,
 // true/false, enum names, null), double-quoted printable ASCII, or `!!binary` base64 for a
 // string with any other byte.
 #pragma once
@@ -55,6 +55,9 @@ std::vector<std::string> Each(const std::vector<T>& items, F encode) {
   for (const T& item : items) out.push_back(encode(item));
   return out;
 }
+
+// A flow sequence, [a, b, ...], of values already written.
+std::string Seq(const std::vector<std::string>& items);
 
 // A flow mapping, {key: value, ...}, from values already written.
 class Flow {

@@ -42,6 +42,8 @@ class LineBuffer {
   std::optional<std::string> NextLine();
   bool overflowed() const { return overflowed_; }
   size_t pending_bytes() const { return buffer_.size() - start_; }
+  // The bytes not yet returned by NextLine (a master re-exec carries them over).
+  std::string_view pending() const { return std::string_view(buffer_).substr(start_); }
 
  private:
   size_t max_line_;
@@ -57,6 +59,8 @@ struct Id {
   enum class Kind { kInt, kFloat, kBool, kString };
   Kind kind = Kind::kString;
   std::string text;  // the scalar as written (kString: the decoded value; kBool: "true")
+
+  bool operator==(const Id&) const = default;
 };
 
 struct Request {

@@ -87,6 +87,7 @@ Options RichOptions() {
   o.control_allow_gids = {"wheel"};
   o.command = HostileStrings();
   o.command.front() = "/bin/app";
+  o.reexec_as = {"env", "A=b c", "", "/usr/local/bin/einhorn-cpp \xff"};
   o.max_unacked = 2;
   o.max_upgrade_additional = 0;
   o.ack_timeout = 30;
@@ -128,6 +129,7 @@ MasterState RichState() {
   m.written_by = "0.1.0 \xff";
   m.options = RichOptions();
   m.command_path = "/usr/local/bin/app \xc3\xa9";
+  m.self_path = "/usr/local/bin/einhorn-cpp \"\xff\"";
   m.supervisor = RichSnapshot(m.options);
   m.verbosity = 2;
   MasterState::Listener first;
@@ -150,10 +152,29 @@ MasterState RichState() {
   m.control.owns_path = true;
   m.control.path_dev = 2049;
   m.control.path_ino = 77;
-  m.worker_channels = {{105, 9}, {107, 11}};
+  // Two -g channels (one with half an ack in it) and two command-socket connections that
+  // follow an upgrade, one from a peer whose credentials were unknown.
+  MasterState::Client channel;
+  channel.fd = 9;
+  channel.peer = Peer{105, 0, 0, {105, 1}, 105};
+  MasterState::Client acking;
+  acking.fd = 11;
+  acking.peer = Peer{107, 1000, 1000, {107}, 107};
+  acking.pending_input = "{\"command\":\"worker:a";
+  MasterState::Client watcher;
+  watcher.fd = 12;
+  watcher.peer = Peer{4242, 1001, 1002, {4242, 4000, 1}, std::nullopt};
+  watcher.pending_input = "%0A\xff\0\r"s;
+  watcher.upgrade_id = wire::Id{wire::Id::Kind::kInt, "7"};
+  MasterState::Client unknown;
+  unknown.fd = 2;
+  unknown.upgrade_id = wire::Id{wire::Id::Kind::kString, "id \"x\"\n\xff"};
+  m.clients = {channel, acking, watcher, unknown};
   m.lock_fd = 5;
   m.startup_env = HostileStrings();
   m.startup_env.push_back("PATH=/usr/bin:/bin");
+  m.then_upgrade = UpgradeStrategy::kSmooth;
+  m.reloads = 3;
   return m;
 }
 
@@ -213,7 +234,23 @@ TEST_CASE("the rich test state sets every field") {
   CHECK(o.upgrade_max_failures != od.upgrade_max_failures);
   CHECK(o.canary != od.canary);
   CHECK(o.drain_signal != od.drain_signal);
+  CHECK(o.reexec_as != od.reexec_as);
   for (const BindSpec& b : o.binds) CHECK(b != BindSpec{});
+
+  CHECK(m.self_path != d.self_path);
+  CHECK(m.then_upgrade != d.then_upgrade);
+  CHECK(m.reloads != d.reloads);
+  const MasterState::Client dk;
+  bool bound = false, unbound = false, half_line = false, subscribed = false, peer_set = false;
+  for (const MasterState::Client& k : m.clients) {
+    CHECK(k.fd != dk.fd);
+    bound |= k.peer.bound_worker.has_value();
+    unbound |= !k.peer.bound_worker;
+    half_line |= !k.pending_input.empty();
+    subscribed |= k.upgrade_id.has_value();
+    peer_set |= k.peer.pid != 0 && k.peer.uid != -1 && k.peer.gid != -1 && !k.peer.lineage.empty();
+  }
+  CHECK((bound && unbound && half_line && subscribed && peer_set));
 
   const SupervisorSnapshot& s = m.supervisor;
   const SupervisorConfig dc;
@@ -300,6 +337,7 @@ TEST_CASE("a rich state round-trips to an equal state") {
   CHECK(back.value().supervisor == m.supervisor);
   CHECK(back.value().listeners == m.listeners);
   CHECK(back.value().startup_env == m.startup_env);
+  CHECK(back.value().clients == m.clients);
   CHECK(back.value() == m);
   // One encoding per value.
   CHECK(EncodeState(back.value()) == text);
@@ -334,6 +372,10 @@ TEST_CASE("every string field keeps any bytes") {
     m.written_by = hostile;
     m.listeners[1].bound = hostile;
     m.startup_env = {hostile, hostile + "=" + hostile};
+    m.options.reexec_as = {"/bin/e", hostile};
+    m.self_path = "/" + hostile;
+    m.clients[1].pending_input = hostile;
+    m.clients[2].upgrade_id->text = hostile;
     m.supervisor.upgrade->last_failure = hostile;
     m.supervisor.last_upgrade->reason = hostile;
     const Result<MasterState> back = DecodeState(EncodeState(m));
@@ -360,6 +402,84 @@ TEST_CASE("doubles and extreme integers round-trip exactly") {
   const Result<MasterState> back = DecodeState(EncodeState(m));
   REQUIRE_MESSAGE(back.ok(), back.error());
   CHECK(back.value() == m);
+}
+
+TEST_CASE("the clients are readable records") {
+  const std::string text = EncodeState(RichState());
+  CHECK(text.find("\nclients:\n  - {fd: 9, peer: {pid: 105, uid: 0, gid: 0, lineage: [105, 1], "
+                  "bound_worker: 105}, pending_input: \"\", upgrade_id: null}\n") !=
+        std::string::npos);
+  CHECK(text.find("  - {fd: 12, peer: {pid: 4242, uid: 1001, gid: 1002, lineage: [4242, 4000, 1], "
+                  "bound_worker: null}, pending_input: !!binary \"JTBB/wAN\", upgrade_id: {kind: "
+                  "int, text: \"7\"}}\n") != std::string::npos);
+  CHECK(text.find("  - {fd: 2, peer: {pid: 0, uid: -1, gid: -1, lineage: [], bound_worker: "
+                  "null},") != std::string::npos);
+  CHECK(text.find("\nself_path: ") != std::string::npos);
+  CHECK(text.find("\nthen_upgrade: smooth\nreloads: 3\nend: true\n") != std::string::npos);
+  MasterState m = RichState();
+  m.then_upgrade.reset();
+  m.clients.clear();
+  m.options.reexec_as.clear();
+  const std::string plain = EncodeState(m);
+  CHECK(plain.find("\nclients: []\n") != std::string::npos);
+  CHECK(plain.find("\nthen_upgrade: null\n") != std::string::npos);
+  CHECK(plain.find("\n  reexec_as: []\n") != std::string::npos);
+  const Result<MasterState> back = DecodeState(plain);
+  REQUIRE_MESSAGE(back.ok(), back.error());
+  CHECK(back.value() == m);
+  for (wire::Id::Kind kind : {wire::Id::Kind::kInt, wire::Id::Kind::kFloat, wire::Id::Kind::kBool,
+                              wire::Id::Kind::kString}) {
+    MasterState k = RichState();
+    k.clients[2].upgrade_id->kind = kind;
+    const Result<MasterState> r = DecodeState(EncodeState(k));
+    REQUIRE_MESSAGE(r.ok(), r.error());
+    CHECK(r.value() == k);
+  }
+  m.then_upgrade = UpgradeStrategy::kFleet;
+  CHECK(DecodeState(EncodeState(m)).value().then_upgrade == UpgradeStrategy::kFleet);
+}
+
+TEST_CASE("ill-formed clients, paths and counters are refused by their path") {
+  const std::string text = EncodeState(RichState());
+  CHECK(Refusal(Edit(text, "peer: {pid: 4242,", "peer: {pid: -1,")) ==
+        "clients[2].peer.pid: -1 is out of range (0..2147483647)");
+  CHECK(Refusal(Edit(text, "uid: 1001, gid: 1002", "uid: -2, gid: 1002")) ==
+        "clients[2].peer.uid: -2 is out of range (-1..2147483647)");
+  CHECK(Refusal(Edit(text, "lineage: [4242, 4000, 1]", "lineage: [4242, 0, 1]")) ==
+        "clients[2].peer.lineage[1]: 0 is out of range (1..2147483647)");
+  CHECK(Refusal(Edit(text, "lineage: [4242, 4000, 1]", "lineage: 4242")) ==
+        "clients[2].peer.lineage: expected a list");
+  CHECK(Refusal(Edit(text, "bound_worker: 105}", "bound_worker: 0}")) ==
+        "clients[0].peer.bound_worker: 0 is out of range (1..2147483647)");
+  CHECK(Refusal(Edit(text, "{kind: int, text: \"7\"}", "{kind: integer, text: \"7\"}")) ==
+        "clients[2].upgrade_id.kind: expected one of int, float, bool, string");
+  CHECK(Refusal(Edit(text, "{kind: int, text: \"7\"}", "{kind: int, text: 7}")) ==
+        "clients[2].upgrade_id.text: expected a string (double-quoted, or !!binary)");
+  CHECK(Refusal(Edit(text, "{kind: int, text: \"7\"}", "{kind: int}")) ==
+        "clients[2].upgrade_id.text: missing");
+  CHECK(Refusal(Edit(text, "pending_input: \"\", upgrade_id: null}",
+                     "pending_input: \"\", upgrade_id: null, ssl: false}")) ==
+        "clients[0].ssl: unknown key");
+  CHECK(Refusal(Edit(text, "\nthen_upgrade: smooth\n", "\nthen_upgrade: rolling\n")) ==
+        "then_upgrade: expected one of smooth, fleet");
+  CHECK(Refusal(Edit(text, "\nreloads: 3\n", "\nreloads: -1\n")) ==
+        "reloads: -1 is out of range (0..2147483647)");
+  CHECK(Refusal(Edit(text, "\nreloads: 3\n", "\n")) == "reloads: missing");
+  CHECK(Refusal(Edit(text, "\nclients:\n", "\nworker_channels: []\nclients:\n")) ==
+        "worker_channels: unknown key");
+  {
+    MasterState m = RichState();
+    m.self_path = "bin/einhorn-cpp";
+    CHECK(Refusal(EncodeState(m)) == "self_path: not an absolute path");
+    m.self_path.clear();  // none: reload execs options.reexec_as or nothing
+    CHECK(DecodeState(EncodeState(m)).ok());
+  }
+  {
+    MasterState m = RichState();
+    m.options.reexec_as = {"", "x"};
+    CHECK(Refusal(EncodeState(m)) ==
+          "options: --reexec-as: the program to exec is an empty string");
+  }
 }
 
 TEST_CASE("a pool with no live worker and no upgrade round-trips") {
@@ -498,13 +618,29 @@ TEST_CASE("fds must be distinct and options valid") {
   }
   {
     MasterState m = RichState();
-    m.worker_channels[1].second = 9;
-    CHECK(Refusal(EncodeState(m)) == "worker_channels[1].fd: fd 9 is also worker_channels[0].fd");
+    m.clients[1].fd = 9;
+    CHECK(Refusal(EncodeState(m)) == "clients[1].fd: fd 9 is also clients[0].fd");
   }
   {
     MasterState m = RichState();
-    m.worker_channels[1].first = 105;
-    CHECK(Refusal(EncodeState(m)) == "worker_channels[1].pid: worker 105 has another channel");
+    m.clients[3].fd = 7;
+    CHECK(Refusal(EncodeState(m)) == "clients[3].fd: fd 7 is also control.fd");
+  }
+  {
+    MasterState m = RichState();
+    m.lock_fd = 12;
+    CHECK(Refusal(EncodeState(m)) == "lock_fd: fd 12 is also clients[2].fd");
+  }
+  {
+    MasterState m = RichState();
+    m.clients[0].fd = -1;
+    CHECK(Refusal(EncodeState(m)) == "clients[0].fd: -1 is not an fd");
+  }
+  {
+    MasterState m = RichState();
+    m.clients[1].peer.bound_worker = 105;
+    CHECK(Refusal(EncodeState(m)) ==
+          "clients[1].peer.bound_worker: worker 105 has another channel");
   }
   {
     MasterState m = RichState();
