@@ -3,6 +3,8 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 
+#include "core/shell_words.h"
+
 namespace einhorn::core {
 
 const char* const kVersion = EINHORN_VERSION;
@@ -17,6 +19,36 @@ FlagsOutcome UsageError(const std::string& message) {
   return out;
 }
 
+// Options left out of --help. CLI11 2.1 hides an option by giving it the group "", but then
+// also drops its name from its own error messages (": 1 required TEXT missing"); a named
+// group that the help formatter skips keeps them.
+constexpr const char* kHiddenGroup = "Hidden";
+class HidingFormatter : public CLI::Formatter {
+ public:
+  std::string make_group(std::string group, bool is_positional,
+                         std::vector<const CLI::Option*> opts) const override {
+    if (group == kHiddenGroup) return "";
+    return CLI::Formatter::make_group(std::move(group), is_positional, std::move(opts));
+  }
+};
+
+// "-n,--number" as "-n/--number", for messages.
+std::string DisplayName(const CLI::Option& opt) {
+  std::string name = opt.get_name(false, true);
+  std::replace(name.begin(), name.end(), ',', '/');
+  return name;
+}
+
+// An fd number as the old master wrote it: decimal digits only, within int.
+bool ParseFd(const std::string& text, int* fd) {
+  if (text.empty() || text.size() > 9) return false;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+  }
+  *fd = std::stoi(text);
+  return true;
+}
+
 }  // namespace
 
 FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
@@ -28,6 +60,7 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
   // Einhorn's rule: option parsing stops at the first positional word, which with everything
   // after it is the worker's command line.
   app.prefix_command();
+  app.formatter(std::make_shared<HidingFormatter>());
 
   std::vector<std::string> binds;
   std::string ack_mode;
@@ -41,6 +74,8 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
   bool no_canary = false;
   int max_unacked = 0;
   int max_upgrade_additional = 0;
+  std::string reexec_as;
+  std::string state_fd;
 
   app.add_option("-n,--number", o.number, "Number of workers to run (default 1)");
   app.add_option("-b,--bind", binds,
@@ -86,6 +121,15 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
   app.add_flag("--no-canary", no_canary,
                "Upgrades: do not wait for the first new worker before spawning the others");
   app.add_option("--drain-signal", drain_signal, "Signal that drains a worker (default USR2)");
+  app.add_option("--reexec-as", reexec_as,
+                 "Reload execs CMDLINE (split as a shell would) instead of this binary")
+      ->type_name("CMDLINE");
+
+  // The two internal ones, hidden from --help as in Einhorn: reload execs the new image as
+  // `--with-state-fd N -- CMD...`, after a pre-flight `--upgrade-check --with-state-fd N --
+  // CMD...`. The state at N holds every setting; CMD is only there for ps.
+  CLI::Option* with_state_fd = app.add_option("--with-state-fd", state_fd)->group(kHiddenGroup);
+  CLI::Option* upgrade_check = app.add_flag("--upgrade-check")->group(kHiddenGroup);
 
   // Einhorn flags that belong to later work, and Ruby-only ones: parsed so that the error is
   // ours and clear, not CLI11's "unknown option".
@@ -95,9 +139,6 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
     const char* why;
   };
   const Refused refused[] = {
-      {"--reexec-as", true, "is not yet supported"},
-      {"--with-state-fd", true, "is not yet supported"},
-      {"--upgrade-check", false, "is not yet supported"},
       {"-p,--preload", true, "is Ruby-only (preloading code into the master); run the worker as "
                              "a command instead"},
       {"--gc-before-fork", false, "is Ruby-only"},
@@ -106,7 +147,7 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
   for (const Refused& r : refused) {
     CLI::Option* opt = r.takes_value ? app.add_option(r.names, unsupported_value)
                                      : app.add_flag(r.names);
-    opt->group("");  // hidden from --help
+    opt->group(kHiddenGroup);
     refused_options.emplace_back(opt, &r);
   }
 
@@ -124,6 +165,22 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
     return UsageError(std::string(e.what()) + " (see einhorn-cpp --help)");
   }
 
+  if (with_state_fd->count() > 0 || upgrade_check->count() > 0) {
+    CLI::Option* internal = upgrade_check->count() > 0 ? upgrade_check : with_state_fd;
+    for (const CLI::Option* opt : app.get_options()) {
+      if (opt == with_state_fd || opt == upgrade_check || opt->count() == 0) continue;
+      return UsageError(DisplayName(*internal) +
+                        " is internal (used by reload) and takes no other flag (got " +
+                        DisplayName(*opt) + ")");
+    }
+    FlagsOutcome out;
+    out.kind = upgrade_check->count() > 0 ? FlagsOutcome::Kind::kUpgradeCheck
+                                          : FlagsOutcome::Kind::kRestore;
+    if (with_state_fd->count() > 0 && !ParseFd(state_fd, &out.state_fd)) {
+      return UsageError("--with-state-fd: '" + state_fd + "' is not an fd (an integer >= 0)");
+    }
+    return out;  // the worker command, if any, is ignored: the state holds the real one
+  }
   if (version) {
     FlagsOutcome out;
     out.kind = FlagsOutcome::Kind::kExit;
@@ -131,10 +188,7 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
     return out;
   }
   for (const auto& [opt, r] : refused_options) {
-    if (opt->count() == 0) continue;
-    std::string name = r->names;
-    std::replace(name.begin(), name.end(), ',', '/');
-    return UsageError(name + " " + r->why);
+    if (opt->count() > 0) return UsageError(DisplayName(*opt) + " " + r->why);
   }
 
   o.command = app.remaining();
@@ -172,6 +226,14 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
   }
   if (app.count("--max-unacked") > 0) o.max_unacked = max_unacked;
   if (app.count("--max-upgrade-additional") > 0) o.max_upgrade_additional = max_upgrade_additional;
+  if (app.count("--reexec-as") > 0) {
+    auto words = ShellSplit(reexec_as);
+    if (!words.ok()) return UsageError("--reexec-as: " + words.error());
+    if (words.value().empty()) {
+      return UsageError("--reexec-as needs a command line (got an empty one)");
+    }
+    o.reexec_as = std::move(words).value();
+  }
   if (!drain_signal.empty() && !ParseSignalName(drain_signal, &o.drain_signal)) {
     return UsageError("--drain-signal: unknown signal '" + drain_signal + "'");
   }

@@ -1,5 +1,6 @@
 // Einhorn's command line: `einhorn-cpp [options] [--] CMD [ARGS...]`. Option parsing stops at
-// the first positional word; it and everything after it are the worker's argv.
+// the first positional word; it and everything after it are the worker's argv. Two internal
+// forms, used by reload and hidden from --help, are described at FlagsOutcome::Kind.
 #pragma once
 
 #include <map>
@@ -11,12 +12,22 @@
 namespace einhorn::core {
 
 struct FlagsOutcome {
-  enum class Kind { kRun, kExit };
+  enum class Kind {
+    kRun,
+    kExit,
+    // `--with-state-fd N [--] [CMD...]`: this is the new image of a reloading master; the
+    // state at fd N holds everything (options included), so no other flag is allowed.
+    kRestore,
+    // `--upgrade-check [--with-state-fd N] [--] [CMD...]`: reload's pre-flight child; it
+    // decodes the state at N (if given) and exits 0 if this binary can take over.
+    kUpgradeCheck,
+  };
   Kind kind = Kind::kRun;
-  Options options;   // kRun
+  Options options;    // kRun only
   int exit_code = 0;  // kExit: 0 for --help/--version, 2 for usage errors
   std::string out;    // kExit: text for stdout (help, version)
   std::string err;    // kExit: one error line for stderr
+  int state_fd = -1;  // kRestore: >= 0; kUpgradeCheck: >= 0, or -1 without --with-state-fd
 };
 
 // argv[0] is the program name. env supplies TMPDIR for the default paths.

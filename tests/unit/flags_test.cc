@@ -158,16 +158,87 @@ TEST_CASE("Ruby-only flags are refused clearly") {
   CHECK(UsageErr({"--preload", "app.rb", "x"}).find("Ruby-only") != std::string::npos);
   CHECK(UsageErr({"--gc-before-fork", "x"}).find("--gc-before-fork is Ruby-only") !=
         std::string::npos);
+  // A hidden flag's own CLI11 errors still name it.
+  CHECK(UsageErr({"--preload"}).find("--preload") != std::string::npos);
 }
 
-TEST_CASE("flags of later versions are refused as not yet supported") {
-  for (std::vector<std::string> args :
-       {std::vector<std::string>{"--reexec-as", "y", "x"}, {"--with-state-fd", "3", "x"},
-        {"--upgrade-check", "x"}}) {
-    CHECK(UsageErr(args).find("not yet supported") != std::string::npos);
+TEST_CASE("--reexec-as is shell-split into the argv reload execs") {
+  CHECK(Run({"x"}).reexec_as.empty());
+  CHECK(Run({"--reexec-as", "env FOO=bar ruby /path/einhorn", "x"}).reexec_as ==
+        std::vector<std::string>{"env", "FOO=bar", "ruby", "/path/einhorn"});
+  CHECK(Run({"--reexec-as=/opt/e\\ c/einhorn-cpp '' \"a b\"", "-n", "2", "x"}).reexec_as ==
+        std::vector<std::string>{"/opt/e c/einhorn-cpp", "", "a b"});
+  CHECK(UsageErr({"--reexec-as", "ruby 'x", "x"}) ==
+        "einhorn-cpp: --reexec-as: unmatched quote in \"ruby 'x\"");
+  CHECK(UsageErr({"--reexec-as", "", "x"}) ==
+        "einhorn-cpp: --reexec-as needs a command line (got an empty one)");
+  CHECK(UsageErr({"--reexec-as= \t", "x"}) ==
+        "einhorn-cpp: --reexec-as needs a command line (got an empty one)");
+  CHECK(UsageErr({"--reexec-as", "'' -x", "x"}) ==
+        "einhorn-cpp: --reexec-as: the program to exec is an empty string");
+  CHECK(UsageErr({"--reexec-as"}).find("--reexec-as") != std::string::npos);
+  CHECK(Parse({"--help"}).out.find("--reexec-as") != std::string::npos);
+}
+
+TEST_CASE("--with-state-fd: the new image of a reloading master") {
+  // What Einhorn's master and ours exec: the worker command is only there for ps.
+  FlagsOutcome out = Parse({"--with-state-fd", "9", "--", "./worker"});
+  INFO(out.err);
+  CHECK(out.kind == FlagsOutcome::Kind::kRestore);
+  CHECK(out.state_fd == 9);
+  CHECK(out.options == Options{});
+  CHECK(out.err.empty());
+  CHECK(Parse({"--with-state-fd=0"}).kind == FlagsOutcome::Kind::kRestore);
+  CHECK(Parse({"--with-state-fd=0"}).state_fd == 0);
+  CHECK(Parse({"--with-state-fd", "12", "ruby", "-n", "3"}).state_fd == 12);
+  CHECK(Parse({"--with-state-fd", "12", "--"}).state_fd == 12);
+  CHECK(Parse({"--with-state-fd", "12", "--", "-x"}).state_fd == 12);
+  // Words after the worker command are the worker's, not ours.
+  CHECK(Parse({"--with-state-fd", "3", "w", "--upgrade-check"}).kind ==
+        FlagsOutcome::Kind::kRestore);
+  CHECK(Run({"w", "--with-state-fd", "3"}).command ==
+        std::vector<std::string>{"w", "--with-state-fd", "3"});
+}
+
+TEST_CASE("--upgrade-check: reload's pre-flight") {
+  FlagsOutcome out = Parse({"--upgrade-check", "--with-state-fd", "9", "--", "./worker", "a"});
+  CHECK(out.kind == FlagsOutcome::Kind::kUpgradeCheck);
+  CHECK(out.state_fd == 9);
+  out = Parse({"--with-state-fd=4", "--upgrade-check"});
+  CHECK(out.kind == FlagsOutcome::Kind::kUpgradeCheck);
+  CHECK(out.state_fd == 4);
+  out = Parse({"--upgrade-check"});
+  CHECK(out.kind == FlagsOutcome::Kind::kUpgradeCheck);
+  CHECK(out.state_fd == -1);
+  CHECK(Parse({"--upgrade-check", "--", "w"}).kind == FlagsOutcome::Kind::kUpgradeCheck);
+}
+
+TEST_CASE("the internal flags take no other flag and a real fd") {
+  CHECK(UsageErr({"--with-state-fd", "9", "-n", "2", "--", "w"}) ==
+        "einhorn-cpp: --with-state-fd is internal (used by reload) and takes no other flag "
+        "(got -n/--number)");
+  CHECK(UsageErr({"-k", "--upgrade-check", "w"}) ==
+        "einhorn-cpp: --upgrade-check is internal (used by reload) and takes no other flag "
+        "(got -k/--kill-children-on-exit)");
+  CHECK(UsageErr({"--reexec-as", "x", "--with-state-fd", "3"}).find("(got --reexec-as)") !=
+        std::string::npos);
+  CHECK(UsageErr({"--version", "--with-state-fd", "3"}).find("(got --version)") !=
+        std::string::npos);
+  CHECK(UsageErr({"--preload", "a.rb", "--with-state-fd", "3"}).find("takes no other flag") !=
+        std::string::npos);
+  for (const char* bad : {"-1", "x", "", "3x", "+3", " 3", "1e3", "9999999999"}) {
+    INFO(bad);
+    CHECK(UsageErr({"--with-state-fd", bad, "w"}) ==
+          std::string("einhorn-cpp: --with-state-fd: '") + bad +
+              "' is not an fd (an integer >= 0)");
   }
-  CHECK(UsageErr({"--with-state-fd=3", "x"}) ==
-        "einhorn-cpp: --with-state-fd is not yet supported");
+  CHECK(UsageErr({"--with-state-fd"}).find("--with-state-fd") != std::string::npos);
+  CHECK(UsageErr({"--with-state-fd", "3", "--with-state-fd", "4"}).find("--with-state-fd") !=
+        std::string::npos);
+  // Hidden from --help, as in Einhorn.
+  const std::string help = Parse({"--help"}).out;
+  CHECK(help.find("--with-state-fd") == std::string::npos);
+  CHECK(help.find("--upgrade-check") == std::string::npos);
 }
 
 TEST_CASE("upgrade flags") {
