@@ -68,7 +68,7 @@ constexpr std::array<Verb, 14> kVerbs{{
     {"inc", "Increment the number of desired workers"},
     {"louder", "Increase verbosity"},
     {"quieter", "Decrease verbosity"},
-    {"reload", "Reload the einhorn-cpp master in place (not yet supported)"},
+    {"reload", "Re-exec the einhorn-cpp master in place, keeping its workers, sockets and pid"},
     {"set_workers", "Set the number of desired workers"},
     {"signal", "Send one or more signals to all workers (args: SIG1 [SIG2 ...])"},
     {"state", "The same as status (Einhorn's internal state has no equivalent here)"},
@@ -149,8 +149,10 @@ ControlOutcome Control::Handle(const wire::ParseResult& parsed, const Peer& peer
                 "state, which has no equivalent here; use set_workers"));
     }
   } else if (verb == "upgrade" || verb == "upgrade_fleet") {
-    const UpgradeStart start = supervisor_.Upgrade(
-        verb == "upgrade" ? UpgradeStrategy::kSmooth : UpgradeStrategy::kFleet, now);
+    // As Einhorn, an upgrade re-execs the master first: a new einhorn-cpp binary takes over
+    // before the new workers start.
+    const UpgradeStart start =
+        host_.Reload(verb == "upgrade" ? UpgradeStrategy::kSmooth : UpgradeStrategy::kFleet, now);
     wire::Reply rep = start.started ? Ok(start.message) : Err(start.message);
     Audit(by, verb, rep);
     // As Einhorn: only a client that sent an id is streamed the rest; old-style clients
@@ -161,7 +163,11 @@ ControlOutcome Control::Handle(const wire::ParseResult& parsed, const Peer& peer
     }
     reply(rep);
   } else if (verb == "reload") {
-    reply(Err(verb + " is not yet supported by einhorn-cpp " + info_.version));
+    // Final, and sent before the re-exec, as Einhorn; how it went is in the log and status.
+    const UpgradeStart start = host_.Reload(std::nullopt, now);
+    wire::Reply rep = start.started ? Ok(start.message) : Err(start.message);
+    Audit(by, verb, rep);
+    reply(rep);
   } else {
     reply(Err("Unrecognized command: " + Quoted(verb) + "\n\n" + HelpText()));
   }
@@ -350,6 +356,8 @@ PoolStatus Control::Status(Time now) const {
   st.ack_mode = info_.ack_mode;
   st.verbosity = host_.Verbosity();
   st.stopping = supervisor_.Stopping();
+  st.reloads = host_.Reloads();
+  st.last_reload_error = host_.LastReloadError();
   const auto& slots = supervisor_.slots();
   for (const auto& [pid, w] : supervisor_.workers()) {
     WorkerStatus ws;

@@ -38,6 +38,12 @@ class ControlHost {
   virtual void Log(LogLevel level, const std::string& message) = 0;
   // The one line each mutating command leaves; the shell shows it whatever the verbosity.
   virtual void Audit(LogLevel level, const std::string& message) { Log(level, message); }
+  // reload (then_upgrade empty), upgrade and upgrade_fleet: the master re-execs itself first
+  // and the new image starts the worker upgrade. `started` false: refused, with the reason.
+  // The master's answer is core::Reload::Request's.
+  virtual UpgradeStart Reload(std::optional<UpgradeStrategy> then_upgrade, Time now) = 0;
+  virtual int Reloads() const { return 0; }
+  virtual std::optional<std::string> LastReloadError() const { return std::nullopt; }
 };
 
 struct MasterInfo {

@@ -409,6 +409,8 @@ std::string PoolStatusToYaml(const PoolStatus& s) {
   Str(out.append("\nack_mode: "), s.ack_mode);
   Int(out.append("\nverbosity: "), s.verbosity);
   Bool(out.append("\nstopping: "), s.stopping);
+  Int(out.append("\nreloads: "), s.reloads);
+  OptStr(out.append("\nlast_reload_error: "), s.last_reload_error);
   out += "\ncounts: ";
   FlowMap counts(out);
   Int(counts.Key("booting"), s.booting);
@@ -438,7 +440,9 @@ Result<PoolStatus> PoolStatusFromYaml(const std::string& text) {
               r.Optional(root, "generation", "", &s.generation) &&
               r.Optional(root, "ack_mode", "", &s.ack_mode) &&
               r.Optional(root, "verbosity", "", &s.verbosity) &&
-              r.Optional(root, "stopping", "", &s.stopping);
+              r.Optional(root, "stopping", "", &s.stopping) &&
+              r.Optional(root, "reloads", "", &s.reloads) &&
+              r.Optional(root, "last_reload_error", "", &s.last_reload_error);
     if (ok) {
       if (!counts.IsDefined() || counts.IsNull()) {
         ok = r.Fail("counts: missing");

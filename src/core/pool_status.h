@@ -5,6 +5,8 @@
 //   master_pid: 1234            version: "0.1.0"          command_name: ""
 //   target: 4                   generation: 1              ack_mode: "timer 1s" | "manual"
 //   verbosity: 1                stopping: false
+//   reloads: 0                  # master re-execs (reload, upgrade) this master pid went through
+//   last_reload_error: ~        # or why the last reload failed (the master kept running)
 //   counts: {booting: 0, ready: 4, draining: 0}
 //   upgrade: ~                  # or, while an upgrade runs:
 //     {strategy: "smooth" | "fleet", from_generation: 1, to_generation: 2, elapsed: 3.2,
@@ -88,6 +90,8 @@ struct PoolStatus {
   std::string ack_mode;
   int verbosity = 1;
   bool stopping = false;
+  int reloads = 0;
+  std::optional<std::string> last_reload_error;  // cleared by a reload that succeeds
   int booting = 0;
   int ready = 0;
   int draining = 0;

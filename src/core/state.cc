@@ -564,7 +564,8 @@ MasterState DecodeOrThrow(std::string_view bytes, const StateLimits& limits) {
   s.clients = List(top.Get("clients"), DecodeClient);
   s.lock_fd = I32(top.Get("lock_fd"));
   s.startup_env = List(top.Get("startup_env"), String);
-  s.then_upgrade = Opt(top.Get("then_upgrade"), [](const In& k) { return Enum(k, kStrategies); });
+  s.then_upgrades =
+      List(top.Get("then_upgrades"), [](const In& k) { return Enum(k, kStrategies); });
   s.reloads = static_cast<int>(Integer(top.Get("reloads"), 0, std::numeric_limits<int>::max()));
   top.Done();
 
@@ -594,8 +595,8 @@ std::string EncodeState(const MasterState& s) {
   b.List("clients", Each(s.clients, EncodeClient));
   b.Scalar("lock_fd", Int(s.lock_fd));
   b.List("startup_env", Each(s.startup_env, Str));
-  b.Scalar("then_upgrade",
-           Opt(s.then_upgrade, [](UpgradeStrategy k) { return Name(kStrategies, k); }));
+  b.Scalar("then_upgrades",
+           Seq(Each(s.then_upgrades, [](UpgradeStrategy k) { return Name(kStrategies, k); })));
   b.Scalar("reloads", Int(s.reloads));
   b.Scalar("end", "true");
   return out;

@@ -85,8 +85,10 @@ struct MasterState {
   std::vector<Client> clients;
   int lock_fd = -1;                      // the held flock on options.lockfile (-1: none)
   std::vector<std::string> startup_env;  // the environment the first master started with
-  // reload as the first step of `upgrade`: the worker upgrade the new image starts once up.
-  std::optional<UpgradeStrategy> then_upgrade;
+  // reload as the first step of `upgrade`: the worker upgrades the new image starts once up,
+  // in order (more than one when upgrades arrived during the reload; each supersedes the one
+  // before, as Einhorn's do).
+  std::vector<UpgradeStrategy> then_upgrades;
   int reloads = 0;  // how many times this master (this pid) has re-exec'd itself
 
   bool operator==(const MasterState&) const = default;

@@ -72,6 +72,7 @@ std::string RenderStatusSummary(const PoolStatus& s) {
     out += std::to_string(u->failures) + (u->failures == 1 ? " failure, " : " failures, ") +
            HumanDuration(u->elapsed) + "\n";
   }
+  if (s.last_reload_error) out += "last master reload failed: " + *s.last_reload_error + "\n";
   if (const auto& last = s.last_upgrade) {
     out += "last upgrade, to generation " + std::to_string(last->generation) + ", " +
            HumanDuration(last->ago) + " ago: " +
@@ -150,6 +151,8 @@ std::string RenderStatusJson(const PoolStatus& s) {
       {"ack_mode", s.ack_mode},
       {"verbosity", s.verbosity},
       {"stopping", s.stopping},
+      {"reloads", s.reloads},
+      {"last_reload_error", OptionalJson(s.last_reload_error)},
       {"counts", {{"booting", s.booting}, {"ready", s.ready}, {"draining", s.draining}}},
       {"upgrade", nullptr},
       {"last_upgrade", nullptr},

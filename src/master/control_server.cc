@@ -128,7 +128,7 @@ void ControlServer::Accept() {
     CloseAfterWrites(c);
     return;
   }
-  uv_read_start(reinterpret_cast<uv_stream_t*>(&c->pipe), &OnAlloc, &OnRead);
+  if (!frozen_) uv_read_start(reinterpret_cast<uv_stream_t*>(&c->pipe), &OnAlloc, &OnRead);
 }
 
 void ControlServer::AddWorkerChannel(int fd, core::Pid worker) {
@@ -299,6 +299,89 @@ void ControlServer::Close() {
     listening_ = false;
   }
   while (!connections_.empty()) Destroy(*connections_.begin());
+}
+
+void ControlServer::Freeze() {
+  frozen_ = true;
+  for (Connection* c : connections_) {
+    if (c->closing || c->finishing) continue;
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(&c->pipe));
+    uv_timer_stop(&c->idle);
+  }
+}
+
+void ControlServer::Thaw() {
+  frozen_ = false;
+  for (Connection* c : connections_) {
+    if (c->closing || c->finishing) continue;
+    uv_read_start(reinterpret_cast<uv_stream_t*>(&c->pipe), &OnAlloc, &OnRead);
+    if (c->lines.pending_bytes() > 0) {
+      uv_timer_start(&c->idle, &OnIdle, limits_.half_line_timeout_ms, 0);
+    }
+  }
+}
+
+bool ControlServer::Flushed() const {
+  for (const Connection* c : connections_) {
+    if (c->finishing) return false;
+    if (uv_stream_get_write_queue_size(reinterpret_cast<const uv_stream_t*>(&c->pipe)) > 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void ControlServer::DropUnflushed() {
+  std::vector<Connection*> slow;
+  for (Connection* c : connections_) {
+    if (c->finishing ||
+        uv_stream_get_write_queue_size(reinterpret_cast<const uv_stream_t*>(&c->pipe)) > 0) {
+      slow.push_back(c);
+    }
+  }
+  for (Connection* c : slow) {
+    spdlog::warn("command socket: {} has not read its replies; closing it before the reload",
+                 c->Name());
+    Destroy(c);
+  }
+}
+
+std::vector<ControlServer::Carried> ControlServer::Export() const {
+  std::vector<Carried> out;
+  for (const Connection* c : connections_) {
+    if (c->closing || c->finishing) continue;
+    uv_os_fd_t fd = -1;
+    if (uv_fileno(reinterpret_cast<const uv_handle_t*>(&c->pipe), &fd) != 0 || fd < 0) continue;
+    Carried k;
+    k.fd = fd;
+    k.peer = c->peer;
+    k.pending_input = std::string(c->lines.pending());
+    k.upgrade_id = c->upgrade_id;
+    out.push_back(std::move(k));
+  }
+  return out;
+}
+
+int ControlServer::listener_fd() const {
+  if (!listening_) return -1;
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(&listener_), &fd) != 0) return -1;
+  return fd;
+}
+
+void ControlServer::Restore(const Carried& carried) {
+  Connection* c = Adopt(carried.peer);
+  if (uv_pipe_open(&c->pipe, carried.fd) != 0) {
+    close(carried.fd);
+    Destroy(c);
+    return;
+  }
+  c->upgrade_id = carried.upgrade_id;
+  if (carried.peer.bound_worker) worker_channels_[*carried.peer.bound_worker] = c;
+  uv_read_start(reinterpret_cast<uv_stream_t*>(&c->pipe), &OnAlloc, &OnRead);
+  if (!carried.pending_input.empty()) {
+    HandleBytes(c, carried.pending_input.data(), carried.pending_input.size());
+  }
 }
 
 }  // namespace einhorn::master

@@ -12,6 +12,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "core/control.h"
 #include "core/wire.h"
@@ -51,6 +52,26 @@ class ControlServer {
   void BroadcastUpgrade(core::UpgradeNoteKind kind, const std::string& text);
   // Closes the listener and every connection; the loop must run once more to finish.
   void Close();
+
+  // A master re-exec. Freeze stops reading requests (what clients send meanwhile waits in the
+  // kernel for the new image) and Thaw resumes after a failed exec. Flushed says every reply
+  // has been written, so nothing is lost with the old image's buffers; DropUnflushed closes
+  // the connections that will not read theirs in time.
+  struct Carried {
+    int fd = -1;
+    core::Peer peer;
+    std::string pending_input;  // half a line
+    std::optional<core::wire::Id> upgrade_id;
+  };
+  void Freeze();
+  void Thaw();
+  bool Flushed() const;
+  void DropUnflushed();
+  // The connections and -g channels to keep open across the exec (their fds stay owned here).
+  std::vector<Carried> Export() const;
+  int listener_fd() const;
+  // In the new image: a connection or -g channel the old one had.
+  void Restore(const Carried& carried);
   size_t connections() const { return connections_.size(); }
 
  private:
@@ -76,6 +97,7 @@ class ControlServer {
   ServerLimits limits_;
   uv_pipe_t listener_{};
   bool listening_ = false;
+  bool frozen_ = false;
   std::set<Connection*> connections_;
   std::map<core::Pid, Connection*> worker_channels_;
   std::unique_ptr<char[]> read_buffer_;

@@ -14,12 +14,14 @@
 #include <vector>
 
 #include "core/flags.h"
+#include "core/state.h"
 #include "master/logging.h"
 #include "master/master.h"
 #include "sys/files.h"
 #include "sys/listeners.h"
 #include "sys/peer.h"
 #include "sys/process.h"
+#include "sys/reexec.h"
 #include "sys/spawn.h"
 
 extern char** environ;
@@ -51,11 +53,129 @@ void CloseAll(std::vector<sys::Listener>& listeners) {
   for (sys::Listener& l : listeners) sys::CloseListener(l);
 }
 
+core::Result<AccessPolicy> ResolveAccess(const core::Options& o) {
+  using R = core::Result<AccessPolicy>;
+  AccessPolicy access;
+  access.self_uid = getuid();
+  for (const std::string& u : o.control_allow_uids) {
+    auto uid = sys::ResolveUser(u);
+    if (!uid.ok()) return R::Error("--control-allow-uid: " + uid.error());
+    access.allow_uids.insert(uid.value());
+  }
+  for (const std::string& g : o.control_allow_gids) {
+    auto gid = sys::ResolveGroup(g);
+    if (!gid.ok()) return R::Error("--control-allow-gid: " + gid.error());
+    access.allow_gids.insert(gid.value());
+  }
+  return access;
+}
+
+// Runs the loop, then undoes what the master set up: listeners, the command socket's path,
+// the pidfile.
+int RunMaster(MasterSetup setup) {
+  std::vector<sys::Listener> listeners = setup.listeners;
+  sys::Listener control = setup.control;
+  const std::string pidfile = setup.options.pidfile;
+  int code = 0;
+  {
+    Master master(std::move(setup));
+    code = master.Run();
+  }
+  CloseAll(listeners);
+  // The server closed the command socket's fd; only the path is ours to remove.
+  control.fd = -1;
+  sys::CloseListener(control);
+  sys::RemovePidfile(pidfile, getpid());
+  spdlog::info("exiting with status {}", code);
+  return code;
+}
+
+core::Result<core::MasterState> ReadState(int fd) {
+  auto bytes = sys::ReadWholeFd(fd, core::kMaxStateBytes + 1);
+  close(fd);
+  if (!bytes.ok()) return core::Result<core::MasterState>::Error(bytes.error());
+  return core::DecodeState(bytes.value());
+}
+
+// `--upgrade-check`: run by the old master before it execs us. Succeeds only if this binary
+// can take over the state it passes.
+int UpgradeCheck(int state_fd) {
+  std::printf("einhorn-cpp %s: upgrade check\n", core::kVersion);
+  if (state_fd < 0) return 0;
+  auto state = ReadState(state_fd);
+  if (!state.ok()) {
+    std::fprintf(stderr, "einhorn-cpp %s cannot take over this master: %s\n", core::kVersion,
+                 state.error().c_str());
+    return core::kExitRuntime;
+  }
+  std::printf("state of einhorn-cpp %s with %zu workers: readable\n",
+              state.value().written_by.c_str(), state.value().supervisor.workers.size());
+  return 0;
+}
+
+sys::Listener ToListener(const core::MasterState::Listener& m) {
+  sys::Listener l;
+  l.spec = m.spec;
+  l.fd = m.fd;
+  l.bound = m.bound;
+  l.owns_path = m.owns_path;
+  l.path_dev = static_cast<dev_t>(m.path_dev);
+  l.path_ino = static_cast<ino_t>(m.path_ino);
+  return l;
+}
+
+// `--with-state-fd N`: this image replaces a master that re-exec'd itself. Nothing may fail
+// from here without losing the workers, so everything that can fail was checked by the old
+// image's --upgrade-check of this same binary.
+int Restore(int state_fd, const std::vector<std::string>& env) {
+  auto decoded = ReadState(state_fd);
+  if (!decoded.ok()) {
+    std::fprintf(stderr, "einhorn-cpp: cannot take over from the previous master image: %s\n",
+                 decoded.error().c_str());
+    return core::kExitRuntime;
+  }
+  core::MasterState& state = decoded.value();
+  SetUpLogging(state.verbosity);
+
+  MasterSetup setup;
+  setup.options = state.options;
+  setup.command_path = state.command_path;
+  for (const auto& l : state.listeners) setup.listeners.push_back(ToListener(l));
+  setup.control = ToListener(state.control);
+  setup.lock_fd = state.lock_fd;
+  auto access = ResolveAccess(state.options);
+  if (access.ok()) {
+    setup.access = access.value();
+  } else {
+    // A user or group deleted since the start: keep only root and our own uid.
+    spdlog::error("{}; the command socket now admits only root and uid {}", access.error(),
+                  getuid());
+    setup.access.self_uid = getuid();
+  }
+  setup.startup_env = state.startup_env;
+  setup.worker_env = env;
+  setup.self_path = state.self_path;
+  MasterSetup::Restored restored;
+  restored.supervisor = std::move(state.supervisor);
+  restored.verbosity = state.verbosity;
+  for (auto& c : state.clients) {
+    restored.clients.push_back(
+        ControlServer::Carried{c.fd, c.peer, std::move(c.pending_input), c.upgrade_id});
+  }
+  restored.then_upgrades = state.then_upgrades;
+  restored.reloads = state.reloads;
+  restored.previous_version = state.written_by;
+  setup.restored = std::move(restored);
+  // The lock is the open file's: adopting its fd keeps it held, and released at exit.
+  sys::LockFile lock = sys::LockFile::Adopt(state.lock_fd);
+  return RunMaster(std::move(setup));
+}
+
 int Main(int argc, char** argv) {
   // Nothing the master inherited may reach a worker, and a mask inherited from our parent must
-  // not silence the signals we handle.
+  // not silence the signals we handle. (Master::Run unblocks them once its handlers are in:
+  // a re-exec'd image arrives with them blocked.)
   sys::CloexecFrom3();
-  sys::ResetSignalMask();
 
   const std::vector<std::string> env = CurrentEnvironment();
   const core::FlagsOutcome flags =
@@ -65,6 +185,10 @@ int Main(int argc, char** argv) {
     if (!flags.err.empty()) std::fprintf(stderr, "%s\n", flags.err.c_str());
     return flags.exit_code;
   }
+  if (flags.kind == core::FlagsOutcome::Kind::kUpgradeCheck) return UpgradeCheck(flags.state_fd);
+  if (flags.kind == core::FlagsOutcome::Kind::kRestore) return Restore(flags.state_fd, env);
+  sys::ResetSignalMask();
+
   core::Options o = flags.options;
   // Einhorn's default: one unready new worker per CPU during an upgrade.
   if (!o.max_unacked) o.max_unacked = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
@@ -74,18 +198,8 @@ int Main(int argc, char** argv) {
   auto command = sys::ResolveCommand(o.command.front(), path_env ? path_env : "");
   if (!command.ok()) return Fail(command.error());
 
-  AccessPolicy access;
-  access.self_uid = getuid();
-  for (const std::string& u : o.control_allow_uids) {
-    auto uid = sys::ResolveUser(u);
-    if (!uid.ok()) return Fail("--control-allow-uid: " + uid.error());
-    access.allow_uids.insert(uid.value());
-  }
-  for (const std::string& g : o.control_allow_gids) {
-    auto gid = sys::ResolveGroup(g);
-    if (!gid.ok()) return Fail("--control-allow-gid: " + gid.error());
-    access.allow_gids.insert(gid.value());
-  }
+  auto access = ResolveAccess(o);
+  if (!access.ok()) return Fail(access.error());
 
   auto lock = sys::LockFile::Acquire(o.lockfile);
   if (!lock.ok()) return Fail(lock.error());
@@ -102,7 +216,7 @@ int Main(int argc, char** argv) {
   if (!control.ok()) return Fail("command socket: " + control.error());
   // With --control-allow-uid/gid other users must be able to connect at all; the peer
   // credential check is then what lets them in or not.
-  const bool widened = !access.allow_uids.empty() || !access.allow_gids.empty();
+  const bool widened = !access.value().allow_uids.empty() || !access.value().allow_gids.empty();
   chmod(o.socket_path.c_str(), widened ? 0666 : 0600);
   spdlog::info("command socket at {}", o.socket_path);
 
@@ -119,8 +233,7 @@ int Main(int argc, char** argv) {
     listeners.push_back(std::move(listener).value());
   }
 
-  const pid_t self = getpid();
-  if (core::Status st = sys::WritePidfile(o.pidfile, self); !st.ok()) {
+  if (core::Status st = sys::WritePidfile(o.pidfile, getpid()); !st.ok()) {
     CloseAll(listeners);
     sys::CloseListener(control.value());
     return Fail(st.message());
@@ -129,19 +242,17 @@ int Main(int argc, char** argv) {
     if (core::Status st = sys::SetNice(*o.nice.master); !st.ok()) spdlog::warn("{}", st.message());
   }
 
-  int code = 0;
-  {
-    MasterSetup setup{o, command.value(), listeners, control.value().fd, access, env};
-    // The server owns the fd from here; only the path is ours to remove.
-    control.value().fd = -1;
-    Master master(std::move(setup));
-    code = master.Run();
-  }
-  CloseAll(listeners);
-  sys::CloseListener(control.value());
-  sys::RemovePidfile(o.pidfile, self);
-  spdlog::info("exiting with status {}", code);
-  return code;
+  MasterSetup setup;
+  setup.options = o;
+  setup.command_path = command.value();
+  setup.listeners = std::move(listeners);
+  setup.control = control.value();
+  setup.lock_fd = lock.value().fd();
+  setup.access = access.value();
+  setup.startup_env = env;
+  setup.worker_env = env;
+  setup.self_path = sys::SelfPath(argv[0], path_env ? path_env : "");
+  return RunMaster(std::move(setup));
 }
 
 }  // namespace

@@ -17,10 +17,6 @@
 namespace einhorn::master {
 namespace {
 
-// Signals the master handles; everything else keeps its default action.
-constexpr std::array kHandledSignals{SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGUSR2,
-                                     SIGHUP,  SIGTTIN, SIGTTOU, SIGUSR1};
-
 std::uint64_t JitterSeed() {
   std::random_device rd;
   return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
@@ -37,11 +33,16 @@ std::string AckModeText(const core::AckMode& mode) {
 
 Master::Master(MasterSetup setup)
     : setup_(std::move(setup)),
-      supervisor_(core::ConfigFromOptions(setup_.options, JitterSeed()), *this),
+      // A re-exec'd image takes the old one's supervisor whole, jitter state included.
+      supervisor_(setup_.restored
+                      ? core::Supervisor::Restore(setup_.restored->supervisor, *this)
+                      : core::Supervisor(core::ConfigFromOptions(setup_.options, JitterSeed()),
+                                         *this)),
       control_(supervisor_, *this,
                core::MasterInfo{getpid(), setup_.options.command_name, core::kVersion,
                                 AckModeText(setup_.options.ack_mode)}),
-      verbosity_(setup_.options.verbosity) {
+      verbosity_(setup_.restored ? setup_.restored->verbosity : setup_.options.verbosity),
+      reloads_(setup_.restored ? setup_.restored->reloads : 0) {
   const core::Options& o = setup_.options;
   plan_template_.path = setup_.command_path;
   plan_template_.argv = o.command;
@@ -58,7 +59,7 @@ Master::Master(MasterSetup setup)
     plan_template_.expected_parent = getpid();
   }
   if (o.nice.worker) plan_template_.nice = *o.nice.worker;
-  env_input_.base = setup_.startup_env;
+  env_input_.base = setup_.worker_env;
   env_input_.master_pid = getpid();
   env_input_.sock_path = o.socket_path;
 }
@@ -78,14 +79,28 @@ int Master::Run() {
     signals_[i].data = this;
     uv_signal_start(&signals_[i], &Master::OnSignal, kHandledSignals[i]);
   }
+  // Only now: a re-exec'd image arrives with these blocked, and a SIGTERM sent during the
+  // exec must reach a handler, not kill the master with its default action.
+  sys::ResetSignalMask();
+  uv_timer_init(&loop_, &reload_timer_);
+  reload_timer_.data = this;
 
   server_ = std::make_unique<ControlServer>(
       &loop_, control_, setup_.access, [this] { return Now(); }, [this] { AfterEvent(); });
-  if (setup_.control_fd >= 0) server_->Listen(setup_.control_fd);
+  if (setup_.control.fd >= 0) server_->Listen(setup_.control.fd);
 
-  supervisor_.Start(Now());
+  if (setup_.restored) {
+    AfterRestore();
+  } else {
+    supervisor_.Start(Now());
+  }
   AfterEvent();
-  if (!supervisor_.Finished()) uv_run(&loop_, UV_RUN_DEFAULT);
+  while (!supervisor_.Finished()) {
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    if (!exec_requested_) break;
+    exec_requested_ = false;
+    TryExec();  // returns only if the re-exec did not happen
+  }
   server_->Close();
   while (!pending_execs_.empty()) ForgetExec(pending_execs_.begin()->second);
 
@@ -138,7 +153,7 @@ void Master::HandleSignal(int signum) {
       return;
     case SIGHUP: {
       Audit(core::LogLevel::kInfo, "got SIGHUP: smooth upgrade");
-      const core::UpgradeStart start = supervisor_.Upgrade(core::UpgradeStrategy::kSmooth, Now());
+      const core::UpgradeStart start = Reload(core::UpgradeStrategy::kSmooth, Now());
       if (!start.started) spdlog::warn("not upgrading: {}", start.message);
       return;
     }
@@ -157,6 +172,7 @@ void Master::HandleSignal(int signum) {
 
 void Master::ReapChildren() {
   for (const sys::Reaped& r : sys::ReapAll()) {
+    if (ReloadCheckExited(r.pid, r.status)) continue;
     // A dead child's pipe is at EOF or holds its exec error: say why before the exit.
     CheckExec(r.pid);
     if (const auto it = pending_execs_.find(r.pid); it != pending_execs_.end()) {

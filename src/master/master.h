@@ -2,16 +2,20 @@
 // the Supervisor, and carries out its decisions (it is the Supervisor's Effects).
 #pragma once
 
+#include <signal.h>
 #include <uv.h>
 
 #include <array>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/control.h"
 #include "core/options.h"
+#include "core/reload.h"
+#include "core/state.h"
 #include "core/supervisor.h"
 #include "core/worker_env.h"
 #include "master/control_server.h"
@@ -20,13 +24,31 @@
 
 namespace einhorn::master {
 
+// Signals the master handles; everything else keeps its default action.
+inline constexpr std::array kHandledSignals{SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGUSR2,
+                                           SIGHUP,  SIGTTIN, SIGTTOU, SIGUSR1};
+
 struct MasterSetup {
   core::Options options;
   std::string command_path;  // resolved worker executable
   std::vector<sys::Listener> listeners;
-  int control_fd = -1;  // the bound, listening command socket
+  sys::Listener control;  // the bound, listening command socket (fd -1: none)
+  int lock_fd = -1;       // the held lockfile (-f), kept open across a re-exec
   AccessPolicy access;
-  std::vector<std::string> startup_env;
+  std::vector<std::string> startup_env;  // the first image's environment, restored to re-exec
+  std::vector<std::string> worker_env;   // this image's environment: the workers' base
+  std::string self_path;                 // the einhorn-cpp binary to re-exec
+
+  // An image started by a re-exec carries on where the previous one stopped.
+  struct Restored {
+    core::SupervisorSnapshot supervisor;
+    int verbosity = 1;
+    std::vector<ControlServer::Carried> clients;
+    std::vector<core::UpgradeStrategy> then_upgrades;
+    int reloads = 0;
+    std::string previous_version;
+  };
+  std::optional<Restored> restored;
 };
 
 class Master final : public core::Effects, public core::ControlHost {
@@ -46,6 +68,10 @@ class Master final : public core::Effects, public core::ControlHost {
   int Verbosity() const override { return verbosity_; }
   void SetVerbosity(int verbosity) override;
   void Audit(core::LogLevel level, const std::string& message) override;
+  core::UpgradeStart Reload(std::optional<core::UpgradeStrategy> then_upgrade,
+                            core::Time now) override;
+  int Reloads() const override { return reloads_; }
+  std::optional<std::string> LastReloadError() const override { return last_reload_error_; }
 
  private:
   static void OnSignal(uv_signal_t* handle, int signum) noexcept;
@@ -58,6 +84,21 @@ class Master final : public core::Effects, public core::ControlHost {
   void CheckExec(pid_t pid);
   void ForgetExec(PendingExec* p);
   core::Time Now() const;
+
+  // Master re-exec (master_reload.cc).
+  void StartReloadCheck();
+  bool ReloadCheckExited(pid_t pid, const core::ExitStatus& status);
+  void OnReloadTimer();
+  void TryExec();
+  core::Status ExecNewImage();
+  void ReloadFailed(const std::string& reason);
+  struct ExecTarget {
+    std::string path;
+    std::vector<std::string> argv;  // without the flags that follow
+    std::vector<std::string> env;
+  };
+  core::Result<ExecTarget> ReexecTarget() const;
+  void AfterRestore();
 
   MasterSetup setup_;
   sys::SpawnPlan plan_template_;
@@ -73,6 +114,21 @@ class Master final : public core::Effects, public core::ControlHost {
   std::vector<std::pair<core::UpgradeNoteKind, std::string>> notes_;
   uv_timer_t timer_{};
   std::vector<uv_signal_t> signals_;
+
+  core::Reload reload_;
+  int reloads_ = 0;  // re-execs this master has been through
+  std::optional<std::string> last_reload_error_;
+  struct ReloadCheck {
+    pid_t pid = -1;
+    int status_fd = -1;  // the check's exec outcome
+    int output_fd = -1;  // a memfd: what the check printed
+    int state_fd = -1;   // the memfd it reads
+    std::string binary;
+  };
+  std::optional<ReloadCheck> check_;
+  uv_timer_t reload_timer_{};  // the check's deadline, then the flush before exec
+  core::Time flush_deadline_{};
+  bool exec_requested_ = false;  // Run leaves uv_run to exec outside any callback
 };
 
 }  // namespace einhorn::master

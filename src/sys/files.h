@@ -23,6 +23,8 @@ class LockFile {
   LockFile& operator=(const LockFile&) = delete;
   ~LockFile();
   int fd() const { return fd_; }
+  // The lock a re-exec'd master inherited (the flock belongs to the open file, not the image).
+  static LockFile Adopt(int fd) { return LockFile(fd); }
 
  private:
   explicit LockFile(int fd) : fd_(fd) {}

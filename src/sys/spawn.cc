@@ -79,6 +79,7 @@ struct ChildArgs {
   bool set_nice;
   int nice;
   int max_fd;  // close loop bound when close_range is missing
+  int output_fd;
 };
 
 [[noreturn]] void Fail(int err_fd, Step step, int err) {
@@ -147,6 +148,14 @@ bool CloseRangeExcept(unsigned first, unsigned last, int keep, int max_fd) {
 
   if (a.set_nice && setpriority(PRIO_PROCESS, 0, a.nice) != 0) {
     Fail(a.err_write, Step::kNice, errno);
+  }
+
+  if (a.output_fd >= 0) {
+    for (int target : {1, 2}) {
+      while (dup2(a.output_fd, target) < 0) {
+        if (errno != EINTR && errno != EBUSY) Fail(a.err_write, Step::kDupTarget, errno);
+      }
+    }
   }
 
   // Phase one: copy every fd above the target range, so that placing fd i at 3+i can never
@@ -262,6 +271,7 @@ core::Result<StartedChild> StartSpawn(const SpawnPlan& plan) {
       .set_nice = plan.nice.has_value(),
       .nice = plan.nice.value_or(0),
       .max_fd = max_fd,
+      .output_fd = plan.output_fd,
   };
 
   // Blocked across fork so that no master handler runs in the child before the reset.

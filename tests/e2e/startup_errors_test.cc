@@ -35,7 +35,9 @@ TEST_CASE("usage errors exit 2 with one line") {
   CheckUsageError({"-p", "x.rb", "true"}, "Ruby-only");
   CheckUsageError({"--gc-before-fork", "true"}, "Ruby-only");
   CheckUsageError({"-m", "soon", "true"}, "invalid ack mode");
-  CheckUsageError({"--with-state-fd", "3", "true"}, "not yet supported");
+  CheckUsageError({"--with-state-fd", "3", "-n", "2", "true"}, "takes no other flag");
+  CheckUsageError({"--with-state-fd", "x", "true"}, "not an fd");
+  CheckUsageError({"--reexec-as", "\"unclosed", "true"}, "unmatched quote");
   CheckUsageError({"--max-unacked", "0", "true"}, "--max-unacked must be at least 1");
   CheckUsageError({"-d", "/" + std::string(120, 's'), "true"}, "longer than 107");
 }

@@ -37,6 +37,17 @@ struct FakeHost : ControlHost {
     logs.emplace_back(level, message);
   }
 
+  // A re-exec that succeeds at once: the new image starts the upgrade, if any.
+  UpgradeStart Reload(std::optional<UpgradeStrategy> then_upgrade, Time now) override {
+    reloads.push_back(then_upgrade);
+    if (!refuse_reload.empty()) return {false, refuse_reload};
+    if (then_upgrade) return sup->Upgrade(*then_upgrade, now);
+    return {true, "Reloading, as commanded"};
+  }
+  Supervisor* sup = nullptr;
+  std::vector<std::optional<UpgradeStrategy>> reloads;
+  std::string refuse_reload;
+
   // True if some line at `level` contains `needle`.
   bool Logged(LogLevel level, const std::string& needle) const {
     return std::any_of(logs.begin(), logs.end(), [&](const auto& l) {
@@ -60,6 +71,7 @@ struct Pool {
   explicit Pool(int n, bool manual = true, SupervisorConfig config = {})
       : sup(Adjust(config, n, manual), fx),
         control(sup, host, MasterInfo{kMasterPid, "web", "1.2.3", manual ? "manual" : "timer 1s"}) {
+    host.sup = &sup;
     sup.Start(At(0));
   }
   static SupervisorConfig Adjust(SupervisorConfig c, int n, bool manual) {
@@ -690,17 +702,41 @@ TEST_CASE("control: config is refused once its args are valid") {
   CHECK(Ask(pool, R"({"command": "config", "args": []})").error);
 }
 
-TEST_CASE("control: reload is refused as not yet supported") {
+TEST_CASE("control: reload asks the host to re-exec and replies at once, finally") {
   Pool pool(2);
-  const wire::Reply r = Ask(pool, "{command: reload, id: 9}");
-  CHECK(r.error);
-  CHECK_FALSE(r.wait);  // final: nothing is streamed after it
-  CHECK(r.message == "reload is not yet supported by einhorn-cpp 1.2.3");
+  const ControlOutcome out = Send(pool, "{command: reload, id: 9}");
+  const wire::Reply r = One(out);
+  CHECK_FALSE(r.error);
+  CHECK_FALSE(r.wait);  // final: nothing is streamed after it, as Einhorn
+  CHECK(r.message == "Reloading, as commanded");
   REQUIRE(r.request_id.has_value());
   CHECK(r.request_id->text == "9");
+  CHECK_FALSE(out.subscribe_upgrade.has_value());
+  REQUIRE(pool.host.reloads.size() == 1);
+  CHECK_FALSE(pool.host.reloads[0].has_value());  // no worker upgrade after it
   CHECK(pool.fx.kills.empty());
-  CHECK(pool.fx.spawns.size() == 2);
   CHECK(pool.sup.generation() == 1);
+  CHECK(pool.host.Logged(LogLevel::kInfo, "control: reload from uid 1000 pid 4000: Reloading"));
+}
+
+TEST_CASE("control: a refused reload is an error reply and logged as a warning") {
+  Pool pool(2);
+  pool.host.refuse_reload = "Not reloading: the master is shutting down";
+  const wire::Reply r = Ask(pool, "{command: reload, id: 3}");
+  CHECK(r.error);
+  CHECK_FALSE(r.wait);
+  CHECK(r.message == "Not reloading: the master is shutting down");
+  CHECK(pool.host.Logged(LogLevel::kWarn, "control: reload from uid 1000 pid 4000: Not reloading"));
+  CHECK(pool.host.reloads.size() == 1);
+}
+
+TEST_CASE("control: upgrade and upgrade_fleet re-exec the master first, with the strategy") {
+  Pool pool(2);
+  One(Send(pool, "{command: upgrade, id: 1}"));
+  One(Send(pool, "command: upgrade_fleet"));
+  REQUIRE(pool.host.reloads.size() == 2);
+  CHECK(pool.host.reloads[0] == UpgradeStrategy::kSmooth);
+  CHECK(pool.host.reloads[1] == UpgradeStrategy::kFleet);
 }
 
 TEST_CASE("control: upgrade with an id gets the first Einhorn reply with wait and a subscription") {
@@ -959,7 +995,7 @@ TEST_CASE(
       {R"({"command": "set_workers", "args": ["3"]})", false},
       {R"({"command": "signal", "args": ["USR1"]})", false},
       {"command: nope", true},
-      {"command: reload", true},
+      {"command: reload", false},
       {R"({"command": "signal", "args": ["NOPE"]})", true},
   };
   for (const Case& c : cases) {

@@ -26,6 +26,8 @@ PoolStatus Full() {
   s.ack_mode = "timer 1s";
   s.verbosity = 2;
   s.stopping = true;
+  s.reloads = 2;
+  s.last_reload_error = "the upgrade check of /usr/bin/einhorn-cpp failed (exit 1)";
   s.booting = 1;
   s.ready = 2;
   s.draining = 1;
@@ -223,6 +225,8 @@ TEST_CASE("pool status: the whole document, byte for byte") {
         "ack_mode: \"manual\"\n"
         "verbosity: 1\n"
         "stopping: false\n"
+        "reloads: 0\n"
+        "last_reload_error: ~\n"
         "counts: {booting: 0, ready: 1, draining: 0}\n"
         "upgrade: ~\n"
         "last_upgrade: ~\n"
@@ -610,6 +614,8 @@ class Gen {
     s.ack_mode = Hostile();
     s.verbosity = Int();
     s.stopping = Coin();
+    s.reloads = Int();
+    s.last_reload_error = MaybeHostile();
     s.booting = Int();
     s.ready = Int();
     s.draining = Int();
@@ -692,7 +698,7 @@ TEST_CASE("pool status: random statuses with hostile strings read back as writte
     CHECK_MESSAGE(Printable(yaml, &why), why);
     // One line per top-level key and per row.
     const auto lines = static_cast<std::size_t>(std::count(yaml.begin(), yaml.end(), '\n'));
-    CHECK(lines == 13 + s.workers.size() + s.pending.size());
+    CHECK(lines == 15 + s.workers.size() + s.pending.size());
     const Result<PoolStatus> back = PoolStatusFromYaml(yaml);
     REQUIRE_MESSAGE(back.ok(), (back.error() + "\n" + yaml));
     CheckSame(back.value(), Expected(s));

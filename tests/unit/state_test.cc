@@ -173,7 +173,7 @@ MasterState RichState() {
   m.lock_fd = 5;
   m.startup_env = HostileStrings();
   m.startup_env.push_back("PATH=/usr/bin:/bin");
-  m.then_upgrade = UpgradeStrategy::kSmooth;
+  m.then_upgrades = {UpgradeStrategy::kSmooth, UpgradeStrategy::kFleet};
   m.reloads = 3;
   return m;
 }
@@ -238,7 +238,7 @@ TEST_CASE("the rich test state sets every field") {
   for (const BindSpec& b : o.binds) CHECK(b != BindSpec{});
 
   CHECK(m.self_path != d.self_path);
-  CHECK(m.then_upgrade != d.then_upgrade);
+  CHECK(m.then_upgrades != d.then_upgrades);
   CHECK(m.reloads != d.reloads);
   const MasterState::Client dk;
   bool bound = false, unbound = false, half_line = false, subscribed = false, peer_set = false;
@@ -415,14 +415,14 @@ TEST_CASE("the clients are readable records") {
   CHECK(text.find("  - {fd: 2, peer: {pid: 0, uid: -1, gid: -1, lineage: [], bound_worker: "
                   "null},") != std::string::npos);
   CHECK(text.find("\nself_path: ") != std::string::npos);
-  CHECK(text.find("\nthen_upgrade: smooth\nreloads: 3\nend: true\n") != std::string::npos);
+  CHECK(text.find("\nthen_upgrades: [smooth, fleet]\nreloads: 3\nend: true\n") != std::string::npos);
   MasterState m = RichState();
-  m.then_upgrade.reset();
+  m.then_upgrades.clear();
   m.clients.clear();
   m.options.reexec_as.clear();
   const std::string plain = EncodeState(m);
   CHECK(plain.find("\nclients: []\n") != std::string::npos);
-  CHECK(plain.find("\nthen_upgrade: null\n") != std::string::npos);
+  CHECK(plain.find("\nthen_upgrades: []\n") != std::string::npos);
   CHECK(plain.find("\n  reexec_as: []\n") != std::string::npos);
   const Result<MasterState> back = DecodeState(plain);
   REQUIRE_MESSAGE(back.ok(), back.error());
@@ -435,8 +435,9 @@ TEST_CASE("the clients are readable records") {
     REQUIRE_MESSAGE(r.ok(), r.error());
     CHECK(r.value() == k);
   }
-  m.then_upgrade = UpgradeStrategy::kFleet;
-  CHECK(DecodeState(EncodeState(m)).value().then_upgrade == UpgradeStrategy::kFleet);
+  m.then_upgrades = {UpgradeStrategy::kFleet};
+  CHECK(DecodeState(EncodeState(m)).value().then_upgrades ==
+        std::vector<UpgradeStrategy>{UpgradeStrategy::kFleet});
 }
 
 TEST_CASE("ill-formed clients, paths and counters are refused by their path") {
@@ -460,8 +461,11 @@ TEST_CASE("ill-formed clients, paths and counters are refused by their path") {
   CHECK(Refusal(Edit(text, "pending_input: \"\", upgrade_id: null}",
                      "pending_input: \"\", upgrade_id: null, ssl: false}")) ==
         "clients[0].ssl: unknown key");
-  CHECK(Refusal(Edit(text, "\nthen_upgrade: smooth\n", "\nthen_upgrade: rolling\n")) ==
-        "then_upgrade: expected one of smooth, fleet");
+  CHECK(Refusal(Edit(text, "\nthen_upgrades: [smooth, fleet]\n",
+                     "\nthen_upgrades: [smooth, rolling]\n")) ==
+        "then_upgrades[1]: expected one of smooth, fleet");
+  CHECK(Refusal(Edit(text, "\nthen_upgrades: [smooth, fleet]\n", "\nthen_upgrades: smooth\n")) ==
+        "then_upgrades: expected a list");
   CHECK(Refusal(Edit(text, "\nreloads: 3\n", "\nreloads: -1\n")) ==
         "reloads: -1 is out of range (0..2147483647)");
   CHECK(Refusal(Edit(text, "\nreloads: 3\n", "\n")) == "reloads: missing");

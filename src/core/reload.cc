@@ -1,0 +1,80 @@
+#include "core/reload.h"
+
+#include <cstdio>
+
+namespace einhorn::core {
+
+Reload::Begin Reload::Request(std::optional<UpgradeStrategy> then_upgrade, bool master_stopping) {
+  Begin b;
+  if (master_stopping) {
+    b.message = then_upgrade ? "The master is shutting down; not upgrading"
+                             : "Not reloading: the master is shutting down";
+    return b;
+  }
+  b.accepted = true;
+  b.start_check = !running_;
+  running_ = true;
+  if (then_upgrade) then_upgrades_.push_back(*then_upgrade);
+  if (!then_upgrade) {
+    b.message = "Reloading, as commanded";
+  } else if (*then_upgrade == UpgradeStrategy::kSmooth) {
+    b.message = "Upgrading smoothly, as commanded";
+  } else {
+    b.message = "Upgrading fleet, as commanded";
+  }
+  return b;
+}
+
+std::optional<std::string> Reload::CheckExited(const std::string& binary,
+                                               const ExitStatus& status,
+                                               const std::string& output) {
+  if (!status.signaled && status.code == 0) return std::nullopt;
+  std::string reason = "the upgrade check of " + binary + " failed (" + status.ToString() + ")";
+  const std::string said = LastLine(output);
+  if (!said.empty()) reason += ": " + said;
+  return reason;
+}
+
+std::string Reload::CheckTimedOut(const std::string& binary, Duration limit) {
+  char secs[32];
+  std::snprintf(secs, sizeof secs, "%g", ToSeconds(limit));
+  return "the upgrade check of " + binary + " did not finish within " + secs + " s";
+}
+
+void Reload::Clear() {
+  running_ = false;
+  then_upgrades_.clear();
+}
+
+std::string Reload::FailureText(const std::string& reason) {
+  return "Reload failed, the master keeps running as it was: " + reason;
+}
+
+std::string Reload::UpgradeFailureText(const std::string& reason) {
+  return "Upgrade failed: the master could not reload first, so nothing changed: " + reason;
+}
+
+std::string LastLine(const std::string& output, size_t max_chars) {
+  size_t end = output.size();
+  while (true) {
+    while (end > 0 && (output[end - 1] == '\n' || output[end - 1] == '\r' ||
+                       output[end - 1] == ' ' || output[end - 1] == '\t')) {
+      --end;
+    }
+    if (end == 0) return "";
+    const size_t nl = output.rfind('\n', end - 1);
+    const size_t begin = nl == std::string::npos ? 0 : nl + 1;
+    std::string line = output.substr(begin, end - begin);
+    while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.erase(0, 1);
+    if (!line.empty()) {
+      for (char& c : line) {
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+      }
+      if (line.size() > max_chars) line = line.substr(0, max_chars) + "...";
+      return line;
+    }
+    end = begin;
+  }
+}
+
+}  // namespace einhorn::core

@@ -1,0 +1,310 @@
+// Master self-upgrade: `reload`, and the first step of every upgrade. The old image checks
+// that the new binary runs and can read the state (`NEW --upgrade-check --with-state-fd 3`),
+// stops reading requests, waits until every reply is written, then execs
+// `NEW --with-state-fd N -- CMD...` with the state in a memfd and every fd that matters open:
+// listeners, the command socket and its connections, -g channels, the lockfile. The pid stays,
+// so the workers, systemd and the pidfile never notice. Any failure before execve leaves the
+// old image running as it was and is reported (to an upgrade's subscribers as its final
+// message); what the new image does with the state is in main.cc and AfterRestore.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "core/flags.h"
+#include "master/logging.h"
+#include "master/master.h"
+#include "sys/process.h"
+#include "sys/reexec.h"
+
+namespace einhorn::master {
+namespace {
+
+// Long enough for a cold binary on a loaded host to decode a big state (1.5 s for 10,000
+// workers), short enough that a hung check does not hold an upgrade for long.
+const core::Duration kCheckTimeout = core::Seconds(30);
+// Replies still being written when the exec is due: how long a slow reader is waited for.
+const core::Duration kFlushTimeout = core::Seconds(1);
+constexpr std::uint64_t kFlushPollMs = 2;
+constexpr size_t kMaxCheckOutput = 64 * 1024;
+
+std::map<std::string, std::string> EnvMap(const std::vector<std::string>& env) {
+  std::map<std::string, std::string> m;
+  for (const std::string& e : env) {
+    const size_t eq = e.find('=');
+    if (eq != std::string::npos) m.emplace(e.substr(0, eq), e.substr(eq + 1));
+  }
+  return m;
+}
+
+void CloseFd(int& fd) {
+  if (fd >= 0) close(fd);
+  fd = -1;
+}
+
+}  // namespace
+
+core::UpgradeStart Master::Reload(std::optional<core::UpgradeStrategy> then_upgrade,
+                                  core::Time) {
+  const core::Reload::Begin begin =
+      reload_.Request(then_upgrade, supervisor_.Stopping() || supervisor_.Finished());
+  if (begin.accepted) {
+    spdlog::info("{}: re-executing the master{}", begin.message,
+                 begin.start_check ? "" : " (joining the reload under way)");
+  }
+  if (begin.start_check) StartReloadCheck();
+  return core::UpgradeStart{begin.accepted, begin.message};
+}
+
+// As Einhorn: the environment the master started with, minus --drop-env-var.
+core::Result<Master::ExecTarget> Master::ReexecTarget() const {
+  using R = core::Result<ExecTarget>;
+  ExecTarget t;
+  const core::Options& o = setup_.options;
+  for (const std::string& e : setup_.startup_env) {
+    const std::string name = e.substr(0, e.find('='));
+    bool dropped = false;
+    for (const std::string& d : o.drop_env_vars) dropped = dropped || d == name;
+    if (!dropped) t.env.push_back(e);
+  }
+  if (o.reexec_as.empty()) {
+    t.path = setup_.self_path;
+    t.argv = {setup_.self_path};
+    return t;
+  }
+  const auto env = EnvMap(t.env);
+  const auto path_it = env.find("PATH");
+  auto path = sys::ResolveCommand(o.reexec_as.front(), path_it == env.end() ? "" : path_it->second);
+  if (!path.ok()) return R::Error("--reexec-as: " + path.error());
+  t.path = path.value();
+  t.argv = o.reexec_as;
+  return t;
+}
+
+void Master::StartReloadCheck() {
+  auto target = ReexecTarget();
+  if (!target.ok()) return ReloadFailed(target.error());
+  // The check decodes a state taken now; the exec carries a fresh one of the same format.
+  core::MasterState probe;
+  probe.options = setup_.options;
+  probe.command_path = setup_.command_path;
+  probe.supervisor = supervisor_.Snapshot();
+  probe.self_path = setup_.self_path;
+  probe.written_by = core::kVersion;
+  probe.startup_env = setup_.startup_env;
+  probe.verbosity = verbosity_;
+  auto state_fd = sys::BytesMemfd("einhorn-cpp-state", core::EncodeState(probe));
+  if (!state_fd.ok()) return ReloadFailed(state_fd.error());
+  auto output_fd = sys::BytesMemfd("einhorn-cpp-upgrade-check", "");
+  if (!output_fd.ok()) {
+    close(state_fd.value());
+    return ReloadFailed(output_fd.error());
+  }
+
+  sys::SpawnPlan plan;
+  plan.path = target.value().path;
+  plan.argv = target.value().argv;
+  for (const char* a : {"--upgrade-check", "--with-state-fd", "3", "--"}) plan.argv.push_back(a);
+  for (const std::string& c : setup_.options.command) plan.argv.push_back(c);
+  plan.env = target.value().env;
+  plan.pass_fds = {state_fd.value()};
+  plan.output_fd = output_fd.value();
+  plan.pdeath_signal = SIGKILL;
+  auto started = sys::StartSpawn(plan);
+  if (!started.ok()) {
+    close(state_fd.value());
+    close(output_fd.value());
+    return ReloadFailed("the upgrade check of " + plan.path + " could not start: " +
+                        started.error());
+  }
+  check_ = ReloadCheck{started.value().pid, started.value().status_fd, output_fd.value(),
+                       state_fd.value(), plan.path};
+  spdlog::info("reload: checking {} (pid {})", plan.path, check_->pid);
+  uv_timer_start(
+      &reload_timer_, [](uv_timer_t* h) { static_cast<Master*>(h->data)->OnReloadTimer(); },
+      static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(kCheckTimeout).count()),
+      0);
+}
+
+bool Master::ReloadCheckExited(pid_t pid, const core::ExitStatus& status) {
+  if (!check_ || check_->pid != pid) return false;
+  uv_timer_stop(&reload_timer_);
+  ReloadCheck check = *check_;
+  check_.reset();
+  fcntl(check.status_fd, F_SETFL, fcntl(check.status_fd, F_GETFL) | O_NONBLOCK);
+  const sys::ExecOutcome exec = sys::ReadExecOutcome(check.status_fd, check.binary);
+  auto output = sys::ReadWholeFd(check.output_fd, kMaxCheckOutput);
+  CloseFd(check.status_fd);
+  CloseFd(check.output_fd);
+  CloseFd(check.state_fd);
+  if (exec.state == sys::ExecState::kFailed) {
+    ReloadFailed("the upgrade check could not run: " + exec.error);
+    return true;
+  }
+  const std::string said = output.ok() ? output.value() : "";
+  if (auto failed = core::Reload::CheckExited(check.binary, status, said)) {
+    ReloadFailed(*failed);
+    return true;
+  }
+  if (supervisor_.Stopping()) {
+    ReloadFailed("the master is shutting down");
+    return true;
+  }
+  // Requests that arrive from now on wait in the kernel for the new image.
+  server_->Freeze();
+  flush_deadline_ = Now() + kFlushTimeout;
+  exec_requested_ = true;
+  uv_stop(&loop_);
+  return true;
+}
+
+void Master::OnReloadTimer() {
+  if (check_) {
+    spdlog::warn("reload: the upgrade check (pid {}) is taking too long; killing it", check_->pid);
+    sys::SendSignal(check_->pid, core::Signal::kKill);
+    const std::string reason = core::Reload::CheckTimedOut(check_->binary, kCheckTimeout);
+    // Its exit is reaped later and no longer matches a check.
+    CloseFd(check_->status_fd);
+    CloseFd(check_->output_fd);
+    CloseFd(check_->state_fd);
+    check_.reset();
+    ReloadFailed(reason);
+    AfterEvent();
+    return;
+  }
+  // Polling for the replies to drain.
+  exec_requested_ = true;
+  uv_stop(&loop_);
+}
+
+void Master::TryExec() {
+  // No handler may run from here to execve: a signal that arrives now stays pending across
+  // the exec and the new image handles it. One non-blocking turn of the loop takes whatever
+  // the handlers already queued (a SIGTERM just before this point must not be lost).
+  const sys::SignalMask saved =
+      sys::BlockSignals(std::vector<int>(kHandledSignals.begin(), kHandledSignals.end()));
+  uv_run(&loop_, UV_RUN_NOWAIT);
+  auto resume = [&] { sys::RestoreSignalMask(saved); };
+  if (supervisor_.Stopping() || supervisor_.Finished()) {
+    resume();
+    server_->Thaw();
+    ReloadFailed("the master is shutting down");
+    AfterEvent();
+    return;
+  }
+  if (!server_->Flushed()) {
+    if (Now() < flush_deadline_) {
+      resume();
+      uv_timer_start(
+          &reload_timer_, [](uv_timer_t* h) { static_cast<Master*>(h->data)->OnReloadTimer(); },
+          kFlushPollMs, 0);
+      return;
+    }
+    server_->DropUnflushed();
+  }
+  const core::Status st = ExecNewImage();
+  // Still here: execve (or what comes before it) failed.
+  resume();
+  server_->Thaw();
+  ReloadFailed(st.message());
+  AfterEvent();
+}
+
+core::Status Master::ExecNewImage() {
+  auto target = ReexecTarget();
+  if (!target.ok()) return core::Status::Error(target.error());
+
+  const std::vector<ControlServer::Carried> carried = server_->Export();
+  core::MasterState state;
+  state.options = setup_.options;
+  state.command_path = setup_.command_path;
+  state.supervisor = supervisor_.Snapshot();
+  state.verbosity = verbosity_;
+  state.self_path = setup_.self_path;
+  state.written_by = core::kVersion;
+  state.startup_env = setup_.startup_env;
+  state.then_upgrades = reload_.then_upgrades();
+  state.reloads = reloads_ + 1;
+  state.lock_fd = setup_.lock_fd;
+  auto listener = [](const sys::Listener& l, int fd) {
+    core::MasterState::Listener m;
+    m.spec = l.spec;
+    m.fd = fd;
+    m.bound = l.bound;
+    m.owns_path = l.owns_path;
+    m.path_dev = static_cast<std::uint64_t>(l.path_dev);
+    m.path_ino = static_cast<std::uint64_t>(l.path_ino);
+    return m;
+  };
+  for (const sys::Listener& l : setup_.listeners) state.listeners.push_back(listener(l, l.fd));
+  state.control = listener(setup_.control, server_->listener_fd());
+  for (const ControlServer::Carried& c : carried) {
+    core::MasterState::Client client;
+    client.fd = c.fd;
+    client.peer = c.peer;
+    client.pending_input = c.pending_input;
+    client.upgrade_id = c.upgrade_id;
+    state.clients.push_back(std::move(client));
+  }
+
+  auto memfd = sys::BytesMemfd("einhorn-cpp-state", core::EncodeState(state));
+  if (!memfd.ok()) return core::Status::Error(memfd.error());
+  std::vector<int> kept;
+  for (const auto& l : state.listeners) kept.push_back(l.fd);
+  if (state.control.fd >= 0) kept.push_back(state.control.fd);
+  for (const auto& c : state.clients) kept.push_back(c.fd);
+  if (state.lock_fd >= 0) kept.push_back(state.lock_fd);
+  kept.push_back(memfd.value());
+  core::Status st = core::Status::Ok();
+  for (int fd : kept) {
+    if (st.ok()) st = sys::SetCloexec(fd, false);
+  }
+  if (st.ok()) {
+    std::vector<std::string> argv = target.value().argv;
+    for (const std::string& a :
+         {std::string("--with-state-fd"), std::to_string(memfd.value()), std::string("--")}) {
+      argv.push_back(a);
+    }
+    for (const std::string& c : setup_.options.command) argv.push_back(c);
+    spdlog::info("reload: exec {} with {} workers, {} connections (reload #{})",
+                 target.value().path, state.supervisor.workers.size(), carried.size(),
+                 state.reloads);
+    spdlog::default_logger()->flush();
+    st = sys::ExecImage(target.value().path, argv, target.value().env);
+  }
+  for (int fd : kept) sys::SetCloexec(fd, true);
+  close(memfd.value());
+  return st;
+}
+
+void Master::ReloadFailed(const std::string& reason) {
+  const bool upgrading = !reload_.then_upgrades().empty();
+  reload_.Clear();
+  last_reload_error_ = reason;
+  spdlog::error("{}", core::Reload::FailureText(reason));
+  if (upgrading) {
+    UpgradeNote(core::UpgradeNoteKind::kFailed, core::Reload::UpgradeFailureText(reason));
+  }
+}
+
+void Master::AfterRestore() {
+  const MasterSetup::Restored& r = *setup_.restored;
+  spdlog::info("reloaded: einhorn-cpp {} took over from {} (reload #{}); {} workers, {} "
+               "command connections kept",
+               core::kVersion, r.previous_version, r.reloads,
+               r.supervisor.workers.size(), r.clients.size());
+  for (const ControlServer::Carried& c : r.clients) server_->Restore(c);
+  // Children that died while no image was watching: their SIGCHLD came before our handler.
+  ReapChildren();
+  for (const core::UpgradeStrategy strategy : r.then_upgrades) {
+    const core::UpgradeStart start = supervisor_.Upgrade(strategy, Now());
+    if (!start.started) {
+      spdlog::warn("not upgrading: {}", start.message);
+      UpgradeNote(core::UpgradeNoteKind::kFailed, "Upgrade failed: " + start.message);
+      break;
+    }
+  }
+}
+
+}  // namespace einhorn::master

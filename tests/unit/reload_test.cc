@@ -1,0 +1,88 @@
+// core/reload.h: when a master re-exec may start, how requests during one merge, and what the
+// pre-flight check's exit means.
+#include "core/reload.h"
+
+#include <doctest/doctest.h>
+
+namespace einhorn::core {
+namespace {
+
+TEST_CASE("reload: a plain reload starts the check and replies with Einhorn's text") {
+  Reload r;
+  const Reload::Begin b = r.Request(std::nullopt, false);
+  CHECK(b.accepted);
+  CHECK(b.start_check);
+  CHECK(b.message == "Reloading, as commanded");
+  CHECK(r.running());
+  CHECK(r.then_upgrades().empty());
+}
+
+TEST_CASE("reload: upgrades name their strategy and are carried to the new image") {
+  Reload r;
+  CHECK(r.Request(UpgradeStrategy::kSmooth, false).message == "Upgrading smoothly, as commanded");
+  CHECK(r.then_upgrades() == std::vector{UpgradeStrategy::kSmooth});
+  Reload f;
+  CHECK(f.Request(UpgradeStrategy::kFleet, false).message == "Upgrading fleet, as commanded");
+  CHECK(f.then_upgrades() == std::vector{UpgradeStrategy::kFleet});
+}
+
+TEST_CASE("reload: requests during a reload join it; every upgrade is carried, in order") {
+  Reload r;
+  CHECK(r.Request(std::nullopt, false).start_check);
+  const Reload::Begin second = r.Request(UpgradeStrategy::kFleet, false);
+  CHECK(second.accepted);
+  CHECK_FALSE(second.start_check);
+  CHECK(second.message == "Upgrading fleet, as commanded");
+  const Reload::Begin third = r.Request(UpgradeStrategy::kSmooth, false);
+  CHECK_FALSE(third.start_check);
+  // A plain reload adds nothing to do after the exec.
+  CHECK_FALSE(r.Request(std::nullopt, false).start_check);
+  CHECK(r.then_upgrades() == std::vector{UpgradeStrategy::kFleet, UpgradeStrategy::kSmooth});
+  r.Clear();
+  CHECK_FALSE(r.running());
+  CHECK(r.then_upgrades().empty());
+  CHECK(r.Request(std::nullopt, false).start_check);
+}
+
+TEST_CASE("reload: refused while the master stops, with a reason per kind") {
+  Reload r;
+  const Reload::Begin b = r.Request(std::nullopt, true);
+  CHECK_FALSE(b.accepted);
+  CHECK_FALSE(b.start_check);
+  CHECK(b.message == "Not reloading: the master is shutting down");
+  CHECK_FALSE(r.running());
+  CHECK(r.Request(UpgradeStrategy::kSmooth, true).message ==
+        "The master is shutting down; not upgrading");
+  CHECK_FALSE(r.running());
+}
+
+TEST_CASE("reload: the check's exit decides; a failure names the binary, status and its words") {
+  CHECK_FALSE(
+      Reload::CheckExited("/usr/bin/einhorn-cpp", ExitStatus{false, 0}, "einhorn-cpp 1.0\n"));
+  const auto failed = Reload::CheckExited("/usr/bin/einhorn-cpp", ExitStatus{false, 1},
+                                          "einhorn-cpp 2.0\nstate: version 3 is newer than 2\n\n");
+  REQUIRE(failed.has_value());
+  CHECK(*failed ==
+        "the upgrade check of /usr/bin/einhorn-cpp failed (exit 1): state: version 3 is newer "
+        "than 2");
+  const auto killed = Reload::CheckExited("/x", ExitStatus{true, 11}, "");
+  REQUIRE(killed.has_value());
+  CHECK(*killed == "the upgrade check of /x failed (signal 11)");
+  CHECK(Reload::CheckTimedOut("/x", Seconds(30)) ==
+        "the upgrade check of /x did not finish within 30 s");
+  CHECK(Reload::FailureText("why") == "Reload failed, the master keeps running as it was: why");
+  CHECK(Reload::UpgradeFailureText("why") ==
+        "Upgrade failed: the master could not reload first, so nothing changed: why");
+}
+
+TEST_CASE("reload: LastLine trims, skips blank lines, neutralises control bytes and caps") {
+  CHECK(LastLine("") == "");
+  CHECK(LastLine("\n \n\t\n") == "");
+  CHECK(LastLine("one\ntwo  \n\n") == "two");
+  CHECK(LastLine("  lead") == "lead");
+  CHECK(LastLine("a\x1b[31mred\r\n") == "a?[31mred");
+  CHECK(LastLine(std::string(500, 'x'), 10) == "xxxxxxxxxx...");
+}
+
+}  // namespace
+}  // namespace einhorn::core
