@@ -143,7 +143,7 @@ void ControlServer::AddWorkerChannel(int fd, core::Pid worker) {
     return;
   }
   worker_channels_[worker] = c;
-  uv_read_start(reinterpret_cast<uv_stream_t*>(&c->pipe), &OnAlloc, &OnRead);
+  if (!frozen_) uv_read_start(reinterpret_cast<uv_stream_t*>(&c->pipe), &OnAlloc, &OnRead);
 }
 
 void ControlServer::DropWorkerChannel(core::Pid worker) {

@@ -10,12 +10,14 @@
 #     connection, 2 s deadline, see upgrade_load.cc) during UPGRADES back-to-back
 #     `einhornctl upgrade --wait`, then for as long again without upgrades (the baseline):
 #     requests, failures by kind, p50/p99/max latency.
+#  3. Under the same load: RELOADS back-to-back `einhornctl reload` (the master re-execs
+#     itself, workers untouched), each timed until `status` shows the new image.
 # Every upgrade must exit 0. Figures only, no assertion on speed.
 # Usage: tests/bench/upgrade.sh [BUILD_DIR] [N...]     (default: build-bench, 10 100)
 # Build a release tree first: cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DEINHORN_TESTS=OFF
 #                             cmake --build build-bench -j2
 # Knobs (environment): REPS (default 5), BUDGETS (--max-unacked rows, default "8 N"),
-# UPGRADES (default 20), LOAD_N (default 4), CLIENTS (default 4), KEEP_LOGS=DIR (copy the
+# UPGRADES (default 20), RELOADS (default 20), LOAD_N (default 4), CLIENTS (default 4), KEEP_LOGS=DIR (copy the
 # masters' logs there).
 set -euo pipefail
 build=${1:-build-bench}
@@ -25,6 +27,7 @@ counts=("$@")
 reps=${REPS:-5}
 budgets=${BUDGETS:-8 N}
 upgrades=${UPGRADES:-20}
+reloads=${RELOADS:-20}
 load_n=${LOAD_N:-4}
 clients=${CLIENTS:-4}
 keep_logs=${KEEP_LOGS:-}
@@ -168,8 +171,36 @@ cat "$tmp/load.out"
 duration=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
 settle "$load_n"
 "$load" run "$port" "$clients" "$duration" "baseline (no upgrade)"
+upgrade_times=("${times[@]}")
+
+# 3. Master re-execs alone: each `einhornctl reload` timed until status shows the new image
+# (reloads one higher), under the same load; every reload must succeed.
+"$load" run "$port" "$clients" 0 "during $reloads reloads" >"$tmp/load.out" &
+load_pid=$!
+times=()
+for ((i = 0; i < reloads; i++)); do
+  before=$("$ctl" -d "$sock" status --json | jq -r .reloads)
+  t0=$EPOCHREALTIME
+  "$ctl" -d "$sock" reload >/dev/null || fail "einhornctl reload exited $?"
+  while :; do
+    read -r now err < <("$ctl" -d "$sock" status --json | jq -r '"\(.reloads) \(.last_reload_error)"')
+    [ "$now" -gt "$before" ] && break
+    [ "$err" = null ] || fail "reload failed: $err"
+    sleep 0.002
+  done
+  t1=$EPOCHREALTIME
+  times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')")
+done
+kill -TERM "$load_pid"
+wait "$load_pid" || fail "the load generator failed"
+load_pid=
+cat "$tmp/load.out"
 stop_master
 echo
-echo "the $upgrades upgrades under load (s):"
+echo "the $upgrades upgrades and $reloads reloads under load (s; a reload until status shows it):"
 printf '%-8s %-28s %4s %9s %9s %9s\n' workers upgrade runs min median max
+reload_times=("${times[@]}")
+times=("${upgrade_times[@]}")
 row "$load_n" "smooth, under load"
+times=("${reload_times[@]}")
+row "$load_n" "reload, under load"
