@@ -66,7 +66,9 @@ std::optional<core::wire::Reply> ControlClient::ReadReply(std::chrono::milliseco
 
 std::optional<core::wire::Reply> ControlClient::Ask(const std::string& bytes,
                                                     std::chrono::milliseconds timeout) {
-  if (!Send(bytes)) return std::nullopt;
+  // A master that refuses a peer replies and closes without reading: the send may then fail
+  // (EPIPE) while the refusal still waits to be read.
+  Send(bytes);
   return ReadReply(timeout);
 }
 
