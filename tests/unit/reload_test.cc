@@ -26,7 +26,7 @@ TEST_CASE("reload: upgrades name their strategy and are carried to the new image
   CHECK(f.then_upgrades() == std::vector{UpgradeStrategy::kFleet});
 }
 
-TEST_CASE("reload: requests during a reload join it; every upgrade is carried, in order") {
+TEST_CASE("reload: requests during a reload join it and every upgrade is carried, in order") {
   Reload r;
   CHECK(r.Request(std::nullopt, false).start_check);
   const Reload::Begin second = r.Request(UpgradeStrategy::kFleet, false);
@@ -56,7 +56,7 @@ TEST_CASE("reload: refused while the master stops, with a reason per kind") {
   CHECK_FALSE(r.running());
 }
 
-TEST_CASE("reload: the check's exit decides; a failure names the binary, status and its words") {
+TEST_CASE("reload: the check's exit decides, and a failure names the binary, status and its words") {
   CHECK_FALSE(
       Reload::CheckExited("/usr/bin/einhorn-cpp", ExitStatus{false, 0}, "einhorn-cpp 1.0\n"));
   const auto failed = Reload::CheckExited("/usr/bin/einhorn-cpp", ExitStatus{false, 1},
