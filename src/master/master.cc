@@ -11,6 +11,7 @@
 
 #include "core/flags.h"
 #include "master/logging.h"
+#include "sys/notify.h"
 #include "sys/peer.h"
 #include "sys/process.h"
 
@@ -60,6 +61,7 @@ Master::Master(MasterSetup setup)
   }
   if (o.nice.worker) plan_template_.nice = *o.nice.worker;
   env_input_.base = setup_.worker_env;
+  if (sys::ServiceManagerListens()) service_.emplace(setup_.restored.has_value());
   env_input_.master_pid = getpid();
   env_input_.sock_path = o.socket_path;
 }
@@ -84,6 +86,14 @@ int Master::Run() {
   sys::ResetSignalMask();
   uv_timer_init(&loop_, &reload_timer_);
   reload_timer_.data = this;
+  uv_timer_init(&loop_, &watchdog_);
+  watchdog_.data = this;
+  if (const auto usec = sys::WatchdogMicroseconds()) {
+    const std::uint64_t ms = std::max<std::uint64_t>(1, *usec / 2000);
+    spdlog::info("systemd watchdog: WATCHDOG=1 every {} ms", ms);
+    uv_timer_start(
+        &watchdog_, [](uv_timer_t*) { sys::NotifyServiceManager("WATCHDOG=1"); }, 0, ms);
+  }
 
   server_ = std::make_unique<ControlServer>(
       &loop_, control_, setup_.access, [this] { return Now(); }, [this] { AfterEvent(); });
@@ -188,6 +198,7 @@ void Master::AfterEvent() {
     for (const auto& [kind, text] : notes_) server_->BroadcastUpgrade(kind, text);
   }
   notes_.clear();
+  NotifyServiceManager();
   if (supervisor_.Finished()) {
     uv_timer_stop(&timer_);
     uv_stop(&loop_);
@@ -309,6 +320,44 @@ void Master::Audit(core::LogLevel level, const std::string& message) {
 void Master::SetVerbosity(int verbosity) {
   verbosity_ = verbosity;
   SetLogLevel(verbosity);
+}
+
+core::ServiceFacts Master::ServiceFactsNow() const {
+  core::ServiceFacts f;
+  f.target = supervisor_.target();
+  f.generation = supervisor_.generation();
+  const auto& upgrade = supervisor_.upgrade();
+  if (upgrade) f.upgrading_to = upgrade->to_generation;
+  for (const auto& [pid, w] : supervisor_.workers()) {
+    switch (w.state) {
+      case core::WorkerState::kBooting:
+        ++f.booting;
+        break;
+      case core::WorkerState::kReady:
+        ++f.ready;
+        if (upgrade && w.generation == upgrade->to_generation) ++f.upgrade_new_ready;
+        break;
+      case core::WorkerState::kDraining:
+        ++f.draining;
+        break;
+    }
+  }
+  f.reloading = reload_.running();
+  f.stopping = supervisor_.Stopping();
+  if (const auto& last = supervisor_.last_upgrade(); last && !last->ok) {
+    f.last_upgrade_failure = last->reason;
+  }
+  f.last_reload_error = last_reload_error_;
+  return f;
+}
+
+void Master::NotifyServiceManager() {
+  if (!service_) return;
+  if (const auto message = service_->Update(ServiceFactsNow(), Now())) {
+    if (!sys::NotifyServiceManager(*message)) {
+      spdlog::debug("could not notify the service manager: {}", *message);
+    }
+  }
 }
 
 }  // namespace einhorn::master

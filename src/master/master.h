@@ -15,6 +15,7 @@
 #include "core/control.h"
 #include "core/options.h"
 #include "core/reload.h"
+#include "core/service_notify.h"
 #include "core/state.h"
 #include "core/supervisor.h"
 #include "core/worker_env.h"
@@ -99,6 +100,9 @@ class Master final : public core::Effects, public core::ControlHost {
   };
   core::Result<ExecTarget> ReexecTarget() const;
   void AfterRestore();
+  // systemd's notify protocol, when NOTIFY_SOCKET is set.
+  void NotifyServiceManager();
+  core::ServiceFacts ServiceFactsNow() const;
 
   MasterSetup setup_;
   sys::SpawnPlan plan_template_;
@@ -129,6 +133,9 @@ class Master final : public core::Effects, public core::ControlHost {
   uv_timer_t reload_timer_{};  // the check's deadline, then the flush before exec
   core::Time flush_deadline_{};
   bool exec_requested_ = false;  // Run leaves uv_run to exec outside any callback
+
+  std::optional<core::ServiceNotifier> service_;  // NOTIFY_SOCKET set
+  uv_timer_t watchdog_{};                          // WATCHDOG=1 at half of WATCHDOG_USEC
 };
 
 }  // namespace einhorn::master
