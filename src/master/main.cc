@@ -17,6 +17,7 @@
 #include "core/state.h"
 #include "master/logging.h"
 #include "master/master.h"
+#include "sys/activation.h"
 #include "sys/files.h"
 #include "sys/listeners.h"
 #include "sys/peer.h"
@@ -177,7 +178,7 @@ int Main(int argc, char** argv) {
   // a re-exec'd image arrives with them blocked.)
   sys::CloexecFrom3();
 
-  const std::vector<std::string> env = CurrentEnvironment();
+  std::vector<std::string> env = CurrentEnvironment();
   const core::FlagsOutcome flags =
       core::ParseFlags(std::vector<std::string>(argv, argv + argc), EnvMap(env));
   if (flags.kind == core::FlagsOutcome::Kind::kExit) {
@@ -220,17 +221,57 @@ int Main(int argc, char** argv) {
   chmod(o.socket_path.c_str(), widened ? 0666 : 0600);
   spdlog::info("command socket at {}", o.socket_path);
 
+  // Socket activation: what the service manager bound is used instead of binding again.
+  auto activated = sys::TakeActivatedSockets();
+  if (!activated.ok()) {
+    sys::CloseListener(control.value());
+    return Fail("socket activation: " + activated.error());
+  }
+  if (!activated.value().empty()) {
+    std::erase_if(env, [](const std::string& e) {
+      return e.rfind("LISTEN_PID=", 0) == 0 || e.rfind("LISTEN_FDS=", 0) == 0 ||
+             e.rfind("LISTEN_FDNAMES=", 0) == 0;
+    });
+  }
+  std::vector<bool> adopted(activated.value().size(), false);
   std::vector<sys::Listener> listeners;
+  auto add = [&](core::Result<sys::Listener> listener, const std::string& from) {
+    if (!listener.ok()) return false;
+    spdlog::info("listening on {} for {} (fd {} in workers)", listener.value().bound, from,
+                 3 + listeners.size());
+    listeners.push_back(std::move(listener).value());
+    return true;
+  };
   for (const core::BindSpec& spec : o.binds) {
-    auto listener = sys::OpenListener(spec, o.backlog);
-    if (!listener.ok()) {
+    std::optional<size_t> match;
+    for (size_t i = 0; i < adopted.size() && !match; ++i) {
+      if (!adopted[i] && sys::SocketMatches(activated.value()[i], spec)) match = i;
+    }
+    core::Result<sys::Listener> listener =
+        match ? sys::AdoptActivated(activated.value()[*match], spec)
+              : sys::OpenListener(spec, o.backlog);
+    const std::string from =
+        "-b " + spec.text +
+        (match ? " (the service manager's fd " + std::to_string(activated.value()[*match].fd) +
+                     ", " + activated.value()[*match].name + ")"
+               : "");
+    if (match) adopted[*match] = true;
+    if (!add(listener, from)) {
       CloseAll(listeners);
       sys::CloseListener(control.value());
       return Fail(listener.error());
     }
-    spdlog::info("listening on {} for -b {} (fd {} in workers)", listener.value().bound,
-                 spec.text, 3 + listeners.size());
-    listeners.push_back(std::move(listener).value());
+  }
+  // Sockets no -b asked for are passed on as given, under their LISTEN_FDNAMES names.
+  for (size_t i = 0; i < adopted.size(); ++i) {
+    if (adopted[i]) continue;
+    const sys::ActivatedSocket& a = activated.value()[i];
+    auto listener = sys::AdoptActivated(a, std::nullopt);
+    if (!add(listener, "the service manager's fd " + std::to_string(a.fd) + " (" + a.name + ")")) {
+      CloseAll(listeners);
+      sys::CloseListener(control.value());
+      return Fail(listener.error());
+    }
   }
 
   if (core::Status st = sys::WritePidfile(o.pidfile, getpid()); !st.ok()) {

@@ -23,14 +23,19 @@ Report ParseReport(const std::string& text) {
 }  // namespace
 
 MasterRun::MasterRun(std::vector<std::string> flags, std::vector<std::string> worker,
-                     std::vector<std::string> extra_env)
+                     std::vector<std::string> extra_env, std::vector<std::string> launcher)
     : log_path_(dir_.File("master.log")),
       proc_([&] {
         if (mkdir(dir_.File("reports").c_str(), 0755) != 0) {
           throw std::runtime_error("mkdir reports");
         }
         Process::Options o;
-        o.argv = {EINHORN_BIN};
+        for (std::string l : launcher) {
+          const size_t at = l.find("{dir}");
+          if (at != std::string::npos) l.replace(at, 5, dir_.path());
+          o.argv.push_back(l);
+        }
+        o.argv.push_back(EINHORN_BIN);
         o.argv.insert(o.argv.end(), flags.begin(), flags.end());
         o.argv.push_back("--");
         for (std::string w : worker) {

@@ -24,8 +24,10 @@ class MasterRun {
   // Starts `einhorn-cpp FLAGS -- WORKER...` with TMPDIR set to a fresh directory (so the default
   // pid and lock files are private to the test) and the master's stderr in a log file.
   // `worker` may use "{reports}" which is replaced by the report directory.
+  // `launcher` runs first and execs the master (e.g. systemd-socket-activate ... --); "{dir}"
+  // in it is replaced by the test directory (TMPDIR).
   MasterRun(std::vector<std::string> flags, std::vector<std::string> worker,
-            std::vector<std::string> extra_env = {});
+            std::vector<std::string> extra_env = {}, std::vector<std::string> launcher = {});
 
   pid_t pid() const { return proc_.pid(); }
   Process& process() { return proc_; }
