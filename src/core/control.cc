@@ -368,6 +368,7 @@ PoolStatus Control::Status(Time now) const {
     ws.state = WorkerStateName(w.state);
     if (w.ready_at) ws.time_to_ready = Secs(*w.ready_at - w.spawned_at);
     ws.uptime = Secs(now - w.spawned_at);
+    if (!w.notify_status.empty()) ws.notify_status = w.notify_status;
     if (w.slot >= 0 && static_cast<size_t>(w.slot) < slots.size()) {
       const Slot& slot = slots[static_cast<size_t>(w.slot)];
       ws.restarts = slot.restarts;

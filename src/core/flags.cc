@@ -88,7 +88,7 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
                "Workers get SIGUSR2 when the master dies");
   app.add_option("-l,--backlog", o.backlog, "listen() backlog for -b sockets (default 100)");
   app.add_option("-m,--ack-mode", ack_mode,
-                 "SECONDS alive before a worker is ready (default 1), or manual (worker:ack)");
+                 "SECONDS alive before a worker is ready (default 1), manual (worker:ack), or notify (READY=1 on its NOTIFY_SOCKET)");
   app.add_flag("-q,--quiet", quiet, "Log less (repeatable)");
   app.add_flag("-v,--verbose", verbose, "Log more (repeatable)");
   app.add_option("-s,--seconds", o.seconds, "Base of the crash-loop backoff (default 1)");

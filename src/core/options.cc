@@ -42,10 +42,14 @@ Result<AckMode> ParseAckMode(const std::string& text) {
     mode.kind = AckMode::Kind::kManual;
     return mode;
   }
+  if (text == "notify") {
+    mode.kind = AckMode::Kind::kNotify;
+    return mode;
+  }
   double seconds = 0;
   if (!ParseDouble(text, &seconds) || seconds < 0) {
     return Result<AckMode>::Error("invalid ack mode '" + text +
-                                  "' (valid modes: a number of seconds >= 0, or manual)");
+                                  "' (valid modes: a number of seconds >= 0, manual or notify)");
   }
   mode.timer_seconds = seconds;
   return mode;

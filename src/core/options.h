@@ -14,7 +14,9 @@
 namespace einhorn::core {
 
 struct AckMode {
-  enum class Kind { kTimer, kManual };
+  // kNotify: READY=1 on the worker's own NOTIFY_SOCKET (systemd's protocol); a worker:ack
+  // counts too.
+  enum class Kind { kTimer, kManual, kNotify };
   Kind kind = Kind::kTimer;
   double timer_seconds = 1.0;  // kTimer: a worker alive this long counts as ready
 

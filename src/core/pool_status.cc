@@ -210,6 +210,7 @@ void WriteWorker(std::string& out, const WorkerStatus& w) {
   Seconds(m.Key("uptime"), w.uptime);
   Int(m.Key("restarts"), w.restarts);
   OptStr(m.Key("last_exit"), w.last_exit);
+  OptStr(m.Key("notify_status"), w.notify_status);
   m.Close();
 }
 
@@ -334,7 +335,8 @@ bool ReadWorker(Reader& r, const YAML::Node& row, const std::string& path, Worke
          r.Optional(row, "generation", p, &w->generation) &&
          r.Optional(row, "time_to_ready", p, &w->time_to_ready) &&
          r.Optional(row, "uptime", p, &w->uptime) && r.Optional(row, "restarts", p, &w->restarts) &&
-         r.Optional(row, "last_exit", p, &w->last_exit);
+         r.Optional(row, "last_exit", p, &w->last_exit) &&
+         r.Optional(row, "notify_status", p, &w->notify_status);
 }
 
 bool ReadPending(Reader& r, const YAML::Node& row, const std::string& path, PendingSlot* s) {

@@ -15,7 +15,8 @@
 //     {ok: false, generation: 2, reason: "3 new workers failed", ago: 61.5}   # reason "" if ok
 //   workers:                    # live workers, by slot then pid
 //     - {slot: 0, index: 0, pid: 101, generation: 1, state: "ready", time_to_ready: 1.001,
-//        uptime: 35.2, restarts: 0, last_exit: "exit 1"}   # last_exit/time_to_ready may be ~
+//        uptime: 35.2, restarts: 0, last_exit: "exit 1",   # last_exit/time_to_ready may be ~
+//        notify_status: "serving"}   # -m notify: its last STATUS=, else ~
 //   pending:                    # slots waiting for a respawn (crash-loop backoff)
 //     - {slot: 2, respawn_in: 3.4, consecutive_failures: 3, restarts: 5, last_exit: "signal 9"}
 //
@@ -52,6 +53,7 @@ struct WorkerStatus {
   double uptime = 0;
   int restarts = 0;                      // of its slot
   std::optional<std::string> last_exit;  // of its slot: "exit 1", "signal 9"
+  std::optional<std::string> notify_status;  // -m notify: the worker's last STATUS=
 };
 
 struct PendingSlot {

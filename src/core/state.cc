@@ -37,7 +37,7 @@ using namespace state_format;  // NOLINT(build/namespaces)
   [[maybe_unused]] const auto& [s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11] = s;
   [[maybe_unused]] const auto& [c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11] = s.config;
   [[maybe_unused]] const auto& [p1, p2, p3, p4, p5, p6] = s.config.upgrade;
-  [[maybe_unused]] const auto& [w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11] = Worker{};
+  [[maybe_unused]] const auto& [w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11, w12] = Worker{};
   [[maybe_unused]] const auto& [t1, t2, t3, t4, t5, t6] = Slot{};
   [[maybe_unused]] const auto& [e1, e2] = ExitStatus{};
   [[maybe_unused]] const auto& [u1, u2, u3, u4, u5, u6, u7, u8, u9] = UpgradeProgress{};
@@ -51,7 +51,8 @@ const Names<BindSpec::Family> kFamilies = {{BindSpec::Family::kInet, "inet"},
                                            {BindSpec::Family::kInet6, "inet6"},
                                            {BindSpec::Family::kUnix, "unix"}};
 const Names<AckMode::Kind> kAckKinds = {{AckMode::Kind::kTimer, "timer"},
-                                        {AckMode::Kind::kManual, "manual"}};
+                                        {AckMode::Kind::kManual, "manual"},
+                                        {AckMode::Kind::kNotify, "notify"}};
 const Names<WorkerState> kWorkerStates = {{WorkerState::kBooting, "booting"},
                                           {WorkerState::kReady, "ready"},
                                           {WorkerState::kDraining, "draining"}};
@@ -160,6 +161,7 @@ std::string EncodeWorker(const Worker& w) {
       .Add("kill_at", Opt(w.kill_at, Ns))
       .Add("killed", Bool(w.killed))
       .Add("pinged_at", Opt(w.pinged_at, Ns))
+      .Add("notify_status", Str(w.notify_status))
       .Done();
 }
 
@@ -359,6 +361,7 @@ Worker DecodeWorker(const In& in) {
   w.kill_at = Opt(m.Get("kill_at"), Nanos);
   w.killed = Boolean(m.Get("killed"));
   w.pinged_at = Opt(m.Get("pinged_at"), Nanos);
+  w.notify_status = String(m.Get("notify_status"));
   m.Done();
   return w;
 }

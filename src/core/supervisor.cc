@@ -268,7 +268,7 @@ void Supervisor::SetTarget(int n, Time now) {
 }
 
 AckResult Supervisor::Ack(Pid pid, Time now) {
-  if (config_.ack_mode.kind != AckMode::Kind::kManual) return AckResult::kNotManual;
+  if (config_.ack_mode.kind == AckMode::Kind::kTimer) return AckResult::kNotManual;
   auto it = workers_.find(pid);
   if (it == workers_.end()) return AckResult::kUnknownPid;
   Worker& w = it->second;
@@ -279,6 +279,20 @@ AckResult Supervisor::Ack(Pid pid, Time now) {
   Say(LogLevel::kInfo, Describe(w) + " is ready (acked after " + Secs(now - w.spawned_at) + ")");
   Reconcile(now);
   return AckResult::kAcked;
+}
+
+void Supervisor::WorkerStatusText(Pid pid, const std::string& text) {
+  auto it = workers_.find(pid);
+  if (it != workers_.end()) it->second.notify_status = text;
+}
+
+void Supervisor::WorkerStopping(Pid pid, Time now) {
+  auto it = workers_.find(pid);
+  if (it == workers_.end() || it->second.state == WorkerState::kDraining) return;
+  Worker& w = it->second;
+  w.state = WorkerState::kDraining;
+  Say(LogLevel::kInfo, Describe(w) + " is stopping on its own (STOPPING=1)");
+  Reconcile(now);
 }
 
 bool Supervisor::Ping(Pid pid, Time now) {

@@ -96,6 +96,7 @@ struct Worker {
   std::optional<Time> kill_at;      // SIGKILL then, if still alive
   bool killed = false;              // SIGKILL already sent
   std::optional<Time> pinged_at;    // last worker:ping
+  std::string notify_status;        // the last STATUS= it sent (-m notify)
 
   bool operator==(const Worker&) const = default;
 };
@@ -187,7 +188,13 @@ class Supervisor {
   // Grows or shrinks the pool; n >= 1.
   void SetTarget(int n, Time now);
   int target() const { return config_.target; }
+  // worker:ack (-m manual or notify), and READY=1 on the worker's NOTIFY_SOCKET (-m notify).
   AckResult Ack(Pid pid, Time now);
+  // The rest of what a worker says on its NOTIFY_SOCKET: STATUS= is kept for `status`;
+  // STOPPING=1 marks it draining (it leaves on its own: no signal; its slot is refilled when it
+  // exits, as after any exit).
+  void WorkerStatusText(Pid pid, const std::string& text);
+  void WorkerStopping(Pid pid, Time now);
   bool Ping(Pid pid, Time now);
   // The `signal` command: to every live worker, not recorded (no escalation), as Einhorn.
   int SignalAll(Signal signal);

@@ -92,6 +92,15 @@ std::string RenderStatusTable(const PoolStatus& s) {
                     HumanDuration(w.uptime), std::to_string(w.restarts),
                     w.last_exit.value_or("-")});
   }
+  // -m notify: the workers' own words, last, only when one has said something.
+  bool any_status = false;
+  for (const WorkerStatus& w : s.workers) any_status = any_status || w.notify_status;
+  if (any_status) {
+    live[0].push_back("STATUS");
+    for (size_t i = 0; i < s.workers.size(); ++i) {
+      live[i + 1].push_back(s.workers[i].notify_status.value_or("-"));
+    }
+  }
   // A waiting slot has no index, pid or generation; its story takes the rest of the line from
   // the STATE column on, and does not count towards the widths of the live columns.
   std::vector<std::vector<std::string>> pending;
@@ -132,7 +141,8 @@ std::string RenderStatusJson(const PoolStatus& s) {
                        {"time_to_ready", OptionalJson(w.time_to_ready)},
                        {"uptime", w.uptime},
                        {"restarts", w.restarts},
-                       {"last_exit", OptionalJson(w.last_exit)}});
+                       {"last_exit", OptionalJson(w.last_exit)},
+                       {"notify_status", OptionalJson(w.notify_status)}});
   }
   Json pending = Json::array();
   for (const PendingSlot& p : s.pending) {

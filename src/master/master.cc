@@ -25,6 +25,7 @@ std::uint64_t JitterSeed() {
 
 std::string AckModeText(const core::AckMode& mode) {
   if (mode.kind == core::AckMode::Kind::kManual) return "manual";
+  if (mode.kind == core::AckMode::Kind::kNotify) return "notify";
   char buf[48];
   std::snprintf(buf, sizeof buf, "timer %gs", mode.timer_seconds);
   return buf;

@@ -41,6 +41,7 @@ PoolStatus Full() {
   a.uptime = 35.2;
   a.restarts = 0;
   a.last_exit = "exit 1";
+  a.notify_status = "serving 3 req/s";
   WorkerStatus b;
   b.slot = 1;
   b.index = 5;
@@ -192,7 +193,7 @@ TEST_CASE("pool status: the YAML is readable and typed as documented") {
   // One line per worker row.
   CHECK(yaml.find("- {slot: 0, index: 0, pid: 101,") != std::string::npos);
   CHECK(yaml.find("  - {slot: 1, index: 5, pid: 102, generation: 2, state: \"draining\", "
-                  "time_to_ready: 0.25, uptime: 7200.5, restarts: 7, last_exit: ~}\n") !=
+                  "time_to_ready: 0.25, uptime: 7200.5, restarts: 7, last_exit: ~, notify_status: ~}\n") !=
         std::string::npos);
   CHECK(yaml.find("\nupgrade: {strategy: \"fleet\", from_generation: 2, to_generation: 3, "
                   "elapsed: 12.5, failures: 1, new_ready: 2, old_remaining: 1}\n") !=
@@ -232,7 +233,7 @@ TEST_CASE("pool status: the whole document, byte for byte") {
         "last_upgrade: ~\n"
         "workers:\n"
         "  - {slot: 0, index: 0, pid: 8, generation: 1, state: \"ready\", time_to_ready: 2.0, "
-        "uptime: 3.25, restarts: 0, last_exit: ~}\n"
+        "uptime: 3.25, restarts: 0, last_exit: ~, notify_status: ~}\n"
         "pending: []\n");
 }
 
@@ -634,6 +635,7 @@ class Gen {
       w.uptime = Seconds();
       w.restarts = Int();
       w.last_exit = MaybeHostile();
+      w.notify_status = MaybeHostile();
       s.workers.push_back(w);
     }
     for (std::uint64_t i = Below(3); i > 0; --i) {

@@ -121,6 +121,7 @@ SupervisorSnapshot RichSnapshot(const Options& o) {
   s.Ack(105, At(141));
   s.ChildExited(106, kExit1, At(142));
   s.Ping(107, At(143));
+  s.WorkerStatusText(107, "warming up\tcaches");
   return s.Snapshot();
 }
 
@@ -273,7 +274,7 @@ TEST_CASE("the rich test state sets every field") {
 
   bool states[3] = {false, false, false};
   bool ready_at = false, signaled = false, kill_at = false, killed = false, pinged = false;
-  bool detached = false, nonzero_index = false;
+  bool detached = false, nonzero_index = false, status = false;
   for (const Worker& w : s.workers) {
     states[static_cast<int>(w.state)] = true;
     ready_at |= w.ready_at.has_value();
@@ -281,6 +282,7 @@ TEST_CASE("the rich test state sets every field") {
     kill_at |= w.kill_at.has_value();
     killed |= w.killed;
     pinged |= w.pinged_at.has_value();
+    status |= !w.notify_status.empty();
     detached |= w.slot == -1;
     nonzero_index |= w.index > 0;
   }
@@ -288,6 +290,7 @@ TEST_CASE("the rich test state sets every field") {
   CHECK(states[1]);
   CHECK(states[2]);
   CHECK((ready_at && signaled && kill_at && killed && pinged && detached && nonzero_index));
+  CHECK(status);
 
   bool pending = false, restarted = false, failing = false, exited = false, empty = false;
   for (const Slot& slot : s.slots) {
