@@ -23,7 +23,9 @@ using namespace state_format;  // NOLINT(build/namespaces)
 // structured binding must name every field) until the codec below carries it, and a test
 // sets it.
 [[maybe_unused]] void EveryFieldIsCarried(const MasterState& m) {
-  [[maybe_unused]] const auto& [m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11, m12, m13, m14] = m;
+  [[maybe_unused]] const auto& [m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11, m12, m13, m14,
+                                m15] = m;
+  [[maybe_unused]] const auto& [ns1, ns2] = MasterState::NotifySocket{};
   [[maybe_unused]] const auto& [l1, l2, l3, l4, l5, l6] = m.control;
   [[maybe_unused]] const auto& [k1, k2, k3, k4] = MasterState::Client{};
   [[maybe_unused]] const auto& [q1, q2, q3, q4, q5] = Peer{};
@@ -480,6 +482,19 @@ Peer DecodePeer(const In& in) {
   return p;
 }
 
+std::string EncodeNotifySocket(const MasterState::NotifySocket& n) {
+  return Flow().Add("worker", Int(n.worker)).Add("fd", Int(n.fd)).Done();
+}
+
+MasterState::NotifySocket DecodeNotifySocket(const In& in) {
+  MapIn m(in);
+  MasterState::NotifySocket n;
+  n.worker = I32(m.Get("worker"));
+  n.fd = I32(m.Get("fd"));
+  m.Done();
+  return n;
+}
+
 MasterState::Client DecodeClient(const In& in) {
   MapIn m(in);
   MasterState::Client c;
@@ -514,6 +529,18 @@ void CheckFds(const MasterState& s) {
         throw Bad(at + ".peer.bound_worker: worker " + std::to_string(*worker) +
                   " has another channel");
       }
+    }
+  }
+  std::map<Pid, size_t> notify_of;
+  for (size_t i = 0; i < s.notify_sockets.size(); ++i) {
+    const std::string at = "notify_sockets[" + std::to_string(i) + "]";
+    add(s.notify_sockets[i].fd, at + ".fd", false);
+    if (s.notify_sockets[i].worker <= 0) {
+      throw Bad(at + ".worker: " + std::to_string(s.notify_sockets[i].worker) + " is not a pid");
+    }
+    if (!notify_of.emplace(s.notify_sockets[i].worker, i).second) {
+      throw Bad(at + ".worker: worker " + std::to_string(s.notify_sockets[i].worker) +
+                " has another notify socket");
     }
   }
   add(s.lock_fd, "lock_fd", true);
@@ -565,6 +592,7 @@ MasterState DecodeOrThrow(std::string_view bytes, const StateLimits& limits) {
   s.listeners = List(top.Get("listeners"), DecodeListener);
   s.control = DecodeListener(top.Get("control"));
   s.clients = List(top.Get("clients"), DecodeClient);
+  s.notify_sockets = List(top.Get("notify_sockets"), DecodeNotifySocket);
   s.lock_fd = I32(top.Get("lock_fd"));
   s.startup_env = List(top.Get("startup_env"), String);
   s.then_upgrades =
@@ -596,6 +624,7 @@ std::string EncodeState(const MasterState& s) {
   b.List("listeners", Each(s.listeners, EncodeListener));
   b.Scalar("control", EncodeListener(s.control));
   b.List("clients", Each(s.clients, EncodeClient));
+  b.List("notify_sockets", Each(s.notify_sockets, EncodeNotifySocket));
   b.Scalar("lock_fd", Int(s.lock_fd));
   b.List("startup_env", Each(s.startup_env, Str));
   b.Scalar("then_upgrades",

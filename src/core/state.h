@@ -83,6 +83,14 @@ struct MasterState {
     bool operator==(const Client&) const = default;
   };
   std::vector<Client> clients;
+  // -m notify: each worker's own NOTIFY_SOCKET (a bound datagram socket the master reads).
+  struct NotifySocket {
+    Pid worker = 0;
+    int fd = -1;
+
+    bool operator==(const NotifySocket&) const = default;
+  };
+  std::vector<NotifySocket> notify_sockets;
   int lock_fd = -1;                      // the held flock on options.lockfile (-1: none)
   std::vector<std::string> startup_env;  // the environment the first master started with
   // reload as the first step of `upgrade`: the worker upgrades the new image starts once up,

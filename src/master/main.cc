@@ -164,6 +164,7 @@ int Restore(int state_fd, const std::vector<std::string>& env) {
         ControlServer::Carried{c.fd, c.peer, std::move(c.pending_input), c.upgrade_id});
   }
   restored.then_upgrades = state.then_upgrades;
+  for (const auto& n : state.notify_sockets) restored.notify_sockets.emplace_back(n.worker, n.fd);
   restored.reloads = state.reloads;
   restored.previous_version = state.written_by;
   setup.restored = std::move(restored);

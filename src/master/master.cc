@@ -114,6 +114,7 @@ int Master::Run() {
   }
   server_->Close();
   while (!pending_execs_.empty()) ForgetExec(pending_execs_.begin()->second);
+  while (!notify_channels_.empty()) DropNotify(notify_channels_.begin()->first);
 
   uv_walk(
       &loop_, [](uv_handle_t* h, void*) { if (!uv_is_closing(h)) uv_close(h, nullptr); },
@@ -190,6 +191,7 @@ void Master::ReapChildren() {
       ForgetExec(it->second);
     }
     server_->DropWorkerChannel(r.pid);
+    DropNotify(r.pid);
     supervisor_.ChildExited(r.pid, r.status, Now());
   }
 }
@@ -231,8 +233,29 @@ core::SpawnOutcome Master::Spawn(const core::SpawnRequest& request) {
                        std::to_string(core::kFirstListenFd + plan.pass_fds.size()));
     plan.pass_fds.push_back(channel->second);
   }
+  // -m notify: the worker's own NOTIFY_SOCKET; what arrives there is checked to come from it.
+  std::optional<sys::WorkerNotifySocket> notify;
+  if (setup_.options.ack_mode.kind == core::AckMode::Kind::kNotify) {
+    auto opened = sys::OpenWorkerNotifySocket();
+    if (!opened.ok()) {
+      if (channel) {
+        close(channel->first);
+        close(channel->second);
+      }
+      return core::SpawnOutcome{0, "NOTIFY_SOCKET: " + opened.error()};
+    }
+    notify = opened.value();
+    plan.env.push_back("NOTIFY_SOCKET=" + notify->address);
+  }
   // The loop goes on while the child execs; its status pipe says later if exec failed.
   auto started = sys::StartSpawn(plan);
+  if (notify) {
+    if (started.ok()) {
+      WatchNotify(started.value().pid, notify->fd);
+    } else {
+      close(notify->fd);
+    }
+  }
   if (channel) {
     close(channel->second);
     if (started.ok()) {

@@ -48,6 +48,7 @@ struct MasterSetup {
     std::vector<core::UpgradeStrategy> then_upgrades;
     int reloads = 0;
     std::string previous_version;
+    std::vector<std::pair<pid_t, int>> notify_sockets;  // worker, fd
   };
   std::optional<Restored> restored;
 };
@@ -84,6 +85,12 @@ class Master final : public core::Effects, public core::ControlHost {
   void WatchExec(pid_t pid, int fd);
   void CheckExec(pid_t pid);
   void ForgetExec(PendingExec* p);
+  // -m notify: each worker's NOTIFY_SOCKET (master_notify.cc).
+  struct NotifyChannel;
+  void WatchNotify(pid_t worker, int fd);
+  void DropNotify(pid_t worker);
+  void ReadNotify(NotifyChannel* channel);
+  static int NotifyFd(const NotifyChannel* channel);
   core::Time Now() const;
 
   // Master re-exec (master_reload.cc).
@@ -113,6 +120,7 @@ class Master final : public core::Effects, public core::ControlHost {
   uv_loop_t loop_{};
   std::unique_ptr<ControlServer> server_;
   std::map<pid_t, PendingExec*> pending_execs_;  // children whose exec is not confirmed yet
+  std::map<pid_t, NotifyChannel*> notify_channels_;
   // Upgrade messages wait here until the event that produced them is handled, so that a
   // client's first reply goes out before the stream it subscribed to.
   std::vector<std::pair<core::UpgradeNoteKind, std::string>> notes_;

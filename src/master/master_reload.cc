@@ -239,6 +239,9 @@ core::Status Master::ExecNewImage() {
   };
   for (const sys::Listener& l : setup_.listeners) state.listeners.push_back(listener(l, l.fd));
   state.control = listener(setup_.control, server_->listener_fd());
+  for (const auto& [worker, channel] : notify_channels_) {
+    state.notify_sockets.push_back({worker, NotifyFd(channel)});
+  }
   for (const ControlServer::Carried& c : carried) {
     core::MasterState::Client client;
     client.fd = c.fd;
@@ -254,6 +257,7 @@ core::Status Master::ExecNewImage() {
   for (const auto& l : state.listeners) kept.push_back(l.fd);
   if (state.control.fd >= 0) kept.push_back(state.control.fd);
   for (const auto& c : state.clients) kept.push_back(c.fd);
+  for (const auto& n : state.notify_sockets) kept.push_back(n.fd);
   if (state.lock_fd >= 0) kept.push_back(state.lock_fd);
   kept.push_back(memfd.value());
   core::Status st = core::Status::Ok();
@@ -295,6 +299,7 @@ void Master::AfterRestore() {
                core::kVersion, r.previous_version, r.reloads,
                r.supervisor.workers.size(), r.clients.size());
   for (const ControlServer::Carried& c : r.clients) server_->Restore(c);
+  for (const auto& [worker, fd] : r.notify_sockets) WatchNotify(worker, fd);
   // Children that died while no image was watching: their SIGCHLD came before our handler.
   ReapChildren();
   for (const core::UpgradeStrategy strategy : r.then_upgrades) {

@@ -1,8 +1,15 @@
 #include "sys/notify.h"
 
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <systemd/sd-daemon.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <random>
 
 namespace einhorn::sys {
 
@@ -20,6 +27,71 @@ std::optional<std::uint64_t> WatchdogMicroseconds() {
   std::uint64_t usec = 0;
   if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) return std::nullopt;
   return usec;
+}
+
+core::Result<WorkerNotifySocket> OpenWorkerNotifySocket() {
+  using R = core::Result<WorkerNotifySocket>;
+  static std::mt19937_64 rng{std::random_device{}()};
+  const int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return R::Error(std::string("socket(AF_UNIX, SOCK_DGRAM): ") + strerror(errno));
+  const int one = 1;
+  if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) != 0) {
+    const int err = errno;
+    close(fd);
+    return R::Error(std::string("setsockopt(SO_PASSCRED): ") + strerror(err));
+  }
+  char name[80];
+  std::snprintf(name, sizeof name, "einhorn-cpp/%d/%016llx", static_cast<int>(getpid()),
+                static_cast<unsigned long long>(rng()));
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  const size_t len = strlen(name);
+  memcpy(a.sun_path + 1, name, len);  // sun_path[0] = '\0': the abstract namespace
+  const auto addrlen = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + len);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), addrlen) != 0) {
+    const int err = errno;
+    close(fd);
+    return R::Error(std::string("bind @") + name + ": " + strerror(err));
+  }
+  return WorkerNotifySocket{fd, std::string("@") + name};
+}
+
+std::optional<NotifyDatagram> ReadNotifyDatagram(int fd) {
+  // systemd caps its own datagrams far below this; a longer one is cut, never a problem.
+  char buf[4096];
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(sizeof(int) * 16)];
+  for (;;) {
+    iovec iov{buf, sizeof buf};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    const ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return std::nullopt;
+    }
+    NotifyDatagram d;
+    d.bytes.assign(buf, static_cast<size_t>(n));
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET) continue;
+      if (c->cmsg_type == SCM_CREDENTIALS) {
+        ucred cred;
+        memcpy(&cred, CMSG_DATA(c), sizeof cred);
+        d.sender = cred.pid;
+      } else if (c->cmsg_type == SCM_RIGHTS) {
+        // A worker may send fds (FDSTORE=1); we keep none of them.
+        const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count; ++i) {
+          int passed;
+          memcpy(&passed, CMSG_DATA(c) + i * sizeof(int), sizeof passed);
+          close(passed);
+        }
+      }
+    }
+    return d;
+  }
 }
 
 }  // namespace einhorn::sys

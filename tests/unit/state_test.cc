@@ -171,6 +171,7 @@ MasterState RichState() {
   unknown.fd = 2;
   unknown.upgrade_id = wire::Id{wire::Id::Kind::kString, "id \"x\"\n\xff"};
   m.clients = {channel, acking, watcher, unknown};
+  m.notify_sockets = {{105, 14}, {107, 15}};
   m.lock_fd = 5;
   m.startup_env = HostileStrings();
   m.startup_env.push_back("PATH=/usr/bin:/bin");
@@ -642,6 +643,22 @@ TEST_CASE("fds must be distinct and options valid") {
     MasterState m = RichState();
     m.clients[0].fd = -1;
     CHECK(Refusal(EncodeState(m)) == "clients[0].fd: -1 is not an fd");
+  }
+  {
+    MasterState m = RichState();
+    m.notify_sockets[1].fd = 9;
+    CHECK(Refusal(EncodeState(m)) == "notify_sockets[1].fd: fd 9 is also clients[0].fd");
+  }
+  {
+    MasterState m = RichState();
+    m.notify_sockets[1].worker = 105;
+    CHECK(Refusal(EncodeState(m)) ==
+          "notify_sockets[1].worker: worker 105 has another notify socket");
+  }
+  {
+    MasterState m = RichState();
+    m.notify_sockets[0].worker = 0;
+    CHECK(Refusal(EncodeState(m)) == "notify_sockets[0].worker: 0 is not a pid");
   }
   {
     MasterState m = RichState();
