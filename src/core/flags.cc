@@ -121,6 +121,13 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
   app.add_flag("--no-canary", no_canary,
                "Upgrades: do not wait for the first new worker before spawning the others");
   app.add_option("--drain-signal", drain_signal, "Signal that drains a worker (default USR2)");
+  app.add_flag("--subreaper", o.subreaper,
+               "Adopt and reap the orphans of the workers' subtrees (PR_SET_CHILD_SUBREAPER; "
+               "implied as PID 1)");
+  app.add_option("--worker-watchdog", o.worker_watchdog,
+                 "A ready worker silent for SECS on its NOTIFY_SOCKET (no WATCHDOG=1) is "
+                 "aborted and replaced; exports WATCHDOG_USEC")
+      ->type_name("SECS");
   app.add_option("--reexec-as", reexec_as,
                  "Reload execs CMDLINE (split as a shell would) instead of this binary")
       ->type_name("CMDLINE");

@@ -121,6 +121,10 @@ Status Validate(const Options& o) {
   if (o.max_upgrade_additional && *o.max_upgrade_additional < 0) {
     return Status::Error("--max-upgrade-additional must not be negative");
   }
+  if (o.worker_watchdog && (!(*o.worker_watchdog > 0) || !std::isfinite(*o.worker_watchdog) ||
+                            *o.worker_watchdog > 1e6)) {
+    return Status::Error("--worker-watchdog must be a number of seconds above 0 (at most 1e6)");
+  }
   if (o.ack_timeout < 0 || !std::isfinite(o.ack_timeout)) {
     return Status::Error("--ack-timeout must be a number of seconds >= 0 (0: no limit)");
   }

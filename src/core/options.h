@@ -59,6 +59,12 @@ struct Options {
   // --reexec-as CMDLINE, shell-split (core/shell_words.h): what a reload execs instead of this
   // binary, as Einhorn (`env FOO=bar /usr/local/bin/einhorn-cpp`). Empty: re-exec ourselves.
   std::vector<std::string> reexec_as;
+  // --subreaper: PR_SET_CHILD_SUBREAPER, so orphans of the workers' subtrees are reaped here
+  // (implied when the master is PID 1).
+  bool subreaper = false;
+  // --worker-watchdog SECS: WATCHDOG_USEC in each worker; a ready worker that sends no
+  // WATCHDOG=1 on its NOTIFY_SOCKET for that long is hung: SIGABRT, SIGKILL, respawn.
+  std::optional<double> worker_watchdog;
 
   // Upgrades (see core/upgrade.h). Unset max_unacked means the number of CPUs, as Einhorn.
   std::optional<int> max_unacked;             // --max-unacked: unready new workers at a time

@@ -31,7 +31,8 @@ using namespace state_format;  // NOLINT(build/namespaces)
   [[maybe_unused]] const auto& [q1, q2, q3, q4, q5] = Peer{};
   [[maybe_unused]] const auto& [i1, i2] = wire::Id{};
   [[maybe_unused]] const auto& [o1, o2, o3, o4, o5, o6, o7, o8, o9, o10, o11, o12, o13, o14, o15,
-                                o16, o17, o18, o19, o20, o21, o22, o23, o24, o25, o26] = m.options;
+                                o16, o17, o18, o19, o20, o21, o22, o23, o24, o25, o26, o27,
+                                o28] = m.options;
   [[maybe_unused]] const auto& [b1, b2, b3, b4, b5, b6, b7, b8] = BindSpec{};
   [[maybe_unused]] const auto& [a1, a2] = m.options.ack_mode;
   [[maybe_unused]] const auto& [n1, n2, n3] = m.options.nice;
@@ -119,6 +120,8 @@ void EncodeOptions(const Options& o, Block b) {
   b.List("control_allow_gids", Each(o.control_allow_gids, Str));
   b.List("command", Each(o.command, Str));
   b.List("reexec_as", Each(o.reexec_as, Str));
+  b.Scalar("subreaper", Bool(o.subreaper));
+  b.Scalar("worker_watchdog", Opt(o.worker_watchdog, Dbl));
   b.Scalar("max_unacked", Opt(o.max_unacked, Int));
   b.Scalar("max_upgrade_additional", Opt(o.max_upgrade_additional, Int));
   b.Scalar("ack_timeout", Dbl(o.ack_timeout));
@@ -310,6 +313,8 @@ Options DecodeOptions(const In& in) {
   o.control_allow_gids = List(m.Get("control_allow_gids"), String);
   o.command = List(m.Get("command"), String);
   o.reexec_as = List(m.Get("reexec_as"), String);
+  o.subreaper = Boolean(m.Get("subreaper"));
+  o.worker_watchdog = Opt(m.Get("worker_watchdog"), Double);
   o.max_unacked = Opt(m.Get("max_unacked"), I32);
   o.max_upgrade_additional = Opt(m.Get("max_upgrade_additional"), I32);
   o.ack_timeout = Double(m.Get("ack_timeout"));

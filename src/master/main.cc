@@ -203,6 +203,16 @@ int Main(int argc, char** argv) {
   auto access = ResolveAccess(o);
   if (!access.ok()) return Fail(access.error());
 
+  // As PID 1 (a container's entrypoint) orphans come to us anyway; --subreaper asks for them
+  // elsewhere. Either way the reaper takes every child, and what is not a worker is logged
+  // and dropped, never mistaken for one.
+  if (o.subreaper && getpid() != 1) {
+    if (core::Status st = sys::BecomeSubreaper(); !st.ok()) return Fail(st.message());
+    spdlog::info("subreaper: orphans of the workers' subtrees are reaped here");
+  } else if (getpid() == 1) {
+    spdlog::info("running as PID 1: orphans are reaped here");
+  }
+
   auto lock = sys::LockFile::Acquire(o.lockfile);
   if (!lock.ok()) return Fail(lock.error());
 

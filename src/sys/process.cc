@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -127,6 +128,14 @@ void ResetSignalMask() {
   sigset_t empty;
   sigemptyset(&empty);
   pthread_sigmask(SIG_SETMASK, &empty, nullptr);
+}
+
+core::Status BecomeSubreaper() {
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) {
+    return core::Status::Error(std::string("prctl(PR_SET_CHILD_SUBREAPER): ") +
+                               std::strerror(errno));
+  }
+  return core::Status::Ok();
 }
 
 core::Status SetNice(int niceness) {

@@ -34,6 +34,10 @@ void ResetSignalMask();
 
 core::Status SetNice(int niceness);  // absolute, for this process
 
+// prctl(PR_SET_CHILD_SUBREAPER): orphans below us are re-parented to us, not to PID 1. Kept
+// across execve (a reload), cleared in children.
+core::Status BecomeSubreaper();
+
 // "signal 9 (SIGKILL)" / "exit 3"
 std::string DescribeExit(const core::ExitStatus& s);
 

@@ -72,6 +72,8 @@ Options RichOptions() {
   o.pidfile = "/run/p\nid";
   o.lockfile = std::string("/run/l\0ck", 9);
   o.kill_children_on_exit = true;
+  o.subreaper = true;
+  o.worker_watchdog = 2.5;
   o.backlog = 17;
   o.ack_mode.kind = AckMode::Kind::kManual;
   o.ack_mode.timer_seconds = 2.5;
