@@ -51,8 +51,8 @@ TEST_CASE("--subreaper: the workers' orphans are adopted and reaped, worker exit
   MasterRun m({"-n", "1", "-m", "0", "--subreaper"}, {"/bin/sh", WriteOrphanMaker(d)});
   REQUIRE(PollUntil([&] { return FileExists(d.File("orphan")); }, 10s));
   const pid_t orphan = std::stoi(ReadFile(d.File("orphan")));
-  // Re-parented to the master, not to init.
-  CHECK(StateOf(orphan).second == m.pid());
+  // Re-parented to the master, not to init, once the shell that started it has exited.
+  CHECK(PollUntil([&] { return StateOf(orphan).second == m.pid(); }, 5s));
   // It exits after a second: the master reaps it (no zombie left), without taking it for a
   // worker.
   REQUIRE(PollUntil([&] { return StateOf(orphan).first == ' '; }, 10s));
