@@ -358,6 +358,7 @@ PoolStatus Control::Status(Time now) const {
   st.stopping = supervisor_.Stopping();
   st.reloads = host_.Reloads();
   st.last_reload_error = host_.LastReloadError();
+  st.watchdog_timeouts = supervisor_.watchdog_timeouts();
   const auto& slots = supervisor_.slots();
   for (const auto& [pid, w] : supervisor_.workers()) {
     WorkerStatus ws;

@@ -413,6 +413,7 @@ std::string PoolStatusToYaml(const PoolStatus& s) {
   Bool(out.append("\nstopping: "), s.stopping);
   Int(out.append("\nreloads: "), s.reloads);
   OptStr(out.append("\nlast_reload_error: "), s.last_reload_error);
+  Int(out.append("\nwatchdog_timeouts: "), s.watchdog_timeouts);
   out += "\ncounts: ";
   FlowMap counts(out);
   Int(counts.Key("booting"), s.booting);
@@ -444,7 +445,8 @@ Result<PoolStatus> PoolStatusFromYaml(const std::string& text) {
               r.Optional(root, "verbosity", "", &s.verbosity) &&
               r.Optional(root, "stopping", "", &s.stopping) &&
               r.Optional(root, "reloads", "", &s.reloads) &&
-              r.Optional(root, "last_reload_error", "", &s.last_reload_error);
+              r.Optional(root, "last_reload_error", "", &s.last_reload_error) &&
+              r.Optional(root, "watchdog_timeouts", "", &s.watchdog_timeouts);
     if (ok) {
       if (!counts.IsDefined() || counts.IsNull()) {
         ok = r.Fail("counts: missing");

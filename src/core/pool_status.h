@@ -7,6 +7,7 @@
 //   verbosity: 1                stopping: false
 //   reloads: 0                  # master re-execs (reload, upgrade) this master pid went through
 //   last_reload_error: ~        # or why the last reload failed (the master kept running)
+//   watchdog_timeouts: 0        # workers aborted by --worker-watchdog
 //   counts: {booting: 0, ready: 4, draining: 0}
 //   upgrade: ~                  # or, while an upgrade runs:
 //     {strategy: "smooth" | "fleet", from_generation: 1, to_generation: 2, elapsed: 3.2,
@@ -94,6 +95,7 @@ struct PoolStatus {
   bool stopping = false;
   int reloads = 0;
   std::optional<std::string> last_reload_error;  // cleared by a reload that succeeds
+  int watchdog_timeouts = 0;  // workers found hung by --worker-watchdog (and aborted)
   int booting = 0;
   int ready = 0;
   int draining = 0;

@@ -37,10 +37,11 @@ using namespace state_format;  // NOLINT(build/namespaces)
   [[maybe_unused]] const auto& [a1, a2] = m.options.ack_mode;
   [[maybe_unused]] const auto& [n1, n2, n3] = m.options.nice;
   const SupervisorSnapshot& s = m.supervisor;
-  [[maybe_unused]] const auto& [s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11] = s;
-  [[maybe_unused]] const auto& [c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11] = s.config;
+  [[maybe_unused]] const auto& [s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12] = s;
+  [[maybe_unused]] const auto& [c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12] = s.config;
   [[maybe_unused]] const auto& [p1, p2, p3, p4, p5, p6] = s.config.upgrade;
-  [[maybe_unused]] const auto& [w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11, w12] = Worker{};
+  [[maybe_unused]] const auto& [w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11, w12,
+                                w13] = Worker{};
   [[maybe_unused]] const auto& [t1, t2, t3, t4, t5, t6] = Slot{};
   [[maybe_unused]] const auto& [e1, e2] = ExitStatus{};
   [[maybe_unused]] const auto& [u1, u2, u3, u4, u5, u6, u7, u8, u9] = UpgradeProgress{};
@@ -141,6 +142,7 @@ void EncodeConfig(const SupervisorConfig& c, Block b) {
   b.Scalar("kill_children_on_exit", Bool(c.kill_children_on_exit));
   b.Scalar("jitter_seed", U64(c.jitter_seed));
   b.Scalar("jitter", Dbl(c.jitter));
+  b.Scalar("worker_watchdog", Opt(c.worker_watchdog, Ns));
   const UpgradePolicy& p = c.upgrade;
   b.Scalar("upgrade", Flow()
                           .Add("max_unacked", Int(p.max_unacked))
@@ -167,6 +169,7 @@ std::string EncodeWorker(const Worker& w) {
       .Add("killed", Bool(w.killed))
       .Add("pinged_at", Opt(w.pinged_at, Ns))
       .Add("notify_status", Str(w.notify_status))
+      .Add("watchdog_at", Opt(w.watchdog_at, Ns))
       .Done();
 }
 
@@ -227,6 +230,7 @@ void EncodeSupervisor(const SupervisorSnapshot& s, Block b) {
   b.Scalar("stopping", Opt(s.stopping, [](StopKind k) { return Name(kStopKinds, k); }));
   b.Scalar("finished", Bool(s.finished));
   b.Scalar("exit_code", Int(s.exit_code));
+  b.Scalar("watchdog_timeouts", Int(s.watchdog_timeouts));
 }
 
 std::string EncodeListener(const MasterState::Listener& l) {
@@ -338,6 +342,7 @@ SupervisorConfig DecodeConfig(const In& in) {
   c.kill_children_on_exit = Boolean(m.Get("kill_children_on_exit"));
   c.jitter_seed = Unsigned(m.Get("jitter_seed"));
   c.jitter = Double(m.Get("jitter"));
+  c.worker_watchdog = Opt(m.Get("worker_watchdog"), Nanos);
   {
     MapIn u(m.Get("upgrade"));
     UpgradePolicy& p = c.upgrade;
@@ -369,6 +374,7 @@ Worker DecodeWorker(const In& in) {
   w.killed = Boolean(m.Get("killed"));
   w.pinged_at = Opt(m.Get("pinged_at"), Nanos);
   w.notify_status = String(m.Get("notify_status"));
+  w.watchdog_at = Opt(m.Get("watchdog_at"), Nanos);
   m.Done();
   return w;
 }
@@ -447,6 +453,7 @@ SupervisorSnapshot DecodeSupervisor(const In& in) {
   s.stopping = Opt(m.Get("stopping"), [](const In& k) { return Enum(k, kStopKinds); });
   s.finished = Boolean(m.Get("finished"));
   s.exit_code = I32(m.Get("exit_code"));
+  s.watchdog_timeouts = I32(m.Get("watchdog_timeouts"));
   m.Done();
   return s;
 }

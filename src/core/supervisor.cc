@@ -47,6 +47,7 @@ SupervisorConfig ConfigFromOptions(const Options& o, std::uint64_t jitter_seed) 
   if (o.upgrade_timeout > 0) c.upgrade.upgrade_timeout = Seconds(o.upgrade_timeout);
   c.upgrade.max_failures = o.upgrade_max_failures;
   c.jitter_seed = jitter_seed;
+  if (o.worker_watchdog) c.worker_watchdog = Seconds(*o.worker_watchdog);
   return c;
 }
 
@@ -276,6 +277,7 @@ AckResult Supervisor::Ack(Pid pid, Time now) {
   if (w.ready_at) return AckResult::kAlreadyAcked;
   w.state = WorkerState::kReady;
   w.ready_at = now;
+  w.watchdog_at = now;
   Say(LogLevel::kInfo, Describe(w) + " is ready (acked after " + Secs(now - w.spawned_at) + ")");
   Reconcile(now);
   return AckResult::kAcked;
@@ -284,6 +286,11 @@ AckResult Supervisor::Ack(Pid pid, Time now) {
 void Supervisor::WorkerStatusText(Pid pid, const std::string& text) {
   auto it = workers_.find(pid);
   if (it != workers_.end()) it->second.notify_status = text;
+}
+
+void Supervisor::WorkerWatchdog(Pid pid, Time now) {
+  auto it = workers_.find(pid);
+  if (it != workers_.end()) it->second.watchdog_at = now;
 }
 
 void Supervisor::WorkerStopping(Pid pid, Time now) {
@@ -315,6 +322,7 @@ void Supervisor::Tick(Time now) {
       if (w.state == WorkerState::kBooting && now >= w.spawned_at + ack_after) {
         w.state = WorkerState::kReady;
         w.ready_at = now;
+        w.watchdog_at = now;
         Say(LogLevel::kInfo, Describe(w) + " is ready after " + Secs(now - w.spawned_at));
       }
     }
@@ -324,6 +332,19 @@ void Supervisor::Tick(Time now) {
       if (slots_[i].respawn_at && now >= *slots_[i].respawn_at) {
         SpawnInto(static_cast<int>(i), now);
       }
+    }
+  }
+  if (config_.worker_watchdog) {
+    for (auto& [pid, w] : workers_) {
+      if (w.state != WorkerState::kReady || !w.watchdog_at ||
+          now < *w.watchdog_at + *config_.worker_watchdog) {
+        continue;
+      }
+      ++watchdog_timeouts_;
+      Say(LogLevel::kWarn, Describe(w) + " sent no WATCHDOG=1 for " +
+                               Secs(now - *w.watchdog_at) + ": it is hung; sending SIGABRT");
+      w.kill_at = now + config_.signal_timeout.value_or(config_.rollback_kill_after);
+      SendStop(w, Signal::kAbrt, now);
     }
   }
   for (auto& [pid, w] : workers_) {
@@ -349,6 +370,13 @@ std::optional<Time> Supervisor::NextDeadline() const {
     const Duration ack_after = Seconds(config_.ack_mode.timer_seconds);
     for (const auto& [pid, w] : workers_) {
       if (w.state == WorkerState::kBooting) consider(w.spawned_at + ack_after);
+    }
+  }
+  if (config_.worker_watchdog) {
+    for (const auto& [pid, w] : workers_) {
+      if (w.state == WorkerState::kReady && w.watchdog_at) {
+        consider(*w.watchdog_at + *config_.worker_watchdog);
+      }
     }
   }
   if (!stopping_) {

@@ -76,6 +76,9 @@ struct SupervisorConfig {
   UpgradePolicy upgrade;
   // A rolled-back worker that ignores the drain signal is killed after -t, or after this.
   Duration rollback_kill_after = Seconds(10);
+  // --worker-watchdog: a ready worker silent this long gets SIGABRT, then SIGKILL after -t
+  // (or rollback_kill_after).
+  std::optional<Duration> worker_watchdog;
 
   bool operator==(const SupervisorConfig&) const = default;
 };
@@ -97,6 +100,7 @@ struct Worker {
   bool killed = false;              // SIGKILL already sent
   std::optional<Time> pinged_at;    // last worker:ping
   std::string notify_status;        // the last STATUS= it sent (-m notify)
+  std::optional<Time> watchdog_at;  // --worker-watchdog: last WATCHDOG=1, or when it got ready
 
   bool operator==(const Worker&) const = default;
 };
@@ -158,6 +162,7 @@ struct SupervisorSnapshot {
   std::optional<StopKind> stopping;
   bool finished = false;
   int exit_code = 0;
+  int watchdog_timeouts = 0;  // workers found hung by --worker-watchdog
 
   bool operator==(const SupervisorSnapshot&) const = default;
 };
@@ -195,6 +200,9 @@ class Supervisor {
   // exits, as after any exit).
   void WorkerStatusText(Pid pid, const std::string& text);
   void WorkerStopping(Pid pid, Time now);
+  // WATCHDOG=1 (--worker-watchdog).
+  void WorkerWatchdog(Pid pid, Time now);
+  int watchdog_timeouts() const { return watchdog_timeouts_; }
   bool Ping(Pid pid, Time now);
   // The `signal` command: to every live worker, not recorded (no escalation), as Einhorn.
   int SignalAll(Signal signal);
@@ -245,6 +253,7 @@ class Supervisor {
   int next_generation_ = 2;  // generations are never reused, even after a rollback
   std::optional<UpgradeProgress> upgrade_;
   std::optional<UpgradeResult> last_upgrade_;
+  int watchdog_timeouts_ = 0;
   std::optional<StopKind> stopping_;
   bool finished_ = false;
   int exit_code_ = 0;

@@ -60,6 +60,7 @@ void CheckConfig(const SupervisorConfig& c, Checker& k) {
   k.Nanos("config.backoff_base", c.backoff_base);
   k.Nanos("config.backoff_cap", c.backoff_cap);
   k.Nanos("config.signal_timeout", c.signal_timeout);
+  k.Nanos("config.worker_watchdog", c.worker_watchdog);
   k.SecondsIn("config.jitter", c.jitter, 1);
   k.Range("config.upgrade.max_unacked", c.upgrade.max_unacked, 1, kMaxCounter);
   if (c.upgrade.max_additional) {
@@ -102,6 +103,7 @@ Status CheckSnapshot(const SupervisorSnapshot& s) {
     k.Nanos(at + "signaled_at", w.signaled_at);
     k.Nanos(at + "kill_at", w.kill_at);
     k.Nanos(at + "pinged_at", w.pinged_at);
+    k.Nanos(at + "watchdog_at", w.watchdog_at);
     if (k.ok() && w.slot >= 0 && s.slots[static_cast<size_t>(w.slot)].pid != w.pid) {
       k.Fail(at + "slot: slot " + std::to_string(w.slot) + " does not hold worker " +
              std::to_string(w.pid));
@@ -131,6 +133,7 @@ Status CheckSnapshot(const SupervisorSnapshot& s) {
     k.Range("upgrade.reported_drained", u.reported_drained, -1, kMaxCounter);
   }
   if (s.last_upgrade) k.Nanos("last_upgrade.finished_at", s.last_upgrade->finished_at);
+  k.Range("watchdog_timeouts", s.watchdog_timeouts, 0, kMaxCounter);
   return k.ok() ? Status::Ok() : Status::Error(k.error());
 }
 
@@ -148,6 +151,7 @@ SupervisorSnapshot Supervisor::Snapshot() const {
   s.stopping = stopping_;
   s.finished = finished_;
   s.exit_code = exit_code_;
+  s.watchdog_timeouts = watchdog_timeouts_;
   return s;
 }
 
@@ -166,6 +170,7 @@ Supervisor Supervisor::Restore(SupervisorSnapshot s, Effects& effects) {
   sup.stopping_ = s.stopping;
   sup.finished_ = s.finished;
   sup.exit_code_ = s.exit_code;
+  sup.watchdog_timeouts_ = s.watchdog_timeouts;
   return sup;
 }
 

@@ -9,8 +9,9 @@ namespace {
 
 bool Inherited(std::string_view entry) {
   const std::string_view name = entry.substr(0, entry.find('='));
+  // The service manager's, meant for the master (the master feeds its watchdog itself).
   if (name == "NOTIFY_SOCKET" || name == "LISTEN_PID" || name == "LISTEN_FDS" ||
-      name == "LISTEN_FDNAMES") {
+      name == "LISTEN_FDNAMES" || name == "WATCHDOG_USEC" || name == "WATCHDOG_PID") {
     return false;
   }
   // Einhorn's announcements from an enclosing supervisor would be wrong for our workers.

@@ -73,6 +73,10 @@ std::string RenderStatusSummary(const PoolStatus& s) {
            HumanDuration(u->elapsed) + "\n";
   }
   if (s.last_reload_error) out += "last master reload failed: " + *s.last_reload_error + "\n";
+  if (s.watchdog_timeouts > 0) {
+    out += std::to_string(s.watchdog_timeouts) + " hung worker" +
+           (s.watchdog_timeouts == 1 ? "" : "s") + " aborted by --worker-watchdog\n";
+  }
   if (const auto& last = s.last_upgrade) {
     out += "last upgrade, to generation " + std::to_string(last->generation) + ", " +
            HumanDuration(last->ago) + " ago: " +
@@ -163,6 +167,7 @@ std::string RenderStatusJson(const PoolStatus& s) {
       {"stopping", s.stopping},
       {"reloads", s.reloads},
       {"last_reload_error", OptionalJson(s.last_reload_error)},
+      {"watchdog_timeouts", s.watchdog_timeouts},
       {"counts", {{"booting", s.booting}, {"ready", s.ready}, {"draining", s.draining}}},
       {"upgrade", nullptr},
       {"last_upgrade", nullptr},

@@ -235,7 +235,8 @@ core::SpawnOutcome Master::Spawn(const core::SpawnRequest& request) {
   }
   // -m notify: the worker's own NOTIFY_SOCKET; what arrives there is checked to come from it.
   std::optional<sys::WorkerNotifySocket> notify;
-  if (setup_.options.ack_mode.kind == core::AckMode::Kind::kNotify) {
+  if (setup_.options.ack_mode.kind == core::AckMode::Kind::kNotify ||
+      setup_.options.worker_watchdog) {
     auto opened = sys::OpenWorkerNotifySocket();
     if (!opened.ok()) {
       if (channel) {
@@ -246,6 +247,11 @@ core::SpawnOutcome Master::Spawn(const core::SpawnRequest& request) {
     }
     notify = opened.value();
     plan.env.push_back("NOTIFY_SOCKET=" + notify->address);
+  }
+  if (setup_.options.worker_watchdog) {
+    const auto usec = static_cast<long long>(*setup_.options.worker_watchdog * 1e6);
+    plan.env.push_back("WATCHDOG_USEC=" + std::to_string(usec));
+    plan.set_watchdog_pid = true;
   }
   // The loop goes on while the child execs; its status pipe says later if exec failed.
   auto started = sys::StartSpawn(plan);

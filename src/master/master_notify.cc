@@ -76,7 +76,8 @@ void Master::ReadNotify(NotifyChannel* ch) {
     }
     const core::NotifyMessage m = core::ParseNotifyMessage(d->bytes);
     if (m.status) supervisor_.WorkerStatusText(worker, *m.status);
-    if (m.ready) {
+    if (m.watchdog) supervisor_.WorkerWatchdog(worker, Now());
+    if (m.ready && setup_.options.ack_mode.kind == core::AckMode::Kind::kNotify) {
       const core::AckResult r = supervisor_.Ack(worker, Now());
       if (r != core::AckResult::kAcked && r != core::AckResult::kAlreadyAcked) {
         spdlog::debug("READY=1 from worker {} not taken (it is draining or gone)", worker);

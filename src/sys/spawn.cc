@@ -60,6 +60,7 @@ struct ChildError {
 };
 
 constexpr char kListenPidPrefix[] = "LISTEN_PID=";
+constexpr char kWatchdogPidPrefix[] = "WATCHDOG_PID=";
 // Prefix, up to 20 digits of a 64-bit pid, NUL.
 constexpr size_t kListenPidSize = sizeof(kListenPidPrefix) + 20;
 
@@ -69,6 +70,7 @@ struct ChildArgs {
   char* const* argv;
   char* const* envp;
   char* listen_pid;  // kListenPidSize bytes, prefix already in place; nullptr when not wanted
+  char* watchdog_pid;  // the same for WATCHDOG_PID
   const int* pass_fds;
   int* scratch_fds;  // one slot per pass_fd, for the phase-one copies
   int fd_count;
@@ -183,6 +185,9 @@ bool CloseRangeExcept(unsigned first, unsigned last, int keep, int max_fd) {
   if (a.listen_pid != nullptr) {
     FormatPid(getpid(), a.listen_pid + sizeof(kListenPidPrefix) - 1);
   }
+  if (a.watchdog_pid != nullptr) {
+    FormatPid(getpid(), a.watchdog_pid + sizeof(kWatchdogPidPrefix) - 1);
+  }
 
   // Unblock last: a signal pending now (SIGTERM from a quick shutdown, the pdeath signal) is
   // delivered with its default action, which is what it would do to the worker anyway.
@@ -220,12 +225,18 @@ core::Result<StartedChild> StartSpawn(const SpawnPlan& plan) {
 
   std::vector<char> listen_pid;
   std::vector<char*> envp;
-  envp.reserve(plan.env.size() + 2);
+  envp.reserve(plan.env.size() + 3);
   for (const std::string& s : plan.env) envp.push_back(const_cast<char*>(s.c_str()));
   if (plan.set_listen_pid) {
     listen_pid.assign(kListenPidSize, '\0');
     memcpy(listen_pid.data(), kListenPidPrefix, sizeof(kListenPidPrefix) - 1);
     envp.push_back(listen_pid.data());
+  }
+  std::vector<char> watchdog_pid;
+  if (plan.set_watchdog_pid) {
+    watchdog_pid.assign(sizeof(kWatchdogPidPrefix) + 20, '\0');
+    memcpy(watchdog_pid.data(), kWatchdogPidPrefix, sizeof(kWatchdogPidPrefix) - 1);
+    envp.push_back(watchdog_pid.data());
   }
   envp.push_back(nullptr);
 
@@ -261,6 +272,7 @@ core::Result<StartedChild> StartSpawn(const SpawnPlan& plan) {
       .argv = argv.data(),
       .envp = envp.data(),
       .listen_pid = plan.set_listen_pid ? listen_pid.data() : nullptr,
+      .watchdog_pid = plan.set_watchdog_pid ? watchdog_pid.data() : nullptr,
       .pass_fds = plan.pass_fds.data(),
       .scratch_fds = scratch.data(),
       .fd_count = fd_count,

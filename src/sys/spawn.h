@@ -18,6 +18,7 @@ struct SpawnPlan {
   std::vector<std::string> argv;  // argv[0] included
   std::vector<std::string> env;   // "NAME=value" entries, without LISTEN_PID
   bool set_listen_pid = false;    // the child appends LISTEN_PID=<its own pid>
+  bool set_watchdog_pid = false;  // ... and WATCHDOG_PID=<its own pid>
   std::vector<int> pass_fds;      // dup'ed to 3, 4, ... in this order, CLOEXEC cleared
   // expected_parent 0 means the caller. A child that exits 1 on this check never exec'd, but
   // Spawn still returns its pid (the error pipe just closes).

@@ -174,5 +174,44 @@ TEST_CASE("-m notify: upgrades wait for READY=1, and the sockets survive a reloa
   CHECK(m.WaitForLog(Stopping(w)));
 }
 
+TEST_CASE("--worker-watchdog: a worker that stops sending WATCHDOG=1 is aborted and replaced") {
+  if (!HaveNotify()) {
+    MESSAGE("skipped: no systemd-notify (Debian package systemd)");
+    return;
+  }
+  TempDir d;
+  const std::string script = d.File("watched.sh");
+  WriteFile(script,
+            "#!/bin/sh\n" + std::string(kNotify) + " --ready\n"
+            "while :; do\n"
+            "  [ -e '" + d.File("hang") + "' ] || " + kNotify + " WATCHDOG=1\n"
+            "  sleep 0.1\n"
+            "done\n",
+            0755);
+  MasterRun m({"-n", "1", "-m", "notify", "--worker-watchdog", "1", "-t", "1"},
+              {"/bin/sh", script});
+  REQUIRE(PollUntil([&] { return Status(m) && Status(m)->ready == 1; }, 15s));
+  const pid_t first = Status(m)->workers[0].pid;
+  CHECK(EnvOf(first, "WATCHDOG_USEC") == "1000000");
+  CHECK(EnvOf(first, "WATCHDOG_PID") == std::to_string(first));
+  // Fed every 0.1 s: two full intervals go by without an abort.
+  CHECK_FALSE(PollUntil([&] { return m.LogHas("it is hung"); }, 2s));
+  WriteFile(d.File("hang"), "");
+  REQUIRE(m.WaitForLog("worker " + std::to_string(first)));
+  REQUIRE(PollUntil([&] { return Status(m) && Status(m)->watchdog_timeouts == 1; }, 10s));
+  unlink(d.File("hang").c_str());
+  CHECK(m.LogHas("sent no WATCHDOG=1 for"));
+  REQUIRE(PollUntil(
+      [&] {
+        const auto st = Status(m);
+        return st && st->ready == 1 && st->workers.size() == 1 && st->workers[0].pid != first;
+      },
+      15s));
+  const auto st = Status(m);
+  REQUIRE(st);
+  CHECK(st->workers[0].last_exit == "signal 6");
+  CHECK(st->watchdog_timeouts == 1);
+}
+
 }  // namespace
 }  // namespace einhorn::test

@@ -27,6 +27,7 @@ PoolStatus Full() {
   s.verbosity = 2;
   s.stopping = true;
   s.reloads = 2;
+  s.watchdog_timeouts = 4;
   s.last_reload_error = "the upgrade check of /usr/bin/einhorn-cpp failed (exit 1)";
   s.booting = 1;
   s.ready = 2;
@@ -228,6 +229,7 @@ TEST_CASE("pool status: the whole document, byte for byte") {
         "stopping: false\n"
         "reloads: 0\n"
         "last_reload_error: ~\n"
+        "watchdog_timeouts: 0\n"
         "counts: {booting: 0, ready: 1, draining: 0}\n"
         "upgrade: ~\n"
         "last_upgrade: ~\n"
@@ -617,6 +619,7 @@ class Gen {
     s.stopping = Coin();
     s.reloads = Int();
     s.last_reload_error = MaybeHostile();
+    s.watchdog_timeouts = Int();
     s.booting = Int();
     s.ready = Int();
     s.draining = Int();
@@ -700,7 +703,7 @@ TEST_CASE("pool status: random statuses with hostile strings read back as writte
     CHECK_MESSAGE(Printable(yaml, &why), why);
     // One line per top-level key and per row.
     const auto lines = static_cast<std::size_t>(std::count(yaml.begin(), yaml.end(), '\n'));
-    CHECK(lines == 15 + s.workers.size() + s.pending.size());
+    CHECK(lines == 16 + s.workers.size() + s.pending.size());
     const Result<PoolStatus> back = PoolStatusFromYaml(yaml);
     REQUIRE_MESSAGE(back.ok(), (back.error() + "\n" + yaml));
     CheckSame(back.value(), Expected(s));

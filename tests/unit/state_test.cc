@@ -73,7 +73,7 @@ Options RichOptions() {
   o.lockfile = std::string("/run/l\0ck", 9);
   o.kill_children_on_exit = true;
   o.subreaper = true;
-  o.worker_watchdog = 2.5;
+  o.worker_watchdog = 86400.5;  // set, and too long to fire in RichSnapshot's story
   o.backlog = 17;
   o.ack_mode.kind = AckMode::Kind::kManual;
   o.ack_mode.timer_seconds = 2.5;

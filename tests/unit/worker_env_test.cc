@@ -55,9 +55,12 @@ TEST_CASE("the service manager's and an outer supervisor's variables do not leak
   in.base = {"NOTIFY_SOCKET=/run/systemd/notify", "LISTEN_PID=1", "LISTEN_FDS=9",
              "LISTEN_FDNAMES=x", "EINHORN_FD_0=7", "EINHORN_FD_COUNT=5", "EINHORN_SOCK_FD=9",
              "EINHORN_MASTER_PID=1", "EINHORN_CHILD_INDEX=8", "EINHORN_FD_FAMILY_0=AF_INET",
-             "EINHORNISH=keep", "NOTIFY_SOCKETS=keep", "garbage-without-equals"};
+             "EINHORNISH=keep", "NOTIFY_SOCKETS=keep", "garbage-without-equals",
+             "WATCHDOG_USEC=30000000", "WATCHDOG_PID=1"};
   const auto env = BuildWorkerEnv(in);
   CHECK_FALSE(HasName(env, "NOTIFY_SOCKET"));
+  CHECK_FALSE(HasName(env, "WATCHDOG_USEC"));
+  CHECK_FALSE(HasName(env, "WATCHDOG_PID"));
   CHECK_FALSE(HasName(env, "LISTEN_PID"));
   CHECK_FALSE(HasName(env, "LISTEN_FDS"));
   CHECK_FALSE(HasName(env, "EINHORN_FD_0"));
