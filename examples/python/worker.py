@@ -8,8 +8,10 @@ What a worker has to do, and how this one does it:
   * Serve on the socket the master opened, never bind one itself: its fd number is in
     EINHORN_FD_0 (systemd's convention, LISTEN_FDS with the first socket at fd 3, also works).
     All the workers accept on that one socket and the kernel spreads connections among them.
-  * Say "ready" once serving (for `-m manual`): connect to the master's command socket at
-    EINHORN_SOCK_PATH and write one line, {"command":"worker:ack","pid":<our pid>}.
+  * Say "ready" once serving. Under `-m notify` (NOTIFY_SOCKET is set) the systemd way: one
+    datagram "READY=1" to NOTIFY_SOCKET, as any systemd service does. Under `-m manual`:
+    connect to the master's command socket at EINHORN_SOCK_PATH and write one line,
+    {"command":"worker:ack","pid":<our pid>}.
   * SIGUSR2 means "drain": stop accepting, finish the request in hand, exit 0. The master
     sends it on `einhornctl dec`, during upgrades and when it shuts down gently.
   * SIGTERM (and SIGINT) mean "stop now": exit 0 at once, dropping any request in hand.
@@ -48,8 +50,24 @@ def listening_socket():
     return sock
 
 
+def sd_notify(message):
+    """systemd's notify protocol: one datagram to NOTIFY_SOCKET ('@' is the abstract
+    namespace). Returns False when there is no socket to tell."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.sendto(message.encode(), address)
+    return True
+
+
 def ack():
-    """Tells the master we are ready (needed with -m manual, ignored in timer mode)."""
+    """Tells the master we are ready: READY=1 under -m notify, worker:ack under -m manual
+    (either is ignored in timer mode)."""
+    if sd_notify("READY=1\nSTATUS=serving"):
+        return
     path = os.environ.get("EINHORN_SOCK_PATH")
     if not path:
         return  # not under einhorn: nobody to tell
@@ -93,6 +111,7 @@ def main():
     server.socket = listening_socket()
 
     def drain(signum, frame):
+        sd_notify("STOPPING=1")
         # shutdown() waits for serve_forever() to return, and serve_forever() runs in this very
         # (main) thread, so ask from another thread. The request in hand, if any, completes;
         # serve_forever() notices within its poll interval and returns.

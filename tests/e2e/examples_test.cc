@@ -173,15 +173,16 @@ pid_t HolderOf(unsigned long inode, const std::set<pid_t>& pids) {
 }
 
 // The whole story for one HTTP example, `interpreter script`.
-void CheckHttpExample(const std::string& interpreter_name, const std::string& script) {
+void CheckHttpExample(const std::string& interpreter_name, const std::string& script,
+                      const std::string& ack_mode = "manual") {
   const auto interpreter = FindInPath(interpreter_name);
   if (!interpreter) {
     MESSAGE("skipped: " << interpreter_name << " is not installed (it is in CI)");
     return;
   }
-  MasterRun m({"-n", "2", "-m", "manual", "-b", "127.0.0.1:0"}, {*interpreter, script});
+  MasterRun m({"-n", "2", "-m", ack_mode, "-b", "127.0.0.1:0"}, {*interpreter, script});
 
-  // Ready means acked: under -m manual, nothing else makes a worker ready.
+  // Ready means acked: under -m manual or notify, nothing else makes a worker ready.
   const auto st = WaitReady(m, 2);
   REQUIRE_MESSAGE(st.has_value(), m.Log());
   const std::set<pid_t> workers = Pids(*st);
@@ -235,6 +236,10 @@ void CheckHttpExample(const std::string& interpreter_name, const std::string& sc
 
 TEST_CASE("examples: the Python worker acks, serves, drains on USR2 and stops on TERM") {
   CheckHttpExample("python3", EXAMPLES_DIR "/python/worker.py");
+}
+
+TEST_CASE("examples: the Python worker under -m notify says READY=1 on its NOTIFY_SOCKET") {
+  CheckHttpExample("python3", EXAMPLES_DIR "/python/worker.py", "notify");
 }
 
 TEST_CASE("examples: the Ruby worker acks, serves, drains on USR2 and stops on TERM") {
