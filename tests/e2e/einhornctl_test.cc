@@ -50,7 +50,8 @@ TEST_CASE("einhornctl resizes a real pool: status, inc, dec, set --wait, --json"
   auto set = Ctl(m, {"set", "4", "--wait"});
   CHECK(set.status.code == 0);
   CHECK(PoolIs(m, 4, 4));
-  CHECK(m.LiveWorkers().size() == 4);
+  // Ready (-m 0) can come before a new worker has written its report.
+  CHECK(PollUntil([&] { return m.LiveWorkers().size() == 4; }, 10s));
 
   auto json = Ctl(m, {"--json", "status"});
   CHECK(json.status.code == 0);

@@ -120,7 +120,7 @@ TEST_CASE("-m notify: a READY=1 from a process that is not the worker is refused
   CHECK(st->workers[0].notify_status == "warming up");
 }
 
-TEST_CASE("-m notify: STOPPING=1 marks a worker draining; its slot is refilled when it exits") {
+TEST_CASE("-m notify: STOPPING=1 marks a worker draining, and its slot is refilled when it exits") {
   if (!HaveNotify()) {
     MESSAGE("skipped: no systemd-notify (Debian package systemd)");
     return;

@@ -58,7 +58,7 @@ TEST_CASE("watchdog: a ready worker silent past the interval gets SIGABRT, then 
   CHECK(Supervisor::Restore(s.Snapshot(), fx).watchdog_timeouts() == 1);
 }
 
-TEST_CASE("watchdog: WATCHDOG=1 in time keeps a worker; without the option nothing is watched") {
+TEST_CASE("watchdog: WATCHDOG=1 in time keeps a worker, and without the option nothing is watched") {
   FakeEffects fx;
   Supervisor s(Watched(), fx);
   s.Start(At(0));
