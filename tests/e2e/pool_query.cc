@@ -1,5 +1,7 @@
 #include "pool_query.h"
 
+#include <doctest/doctest.h>
+
 #include "control_client.h"
 
 namespace einhorn::test {
@@ -14,6 +16,29 @@ std::optional<core::PoolStatus> Status(const MasterRun& m) {
   auto status = core::PoolStatusFromYaml(reply->message);
   if (!status.ok()) return std::nullopt;
   return status.value();
+}
+
+UpgradeRun RunUpgrade(const MasterRun& m, const std::string& verb,
+                      std::chrono::milliseconds timeout) {
+  using Clock = std::chrono::steady_clock;
+  UpgradeRun run;
+  const auto start = Clock::now();
+  ControlClient c(Sock(m));
+  REQUIRE(c.Send("{\"id\": 42, \"command\": \"" + verb + "\"}\n"));
+  while (Clock::now() - start < timeout) {
+    auto r = c.ReadReply(timeout);
+    if (!r) break;
+    run.messages.push_back(r->message);
+    CHECK(r->request_id.has_value());
+    if (!r->wait) {
+      run.ended = true;
+      run.error = r->error;
+      run.last = r->message;
+      break;
+    }
+  }
+  run.took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+  return run;
 }
 
 }  // namespace einhorn::test

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <optional>
+#include <chrono>
 #include <string>
+#include <vector>
 
 #include "core/pool_status.h"
 #include "harness.h"
@@ -13,5 +15,16 @@ namespace einhorn::test {
 std::string Sock(const MasterRun& m);
 // `status`, parsed; nullopt if the master cannot be reached or answers something else.
 std::optional<core::PoolStatus> Status(const MasterRun& m);
+
+// An `upgrade` (or `upgrade_fleet`) sent with an id and followed to its final message.
+struct UpgradeRun {
+  bool ended = false;  // a final message (no `wait`) arrived
+  bool error = false;
+  std::string last;
+  std::vector<std::string> messages;
+  std::chrono::milliseconds took{};
+};
+UpgradeRun RunUpgrade(const MasterRun& m, const std::string& verb = "upgrade",
+                      std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
 }  // namespace einhorn::test

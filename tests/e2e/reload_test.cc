@@ -110,34 +110,6 @@ ino_t Inode(const std::string& path) {
   return stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
 }
 
-struct UpgradeRun {
-  bool ended = false;  // a final message (no `wait`) arrived
-  bool error = false;
-  std::string last;
-  std::vector<std::string> messages;
-};
-
-UpgradeRun RunUpgrade(const MasterRun& m, const std::string& verb = "upgrade",
-                      std::chrono::milliseconds timeout = 60s) {
-  UpgradeRun run;
-  const auto start = Clock::now();
-  ControlClient c(Sock(m));
-  REQUIRE(c.Send("{\"id\": 42, \"command\": \"" + verb + "\"}\n"));
-  while (Clock::now() - start < timeout) {
-    auto r = c.ReadReply(timeout);
-    if (!r) break;
-    run.messages.push_back(r->message);
-    CHECK(r->request_id.has_value());
-    if (!r->wait) {
-      run.ended = true;
-      run.error = r->error;
-      run.last = r->message;
-      break;
-    }
-  }
-  return run;
-}
-
 // An executable /bin/sh script in `d`; $DIR in `body` is d's path.
 std::string WriteScript(const TempDir& d, const std::string& name, const std::string& body) {
   const std::string path = d.File(name);

@@ -66,36 +66,6 @@ class ReadySampler {
   std::thread thread_;
 };
 
-struct UpgradeRun {
-  bool ended = false;  // a final message (no `wait`) arrived
-  bool error = false;
-  std::string last;
-  std::vector<std::string> messages;
-  std::chrono::milliseconds took{};
-};
-
-UpgradeRun RunUpgrade(const MasterRun& m, const std::string& verb = "upgrade",
-                      std::chrono::milliseconds timeout = 60s) {
-  UpgradeRun run;
-  const auto start = Clock::now();
-  ControlClient c(Sock(m));
-  REQUIRE(c.Send("{\"id\": 42, \"command\": \"" + verb + "\"}\n"));
-  while (Clock::now() - start < timeout) {
-    auto r = c.ReadReply(timeout);
-    if (!r) break;
-    run.messages.push_back(r->message);
-    CHECK(r->request_id.has_value());
-    if (!r->wait) {
-      run.ended = true;
-      run.error = r->error;
-      run.last = r->message;
-      break;
-    }
-  }
-  run.took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
-  return run;
-}
-
 // A worker whose next generation the test controls with flag files, as a deploy would by
 // changing the code on disk: "crash" exits at once, "hang" never acks.
 std::string WriteDeployableWorker(const TempDir& d) {
