@@ -117,10 +117,18 @@ TEST_CASE("a worker that can no longer be executed is logged with the reason and
   WriteFile(script, "#!/bin/sh\nexec sleep 1000\n", 0755);
   MasterRun m({"-n", "1", "-m", "0"}, {script});
   REQUIRE(m.WaitForLog("is ready"));
+  // -m 0 is ready at fork: wait until the script has really been executed (it is sleep now),
+  // or the chmod below could already fail this first exec.
+  std::vector<pid_t> children;
+  REQUIRE(PollUntil(
+      [&] {
+        children = ChildrenOf(m.pid());
+        return children.size() == 1 &&
+               ReadFile("/proc/" + std::to_string(children[0]) + "/comm") == "sleep\n";
+      },
+      10s));
   // A broken deploy: the file loses its execute bits (root too needs one to exec it).
   REQUIRE(chmod(script.c_str(), 0644) == 0);
-  const std::vector<pid_t> children = ChildrenOf(m.pid());
-  REQUIRE(children.size() == 1);
   REQUIRE(kill(children[0], SIGKILL) == 0);
   CHECK(m.WaitForLog("could not be started: execve " + script + ": Permission denied"));
   CHECK(m.WaitForLog("exited with exit 127"));
