@@ -29,17 +29,6 @@ std::vector<std::string> Launcher(const std::string& listen, const std::string& 
   return {kActivate, "-l", listen, "--fdname=" + name, "-E", "TMPDIR={dir}", "-E", "PATH"};
 }
 
-pid_t AnsweringPid(const std::string& body) {
-  const std::string prefix = "hello from worker ";
-  if (body.rfind(prefix, 0) != 0) return 0;
-  return static_cast<pid_t>(std::stol(body.substr(prefix.size())));
-}
-
-bool IsChild(pid_t master, pid_t pid) {
-  const auto children = ChildrenOf(master);
-  return std::find(children.begin(), children.end(), pid) != children.end();
-}
-
 // A free loopback port (bound, read, released: the activator binds it right after).
 int FreePort() {
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -121,11 +110,19 @@ TEST_CASE("socket activation: with no -b, the sockets are passed on under their 
   MasterRun m({"-n", "1", "-m", "0"}, {TEST_WORKER_BIN, "--report", "{reports}"}, {},
               Launcher(path, "api"));
   REQUIRE(PollUntil([&] { return FileExists(path); }, 10s));
-  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  path.copy(a.sun_path, path.size());
-  REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  // The file appears at bind, before listen: retry until the activator accepts connections.
+  int fd = -1;
+  REQUIRE(PollUntil(
+      [&] {
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        path.copy(a.sun_path, path.size());
+        if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return true;
+        close(fd);
+        return false;
+      },
+      10s));
   REQUIRE(m.WaitForWorkers(1, 15s));
   close(fd);
   const Report r = m.LiveWorkers().begin()->second;

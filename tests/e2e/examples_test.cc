@@ -25,21 +25,6 @@ namespace einhorn::test {
 namespace {
 
 // The absolute path of `name` found in PATH, as the master will find it; nullopt if missing.
-std::optional<std::string> FindInPath(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::istringstream dirs(path != nullptr ? path : "/usr/bin:/bin");
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    const std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
-    struct stat st {};
-    if (stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
-        access(candidate.c_str(), X_OK) == 0) {
-      return candidate;
-    }
-  }
-  return std::nullopt;
-}
-
 // The pool as the master reports it, once it has exactly n ready workers.
 std::optional<core::PoolStatus> WaitReady(const MasterRun& m, int n) {
   std::optional<core::PoolStatus> st;
@@ -82,7 +67,7 @@ std::string WaitExitOf(const MasterRun& m, pid_t pid) {
 }
 
 // "hello from <pid>\n" -> pid; 0 for anything else.
-pid_t AnsweringPid(const std::string& body) {
+pid_t HelloPid(const std::string& body) {
   const std::string prefix = "hello from ";
   if (body.rfind(prefix, 0) != 0 || body.back() != '\n') return 0;
   return static_cast<pid_t>(std::atol(body.c_str() + prefix.size()));
@@ -175,7 +160,7 @@ pid_t HolderOf(unsigned long inode, const std::set<pid_t>& pids) {
 // The whole story for one HTTP example, `interpreter script`.
 void CheckHttpExample(const std::string& interpreter_name, const std::string& script,
                       const std::string& ack_mode = "manual") {
-  const auto interpreter = FindInPath(interpreter_name);
+  const auto interpreter = LookUpInPath(interpreter_name);
   if (!interpreter) {
     MESSAGE("skipped: " << interpreter_name << " is not installed (it is in CI)");
     return;
@@ -197,7 +182,7 @@ void CheckHttpExample(const std::string& interpreter_name, const std::string& sc
     CHECK(raw.find(" 200 OK\r\n") != std::string::npos);
     CHECK(raw.find("Content-Length: ") != std::string::npos);
     const std::string body = raw.substr(raw.find("\r\n\r\n") + 4);
-    CHECK_MESSAGE(workers.count(AnsweringPid(body)) == 1, body);
+    CHECK_MESSAGE(workers.count(HelloPid(body)) == 1, body);
   }
 
   // A request in flight: accepted by a worker, half sent.
@@ -224,7 +209,7 @@ void CheckHttpExample(const std::string& interpreter_name, const std::string& sc
   const auto after = WaitReady(m, 2);
   REQUIRE(after.has_value());
   CHECK(Pids(*after).count(holder) == 0);
-  CHECK(Pids(*after).count(AnsweringPid(HttpGet("127.0.0.1", *port, 5s))) == 1);
+  CHECK(Pids(*after).count(HelloPid(HttpGet("127.0.0.1", *port, 5s))) == 1);
 
   // SIGTERM to the master reaches every worker, which exits 0 at once.
   REQUIRE(m.process().Signal(SIGTERM));
@@ -253,7 +238,7 @@ TEST_CASE("examples: the Node.js worker acks, serves, drains on USR2 and stops o
 // The shell example is a job loop, not an HTTP server (sh cannot accept on a socket), so
 // this checks the ack, the drain and the stop only.
 TEST_CASE("examples: the shell worker acks, finishes its job on dec and stops on TERM") {
-  const auto sh = FindInPath("sh");
+  const auto sh = LookUpInPath("sh");
   REQUIRE(sh.has_value());
   std::string ctl_dir = EINHORNCTL_BIN;
   ctl_dir.erase(ctl_dir.rfind('/'));

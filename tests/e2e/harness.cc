@@ -1,5 +1,7 @@
 #include "harness.h"
 
+#include <algorithm>
+
 #include <dirent.h>
 #include <sys/stat.h>
 
@@ -140,6 +142,17 @@ Finished RunProgram(std::vector<std::string> argv, std::chrono::milliseconds tim
   auto status = p.WaitExit(timeout);
   if (!status) throw std::runtime_error(program + " did not exit in time");
   return Finished{*status, ReadFile(dir.File("err")), ReadFile(dir.File("out"))};
+}
+
+pid_t AnsweringPid(const std::string& body) {
+  const std::string prefix = "hello from worker ";
+  if (body.rfind(prefix, 0) != 0) return 0;
+  return static_cast<pid_t>(std::stol(body.substr(prefix.size())));
+}
+
+bool IsChild(pid_t master, pid_t pid) {
+  const auto children = ChildrenOf(master);
+  return std::find(children.begin(), children.end(), pid) != children.end();
 }
 
 }  // namespace einhorn::test

@@ -55,6 +55,11 @@ class MasterRun {
   Process proc_;
 };
 
+// The pid in the example HTTP worker's "hello from worker PID" body, or 0.
+pid_t AnsweringPid(const std::string& body);
+// `pid` is a direct child of `master`.
+bool IsChild(pid_t master, pid_t pid);
+
 // Runs einhorn-cpp to completion (it must exit within `timeout`) and returns its exit status and
 // stderr, for usage and startup errors.
 struct Finished {

@@ -36,17 +36,6 @@ size_t OpenFds(pid_t pid) {
   return n;
 }
 
-pid_t AnsweringPid(const std::string& body) {
-  const std::string prefix = "hello from worker ";
-  if (body.rfind(prefix, 0) != 0) return 0;
-  return static_cast<pid_t>(std::stol(body.substr(prefix.size())));
-}
-
-bool IsChild(pid_t master, pid_t pid) {
-  const auto children = ChildrenOf(master);
-  return std::find(children.begin(), children.end(), pid) != children.end();
-}
-
 TEST_CASE("requests on IPv4 are answered by the pool's workers") {
   MasterRun m({"-n", "3", "-m", "0", "-b", "127.0.0.1:0,r"}, {EXAMPLE_HTTP_BIN});
   REQUIRE(m.WaitForLog("spawned worker"));

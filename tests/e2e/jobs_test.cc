@@ -37,21 +37,6 @@ std::string JobsExampleDir() {
   return here.substr(0, here.rfind("tests/e2e/")) + "examples/jobs";
 }
 
-std::optional<std::string> FindInPath(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::istringstream dirs(path != nullptr ? path : "/usr/bin:/bin");
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    const std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
-    struct stat st {};
-    if (stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
-        access(candidate.c_str(), X_OK) == 0) {
-      return candidate;
-    }
-  }
-  return std::nullopt;
-}
-
 // beanstalkd on a loopback port of the kernel's choosing, with no race for the port: the test
 // binds and listens, and beanstalkd takes the socket over by systemd socket activation (fd 3,
 // LISTEN_FDS=1, LISTEN_PID).
@@ -261,15 +246,7 @@ Results ReadResults(const std::string& path) {
   return r;
 }
 
-std::set<pid_t> Pids(const MasterRun& m) {
-  std::set<pid_t> pids;
-  if (const auto st = Status(m)) {
-    for (const auto& w : st->workers) pids.insert(w.pid);
-  }
-  return pids;
-}
-
-bool PoolSettled(const MasterRun& m, int n) {
+bool PoolAtRest(const MasterRun& m, int n) {
   const auto st = Status(m);
   return st && st->ready == n && st->booting == 0 && st->draining == 0 &&
          static_cast<int>(st->workers.size()) == n;
@@ -293,8 +270,8 @@ std::map<pid_t, std::string> Exits(const MasterRun& m) {
 }
 
 TEST_CASE("jobs: beanstalkd workers lose and cut short no job through resizes, upgrades and a kill") {
-  const auto ruby = FindInPath("ruby");
-  const auto beanstalkd_bin = FindInPath("beanstalkd");
+  const auto ruby = LookUpInPath("ruby");
+  const auto beanstalkd_bin = LookUpInPath("beanstalkd");
   if (!ruby || !beanstalkd_bin) {
     MESSAGE("skipped: ruby or beanstalkd is not installed (it is in CI)");
     return;
@@ -312,7 +289,7 @@ TEST_CASE("jobs: beanstalkd workers lose and cut short no job through resizes, u
                                         "JOBS_RESULTS=" + results, "JOBS_SLEEP_MS=5"};
 
   MasterRun m({"-n", "4", "-m", "manual"}, {*ruby, example + "/bin/work"}, env);
-  REQUIRE_MESSAGE(PollUntil([&] { return PoolSettled(m, 4); }, 30s), m.Log());
+  REQUIRE_MESSAGE(PollUntil([&] { return PoolAtRest(m, 4); }, 30s), m.Log());
 
   // The example producer enqueues the first 2000 jobs; the feeder keeps a backlog after them.
   const long first_batch = 2000;
@@ -333,7 +310,7 @@ TEST_CASE("jobs: beanstalkd workers lose and cut short no job through resizes, u
   };
 
   ctl("set 8", {"set", "8", "--wait"});
-  CHECK(PollUntil([&] { return PoolSettled(m, 8); }, 10s));
+  CHECK(PollUntil([&] { return PoolAtRest(m, 8); }, 10s));
   ctl("upgrade 1", {"upgrade", "--wait"});
 
   // SIGKILL a worker while it holds a job: a slow one (1 s) put in front of the backlog, so
@@ -357,7 +334,7 @@ TEST_CASE("jobs: beanstalkd workers lose and cut short no job through resizes, u
     REQUIRE(kill(killed, SIGKILL) == 0);
   }
   CHECK(PollUntil([&] { return Exits(m)[killed] == "signal 9"; }, 10s));
-  CHECK(PollUntil([&] { return PoolSettled(m, 8); }, 30s));
+  CHECK(PollUntil([&] { return PoolAtRest(m, 8); }, 30s));
 
   ctl("set 3", {"set", "3", "--wait"});
   ctl("upgrade 2", {"upgrade", "--wait"});
@@ -383,7 +360,7 @@ TEST_CASE("jobs: beanstalkd workers lose and cut short no job through resizes, u
   CHECK(stats.Stat("stats", "cmd-delete") == last_id + 1);
 
   // The pool ends at the requested size, of the third generation.
-  REQUIRE(PollUntil([&] { return PoolSettled(m, 6); }, 10s));
+  REQUIRE(PollUntil([&] { return PoolAtRest(m, 6); }, 10s));
   const auto st = Status(m);
   REQUIRE(st.has_value());
   CHECK(st->target == 6);

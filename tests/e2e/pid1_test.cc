@@ -5,7 +5,6 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <fstream>
 
 #include "harness.h"
 #include "pool_query.h"
@@ -15,15 +14,9 @@ namespace {
 
 // /proc/PID/stat's state letter and ppid; ' ' when the process is gone.
 std::pair<char, pid_t> StateOf(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(in, line)) return {' ', 0};
-  const size_t close = line.rfind(')');
-  if (close == std::string::npos || close + 4 > line.size()) return {' ', 0};
-  char state = line[close + 2];
-  pid_t ppid = 0;
-  std::sscanf(line.c_str() + close + 4, "%d", &ppid);
-  return {state, ppid};
+  const std::vector<std::string> f = ProcStatFields(pid);
+  if (f.size() < 2) return {' ', 0};
+  return {f[0][0], static_cast<pid_t>(std::stol(f[1]))};
 }
 
 // A worker that leaves an orphan: a child shell starts `sleep 1` in the background and exits

@@ -18,6 +18,23 @@ std::optional<core::PoolStatus> Status(const MasterRun& m) {
   return status.value();
 }
 
+std::set<pid_t> Pids(const MasterRun& m) {
+  std::set<pid_t> pids;
+  if (const auto st = Status(m)) {
+    for (const auto& w : st->workers) pids.insert(w.pid);
+  }
+  return pids;
+}
+
+bool PoolSettled(const MasterRun& m, int n, int generation) {
+  const auto st = Status(m);
+  if (!st || st->ready != n || static_cast<int>(st->workers.size()) != n) return false;
+  for (const auto& w : st->workers) {
+    if (w.generation != generation) return false;
+  }
+  return true;
+}
+
 UpgradeRun RunUpgrade(const MasterRun& m, const std::string& verb,
                       std::chrono::milliseconds timeout) {
   using Clock = std::chrono::steady_clock;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <optional>
+#include <set>
 #include <chrono>
 #include <string>
 #include <vector>
@@ -15,6 +16,11 @@ namespace einhorn::test {
 std::string Sock(const MasterRun& m);
 // `status`, parsed; nullopt if the master cannot be reached or answers something else.
 std::optional<core::PoolStatus> Status(const MasterRun& m);
+
+// The live workers' pids, from `status` (empty if the master cannot be reached).
+std::set<pid_t> Pids(const MasterRun& m);
+// Exactly n workers alive, all ready and of `generation`.
+bool PoolSettled(const MasterRun& m, int n, int generation);
 
 // An `upgrade` (or `upgrade_fleet`) sent with an id and followed to its final message.
 struct UpgradeRun {

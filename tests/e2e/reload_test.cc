@@ -23,24 +23,6 @@ using Clock = std::chrono::steady_clock;
 
 const std::vector<std::string> kQuiet = {"EINHORN_EXAMPLE_QUIET=1"};
 
-// Exactly n workers alive, all ready and of `generation`.
-bool PoolSettled(const MasterRun& m, int n, int generation) {
-  const auto st = Status(m);
-  if (!st || st->ready != n || static_cast<int>(st->workers.size()) != n) return false;
-  for (const auto& w : st->workers) {
-    if (w.generation != generation) return false;
-  }
-  return true;
-}
-
-std::set<pid_t> Pids(const MasterRun& m) {
-  std::set<pid_t> pids;
-  if (const auto st = Status(m)) {
-    for (const auto& w : st->workers) pids.insert(w.pid);
-  }
-  return pids;
-}
-
 // Sends `reload` on a connection of its own and checks the immediate answer.
 void AskReload(const MasterRun& m) {
   ControlClient c(Sock(m));

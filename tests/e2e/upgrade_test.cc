@@ -19,24 +19,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Exactly n workers alive, all ready and of `generation`.
-bool PoolSettled(const MasterRun& m, int n, int generation) {
-  const auto st = Status(m);
-  if (!st || st->ready != n || static_cast<int>(st->workers.size()) != n) return false;
-  for (const auto& w : st->workers) {
-    if (w.generation != generation) return false;
-  }
-  return true;
-}
-
-std::set<pid_t> Pids(const MasterRun& m) {
-  std::set<pid_t> pids;
-  if (const auto st = Status(m)) {
-    for (const auto& w : st->workers) pids.insert(w.pid);
-  }
-  return pids;
-}
-
 // Samples the master's status every few milliseconds and keeps the fewest ready workers seen:
 // the upgrade invariant, observed from outside.
 class ReadySampler {

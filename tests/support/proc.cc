@@ -27,6 +27,22 @@
 extern char** environ;
 
 namespace einhorn::test {
+
+std::optional<std::string> LookUpInPath(const std::string& name) {
+  const char* path_env = std::getenv("PATH");
+  std::stringstream dirs(path_env != nullptr ? path_env : "/usr/bin:/bin");
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    const std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+    struct stat st;
+    if (stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        access(candidate.c_str(), X_OK) == 0) {
+      return candidate;
+    }
+  }
+  return std::nullopt;
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -39,17 +55,7 @@ std::string EnvName(const std::string& entry) { return entry.substr(0, entry.fin
 
 std::string FindInPath(const std::string& word) {
   if (word.find('/') != std::string::npos) return word;
-  const char* path_env = std::getenv("PATH");
-  std::stringstream dirs(path_env != nullptr ? path_env : "/usr/bin:/bin");
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    const std::string candidate = (dir.empty() ? "." : dir) + "/" + word;
-    struct stat st;
-    if (stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
-        access(candidate.c_str(), X_OK) == 0) {
-      return candidate;
-    }
-  }
+  if (auto found = LookUpInPath(word)) return *found;
   throw std::runtime_error("test: cannot find " + word + " in PATH");
 }
 

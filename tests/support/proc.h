@@ -92,6 +92,9 @@ class Process {
 bool PollUntil(const std::function<bool()>& cond, std::chrono::milliseconds timeout,
                std::chrono::milliseconds step = std::chrono::milliseconds(10));
 
+// The first executable regular file `name` in $PATH, or nullopt.
+std::optional<std::string> LookUpInPath(const std::string& name);
+
 // Whole file contents, or "" if it cannot be read.
 std::string ReadFile(const std::string& path);
 // Creates/truncates; throws std::runtime_error on failure.
