@@ -9,6 +9,7 @@
 //   control_rtt exec POOL LABEL COUNT ARGV...  wall time of running ARGV (fork+exec+wait)
 //
 // Rows: pool, what, connection, samples, min, p50, p99, max, and the size of the last reply.
+// With CONTROL_RTT_RAW=1 in the environment the times are plain microseconds.
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/socket.h>
@@ -92,7 +93,10 @@ double Pct(const std::vector<double>& sorted, double p) {
 
 std::string Fmt(double us) {
   char buf[32];
-  if (us < 10'000) {
+  // CONTROL_RTT_RAW=1: plain microseconds, for scripts (tests/bench/scenarios/control.sh).
+  if (std::getenv("CONTROL_RTT_RAW") != nullptr) {
+    std::snprintf(buf, sizeof buf, "%.1f", us);
+  } else if (us < 10'000) {
     std::snprintf(buf, sizeof buf, "%.0f us", us);
   } else {
     std::snprintf(buf, sizeof buf, "%.1f ms", us / 1000);
