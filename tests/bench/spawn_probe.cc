@@ -11,14 +11,16 @@
 //     Prints "DONE LAST_FORK" as CLOCK_REALTIME seconds: when it was done, and when the last
 //     fork returned. Then it SIGKILLs and reaps its children.
 //
-//   spawn_probe wait-log LOG N PATTERN PID TIMEOUT_S
+//   spawn_probe wait-log LOG N PATTERN PID STALL_S
 //     Follows LOG (as it grows) until N lines contain PATTERN, then prints CLOCK_REALTIME
-//     seconds; exit 1 if PID dies or TIMEOUT_S passes first. Polls every 0.5 ms.
+//     seconds. Gives up (exit 1, printing "- SEEN") if PID dies or no new such line arrives
+//     for STALL_S seconds. Polls every 0.5 ms.
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -116,6 +118,13 @@ void CollectAcks(int listen_fd, int want) {
 }
 
 int Floor(int n, bool ack, char** argv) {
+  // One status pipe per child, plus the ack connections: more than a default soft limit of
+  // 1024 allows at N = 1000.
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &nofile);
+  }
   char dir_template[] = "/tmp/spawn-floor-XXXXXX";
   if (mkdtemp(dir_template) == nullptr) Die("mkdtemp");
   const std::string sock_path = std::string(dir_template) + "/ack.sock";
@@ -192,8 +201,8 @@ int Floor(int n, bool ack, char** argv) {
   return 0;
 }
 
-int WaitLog(const char* log, int n, const std::string& pattern, pid_t pid, double timeout_s) {
-  const double deadline = RealNow() + timeout_s;
+int WaitLog(const char* log, int n, const std::string& pattern, pid_t pid, double stall_s) {
+  double deadline = RealNow() + stall_s;
   int fd = -1;
   std::string pending;
   int seen = 0;
@@ -208,6 +217,7 @@ int WaitLog(const char* log, int n, const std::string& pattern, pid_t pid, doubl
           if (std::string_view(pending).substr(start, nl - start).find(pattern) !=
               std::string_view::npos) {
             ++seen;
+            deadline = RealNow() + stall_s;
           }
         }
         pending.erase(0, start);
@@ -219,10 +229,12 @@ int WaitLog(const char* log, int n, const std::string& pattern, pid_t pid, doubl
     }
     if (kill(pid, 0) != 0) {
       std::fprintf(stderr, "spawn_probe: process %d is gone after %d of %d lines\n", pid, seen, n);
+      std::printf("- %d\n", seen);
       return 1;
     }
     if (RealNow() > deadline) {
-      std::fprintf(stderr, "spawn_probe: %d of %d lines after %.0f s\n", seen, n, timeout_s);
+      std::fprintf(stderr, "spawn_probe: %d of %d lines, none new for %.0f s\n", seen, n, stall_s);
+      std::printf("- %d\n", seen);
       return 1;
     }
     std::this_thread::sleep_for(std::chrono::microseconds(500));
@@ -232,7 +244,7 @@ int WaitLog(const char* log, int n, const std::string& pattern, pid_t pid, doubl
 int Usage() {
   std::fprintf(stderr,
                "usage: spawn_probe floor N exec|ack WORKER [ARGS...]\n"
-               "       spawn_probe wait-log LOG N PATTERN PID TIMEOUT_S\n");
+               "       spawn_probe wait-log LOG N PATTERN PID STALL_S\n");
   return 2;
 }
 
@@ -248,9 +260,9 @@ int main(int argc, char** argv) {
   if (argc == 7 && std::strcmp(argv[1], "wait-log") == 0) {
     const int n = std::atoi(argv[3]);
     const pid_t pid = static_cast<pid_t>(std::atoi(argv[5]));
-    const double timeout = std::atof(argv[6]);
-    if (n < 1 || pid <= 0 || timeout <= 0) return Usage();
-    return WaitLog(argv[2], n, argv[4], pid, timeout);
+    const double stall = std::atof(argv[6]);
+    if (n < 1 || pid <= 0 || stall <= 0) return Usage();
+    return WaitLog(argv[2], n, argv[4], pid, stall);
   }
   return Usage();
 }
