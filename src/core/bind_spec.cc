@@ -57,6 +57,9 @@ Result<BindSpec> ParseBindSpec(const std::string& text) {
   auto fail = [&](const std::string& why) {
     return Result<BindSpec>::Error("invalid bind '" + text + "': " + why);
   };
+  // A NUL would cut the host at getaddrinfo and the fd name in LISTEN_FDNAMES; argv cannot
+  // hold one, but a config file's "\0" can.
+  if (text.find('\0') != std::string::npos) return fail("NUL byte in the spec");
   BindSpec spec;
   spec.text = text;
 
@@ -69,7 +72,6 @@ Result<BindSpec> ParseBindSpec(const std::string& text) {
     spec.family = BindSpec::Family::kUnix;
     spec.path = text.substr(5, comma == std::string::npos ? std::string::npos : comma - 5);
     if (spec.path.empty()) return fail("empty UNIX socket path");
-    if (spec.path.find('\0') != std::string::npos) return fail("NUL byte in path");
     rest = comma == std::string::npos ? "" : text.substr(comma);
   } else {
     const size_t comma = text.find(',');

@@ -82,6 +82,16 @@ TEST_CASE("bad specs are errors that name the spec") {
   CHECK(Err("").find("expected") != std::string::npos);
 }
 
+// Found by bind_fuzz: "127.0.0.1\0x:80" was accepted with host "127.0.0.1\0x", which
+// getaddrinfo reads as 127.0.0.1 and LISTEN_FDNAMES cuts short.
+TEST_CASE("a NUL byte anywhere in a spec is an error") {
+  using namespace std::string_literals;
+  CHECK(Err("127.0.0.1\0x:80"s).find("NUL") != std::string::npos);
+  CHECK(Err("[::1\0]:80"s).find("NUL") != std::string::npos);
+  CHECK(Err("unix:/a\0b"s).find("NUL") != std::string::npos);
+  CHECK(Err("127.0.0.1:80,r\0"s).find("NUL") != std::string::npos);
+}
+
 TEST_CASE("every single byte string is handled without crashing") {
   for (int c = 0; c < 256; ++c) {
     const std::string one(1, static_cast<char>(c));
