@@ -11,11 +11,29 @@ const char* const kVersion = EINHORN_VERSION;
 
 namespace {
 
+// err is one line whatever was typed: messages echo the user's words, which may hold a newline
+// or other control bytes; those are written as escapes (\n, \r, \t, \xNN).
 FlagsOutcome UsageError(const std::string& message) {
   FlagsOutcome out;
   out.kind = FlagsOutcome::Kind::kExit;
   out.exit_code = kExitUsage;
-  out.err = "einhorn-cpp: " + message;
+  out.err = "einhorn-cpp: ";
+  for (const char c : message) {
+    const auto b = static_cast<unsigned char>(c);
+    if (c == '\n') {
+      out.err += "\\n";
+    } else if (c == '\r') {
+      out.err += "\\r";
+    } else if (c == '\t') {
+      out.err += "\\t";
+    } else if (b < 0x20 || b == 0x7f) {
+      out.err += "\\x";
+      out.err += "0123456789abcdef"[b >> 4];
+      out.err += "0123456789abcdef"[b & 0xf];
+    } else {
+      out.err += c;
+    }
+  }
   return out;
 }
 

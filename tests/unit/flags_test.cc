@@ -153,6 +153,13 @@ TEST_CASE("usage errors are one line with exit 2") {
   CHECK(UsageErr({"", "x"}).find("empty") != std::string::npos);
 }
 
+// Found by flags_fuzz: the word "--\n" after -- made "unknown option --\n (see ...)", two lines.
+TEST_CASE("usage errors that echo control bytes stay one line") {
+  CHECK(UsageErr({"--", "--\n"}) == "einhorn-cpp: unknown option --\\n (see einhorn-cpp --help)");
+  CHECK(UsageErr({"-b", "a\r\n\x1b[2J", "x"}).find("'a\\r\\n\\x1b[2J'") != std::string::npos);
+  CHECK(UsageErr({"--nice", "1\t2", "x"}).find("'1\\t2'") != std::string::npos);
+}
+
 TEST_CASE("Ruby-only flags are refused clearly") {
   CHECK(UsageErr({"-p", "app.rb", "x"}).find("-p/--preload is Ruby-only") != std::string::npos);
   CHECK(UsageErr({"--preload", "app.rb", "x"}).find("Ruby-only") != std::string::npos);

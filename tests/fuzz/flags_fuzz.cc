@@ -1,0 +1,102 @@
+// libFuzzer target for the command line (src/core/flags). Built only with -DEINHORN_FUZZ=ON and
+// clang++; run it with scripts/fuzz. The input is the argument words separated by NUL bytes
+// (which no argv word can hold), after a fixed argv[0] and with a fixed environment.
+// ParseFlags must never crash or let an exception out (CLI11 throws; a bad command line is
+// a usage error, exit 2, never an abort); what it runs must pass Validate and hand the worker
+// exactly the words after the options; every usage error is one line that says who speaks.
+// A broken invariant calls __builtin_trap(), which libFuzzer reports as a crash and saves.
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/flags.h"
+
+namespace core = einhorn::core;
+using Kind = core::FlagsOutcome::Kind;
+
+namespace {
+
+void Require(bool ok, const char* what) {
+  if (!ok) {
+    std::fprintf(stderr, "flags_fuzz: invariant broken: %s\n", what);
+    __builtin_trap();
+  }
+}
+
+std::vector<std::string> Argv(std::string_view in) {
+  std::vector<std::string> argv{"einhorn-cpp"};
+  if (in.empty()) return argv;
+  size_t start = 0;
+  while (true) {
+    const size_t nul = in.find('\0', start);
+    argv.emplace_back(in.substr(start, nul == std::string_view::npos ? nul : nul - start));
+    if (nul == std::string_view::npos) return argv;
+    start = nul + 1;
+  }
+}
+
+void CheckRun(const core::Options& o, const std::vector<std::string>& argv) {
+  const core::Status valid = core::Validate(o);
+  Require(valid.ok(), "what runs passes Validate");
+  // Einhorn's rule: the worker gets the words after the options, unchanged.
+  Require(!o.command.empty() && o.command.size() < argv.size(), "a worker command is given");
+  Require(std::equal(o.command.begin(), o.command.end(), argv.end() - o.command.size()),
+          "the worker command is the tail of argv");
+  Require(!o.command.front().empty() && o.command.front()[0] != '-',
+          "the worker command is not an option");
+  Require(!o.socket_path.empty() && !o.pidfile.empty() && !o.lockfile.empty(),
+          "default paths are filled in");
+  Require(o.verbosity >= 0 && o.verbosity <= 2, "verbosity in 0..2");
+  for (const core::BindSpec& b : o.binds) {
+    const auto again = core::ParseBindSpec(b.text);
+    Require(again.ok() && again.value() == b, "a bind is what its text parses to");
+  }
+}
+
+void CheckExit(const core::FlagsOutcome& out) {
+  if (out.exit_code == 0) {
+    Require(!out.out.empty() && out.err.empty(), "help/version: text on stdout only");
+    return;
+  }
+  Require(out.exit_code == core::kExitUsage, "kExit is 0 or the usage code");
+  Require(out.out.empty(), "a usage error prints nothing on stdout");
+  static constexpr std::string_view kPrefix = "einhorn-cpp: ";
+  Require(out.err.size() > kPrefix.size() && out.err.compare(0, kPrefix.size(), kPrefix) == 0,
+          "a usage error starts with 'einhorn-cpp: ' and says something");
+  Require(out.err.find('\n') == std::string::npos, "a usage error is one line");
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string_view in(reinterpret_cast<const char*>(data), size);
+  const std::vector<std::string> argv = Argv(in);
+  static const std::map<std::string, std::string> env{{"TMPDIR", "/tmp/fuzz"}};
+  core::FlagsOutcome out;
+  try {
+    out = core::ParseFlags(argv, env);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "flags_fuzz: ParseFlags threw: %s\n", e.what());
+    __builtin_trap();
+  } catch (...) {
+    std::fprintf(stderr, "flags_fuzz: ParseFlags threw a non-std exception\n");
+    __builtin_trap();
+  }
+  // Not a switch: the config loader adds kinds of its own, which its fuzzer checks.
+  if (out.kind == Kind::kRun) {
+    CheckRun(out.options, argv);
+  } else if (out.kind == Kind::kExit) {
+    CheckExit(out);
+  } else if (out.kind == Kind::kRestore) {
+    Require(out.state_fd >= 0, "a restore has an fd");
+  } else if (out.kind == Kind::kUpgradeCheck) {
+    Require(out.state_fd >= -1, "an upgrade check has an fd or none");
+  }
+  return 0;
+}
