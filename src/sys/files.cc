@@ -71,6 +71,17 @@ core::Status WritePidfile(const std::string& path, pid_t pid) {
   auto fail = [&](int err) {
     return core::Status::Error("cannot write pidfile " + path + ": " + ErrnoText(err));
   };
+  // Something that is not a regular file (-e /dev/null to keep no pidfile, a FIFO) is written
+  // through, as Einhorn does: the rename below would replace the device node itself.
+  struct stat st {};
+  if (stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    const int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) return fail(errno);
+    const bool written = WriteAll(fd, std::to_string(pid));
+    const int err = errno;
+    close(fd);
+    return written ? core::Status::Ok() : fail(err);
+  }
   // mkstemp in the same directory, so rename(2) is atomic (same filesystem).
   std::string tmp = path + ".XXXXXX";
   const int fd = mkostemp(tmp.data(), O_CLOEXEC);
@@ -96,6 +107,9 @@ core::Status WritePidfile(const std::string& path, pid_t pid) {
 }
 
 void RemovePidfile(const std::string& path, pid_t pid) {
+  // Only a regular file is ours to remove (reading a FIFO could block, /dev/full reads zeros).
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;
   char buf[64];

@@ -32,9 +32,11 @@ class LockFile {
 };
 
 // Writes the pid in decimal with no trailing newline, as Einhorn does (write to a temp file in
-// the same directory, then rename, so readers never see a partial file).
+// the same directory, then rename, so readers never see a partial file). A path that exists and
+// is not a regular file (/dev/null, a FIFO) is written through instead, never replaced.
 core::Status WritePidfile(const std::string& path, pid_t pid);
-// Removes the pidfile only if it still holds `pid` (another master may have replaced it).
+// Removes the pidfile only if it is a regular file that still holds `pid` (another master may
+// have replaced it).
 void RemovePidfile(const std::string& path, pid_t pid);
 
 }  // namespace einhorn::sys

@@ -133,5 +133,35 @@ TEST_CASE("pidfile: removed only while it still holds our pid") {
   sys::RemovePidfile(path, 42);  // already gone: no-op
 }
 
+// A FIFO stands in for /dev/null (`-e /dev/null`, no pidfile wanted): replacing that device
+// node, as a rename would as root, breaks the whole machine, so it is not used here.
+TEST_CASE("pidfile: a path that is not a regular file is written through, never replaced") {
+  TempDir dir;
+  const std::string path = dir.File("pid.fifo");
+  REQUIRE(mkfifo(path.c_str(), 0600) == 0);
+  const int reader = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  REQUIRE(reader >= 0);
+  REQUIRE(sys::WritePidfile(path, 42).ok());
+  char buf[16] = {};
+  CHECK(read(reader, buf, sizeof buf) == 2);
+  CHECK(std::string(buf) == "42");
+  struct stat st;
+  REQUIRE(stat(path.c_str(), &st) == 0);
+  CHECK(S_ISFIFO(st.st_mode));
+  CHECK(ListDir(dir.path()) == std::vector<std::string>{"pid.fifo"});
+  // Even while it reads as our pid, it is not ours to remove.
+  const int writer = open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  REQUIRE(writer >= 0);
+  REQUIRE(write(writer, "42", 2) == 2);
+  sys::RemovePidfile(path, 42);
+  CHECK(test::FileExists(path));
+  close(writer);
+  close(reader);
+  // No reader: a clear error instead of blocking the master's start.
+  core::Status st2 = sys::WritePidfile(path, 1);
+  REQUIRE_FALSE(st2.ok());
+  CHECK(st2.message() == "cannot write pidfile " + path + ": No such device or address");
+}
+
 }  // namespace
 }  // namespace einhorn
