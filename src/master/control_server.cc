@@ -1,7 +1,12 @@
 #include "master/control_server.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "sys/peer.h"
 
@@ -42,6 +47,23 @@ wire::Reply ErrorReply(std::string message) {
   return r;
 }
 
+// Connections taken per wake-up: the rest wait for the next turn of the loop, so that a flood
+// cannot starve the workers' events and the other clients.
+constexpr int kAcceptBatch = 128;
+// How long accepting pauses when not even a refusal is possible (no reserve fd left).
+constexpr uint64_t kAcceptRetryMs = 100;
+
+int AcceptOne(int listen_fd) {
+  return accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+}
+
+int OpenReserve() { return open("/dev/null", O_RDONLY | O_CLOEXEC); }
+
+bool IsPowerOfTen(uint64_t n) {
+  while (n >= 10 && n % 10 == 0) n /= 10;
+  return n == 1;
+}
+
 }  // namespace
 
 ControlServer::ControlServer(uv_loop_t* loop, core::Control& control, AccessPolicy policy,
@@ -58,28 +80,112 @@ ControlServer::ControlServer(uv_loop_t* loop, core::Control& control, AccessPoli
 ControlServer::~ControlServer() = default;
 
 void ControlServer::Listen(int fd) {
-  uv_pipe_init(loop_, &listener_, 0);
-  listener_.data = this;
-  int err = uv_pipe_open(&listener_, fd);
-  if (err == 0) err = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 128, &OnConnection);
+  int err = listen(fd, 128) == 0 ? 0 : uv_translate_sys_error(errno);
+  // uv_poll_init makes the fd non-blocking, which accept4 below relies on.
+  if (err == 0) err = uv_poll_init(loop_, &listener_, fd);
   if (err != 0) {
     spdlog::error("command socket: cannot listen: {}", uv_strerror(err));
-    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+    close(fd);
     return;
   }
+  listener_.data = this;
+  uv_timer_init(loop_, &accept_retry_);
+  accept_retry_.data = this;
+  listen_fd_ = fd;
+  reserve_fd_ = OpenReserve();
   listening_ = true;
+  uv_poll_start(&listener_, UV_READABLE, &OnListenerReadable);
 }
 
-void ControlServer::OnConnection(uv_stream_t* server, int status) noexcept {
-  auto* self = static_cast<ControlServer*>(server->data);
-  if (status != 0) {
-    spdlog::warn("command socket: accept failed: {}", uv_strerror(status));
-    return;
-  }
+void ControlServer::OnListenerReadable(uv_poll_t* poll, int status, int) noexcept {
+  auto* self = static_cast<ControlServer*>(poll->data);
   try {
-    self->Accept();
+    if (status != 0) {
+      spdlog::warn("command socket: cannot wait for connections: {}", uv_strerror(status));
+      self->PauseAccepting();
+      return;
+    }
+    self->AcceptPending();
   } catch (const std::exception& e) {
     spdlog::error("command socket: internal error while accepting: {}", e.what());
+  }
+}
+
+void ControlServer::OnAcceptRetry(uv_timer_t* timer) noexcept {
+  auto* self = static_cast<ControlServer*>(timer->data);
+  if (!self->listening_) return;
+  if (self->reserve_fd_ < 0) self->reserve_fd_ = OpenReserve();
+  uv_poll_start(&self->listener_, UV_READABLE, &OnListenerReadable);
+}
+
+void ControlServer::PauseAccepting() {
+  uv_poll_stop(&listener_);
+  uv_timer_start(&accept_retry_, &OnAcceptRetry, kAcceptRetryMs, 0);
+}
+
+void ControlServer::AcceptPending() {
+  for (int i = 0; i < kAcceptBatch && listening_; ++i) {
+    const int fd = AcceptOne(listen_fd_);
+    if (fd >= 0) {
+      Accept(fd);
+      continue;
+    }
+    const int err = errno;
+    if (err == EINTR || err == ECONNABORTED) continue;
+    if (err == EAGAIN || err == EWOULDBLOCK) return;
+    if (err == EMFILE || err == ENFILE) {
+      if (RefuseForLackOfFds(err)) continue;
+      return;
+    }
+    spdlog::warn("command socket: accept failed: {}", std::strerror(err));
+    PauseAccepting();
+    return;
+  }
+}
+
+bool ControlServer::RefuseForLackOfFds(int accept_errno) {
+  const std::string why = std::string("the master is out of file descriptors (") +
+                          std::strerror(accept_errno) + ")";
+  if (reserve_fd_ < 0) {
+    // The peers wait in the backlog; polling now would wake us for them again at once.
+    NoteRefusal("a peer", why + "; accepting again in " + std::to_string(kAcceptRetryMs) + " ms");
+    PauseAccepting();
+    return false;
+  }
+  close(reserve_fd_);
+  const int fd = AcceptOne(listen_fd_);
+  const int err = fd < 0 ? errno : 0;
+  std::string who = "a peer";
+  if (fd >= 0) {
+    if (auto cred = sys::GetPeerCred(fd); cred.ok()) {
+      who = "uid " + std::to_string(cred.value().uid) + " pid " + std::to_string(cred.value().pid);
+    }
+    const std::string line = wire::EncodeReply(ErrorReply(
+        "The master is out of file descriptors (" + std::string(std::strerror(accept_errno)) +
+        "); try again later"));
+    // A fresh socket's buffer takes one short line; if not, the peer only misses the reason.
+    [[maybe_unused]] const ssize_t n =
+        send(fd, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    close(fd);
+    NoteRefusal(who, why);
+  }
+  reserve_fd_ = OpenReserve();
+  if (fd < 0) {
+    if (err != EAGAIN && err != EWOULDBLOCK) PauseAccepting();
+    return false;
+  }
+  return true;  // without a reserve now, the next EMFILE pauses
+}
+
+void ControlServer::NoteRefusal(const std::string& who, const std::string& why) {
+  ++refused_in_a_row_;
+  if (!IsPowerOfTen(refused_in_a_row_)) return;
+  if (refused_in_a_row_ == 1) {
+    spdlog::warn("command socket: refused {}: {}", who, why);
+  } else {
+    spdlog::warn("command socket: refused {}: {} ({} refused in a row; the next accepted "
+                 "connection says how many in all)",
+                 who, why, refused_in_a_row_);
   }
 }
 
@@ -95,21 +201,18 @@ ControlServer::Connection* ControlServer::Adopt(core::Peer peer) {
   return c;
 }
 
-void ControlServer::Accept() {
+void ControlServer::Accept(int fd) {
   Connection* c = Adopt(core::Peer{});
-  if (uv_accept(reinterpret_cast<uv_stream_t*>(&listener_),
-                reinterpret_cast<uv_stream_t*>(&c->pipe)) != 0) {
+  if (uv_pipe_open(&c->pipe, fd) != 0) {
+    close(fd);
     Destroy(c);
     return;
   }
-  uv_os_fd_t fd = -1;
-  uv_fileno(reinterpret_cast<uv_handle_t*>(&c->pipe), &fd);
   auto cred = sys::GetPeerCred(fd);
   if (cred.ok()) {
     c->peer.pid = cred.value().pid;
     c->peer.uid = static_cast<int>(cred.value().uid);
     c->peer.gid = static_cast<int>(cred.value().gid);
-    for (pid_t p : sys::Lineage(cred.value().pid)) c->peer.lineage.push_back(p);
   }
   if (!cred.ok() || !Allowed(c->peer)) {
     spdlog::warn("command socket: refused {}: not root, not uid {} and not allowed by "
@@ -122,12 +225,19 @@ void ControlServer::Accept() {
   }
   // connections_ includes this one and the workers' -g channels, which do not count.
   if (connections_.size() - worker_channels_.size() > limits_.max_connections) {
-    spdlog::warn("command socket: refused {}: too many connections ({})", c->Name(),
-                 limits_.max_connections);
+    NoteRefusal(c->Name(),
+                "too many connections (" + std::to_string(limits_.max_connections) + ")");
     Send(c, ErrorReply("Too many connections to the command socket; try again later"));
     CloseAfterWrites(c);
     return;
   }
+  if (refused_in_a_row_ > 0) {
+    spdlog::info("command socket: accepting connections again after refusing {}",
+                 refused_in_a_row_);
+    refused_in_a_row_ = 0;
+  }
+  // Only now, for a peer that stays: the ancestry costs a few /proc reads.
+  for (pid_t p : sys::Lineage(c->peer.pid)) c->peer.lineage.push_back(p);
   if (!frozen_) uv_read_start(reinterpret_cast<uv_stream_t*>(&c->pipe), &OnAlloc, &OnRead);
 }
 
@@ -296,6 +406,11 @@ void ControlServer::Destroy(Connection* c) {
 void ControlServer::Close() {
   if (listening_) {
     uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&accept_retry_), nullptr);
+    close(listen_fd_);  // closing the poll handle has already taken it out of epoll
+    listen_fd_ = -1;
+    if (reserve_fd_ >= 0) close(reserve_fd_);
+    reserve_fd_ = -1;
     listening_ = false;
   }
   while (!connections_.empty()) Destroy(*connections_.begin());
@@ -362,12 +477,7 @@ std::vector<ControlServer::Carried> ControlServer::Export() const {
   return out;
 }
 
-int ControlServer::listener_fd() const {
-  if (!listening_) return -1;
-  uv_os_fd_t fd = -1;
-  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(&listener_), &fd) != 0) return -1;
-  return fd;
-}
+int ControlServer::listener_fd() const { return listening_ ? listen_fd_ : -1; }
 
 void ControlServer::Restore(const Carried& carried) {
   Connection* c = Adopt(carried.peer);

@@ -2,7 +2,8 @@
 // worker's -g channel), checks peer credentials, frames lines, hands requests to core::Control
 // and writes the replies. Every byte from a peer is untrusted: lines are capped, half-sent lines
 // time out, slow readers and excess connections are dropped; nothing a client does can stop the
-// master or reach the workers except through a valid command.
+// master or reach the workers except through a valid command. Out of file descriptors, it
+// answers the peers it cannot serve instead of dropping them silently, and never spins.
 #pragma once
 
 #include <uv.h>
@@ -76,12 +77,21 @@ class ControlServer {
 
  private:
   struct Connection;
-  static void OnConnection(uv_stream_t* server, int status) noexcept;
+  static void OnListenerReadable(uv_poll_t* poll, int status, int events) noexcept;
+  static void OnAcceptRetry(uv_timer_t* timer) noexcept;
   static void OnAlloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf) noexcept;
   static void OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept;
   static void OnIdle(uv_timer_t* timer) noexcept;
 
-  void Accept();
+  void AcceptPending();
+  void Accept(int fd);
+  // EMFILE/ENFILE: gives up the reserve fd to accept one peer, answers it and closes it. False
+  // if that was not possible (accepting is then paused for a moment instead of spinning).
+  bool RefuseForLackOfFds(int accept_errno);
+  void PauseAccepting();
+  // Refusals in a row are logged at the 1st, 10th, 100th... so that a flood cannot flood the
+  // log; the next accepted connection sums the run up.
+  void NoteRefusal(const std::string& who, const std::string& why);
   Connection* Adopt(core::Peer peer);
   void HandleBytes(Connection* c, const char* data, size_t len);
   void Send(Connection* c, const core::wire::Reply& reply);
@@ -95,8 +105,14 @@ class ControlServer {
   std::function<core::Time()> now_;
   std::function<void()> after_;
   ServerLimits limits_;
-  uv_pipe_t listener_{};
+  // Polled and accepted by hand: uv_listen closes, unanswered and unlogged, the connections it
+  // cannot accept at EMFILE.
+  uv_poll_t listener_{};
+  uv_timer_t accept_retry_{};
+  int listen_fd_ = -1;
+  int reserve_fd_ = -1;  // /dev/null, closed to make room for one refusal at EMFILE
   bool listening_ = false;
+  uint64_t refused_in_a_row_ = 0;
   bool frozen_ = false;
   std::set<Connection*> connections_;
   std::map<core::Pid, Connection*> worker_channels_;

@@ -1,6 +1,5 @@
 // The example HTTP worker under the master on every kind of bind, and a graceful drain.
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <doctest/doctest.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -25,15 +24,6 @@ bool HasIpv6Loopback() {
   const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
   close(fd);
   return ok;
-}
-
-size_t OpenFds(pid_t pid) {
-  size_t n = 0;
-  DIR* d = opendir(("/proc/" + std::to_string(pid) + "/fd").c_str());
-  if (d == nullptr) return 0;
-  while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
-  closedir(d);
-  return n;
 }
 
 TEST_CASE("requests on IPv4 are answered by the pool's workers") {

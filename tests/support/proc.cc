@@ -408,6 +408,15 @@ std::vector<std::string> ProcStatFields(pid_t pid) {
   return fields;
 }
 
+size_t OpenFds(pid_t pid) {
+  size_t n = 0;
+  DIR* d = opendir(("/proc/" + std::to_string(pid) + "/fd").c_str());
+  if (d == nullptr) return 0;
+  while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
+  closedir(d);
+  return n;
+}
+
 char ProcessState(pid_t pid) {
   const std::vector<std::string> fields = ProcStatFields(pid);
   return fields.empty() || fields[0].empty() ? '\0' : fields[0][0];

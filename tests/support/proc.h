@@ -108,6 +108,8 @@ std::vector<pid_t> ChildrenOf(pid_t pid);
 std::vector<pid_t> DescendantsOf(pid_t pid);
 // kill(pid, 0) succeeds and the process is not a zombie.
 bool ProcessAlive(pid_t pid);
+// How many fds `pid` has open (entries of /proc/PID/fd), 0 if it is gone.
+size_t OpenFds(pid_t pid);
 // The one-letter state from /proc/PID/stat ('R', 'S', 'Z', ...), or '\0' if it is gone.
 char ProcessState(pid_t pid);
 // Parsed fields of /proc/PID/stat after the comm: index 0 is the state (field 3 in proc(5)),
