@@ -218,6 +218,10 @@ TEST_CASE("a pidfile on a full disk, or on /dev/full, stops the start with one l
     MESSAGE("skipped: no unshare (util-linux)");
     return;
   }
+  if (const Finished probe = RunProgram({"unshare", "-rm", "true"}); probe.status.code != 0) {
+    MESSAGE("skipped: no user and mount namespaces here (" << probe.err << ")");
+    return;
+  }
   for (const std::string pidfile : {"einhorn.pid", "full"}) {
     TempDir tmp;
     const std::string mounted = tmp.File("disk");
