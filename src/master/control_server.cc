@@ -127,6 +127,7 @@ void ControlServer::AcceptPending() {
   for (int i = 0; i < kAcceptBatch && listening_; ++i) {
     const int fd = AcceptOne(listen_fd_);
     if (fd >= 0) {
+      paused_in_a_row_ = 0;
       Accept(fd);
       continue;
     }
@@ -147,11 +148,17 @@ bool ControlServer::RefuseForLackOfFds(int accept_errno) {
   const std::string why = std::string("the master is out of file descriptors (") +
                           std::strerror(accept_errno) + ")";
   if (reserve_fd_ < 0) {
-    // The peers wait in the backlog; polling now would wake us for them again at once.
-    NoteRefusal("a peer", why + "; accepting again in " + std::to_string(kAcceptRetryMs) + " ms");
+    // Not even a refusal is possible: the peers wait in the backlog, and polling now would
+    // wake us for them again at once.
+    if (IsPowerOfTen(++paused_in_a_row_)) {
+      spdlog::warn("command socket: out of file descriptors ({}) even to turn a peer away: "
+                   "peers wait in the backlog; accepting again every {} ms ({} in a row)",
+                   std::strerror(accept_errno), kAcceptRetryMs, paused_in_a_row_);
+    }
     PauseAccepting();
     return false;
   }
+  paused_in_a_row_ = 0;
   close(reserve_fd_);
   const int fd = AcceptOne(listen_fd_);
   const int err = fd < 0 ? errno : 0;

@@ -113,6 +113,7 @@ class ControlServer {
   int reserve_fd_ = -1;  // /dev/null, closed to make room for one refusal at EMFILE
   bool listening_ = false;
   uint64_t refused_in_a_row_ = 0;
+  uint64_t paused_in_a_row_ = 0;  // out of fds even for the reserve, logged like refusals
   bool frozen_ = false;
   std::set<Connection*> connections_;
   std::map<core::Pid, Connection*> worker_channels_;

@@ -125,7 +125,8 @@ TEST_CASE("out of fds the master refuses with the reason, backs spawns off, does
   ControlClient waiting(Sock(m));
   REQUIRE(waiting.connected());
   waiting.Send(kStatus);
-  CHECK(m.WaitForLog("accepting again in 100 ms"));
+  CHECK(m.WaitForLog("even to turn a peer away: peers wait in the backlog; accepting again "
+                     "every 100 ms (1 in a row)"));
   const double paused = CpuShare(m.pid(), 2s);
   MESSAGE("master CPU with a peer it cannot accept: " << paused * 100 << "% of a core");
   CHECK(paused < 0.5);
