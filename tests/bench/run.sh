@@ -28,7 +28,7 @@ for s in "${@:-all}"; do
   case $s in
     all) scenarios+=("${all[@]}") ;;
     spawn | memory | upgrade | zerodowntime | control | crashloop) scenarios+=("$s") ;;
-    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown scenario '$s' (one of: all ${all[*]})" >&2; exit 2 ;;
   esac
 done

@@ -35,7 +35,7 @@ zd_loop() {
 
 scenario_zerodowntime() {
   local n=${ZD_WORKERS:-4} secs=${ZD_SECONDS:-10} port mode phase rep loop_pid out
-  local before after issued failed_cmds
+  local before issued failed_cmds
   local -a hdr req fail p99 breakdown cmds
   start_master zerodowntime -n "$n" -m manual -b 127.0.0.1:0 -- "$http_worker" --ack
   port=$(listen_port)
