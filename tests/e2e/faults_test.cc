@@ -1,7 +1,9 @@
 // Fault injection on the processes and the disk: workers SIGKILLed under load, the master
 // SIGKILLed with and without -k, a pidfile on a full disk. Reloads to a binary that fails its
 // check, or does not exist, are in reload_test.cc; an unwritable pidfile path in
-// startup_errors_test.cc and tests/sys/files_test.cc.
+// startup_errors_test.cc and tests/sys/files_test.cc. Not covered: a new binary that passes the
+// reload check and then crashes (the exec has replaced the old image by then: nothing is left
+// to keep running, as with any crash of the master).
 #include <dirent.h>
 #include <doctest/doctest.h>
 #include <signal.h>
