@@ -41,6 +41,18 @@ std::string SignalArgText(std::string name) {
   return name;
 }
 
+// `events SEQ`: decimal digits only.
+bool ParseSeq(const std::string& text, std::uint64_t* out) {
+  if (text.empty() || text.size() > 19) return false;
+  std::uint64_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  *out = v;
+  return true;
+}
+
 bool ParseCount(const std::string& text, int* out) {
   if (text.empty() || text.size() > 6) return false;
   int v = 0;
@@ -54,19 +66,29 @@ bool ParseCount(const std::string& text, int* out) {
 
 double Secs(Duration d) { return ToSeconds(d); }
 
+// An event's detail stays one short line however long a refusal's text is.
+constexpr size_t kMaxEventDetail = 200;
+
+std::string PeerName(const Peer& peer) {
+  return "uid " + std::to_string(peer.uid) + " pid " + std::to_string(peer.pid);
+}
+
 struct Verb {
   const char* name;
   const char* description;
 };
 // Sorted, as Einhorn lists them; ehlo and the worker: verbs are not listed.
-constexpr std::array<Verb, 14> kVerbs{{
+constexpr std::array<Verb, 16> kVerbs{{
     {"config", "Merge in a new config (not supported by einhorn-cpp; use set_workers)"},
     {"dec", "Decrement the number of desired workers"},
     {"die", "Send SIG (default: the drain signal, SIGUSR2) to all workers and exit when they "
             "are gone"},
+    {"events", "Recent lifecycle events (spawns, exits, upgrades, resizes, commands) as YAML; "
+               "args: [SEQ] for those after sequence number SEQ"},
     {"help", "Print out available commands"},
     {"inc", "Increment the number of desired workers"},
     {"louder", "Increase verbosity"},
+    {"metrics", "Counters and gauges in the Prometheus text format"},
     {"quieter", "Decrease verbosity"},
     {"reload", "Re-exec the einhorn-cpp master in place, keeping its workers, sockets and pid"},
     {"set_workers", "Set the number of desired workers"},
@@ -95,12 +117,14 @@ std::string Control::HelpText() {
 ControlOutcome Control::Handle(const wire::ParseResult& parsed, const Peer& peer, Time now) {
   ControlOutcome out;
   const wire::Request& r = parsed.request;
-  const std::string by = "uid " + std::to_string(peer.uid) + " pid " + std::to_string(peer.pid);
+  const std::string by = PeerName(peer);
   auto reply = [&](wire::Reply rep) {
     rep.request_id = r.id;
     out.replies.push_back(std::move(rep));
   };
 
+  host_.CountCommand(parsed.kind == wire::ParseResult::Kind::kOk && r.has_command ? r.command
+                                                                                    : "invalid");
   if (parsed.kind == wire::ParseResult::Kind::kNotParsed) {
     host_.Log(LogLevel::kDebug, "control: unparsable request from " + by + ": " + parsed.detail);
     out.replies.push_back(Err("Could not parse command"));
@@ -127,6 +151,11 @@ ControlOutcome Control::Handle(const wire::ParseResult& parsed, const Peer& peer
     reply(Ok(HelpText()));
   } else if (verb == "status" || verb == "state") {
     reply(Ok(PoolStatusToYaml(Status(now))));
+  } else if (verb == "events") {
+    reply(Events(r));
+  } else if (verb == "metrics") {
+    reply(host_.telemetry() != nullptr ? Ok(MetricsText())
+                                       : Err("this master keeps no metrics"));
   } else if (verb == "inc") {
     reply(Increment(by, now));
   } else if (verb == "dec") {
@@ -134,11 +163,11 @@ ControlOutcome Control::Handle(const wire::ParseResult& parsed, const Peer& peer
   } else if (verb == "set_workers") {
     reply(SetWorkers(r, by, now));
   } else if (verb == "quieter") {
-    reply(Verbosity(+1, by));
+    reply(Verbosity(+1, by, now));
   } else if (verb == "louder") {
-    reply(Verbosity(-1, by));
+    reply(Verbosity(-1, by, now));
   } else if (verb == "signal") {
-    reply(SendSignal(r, by));
+    reply(SendSignal(r, by, now));
   } else if (verb == "die") {
     reply(DieCommand(r, by, now));
   } else if (verb == "config") {
@@ -154,7 +183,7 @@ ControlOutcome Control::Handle(const wire::ParseResult& parsed, const Peer& peer
     const UpgradeStart start =
         host_.Reload(verb == "upgrade" ? UpgradeStrategy::kSmooth : UpgradeStrategy::kFleet, now);
     wire::Reply rep = start.started ? Ok(start.message) : Err(start.message);
-    Audit(by, verb, rep);
+    Audit(by, verb, rep, now);
     // As Einhorn: only a client that sent an id is streamed the rest; old-style clients
     // (go-einhorn's `request_id` key among them) get this reply alone.
     if (start.started && r.id) {
@@ -166,7 +195,7 @@ ControlOutcome Control::Handle(const wire::ParseResult& parsed, const Peer& peer
     // Final, and sent before the re-exec, as Einhorn; how it went is in the log and status.
     const UpgradeStart start = host_.Reload(std::nullopt, now);
     wire::Reply rep = start.started ? Ok(start.message) : Err(start.message);
-    Audit(by, verb, rep);
+    Audit(by, verb, rep, now);
     reply(rep);
   } else {
     reply(Err("Unrecognized command: " + Quoted(verb) + "\n\n" + HelpText()));
@@ -174,9 +203,35 @@ ControlOutcome Control::Handle(const wire::ParseResult& parsed, const Peer& peer
   return out;
 }
 
-void Control::Audit(const std::string& by, const std::string& verb, const wire::Reply& reply) {
+void Control::Audit(const std::string& by, const std::string& verb, const wire::Reply& reply,
+                    Time now) {
+  Event e;
+  e.kind = EventKind::kControl;
+  e.mono = now;
+  e.by = by;
+  e.detail = verb;
+  if (reply.error) e.detail += " refused: " + reply.message.substr(0, kMaxEventDetail);
   host_.Audit(reply.error ? LogLevel::kWarn : LogLevel::kInfo,
-              "control: " + verb + " from " + by + ": " + reply.message);
+              "control: " + verb + " from " + by + ": " + reply.message, e);
+}
+
+void Control::Resized(int from, int to, const std::string& by, Time now) {
+  Event e;
+  e.kind = EventKind::kResize;
+  e.mono = now;
+  e.from = from;
+  e.to = to;
+  e.by = by;
+  host_.Record(e);
+}
+
+void Control::Refused(const Peer& peer, const std::string& reason, Time now) {
+  Event e;
+  e.kind = EventKind::kControlRefused;
+  e.mono = now;
+  e.by = PeerName(peer);
+  e.detail = reason;
+  host_.Record(e);
 }
 
 wire::Reply Control::Increment(const std::string& by, Time now) {
@@ -191,8 +246,9 @@ wire::Reply Control::Increment(const std::string& by, Time now) {
     rep = Ok("Incrementing number of workers from " + std::to_string(from) + " -> " +
              std::to_string(from + 1));
     supervisor_.SetTarget(from + 1, now);
+    Resized(from, from + 1, by, now);
   }
-  Audit(by, "inc", rep);
+  Audit(by, "inc", rep, now);
   return rep;
 }
 
@@ -208,8 +264,9 @@ wire::Reply Control::Decrement(const std::string& by, Time now) {
     rep = Ok("Decrementing number of workers from " + std::to_string(from) + " -> " +
              std::to_string(from - 1));
     supervisor_.SetTarget(from - 1, now);
+    Resized(from, from - 1, by, now);
   }
-  Audit(by, "dec", rep);
+  Audit(by, "dec", rep, now);
   return rep;
 }
 
@@ -231,20 +288,21 @@ wire::Reply Control::SetWorkers(const wire::Request& r, const std::string& by, T
              (n > from ? ". Will spin up additional workers."
                        : ". Will gracefully terminate workers."));
     supervisor_.SetTarget(n, now);
+    Resized(from, n, by, now);
   }
-  Audit(by, "set_workers", rep);
+  Audit(by, "set_workers", rep, now);
   return rep;
 }
 
-wire::Reply Control::Verbosity(int delta, const std::string& by) {
+wire::Reply Control::Verbosity(int delta, const std::string& by, Time now) {
   const int level = std::clamp(host_.Verbosity() + delta, 0, 2);
   host_.SetVerbosity(level);
   wire::Reply rep = Ok("Verbosity set to " + std::to_string(level));
-  Audit(by, delta > 0 ? "quieter" : "louder", rep);
+  Audit(by, delta > 0 ? "quieter" : "louder", rep, now);
   return rep;
 }
 
-wire::Reply Control::SendSignal(const wire::Request& r, const std::string& by) {
+wire::Reply Control::SendSignal(const wire::Request& r, const std::string& by, Time now) {
   wire::Reply rep;
   std::vector<Signal> signals;
   if (auto bad = CheckArgs(r)) {
@@ -268,7 +326,7 @@ wire::Reply Control::SendSignal(const wire::Request& r, const std::string& by) {
   }
   // Einhorn's reply to a valid `signal` is always empty; the log says what happened.
   if (!rep.error) rep = Ok(std::string(signals.size() > 1 ? signals.size() - 1 : 0, '\n'));
-  Audit(by, "signal", rep.error ? rep : Ok("sent " + (sent.empty() ? "nothing" : sent)));
+  Audit(by, "signal", rep.error ? rep : Ok("sent " + (sent.empty() ? "nothing" : sent)), now);
   return rep;
 }
 
@@ -283,7 +341,7 @@ wire::Reply Control::DieCommand(const wire::Request& r, const std::string& by, T
     rep = Ok("Einhorn is going down! ");  // the trailing space is Einhorn's
     supervisor_.Die(sig, now);
   }
-  Audit(by, "die", rep);
+  Audit(by, "die", rep, now);
   return rep;
 }
 
@@ -346,6 +404,43 @@ void Control::WorkerPing(const wire::Request& r, const Peer& peer, Time now) {
   }
 }
 
+wire::Reply Control::Events(const wire::Request& r) const {
+  const Telemetry* telemetry = host_.telemetry();
+  if (telemetry == nullptr) return Err("this master keeps no events");
+  std::uint64_t since = 0;
+  if (r.args_state != wire::Request::ArgsState::kAbsent) {
+    if (auto bad = CheckArgs(r)) return *bad;
+    if (!r.args.empty() && !ParseSeq(r.args[0], &since)) {
+      return Err("Invalid sequence number: " + Quoted(r.args[0]) +
+                 ". Must be an integer >= 0 (events after it are sent).");
+    }
+  }
+  const EventRing& ring = telemetry->ring();
+  return Ok(EventsReplyToYaml(EventsReply{ring.first_seq(), ring.last_seq(), ring.Since(since)}));
+}
+
+std::string Control::MetricsText() const {
+  MetricsInput in;
+  if (const Telemetry* telemetry = host_.telemetry()) in.counters = &telemetry->counters();
+  in.target = supervisor_.target();
+  in.generation = supervisor_.generation();
+  in.upgrading = supervisor_.upgrade().has_value();
+  for (const Slot& slot : supervisor_.slots()) {
+    in.pending_respawns += !slot.pid && slot.respawn_at ? 1 : 0;
+  }
+  // The current generation's series exist even at 0, so that a pool with no ready worker
+  // shows as einhorn_workers{state="ready"} 0, not as a missing series.
+  for (WorkerState s : {WorkerState::kBooting, WorkerState::kReady, WorkerState::kDraining}) {
+    in.workers[{WorkerStateName(s), supervisor_.generation()}] = 0;
+  }
+  for (const auto& [pid, w] : supervisor_.workers()) {
+    ++in.workers[{WorkerStateName(w.state), w.generation}];
+  }
+  in.listeners = host_.Listeners();
+  host_.AddProcessFacts(&in);
+  return RenderMetrics(in);
+}
+
 PoolStatus Control::Status(Time now) const {
   PoolStatus st;
   st.master_pid = info_.pid;
@@ -359,6 +454,9 @@ PoolStatus Control::Status(Time now) const {
   st.reloads = host_.Reloads();
   st.last_reload_error = host_.LastReloadError();
   st.watchdog_timeouts = supervisor_.watchdog_timeouts();
+  for (const ListenerStats& l : host_.Listeners()) {
+    st.listeners.push_back(ListenerStatus{l.name, l.accept_queue, l.backlog});
+  }
   const auto& slots = supervisor_.slots();
   for (const auto& [pid, w] : supervisor_.workers()) {
     WorkerStatus ws;

@@ -11,8 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "core/events.h"
+#include "core/metrics.h"
 #include "core/pool_status.h"
 #include "core/supervisor.h"
+#include "core/telemetry.h"
 #include "core/wire.h"
 
 namespace einhorn::core {
@@ -36,8 +39,24 @@ class ControlHost {
   virtual int Verbosity() const = 0;  // 0 debug, 1 info, 2 errors only
   virtual void SetVerbosity(int verbosity) = 0;
   virtual void Log(LogLevel level, const std::string& message) = 0;
-  // The one line each mutating command leaves; the shell shows it whatever the verbosity.
-  virtual void Audit(LogLevel level, const std::string& message) { Log(level, message); }
+  // The one line each mutating command leaves, and its `control` event; the shell shows the
+  // line whatever the verbosity.
+  virtual void Audit(LogLevel level, const std::string& message, const Event& event) {
+    (void)event;
+    Log(level, message);
+  }
+  // An event with no log line of its own (a resize, which the audit line tells; a refused
+  // peer, which the server logs).
+  virtual void Record(const Event& event) { (void)event; }
+  // Every request, for einhorn_control_commands_total ("invalid": not a request).
+  virtual void CountCommand(const std::string& verb) { (void)verb; }
+  // What the master remembers, for `events` and `metrics`; nullptr: nothing is kept.
+  virtual const Telemetry* telemetry() const { return nullptr; }
+  // What only the shell can read: the listeners' accept queues, for `status` and `metrics`,
+  // and the master process's own figures (resident memory, open fds, the host's listen
+  // overflows), for `metrics`.
+  virtual std::vector<ListenerStats> Listeners() const { return {}; }
+  virtual void AddProcessFacts(MetricsInput* input) const { (void)input; }
   // reload (then_upgrade empty), upgrade and upgrade_fleet: the master re-execs itself first
   // and the new image starts the worker upgrade. `started` false: refused, with the reason.
   // The master's answer is core::Reload::Request's.
@@ -69,6 +88,10 @@ class Control {
 
   ControlOutcome Handle(const wire::ParseResult& parsed, const Peer& peer, Time now);
   PoolStatus Status(Time now) const;
+  // The Prometheus exposition text (`metrics`, and the --metrics-listen endpoint).
+  std::string MetricsText() const;
+  // The command-socket server turned a peer away (reason: one of kRefusalReasons).
+  void Refused(const Peer& peer, const std::string& reason, Time now);
 
   // inc/dec, also used for SIGTTIN/SIGTTOU; `by` names the requester for the log.
   wire::Reply Increment(const std::string& by, Time now);
@@ -78,12 +101,15 @@ class Control {
 
  private:
   wire::Reply SetWorkers(const wire::Request& r, const std::string& by, Time now);
-  wire::Reply SendSignal(const wire::Request& r, const std::string& by);
+  wire::Reply SendSignal(const wire::Request& r, const std::string& by, Time now);
   wire::Reply DieCommand(const wire::Request& r, const std::string& by, Time now);
-  wire::Reply Verbosity(int delta, const std::string& by);
+  wire::Reply Verbosity(int delta, const std::string& by, Time now);
   void WorkerAck(const wire::Request& r, const Peer& peer, Time now);
   void WorkerPing(const wire::Request& r, const Peer& peer, Time now);
-  void Audit(const std::string& by, const std::string& verb, const wire::Reply& reply);
+  void Audit(const std::string& by, const std::string& verb, const wire::Reply& reply,
+             Time now);
+  void Resized(int from, int to, const std::string& by, Time now);
+  wire::Reply Events(const wire::Request& r) const;
 
   Supervisor& supervisor_;
   ControlHost& host_;

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 
+#include "core/metrics.h"
 #include "core/shell_words.h"
 
 namespace einhorn::core {
@@ -149,6 +150,15 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
   app.add_option("--reexec-as", reexec_as,
                  "Reload execs CMDLINE (split as a shell would) instead of this binary")
       ->type_name("CMDLINE");
+  std::string log_format;
+  app.add_option("--log-format", log_format,
+                 "The master's log lines: text (default; journald priorities when stderr is "
+                 "the journal) or json (one object per line)")
+      ->type_name("text|json");
+  app.add_option("--metrics-listen", o.metrics_listen,
+                 "Serve Prometheus metrics (GET /metrics) on 127.0.0.1:PORT, [::1]:PORT or "
+                 "unix:/PATH; no authentication, so loopback or UNIX socket only")
+      ->type_name("ADDR");
 
   // The two internal ones, hidden from --help as in Einhorn: reload execs the new image as
   // `--with-state-fd N -- CMD...`, after a pre-flight `--upgrade-check --with-state-fd N --
@@ -258,6 +268,16 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
       return UsageError("--reexec-as needs a command line (got an empty one)");
     }
     o.reexec_as = std::move(words).value();
+  }
+  if (app.count("--log-format") > 0) {
+    auto format = ParseLogFormat(log_format);
+    if (!format.ok()) return UsageError(format.error());
+    o.log_format = format.value();
+  }
+  if (!o.metrics_listen.empty()) {
+    if (auto spec = ParseMetricsListen(o.metrics_listen); !spec.ok()) {
+      return UsageError(spec.error());
+    }
   }
   if (!drain_signal.empty() && !ParseSignalName(drain_signal, &o.drain_signal)) {
     return UsageError("--drain-signal: unknown signal '" + drain_signal + "'");

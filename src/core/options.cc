@@ -36,6 +36,16 @@ bool ParseInt(const std::string& s, int* out) {
 
 }  // namespace
 
+Result<LogFormat> ParseLogFormat(const std::string& text) {
+  if (text == "text") return LogFormat::kText;
+  if (text == "json") return LogFormat::kJson;
+  return Result<LogFormat>::Error("--log-format must be text or json (got '" + text + "')");
+}
+
+const char* LogFormatName(LogFormat format) {
+  return format == LogFormat::kJson ? "json" : "text";
+}
+
 Result<AckMode> ParseAckMode(const std::string& text) {
   AckMode mode;
   if (text == "manual") {

@@ -36,6 +36,12 @@ struct NiceSpec {
 };
 Result<NiceSpec> ParseNiceSpec(const std::string& text);
 
+// --log-format: the master's log lines as text (journald priority prefixes when stderr is the
+// journal) or as JSON lines with stable field names (master/logging.h).
+enum class LogFormat { kText, kJson };
+Result<LogFormat> ParseLogFormat(const std::string& text);  // "text", "json"
+const char* LogFormatName(LogFormat format);
+
 struct Options {
   int number = 1;
   std::vector<BindSpec> binds;
@@ -65,6 +71,10 @@ struct Options {
   // --worker-watchdog SECS: WATCHDOG_USEC in each worker; a ready worker that sends no
   // WATCHDOG=1 on its NOTIFY_SOCKET for that long is hung: SIGABRT, SIGKILL, respawn.
   std::optional<double> worker_watchdog;
+  LogFormat log_format = LogFormat::kText;  // --log-format
+  // --metrics-listen ADDR: GET /metrics over HTTP there; loopback HOST:PORT or unix:/PATH only
+  // (core/metrics.h ParseMetricsListen). Empty: no endpoint (`einhornctl metrics` still works).
+  std::string metrics_listen;
 
   // Upgrades (see core/upgrade.h). Unset max_unacked means the number of CPUs, as Einhorn.
   std::optional<int> max_unacked;             // --max-unacked: unready new workers at a time

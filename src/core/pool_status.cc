@@ -253,6 +253,22 @@ void WriteLastUpgrade(std::string& out, const std::optional<LastUpgradeStatus>& 
   m.Close();
 }
 
+void OptInt(std::string& out, const std::optional<long long>& value) {
+  if (value) {
+    Int(out, *value);
+  } else {
+    out += '~';
+  }
+}
+
+void WriteListener(std::string& out, const ListenerStatus& l) {
+  FlowMap m(out);
+  Str(m.Key("name"), l.name);
+  OptInt(m.Key("accept_queue"), l.accept_queue);
+  OptInt(m.Key("backlog"), l.backlog);
+  m.Close();
+}
+
 // `key:` then one row per line, or `key: []`.
 template <typename Row, typename WriteRow>
 void WriteRows(std::string& out, const char* key, const std::vector<Row>& rows,
@@ -320,6 +336,7 @@ class Reader {
   }
 
   static const char* Expected(const int*) { return "an integer"; }
+  static const char* Expected(const long long*) { return "an integer"; }
   static const char* Expected(const double*) { return "a number"; }
   static const char* Expected(const bool*) { return "true or false"; }
   static const char* Expected(const std::string*) { return "a string"; }
@@ -346,6 +363,14 @@ bool ReadPending(Reader& r, const YAML::Node& row, const std::string& path, Pend
          r.Optional(row, "consecutive_failures", p, &s->consecutive_failures) &&
          r.Optional(row, "restarts", p, &s->restarts) &&
          r.Optional(row, "last_exit", p, &s->last_exit);
+}
+
+bool ReadListener(Reader& r, const YAML::Node& row, const std::string& path, ListenerStatus* l) {
+  if (!row.IsMap()) return r.Fail(path + ": expected a mapping");
+  const std::string p = path + ".";
+  return r.Required(row, "name", p, &l->name) &&
+         r.Optional(row, "accept_queue", p, &l->accept_queue) &&
+         r.Optional(row, "backlog", p, &l->backlog);
 }
 
 bool ReadUpgrade(Reader& r, const YAML::Node& map, UpgradeStatus* u) {
@@ -425,6 +450,7 @@ std::string PoolStatusToYaml(const PoolStatus& s) {
   out += '\n';
   WriteRows(out, "workers", s.workers, WriteWorker);
   WriteRows(out, "pending", s.pending, WritePending);
+  WriteRows(out, "listeners", s.listeners, WriteListener);
   return out;
 }
 
@@ -461,7 +487,8 @@ Result<PoolStatus> PoolStatusFromYaml(const std::string& text) {
     ok = ok && ReadSection(r, root, "upgrade", &s.upgrade, ReadUpgrade) &&
          ReadSection(r, root, "last_upgrade", &s.last_upgrade, ReadLastUpgrade) &&
          ReadRows(r, root, "workers", &s.workers, ReadWorker) &&
-         ReadRows(r, root, "pending", &s.pending, ReadPending);
+         ReadRows(r, root, "pending", &s.pending, ReadPending) &&
+         ReadRows(r, root, "listeners", &s.listeners, ReadListener);
     if (!ok) return Result<PoolStatus>::Error("status: " + error);
     return s;
   } catch (const YAML::Exception& e) {

@@ -20,6 +20,8 @@
 //        notify_status: "serving"}   # -m notify: its last STATUS=, else ~
 //   pending:                    # slots waiting for a respawn (crash-loop backoff)
 //     - {slot: 2, respawn_in: 3.4, consecutive_failures: 3, restarts: 5, last_exit: "signal 9"}
+//   listeners:                  # the -b sockets, in order; queue figures where Linux has them
+//     - {name: "127.0.0.1:8080", accept_queue: 0, backlog: 100}   # ~ when unknown (UDP)
 //
 // Layout: one `key: value` per line at the top, one flow mapping per line for counts, upgrade,
 // last_upgrade and each row (`workers: []` when empty). Scalars, typed the same by yaml-cpp and
@@ -84,6 +86,13 @@ struct LastUpgradeStatus {
   double ago = 0;      // since it ended
 };
 
+// A listening socket's accept queue (TCP: TCP_INFO; UNIX stream: sock_diag).
+struct ListenerStatus {
+  std::string name;  // as bound: "127.0.0.1:8080", "unix:/run/app.sock"
+  std::optional<long long> accept_queue;  // connections waiting for a worker's accept()
+  std::optional<long long> backlog;       // the queue's limit
+};
+
 struct PoolStatus {
   Pid master_pid = 0;
   std::string version;
@@ -103,6 +112,7 @@ struct PoolStatus {
   std::optional<LastUpgradeStatus> last_upgrade;  // once one has ended
   std::vector<WorkerStatus> workers;
   std::vector<PendingSlot> pending;
+  std::vector<ListenerStatus> listeners;  // absent in replies of older masters: empty
 };
 
 // Never fails, whatever the strings hold; O(size of the output), no regexes (the master's loop

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "core/state_format.h"
+#include "core/telemetry_state.h"
 
 namespace einhorn::core {
 namespace {
@@ -24,7 +25,7 @@ using namespace state_format;  // NOLINT(build/namespaces)
 // sets it.
 [[maybe_unused]] void EveryFieldIsCarried(const MasterState& m) {
   [[maybe_unused]] const auto& [m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11, m12, m13, m14,
-                                m15] = m;
+                                m15, m16, m17] = m;
   [[maybe_unused]] const auto& [ns1, ns2] = MasterState::NotifySocket{};
   [[maybe_unused]] const auto& [l1, l2, l3, l4, l5, l6] = m.control;
   [[maybe_unused]] const auto& [k1, k2, k3, k4] = MasterState::Client{};
@@ -32,7 +33,7 @@ using namespace state_format;  // NOLINT(build/namespaces)
   [[maybe_unused]] const auto& [i1, i2] = wire::Id{};
   [[maybe_unused]] const auto& [o1, o2, o3, o4, o5, o6, o7, o8, o9, o10, o11, o12, o13, o14, o15,
                                 o16, o17, o18, o19, o20, o21, o22, o23, o24, o25, o26, o27,
-                                o28] = m.options;
+                                o28, o29, o30] = m.options;
   [[maybe_unused]] const auto& [b1, b2, b3, b4, b5, b6, b7, b8] = BindSpec{};
   [[maybe_unused]] const auto& [a1, a2] = m.options.ack_mode;
   [[maybe_unused]] const auto& [n1, n2, n3] = m.options.nice;
@@ -66,6 +67,7 @@ const Names<wire::Id::Kind> kIdKinds = {{wire::Id::Kind::kInt, "int"},
                                          {wire::Id::Kind::kFloat, "float"},
                                          {wire::Id::Kind::kBool, "bool"},
                                          {wire::Id::Kind::kString, "string"}};
+const Names<LogFormat> kLogFormats = {{LogFormat::kText, "text"}, {LogFormat::kJson, "json"}};
 const Names<StopKind> kStopKinds = {
     {StopKind::kDrain, "drain"}, {StopKind::kTerminate, "terminate"}, {StopKind::kQuit, "quit"}};
 const Names<Signal> kSignals = {{Signal::kHup, "SIGHUP"},   {Signal::kInt, "SIGINT"},
@@ -130,6 +132,9 @@ void EncodeOptions(const Options& o, Block b) {
   b.Scalar("upgrade_max_failures", Int(o.upgrade_max_failures));
   b.Scalar("canary", Bool(o.canary));
   b.Scalar("drain_signal", Name(kSignals, o.drain_signal));
+  // Written only when set: older binaries read states without them.
+  if (o.log_format != LogFormat::kText) b.Scalar("log_format", Name(kLogFormats, o.log_format));
+  if (!o.metrics_listen.empty()) b.Scalar("metrics_listen", Str(o.metrics_listen));
 }
 
 void EncodeConfig(const SupervisorConfig& c, Block b) {
@@ -326,6 +331,8 @@ Options DecodeOptions(const In& in) {
   o.upgrade_max_failures = I32(m.Get("upgrade_max_failures"));
   o.canary = Boolean(m.Get("canary"));
   o.drain_signal = Enum(m.Get("drain_signal"), kSignals);
+  if (m.Has("log_format")) o.log_format = Enum(m.Get("log_format"), kLogFormats);
+  if (m.Has("metrics_listen")) o.metrics_listen = String(m.Get("metrics_listen"));
   m.Done();
   return o;
 }
@@ -556,6 +563,7 @@ void CheckFds(const MasterState& s) {
     }
   }
   add(s.lock_fd, "lock_fd", true);
+  add(s.metrics.fd, "metrics.fd", true);
 }
 
 MasterState DecodeOrThrow(std::string_view bytes, const StateLimits& limits) {
@@ -610,6 +618,9 @@ MasterState DecodeOrThrow(std::string_view bytes, const StateLimits& limits) {
   s.then_upgrades =
       List(top.Get("then_upgrades"), [](const In& k) { return Enum(k, kStrategies); });
   s.reloads = static_cast<int>(Integer(top.Get("reloads"), 0, std::numeric_limits<int>::max()));
+  // Optional: a state written before events and metrics existed has neither.
+  if (top.Has("telemetry")) s.telemetry = DecodeTelemetry(top.Get("telemetry"));
+  if (top.Has("metrics")) s.metrics = DecodeListener(top.Get("metrics"));
   top.Done();
 
   if (Status st = Validate(s.options); !st.ok()) throw Bad("options: " + st.message());
@@ -642,6 +653,8 @@ std::string EncodeState(const MasterState& s) {
   b.Scalar("then_upgrades",
            Seq(Each(s.then_upgrades, [](UpgradeStrategy k) { return Name(kStrategies, k); })));
   b.Scalar("reloads", Int(s.reloads));
+  if (s.telemetry != Telemetry::Snapshot{}) EncodeTelemetry(s.telemetry, b.Map("telemetry"));
+  if (s.metrics.fd >= 0) b.Scalar("metrics", EncodeListener(s.metrics));
   b.Scalar("end", "true");
   return out;
 }

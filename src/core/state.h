@@ -36,6 +36,7 @@
 #include "core/options.h"
 #include "core/status.h"
 #include "core/supervisor.h"
+#include "core/telemetry.h"
 #include "core/wire.h"
 
 namespace einhorn::core {
@@ -98,6 +99,11 @@ struct MasterState {
   // before, as Einhorn's do).
   std::vector<UpgradeStrategy> then_upgrades;
   int reloads = 0;  // how many times this master (this pid) has re-exec'd itself
+  // The event ring and the metrics' counters, so that a reload keeps the pool's history.
+  // Written when not empty; a state without it starts them afresh.
+  Telemetry::Snapshot telemetry;
+  // --metrics-listen: its listening socket (fd -1: none), kept open across the exec.
+  Listener metrics;
 
   bool operator==(const MasterState&) const = default;
 };

@@ -19,6 +19,16 @@ std::string Describe(const Worker& w) {
          ", generation " + std::to_string(w.generation) + ")";
 }
 
+Event WorkerEvent(EventKind kind, const Worker& w, Time now) {
+  Event e;
+  e.kind = kind;
+  e.mono = now;
+  e.slot = w.slot;
+  e.pid = w.pid;
+  e.generation = w.generation;
+  return e;
+}
+
 const char* WorkerStateName(WorkerState s) {
   switch (s) {
     case WorkerState::kBooting:
@@ -67,8 +77,15 @@ void Supervisor::SpawnInto(int slot_index, Time now) {
   const int index = FreeIndex();
   const SpawnOutcome outcome = fx_.Spawn(SpawnRequest{slot_index, index, generation_});
   if (!outcome.ok()) {
-    Say(LogLevel::kError, "slot " + std::to_string(slot_index) +
-                              ": could not start the worker: " + outcome.error);
+    Event e;
+    e.kind = EventKind::kSpawnFailed;
+    e.mono = now;
+    e.slot = slot_index;
+    e.generation = generation_;
+    e.detail = outcome.error;
+    Say(LogLevel::kError,
+        "slot " + std::to_string(slot_index) + ": could not start the worker: " + outcome.error,
+        e);
     if (upgrade_) NewWorkerFailed("worker could not be started: " + outcome.error);
     ++slot.consecutive_failures;
     ScheduleRespawn(slot_index, now);
@@ -82,13 +99,15 @@ void Supervisor::SpawnInto(int slot_index, Time now) {
   w.generation = generation_;
   w.spawned_at = now;
   slot.pid = w.pid;
-  Say(LogLevel::kInfo, "spawned " + Describe(w));
+  Say(LogLevel::kInfo, "spawned " + Describe(w), WorkerEvent(EventKind::kSpawn, w, now));
   auto [it, inserted] = workers_.insert_or_assign(w.pid, w);
   (void)inserted;
   if (config_.ack_mode.kind == AckMode::Kind::kTimer && config_.ack_mode.timer_seconds <= 0) {
     it->second.state = WorkerState::kReady;
     it->second.ready_at = now;
-    Say(LogLevel::kInfo, Describe(w) + " is ready (timer ack of 0s)");
+    Event e = WorkerEvent(EventKind::kReady, w, now);
+    e.seconds = 0;
+    Say(LogLevel::kInfo, Describe(w) + " is ready (timer ack of 0s)", e);
   }
 }
 
@@ -108,10 +127,16 @@ void Supervisor::ScheduleRespawn(int slot_index, Time now) {
   Slot& slot = slots_[static_cast<size_t>(slot_index)];
   const Duration delay = BackoffFor(slot.consecutive_failures);
   slot.respawn_at = now + delay;
+  Event e;
+  e.kind = EventKind::kRespawnDelay;
+  e.mono = now;
+  e.slot = slot_index;
+  e.seconds = ToSeconds(delay);
+  e.detail = std::to_string(slot.consecutive_failures) + " consecutive failure" +
+             (slot.consecutive_failures == 1 ? "" : "s");
   Say(LogLevel::kInfo, "slot " + std::to_string(slot_index) + ": respawning in " +
-                               Secs(delay) + " after " + std::to_string(slot.consecutive_failures) +
-                               " consecutive failure" +
-                               (slot.consecutive_failures == 1 ? "" : "s"));
+                           Secs(delay) + " after " + e.detail,
+      e);
 }
 
 void Supervisor::ChildExited(Pid pid, const ExitStatus& status, Time now) {
@@ -129,11 +154,16 @@ void Supervisor::ChildExited(Pid pid, const ExitStatus& status, Time now) {
   const bool new_worker_failed =
       upgrade_ && !stopping_ && w.generation == generation_ &&
       w.state != WorkerState::kDraining && !(w.ready_at && uptime >= config_.backoff_base);
+  Event exited = WorkerEvent(EventKind::kExit, w, now);
+  exited.exit = status;
+  exited.during_drain = w.state == WorkerState::kDraining;
+  exited.seconds = ToSeconds(uptime);
   Say(w.state == WorkerState::kDraining || !(status.signaled || status.code != 0)
           ? LogLevel::kInfo
           : LogLevel::kWarn,
       Describe(w) + " exited with " + status.ToString() + " after " + Secs(uptime) +
-          (w.ready_at ? "" : ", before it was ready"));
+          (w.ready_at ? "" : ", before it was ready"),
+      exited);
 
   if (w.slot >= 0 && w.slot < static_cast<int>(slots_.size())) {
     Slot& slot = slots_[static_cast<size_t>(w.slot)];
@@ -176,6 +206,11 @@ void Supervisor::Stop(StopKind kind, Time now) {
   stopping_ = kind;
   for (Slot& slot : slots_) slot.respawn_at.reset();
   if (upgrade_) RollBack("the master is stopping", now);
+  Event stop;
+  stop.kind = EventKind::kStop;
+  stop.mono = now;
+  stop.detail = kind == StopKind::kQuit ? "quit" : kind == StopKind::kDrain ? "drain" : "terminate";
+  fx_.Emit(LogLevel::kDebug, "stopping the pool: " + stop.detail, stop);
 
   if (kind == StopKind::kQuit) {
     fx_.Log(LogLevel::kInfo, "quitting: sending SIGQUIT to " + std::to_string(workers_.size()) +
@@ -198,6 +233,11 @@ void Supervisor::Die(Signal signal, Time now) {
   if (!stopping_) stopping_ = StopKind::kDrain;
   for (Slot& slot : slots_) slot.respawn_at.reset();
   if (upgrade_) RollBack("the master is stopping", now);
+  Event stop;
+  stop.kind = EventKind::kStop;
+  stop.mono = now;
+  stop.detail = std::string("die ") + SignalName(signal);
+  fx_.Emit(LogLevel::kDebug, "stopping the pool: " + stop.detail, stop);
   StopWith(signal, again, now);
 }
 
@@ -254,7 +294,10 @@ void Supervisor::SetTarget(int n, Time now) {
     if (!slot.pid) continue;
     Worker& w = workers_.at(*slot.pid);
     w.slot = -1;
-    Say(LogLevel::kInfo, "draining " + Describe(w) + ": the pool shrinks to " + std::to_string(n));
+    Event e = WorkerEvent(EventKind::kDrain, w, now);
+    e.slot = i;
+    e.detail = "the pool shrinks to " + std::to_string(n);
+    Say(LogLevel::kInfo, "draining " + Describe(w) + ": " + e.detail, e);
     SendStop(w, config_.drain_signal, now);
   }
   std::vector<Slot> kept;
@@ -278,7 +321,10 @@ AckResult Supervisor::Ack(Pid pid, Time now) {
   w.state = WorkerState::kReady;
   w.ready_at = now;
   w.watchdog_at = now;
-  Say(LogLevel::kInfo, Describe(w) + " is ready (acked after " + Secs(now - w.spawned_at) + ")");
+  Event ready = WorkerEvent(EventKind::kReady, w, now);
+  ready.seconds = ToSeconds(now - w.spawned_at);
+  Say(LogLevel::kInfo, Describe(w) + " is ready (acked after " + Secs(now - w.spawned_at) + ")",
+      ready);
   Reconcile(now);
   return AckResult::kAcked;
 }
@@ -298,7 +344,9 @@ void Supervisor::WorkerStopping(Pid pid, Time now) {
   if (it == workers_.end() || it->second.state == WorkerState::kDraining) return;
   Worker& w = it->second;
   w.state = WorkerState::kDraining;
-  Say(LogLevel::kInfo, Describe(w) + " is stopping on its own (STOPPING=1)");
+  Event e = WorkerEvent(EventKind::kDrain, w, now);
+  e.detail = "STOPPING=1";
+  Say(LogLevel::kInfo, Describe(w) + " is stopping on its own (STOPPING=1)", e);
   Reconcile(now);
 }
 
@@ -323,7 +371,9 @@ void Supervisor::Tick(Time now) {
         w.state = WorkerState::kReady;
         w.ready_at = now;
         w.watchdog_at = now;
-        Say(LogLevel::kInfo, Describe(w) + " is ready after " + Secs(now - w.spawned_at));
+        Event e = WorkerEvent(EventKind::kReady, w, now);
+        e.seconds = ToSeconds(now - w.spawned_at);
+        Say(LogLevel::kInfo, Describe(w) + " is ready after " + Secs(now - w.spawned_at), e);
       }
     }
   }
@@ -341,8 +391,11 @@ void Supervisor::Tick(Time now) {
         continue;
       }
       ++watchdog_timeouts_;
+      Event e = WorkerEvent(EventKind::kWatchdogTimeout, w, now);
+      e.seconds = ToSeconds(now - *w.watchdog_at);
       Say(LogLevel::kWarn, Describe(w) + " sent no WATCHDOG=1 for " +
-                               Secs(now - *w.watchdog_at) + ": it is hung; sending SIGABRT");
+                               Secs(now - *w.watchdog_at) + ": it is hung; sending SIGABRT",
+          e);
       w.kill_at = now + config_.signal_timeout.value_or(config_.rollback_kill_after);
       SendStop(w, Signal::kAbrt, now);
     }
@@ -350,9 +403,12 @@ void Supervisor::Tick(Time now) {
   for (auto& [pid, w] : workers_) {
     if (w.kill_at && !w.killed && now >= *w.kill_at) {
       w.killed = true;
+      Event e = WorkerEvent(EventKind::kKill, w, now);
+      e.detail = "alive " + Secs(now - w.signaled_at.value_or(now)) + " after its stop signal";
       Say(LogLevel::kWarn, Describe(w) + " is still alive " +
                                Secs(now - w.signaled_at.value_or(now)) +
-                               " after it was signalled; sending SIGKILL");
+                               " after it was signalled; sending SIGKILL",
+          e);
       fx_.Kill(pid, Signal::kKill);
     }
   }

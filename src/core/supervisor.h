@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "core/events.h"
 #include "core/options.h"
 #include "core/types.h"
 #include "core/upgrade.h"
@@ -57,6 +58,12 @@ class Effects {
   virtual SpawnOutcome Spawn(const SpawnRequest& request) = 0;
   virtual void Kill(Pid pid, Signal signal) = 0;
   virtual void Log(LogLevel level, const std::string& message) = 0;
+  // A lifecycle event (core/events.h) and its log line: the shell logs the line (with the
+  // event's fields in JSON logs) and records the event. Without a recorder, it is only logged.
+  virtual void Emit(LogLevel level, const std::string& message, const Event& event) {
+    (void)event;
+    Log(level, message);
+  }
   // Also logged through Log; this is the copy for the upgrade's subscribers.
   virtual void UpgradeNote(UpgradeNoteKind kind, const std::string& text) {
     (void)kind, (void)text;
@@ -242,7 +249,9 @@ class Supervisor {
   void RollBack(const std::string& reason, Time now);
   // Logs, and during an upgrade streams the line to its subscribers (Einhorn's tagged lines).
   void Say(LogLevel level, const std::string& text);
-  void ReportProgress(const PoolCounts& c);
+  // The same, for a line that tells of a lifecycle event.
+  void Say(LogLevel level, const std::string& text, const Event& event);
+  void ReportProgress(const PoolCounts& c, Time now);
 
   SupervisorConfig config_;
   Effects& fx_;

@@ -13,18 +13,28 @@ UpgradeStart Supervisor::Upgrade(UpgradeStrategy strategy, Time now) {
   if (finished_ || stopping_) return {false, "The master is shutting down; not upgrading"};
   const std::string name = UpgradeStrategyName(strategy);
   int from = generation_;
+  Event start;
+  start.kind = EventKind::kUpgradeStart;
+  start.mono = now;
+  start.to = next_generation_;
+  start.detail = name;
   if (upgrade_) {
     const PoolCounts c = Count();
     from = upgrade_->from_generation;
-    Say(LogLevel::kInfo, "Currently upgrading (" + std::to_string(c.attached_ready) + " / " +
-                             std::to_string(config_.target) +
-                             " ready; starting over with generation " +
-                             std::to_string(next_generation_) + ")...");
+    start.from = from;
+    start.detail += ", superseding the upgrade to generation " + std::to_string(generation_);
+    Say(LogLevel::kInfo,
+        "Currently upgrading (" + std::to_string(c.attached_ready) + " / " +
+            std::to_string(config_.target) + " ready; starting over with generation " +
+            std::to_string(next_generation_) + ")...",
+        start);
   } else {
+    start.from = from;
     upgrade_.emplace();  // so that Say streams this first line too
-    Say(LogLevel::kInfo, "Starting " + name + " upgrade from generation " +
-                             std::to_string(generation_) + " to " +
-                             std::to_string(next_generation_) + "...");
+    Say(LogLevel::kInfo,
+        "Starting " + name + " upgrade from generation " + std::to_string(generation_) + " to " +
+            std::to_string(next_generation_) + "...",
+        start);
   }
   // The workers in the slots become the old generation: detached, serving until replaced.
   for (const Slot& slot : slots_) {
@@ -99,7 +109,7 @@ void Supervisor::Reconcile(Time now) {
     if (spawned > 0) continue;
     DrainDetached(step, now);
     if (upgrade_) {
-      ReportProgress(Count());
+      ReportProgress(Count(), now);
       if (step.done) FinishUpgrade(now);
     }
     return;
@@ -114,7 +124,9 @@ void Supervisor::DrainDetached(const UpgradeStep& step, Time now) {
     if (w.state == WorkerState::kReady) {
       ready.push_back(&w);
     } else if (step.drain_booting) {
-      Say(LogLevel::kInfo, "draining " + Describe(w) + ": not ready and no longer in the pool");
+      Event e = WorkerEvent(EventKind::kDrain, w, now);
+      e.detail = "not ready and no longer in the pool";
+      Say(LogLevel::kInfo, "draining " + Describe(w) + ": " + e.detail, e);
       SendStop(w, config_.drain_signal, now);
       // It serves nobody: killed if it lingers (after -t, or as a rolled-back one), or one that
       // ignores the signal would hold the max_upgrade_additional room of the next upgrade.
@@ -127,21 +139,27 @@ void Supervisor::DrainDetached(const UpgradeStep& step, Time now) {
   });
   for (int i = 0; i < step.drain_ready && i < static_cast<int>(ready.size()); ++i) {
     Worker& w = *ready[static_cast<size_t>(i)];
-    Say(LogLevel::kInfo, "draining " + Describe(w) + ": replaced by a ready worker");
+    Event e = WorkerEvent(EventKind::kDrain, w, now);
+    e.detail = "replaced by a ready worker";
+    Say(LogLevel::kInfo, "draining " + Describe(w) + ": " + e.detail, e);
     SendStop(w, config_.drain_signal, now);
   }
 }
 
-void Supervisor::ReportProgress(const PoolCounts& c) {
+void Supervisor::ReportProgress(const PoolCounts& c, Time now) {
   UpgradeProgress& u = *upgrade_;
   const int ready = std::min(c.attached_ready, c.target);
   const int drained = std::max(0, u.old_at_start - c.detached_ready);
   if (ready == u.reported_ready && drained == u.reported_drained) return;
   u.reported_ready = ready;
   u.reported_drained = drained;
-  Say(LogLevel::kInfo, "Progress: " + std::to_string(ready) + "/" + std::to_string(c.target) +
-                           " new ready, " + std::to_string(drained) + "/" +
-                           std::to_string(u.old_at_start) + " old drained");
+  Event e;
+  e.kind = EventKind::kUpgradeProgress;
+  e.mono = now;
+  e.generation = u.to_generation;
+  e.detail = std::to_string(ready) + "/" + std::to_string(c.target) + " new ready, " +
+             std::to_string(drained) + "/" + std::to_string(u.old_at_start) + " old drained";
+  Say(LogLevel::kInfo, "Progress: " + e.detail, e);
 }
 
 void Supervisor::CheckUpgradeDeadlines(Time now) {
@@ -174,7 +192,14 @@ void Supervisor::NewWorkerFailed(const std::string& what) {
 }
 
 void Supervisor::FinishUpgrade(Time now) {
-  Say(LogLevel::kInfo, "Upgraded successfully to generation " + std::to_string(generation_) + ".");
+  Event done;
+  done.kind = EventKind::kUpgradeDone;
+  done.mono = now;
+  done.from = upgrade_->from_generation;
+  done.to = generation_;
+  done.seconds = ToSeconds(now - upgrade_->started_at);
+  Say(LogLevel::kInfo, "Upgraded successfully to generation " + std::to_string(generation_) + ".",
+      done);
   last_upgrade_ = UpgradeResult{true, generation_, "", now};
   upgrade_.reset();
   fx_.Log(LogLevel::kInfo, "upgrade: Upgrade done");
@@ -184,6 +209,13 @@ void Supervisor::FinishUpgrade(Time now) {
 void Supervisor::RollBack(const std::string& reason, Time now) {
   const int failed = generation_;
   const int from = upgrade_->from_generation;
+  Event rolled;
+  rolled.kind = EventKind::kUpgradeRollback;
+  rolled.mono = now;
+  rolled.from = from;
+  rolled.to = failed;
+  rolled.seconds = ToSeconds(now - upgrade_->started_at);
+  rolled.detail = reason;
   upgrade_.reset();
   last_upgrade_ = UpgradeResult{false, failed, reason, now};
   generation_ = from;
@@ -219,12 +251,17 @@ void Supervisor::RollBack(const std::string& reason, Time now) {
   const std::string text = "Upgrade to generation " + std::to_string(failed) + " failed: " +
                            reason + ". Rolled back: generation " + std::to_string(from) +
                            " keeps serving (" + std::to_string(serving) + " ready)";
-  fx_.Log(LogLevel::kError, "upgrade: " + text);
+  fx_.Emit(LogLevel::kError, "upgrade: " + text, rolled);
   fx_.UpgradeNote(UpgradeNoteKind::kFailed, text);
 }
 
 void Supervisor::Say(LogLevel level, const std::string& text) {
   fx_.Log(level, text);
+  if (upgrade_) fx_.UpgradeNote(UpgradeNoteKind::kProgress, text);
+}
+
+void Supervisor::Say(LogLevel level, const std::string& text, const Event& event) {
+  fx_.Emit(level, text, event);
   if (upgrade_) fx_.UpgradeNote(UpgradeNoteKind::kProgress, text);
 }
 

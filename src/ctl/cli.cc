@@ -97,6 +97,12 @@ ParsedCommandLine ParseCommandLine(const std::vector<std::string>& argv) {
       ->check(CLI::NonNegativeNumber)
       ->needs(upgrade_wait);
   sub("reload", "Re-exec the master in place, keeping the workers");
+  CLI::App* events = sub("events", "Show recent lifecycle events: spawns, exits, upgrades, ...");
+  events->add_option("--since", inv.since, "Only the events after this sequence number");
+  events->add_flag("-f,--follow", inv.follow, "Keep printing new events as they happen");
+  events->add_option("--interval", inv.follow_interval, "Seconds between polls of --follow (default 0.5)")
+      ->check(CLI::PositiveNumber);
+  sub("metrics", "Print the master's metrics (Prometheus text format)");
 
   std::vector<const char*> cargv;
   cargv.reserve(argv.size());

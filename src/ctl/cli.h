@@ -6,6 +6,7 @@
 // `upgrade --wait`: before the upgrade's final message).
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -43,6 +44,11 @@ struct Invocation {
   // which only bounds the first reply here: the master bounds an upgrade itself and always
   // ends it with a message, which may take much longer than one reply.
   double upgrade_wait_timeout = 3600;
+  // events: only those after this sequence number; --follow keeps asking every
+  // follow_interval seconds until interrupted or the master goes away.
+  std::uint64_t since = 0;
+  bool follow = false;
+  double follow_interval = 0.5;
 };
 
 // Either something to run, or the end: --help and --version (exit 0, text in `out`) and usage

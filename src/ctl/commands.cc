@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/events.h"
 #include "core/pool_status.h"
 #include "core/wire.h"
 #include "ctl/render.h"
@@ -381,6 +382,74 @@ int UpgradeCommand(const Invocation& inv, Context& ctx, Session& session) {
   return output.Finish(kExitOk);
 }
 
+// events [--since SEQ] [--follow]: the ring's events after SEQ, oldest first; --follow then
+// asks again every interval for those after the newest one seen, until interrupted (or the
+// master goes away: exit 3). Human lines under a header, or one JSON object per line.
+int EventsCommand(const Invocation& inv, Context& ctx, Session& session) {
+  Output output(ctx, inv.json);
+  std::uint64_t since = inv.since;
+  for (bool first = true;; first = false) {
+    Reply last;
+    std::vector<std::string> args;
+    if (since > 0) args.push_back(std::to_string(since));
+    const Status s = session.Call("events", args, [&](const Reply& r) { last = r; });
+    if (!s.ok()) {
+      if (first) return output.Unreachable(s);
+      return output.Unreachable(Status::Error("lost the master while following: " + s.message()));
+    }
+    if (last.error) {
+      output.Add(last);
+      return output.Finish(kExitRefused);
+    }
+    const Result<core::EventsReply> parsed = core::EventsReplyFromYaml(last.message);
+    if (!parsed.ok()) {
+      output.Diagnose(last.message.rfind("Unrecognized command", 0) == 0
+                          ? "this master does not know `events` (Ruby Einhorn, or an older "
+                            "einhorn-cpp)"
+                          : "the master's answer to events is not a list of events: " +
+                                parsed.error());
+      return output.Finish(kExitRefused);
+    }
+    const core::EventsReply& reply = parsed.value();
+    if (reply.last_seq < since) {
+      // Numbering starts again only with another master (events survive a reload).
+      output.Diagnose("the master's events start again at 1: following from there");
+      since = 0;
+      continue;
+    }
+    if (since > 0 && reply.first_seq > since + 1) {
+      output.Diagnose(std::to_string(reply.first_seq - since - 1) +
+                      " events after " + std::to_string(since) + " are no longer kept");
+    }
+    if (first && !inv.json) *ctx.out << RenderEventsHeader();
+    for (const core::Event& e : reply.events) {
+      *ctx.out << (inv.json ? core::EventToJson(e) + "\n" : RenderEvent(e));
+    }
+    *ctx.out << std::flush;
+    since = reply.last_seq;
+    if (!inv.follow) return kExitOk;
+    ctx.clock->Sleep(inv.follow_interval);
+  }
+}
+
+// metrics: the text exposition as the master renders it (what --metrics-listen serves).
+int MetricsCommand(const Invocation& inv, Context& ctx, Session& session) {
+  Output output(ctx, inv.json);
+  Reply last;
+  const Status s = session.Call("metrics", {}, [&](const Reply& r) { last = r; });
+  if (!s.ok()) return output.Unreachable(s);
+  if (last.error || last.message.rfind("# HELP", 0) != 0) {
+    if (!last.error) {
+      output.Diagnose("the master's answer to metrics is not the Prometheus text format");
+      return output.Finish(kExitRefused);
+    }
+    output.Add(last);
+    return output.Finish(kExitRefused);
+  }
+  *ctx.out << last.message << std::flush;
+  return kExitOk;
+}
+
 std::vector<std::string> SplitWords(const std::string& line) {
   std::vector<std::string> words;
   std::istringstream in(line);
@@ -451,6 +520,8 @@ int Run(const Invocation& inv, Context& ctx) {
   if (c == "log-level") return LogLevelCommand(inv, ctx, session);
   if (c == "set") return SetCommand(inv, ctx, session);
   if (c == "upgrade") return UpgradeCommand(inv, ctx, session);
+  if (c == "events") return EventsCommand(inv, ctx, session);
+  if (c == "metrics") return MetricsCommand(inv, ctx, session);
   Output output(ctx, inv.json);
   if (c == "ack") {
     const Status s = session.Ack(inv.pid > 0 ? inv.pid : ctx.parent_pid);

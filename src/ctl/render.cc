@@ -77,6 +77,7 @@ std::string RenderStatusSummary(const PoolStatus& s) {
     out += std::to_string(s.watchdog_timeouts) + " hung worker" +
            (s.watchdog_timeouts == 1 ? "" : "s") + " aborted by --worker-watchdog\n";
   }
+  out += RenderListeners(s);
   if (const auto& last = s.last_upgrade) {
     out += "last upgrade, to generation " + std::to_string(last->generation) + ", " +
            HumanDuration(last->ago) + " ago: " +
@@ -173,7 +174,14 @@ std::string RenderStatusJson(const PoolStatus& s) {
       {"last_upgrade", nullptr},
       {"workers", workers},
       {"pending", pending},
+      {"listeners", Json::array()},
   };
+  for (const core::ListenerStatus& l : s.listeners) {
+    j["listeners"].push_back(
+        {{"name", l.name},
+         {"accept_queue", l.accept_queue ? Json(*l.accept_queue) : Json(nullptr)},
+         {"backlog", l.backlog ? Json(*l.backlog) : Json(nullptr)}});
+  }
   if (const auto& u = s.upgrade) {
     j["upgrade"] = {{"strategy", u->strategy},         {"from_generation", u->from_generation},
                     {"to_generation", u->to_generation}, {"elapsed", u->elapsed},
@@ -187,6 +195,52 @@ std::string RenderStatusJson(const PoolStatus& s) {
                          {"ago", last->ago}};
   }
   return Dump(j) + "\n";
+}
+
+std::string RenderListeners(const PoolStatus& s) {
+  std::string out;
+  for (const core::ListenerStatus& l : s.listeners) {
+    out += "listener " + l.name + ": ";
+    if (!l.accept_queue) {
+      out += "no accept queue figures\n";
+      continue;
+    }
+    out += "accept queue " + std::to_string(*l.accept_queue);
+    if (l.backlog) out += "/" + std::to_string(*l.backlog);
+    out += l.backlog && *l.accept_queue >= *l.backlog ? " (full: connections are dropped)\n"
+                                                       : "\n";
+  }
+  return out;
+}
+
+// The fixed columns of an event line (Format's buffer is too short for them).
+template <typename... Args>
+std::string Columns(const char* fmt, Args... args) {
+  std::array<char, 160> buf{};
+  std::snprintf(buf.data(), buf.size(), fmt, args...);
+  return buf.data();
+}
+
+std::string RenderEventsHeader() {
+  return Columns("%-24s %6s  %-16s %4s  %-8s %3s  %s\n", "TIME", "SEQ", "EVENT", "SLOT", "PID",
+                "GEN", "DETAIL");
+}
+
+std::string RenderEvent(const core::Event& e) {
+  const auto or_dash = [](bool present, long long v) {
+    return present ? std::to_string(v) : std::string("-");
+  };
+  std::string line = Columns("%-24s %6llu  %-16s %4s  %-8s %3s  ", core::FormatUtc(e.wall_ns).c_str(),
+                            static_cast<unsigned long long>(e.seq), core::EventKindName(e.kind),
+                            or_dash(e.slot >= 0, e.slot).c_str(), or_dash(e.pid > 0, e.pid).c_str(),
+                            or_dash(e.generation > 0, e.generation).c_str());
+  std::string detail = core::EventSummary(e);
+  if (detail.empty()) detail = "-";
+  // One line per event whatever the detail holds.
+  for (char& c : detail) {
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  }
+  return line + detail + "\n";
 }
 
 std::string RenderMessagesJson(const std::vector<std::string>& messages, bool error) {

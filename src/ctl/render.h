@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/events.h"
 #include "core/pool_status.h"
 
 namespace einhorn::ctl {
@@ -28,6 +29,13 @@ std::string RenderStatus(const core::PoolStatus& status);
 std::string RenderStatusJson(const core::PoolStatus& status);
 // {"messages": [...], "error": bool}, for every command but status under --json.
 std::string RenderMessagesJson(const std::vector<std::string>& messages, bool error);
+
+// One event per line for people: time, sequence number, event, slot, pid, generation and the
+// detail ("-" where there is none). The header names the columns.
+std::string RenderEventsHeader();
+std::string RenderEvent(const core::Event& event);
+// The listeners' accept queues under the status summary ("" when there are none).
+std::string RenderListeners(const core::PoolStatus& status);
 
 // A reply message as printed: nothing for an empty message (Einhorn's `signal` always answers
 // ''), otherwise the text with exactly one trailing newline added if it has none.

@@ -175,6 +175,7 @@ bool ControlServer::RefuseForLackOfFds(int accept_errno) {
         send(fd, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     close(fd);
     NoteRefusal(who, why);
+    control_.Refused(core::Peer{}, "out_of_fds", now_());
   }
   reserve_fd_ = OpenReserve();
   if (fd < 0) {
@@ -225,6 +226,7 @@ void ControlServer::Accept(int fd) {
     spdlog::warn("command socket: refused {}: not root, not uid {} and not allowed by "
                  "--control-allow-uid/--control-allow-gid",
                  cred.ok() ? c->Name() : cred.error(), policy_.self_uid);
+    control_.Refused(c->peer, "permission", now_());
     Send(c, ErrorReply("Permission denied: uid " + std::to_string(c->peer.uid) +
                        " may not use this command socket"));
     CloseAfterWrites(c);
@@ -234,6 +236,7 @@ void ControlServer::Accept(int fd) {
   if (connections_.size() - worker_channels_.size() > limits_.max_connections) {
     NoteRefusal(c->Name(),
                 "too many connections (" + std::to_string(limits_.max_connections) + ")");
+    control_.Refused(c->peer, "too_many_connections", now_());
     Send(c, ErrorReply("Too many connections to the command socket; try again later"));
     CloseAfterWrites(c);
     return;

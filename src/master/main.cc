@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/flags.h"
+#include "core/metrics.h"
 #include "core/state.h"
 #include "master/logging.h"
 #include "master/master.h"
@@ -76,6 +77,7 @@ core::Result<AccessPolicy> ResolveAccess(const core::Options& o) {
 int RunMaster(MasterSetup setup) {
   std::vector<sys::Listener> listeners = setup.listeners;
   sys::Listener control = setup.control;
+  sys::Listener metrics = setup.metrics;
   const std::string pidfile = setup.options.pidfile;
   int code = 0;
   {
@@ -86,6 +88,8 @@ int RunMaster(MasterSetup setup) {
   // The server closed the command socket's fd; only the path is ours to remove.
   control.fd = -1;
   sys::CloseListener(control);
+  metrics.fd = -1;  // closed by the metrics server, as the command socket's
+  sys::CloseListener(metrics);
   sys::RemovePidfile(pidfile, getpid());
   spdlog::info("exiting with status {}", code);
   return code;
@@ -137,6 +141,7 @@ int Restore(int state_fd, const std::vector<std::string>& env) {
   }
   core::MasterState& state = decoded.value();
   SetUpLogging(state.verbosity);
+  SetLogFormat(state.options.log_format);
 
   MasterSetup setup;
   setup.options = state.options;
@@ -167,6 +172,8 @@ int Restore(int state_fd, const std::vector<std::string>& env) {
   for (const auto& n : state.notify_sockets) restored.notify_sockets.emplace_back(n.worker, n.fd);
   restored.reloads = state.reloads;
   restored.previous_version = state.written_by;
+  restored.telemetry = std::move(state.telemetry);
+  if (state.metrics.fd >= 0) setup.metrics = ToListener(state.metrics);
   setup.restored = std::move(restored);
   // The lock is the open file's: adopting its fd keeps it held, and released at exit.
   sys::LockFile lock = sys::LockFile::Adopt(state.lock_fd);
@@ -195,6 +202,7 @@ int Main(int argc, char** argv) {
   // Einhorn's default: one unready new worker per CPU during an upgrade.
   if (!o.max_unacked) o.max_unacked = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   SetUpLogging(o.verbosity);
+  SetLogFormat(o.log_format);
 
   const char* path_env = std::getenv("PATH");
   auto command = sys::ResolveCommand(o.command.front(), path_env ? path_env : "");
@@ -290,6 +298,21 @@ int Main(int argc, char** argv) {
     sys::CloseListener(control.value());
     return Fail(st.message());
   }
+  // --metrics-listen (checked by ParseFlags): a UNIX socket gets the umask's mode, and only
+  // users with write permission on it may connect.
+  sys::Listener metrics;
+  if (!o.metrics_listen.empty()) {
+    auto spec = core::ParseMetricsListen(o.metrics_listen);
+    auto opened = spec.ok() ? sys::OpenListener(spec.value(), 64)
+                            : core::Result<sys::Listener>::Error(spec.error());
+    if (!opened.ok()) {
+      CloseAll(listeners);
+      sys::CloseListener(control.value());
+      sys::RemovePidfile(o.pidfile, getpid());
+      return Fail("--metrics-listen " + o.metrics_listen + ": " + opened.error());
+    }
+    metrics = opened.value();
+  }
   if (o.nice.master) {
     if (core::Status st = sys::SetNice(*o.nice.master); !st.ok()) spdlog::warn("{}", st.message());
   }
@@ -304,6 +327,7 @@ int Main(int argc, char** argv) {
   setup.startup_env = env;
   setup.worker_env = env;
   setup.self_path = sys::SelfPath(argv[0], path_env ? path_env : "");
+  setup.metrics = metrics;
   return RunMaster(std::move(setup));
 }
 

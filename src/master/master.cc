@@ -45,6 +45,7 @@ Master::Master(MasterSetup setup)
                                 AckModeText(setup_.options.ack_mode)}),
       verbosity_(setup_.restored ? setup_.restored->verbosity : setup_.options.verbosity),
       reloads_(setup_.restored ? setup_.restored->reloads : 0) {
+  if (setup_.restored) telemetry_.Restore(setup_.restored->telemetry);
   const core::Options& o = setup_.options;
   plan_template_.path = setup_.command_path;
   plan_template_.argv = o.command;
@@ -99,6 +100,7 @@ int Master::Run() {
   server_ = std::make_unique<ControlServer>(
       &loop_, control_, setup_.access, [this] { return Now(); }, [this] { AfterEvent(); });
   if (setup_.control.fd >= 0) server_->Listen(setup_.control.fd);
+  StartMetricsServer();
 
   if (setup_.restored) {
     AfterRestore();
@@ -113,6 +115,7 @@ int Master::Run() {
     TryExec();  // returns only if the re-exec did not happen
   }
   server_->Close();
+  if (metrics_) metrics_->Close();
   while (!pending_execs_.empty()) ForgetExec(pending_execs_.begin()->second);
   while (!notify_channels_.empty()) DropNotify(notify_channels_.begin()->first);
 
@@ -122,6 +125,7 @@ int Master::Run() {
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);
   server_.reset();
+  metrics_.reset();
   return supervisor_.ExitCode();
 }
 
@@ -164,7 +168,11 @@ void Master::HandleSignal(int signum) {
       supervisor_.Stop(core::StopKind::kQuit, Now());
       return;
     case SIGHUP: {
-      Audit(core::LogLevel::kInfo, "got SIGHUP: smooth upgrade");
+      core::Event asked;
+      asked.kind = core::EventKind::kControl;
+      asked.by = "SIGHUP";
+      asked.detail = "upgrade";
+      Audit(core::LogLevel::kInfo, "got SIGHUP: smooth upgrade", asked);
       const core::UpgradeStart start = Reload(core::UpgradeStrategy::kSmooth, Now());
       if (!start.started) spdlog::warn("not upgrading: {}", start.message);
       return;
@@ -339,11 +347,11 @@ void Master::UpgradeNote(core::UpgradeNoteKind kind, const std::string& text) {
   notes_.emplace_back(kind, text);
 }
 
-void Master::Audit(core::LogLevel level, const std::string& message) {
+void Master::Audit(core::LogLevel level, const std::string& message, const core::Event& event) {
   // -q must not hide who changed the pool: lift the level for this one line.
   const spdlog::level::level_enum was = spdlog::get_level();
   spdlog::set_level(std::min(was, ToSpdlog(level)));
-  spdlog::log(ToSpdlog(level), "{}", message);
+  LogEvent(level, message, Keep(event));
   spdlog::set_level(was);
 }
 

@@ -18,8 +18,10 @@
 #include "core/service_notify.h"
 #include "core/state.h"
 #include "core/supervisor.h"
+#include "core/telemetry.h"
 #include "core/worker_env.h"
 #include "master/control_server.h"
+#include "master/metrics_server.h"
 #include "sys/listeners.h"
 #include "sys/spawn.h"
 
@@ -39,6 +41,7 @@ struct MasterSetup {
   std::vector<std::string> startup_env;  // the first image's environment, restored to re-exec
   std::vector<std::string> worker_env;   // this image's environment: the workers' base
   std::string self_path;                 // the einhorn-cpp binary to re-exec
+  sys::Listener metrics;                 // --metrics-listen, bound and listening (fd -1: none)
 
   // An image started by a re-exec carries on where the previous one stopped.
   struct Restored {
@@ -49,6 +52,7 @@ struct MasterSetup {
     int reloads = 0;
     std::string previous_version;
     std::vector<std::pair<pid_t, int>> notify_sockets;  // worker, fd
+    core::Telemetry::Snapshot telemetry;                 // the event ring and the counters
   };
   std::optional<Restored> restored;
 };
@@ -66,10 +70,19 @@ class Master final : public core::Effects, public core::ControlHost {
   void Kill(core::Pid pid, core::Signal signal) override;
   void Log(core::LogLevel level, const std::string& message) override;
   void UpgradeNote(core::UpgradeNoteKind kind, const std::string& text) override;
+  // Lifecycle events (core/events.h): stamped with the wall clock, kept in telemetry_, and
+  // logged with their fields (master_observe.cc).
+  void Emit(core::LogLevel level, const std::string& message, const core::Event& event) override;
+  void Record(const core::Event& event) override;
+  void CountCommand(const std::string& verb) override;
+  const core::Telemetry* telemetry() const override { return &telemetry_; }
+  std::vector<core::ListenerStats> Listeners() const override;
+  void AddProcessFacts(core::MetricsInput* input) const override;
 
   int Verbosity() const override { return verbosity_; }
   void SetVerbosity(int verbosity) override;
-  void Audit(core::LogLevel level, const std::string& message) override;
+  void Audit(core::LogLevel level, const std::string& message,
+             const core::Event& event) override;
   core::UpgradeStart Reload(std::optional<core::UpgradeStrategy> then_upgrade,
                             core::Time now) override;
   int Reloads() const override { return reloads_; }
@@ -92,6 +105,9 @@ class Master final : public core::Effects, public core::ControlHost {
   void ReadNotify(NotifyChannel* channel);
   static int NotifyFd(const NotifyChannel* channel);
   core::Time Now() const;
+  // Stamps the wall clock, keeps the event; returns it as kept (with its sequence number).
+  core::Event Keep(core::Event event);
+  void StartMetricsServer();
 
   // Master re-exec (master_reload.cc).
   void StartReloadCheck();
@@ -119,6 +135,8 @@ class Master final : public core::Effects, public core::ControlHost {
   int verbosity_;
   uv_loop_t loop_{};
   std::unique_ptr<ControlServer> server_;
+  core::Telemetry telemetry_;
+  std::unique_ptr<MetricsServer> metrics_;
   std::map<pid_t, PendingExec*> pending_execs_;  // children whose exec is not confirmed yet
   std::map<pid_t, NotifyChannel*> notify_channels_;
   // Upgrade messages wait here until the event that produced them is handled, so that a

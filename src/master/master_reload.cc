@@ -52,7 +52,15 @@ core::UpgradeStart Master::Reload(std::optional<core::UpgradeStrategy> then_upgr
     spdlog::info("{}: re-executing the master{}", begin.message,
                  begin.start_check ? "" : " (joining the reload under way)");
   }
-  if (begin.start_check) StartReloadCheck();
+  if (begin.start_check) {
+    core::Event started;
+    started.kind = core::EventKind::kReload;
+    started.detail = then_upgrade ? std::string("started, then a ") +
+                                        core::UpgradeStrategyName(*then_upgrade) + " upgrade"
+                                  : "started";
+    Record(started);
+    StartReloadCheck();
+  }
   return core::UpgradeStart{begin.accepted, begin.message};
 }
 
@@ -93,6 +101,7 @@ void Master::StartReloadCheck() {
   probe.written_by = core::kVersion;
   probe.startup_env = setup_.startup_env;
   probe.verbosity = verbosity_;
+  probe.telemetry = telemetry_.Save();
   auto state_fd = sys::BytesMemfd("einhorn-cpp-state", core::EncodeState(probe));
   if (!state_fd.ok()) return ReloadFailed(state_fd.error());
   auto output_fd = sys::BytesMemfd("einhorn-cpp-upgrade-check", "");
@@ -227,6 +236,7 @@ core::Status Master::ExecNewImage() {
   state.then_upgrades = reload_.then_upgrades();
   state.reloads = reloads_ + 1;
   state.lock_fd = setup_.lock_fd;
+  state.telemetry = telemetry_.Save();
   auto listener = [](const sys::Listener& l, int fd) {
     core::MasterState::Listener m;
     m.spec = l.spec;
@@ -239,6 +249,7 @@ core::Status Master::ExecNewImage() {
   };
   for (const sys::Listener& l : setup_.listeners) state.listeners.push_back(listener(l, l.fd));
   state.control = listener(setup_.control, server_->listener_fd());
+  if (metrics_) state.metrics = listener(setup_.metrics, metrics_->listener_fd());
   for (const auto& [worker, channel] : notify_channels_) {
     state.notify_sockets.push_back({worker, NotifyFd(channel)});
   }
@@ -259,6 +270,7 @@ core::Status Master::ExecNewImage() {
   for (const auto& c : state.clients) kept.push_back(c.fd);
   for (const auto& n : state.notify_sockets) kept.push_back(n.fd);
   if (state.lock_fd >= 0) kept.push_back(state.lock_fd);
+  if (state.metrics.fd >= 0) kept.push_back(state.metrics.fd);
   kept.push_back(memfd.value());
   core::Status st = core::Status::Ok();
   for (int fd : kept) {
@@ -286,7 +298,10 @@ void Master::ReloadFailed(const std::string& reason) {
   const bool upgrading = !reload_.then_upgrades().empty();
   reload_.Clear();
   last_reload_error_ = reason;
-  spdlog::error("{}", core::Reload::FailureText(reason));
+  core::Event failed;
+  failed.kind = core::EventKind::kReload;
+  failed.detail = "failed: " + reason.substr(0, 200);
+  Emit(core::LogLevel::kError, core::Reload::FailureText(reason), failed);
   if (upgrading) {
     UpgradeNote(core::UpgradeNoteKind::kFailed, core::Reload::UpgradeFailureText(reason));
   }
@@ -298,6 +313,10 @@ void Master::AfterRestore() {
                "command connections kept",
                core::kVersion, r.previous_version, r.reloads,
                r.supervisor.workers.size(), r.clients.size());
+  core::Event done;
+  done.kind = core::EventKind::kReload;
+  done.detail = "done";
+  Record(done);
   for (const ControlServer::Carried& c : r.clients) server_->Restore(c);
   for (const auto& [worker, fd] : r.notify_sockets) WatchNotify(worker, fd);
   // Children that died while no image was watching: their SIGCHLD came before our handler.

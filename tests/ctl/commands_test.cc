@@ -9,6 +9,8 @@
 #include <optional>
 #include <sstream>
 
+#include "core/events.h"
+#include "ctl/render.h"
 #include "fake_master.h"
 
 namespace einhorn::ctl {
@@ -578,6 +580,111 @@ TEST_CASE("commands: the interactive shell") {
   eof.stdin_tty = true;
   CHECK(eof.Run({}, "help\n") == kExitOk);
   CHECK(eof.Verbs() == std::vector<std::string>{"ehlo", "help"});
+}
+
+// A master whose ring gains one event per `events` request (seq 1, 2, ...) and that hangs up
+// after `calls` requests.
+Script GrowingEvents(int calls) {
+  auto ring = std::make_shared<core::EventRing>(3);
+  auto served = std::make_shared<int>(0);
+  return [ring, served, calls](const Request& r) -> Answer {
+    if (r.command != "events") return test::Refuse("Unrecognized command");
+    if (++*served > calls) {
+      Answer a;
+      a.close = true;
+      return a;
+    }
+    core::Event e;
+    e.kind = core::EventKind::kExit;
+    e.wall_ns = 1'714'564'803'250'000'000;
+    e.slot = 0;
+    e.pid = 4000 + *served;
+    e.generation = 1;
+    e.exit = core::ExitStatus{true, 9};
+    e.seconds = 2;
+    ring->Push(e);
+    std::uint64_t since = 0;
+    if (!r.args.empty()) since = std::stoull(r.args[0]);
+    return test::Say(core::EventsReplyToYaml(
+        core::EventsReply{ring->first_seq(), ring->last_seq(), ring->Since(since)}));
+  };
+}
+
+TEST_CASE("commands: events prints a header and one line per event") {
+  Harness h(GrowingEvents(1));
+  CHECK(h.Run({"events"}) == kExitOk);
+  REQUIRE(h.sent.size() == 1);
+  CHECK(h.sent[0].args.empty());
+  CHECK(h.out.str() == RenderEventsHeader() +
+                           "2024-05-01T12:00:03.250Z      1  exit                0  4001       1  "
+                           "signal 9 after 2.000s\n");
+  // After 7 of a master that is at 1: another master, whose events are all new.
+  Harness since(GrowingEvents(2));
+  CHECK(since.Run({"events", "--since", "7"}) == kExitOk);
+  REQUIRE(since.sent.size() == 2);
+  CHECK(since.sent[0].args == std::vector<std::string>{"7"});
+  CHECK(since.sent[1].args.empty());
+  CHECK(since.err.str() == "einhornctl: the master's events start again at 1: following from there\n");
+}
+
+TEST_CASE("commands: events --follow asks for what came after the last one seen") {
+  Harness h(GrowingEvents(4));
+  CHECK(h.Run({"events", "--follow", "--json", "--interval", "2"}) == kExitUnreachable);
+  REQUIRE(h.sent.size() == 5);  // the fifth finds the master gone
+  CHECK(h.sent[0].args.empty());
+  CHECK(h.sent[1].args == std::vector<std::string>{"1"});
+  CHECK(h.sent[3].args == std::vector<std::string>{"3"});
+  CHECK(h.clock.sleeps() == 4);
+  // One JSON object per line, each event once.
+  std::istringstream lines(h.out.str());
+  std::vector<int> pids;
+  for (std::string line; std::getline(lines, line);) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    CHECK(j["event"] == "exit");
+    CHECK(j["signal"] == 9);
+    CHECK(j["exit_code"].is_null());
+    pids.push_back(j["pid"]);
+  }
+  CHECK(pids == std::vector<int>{4001, 4002, 4003, 4004});
+  CHECK(h.err.str().find("lost the master while following") != std::string::npos);
+}
+
+TEST_CASE("commands: events says which ones it missed, and refuses what is not a reply") {
+  // Asked for those after 1 of a ring of 3 that is at 5: 2 is gone.
+  auto ring = std::make_shared<core::EventRing>(3);
+  for (int i = 0; i < 5; ++i) ring->Push(core::Event{});
+  Harness h([ring](const Request& r) {
+    const std::uint64_t since = r.args.empty() ? 0 : std::stoull(r.args[0]);
+    return test::Say(core::EventsReplyToYaml(
+        core::EventsReply{ring->first_seq(), ring->last_seq(), ring->Since(since)}));
+  });
+  CHECK(h.Run({"events", "--since", "1"}) == kExitOk);
+  CHECK(h.err.str() == "einhornctl: 1 events after 1 are no longer kept\n");
+  const std::string out = h.out.str();
+  CHECK(std::count(out.begin(), out.end(), '\n') == 4);  // the header and 3
+
+  Harness old([](const Request&) { return test::Refuse("Unrecognized command: \"events\""); });
+  CHECK(old.Run({"events"}) == kExitRefused);
+  Harness odd([](const Request&) { return test::Say("hello"); });
+  CHECK(odd.Run({"events"}) == kExitRefused);
+  CHECK(odd.err.str().find("not a list of events") != std::string::npos);
+  Harness gone(GrowingEvents(0));
+  CHECK(gone.Run({"events"}) == kExitUnreachable);
+}
+
+TEST_CASE("commands: metrics prints the text as the master sends it") {
+  const std::string text = "# HELP einhorn_spawns_total Workers started.\n"
+                           "# TYPE einhorn_spawns_total counter\neinhorn_spawns_total 3\n";
+  Harness h([text](const Request& r) {
+    return r.command == "metrics" ? test::Say(text) : test::Refuse("no");
+  });
+  CHECK(h.Run({"metrics"}) == kExitOk);
+  CHECK(h.out.str() == text);
+  Harness refused([](const Request&) { return test::Refuse("Unrecognized command: \"metrics\""); });
+  CHECK(refused.Run({"metrics"}) == kExitRefused);
+  CHECK(refused.err.str().find("Unrecognized command") != std::string::npos);
+  Harness odd([](const Request&) { return test::Say("hello"); });
+  CHECK(odd.Run({"metrics"}) == kExitRefused);
 }
 
 }  // namespace

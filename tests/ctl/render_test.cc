@@ -27,6 +27,46 @@ TEST_CASE("render: human durations") {
   CHECK(ShortSeconds(0.5) == "0.5s");
 }
 
+TEST_CASE("render: events, one line each, a dash where a field is absent") {
+  core::Event e;
+  e.seq = 42;
+  e.wall_ns = 1'714'564'803'250'000'000;
+  e.kind = core::EventKind::kUpgradeRollback;
+  e.from = 1;
+  e.to = 2;
+  e.seconds = 4;
+  e.detail = "3 new workers failed\n(last: exit 1)";
+  CHECK(RenderEventsHeader() ==
+        "TIME                        SEQ  EVENT            SLOT  PID      GEN  DETAIL\n");
+  CHECK(RenderEvent(e) ==
+        "2024-05-01T12:00:03.250Z     42  upgrade_rollback    -  -          -  generation 2 "
+        "rolled back to 1 after 4.000s: 3 new workers failed (last: exit 1)\n");
+  core::Event spawn;
+  spawn.seq = 7;
+  spawn.kind = core::EventKind::kSpawn;
+  spawn.slot = 3;
+  spawn.pid = 123456;
+  spawn.generation = 2;
+  CHECK(RenderEvent(spawn) ==
+        "1970-01-01T00:00:00.000Z      7  spawn               3  123456     2  -\n");
+}
+
+TEST_CASE("render: listeners' accept queues under the summary") {
+  core::PoolStatus s = test::MakeStatus(2, 2, 0);
+  CHECK(RenderListeners(s).empty());
+  s.listeners = {{"127.0.0.1:8080", 3, 128}, {"unix:/run/a.sock", 16, 16}, {"udp", {}, {}}};
+  CHECK(RenderListeners(s) ==
+        "listener 127.0.0.1:8080: accept queue 3/128\n"
+        "listener unix:/run/a.sock: accept queue 16/16 (full: connections are dropped)\n"
+        "listener udp: no accept queue figures\n");
+  CHECK(RenderStatusSummary(s).find("listener 127.0.0.1:8080: accept queue 3/128\n") !=
+        std::string::npos);
+  const nlohmann::json j = nlohmann::json::parse(RenderStatusJson(s));
+  CHECK(j["listeners"][0]["name"] == "127.0.0.1:8080");
+  CHECK(j["listeners"][0]["accept_queue"] == 3);
+  CHECK(j["listeners"][2]["backlog"].is_null());
+}
+
 TEST_CASE("render: messages print with one newline, empty ones not at all") {
   CHECK(MessageText("") == "");
   CHECK(MessageText("a") == "a\n");

@@ -255,10 +255,12 @@ TEST_CASE("control: help lists the described verbs sorted in the Einhorn format"
     CHECK_MESSAGE(line.size() > colon + 2, line);  // a description follows
     names.push_back(line.substr(0, colon));
   }
-  // Einhorn's thirteen (contract 3.5) plus our `status`; ehlo and worker:* are not listed.
+  // Einhorn's thirteen (contract 3.5) plus our `status`, `events` and `metrics`; ehlo and
+  // worker:* are not listed.
   const std::vector<std::string> expected = {
-      "config", "dec",         "die",    "help",  "inc",    "louder",  "quieter",
-      "reload", "set_workers", "signal", "state", "status", "upgrade", "upgrade_fleet"};
+      "config", "dec",     "die",    "events",      "help",   "inc",
+      "louder", "metrics", "quieter", "reload",     "set_workers", "signal",
+      "state",  "status",  "upgrade", "upgrade_fleet"};
   CHECK(names == expected);
 
   Pool pool(1);

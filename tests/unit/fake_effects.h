@@ -18,6 +18,7 @@ struct FakeEffects : core::Effects {
   std::vector<Kill> kills;
   std::vector<std::pair<core::LogLevel, std::string>> logs;
   std::vector<std::pair<core::UpgradeNoteKind, std::string>> notes;  // UpgradeNote, in order
+  std::vector<core::Event> events;  // Emit, in order (their lines are in logs too)
   core::Pid next_pid = 100;
   std::string fail_with;  // non-empty: every spawn fails with this error
 
@@ -28,6 +29,17 @@ struct FakeEffects : core::Effects {
   }
   void Kill(core::Pid pid, core::Signal s) override { kills.push_back({pid, s}); }
   void Log(core::LogLevel l, const std::string& m) override { logs.emplace_back(l, m); }
+  void Emit(core::LogLevel l, const std::string& m, const core::Event& e) override {
+    logs.emplace_back(l, m);
+    events.push_back(e);
+  }
+  std::vector<core::Event> EventsOf(core::EventKind kind) const {
+    std::vector<core::Event> out;
+    for (const core::Event& e : events) {
+      if (e.kind == kind) out.push_back(e);
+    }
+    return out;
+  }
   void UpgradeNote(core::UpgradeNoteKind k, const std::string& t) override {
     notes.emplace_back(k, t);
   }

@@ -136,6 +136,12 @@ void CheckSame(const PoolStatus& x, const PoolStatus& y) {
     CHECK(x.pending[i].restarts == y.pending[i].restarts);
     CHECK(x.pending[i].last_exit == y.pending[i].last_exit);
   }
+  REQUIRE(x.listeners.size() == y.listeners.size());
+  for (size_t i = 0; i < x.listeners.size(); ++i) {
+    CHECK(x.listeners[i].name == y.listeners[i].name);
+    CHECK(x.listeners[i].accept_queue == y.listeners[i].accept_queue);
+    CHECK(x.listeners[i].backlog == y.listeners[i].backlog);
+  }
 }
 
 TEST_CASE("pool status: round trip with every optional field set") {
@@ -236,7 +242,31 @@ TEST_CASE("pool status: the whole document, byte for byte") {
         "workers:\n"
         "  - {slot: 0, index: 0, pid: 8, generation: 1, state: \"ready\", time_to_ready: 2.0, "
         "uptime: 3.25, restarts: 0, last_exit: ~, notify_status: ~}\n"
-        "pending: []\n");
+        "pending: []\n"
+        "listeners: []\n");
+  s.listeners = {{"127.0.0.1:8080", 3, 100}, {"udp \"x\"", std::nullopt, std::nullopt}};
+  const std::string yaml = PoolStatusToYaml(s);
+  CHECK(yaml.substr(yaml.find("listeners:")) ==
+        "listeners:\n"
+        "  - {name: \"127.0.0.1:8080\", accept_queue: 3, backlog: 100}\n"
+        "  - {name: \"udp \\\"x\\\"\", accept_queue: ~, backlog: ~}\n");
+  const Result<PoolStatus> back = PoolStatusFromYaml(yaml);
+  REQUIRE(back.ok());
+  CheckSame(back.value(), s);
+}
+
+TEST_CASE("pool status: a reply without listeners (an older master) reads as none") {
+  PoolStatus s;
+  s.master_pid = 7;
+  std::string yaml = PoolStatusToYaml(s);
+  yaml.erase(yaml.find("listeners: []\n"));
+  const Result<PoolStatus> back = PoolStatusFromYaml(yaml);
+  REQUIRE_MESSAGE(back.ok(), back.error());
+  CHECK(back.value().listeners.empty());
+  const Result<PoolStatus> bad = PoolStatusFromYaml(
+      yaml + "listeners:\n  - {name: \"a\", accept_queue: \"x\"}\n");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error() == "status: listeners[0].accept_queue: expected an integer");
 }
 
 TEST_CASE("pool status: missing optional keys take their defaults") {
@@ -644,6 +674,13 @@ class Gen {
     for (std::uint64_t i = Below(3); i > 0; --i) {
       s.pending.push_back(PendingSlot{Int(), Seconds(), Int(), Int(), MaybeHostile()});
     }
+    for (std::uint64_t i = Below(3); i > 0; --i) {
+      ListenerStatus l;
+      l.name = Hostile();
+      if (Coin()) l.accept_queue = Int();
+      if (Coin()) l.backlog = Int();
+      s.listeners.push_back(l);
+    }
     return s;
   }
 
@@ -668,6 +705,7 @@ PoolStatus Expected(PoolStatus s) {
     fix_opt(w.last_exit);
   }
   for (PendingSlot& p : s.pending) fix_opt(p.last_exit);
+  for (ListenerStatus& l : s.listeners) fix(l.name);
   return s;
 }
 
@@ -703,7 +741,7 @@ TEST_CASE("pool status: random statuses with hostile strings read back as writte
     CHECK_MESSAGE(Printable(yaml, &why), why);
     // One line per top-level key and per row.
     const auto lines = static_cast<std::size_t>(std::count(yaml.begin(), yaml.end(), '\n'));
-    CHECK(lines == 16 + s.workers.size() + s.pending.size());
+    CHECK(lines == 17 + s.workers.size() + s.pending.size() + s.listeners.size());
     const Result<PoolStatus> back = PoolStatusFromYaml(yaml);
     REQUIRE_MESSAGE(back.ok(), (back.error() + "\n" + yaml));
     CheckSame(back.value(), Expected(s));

@@ -1,0 +1,217 @@
+#include "core/telemetry_state.h"
+
+#include <algorithm>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace einhorn::core::state_format {
+namespace {
+
+// Every kind by its events.h name (kOther included: a carried event from a newer binary).
+const Names<EventKind> kKinds = {
+    {EventKind::kSpawn, "spawn"},
+    {EventKind::kSpawnFailed, "spawn_failed"},
+    {EventKind::kReady, "ready"},
+    {EventKind::kExit, "exit"},
+    {EventKind::kRespawnDelay, "respawn_delay"},
+    {EventKind::kDrain, "drain"},
+    {EventKind::kKill, "kill"},
+    {EventKind::kWatchdogTimeout, "watchdog_timeout"},
+    {EventKind::kUpgradeStart, "upgrade_start"},
+    {EventKind::kUpgradeProgress, "upgrade_progress"},
+    {EventKind::kUpgradeDone, "upgrade_done"},
+    {EventKind::kUpgradeRollback, "upgrade_rollback"},
+    {EventKind::kResize, "resize"},
+    {EventKind::kReload, "reload"},
+    {EventKind::kStop, "stop"},
+    {EventKind::kControl, "control"},
+    {EventKind::kControlRefused, "control_refused"},
+    {EventKind::kOther, "other"},
+};
+
+std::string EncodeU64s(const std::vector<std::uint64_t>& values) {
+  return Seq(Each(values, U64));
+}
+
+template <size_t N>
+std::string EncodeArray(const std::array<std::uint64_t, N>& values) {
+  return EncodeU64s(std::vector<std::uint64_t>(values.begin(), values.end()));
+}
+
+std::string EncodeHistogram(const Histogram& h) {
+  return Flow()
+      .Add("counts", EncodeU64s(h.counts))
+      .Add("sum", Dbl(h.sum))
+      .Add("count", U64(h.count))
+      .Done();
+}
+
+std::string EncodeEvent(const Event& e) {
+  return Flow()
+      .Add("seq", U64(e.seq))
+      .Add("mono", Ns(e.mono))
+      .Add("wall", Int(e.wall_ns))
+      .Add("kind", Name(kKinds, e.kind))
+      .Add("slot", Int(e.slot))
+      .Add("pid", Int(e.pid))
+      .Add("generation", Int(e.generation))
+      .Add("exit", Opt(e.exit,
+                       [](const ExitStatus& x) {
+                         return Flow()
+                             .Add("signaled", Bool(x.signaled))
+                             .Add("code", Int(x.code))
+                             .Done();
+                       }))
+      .Add("during_drain", Bool(e.during_drain))
+      .Add("seconds", Opt(e.seconds, Dbl))
+      .Add("from", Opt(e.from, [](int v) { return Int(v); }))
+      .Add("to", Opt(e.to, [](int v) { return Int(v); }))
+      .Add("by", Str(e.by))
+      .Add("detail", Str(e.detail))
+      .Done();
+}
+
+std::uint64_t Count(const In& in) { return Unsigned(in); }
+
+// A flow sequence of exactly `n` counts.
+std::vector<std::uint64_t> Counts(const In& in, size_t n) {
+  std::vector<std::uint64_t> v = List(in, Count);
+  if (v.size() != n) Fail(in, "expected " + std::to_string(n) + " counts");
+  return v;
+}
+
+template <size_t N>
+std::array<std::uint64_t, N> Array(const In& in) {
+  const std::vector<std::uint64_t> v = Counts(in, N);
+  std::array<std::uint64_t, N> out{};
+  std::copy(v.begin(), v.end(), out.begin());
+  return out;
+}
+
+Histogram DecodeHistogram(const In& in, const std::vector<double>& bounds) {
+  MapIn m(in);
+  Histogram h = Histogram::WithBounds(bounds);
+  h.counts = Counts(m.Get("counts"), bounds.size() + 1);
+  h.sum = Double(m.Get("sum"));
+  h.count = Unsigned(m.Get("count"));
+  m.Done();
+  return h;
+}
+
+Event DecodeEvent(const In& in) {
+  MapIn m(in);
+  Event e;
+  e.seq = Unsigned(m.Get("seq"));
+  e.mono = Nanos(m.Get("mono"));
+  e.wall_ns = Integer(m.Get("wall"), std::numeric_limits<std::int64_t>::min(),
+                      std::numeric_limits<std::int64_t>::max());
+  e.kind = Enum(m.Get("kind"), kKinds);
+  e.slot = static_cast<int>(Integer(m.Get("slot"), -1, std::numeric_limits<int>::max()));
+  e.pid = static_cast<Pid>(Integer(m.Get("pid"), 0, std::numeric_limits<int>::max()));
+  e.generation = static_cast<int>(Integer(m.Get("generation"), 0, std::numeric_limits<int>::max()));
+  e.exit = Opt(m.Get("exit"), [](const In& x) {
+    MapIn xm(x);
+    ExitStatus s;
+    s.signaled = Boolean(xm.Get("signaled"));
+    s.code = I32(xm.Get("code"));
+    xm.Done();
+    return s;
+  });
+  e.during_drain = Boolean(m.Get("during_drain"));
+  e.seconds = Opt(m.Get("seconds"), Double);
+  e.from = Opt(m.Get("from"), I32);
+  e.to = Opt(m.Get("to"), I32);
+  e.by = String(m.Get("by"));
+  e.detail = String(m.Get("detail"));
+  m.Done();
+  return e;
+}
+
+}  // namespace
+
+void EncodeTelemetry(const Telemetry::Snapshot& t, Block b) {
+  const Counters& c = t.counters;
+  b.Scalar("counters", Flow()
+                           .Add("spawns", U64(c.spawns))
+                           .Add("spawn_failures", U64(c.spawn_failures))
+                           .Add("acks", U64(c.acks))
+                           .Add("respawn_backoffs", U64(c.respawn_backoffs))
+                           .Add("kills", U64(c.kills))
+                           .Add("watchdog_timeouts", U64(c.watchdog_timeouts))
+                           .Done());
+  std::vector<std::string> exits;
+  for (const auto& by_drain : c.exits) exits.push_back(EncodeArray(by_drain));
+  b.Scalar("exits", Seq(exits));  // [clean_exit, error_exit, signal] x [running, draining]
+  b.Scalar("upgrades", EncodeArray(c.upgrades));
+  b.Scalar("reloads", EncodeArray(c.reloads));
+  b.Scalar("refused_peers", EncodeArray(c.refused_peers));
+  std::vector<std::string> commands;
+  for (const auto& [verb, n] : c.commands) {
+    commands.push_back(Flow().Add("command", Str(verb)).Add("count", U64(n)).Done());
+  }
+  b.List("commands", commands);
+  b.Scalar("time_to_ready", EncodeHistogram(c.time_to_ready));
+  b.Scalar("upgrade_duration", EncodeHistogram(c.upgrade_duration));
+  b.Scalar("last_seq", U64(t.last_seq));
+  b.List("events", Each(t.events, EncodeEvent));
+}
+
+Telemetry::Snapshot DecodeTelemetry(const In& in) {
+  MapIn m(in);
+  Telemetry::Snapshot t;
+  Counters& c = t.counters;
+  {
+    MapIn k(m.Get("counters"));
+    c.spawns = Unsigned(k.Get("spawns"));
+    c.spawn_failures = Unsigned(k.Get("spawn_failures"));
+    c.acks = Unsigned(k.Get("acks"));
+    c.respawn_backoffs = Unsigned(k.Get("respawn_backoffs"));
+    c.kills = Unsigned(k.Get("kills"));
+    c.watchdog_timeouts = Unsigned(k.Get("watchdog_timeouts"));
+    k.Done();
+  }
+  {
+    const In exits = m.Get("exits");
+    const auto rows = List(exits, [](const In& row) { return Array<2>(row); });
+    if (rows.size() != c.exits.size()) Fail(exits, "expected 3 rows");
+    std::copy(rows.begin(), rows.end(), c.exits.begin());
+  }
+  c.upgrades = Array<2>(m.Get("upgrades"));
+  c.reloads = Array<2>(m.Get("reloads"));
+  c.refused_peers = Array<3>(m.Get("refused_peers"));
+  const In commands = m.Get("commands");
+  if (commands.node.kind != Node::Kind::kSequence) Fail(commands, "expected a list");
+  for (size_t i = 0; i < commands.node.items.size(); ++i) {
+    const In row{commands.node.items[i], &commands, {}, i};
+    MapIn r(row);
+    const In name = r.Get("command");
+    const std::string verb = String(name);
+    const auto& known = KnownCommands();
+    if (std::find(known.begin(), known.end(), verb) == known.end()) {
+      Fail(name, "not a command label");
+    }
+    if (!c.commands.emplace(verb, Unsigned(r.Get("count"))).second) Fail(name, "appears twice");
+    r.Done();
+  }
+  c.time_to_ready = DecodeHistogram(m.Get("time_to_ready"), TimeToReadyBounds());
+  c.upgrade_duration = DecodeHistogram(m.Get("upgrade_duration"), UpgradeDurationBounds());
+  t.last_seq = Unsigned(m.Get("last_seq"));
+  const In events = m.Get("events");
+  t.events = List(events, DecodeEvent);
+  // The ring's invariant: consecutive numbers, the last one last_seq.
+  for (size_t i = 0; i < t.events.size(); ++i) {
+    const std::uint64_t want = t.last_seq - (t.events.size() - 1 - i);
+    if (t.events.size() > t.last_seq || t.events[i].seq != want) {
+      Fail(In{events.node.items[i], &events, {}, i},
+           "events must be numbered consecutively up to last_seq");
+    }
+  }
+  if (t.events.size() > EventRing::kDefaultCapacity) {
+    Fail(events, "more than " + std::to_string(EventRing::kDefaultCapacity) + " events");
+  }
+  m.Done();
+  return t;
+}
+
+}  // namespace einhorn::core::state_format

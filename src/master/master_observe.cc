@@ -1,0 +1,67 @@
+// What the master tells about itself: lifecycle events into the ring and the log, the figures
+// only the shell can read for `status` and `metrics` (accept queues, resident memory, open
+// fds), and the --metrics-listen endpoint.
+#include <chrono>
+
+#include "master/logging.h"
+#include "master/master.h"
+#include "sys/sock_stats.h"
+
+namespace einhorn::master {
+
+core::Event Master::Keep(core::Event event) {
+  event.wall_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+  if (event.mono == core::Time{}) event.mono = Now();
+  event.seq = telemetry_.Record(event);
+  return event;
+}
+
+void Master::Emit(core::LogLevel level, const std::string& message, const core::Event& event) {
+  LogEvent(level, message, Keep(event));
+}
+
+void Master::Record(const core::Event& event) { Keep(event); }
+
+void Master::CountCommand(const std::string& verb) { telemetry_.CountCommand(verb); }
+
+std::vector<core::ListenerStats> Master::Listeners() const {
+  std::vector<core::ListenerStats> out;
+  out.reserve(setup_.listeners.size());
+  for (const sys::Listener& l : setup_.listeners) {
+    core::ListenerStats s;
+    s.name = l.bound;
+    if (const auto queue = sys::ReadAcceptQueue(l.fd)) {
+      s.accept_queue = queue->length;
+      s.backlog = queue->backlog;
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+void Master::AddProcessFacts(core::MetricsInput* input) const {
+  input->resident_memory_bytes = sys::ResidentMemoryBytes();
+  input->open_fds = sys::OpenFds();
+  input->host = sys::ReadHostListenStats();
+}
+
+void Master::StartMetricsServer() {
+  if (setup_.metrics.fd < 0) return;
+  metrics_ = std::make_unique<MetricsServer>(&loop_, [this] { return control_.MetricsText(); });
+  const bool unix_socket = setup_.metrics.spec.family == core::BindSpec::Family::kUnix;
+  if (!metrics_->Listen(setup_.metrics.fd, unix_socket)) {
+    // The fd is closed; the master goes on without its endpoint (`einhornctl metrics` works).
+    setup_.metrics.fd = -1;
+    metrics_.reset();
+    return;
+  }
+  if (!setup_.restored) {
+    spdlog::info("metrics: serving GET /metrics on {} (no authentication: loopback or a UNIX "
+                 "socket only)",
+                 setup_.metrics.bound);
+  }
+}
+
+}  // namespace einhorn::master
