@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <set>
 
 #include "core/metrics.h"
 #include "core/shell_words.h"
@@ -71,8 +72,17 @@ bool ParseFd(const std::string& text, int* fd) {
 }  // namespace
 
 FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
-                        const std::map<std::string, std::string>& env) {
+                        const std::map<std::string, std::string>& env,
+                        const ConfigSource* config) {
+  // The file's settings first: CLI11 writes only what the command line gives.
   Options o;
+  std::set<std::string> from_file;
+  if (config) {
+    auto loaded = LoadConfig(*config);
+    if (!loaded.ok()) return UsageError(loaded.error());
+    o = std::move(loaded.value().options);
+    from_file = std::move(loaded.value().keys);
+  }
   CLI::App app{"einhorn-cpp: a pre-forking process supervisor, compatible with Einhorn",
                "einhorn-cpp"};
   app.footer("Usage: einhorn-cpp [options] [--] COMMAND [ARGS...]\nOption parsing stops at the first non-option word: it and everything after it are the worker command.");
@@ -95,6 +105,8 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
   int max_upgrade_additional = 0;
   std::string reexec_as;
   std::string state_fd;
+  std::string config_path;
+  std::string check_config_path;
 
   app.add_option("-n,--number", o.number, "Number of workers to run (default 1)");
   app.add_option("-b,--bind", binds,
@@ -159,6 +171,16 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
                  "Serve Prometheus metrics (GET /metrics) on 127.0.0.1:PORT, [::1]:PORT or "
                  "unix:/PATH; no authentication, so loopback or UNIX socket only")
       ->type_name("ADDR");
+
+  CLI::Option* config_opt =
+      app.add_option("--config", config_path,
+                     "Read settings from this YAML file (man einhorn-cpp.yaml); flags override it")
+          ->type_name("FILE");
+  CLI::Option* check_config_opt =
+      app.add_option("--check-config", check_config_path,
+                     "Validate the YAML file (with the other flags) and print the effective "
+                     "settings, then exit")
+          ->type_name("FILE");
 
   // The two internal ones, hidden from --help as in Einhorn: reload execs the new image as
   // `--with-state-fd N -- CMD...`, after a pre-flight `--upgrade-check --with-state-fd N --
@@ -225,13 +247,28 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
   for (const auto& [opt, r] : refused_options) {
     if (opt->count() > 0) return UsageError(DisplayName(*opt) + " " + r->why);
   }
-
-  o.command = app.remaining();
-  if (!o.command.empty() && o.command.front() == "--") o.command.erase(o.command.begin());
-  if (!o.command.empty() && !o.command.front().empty() && o.command.front()[0] == '-') {
-    return UsageError("unknown option " + o.command.front() + " (see einhorn-cpp --help)");
+  if (config_opt->count() > 0 && check_config_opt->count() > 0) {
+    return UsageError("--config and --check-config name the same file; give one of them");
+  }
+  const std::string& file = config_opt->count() > 0 ? config_path : check_config_path;
+  if (!file.empty() && !config) {
+    FlagsOutcome out;
+    out.kind = FlagsOutcome::Kind::kNeedConfig;
+    out.config_path = file;
+    return out;
+  }
+  if ((config_opt->count() > 0 || check_config_opt->count() > 0) && file.empty()) {
+    return UsageError("--config needs a file name (got an empty one)");
   }
 
+  std::vector<std::string> command = app.remaining();
+  if (!command.empty() && command.front() == "--") command.erase(command.begin());
+  if (!command.empty() && !command.front().empty() && command.front()[0] == '-') {
+    return UsageError("unknown option " + command.front() + " (see einhorn-cpp --help)");
+  }
+  if (!command.empty() || !config) o.command = std::move(command);
+
+  if (app.count("--bind") > 0) o.binds.clear();
   for (const std::string& b : binds) {
     auto spec = ParseBindSpec(b);
     if (!spec.ok()) return UsageError(spec.error());
@@ -251,11 +288,12 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
     if (signal_timeout < 0) return UsageError("-t/--signal-timeout must be >= 0");
     o.signal_timeout = signal_timeout;
   }
-  o.verbosity = std::clamp(1 + quiet - verbose, 0, 2);
-  o.canary = !no_canary;
+  o.verbosity = std::clamp(o.verbosity + quiet - verbose, 0, 2);
+  if (no_canary) o.canary = false;
   // An Einhorn command line with a long timer ack (-m 90) must keep working: the default
   // ack timeout then leaves the timer a minute of room. Only explicit contradictions are errors.
-  if (app.count("--ack-timeout") == 0 && o.ack_mode.kind == AckMode::Kind::kTimer &&
+  if (app.count("--ack-timeout") == 0 && !from_file.contains("ack_timeout") &&
+      o.ack_mode.kind == AckMode::Kind::kTimer &&
       o.ack_mode.timer_seconds >= o.ack_timeout) {
     o.ack_timeout = o.ack_mode.timer_seconds + 60;
   }
@@ -284,10 +322,14 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
   }
 
   ApplyDefaultPaths(&o, env);
-  if (Status st = Validate(o); !st.ok()) return UsageError(st.message());
+  if (Status st = Validate(o); !st.ok()) {
+    return UsageError(st.message() + (config ? " (with " + config->path + ")" : ""));
+  }
 
   FlagsOutcome out;
   out.options = std::move(o);
+  if (config) out.config_path = config->path;
+  if (check_config_opt->count() > 0) out.kind = FlagsOutcome::Kind::kCheckConfig;
   return out;
 }
 

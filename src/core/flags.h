@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/config.h"
 #include "core/options.h"
 
 namespace einhorn::core {
@@ -21,6 +22,11 @@ struct FlagsOutcome {
     // `--upgrade-check [--with-state-fd N] [--] [CMD...]`: reload's pre-flight child; it
     // decodes the state at N (if given) and exits 0 if this binary can take over.
     kUpgradeCheck,
+    // `--config FILE` or `--check-config FILE` without the file's text: the caller reads
+    // config_path and calls ParseFlags again with it.
+    kNeedConfig,
+    // `--check-config FILE`: options hold the effective settings (file, then flags) to print.
+    kCheckConfig,
   };
   Kind kind = Kind::kRun;
   Options options;    // kRun only
@@ -28,11 +34,14 @@ struct FlagsOutcome {
   std::string out;    // kExit: text for stdout (help, version)
   std::string err;    // kExit: one error line for stderr
   int state_fd = -1;  // kRestore: >= 0; kUpgradeCheck: >= 0, or -1 without --with-state-fd
+  std::string config_path;  // kNeedConfig, and kRun/kCheckConfig when a file was read
 };
 
-// argv[0] is the program name. env supplies TMPDIR for the default paths.
+// argv[0] is the program name. env supplies TMPDIR for the default paths. config: the text of
+// the file that --config/--check-config names (see kNeedConfig); flags override its settings.
 FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
-                        const std::map<std::string, std::string>& env);
+                        const std::map<std::string, std::string>& env,
+                        const ConfigSource* config = nullptr);
 
 inline constexpr int kExitUsage = 2;
 inline constexpr int kExitRuntime = 1;

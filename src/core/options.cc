@@ -97,64 +97,76 @@ void ApplyDefaultPaths(Options* o, const std::map<std::string, std::string>& env
   if (o->lockfile.empty()) o->lockfile = base + ".lock";
 }
 
-Status Validate(const Options& o) {
+std::optional<Problem> FindProblem(const Options& o) {
   if (o.number < 1) {
-    return Status::Error("-n/--number must be at least 1 (got " + std::to_string(o.number) + ")");
+    return Problem{"number",
+                   "-n/--number must be at least 1 (got " + std::to_string(o.number) + ")"};
   }
-  if (o.number > 10000) return Status::Error("-n/--number must be at most 10000");
+  if (o.number > 10000) return Problem{"number", "-n/--number must be at most 10000"};
   if (o.socket_path.size() > kMaxSocketPath) {
-    return Status::Error("the command socket path (-d/--socket-path, by default from TMPDIR and "
-                         "-c) is longer than " + std::to_string(kMaxSocketPath) +
-                         " bytes, the limit of a UNIX socket path: " + o.socket_path);
+    return Problem{"socket_path",
+                   "the command socket path (-d/--socket-path, by default from TMPDIR and "
+                   "-c) is longer than " +
+                       std::to_string(kMaxSocketPath) +
+                       " bytes, the limit of a UNIX socket path: " + o.socket_path};
   }
-  if (o.backlog < 0) return Status::Error("-l/--backlog must not be negative");
+  if (o.backlog < 0) return Problem{"backlog", "-l/--backlog must not be negative"};
   if (!(o.seconds > 0) || !std::isfinite(o.seconds)) {
-    return Status::Error("-s/--seconds must be a number of seconds > 0");
+    return Problem{"seconds", "-s/--seconds must be a number of seconds > 0"};
   }
   if (o.signal_timeout && (*o.signal_timeout < 0 || !std::isfinite(*o.signal_timeout))) {
-    return Status::Error("-t/--signal-timeout must be a number of seconds >= 0");
+    return Problem{"signal_timeout", "-t/--signal-timeout must be a number of seconds >= 0"};
   }
   if (o.ack_mode.kind == AckMode::Kind::kTimer &&
       (o.ack_mode.timer_seconds < 0 || !std::isfinite(o.ack_mode.timer_seconds))) {
-    return Status::Error("-m/--ack-mode must be a number of seconds >= 0, or manual");
+    return Problem{"ack_mode", "-m/--ack-mode must be a number of seconds >= 0, or manual"};
   }
   if (o.command.empty()) {
-    return Status::Error("no worker command given (usage: einhorn-cpp [options] [--] COMMAND [ARGS...])");
+    return Problem{"command",
+                   "no worker command given (usage: einhorn-cpp [options] [--] COMMAND [ARGS...])"};
   }
-  if (o.command.front().empty()) return Status::Error("the worker command is an empty string");
+  if (o.command.front().empty()) return Problem{"command", "the worker command is an empty string"};
   if (!o.reexec_as.empty() && o.reexec_as.front().empty()) {
-    return Status::Error("--reexec-as: the program to exec is an empty string");
+    return Problem{"reexec_as", "--reexec-as: the program to exec is an empty string"};
   }
   if (o.max_unacked && *o.max_unacked < 1) {
-    return Status::Error("--max-unacked must be at least 1");
+    return Problem{"max_unacked", "--max-unacked must be at least 1"};
   }
   if (o.max_upgrade_additional && *o.max_upgrade_additional < 0) {
-    return Status::Error("--max-upgrade-additional must not be negative");
+    return Problem{"max_upgrade_additional", "--max-upgrade-additional must not be negative"};
   }
   if (o.worker_watchdog && (!(*o.worker_watchdog > 0) || !std::isfinite(*o.worker_watchdog) ||
                             *o.worker_watchdog > 1e6)) {
-    return Status::Error("--worker-watchdog must be a number of seconds above 0 (at most 1e6)");
+    return Problem{"worker_watchdog",
+                   "--worker-watchdog must be a number of seconds above 0 (at most 1e6)"};
   }
   if (o.ack_timeout < 0 || !std::isfinite(o.ack_timeout)) {
-    return Status::Error("--ack-timeout must be a number of seconds >= 0 (0: no limit)");
+    return Problem{"ack_timeout", "--ack-timeout must be a number of seconds >= 0 (0: no limit)"};
   }
   if (o.upgrade_timeout < 0 || !std::isfinite(o.upgrade_timeout)) {
-    return Status::Error("--upgrade-timeout must be a number of seconds >= 0 (0: no limit)");
+    return Problem{"upgrade_timeout",
+                   "--upgrade-timeout must be a number of seconds >= 0 (0: no limit)"};
   }
   if (o.ack_mode.kind == AckMode::Kind::kTimer && o.ack_timeout > 0 &&
       o.ack_mode.timer_seconds >= o.ack_timeout) {
-    return Status::Error("-m/--ack-mode " + FormatSeconds(o.ack_mode.timer_seconds) +
-                         " must be shorter than --ack-timeout " + FormatSeconds(o.ack_timeout) +
-                         ", or every upgrade would be rolled back");
+    return Problem{"ack_mode", "-m/--ack-mode " + FormatSeconds(o.ack_mode.timer_seconds) +
+                                   " must be shorter than --ack-timeout " +
+                                   FormatSeconds(o.ack_timeout) +
+                                   ", or every upgrade would be rolled back"};
   }
   if (o.upgrade_max_failures < 1) {
-    return Status::Error("--upgrade-max-failures must be at least 1");
+    return Problem{"upgrade_max_failures", "--upgrade-max-failures must be at least 1"};
   }
   for (const std::string& name : o.drop_env_vars) {
     if (name.empty() || name.find('=') != std::string::npos) {
-      return Status::Error("--drop-env-var '" + name + "' is not a variable name");
+      return Problem{"drop_env_var", "--drop-env-var '" + name + "' is not a variable name"};
     }
   }
+  return std::nullopt;
+}
+
+Status Validate(const Options& o) {
+  if (auto p = FindProblem(o)) return Status::Error(p->message);
   return Status::Ok();
 }
 

@@ -95,7 +95,15 @@ inline constexpr size_t kMaxSocketPath = 107;
 // and non-empty, else /tmp) and -c.
 void ApplyDefaultPaths(Options* o, const std::map<std::string, std::string>& env);
 
-// Checks the ranges the flag parser cannot: one error line naming the flag.
+// A setting out of range: the config-file key it belongs to (core/config.h) and one error
+// line naming the flag.
+struct Problem {
+  std::string key;
+  std::string message;
+};
+std::optional<Problem> FindProblem(const Options& o);
+
+// Checks the ranges the flag parser cannot: FindProblem's message.
 Status Validate(const Options& o);
 
 }  // namespace einhorn::core

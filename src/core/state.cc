@@ -25,7 +25,7 @@ using namespace state_format;  // NOLINT(build/namespaces)
 // sets it.
 [[maybe_unused]] void EveryFieldIsCarried(const MasterState& m) {
   [[maybe_unused]] const auto& [m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11, m12, m13, m14,
-                                m15, m16, m17] = m;
+                                m15, m16, m17, m18, m19] = m;
   [[maybe_unused]] const auto& [ns1, ns2] = MasterState::NotifySocket{};
   [[maybe_unused]] const auto& [l1, l2, l3, l4, l5, l6] = m.control;
   [[maybe_unused]] const auto& [k1, k2, k3, k4] = MasterState::Client{};
@@ -618,6 +618,15 @@ MasterState DecodeOrThrow(std::string_view bytes, const StateLimits& limits) {
   s.then_upgrades =
       List(top.Get("then_upgrades"), [](const In& k) { return Enum(k, kStrategies); });
   s.reloads = static_cast<int>(Integer(top.Get("reloads"), 0, std::numeric_limits<int>::max()));
+  // Optional: a state written before --config existed has neither.
+  if (top.Has("config_path")) {
+    const In config_path = top.Get("config_path");
+    s.config_path = String(config_path);
+    if (!s.config_path.empty() && s.config_path.front() != '/') {
+      Fail(config_path, "not an absolute path");
+    }
+  }
+  if (top.Has("argv")) s.argv = List(top.Get("argv"), String);
   // Optional: a state written before events and metrics existed has neither.
   if (top.Has("telemetry")) s.telemetry = DecodeTelemetry(top.Get("telemetry"));
   if (top.Has("metrics")) s.metrics = DecodeListener(top.Get("metrics"));
@@ -653,6 +662,8 @@ std::string EncodeState(const MasterState& s) {
   b.Scalar("then_upgrades",
            Seq(Each(s.then_upgrades, [](UpgradeStrategy k) { return Name(kStrategies, k); })));
   b.Scalar("reloads", Int(s.reloads));
+  if (!s.config_path.empty()) b.Scalar("config_path", Str(s.config_path));
+  if (!s.argv.empty()) b.List("argv", Each(s.argv, Str));
   if (s.telemetry != Telemetry::Snapshot{}) EncodeTelemetry(s.telemetry, b.Map("telemetry"));
   if (s.metrics.fd >= 0) b.Scalar("metrics", EncodeListener(s.metrics));
   b.Scalar("end", "true");

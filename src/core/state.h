@@ -99,6 +99,10 @@ struct MasterState {
   // before, as Einhorn's do).
   std::vector<UpgradeStrategy> then_upgrades;
   int reloads = 0;  // how many times this master (this pid) has re-exec'd itself
+  // --config: the file's absolute path, read again by each reload, and the command line the
+  // first image started with, whose flags still override the file. Empty without --config.
+  std::string config_path;
+  std::vector<std::string> argv;
   // The event ring and the metrics' counters, so that a reload keeps the pool's history.
   // Written when not empty; a state without it starts them afresh.
   Telemetry::Snapshot telemetry;

@@ -1,18 +1,21 @@
 // einhorn-cpp: parse the command line, open everything that can fail before any worker
 // exists (lockfile, listeners, pidfile), then hand over to the loop. A startup failure is one
 // line on stderr, exit 1 (2 for usage), and leaves nothing behind.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "core/config.h"
 #include "core/flags.h"
 #include "core/metrics.h"
 #include "core/state.h"
@@ -53,6 +56,75 @@ int Fail(const std::string& message) {
 
 void CloseAll(std::vector<sys::Listener>& listeners) {
   for (sys::Listener& l : listeners) sys::CloseListener(l);
+}
+
+// A relative --config is made absolute now, so that every reload reads the same file (through
+// a symlink like current/, the one it then points to) whatever the cwd.
+std::string AbsolutePath(const std::string& path) {
+  if (path.empty() || path.front() == '/') return path;
+  char cwd[4096];
+  if (!getcwd(cwd, sizeof cwd)) return path;
+  return std::string(cwd) + "/" + path;
+}
+
+core::Result<std::string> ReadConfigFile(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    return core::Result<std::string>::Error("cannot read the config file " + path + ": " +
+                                            std::strerror(errno));
+  }
+  struct stat st {};
+  if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+    close(fd);
+    return core::Result<std::string>::Error("the config file " + path + " is not a regular file");
+  }
+  if (static_cast<size_t>(st.st_size) > core::kMaxConfigBytes) {
+    close(fd);
+    return core::Result<std::string>::Error(path + ": larger than 1 MiB; this is not a config file");
+  }
+  auto text = sys::ReadWholeFd(fd, core::kMaxConfigBytes + 1);
+  close(fd);
+  if (!text.ok()) {
+    return core::Result<std::string>::Error("cannot read the config file " + path + ": " +
+                                            text.error());
+  }
+  return text;
+}
+
+// Einhorn's default: one unready new worker per CPU during an upgrade.
+void FillRuntimeDefaults(core::Options* o) {
+  if (!o->max_unacked) {
+    o->max_unacked = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  }
+}
+
+// What a reload reads: the config file again, under the first command line's flags. The
+// result says which settings change; a change that needs a restart is an error.
+core::Result<core::ReloadedOptions> RereadConfig(const core::MasterState& state,
+                                                  std::string* command_path) {
+  using R = core::Result<core::ReloadedOptions>;
+  *command_path = state.command_path;
+  if (state.config_path.empty()) return core::ReloadedOptions{state.options, {}};
+  auto text = ReadConfigFile(state.config_path);
+  if (!text.ok()) return R::Error(text.error());
+  const core::ConfigSource source{state.config_path, text.value()};
+  core::FlagsOutcome flags = core::ParseFlags(state.argv, EnvMap(state.startup_env), &source);
+  if (flags.kind != core::FlagsOutcome::Kind::kRun) {
+    std::string err = flags.err.empty() ? "the first command line no longer parses" : flags.err;
+    if (err.rfind("einhorn-cpp: ", 0) == 0) err.erase(0, 13);
+    return R::Error(err);
+  }
+  FillRuntimeDefaults(&flags.options);
+  auto reloaded = core::ReconcileReload(state.options, flags.options);
+  if (!reloaded.ok()) return reloaded;
+  if (reloaded.value().options.command != state.options.command) {
+    const char* path_env = std::getenv("PATH");
+    auto command = sys::ResolveCommand(reloaded.value().options.command.front(),
+                                       path_env ? path_env : "");
+    if (!command.ok()) return R::Error("command: " + command.error());
+    *command_path = command.value();
+  }
+  return reloaded;
 }
 
 core::Result<AccessPolicy> ResolveAccess(const core::Options& o) {
@@ -105,6 +177,9 @@ core::Result<core::MasterState> ReadState(int fd) {
 // `--upgrade-check`: run by the old master before it execs us. Succeeds only if this binary
 // can take over the state it passes.
 int UpgradeCheck(int state_fd) {
+  // stdout and stderr share one memfd whose last line the old master reports: line buffering
+  // keeps them in the order they were written.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   std::printf("einhorn-cpp %s: upgrade check\n", core::kVersion);
   if (state_fd < 0) return 0;
   auto state = ReadState(state_fd);
@@ -115,6 +190,16 @@ int UpgradeCheck(int state_fd) {
   }
   std::printf("state of einhorn-cpp %s with %zu workers: readable\n",
               state.value().written_by.c_str(), state.value().supervisor.workers.size());
+  std::string command_path;
+  auto config = RereadConfig(state.value(), &command_path);
+  if (!config.ok()) {
+    std::fprintf(stderr, "config %s: %s\n", state.value().config_path.c_str(),
+                 config.error().c_str());
+    return core::kExitRuntime;
+  }
+  for (const std::string& change : config.value().changed) {
+    std::printf("config %s: %s\n", state.value().config_path.c_str(), change.c_str());
+  }
   return 0;
 }
 
@@ -143,13 +228,53 @@ int Restore(int state_fd, const std::vector<std::string>& env) {
   SetUpLogging(state.verbosity);
   SetLogFormat(state.options.log_format);
 
+  // The check read the same file a moment ago; if it has changed into something that cannot
+  // be used since, the running settings stay.
+  std::string command_path;
+  auto config = RereadConfig(state, &command_path);
+  std::optional<int> resize_to;
+  if (!config.ok()) {
+    spdlog::error("reload: config {}: {}; the settings stay as they were", state.config_path,
+                  config.error());
+  } else if (!config.value().changed.empty()) {
+    for (const std::string& change : config.value().changed) {
+      spdlog::info("reload: config {}: {}", state.config_path, change);
+    }
+    const core::Options& now = config.value().options;
+    if (now.verbosity != state.options.verbosity) {
+      state.verbosity = now.verbosity;
+      SetLogLevel(now.verbosity);
+    }
+    if (now.log_format != state.options.log_format) SetLogFormat(now.log_format);
+    if (now.number != state.options.number) resize_to = now.number;
+    core::SupervisorConfig& live = state.supervisor.config;
+    const core::SupervisorConfig fresh = core::ConfigFromOptions(now, live.jitter_seed);
+    const int target = live.target;
+    live = fresh;
+    live.target = target;
+    if (now.nice.master && now.nice.master != state.options.nice.master) {
+      if (core::Status st = sys::SetNice(*now.nice.master); !st.ok()) {
+        spdlog::warn("{}", st.message());
+      }
+    }
+    state.options = now;
+    state.command_path = command_path;
+  }
+
   MasterSetup setup;
   setup.options = state.options;
   setup.command_path = state.command_path;
+  setup.config_path = state.config_path;
+  setup.argv = state.argv;
   for (const auto& l : state.listeners) setup.listeners.push_back(ToListener(l));
   setup.control = ToListener(state.control);
   setup.lock_fd = state.lock_fd;
   auto access = ResolveAccess(state.options);
+  if (setup.control.fd >= 0) {
+    const bool widened =
+        !state.options.control_allow_uids.empty() || !state.options.control_allow_gids.empty();
+    chmod(state.options.socket_path.c_str(), widened ? 0666 : 0600);
+  }
   if (access.ok()) {
     setup.access = access.value();
   } else {
@@ -172,6 +297,7 @@ int Restore(int state_fd, const std::vector<std::string>& env) {
   for (const auto& n : state.notify_sockets) restored.notify_sockets.emplace_back(n.worker, n.fd);
   restored.reloads = state.reloads;
   restored.previous_version = state.written_by;
+  restored.resize_to = resize_to;
   restored.telemetry = std::move(state.telemetry);
   if (state.metrics.fd >= 0) setup.metrics = ToListener(state.metrics);
   setup.restored = std::move(restored);
@@ -187,8 +313,25 @@ int Main(int argc, char** argv) {
   sys::CloexecFrom3();
 
   std::vector<std::string> env = CurrentEnvironment();
-  const core::FlagsOutcome flags =
-      core::ParseFlags(std::vector<std::string>(argv, argv + argc), EnvMap(env));
+  const std::vector<std::string> args(argv, argv + argc);
+  core::FlagsOutcome flags = core::ParseFlags(args, EnvMap(env));
+  std::string config_path;
+  if (flags.kind == core::FlagsOutcome::Kind::kNeedConfig) {
+    config_path = AbsolutePath(flags.config_path);
+    auto text = ReadConfigFile(config_path);
+    if (!text.ok()) {
+      std::fprintf(stderr, "einhorn-cpp: %s\n", text.error().c_str());
+      return core::kExitUsage;
+    }
+    const core::ConfigSource source{flags.config_path, text.value()};
+    flags = core::ParseFlags(args, EnvMap(env), &source);
+  }
+  if (flags.kind == core::FlagsOutcome::Kind::kCheckConfig) {
+    std::printf("# einhorn-cpp %s: the effective settings of %s with this command line\n%s",
+                core::kVersion, flags.config_path.c_str(),
+                core::RenderConfig(flags.options).c_str());
+    return 0;
+  }
   if (flags.kind == core::FlagsOutcome::Kind::kExit) {
     if (!flags.out.empty()) std::fputs(flags.out.c_str(), stdout);
     if (!flags.err.empty()) std::fprintf(stderr, "%s\n", flags.err.c_str());
@@ -199,10 +342,10 @@ int Main(int argc, char** argv) {
   sys::ResetSignalMask();
 
   core::Options o = flags.options;
-  // Einhorn's default: one unready new worker per CPU during an upgrade.
-  if (!o.max_unacked) o.max_unacked = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  FillRuntimeDefaults(&o);
   SetUpLogging(o.verbosity);
   SetLogFormat(o.log_format);
+  if (!config_path.empty()) spdlog::info("settings from {} (flags override them)", config_path);
 
   const char* path_env = std::getenv("PATH");
   auto command = sys::ResolveCommand(o.command.front(), path_env ? path_env : "");
@@ -328,6 +471,8 @@ int Main(int argc, char** argv) {
   setup.worker_env = env;
   setup.self_path = sys::SelfPath(argv[0], path_env ? path_env : "");
   setup.metrics = metrics;
+  setup.config_path = config_path;
+  if (!config_path.empty()) setup.argv = args;
   return RunMaster(std::move(setup));
 }
 

@@ -42,6 +42,8 @@ struct MasterSetup {
   std::vector<std::string> worker_env;   // this image's environment: the workers' base
   std::string self_path;                 // the einhorn-cpp binary to re-exec
   sys::Listener metrics;                 // --metrics-listen, bound and listening (fd -1: none)
+  std::string config_path;               // --config, absolute; read again by each reload
+  std::vector<std::string> argv;         // the first command line, with --config only
 
   // An image started by a re-exec carries on where the previous one stopped.
   struct Restored {
@@ -53,6 +55,7 @@ struct MasterSetup {
     std::string previous_version;
     std::vector<std::pair<pid_t, int>> notify_sockets;  // worker, fd
     core::Telemetry::Snapshot telemetry;                 // the event ring and the counters
+    std::optional<int> resize_to;  // the config file's `number` changed
   };
   std::optional<Restored> restored;
 };

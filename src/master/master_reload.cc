@@ -102,6 +102,8 @@ void Master::StartReloadCheck() {
   probe.startup_env = setup_.startup_env;
   probe.verbosity = verbosity_;
   probe.telemetry = telemetry_.Save();
+  probe.config_path = setup_.config_path;
+  probe.argv = setup_.argv;
   auto state_fd = sys::BytesMemfd("einhorn-cpp-state", core::EncodeState(probe));
   if (!state_fd.ok()) return ReloadFailed(state_fd.error());
   auto output_fd = sys::BytesMemfd("einhorn-cpp-upgrade-check", "");
@@ -237,6 +239,8 @@ core::Status Master::ExecNewImage() {
   state.reloads = reloads_ + 1;
   state.lock_fd = setup_.lock_fd;
   state.telemetry = telemetry_.Save();
+  state.config_path = setup_.config_path;
+  state.argv = setup_.argv;
   auto listener = [](const sys::Listener& l, int fd) {
     core::MasterState::Listener m;
     m.spec = l.spec;
@@ -321,6 +325,7 @@ void Master::AfterRestore() {
   for (const auto& [worker, fd] : r.notify_sockets) WatchNotify(worker, fd);
   // Children that died while no image was watching: their SIGCHLD came before our handler.
   ReapChildren();
+  if (r.resize_to) supervisor_.SetTarget(*r.resize_to, Now());
   for (const core::UpgradeStrategy strategy : r.then_upgrades) {
     const core::UpgradeStart start = supervisor_.Upgrade(strategy, Now());
     if (!start.started) {

@@ -819,3 +819,27 @@ TEST_CASE("a large pool in a fleet upgrade fits the limits") {
 
 }  // namespace
 }  // namespace einhorn::core
+
+namespace einhorn::core {
+namespace {
+
+TEST_CASE("state: the config file's path and the first command line travel, when there are any") {
+  MasterState m = SmallRichState();
+  m.config_path = "/etc/einhorn-cpp/app.yaml";
+  m.argv = {"einhorn-cpp", "--config", "app.yaml", "-n", "3", "--", "w"};
+  const std::string text = EncodeState(m);
+  auto d = DecodeState(text);
+  REQUIRE(d.ok());
+  CHECK(d.value() == m);
+  CHECK(Refusal(Edit(text, "config_path: \"/etc", "config_path: \"etc")) ==
+        "config_path: not an absolute path");
+  // Written without --config, or by a binary from before --config: neither key.
+  const std::string plain = EncodeState(SmallRichState());
+  CHECK(plain.find("config_path") == std::string::npos);
+  CHECK(plain.find("\nargv:") == std::string::npos);
+  REQUIRE(DecodeState(plain).ok());
+  CHECK(DecodeState(plain).value().config_path.empty());
+}
+
+}  // namespace
+}  // namespace einhorn::core
