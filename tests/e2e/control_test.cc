@@ -137,7 +137,8 @@ TEST_CASE("inc, dec and set_workers change the pool and status agrees") {
   CHECK(r->message.empty());  // as Einhorn, when nothing changes
   r = c.Ask("{\"id\":3,\"command\":\"set_workers\",\"args\":[\"3\"]}\n");
   CHECK(r->message == "Altering worker count, 5 -> 3. Will gracefully terminate workers.");
-  REQUIRE(PollUntil([&] { return LiveChildren(m) == 3; }, 10s));
+  // Gone from /proc before the master has reaped them: wait for its view too.
+  REQUIRE(PollUntil([&] { return LiveChildren(m) == 3 && Status(m).draining == 0; }, 10s));
   st = Status(m);
   CHECK(st.target == 3);
   CHECK(st.ready == 3);
