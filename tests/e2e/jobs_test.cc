@@ -313,16 +313,17 @@ TEST_CASE("jobs: beanstalkd workers lose and cut short no job through resizes, u
   CHECK(PollUntil([&] { return PoolAtRest(m, 8); }, 10s));
   ctl("upgrade 1", {"upgrade", "--wait"});
 
-  // SIGKILL a worker while it holds a job: a slow one (1 s) put in front of the backlog, so
-  // the test knows which job that worker held. beanstalkd gives it back when the connection
-  // drops (or after its TTR if the worker merely hung) and another worker runs it again.
+  // SIGKILL a worker while it holds a job: a slow one (3 s, long enough for the poll below to
+  // see it start on a loaded machine) put in front of the backlog, so the test knows which job
+  // that worker held. beanstalkd gives it back when the connection drops (or after its TTR if
+  // the worker merely hung) and another worker runs it again.
   const long slow_id = 1000000;
   pid_t killed = 0;
   {
     BeanstalkClient c(queue.port());
     REQUIRE(c.connected());
     REQUIRE(c.Ask("use emails") == "USING emails");
-    REQUIRE(c.Put("{\"id\":" + std::to_string(slow_id) + ",\"ms\":1000}", 0, kTtr));
+    REQUIRE(c.Put("{\"id\":" + std::to_string(slow_id) + ",\"ms\":3000}", 0, 10 * kTtr));
     REQUIRE(PollUntil(
         [&] {
           const auto s = ReadResults(results).starts;
