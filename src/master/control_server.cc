@@ -47,9 +47,14 @@ wire::Reply ErrorReply(std::string message) {
   return r;
 }
 
-// Connections taken per wake-up: the rest wait for the next turn of the loop, so that a flood
-// cannot starve the workers' events and the other clients.
-constexpr int kAcceptBatch = 128;
+// The command socket's backlog: as Einhorn (Ruby's default), the most the kernel allows, so a
+// burst of clients connecting at once all get in (connect on a full UNIX backlog fails with
+// EAGAIN at once, it does not wait).
+constexpr int kBacklog = SOMAXCONN;
+// Connections taken per wake-up: a full queue's worth (the kernel queues backlog + 1), so each
+// turn drains what was waiting, while a peer that connects without pause still cannot keep
+// the loop from the workers' events.
+constexpr int kAcceptBatch = kBacklog + 1;
 // How long accepting pauses when not even a refusal is possible (no reserve fd left).
 constexpr uint64_t kAcceptRetryMs = 100;
 
@@ -80,7 +85,7 @@ ControlServer::ControlServer(uv_loop_t* loop, core::Control& control, AccessPoli
 ControlServer::~ControlServer() = default;
 
 void ControlServer::Listen(int fd) {
-  int err = listen(fd, 128) == 0 ? 0 : uv_translate_sys_error(errno);
+  int err = listen(fd, kBacklog) == 0 ? 0 : uv_translate_sys_error(errno);
   // uv_poll_init makes the fd non-blocking, which accept4 below relies on.
   if (err == 0) err = uv_poll_init(loop_, &listener_, fd);
   if (err != 0) {
