@@ -406,6 +406,7 @@ int Main(int argc, char** argv) {
   control_spec.path = o.socket_path;
   control_spec.text = "unix:" + o.socket_path;
   core::Result<sys::Listener> control = core::Result<sys::Listener>::Error("");
+  if (core::Status st = sys::CheckPidfile(o.pidfile); !st.ok()) return Fail(st.message());
   {
     auto lock = sys::LockFile::Acquire(o.lockfile);
     if (!lock.ok()) return Fail(lock.error());

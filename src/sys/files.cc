@@ -98,6 +98,16 @@ core::Status WritePidfile(const std::string& path, pid_t pid) {
   return core::Status::Ok();
 }
 
+core::Status CheckPidfile(const std::string& path) {
+  const std::string what = "pidfile " + path;
+  auto dir = OpenParent(path);
+  if (!dir.ok()) return core::Status::Error("cannot write " + what + ": " + dir.error());
+  auto existing = StatEntry(dir.value());
+  if (!existing.ok()) return core::Status::Error("cannot write " + what + ": " + existing.error());
+  if (!existing.value()) return core::Status::Ok();
+  return CheckEntry(dir.value(), *existing.value(), what);
+}
+
 void RemovePidfile(const std::string& path, pid_t pid) {
   auto dir = OpenParent(path);
   if (!dir.ok()) return;

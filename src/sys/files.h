@@ -40,6 +40,9 @@ class LockFile {
 // replaced; a FIFO without a reader is an error, not a hang. A symbolic link, or a file that
 // another user owns in a directory other users can write, is refused.
 core::Status WritePidfile(const std::string& path, pid_t pid);
+// What WritePidfile would refuse about the file there now, so a master can refuse before it
+// has created anything (WritePidfile checks again: that check is the one that counts).
+core::Status CheckPidfile(const std::string& path);
 // Removes the pidfile only if it is a regular file of ours that still holds `pid` (another
 // master may have replaced it); never through a link.
 void RemovePidfile(const std::string& path, pid_t pid);
