@@ -196,8 +196,9 @@ void RemoveIfSame(const std::string& path, dev_t dev, ino_t ino) {
 
 core::Status ChmodIfSame(const std::string& path, dev_t dev, ino_t ino, mode_t mode) {
   auto dir = OpenParent(path);
-  if (!dir.ok()) return core::Status::Error("cannot open the directory of " + path + ": " +
-                                            dir.error());
+  if (!dir.ok()) {
+    return core::Status::Error("cannot open the directory of " + path + ": " + dir.error());
+  }
   // O_PATH|O_NOFOLLOW opens a link itself, never its target; fstat then says what it is.
   SafeFd fd(RetryOpenAt(dir.value().fd.get(), dir.value().name.c_str(),
                         O_PATH | O_NOFOLLOW | O_CLOEXEC, 0));

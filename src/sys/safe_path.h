@@ -47,9 +47,9 @@ class SafeFd {
 // The directory a path lives in, opened O_PATH, and the path's last component.
 struct ParentDir {
   SafeFd fd;
-  std::string path;      // the directory, for messages ("." for a bare name)
-  std::string name;      // the last component
-  bool shared = false;   // every user may create and rename entries in it
+  std::string path;     // the directory, for messages ("." for a bare name)
+  std::string name;     // the last component
+  bool shared = false;  // users other than root and us may create and rename entries in it
 };
 
 // Opens the parent of `path` (the directory components are resolved as usual). The error is
