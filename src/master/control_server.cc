@@ -26,7 +26,8 @@ struct ControlServer::Connection {
   int open_handles = 2;
 
   explicit Connection(size_t max_line) : lines(max_line) {}
-  std::string Name() const {
+  std::string Name() const { return PeerName(peer); }
+  static std::string PeerName(const core::Peer& peer) {
     return peer.bound_worker ? "the -g channel of worker " + std::to_string(*peer.bound_worker)
                              : "uid " + std::to_string(peer.uid) + " pid " +
                                    std::to_string(peer.pid);
@@ -47,9 +48,14 @@ wire::Reply ErrorReply(std::string message) {
   return r;
 }
 
-// Connections taken per wake-up: the rest wait for the next turn of the loop, so that a flood
-// cannot starve the workers' events and the other clients.
-constexpr int kAcceptBatch = 128;
+// The command socket's backlog: as Einhorn (Ruby's default), the most the kernel allows, so a
+// burst of clients connecting at once all get in (connect on a full UNIX backlog fails with
+// EAGAIN at once, it does not wait).
+constexpr int kBacklog = SOMAXCONN;
+// Connections taken per wake-up: a full queue's worth (the kernel queues backlog + 1), so each
+// turn drains what was waiting, while a peer that connects without pause still cannot keep
+// the loop from the workers' events.
+constexpr int kAcceptBatch = kBacklog + 1;
 // How long accepting pauses when not even a refusal is possible (no reserve fd left).
 constexpr uint64_t kAcceptRetryMs = 100;
 
@@ -58,6 +64,23 @@ int AcceptOne(int listen_fd) {
 }
 
 int OpenReserve() { return open("/dev/null", O_RDONLY | O_CLOEXEC); }
+
+// Turns a peer away at once, without a libuv handle: the reply goes into the fresh socket's
+// buffer, what the peer already sent is read and dropped (so the close does not reset the
+// connection before the peer reads the reply), and the fd is closed before the next accept.
+// A burst that the accept loop drains in one turn so never holds more fds than the
+// connections it keeps.
+void RefuseNow(int fd, const wire::Reply& reply) {
+  const std::string line = wire::EncodeReply(reply);
+  // A fresh socket's buffer takes one short line; if not, the peer only misses the reason.
+  [[maybe_unused]] const ssize_t sent =
+      send(fd, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  shutdown(fd, SHUT_WR);
+  char drop[4096];
+  for (int i = 0; i < 16 && recv(fd, drop, sizeof drop, MSG_DONTWAIT) > 0; ++i) {
+  }
+  close(fd);
+}
 
 bool IsPowerOfTen(uint64_t n) {
   while (n >= 10 && n % 10 == 0) n /= 10;
@@ -80,7 +103,7 @@ ControlServer::ControlServer(uv_loop_t* loop, core::Control& control, AccessPoli
 ControlServer::~ControlServer() = default;
 
 void ControlServer::Listen(int fd) {
-  int err = listen(fd, 128) == 0 ? 0 : uv_translate_sys_error(errno);
+  int err = listen(fd, kBacklog) == 0 ? 0 : uv_translate_sys_error(errno);
   // uv_poll_init makes the fd non-blocking, which accept4 below relies on.
   if (err == 0) err = uv_poll_init(loop_, &listener_, fd);
   if (err != 0) {
@@ -210,35 +233,34 @@ ControlServer::Connection* ControlServer::Adopt(core::Peer peer) {
 }
 
 void ControlServer::Accept(int fd) {
-  Connection* c = Adopt(core::Peer{});
+  core::Peer peer;
+  auto cred = sys::GetPeerCred(fd);
+  if (cred.ok()) {
+    peer.pid = cred.value().pid;
+    peer.uid = static_cast<int>(cred.value().uid);
+    peer.gid = static_cast<int>(cred.value().gid);
+  }
+  if (!cred.ok() || !Allowed(peer)) {
+    spdlog::warn("command socket: refused {}: not root, not uid {} and not allowed by "
+                 "--control-allow-uid/--control-allow-gid",
+                 cred.ok() ? Connection::PeerName(peer) : cred.error(), policy_.self_uid);
+    control_.Refused(peer, "permission", now_());
+    RefuseNow(fd, ErrorReply("Permission denied: uid " + std::to_string(peer.uid) +
+                             " may not use this command socket"));
+    return;
+  }
+  // The workers' -g channels do not count.
+  if (connections_.size() - worker_channels_.size() >= limits_.max_connections) {
+    NoteRefusal(Connection::PeerName(peer),
+                "too many connections (" + std::to_string(limits_.max_connections) + ")");
+    control_.Refused(peer, "too_many_connections", now_());
+    RefuseNow(fd, ErrorReply("Too many connections to the command socket; try again later"));
+    return;
+  }
+  Connection* c = Adopt(peer);
   if (uv_pipe_open(&c->pipe, fd) != 0) {
     close(fd);
     Destroy(c);
-    return;
-  }
-  auto cred = sys::GetPeerCred(fd);
-  if (cred.ok()) {
-    c->peer.pid = cred.value().pid;
-    c->peer.uid = static_cast<int>(cred.value().uid);
-    c->peer.gid = static_cast<int>(cred.value().gid);
-  }
-  if (!cred.ok() || !Allowed(c->peer)) {
-    spdlog::warn("command socket: refused {}: not root, not uid {} and not allowed by "
-                 "--control-allow-uid/--control-allow-gid",
-                 cred.ok() ? c->Name() : cred.error(), policy_.self_uid);
-    control_.Refused(c->peer, "permission", now_());
-    Send(c, ErrorReply("Permission denied: uid " + std::to_string(c->peer.uid) +
-                       " may not use this command socket"));
-    CloseAfterWrites(c);
-    return;
-  }
-  // connections_ includes this one and the workers' -g channels, which do not count.
-  if (connections_.size() - worker_channels_.size() > limits_.max_connections) {
-    NoteRefusal(c->Name(),
-                "too many connections (" + std::to_string(limits_.max_connections) + ")");
-    control_.Refused(c->peer, "too_many_connections", now_());
-    Send(c, ErrorReply("Too many connections to the command socket; try again later"));
-    CloseAfterWrites(c);
     return;
   }
   if (refused_in_a_row_ > 0) {

@@ -1,7 +1,8 @@
 // einhorn-cpp: parse the command line, open everything that can fail before any worker
-// exists (lockfile, listeners, pidfile), then hand over to the loop. A startup failure is one
-// line on stderr, exit 1 (2 for usage), and leaves nothing behind.
+// exists (the command socket, under the lockfile; listeners; pidfile), then hand over to the
+// loop. A startup failure is one line on stderr, exit 1 (2 for usage), and leaves nothing behind.
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,6 +28,7 @@
 #include "sys/peer.h"
 #include "sys/process.h"
 #include "sys/reexec.h"
+#include "sys/safe_path.h"
 #include "sys/spawn.h"
 
 extern char** environ;
@@ -144,6 +146,37 @@ core::Result<AccessPolicy> ResolveAccess(const core::Options& o) {
   return access;
 }
 
+// With --control-allow-uid/gid other users must be able to connect at all; the peer
+// credential check is then what lets them in or not.
+bool Widened(const core::Options& o) {
+  return !o.control_allow_uids.empty() || !o.control_allow_gids.empty();
+}
+
+mode_t ControlSocketMode(bool widened) { return widened ? 0666 : 0600; }
+
+// A re-exec'd image keeps the command socket it was handed; its file is left as it is unless
+// a reloaded config changed who may connect, and even then it is changed only while the path
+// still names the socket the first image created (never through a link someone put there).
+void KeepControlSocketMode(const sys::Listener& control, bool was_widened, bool widened) {
+  const std::string& path = control.spec.path;
+  if (!control.owns_path) return;
+  if (!sys::StillSameEntry(path, control.path_dev, control.path_ino)) {
+    spdlog::warn("command socket: {} no longer names this master's socket (it was removed or "
+                 "replaced); left alone, and clients cannot reach the master by that path",
+                 path);
+    return;
+  }
+  if (was_widened == widened) return;
+  const mode_t mode = ControlSocketMode(widened);
+  if (core::Status st = sys::ChmodIfSame(path, control.path_dev, control.path_ino, mode);
+      !st.ok()) {
+    spdlog::warn("command socket: {}", st.message());
+    return;
+  }
+  spdlog::info("command socket: mode {:o} now that --control-allow-uid/gid {}", mode,
+               widened ? "are set" : "are gone");
+}
+
 // Runs the loop, then undoes what the master set up: listeners, the command socket's path,
 // the pidfile.
 int RunMaster(MasterSetup setup) {
@@ -230,6 +263,7 @@ int Restore(int state_fd, const std::vector<std::string>& env) {
 
   // The check read the same file a moment ago; if it has changed into something that cannot
   // be used since, the running settings stay.
+  const bool was_widened = Widened(state.options);
   std::string command_path;
   auto config = RereadConfig(state, &command_path);
   std::optional<int> resize_to;
@@ -268,12 +302,12 @@ int Restore(int state_fd, const std::vector<std::string>& env) {
   setup.argv = state.argv;
   for (const auto& l : state.listeners) setup.listeners.push_back(ToListener(l));
   setup.control = ToListener(state.control);
-  setup.lock_fd = state.lock_fd;
+  // An image from before einhorn-cpp followed Einhorn's -f held the lock for its whole life
+  // and passed it on; the lock is only for the socket's creation, long done.
+  if (state.lock_fd >= 0) close(state.lock_fd);
   auto access = ResolveAccess(state.options);
   if (setup.control.fd >= 0) {
-    const bool widened =
-        !state.options.control_allow_uids.empty() || !state.options.control_allow_gids.empty();
-    chmod(state.options.socket_path.c_str(), widened ? 0666 : 0600);
+    KeepControlSocketMode(setup.control, was_widened, Widened(state.options));
   }
   if (access.ok()) {
     setup.access = access.value();
@@ -301,8 +335,6 @@ int Restore(int state_fd, const std::vector<std::string>& env) {
   restored.telemetry = std::move(state.telemetry);
   if (state.metrics.fd >= 0) setup.metrics = ToListener(state.metrics);
   setup.restored = std::move(restored);
-  // The lock is the open file's: adopting its fd keeps it held, and released at exit.
-  sys::LockFile lock = sys::LockFile::Adopt(state.lock_fd);
   return RunMaster(std::move(setup));
 }
 
@@ -364,23 +396,23 @@ int Main(int argc, char** argv) {
     spdlog::info("running as PID 1: orphans are reaped here");
   }
 
-  auto lock = sys::LockFile::Acquire(o.lockfile);
-  if (!lock.ok()) return Fail(lock.error());
-
-  // The command socket is created 0600 whatever the umask: the umask is tightened around the
-  // bind so no other user can connect even for an instant, then the mode is set explicitly.
+  // As Einhorn: the lockfile is held only while the command socket is checked and created, so
+  // that two masters starting at once cannot both take a socket for stale. A master already
+  // serving this socket is refused by the live-socket check in OpenListener.
+  // The socket file is created with its final mode (0600, or 0666 when other users are allowed
+  // and the peer credential check decides): never widened, nor changed by path, afterwards.
   core::BindSpec control_spec;
   control_spec.family = core::BindSpec::Family::kUnix;
   control_spec.path = o.socket_path;
   control_spec.text = "unix:" + o.socket_path;
-  const mode_t old_umask = umask(0177);
-  auto control = sys::OpenListener(control_spec, 128);
-  umask(old_umask);
+  core::Result<sys::Listener> control = core::Result<sys::Listener>::Error("");
+  if (core::Status st = sys::CheckPidfile(o.pidfile); !st.ok()) return Fail(st.message());
+  {
+    auto lock = sys::LockFile::Acquire(o.lockfile);
+    if (!lock.ok()) return Fail(lock.error());
+    control = sys::OpenListener(control_spec, SOMAXCONN, ControlSocketMode(Widened(o)));
+  }
   if (!control.ok()) return Fail("command socket: " + control.error());
-  // With --control-allow-uid/gid other users must be able to connect at all; the peer
-  // credential check is then what lets them in or not.
-  const bool widened = !access.value().allow_uids.empty() || !access.value().allow_gids.empty();
-  chmod(o.socket_path.c_str(), widened ? 0666 : 0600);
   spdlog::info("command socket at {}", o.socket_path);
 
   // Socket activation: what the service manager bound is used instead of binding again.
@@ -465,7 +497,6 @@ int Main(int argc, char** argv) {
   setup.command_path = command.value();
   setup.listeners = std::move(listeners);
   setup.control = control.value();
-  setup.lock_fd = lock.value().fd();
   setup.access = access.value();
   setup.startup_env = env;
   setup.worker_env = env;

@@ -36,7 +36,6 @@ struct MasterSetup {
   std::string command_path;  // resolved worker executable
   std::vector<sys::Listener> listeners;
   sys::Listener control;  // the bound, listening command socket (fd -1: none)
-  int lock_fd = -1;       // the held lockfile (-f), kept open across a re-exec
   AccessPolicy access;
   std::vector<std::string> startup_env;  // the first image's environment, restored to re-exec
   std::vector<std::string> worker_env;   // this image's environment: the workers' base

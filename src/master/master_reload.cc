@@ -2,7 +2,7 @@
 // that the new binary runs and can read the state (`NEW --upgrade-check --with-state-fd 3`),
 // stops reading requests, waits until every reply is written, then execs
 // `NEW --with-state-fd N -- CMD...` with the state in a memfd and every fd that matters open:
-// listeners, the command socket and its connections, -g channels, the lockfile. The pid stays,
+// listeners, the command socket and its connections, -g channels. The pid stays,
 // so the workers, systemd and the pidfile never notice. Any failure before execve leaves the
 // old image running as it was and is reported (to an upgrade's subscribers as its final
 // message); what the new image does with the state is in main.cc and AfterRestore.
@@ -237,7 +237,7 @@ core::Status Master::ExecNewImage() {
   state.startup_env = setup_.startup_env;
   state.then_upgrades = reload_.then_upgrades();
   state.reloads = reloads_ + 1;
-  state.lock_fd = setup_.lock_fd;
+  // lock_fd stays -1: the lockfile is held only while the first image creates the socket.
   state.telemetry = telemetry_.Save();
   state.config_path = setup_.config_path;
   state.argv = setup_.argv;
@@ -273,7 +273,6 @@ core::Status Master::ExecNewImage() {
   if (state.control.fd >= 0) kept.push_back(state.control.fd);
   for (const auto& c : state.clients) kept.push_back(c.fd);
   for (const auto& n : state.notify_sockets) kept.push_back(n.fd);
-  if (state.lock_fd >= 0) kept.push_back(state.lock_fd);
   if (state.metrics.fd >= 0) kept.push_back(state.metrics.fd);
   kept.push_back(memfd.value());
   core::Status st = core::Status::Ok();

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <utility>
 
+#include "sys/safe_path.h"
+
 namespace einhorn::sys {
 namespace {
 
@@ -31,11 +33,11 @@ bool WriteAll(int fd, const std::string& data) {
 
 core::Result<LockFile> LockFile::Acquire(const std::string& path) {
   using R = core::Result<LockFile>;
-  int fd;
-  do {
-    fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  } while (fd < 0 && errno == EINTR);
-  if (fd < 0) return R::Error("cannot open lockfile " + path + ": " + ErrnoText(errno));
+  auto dir = OpenParent(path);
+  if (!dir.ok()) return R::Error("cannot open lockfile " + path + ": " + dir.error());
+  auto opened = OpenEntry(dir.value(), O_RDWR | O_CREAT, 0600, "lockfile " + path);
+  if (!opened.ok()) return R(opened.status());
+  const int fd = opened.value().release();
   int rc;
   do {
     rc = flock(fd, LOCK_EX | LOCK_NB);
@@ -68,63 +70,64 @@ LockFile::~LockFile() {
 }
 
 core::Status WritePidfile(const std::string& path, pid_t pid) {
-  auto fail = [&](int err) {
-    return core::Status::Error("cannot write pidfile " + path + ": " + ErrnoText(err));
+  const std::string what = "pidfile " + path;
+  auto fail = [&](const std::string& why) {
+    return core::Status::Error("cannot write " + what + ": " + why);
   };
-  // Something that is not a regular file (-e /dev/null to keep no pidfile, a FIFO) is written
-  // through, as Einhorn does: the rename below would replace the device node itself.
-  struct stat st {};
-  if (stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
-    const int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) return fail(errno);
-    const bool written = WriteAll(fd, std::to_string(pid));
-    const int err = errno;
-    close(fd);
-    return written ? core::Status::Ok() : fail(err);
+  auto dir = OpenParent(path);
+  if (!dir.ok()) return fail(dir.error());
+  auto existing = StatEntry(dir.value());
+  if (!existing.ok()) return fail(existing.error());
+  if (existing.value()) {
+    if (core::Status st = CheckEntry(dir.value(), *existing.value(), what); !st.ok()) return st;
+    // Something that is not a regular file (-e /dev/null to keep no pidfile, a FIFO) is
+    // written through, as Einhorn does: the rename below would replace the device node itself.
+    if (!S_ISREG(existing.value()->st_mode)) {
+      struct stat st {};
+      auto fd = OpenEntry(dir.value(), O_WRONLY, 0, what, &st, "write");
+      if (!fd.ok()) return fd.status();
+      if (S_ISREG(st.st_mode)) return fail("it changed while being written");
+      if (!WriteAll(fd.value().get(), std::to_string(pid))) return fail(ErrnoText(errno));
+      return core::Status::Ok();
+    }
   }
-  // mkstemp in the same directory, so rename(2) is atomic (same filesystem).
-  std::string tmp = path + ".XXXXXX";
-  const int fd = mkostemp(tmp.data(), O_CLOEXEC);
-  if (fd < 0) return fail(errno);
-  // mkstemp creates 0600; a pidfile is meant to be read by anyone (monitoring, init scripts).
-  const bool written = fchmod(fd, 0644) == 0 && WriteAll(fd, std::to_string(pid));
-  int err = errno;
-  if (close(fd) != 0 && written) {
-    err = errno;
-    unlink(tmp.c_str());
-    return fail(err);
-  }
-  if (!written) {
-    unlink(tmp.c_str());
-    return fail(err);
-  }
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    err = errno;
-    unlink(tmp.c_str());
-    return fail(err);
+  // A pidfile is meant to be read by anyone (monitoring, init scripts): 0644.
+  if (core::Status st = ReplaceEntry(dir.value(), std::to_string(pid), 0644); !st.ok()) {
+    return fail(st.message());
   }
   return core::Status::Ok();
 }
 
+core::Status CheckPidfile(const std::string& path) {
+  const std::string what = "pidfile " + path;
+  auto dir = OpenParent(path);
+  if (!dir.ok()) return core::Status::Error("cannot write " + what + ": " + dir.error());
+  auto existing = StatEntry(dir.value());
+  if (!existing.ok()) return core::Status::Error("cannot write " + what + ": " + existing.error());
+  if (!existing.value()) return core::Status::Ok();
+  return CheckEntry(dir.value(), *existing.value(), what);
+}
+
 void RemovePidfile(const std::string& path, pid_t pid) {
-  // Only a regular file is ours to remove (reading a FIFO could block, /dev/full reads zeros).
+  auto dir = OpenParent(path);
+  if (!dir.ok()) return;
+  // Only a regular file of ours is ours to remove (reading a FIFO could block, /dev/full reads
+  // zeros, a link points at someone else's file).
   struct stat st {};
-  if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
+  auto fd = OpenEntry(dir.value(), O_RDONLY, 0, "pidfile " + path, &st);
+  if (!fd.ok() || !S_ISREG(st.st_mode)) return;
   char buf[64];
   ssize_t n;
   do {
-    n = read(fd, buf, sizeof(buf) - 1);
+    n = read(fd.value().get(), buf, sizeof(buf) - 1);
   } while (n < 0 && errno == EINTR);
-  close(fd);
   if (n <= 0) return;
   std::string contents(buf, static_cast<size_t>(n));
   // Tolerate a trailing newline written by something else that follows our convention.
   while (!contents.empty() && (contents.back() == '\n' || contents.back() == ' ')) {
     contents.pop_back();
   }
-  if (contents == std::to_string(pid)) unlink(path.c_str());
+  if (contents == std::to_string(pid)) RemoveIfSame(path, st.st_dev, st.st_ino);
 }
 
 }  // namespace einhorn::sys

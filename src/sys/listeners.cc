@@ -12,6 +12,8 @@
 
 #include <cstring>
 
+#include "sys/safe_path.h"
+
 namespace einhorn::sys {
 namespace {
 
@@ -158,14 +160,16 @@ R OpenInet(const BindSpec& spec, int backlog) {
 
 // An existing socket file at our path is either a live server (refuse: two masters would
 // fight over it) or left over by a crash (EADDRINUSE on bind unless removed). Only a refused
-// connection proves it is stale.
-core::Status ClearStaleSocket(const sockaddr_un& addr, const std::string& what) {
-  const std::string path = addr.sun_path;
-  struct stat st;
-  if (lstat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return core::Status::Ok();
-    return core::Status::Error(Errno("stat " + what, errno));
-  }
+// connection proves it is stale, and it is removed only while the path still names the socket
+// that was probed. What is there is first held to safe_path.h's rules (no link; in a directory
+// other users can write, only root's or ours).
+core::Status ClearStaleSocket(const ParentDir& dir, const sockaddr_un& addr,
+                              const std::string& what) {
+  auto found = StatEntry(dir);
+  if (!found.ok()) return core::Status::Error(Errno("stat " + what, errno));
+  if (!found.value()) return core::Status::Ok();
+  const struct stat st = *found.value();
+  if (core::Status checked = CheckEntry(dir, st, what); !checked.ok()) return checked;
   if (!S_ISSOCK(st.st_mode)) {
     return core::Status::Error(what + " exists and is not a socket; refusing to replace it");
   }
@@ -177,11 +181,17 @@ core::Status ClearStaleSocket(const sockaddr_un& addr, const std::string& what) 
   }
   const int err = errno;
   switch (err) {
-    case ECONNREFUSED:
-      if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+    case ECONNREFUSED: {
+      auto now = StatEntry(dir);
+      if (!now.ok() || !now.value()) return core::Status::Ok();  // removed meanwhile
+      if (now.value()->st_dev != st.st_dev || now.value()->st_ino != st.st_ino) {
+        return core::Status::Error(what + " was replaced while being checked; try again");
+      }
+      if (unlinkat(dir.fd.get(), dir.name.c_str(), 0) != 0 && errno != ENOENT) {
         return core::Status::Error(Errno("unlink stale socket " + what, errno));
       }
       return core::Status::Ok();
+    }
     case ENOENT:  // removed meanwhile
       return core::Status::Ok();
     case EAGAIN:
@@ -193,7 +203,7 @@ core::Status ClearStaleSocket(const sockaddr_un& addr, const std::string& what) 
   }
 }
 
-R OpenUnix(const BindSpec& spec, int backlog) {
+R OpenUnix(const BindSpec& spec, int backlog, std::optional<mode_t> mode) {
   const std::string what = Describe(spec);
   sockaddr_un addr;
   memset(&addr, 0, sizeof(addr));
@@ -207,24 +217,38 @@ R OpenUnix(const BindSpec& spec, int backlog) {
   }
   memcpy(addr.sun_path, spec.path.data(), spec.path.size());
 
-  if (core::Status st = ClearStaleSocket(addr, what); !st.ok()) return R(st);
+  auto dir = OpenParent(spec.path);
+  if (!dir.ok()) return R::Error("bind " + what + ": " + dir.error());
+  if (core::Status st = ClearStaleSocket(dir.value(), addr, what); !st.ok()) return R(st);
 
   FdGuard fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (fd.get() < 0) return R::Error(Errno("socket " + what, errno));
-  if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
-    return R::Error(Errno("bind " + what, errno));
+  // The file gets its mode at bind, so nobody can connect through a wider one even for an
+  // instant: the kernel applies both the socket inode's mode (fchmod before bind) and the umask.
+  int bound;
+  if (mode) {
+    if (fchmod(fd.get(), *mode) != 0) return R::Error(Errno("fchmod " + what, errno));
+    const mode_t old_umask = umask(static_cast<mode_t>(~*mode & 0777));
+    bound = bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
+    umask(old_umask);
+  } else {
+    bound = bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
   }
+  if (bound != 0) return R::Error(Errno("bind " + what, errno));
   Listener listener;
-  struct stat st;
-  if (lstat(spec.path.c_str(), &st) == 0) {
+  // The inode is recorded relative to the same directory, so later changes and the removal
+  // at exit touch this file only.
+  auto made = StatEntry(dir.value());
+  if (made.ok() && made.value() && S_ISSOCK(made.value()->st_mode)) {
     listener.owns_path = true;
-    listener.path_dev = st.st_dev;
-    listener.path_ino = st.st_ino;
+    listener.path_dev = made.value()->st_dev;
+    listener.path_ino = made.value()->st_ino;
   }
   auto fail = [&](const std::string& message) {
-    if (listener.owns_path) unlink(spec.path.c_str());
+    if (listener.owns_path) RemoveIfSame(spec.path, listener.path_dev, listener.path_ino);
     return R::Error(message);
   };
+  if (!listener.owns_path) return fail(what + " vanished right after bind");
   if (listen(fd.get(), backlog) != 0) return fail(Errno("listen " + what, errno));
   if (core::Status b = ApplyBlocking(fd.get(), spec.nonblock, what); !b.ok()) {
     return fail(b.message());
@@ -237,8 +261,9 @@ R OpenUnix(const BindSpec& spec, int backlog) {
 
 }  // namespace
 
-core::Result<Listener> OpenListener(const BindSpec& spec, int backlog) {
-  if (spec.family == BindSpec::Family::kUnix) return OpenUnix(spec, backlog);
+core::Result<Listener> OpenListener(const BindSpec& spec, int backlog,
+                                    std::optional<mode_t> unix_mode) {
+  if (spec.family == BindSpec::Family::kUnix) return OpenUnix(spec, backlog, unix_mode);
   return OpenInet(spec, backlog);
 }
 
@@ -248,11 +273,7 @@ void CloseListener(Listener& listener) {
     listener.fd = -1;
   }
   if (listener.owns_path && listener.spec.family == BindSpec::Family::kUnix) {
-    struct stat st;
-    if (lstat(listener.spec.path.c_str(), &st) == 0 && st.st_dev == listener.path_dev &&
-        st.st_ino == listener.path_ino) {
-      unlink(listener.spec.path.c_str());
-    }
+    RemoveIfSame(listener.spec.path, listener.path_dev, listener.path_ino);
   }
   listener.owns_path = false;
 }

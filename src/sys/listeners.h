@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 
 #include "core/bind_spec.h"
@@ -26,10 +27,15 @@ struct Listener {
 // reuseport: SO_REUSEPORT before bind; n: O_NONBLOCK after listen), binds and listens with
 // `backlog`. IPv6 sockets are IPV6_V6ONLY, so [::]:P and 0.0.0.0:P can both be bound.
 // UNIX paths: longer than sun_path is an error; an existing socket file is replaced
-// only if nothing answers on it; any other existing file is an error. Port 0 is resolved.
-core::Result<Listener> OpenListener(const core::BindSpec& spec, int backlog);
+// only if nothing answers on it; any other existing file is an error, and so are a symbolic
+// link and, in a directory other users can write, a file neither root nor we own
+// (sys/safe_path.h). `unix_mode` gives the socket file exactly that mode from the moment it
+// exists (the umask's otherwise). Port 0 is resolved.
+core::Result<Listener> OpenListener(const core::BindSpec& spec, int backlog,
+                                    std::optional<mode_t> unix_mode = std::nullopt);
 
-// Closes the fd and, for UNIX sockets, unlinks the path if it is still our socket (same inode).
+// Closes the fd and, for UNIX sockets, unlinks the path if it is still our socket (same inode,
+// never through a link).
 void CloseListener(Listener& listener);
 
 }  // namespace einhorn::sys

@@ -1,11 +1,16 @@
 // The command socket with real clients' bytes: Einhorn's replies, resizing, and the master's
 // resilience to hostile peers.
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <random>
 #include <thread>
 
@@ -300,6 +305,69 @@ TEST_CASE("garbage, huge lines and 200 concurrent clients leave the master servi
   CHECK(m.LiveWorkers() == workers_before);
   for (const auto& [pid, report] : workers_before) CHECK(m.SignalsOf(pid).empty());
   CHECK(Status(m).ready == 2);
+}
+
+// Issue 14 item 12 / issue 15 item 5: Einhorn listens with SOMAXCONN, so 200 clients that
+// connect at once all get in. A UNIX connect on a full backlog fails at once (EAGAIN) instead of
+// waiting, so the backlog must hold the whole burst: the master is stopped while the clients
+// connect, as if the burst came between two turns of its loop.
+TEST_CASE("a burst of 200 clients connecting at once is accepted, and every one is answered") {
+  MasterRun m({"-n", "1", "-m", "0"}, {TEST_WORKER_BIN});
+  REQUIRE(WaitForSocket(m));
+  REQUIRE(m.process().Signal(SIGSTOP));
+  REQUIRE(PollUntil([&] { return ProcessState(m.pid()) == 'T'; }, 5s));
+  sockaddr_un addr {};
+  addr.sun_family = AF_UNIX;
+  const std::string path = Sock(m);
+  REQUIRE(path.size() < sizeof addr.sun_path);
+  std::memcpy(addr.sun_path, path.c_str(), path.size());
+  std::vector<int> fds;
+  std::vector<int> errors;
+  for (int i = 0; i < 200; ++i) {
+    const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    REQUIRE(fd >= 0);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+      fds.push_back(fd);
+    } else {
+      errors.push_back(errno);
+      close(fd);
+    }
+  }
+  REQUIRE(m.process().Signal(SIGCONT));
+  CHECK_MESSAGE(errors.empty(), errors.size(), " connects failed, the first after ", fds.size(),
+                ": ", std::string(std::strerror(errors.empty() ? 0 : errors.front())));
+  const std::string ehlo = "{\"command\":\"ehlo\",\"user\":\"burst\"}\n";
+  for (int fd : fds) {
+    REQUIRE(send(fd, ehlo.data(), ehlo.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(ehlo.size()));
+  }
+  size_t answered = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  std::vector<std::string> got(fds.size());
+  std::vector<bool> done(fds.size(), false);
+  while (answered < fds.size() && std::chrono::steady_clock::now() < deadline) {
+    std::vector<pollfd> polls;
+    std::vector<size_t> which;
+    for (size_t i = 0; i < fds.size(); ++i) {
+      if (done[i]) continue;
+      polls.push_back(pollfd{fds[i], POLLIN, 0});
+      which.push_back(i);
+    }
+    if (poll(polls.data(), polls.size(), 100) <= 0) continue;
+    for (size_t k = 0; k < polls.size(); ++k) {
+      if (!(polls[k].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      const size_t i = which[k];
+      char buf[512];
+      const ssize_t n = read(fds[i], buf, sizeof buf);
+      if (n > 0) got[i].append(buf, static_cast<size_t>(n));
+      if (n <= 0 || got[i].find('\n') != std::string::npos) {
+        done[i] = true;
+        answered += got[i].find("Welcome, burst!") != std::string::npos ? 1 : 0;
+      }
+    }
+  }
+  for (int fd : fds) close(fd);
+  CHECK(answered == 200);
+  CHECK(m.process().running());
 }
 
 }  // namespace

@@ -86,13 +86,15 @@ TEST_CASE("QUIT sends SIGQUIT and exits at once with 1") {
   CHECK_FALSE(FileExists(m.dir().File("einhorn.pid")));
 }
 
-TEST_CASE("a second master with the same lockfile is refused, and the first keeps running") {
+// The lockfile is held only while a socket is created (Einhorn's -f): what refuses a second
+// master on the same defaults is the live command socket.
+TEST_CASE("a second master on the same default socket is refused, and the first keeps running") {
   MasterRun first({"-n", "1", "-m", "0"}, {TEST_WORKER_BIN, "--report", "{reports}"});
   REQUIRE(first.WaitForWorkers(1));
   const Finished second = RunToExit({"-n", "1", "--", TEST_WORKER_BIN},
                                     10s, {"TMPDIR=" + first.dir().path()});
   CHECK(second.status.code == 1);
-  CHECK(second.err.find("is held by another einhorn-cpp master") != std::string::npos);
+  CHECK(second.err.find("einhorn.sock is in use by another process") != std::string::npos);
   CHECK(first.process().running());
   CHECK(first.LiveWorkers().size() == 1);
   CHECK(ReadFile(first.dir().File("einhorn.pid")) == std::to_string(first.pid()));
