@@ -422,9 +422,12 @@ int EventsCommand(const Invocation& inv, Context& ctx, Session& session) {
       since = 0;
       continue;
     }
-    if (since > 0 && reply.first_seq > since + 1) {
-      output.Diagnose(std::to_string(reply.first_seq - since - 1) +
-                      " events after " + std::to_string(since) + " are no longer kept");
+    // Numbers the reply skips went out of the ring: before its oldest event, or from the
+    // middle (a flood of one class of events makes room in its own share, core/events.h).
+    const std::uint64_t newer = reply.last_seq - since;
+    if (since > 0 && reply.events.size() < newer) {
+      output.Diagnose(std::to_string(newer - reply.events.size()) + " events after " +
+                      std::to_string(since) + " are no longer kept");
     }
     if (first && !inv.json) *ctx.out << RenderEventsHeader();
     for (const core::Event& e : reply.events) {
