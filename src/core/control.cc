@@ -351,13 +351,13 @@ void Control::WorkerAck(const wire::Request& r, const Peer& peer, Time now) {
                                : "pid " + std::to_string(peer.pid);
   // On a -g channel the pid may be left out; one that is given must still be an integer.
   if (!r.pid && (!peer.bound_worker || r.pid_present)) {
-    host_.Log(LogLevel::kWarn, "control: refused worker:ack from " + from +
-                                   ": no integer pid in the request");
+    RefuseAck("control: refused worker:ack from " + from + ": no integer pid in the request",
+              now);
     return;
   }
   const Pid pid = r.pid ? static_cast<Pid>(*r.pid) : *peer.bound_worker;
   if (r.pid && (*r.pid <= 0 || *r.pid > 0x7fffffff)) {
-    host_.Log(LogLevel::kWarn, "control: refused worker:ack from " + from + ": bad pid");
+    RefuseAck("control: refused worker:ack from " + from + ": bad pid", now);
     return;
   }
   const bool allowed =
@@ -365,18 +365,18 @@ void Control::WorkerAck(const wire::Request& r, const Peer& peer, Time now) {
                         : std::find(peer.lineage.begin(), peer.lineage.end(), pid) !=
                               peer.lineage.end();
   if (!allowed) {
-    host_.Log(LogLevel::kWarn, "control: refused worker:ack for " + std::to_string(pid) +
-                                   " from " + from +
-                                   ": only the worker itself or its descendants may ack it");
+    RefuseAck("control: refused worker:ack for " + std::to_string(pid) + " from " + from +
+                  ": only the worker itself or its descendants may ack it",
+              now);
     return;
   }
   switch (supervisor_.Ack(pid, now)) {
     case AckResult::kAcked:
       return;  // the supervisor logs the readiness
     case AckResult::kUnknownPid:
-      host_.Log(LogLevel::kWarn,
-                "control: could not find a worker with pid " + std::to_string(pid) +
-                    "; ignoring its ack");
+      RefuseAck("control: could not find a worker with pid " + std::to_string(pid) +
+                    "; ignoring its ack",
+                now);
       return;
     case AckResult::kAlreadyAcked:
       host_.Log(LogLevel::kInfo,
@@ -391,6 +391,20 @@ void Control::WorkerAck(const wire::Request& r, const Peer& peer, Time now) {
                                      " acked while draining; ignoring it");
       return;
   }
+}
+
+void Control::RefuseAck(const std::string& line, Time now) {
+  const LogLimiter::Verdict v = refused_acks_.Note(now);
+  if (v.ended && v.ended->unlogged > 0) {
+    host_.Log(LogLevel::kWarn, "control: refused " + std::to_string(v.ended->count) +
+                                   " worker:ack requests in all in the run before, " +
+                                   std::to_string(v.ended->unlogged) + " of them not logged");
+  }
+  if (!v.log) return;
+  host_.Log(LogLevel::kWarn,
+            v.count == 1 ? line
+                         : line + " (" + std::to_string(v.count) +
+                               " refused in this run; the next run says how many in all)");
 }
 
 void Control::WorkerPing(const wire::Request& r, const Peer& peer, Time now) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/events.h"
+#include "core/log_limit.h"
 #include "core/metrics.h"
 #include "core/pool_status.h"
 #include "core/supervisor.h"
@@ -106,6 +107,9 @@ class Control {
   wire::Reply Verbosity(int delta, const std::string& by, Time now);
   void WorkerAck(const wire::Request& r, const Peer& peer, Time now);
   void WorkerPing(const wire::Request& r, const Peer& peer, Time now);
+  // A refused worker:ack, logged through refused_acks_: any peer allowed on the socket (other
+  // users with --control-allow-uid) can send them as fast as it likes.
+  void RefuseAck(const std::string& line, Time now);
   void Audit(const std::string& by, const std::string& verb, const wire::Reply& reply,
              Time now);
   void Resized(int from, int to, const std::string& by, Time now);
@@ -114,6 +118,7 @@ class Control {
   Supervisor& supervisor_;
   ControlHost& host_;
   MasterInfo info_;
+  LogLimiter refused_acks_;
 };
 
 }  // namespace einhorn::core

@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cmath>
@@ -163,30 +164,109 @@ std::optional<EventKind> ParseEventKind(std::string_view name) {
   return std::nullopt;
 }
 
-EventRing::EventRing(size_t capacity) : capacity_(capacity == 0 ? 1 : capacity) {}
+EventClass ClassOf(EventKind kind) {
+  switch (kind) {
+    case EventKind::kUpgradeStart:
+    case EventKind::kUpgradeDone:
+    case EventKind::kUpgradeRollback:
+    case EventKind::kResize:
+    case EventKind::kReload:
+    case EventKind::kStop:
+    case EventKind::kControl:
+      return EventClass::kAudit;
+    case EventKind::kControlRefused:
+      return EventClass::kRefusal;
+    case EventKind::kSpawn:
+    case EventKind::kSpawnFailed:
+    case EventKind::kReady:
+    case EventKind::kExit:
+    case EventKind::kRespawnDelay:
+    case EventKind::kDrain:
+    case EventKind::kKill:
+    case EventKind::kWatchdogTimeout:
+    case EventKind::kUpgradeProgress:
+    case EventKind::kOther:
+      return EventClass::kLifecycle;
+  }
+  return EventClass::kLifecycle;
+}
+
+EventRing::EventRing(size_t capacity) : capacity_(capacity == 0 ? 1 : capacity) {
+  share_[static_cast<size_t>(EventClass::kAudit)] = capacity_ / 4;
+  share_[static_cast<size_t>(EventClass::kRefusal)] = capacity_ / 10;
+  share_[static_cast<size_t>(EventClass::kLifecycle)] =
+      capacity_ - capacity_ / 4 - capacity_ / 10;
+}
+
+size_t EventRing::size() const {
+  size_t n = 0;
+  for (const auto& q : held_) n += q.size();
+  return n;
+}
+
+std::uint64_t EventRing::first_seq() const {
+  std::uint64_t first = last_seq_ + 1;
+  for (const auto& q : held_) {
+    if (!q.empty()) first = std::min(first, q.front().seq);
+  }
+  return first;
+}
+
+void EventRing::Add(Event event) {
+  held_[static_cast<size_t>(ClassOf(event.kind))].push_back(std::move(event));
+}
+
+void EventRing::Trim() {
+  // The victim: the oldest event among the classes over their share. Some class is over its
+  // share whenever the ring is over capacity, since the shares add up to the capacity.
+  while (size() > capacity_) {
+    std::deque<Event>* victim = nullptr;
+    for (size_t c = 0; c < kClasses; ++c) {
+      std::deque<Event>& q = held_[c];
+      if (q.size() <= share_[c]) continue;
+      if (victim == nullptr || q.front().seq < victim->front().seq) victim = &q;
+    }
+    if (victim == nullptr) return;
+    victim->pop_front();
+  }
+}
 
 std::uint64_t EventRing::Push(Event event) {
   event.seq = ++last_seq_;
-  events_.push_back(std::move(event));
-  while (events_.size() > capacity_) events_.pop_front();
+  Add(std::move(event));
+  Trim();
   return last_seq_;
 }
 
 std::vector<Event> EventRing::Since(std::uint64_t since, size_t limit) const {
   std::vector<Event> out;
-  if (events_.empty() || since >= last_seq_) return out;
-  // Sequence numbers are contiguous: the first one after `since` is at a known index.
-  const std::uint64_t first = events_.front().seq;
-  size_t i = since < first ? 0 : static_cast<size_t>(since - first + 1);
-  for (; i < events_.size() && out.size() < limit; ++i) out.push_back(events_[i]);
+  if (since >= last_seq_) return out;
+  // A merge of the classes, each in sequence order: start each after `since`.
+  std::array<size_t, kClasses> at{};
+  for (size_t c = 0; c < kClasses; ++c) {
+    const std::deque<Event>& q = held_[c];
+    at[c] = static_cast<size_t>(
+        std::upper_bound(q.begin(), q.end(), since,
+                         [](std::uint64_t s, const Event& e) { return s < e.seq; }) -
+        q.begin());
+  }
+  while (out.size() < limit) {
+    size_t best = kClasses;
+    for (size_t c = 0; c < kClasses; ++c) {
+      if (at[c] >= held_[c].size()) continue;
+      if (best == kClasses || held_[c][at[c]].seq < held_[best][at[best]].seq) best = c;
+    }
+    if (best == kClasses) break;
+    out.push_back(held_[best][at[best]++]);
+  }
   return out;
 }
 
 void EventRing::Restore(std::uint64_t last_seq, std::vector<Event> events) {
   last_seq_ = last_seq;
-  events_.clear();
-  const size_t skip = events.size() > capacity_ ? events.size() - capacity_ : 0;
-  for (size_t i = skip; i < events.size(); ++i) events_.push_back(std::move(events[i]));
+  for (auto& q : held_) q.clear();
+  for (Event& e : events) Add(std::move(e));
+  Trim();
 }
 
 std::string FormatUtc(std::int64_t wall_ns) {

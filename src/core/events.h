@@ -18,6 +18,7 @@
 // Field names are stable (the JSON log lines use the same ones); absent fields are null.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -74,7 +75,22 @@ struct Event {
   bool operator==(const Event&) const = default;
 };
 
-// The newest `capacity` events; the oldest go first.
+// Who may fill the ring. A refused peer or a crash-looping worker can make events as fast as
+// it likes; the record of what was changed, and by whom, must outlive them.
+enum class EventClass {
+  kAudit,      // a change and who made it: control, resize, reload, upgrade start/done/
+               // rollback, stop
+  kLifecycle,  // what the workers did: spawn, ready, exit, respawn delay, drain, ...
+  kRefusal,    // control_refused: made by peers that may not even talk to the master
+};
+EventClass ClassOf(EventKind kind);
+
+// The newest events, at most `capacity`, numbered 1, 2, 3, ... Each class has a reserved share
+// of the capacity (audit a quarter, refusals a tenth, the lifecycle the rest) that the others
+// cannot take: when the ring is full, the event that goes is the oldest of a class holding
+// more than its share. So 20,000 refusals keep the last 250 audit events and the last 650
+// lifecycle events, and fill only what those leave free; a ring of one class alone keeps its
+// newest `capacity`. Numbers may then have gaps (the events evicted from the middle).
 class EventRing {
  public:
   static constexpr size_t kDefaultCapacity = 1000;
@@ -82,21 +98,30 @@ class EventRing {
 
   // Gives the event the next sequence number and returns it.
   std::uint64_t Push(Event event);
-  // The events after `since` (all held ones for 0), oldest first, at most `limit`.
+  // The events after `since` (all held ones for 0), in sequence order, at most `limit`.
   std::vector<Event> Since(std::uint64_t since, size_t limit = kDefaultCapacity) const;
   std::uint64_t last_seq() const { return last_seq_; }
-  std::uint64_t first_seq() const { return events_.empty() ? last_seq_ + 1 : events_.front().seq; }
-  const std::deque<Event>& events() const { return events_; }
+  // The oldest event still held (last_seq + 1 when the ring is empty).
+  std::uint64_t first_seq() const;
+  // Every event held, in sequence order.
+  std::vector<Event> events() const { return Since(0, size()); }
+  size_t size() const;
   size_t capacity() const { return capacity_; }
+  size_t share(EventClass c) const { return share_[static_cast<size_t>(c)]; }
 
-  // A master re-exec: the events (ascending, contiguous seq, ending at or before last_seq) and
-  // the counter carry on. Keeps the newest `capacity`.
+  // A master re-exec: the events (ascending seq, up to last_seq) and the counter carry on.
+  // Keeps what Push would have kept.
   void Restore(std::uint64_t last_seq, std::vector<Event> events);
 
  private:
+  static constexpr size_t kClasses = 3;
+  void Add(Event event);
+  void Trim();
+
   size_t capacity_;
+  std::array<size_t, kClasses> share_{};
   std::uint64_t last_seq_ = 0;
-  std::deque<Event> events_;
+  std::array<std::deque<Event>, kClasses> held_;  // each in sequence order
 };
 
 // "2024-05-01T12:00:03.250Z" (UTC, milliseconds) and back; nullopt if not that shape.

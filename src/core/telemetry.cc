@@ -74,7 +74,7 @@ Telemetry::Snapshot Telemetry::Save() const {
   Snapshot s;
   s.counters = counters_;
   s.last_seq = ring_.last_seq();
-  s.events.assign(ring_.events().begin(), ring_.events().end());
+  s.events = ring_.events();
   return s;
 }
 

@@ -4,13 +4,13 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <fmt/format.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <cstring>
 #include <optional>
 
@@ -28,11 +28,7 @@ constexpr size_t kMaxReplyLine = 64 * 1024 * 1024;
 
 std::string Hint() { return " (is einhorn-cpp running? use -d PATH or -c NAME)"; }
 
-std::string SecondsText(double s) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%gs", s);
-  return buf;
-}
+std::string SecondsText(double s) { return fmt::format("{:g}s", s); }
 
 // Long or binary junk must not flood the terminal.
 std::string Excerpt(const std::string& line) {
@@ -72,6 +68,10 @@ class SocketConnection : public Connection {
                                SecondsText(timeout_seconds_) + ")");
         }
         if (errno == EPIPE || errno == ECONNRESET) {
+          // A master that turns a peer away (permission, too many connections) answers at
+          // once and closes, often before the request is out: its reason is already waiting
+          // here, and is what the user must see, not "the master closed the connection".
+          if (TakeWaitingReply()) return Status::Ok();
           return Status::Error("the master closed the connection");
         }
         return Status::Error(std::string("cannot send to the master: ") + std::strerror(errno));
@@ -104,20 +104,47 @@ class SocketConnection : public Connection {
 
   void SetReplyTimeout(std::optional<double> seconds) override { reply_timeout_seconds_ = seconds; }
 
-  Status AwaitClose() override {
-    if (shared_) return Status::Ok();
+  Result<std::optional<Reply>> AwaitClose() override {
+    using R = Result<std::optional<Reply>>;
+    if (shared_) return R(std::nullopt);
     const Clock::time_point deadline = After(timeout_seconds_);
-    while (!eof_) {
-      const Status read = ReadSome(deadline, timeout_seconds_, /*keep=*/false);
-      if (!read.ok()) return read;
+    std::optional<Reply> first;
+    for (;;) {
+      if (!first) {
+        if (std::optional<std::string> line = buffer_.NextLine()) {
+          first = core::wire::ParseReply(*line);
+          if (!first) return R::Error("unreadable reply from the master: " + Excerpt(*line));
+        }
+      }
+      if (eof_) break;
+      const Status read =
+          ReadSome(deadline, timeout_seconds_, /*keep=*/!first && !buffer_.overflowed());
+      if (!read.ok()) return R(read);
     }
-    return Status::Ok();
+    return R(std::move(first));
   }
 
  private:
   static Clock::time_point After(double seconds) {
     return Clock::now() +
            std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  }
+
+  // After a failed send: reads what the master sent before it closed, without waiting. True if
+  // that holds a whole reply line, which the next Receive returns (then the end of the stream).
+  bool TakeWaitingReply() {
+    char chunk[64 * 1024];
+    for (;;) {
+      const ssize_t n = ::recv(fd_, chunk, sizeof chunk, MSG_DONTWAIT);
+      if (n > 0) {
+        buffer_.Append(std::string_view(chunk, static_cast<size_t>(n)));
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n == 0 || errno == ECONNRESET || errno == EPIPE) eof_ = true;
+      break;
+    }
+    return buffer_.pending().find('\n') != std::string_view::npos;
   }
 
   // Waits for bytes until `deadline` (none: for ever), which is `seconds` after the wait began;

@@ -28,8 +28,10 @@ class Connection {
   // apart (`upgrade --wait`); the caller keeps its own deadline for the whole stream.
   virtual void SetReplyTimeout(std::optional<double> seconds) = 0;
   // worker:ack gets no reply: the master closes the connection once it has handled it, so EOF
-  // (within the reply timeout) is the acknowledgement. Anything the master sends is discarded.
-  virtual core::Status AwaitClose() = 0;
+  // (within the reply timeout) is the acknowledgement. A master that refuses the peer says why
+  // before closing: that first reply comes back (nullopt when there was none); anything after
+  // it is discarded.
+  virtual core::Result<std::optional<core::wire::Reply>> AwaitClose() = 0;
 };
 
 // Connects to the UNIX stream socket at `path`. `timeout_seconds` bounds the connect (a master

@@ -145,12 +145,17 @@ class Session {
     return Exchange(core::wire::Escape(doc) + "\n", id, on_reply);
   }
 
-  // worker:ack: the shape every Einhorn client sends, no id, no reply.
-  Status Ack(core::Pid pid) {
+  // worker:ack: the shape every Einhorn client sends, no id, no reply; a refusal (the master
+  // turning the peer away) goes to `on_reply`.
+  template <typename OnReply>
+  Status Ack(core::Pid pid, OnReply on_reply) {
     if (Status s = Open(); !s.ok()) return s;
     const std::string line = "{\"command\":\"worker:ack\",\"pid\":" + std::to_string(pid) + "}\n";
     if (Status s = conn_->Send(line); !s.ok()) return s;
-    return conn_->AwaitClose();
+    Result<std::optional<Reply>> closed = conn_->AwaitClose();
+    if (!closed.ok()) return closed.status();
+    if (closed.value()) on_reply(*closed.value());
+    return Status::Ok();
   }
 
  private:
@@ -417,9 +422,12 @@ int EventsCommand(const Invocation& inv, Context& ctx, Session& session) {
       since = 0;
       continue;
     }
-    if (since > 0 && reply.first_seq > since + 1) {
-      output.Diagnose(std::to_string(reply.first_seq - since - 1) +
-                      " events after " + std::to_string(since) + " are no longer kept");
+    // Numbers the reply skips went out of the ring: before its oldest event, or from the
+    // middle (a flood of one class of events makes room in its own share, core/events.h).
+    const std::uint64_t newer = reply.last_seq - since;
+    if (since > 0 && reply.events.size() < newer) {
+      output.Diagnose(std::to_string(newer - reply.events.size()) + " events after " +
+                      std::to_string(since) + " are no longer kept");
     }
     if (first && !inv.json) *ctx.out << RenderEventsHeader();
     for (const core::Event& e : reply.events) {
@@ -524,9 +532,10 @@ int Run(const Invocation& inv, Context& ctx) {
   if (c == "metrics") return MetricsCommand(inv, ctx, session);
   Output output(ctx, inv.json);
   if (c == "ack") {
-    const Status s = session.Ack(inv.pid > 0 ? inv.pid : ctx.parent_pid);
+    const Status s =
+        session.Ack(inv.pid > 0 ? inv.pid : ctx.parent_pid, [&](const Reply& r) { output.Add(r); });
     if (!s.ok()) return output.Unreachable(s);
-    return output.Finish(kExitOk);
+    return output.Finish(output.error() ? kExitRefused : kExitOk);
   }
   if (c == "ehlo") {
     const Status s = session.Ehlo(ctx.user, [&](const Reply& r) { output.Add(r); });

@@ -1,9 +1,9 @@
 #include "ctl/render.h"
 
 #include <algorithm>
-#include <array>
+#include <fmt/format.h>
+
 #include <cmath>
-#include <cstdio>
 #include <nlohmann/json.hpp>
 
 namespace einhorn::ctl {
@@ -14,13 +14,6 @@ using core::PoolStatus;
 using core::WorkerStatus;
 // Ordered: the keys come out in the YAML's order, which reads better than alphabetical.
 using Json = nlohmann::ordered_json;
-
-template <typename... Args>
-std::string Format(const char* fmt, Args... args) {
-  std::array<char, 64> buf{};
-  std::snprintf(buf.data(), buf.size(), fmt, args...);
-  return buf.data();
-}
 
 // Messages come from the master and may hold any bytes; a JSON encoder that throws on invalid
 // UTF-8 would turn a strange reply into a crash, so bad sequences become U+FFFD instead.
@@ -45,30 +38,31 @@ std::string Row(const std::vector<std::string>& cells, const std::vector<size_t>
 std::string HumanDuration(double seconds) {
   const long long s =
       std::isfinite(seconds) && seconds > 0 ? static_cast<long long>(std::floor(seconds)) : 0;
-  if (s < 60) return Format("%llds", s);
-  if (s < 3600) return Format("%lldm%02llds", s / 60, s % 60);
-  if (s < 86400) return Format("%lldh%02lldm", s / 3600, s % 3600 / 60);
-  return Format("%lldd%02lldh", s / 86400, s % 86400 / 3600);
+  if (s < 60) return fmt::format("{}s", s);
+  if (s < 3600) return fmt::format("{}m{:02}s", s / 60, s % 60);
+  if (s < 86400) return fmt::format("{}h{:02}m", s / 3600, s % 3600 / 60);
+  return fmt::format("{}d{:02}h", s / 86400, s % 86400 / 3600);
 }
 
 std::string FixedSeconds(double seconds, int decimals) {
-  return Format("%.*fs", decimals, seconds);
+  return fmt::format("{:.{}f}s", seconds, std::clamp(decimals, 0, 17));
 }
 
-std::string ShortSeconds(double seconds) { return Format("%gs", seconds); }
+std::string ShortSeconds(double seconds) { return fmt::format("{:g}s", seconds); }
 
 std::string RenderStatusSummary(const PoolStatus& s) {
-  std::string out = Format("target %d | generation %d | ready %d/%d | booting %d | draining %d",
-                           s.target, s.generation, s.ready, s.target, s.booting, s.draining);
+  std::string out =
+      fmt::format("target {} | generation {} | ready {}/{} | booting {} | draining {}",
+                  s.target, s.generation, s.ready, s.target, s.booting, s.draining);
   out += " (master " + std::to_string(s.master_pid);
   if (!s.command_name.empty()) out += " " + s.command_name;
   if (!s.ack_mode.empty()) out += ", " + s.ack_mode;
   if (s.stopping) out += ", stopping";
   out += ")\n";
   if (const auto& u = s.upgrade) {
-    out += Format("upgrading (%s) generation %d -> %d: %d/%d new ready, %d old remaining, ",
-                  u->strategy.c_str(), u->from_generation, u->to_generation, u->new_ready,
-                  s.target, u->old_remaining);
+    out += fmt::format("upgrading ({}) generation {} -> {}: {}/{} new ready, {} old remaining, ",
+                       u->strategy, u->from_generation, u->to_generation, u->new_ready, s.target,
+                       u->old_remaining);
     out += std::to_string(u->failures) + (u->failures == 1 ? " failure, " : " failures, ") +
            HumanDuration(u->elapsed) + "\n";
   }
@@ -213,27 +207,20 @@ std::string RenderListeners(const PoolStatus& s) {
   return out;
 }
 
-// The fixed columns of an event line (Format's buffer is too short for them).
-template <typename... Args>
-std::string Columns(const char* fmt, Args... args) {
-  std::array<char, 160> buf{};
-  std::snprintf(buf.data(), buf.size(), fmt, args...);
-  return buf.data();
-}
-
+// The fixed columns of an event line: minimum widths, never a cut.
 std::string RenderEventsHeader() {
-  return Columns("%-24s %6s  %-16s %4s  %-8s %3s  %s\n", "TIME", "SEQ", "EVENT", "SLOT", "PID",
-                "GEN", "DETAIL");
+  return fmt::format("{:<24} {:>6}  {:<16} {:>4}  {:<8} {:>3}  {}\n", "TIME", "SEQ", "EVENT",
+                     "SLOT", "PID", "GEN", "DETAIL");
 }
 
 std::string RenderEvent(const core::Event& e) {
   const auto or_dash = [](bool present, long long v) {
     return present ? std::to_string(v) : std::string("-");
   };
-  std::string line = Columns("%-24s %6llu  %-16s %4s  %-8s %3s  ", core::FormatUtc(e.wall_ns).c_str(),
-                            static_cast<unsigned long long>(e.seq), core::EventKindName(e.kind),
-                            or_dash(e.slot >= 0, e.slot).c_str(), or_dash(e.pid > 0, e.pid).c_str(),
-                            or_dash(e.generation > 0, e.generation).c_str());
+  std::string line = fmt::format("{:<24} {:>6}  {:<16} {:>4}  {:<8} {:>3}  ",
+                                 core::FormatUtc(e.wall_ns), e.seq, core::EventKindName(e.kind),
+                                 or_dash(e.slot >= 0, e.slot), or_dash(e.pid > 0, e.pid),
+                                 or_dash(e.generation > 0, e.generation));
   std::string detail = core::EventSummary(e);
   if (detail.empty()) detail = "-";
   // One line per event whatever the detail holds.

@@ -5,7 +5,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include "sys/peer.h"
@@ -114,6 +116,8 @@ void ControlServer::Listen(int fd) {
   listener_.data = this;
   uv_timer_init(loop_, &accept_retry_);
   accept_retry_.data = this;
+  uv_timer_init(loop_, &refusal_summary_);
+  refusal_summary_.data = this;
   listen_fd_ = fd;
   reserve_fd_ = OpenReserve();
   listening_ = true;
@@ -209,14 +213,81 @@ bool ControlServer::RefuseForLackOfFds(int accept_errno) {
 }
 
 void ControlServer::NoteRefusal(const std::string& who, const std::string& why) {
-  ++refused_in_a_row_;
-  if (!IsPowerOfTen(refused_in_a_row_)) return;
-  if (refused_in_a_row_ == 1) {
-    spdlog::warn("command socket: refused {}: {}", who, why);
-  } else {
-    spdlog::warn("command socket: refused {}: {} ({} refused in a row; the next accepted "
-                 "connection says how many in all)",
-                 who, why, refused_in_a_row_);
+  const core::LogLimiter::Verdict v = capacity_refusals_.Note(now_());
+  if (v.ended && v.ended->unlogged > 0) {
+    spdlog::warn("command socket: refused {} connections in all in that run", v.ended->count);
+  }
+  if (v.log) {
+    if (v.count == 1) {
+      spdlog::warn("command socket: refused {}: {}", who, why);
+    } else {
+      spdlog::warn("command socket: refused {}: {} ({} refused in a row; the next accepted "
+                   "connection says how many in all)",
+                   who, why, v.count);
+    }
+  }
+  ArmRefusalSummary();
+}
+
+void ControlServer::NotePermissionRefusal(const std::string& who) {
+  const core::LogLimiter::Verdict v = permission_refusals_.Note(now_());
+  if (v.ended && v.ended->unlogged > 0) {
+    spdlog::warn("command socket: refused {} peers without permission in all in that run",
+                 v.ended->count);
+  }
+  if (v.log) {
+    spdlog::warn("command socket: refused {}: not root, not uid {} and not allowed by "
+                 "--control-allow-uid/--control-allow-gid{}",
+                 who, policy_.self_uid,
+                 v.count == 1 ? std::string()
+                              : " (" + std::to_string(v.count) +
+                                    " refused in this run; a sum follows when they stop)");
+  }
+  ArmRefusalSummary();
+}
+
+void ControlServer::ArmRefusalSummary() {
+  if (!listening_) return;
+  std::optional<core::Time> at = capacity_refusals_.settle_at();
+  if (const auto p = permission_refusals_.settle_at(); p && (!at || *p < *at)) at = p;
+  if (!at) {
+    uv_timer_stop(&refusal_summary_);
+    return;
+  }
+  const auto ms = std::chrono::ceil<std::chrono::milliseconds>(*at - now_()).count();
+  uv_timer_start(&refusal_summary_, &OnRefusalSummary,
+                 static_cast<uint64_t>(std::max<long long>(ms, 1)), 0);
+}
+
+void ControlServer::OnRefusalSummary(uv_timer_t* timer) noexcept {
+  auto* self = static_cast<ControlServer*>(timer->data);
+  try {
+    self->SummarizeRefusals(/*force_capacity=*/false);
+    self->ArmRefusalSummary();
+  } catch (const std::exception& e) {
+    spdlog::error("command socket: internal error while summing up refusals: {}", e.what());
+  }
+}
+
+void ControlServer::SummarizeRefusals(bool force_capacity) {
+  const core::Time now = now_();
+  // Only what was not logged needs a sum; a good connection ends a run of the other kind in
+  // any case (as it always has: "accepting again").
+  if (const auto s = capacity_refusals_.Settle(now, force_capacity)) {
+    if (force_capacity) {
+      spdlog::info("command socket: accepting connections again after refusing {}", s->count);
+    } else if (s->unlogged > 0) {
+      spdlog::warn("command socket: refused {} connections in all over {:.3f}s (too many "
+                   "connections or no file descriptors); {} of them not logged one by one",
+                   s->count, core::ToSeconds(s->lasted), s->unlogged);
+    }
+  }
+  if (const auto s = permission_refusals_.Settle(now)) {
+    if (s->unlogged > 0) {
+      spdlog::warn("command socket: refused {} peers without permission in all over {:.3f}s; "
+                   "{} of them not logged one by one",
+                   s->count, core::ToSeconds(s->lasted), s->unlogged);
+    }
   }
 }
 
@@ -241,9 +312,7 @@ void ControlServer::Accept(int fd) {
     peer.gid = static_cast<int>(cred.value().gid);
   }
   if (!cred.ok() || !Allowed(peer)) {
-    spdlog::warn("command socket: refused {}: not root, not uid {} and not allowed by "
-                 "--control-allow-uid/--control-allow-gid",
-                 cred.ok() ? Connection::PeerName(peer) : cred.error(), policy_.self_uid);
+    NotePermissionRefusal(cred.ok() ? Connection::PeerName(peer) : cred.error());
     control_.Refused(peer, "permission", now_());
     RefuseNow(fd, ErrorReply("Permission denied: uid " + std::to_string(peer.uid) +
                              " may not use this command socket"));
@@ -263,10 +332,9 @@ void ControlServer::Accept(int fd) {
     Destroy(c);
     return;
   }
-  if (refused_in_a_row_ > 0) {
-    spdlog::info("command socket: accepting connections again after refusing {}",
-                 refused_in_a_row_);
-    refused_in_a_row_ = 0;
+  if (capacity_refusals_.count() > 0) {
+    SummarizeRefusals(/*force_capacity=*/true);
+    ArmRefusalSummary();
   }
   // Only now, for a peer that stays: the ancestry costs a few /proc reads.
   for (pid_t p : sys::Lineage(c->peer.pid)) c->peer.lineage.push_back(p);
@@ -439,6 +507,7 @@ void ControlServer::Close() {
   if (listening_) {
     uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&accept_retry_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&refusal_summary_), nullptr);
     close(listen_fd_);  // closing the poll handle has already taken it out of epoll
     listen_fd_ = -1;
     if (reserve_fd_ >= 0) close(reserve_fd_);

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/control.h"
+#include "core/log_limit.h"
 #include "core/wire.h"
 
 namespace einhorn::master {
@@ -89,9 +90,15 @@ class ControlServer {
   // if that was not possible (accepting is then paused for a moment instead of spinning).
   bool RefuseForLackOfFds(int accept_errno);
   void PauseAccepting();
-  // Refusals in a row are logged at the 1st, 10th, 100th... so that a flood cannot flood the
-  // log; the next accepted connection sums the run up.
+  // Refusals are logged through a core::LogLimiter (the 1st, 10th, 100th... of a run), so that
+  // a flood cannot flood the log. A run of refusals for want of room (too many connections,
+  // no fds) is summed up by the next accepted connection; any run, once it has stopped, by the
+  // summary timer.
   void NoteRefusal(const std::string& who, const std::string& why);
+  void NotePermissionRefusal(const std::string& who);
+  void ArmRefusalSummary();
+  static void OnRefusalSummary(uv_timer_t* timer) noexcept;
+  void SummarizeRefusals(bool force_capacity);
   Connection* Adopt(core::Peer peer);
   void HandleBytes(Connection* c, const char* data, size_t len);
   void Send(Connection* c, const core::wire::Reply& reply);
@@ -112,7 +119,9 @@ class ControlServer {
   int listen_fd_ = -1;
   int reserve_fd_ = -1;  // /dev/null, closed to make room for one refusal at EMFILE
   bool listening_ = false;
-  uint64_t refused_in_a_row_ = 0;
+  core::LogLimiter capacity_refusals_;    // too many connections, out of fds
+  core::LogLimiter permission_refusals_;  // peers that may not use the socket at all
+  uv_timer_t refusal_summary_{};
   uint64_t paused_in_a_row_ = 0;  // out of fds even for the reserve, logged like refusals
   bool frozen_ = false;
   std::set<Connection*> connections_;

@@ -90,6 +90,8 @@ int Master::Run() {
   reload_timer_.data = this;
   uv_timer_init(&loop_, &watchdog_);
   watchdog_.data = this;
+  uv_timer_init(&loop_, &notify_summary_);
+  notify_summary_.data = this;
   if (const auto usec = sys::WatchdogMicroseconds()) {
     const std::uint64_t ms = std::max<std::uint64_t>(1, *usec / 2000);
     spdlog::info("systemd watchdog: WATCHDOG=1 every {} ms", ms);

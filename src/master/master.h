@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/control.h"
+#include "core/log_limit.h"
 #include "core/options.h"
 #include "core/reload.h"
 #include "core/service_notify.h"
@@ -106,6 +107,11 @@ class Master final : public core::Effects, public core::ControlHost {
   void DropNotify(pid_t worker);
   void ReadNotify(NotifyChannel* channel);
   static int NotifyFd(const NotifyChannel* channel);
+  // A datagram from a process that is not the worker nor its descendant: dropped, and logged
+  // through notify_strangers_ (anyone can send to an abstract socket; 10,000 of them must not
+  // make 10,000 lines). The summary timer sums a run up once it stops.
+  void NoteNotifyStranger(pid_t worker, pid_t sender, uid_t uid);
+  void ArmNotifySummary();
   core::Time Now() const;
   // Stamps the wall clock, keeps the event; returns it as kept (with its sequence number).
   core::Event Keep(core::Event event);
@@ -141,6 +147,8 @@ class Master final : public core::Effects, public core::ControlHost {
   std::unique_ptr<MetricsServer> metrics_;
   std::map<pid_t, PendingExec*> pending_execs_;  // children whose exec is not confirmed yet
   std::map<pid_t, NotifyChannel*> notify_channels_;
+  core::LogLimiter notify_strangers_;
+  uv_timer_t notify_summary_{};
   // Upgrade messages wait here until the event that produced them is handled, so that a
   // client's first reply goes out before the stream it subscribed to.
   std::vector<std::pair<core::UpgradeNoteKind, std::string>> notes_;

@@ -69,9 +69,7 @@ void Master::ReadNotify(NotifyChannel* ch) {
       for (const pid_t p : sys::Lineage(d->sender)) theirs = theirs || p == worker;
     }
     if (!theirs) {
-      spdlog::warn("NOTIFY_SOCKET of worker {}: ignoring a message from pid {}, which is not "
-                   "that worker or one of its descendants",
-                   worker, d->sender);
+      NoteNotifyStranger(worker, d->sender, d->uid);
       continue;
     }
     const core::NotifyMessage m = core::ParseNotifyMessage(d->bytes);
@@ -85,6 +83,51 @@ void Master::ReadNotify(NotifyChannel* ch) {
     }
     if (m.stopping) supervisor_.WorkerStopping(worker, Now());
   }
+}
+
+void Master::NoteNotifyStranger(pid_t worker, pid_t sender, uid_t uid) {
+  const core::LogLimiter::Verdict v = notify_strangers_.Note(Now());
+  if (v.ended && v.ended->unlogged > 0) {
+    spdlog::warn("NOTIFY_SOCKET: ignored {} messages in all from processes that were not the "
+                 "worker or its descendants in that run",
+                 v.ended->count);
+  }
+  if (v.log) {
+    spdlog::warn("NOTIFY_SOCKET of worker {}: ignoring a message from pid {} uid {}, which is "
+                 "not that worker or one of its descendants{}",
+                 worker, sender, uid,
+                 v.count == 1 ? std::string()
+                              : " (" + std::to_string(v.count) +
+                                    " ignored in this run; a sum follows when they stop)");
+  }
+  ArmNotifySummary();
+}
+
+void Master::ArmNotifySummary() {
+  const std::optional<core::Time> at = notify_strangers_.settle_at();
+  if (!at) {
+    uv_timer_stop(&notify_summary_);
+    return;
+  }
+  const core::Duration wait = *at - Now();
+  const auto ms = wait.count() <= 0 ? 1 : (wait.count() + 999'999) / 1'000'000;
+  uv_timer_start(
+      &notify_summary_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Master*>(t->data);
+        try {
+          if (const auto s = self->notify_strangers_.Settle(self->Now()); s && s->unlogged > 0) {
+            spdlog::warn("NOTIFY_SOCKET: ignored {} messages in all over {:.3f}s from "
+                         "processes that were not the worker or its descendants; {} of them "
+                         "not logged one by one",
+                         s->count, core::ToSeconds(s->lasted), s->unlogged);
+          }
+          self->ArmNotifySummary();
+        } catch (const std::exception& e) {
+          spdlog::error("internal error summing up NOTIFY_SOCKET messages: {}", e.what());
+        }
+      },
+      static_cast<std::uint64_t>(ms), 0);
 }
 
 }  // namespace einhorn::master

@@ -80,6 +80,7 @@ std::optional<NotifyDatagram> ReadNotifyDatagram(int fd) {
         ucred cred;
         memcpy(&cred, CMSG_DATA(c), sizeof cred);
         d.sender = cred.pid;
+        d.uid = cred.uid;
       } else if (c->cmsg_type == SCM_RIGHTS) {
         // A worker may send fds (FDSTORE=1); we keep none of them.
         const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);

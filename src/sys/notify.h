@@ -30,6 +30,7 @@ core::Result<WorkerNotifySocket> OpenWorkerNotifySocket();
 
 struct NotifyDatagram {
   pid_t sender = 0;  // from SCM_CREDENTIALS; 0 when the kernel gave none
+  uid_t uid = static_cast<uid_t>(-1);  // the sender's, from SCM_CREDENTIALS
   std::string bytes;
 };
 // The next datagram waiting on a non-blocking socket; nullopt when none is left.

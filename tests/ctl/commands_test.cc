@@ -663,6 +663,25 @@ TEST_CASE("commands: events says which ones it missed, and refuses what is not a
   const std::string out = h.out.str();
   CHECK(std::count(out.begin(), out.end(), '\n') == 4);  // the header and 3
 
+  // Gaps in the middle (refusals making room in their own share) count as missed too.
+  auto gappy = std::make_shared<core::EventRing>(10);
+  core::Event control, spawn, refused;
+  control.kind = core::EventKind::kControl;
+  spawn.kind = core::EventKind::kSpawn;
+  refused.kind = core::EventKind::kControlRefused;
+  gappy->Push(control);
+  gappy->Push(spawn);
+  for (int i = 0; i < 9; ++i) gappy->Push(refused);  // 3..11: 3 goes
+  Harness g([gappy](const Request& r) {
+    const std::uint64_t since = r.args.empty() ? 0 : std::stoull(r.args[0]);
+    return test::Say(core::EventsReplyToYaml(
+        core::EventsReply{gappy->first_seq(), gappy->last_seq(), gappy->Since(since)}));
+  });
+  CHECK(g.Run({"events", "--since", "1"}) == kExitOk);
+  CHECK(g.err.str() == "einhornctl: 1 events after 1 are no longer kept\n");
+  const std::string listed = g.out.str();
+  CHECK(std::count(listed.begin(), listed.end(), '\n') == 10);  // the header and 9
+
   Harness old([](const Request&) { return test::Refuse("Unrecognized command: \"events\""); });
   CHECK(old.Run({"events"}) == kExitRefused);
   Harness odd([](const Request&) { return test::Say("hello"); });

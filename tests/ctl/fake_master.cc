@@ -225,8 +225,9 @@ core::Result<core::wire::Reply> ScriptedConnection::Receive() {
   return *r;
 }
 
-core::Status ScriptedConnection::AwaitClose() {
-  return closed_ ? core::Status::Ok() : core::Status::Error("no reply from the master within 30s");
+core::Result<std::optional<core::wire::Reply>> ScriptedConnection::AwaitClose() {
+  using R = core::Result<std::optional<core::wire::Reply>>;
+  return closed_ ? R(std::nullopt) : R::Error("no reply from the master within 30s");
 }
 
 // --- FakeMaster ------------------------------------------------------------------------------

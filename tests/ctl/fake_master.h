@@ -68,7 +68,7 @@ class ScriptedConnection : public ctl::Connection {
   // pending and Receive fails) or when nothing more will come on an open connection.
   core::Result<core::wire::Reply> Receive() override;
   void SetReplyTimeout(std::optional<double> seconds) override { reply_timeout_ = seconds; }
-  core::Status AwaitClose() override;
+  core::Result<std::optional<core::wire::Reply>> AwaitClose() override;
 
   // Told how long each wait in Receive took, in seconds; nullopt for a wait without a timeout
   // for a reply that never comes (a real connection would hang). Tests move their clock here.

@@ -87,6 +87,50 @@ TEST_CASE("render: the status summary") {
         "stopping)\n");
 }
 
+TEST_CASE("render: large counts are never cut (5000 workers, an upgrade, multi-digit all)") {
+  // Issue 14: a 64-byte buffer cut these lines to "4 old rema0 failures" and "drainin".
+  core::PoolStatus s = test::MakeStatus(5000, 0, 0);
+  s.master_pid = 4194304;
+  s.command_name = "a-long-command-name";
+  s.ack_mode = "timer 12.5s";
+  s.generation = 123456;
+  s.ready = 4999;
+  s.booting = 10001;
+  s.draining = 20002;
+  core::UpgradeStatus u;
+  u.strategy = "smooth";
+  u.from_generation = 123455;
+  u.to_generation = 123456;
+  u.new_ready = 4321;
+  u.old_remaining = 4444;
+  u.failures = 1234;
+  u.elapsed = 90061;
+  s.upgrade = u;
+  CHECK(RenderStatusSummary(s) ==
+        "target 5000 | generation 123456 | ready 4999/5000 | booting 10001 | draining 20002 "
+        "(master 4194304 a-long-command-name, timer 12.5s)\n"
+        "upgrading (smooth) generation 123455 -> 123456: 4321/5000 new ready, 4444 old "
+        "remaining, 1234 failures, 1d01h\n");
+  // The extremes of every field still come out whole.
+  s.target = s.ready = s.booting = s.draining = s.generation = 2147483647;
+  const std::string big = RenderStatusSummary(s);
+  CHECK(big.rfind("target 2147483647 | generation 2147483647 | ready 2147483647/2147483647 | "
+                  "booting 2147483647 | draining 2147483647 (master 4194304",
+                  0) == 0);
+  CHECK(HumanDuration(1e15) == "11574074074d01h");
+  CHECK(FixedSeconds(123456789.125, 3) == "123456789.125s");
+  CHECK(FixedSeconds(1e300, 1).size() > 300);
+  // An event with a sequence number and pid wider than their columns widens the line.
+  core::Event e;
+  e.seq = 123456789012ULL;
+  e.kind = core::EventKind::kSpawn;
+  e.slot = 123456;
+  e.pid = 2147483647;
+  e.generation = 123456;
+  CHECK(RenderEvent(e) ==
+        "1970-01-01T00:00:00.000Z 123456789012  spawn            123456  2147483647 123456  -\n");
+}
+
 TEST_CASE("render: the status table, with pending slots after the live workers") {
   core::PoolStatus s;
   s.target = 3;

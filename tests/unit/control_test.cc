@@ -879,11 +879,27 @@ TEST_CASE("control: worker:ack with a pid out of range is refused") {
     CHECK(StateOf(pool, 100) == WorkerState::kBooting);
   }
   CHECK(pool.host.Logged(LogLevel::kWarn, "control: refused worker:ack from pid 100: bad pid"));
-  // Also on a -g channel.
-  Ack(pool, R"({"command": "worker:ack", "pid": 4294967396})", Channel(100));
+  // Also on a -g channel. (Later: the four refusals above are one run of a rate-limited line,
+  // whose 2nd to 4th are summed up when the next run begins.)
+  Ack(pool, R"({"command": "worker:ack", "pid": 4294967396})", Channel(100), 100);
   CHECK(StateOf(pool, 100) == WorkerState::kBooting);
   CHECK(pool.host.Logged(LogLevel::kWarn,
                          "control: refused worker:ack from the -g channel of worker 100: bad pid"));
+  CHECK(pool.host.Logged(LogLevel::kWarn,
+                         "control: refused 4 worker:ack requests in all in the run before, 3 of "
+                         "them not logged"));
+}
+
+TEST_CASE("control: a flood of refused worker:acks logs a few lines, not one each") {
+  Pool pool(1);
+  const Peer stranger = ProcessPeer({777, 1});
+  const size_t before = pool.host.logs.size();
+  for (int i = 0; i < 10000; ++i) {
+    Send(pool, R"({"command": "worker:ack", "pid": 100})", stranger, 3 + i * 0.0001);
+  }
+  CHECK(StateOf(pool, 100) == WorkerState::kBooting);
+  CHECK(pool.host.logs.size() - before == 5);  // the 1st, 10th, 100th, 1000th and 10000th
+  CHECK(pool.host.Logged(LogLevel::kWarn, "(10000 refused in this run;"));
 }
 
 TEST_CASE("control: on a -g channel worker:ack counts for the bound worker only") {

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/json_text.h"
@@ -53,6 +54,83 @@ TEST_CASE("events: a restored ring carries on numbering") {
   CHECK(ring.first_seq() == 9);  // the newest two of three
   CHECK(ring.Push(Spawn(0, 4)) == 11);
   CHECK(ring.Since(0).front().seq == 10);
+}
+
+Event Of(EventKind kind, std::string by = "") {
+  Event e;
+  e.kind = kind;
+  e.by = std::move(by);
+  return e;
+}
+
+TEST_CASE("events: a flood of refusals cannot evict the record of changes") {
+  EventRing ring;  // 1000: audit 250, refusals 100, lifecycle 650
+  CHECK(ring.share(EventClass::kAudit) == 250);
+  CHECK(ring.share(EventClass::kRefusal) == 100);
+  CHECK(ring.share(EventClass::kLifecycle) == 650);
+  // root's changes first, with the workers they made.
+  CHECK(ring.Push(Of(EventKind::kControl, "uid 0 pid 7")) == 1);
+  CHECK(ring.Push(Of(EventKind::kResize, "uid 0 pid 7")) == 2);
+  CHECK(ring.Push(Spawn(1, 42)) == 3);
+  for (int i = 0; i < 20000; ++i) ring.Push(Of(EventKind::kControlRefused, "uid 65534"));
+  CHECK(ring.last_seq() == 20003);
+  CHECK(ring.size() == 1000);
+  const std::vector<Event> all = ring.Since(0);
+  REQUIRE(all.size() == 1000);
+  CHECK(all[0].seq == 1);
+  CHECK(all[0].kind == EventKind::kControl);
+  CHECK(all[1].kind == EventKind::kResize);
+  CHECK(all[2].kind == EventKind::kSpawn);
+  CHECK(all[3].seq == 20003 - 996);  // the newest 997 refusals fill the rest
+  CHECK(all.back().seq == 20003);
+  for (size_t i = 1; i < all.size(); ++i) CHECK(all[i].seq > all[i - 1].seq);
+  CHECK(ring.first_seq() == 1);
+  // Following from a number inside the gap: what is newer.
+  CHECK(ring.Since(3).front().seq == 20003 - 996);
+  CHECK(ring.Since(5).front().seq == 20003 - 996);
+  CHECK(ring.Since(20000).size() == 3);
+}
+
+TEST_CASE("events: each class keeps at least its share, the oldest over-share event goes") {
+  EventRing ring(20);  // audit 5, refusals 2, lifecycle 13
+  for (int i = 0; i < 10; ++i) ring.Push(Of(EventKind::kControl));  // 1..10
+  for (int i = 0; i < 30; ++i) ring.Push(Spawn(0, 100 + i));        // 11..40
+  // The lifecycle took all it could: the audit keeps its newest 5.
+  std::vector<Event> all = ring.Since(0);
+  REQUIRE(all.size() == 20);
+  int audit = 0;
+  for (const Event& e : all) audit += e.kind == EventKind::kControl ? 1 : 0;
+  CHECK(audit == 5);
+  CHECK(all[0].seq == 6);
+  CHECK(all[5].seq == 26);  // the newest 15 spawns: the refusal share is free to borrow
+  for (int i = 0; i < 50; ++i) ring.Push(Of(EventKind::kControlRefused));  // 41..90
+  all = ring.Since(0);
+  REQUIRE(all.size() == 20);
+  int counts[3] = {0, 0, 0};
+  for (const Event& e : all) ++counts[static_cast<int>(ClassOf(e.kind))];
+  CHECK(counts[static_cast<int>(EventClass::kAudit)] == 5);
+  CHECK(counts[static_cast<int>(EventClass::kLifecycle)] == 13);
+  CHECK(counts[static_cast<int>(EventClass::kRefusal)] == 2);
+  CHECK(all.back().seq == 90);
+  CHECK(all[all.size() - 2].seq == 89);
+}
+
+TEST_CASE("events: a restored ring with gaps keeps its order and its shares") {
+  EventRing ring(10);  // audit 2, refusals 1, lifecycle 7
+  std::vector<Event> events;
+  for (std::uint64_t seq : {3, 4, 9, 12, 13, 14}) {
+    Event e = seq == 9 ? Of(EventKind::kControl) : Of(EventKind::kControlRefused);
+    e.seq = seq;
+    events.push_back(e);
+  }
+  ring.Restore(20, events);
+  CHECK(ring.size() == 6);
+  CHECK(ring.first_seq() == 3);
+  CHECK(ring.Push(Spawn(0, 1)) == 21);
+  const std::vector<Event> all = ring.Since(4);
+  REQUIRE(all.size() == 5);
+  CHECK(all[0].seq == 9);
+  CHECK(all[4].seq == 21);
 }
 
 TEST_CASE("events: UTC times format and parse back") {

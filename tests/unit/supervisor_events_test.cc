@@ -274,7 +274,7 @@ TEST_CASE("control events: refused peers and unparsable lines are counted") {
   const Counters& c = pool.host.telemetry_kept.counters();
   CHECK(c.refused_peers[0] == 1);
   CHECK(c.commands.at("invalid") == 1);
-  const Event& refused = pool.host.telemetry_kept.ring().events().back();
+  const Event refused = pool.host.telemetry_kept.ring().events().back();
   CHECK(refused.kind == EventKind::kControlRefused);
   CHECK(refused.by == "uid 1001 pid 55");
 }
