@@ -158,13 +158,13 @@ std::optional<Problem> FindProblem(const Options& o) {
     return Problem{"max_upgrade_additional", "--max-upgrade-additional must not be negative"};
   }
   if (o.worker_watchdog) {
-    if (auto p = SecondsProblem("worker_watchdog", "--worker-watchdog", *o.worker_watchdog,
-                                false)) {
+    if (auto p =
+            SecondsProblem("worker_watchdog", "--worker-watchdog", *o.worker_watchdog, false)) {
       return p;
     }
   }
-  if (auto p = SecondsProblem("ack_timeout", "--ack-timeout", o.ack_timeout, true,
-                              ", 0 for no limit")) {
+  if (auto p =
+          SecondsProblem("ack_timeout", "--ack-timeout", o.ack_timeout, true, ", 0 for no limit")) {
     return p;
   }
   if (auto p = SecondsProblem("upgrade_timeout", "--upgrade-timeout", o.upgrade_timeout, true,

@@ -353,10 +353,11 @@ void Master::CheckCarriedWorkers() {
       ChildEnded(pid, probe.status);
       continue;
     }
-    spdlog::warn("reloaded: worker {} died during the reload and another process reaped it "
-                 "(a --reexec-as wrapper that waits for its children?); its exit status is "
-                 "unknown",
-                 pid);
+    spdlog::warn(
+        "reloaded: worker {} died during the reload and another process reaped it "
+        "(a --reexec-as wrapper that waits for its children?); its exit status is "
+        "unknown",
+        pid);
     ChildEnded(pid, core::ExitStatus::Unknown());
   }
 }

@@ -19,8 +19,8 @@ size_t Lines(const std::string& s) {
 }
 
 TEST_CASE("durations past the cap, NaN or infinite are refused: exit 2, one line") {
-  for (const char* flag : {"-t", "-s", "-m", "--ack-timeout", "--upgrade-timeout",
-                           "--worker-watchdog"}) {
+  for (const char* flag :
+       {"-t", "-s", "-m", "--ack-timeout", "--upgrade-timeout", "--worker-watchdog"}) {
     for (const char* value : {"1e10", "1e300", "inf", "-inf", "nan", "1000001"}) {
       INFO(flag, " ", value);
       const Finished f = RunToExit({flag, value, TEST_WORKER_BIN});
@@ -46,8 +46,8 @@ TEST_CASE("durations past the cap, NaN or infinite are refused: exit 2, one line
 }
 
 TEST_CASE("durations at the cap work: a positive respawn delay, a reload, a clean SIGTERM") {
-  MasterRun m({"-n", "2", "-m", "0.1", "-s", "1000000", "-t", "1000000", "--ack-timeout",
-               "1000000", "--upgrade-timeout", "1000000", "--worker-watchdog", "1000000"},
+  MasterRun m({"-n", "2", "-m", "0.1", "-s", "1000000", "-t", "1000000", "--ack-timeout", "1000000",
+               "--upgrade-timeout", "1000000", "--worker-watchdog", "1000000"},
               {TEST_WORKER_BIN, "--report", "{reports}"});
   REQUIRE(PollUntil([&] { return PoolSettled(m, 2, 1); }, 10s));
   REQUIRE(m.WaitForWorkers(2));

@@ -220,8 +220,9 @@ namespace {
 
 // Issue 14.10: with -m 0 a worker is ready at fork, and the watchdog's clock must start then
 // too; it never did, so a worker that never pings was never aborted.
-TEST_CASE("--worker-watchdog with -m 0: a worker ready at fork that never pings is aborted and "
-          "respawned") {
+TEST_CASE(
+    "--worker-watchdog with -m 0: a worker ready at fork that never pings is aborted and "
+    "respawned") {
   MasterRun m({"-n", "1", "-m", "0", "--worker-watchdog", "1", "-t", "1"},
               {TEST_WORKER_BIN, "--report", "{reports}"});
   REQUIRE(PollUntil([&] { return Status(m) && Status(m)->ready == 1; }, 10s));

@@ -79,10 +79,10 @@ std::vector<std::string> Spellings(double v) {
 }
 
 // Words no number formatting produces but a hostile user types.
-const std::vector<std::string> kOddWords = {"inf",   "-inf", "+inf",  "infinity", "nan",  "-nan",
-                                            "NaN",   ".inf", "-.inf", ".nan",     "1e400", "-1e400",
-                                            "1e-400", "0x1p-1074", "1e10", "  1", "1 ", "",
-                                            "0.0e0", "-0", "+0", "1_000", "0x10"};
+const std::vector<std::string> kOddWords = {
+    "inf",   "-inf", "+inf",  "infinity", "nan",    "-nan",      "NaN",  ".inf",
+    "-.inf", ".nan", "1e400", "-1e400",   "1e-400", "0x1p-1074", "1e10", "  1",
+    "1 ",    "",     "0.0e0", "-0",       "+0",     "1_000",     "0x10"};
 
 struct Setting {
   const char* flag;  // also "" when the setting has no flag of its own
@@ -225,8 +225,8 @@ TEST_CASE("durations: the documented range, and Einhorn's acceptances, on the co
   CHECK(runs({"-t", "0"}));
   CHECK(runs({"-m", "1e3"}));
   // Up to the cap, and not beyond.
-  for (const char* flag : {"-s", "-t", "-m", "--ack-timeout", "--upgrade-timeout",
-                           "--worker-watchdog"}) {
+  for (const char* flag :
+       {"-s", "-t", "-m", "--ack-timeout", "--upgrade-timeout", "--worker-watchdog"}) {
     INFO(flag);
     CHECK(runs({flag, "1000000"}));
     const std::string err = error({flag, "1000000.5"});
@@ -257,8 +257,9 @@ TEST_CASE("durations: the documented range, and Einhorn's acceptances, on the co
   CHECK(near_cap.options.ack_timeout == 999060);
 }
 
-TEST_CASE("durations: every value of every duration key in a config file is refused in one "
-          "line or runs safely") {
+TEST_CASE(
+    "durations: every value of every duration key in a config file is refused in one "
+    "line or runs safely") {
   int refused = 0;
   int ran = 0;
   for (const Setting& setting : kSettings) {
@@ -268,8 +269,7 @@ TEST_CASE("durations: every value of every duration key in a config file is refu
     }
     for (const std::string& word : words) {
       INFO(setting.key, ": ", word);
-      const std::string text =
-          "command: [w]\n" + std::string(setting.key) + ": \"" + word + "\"\n";
+      const std::string text = "command: [w]\n" + std::string(setting.key) + ": \"" + word + "\"\n";
       const auto loaded = LoadConfig(ConfigSource{"app.yaml", text});
       if (!loaded.ok()) {
         ++refused;
@@ -306,8 +306,9 @@ MasterState FreshState(const Options& o) {
   return m;
 }
 
-TEST_CASE("durations: every value of every duration in a carried state is refused in one line "
-          "or runs safely") {
+TEST_CASE(
+    "durations: every value of every duration in a carried state is refused in one line "
+    "or runs safely") {
   Options base;
   base.command = {"w"};
   ApplyDefaultPaths(&base, {{"TMPDIR", "/tmp"}});
