@@ -494,11 +494,7 @@ LoadedConfig LoadOrThrow(const ConfigSource& source) {
     loaded.keys.insert(name);
   }
   // As the flags do: a long timer ack leaves the default ack timeout a minute of room.
-  const Options& o = loaded.options;
-  if (!loaded.keys.contains("ack_timeout") && o.ack_mode.kind == AckMode::Kind::kTimer &&
-      o.ack_mode.timer_seconds >= o.ack_timeout) {
-    loaded.options.ack_timeout = o.ack_mode.timer_seconds + 60;
-  }
+  if (!loaded.keys.contains("ack_timeout")) FitAckTimeout(&loaded.options);
   // Ranges: checked now with a stand-in for what the command line may still give.
   Options probe = loaded.options;
   if (!loaded.keys.contains("command")) probe.command = {"command"};

@@ -284,19 +284,13 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
     if (!spec.ok()) return UsageError(spec.error());
     o.nice = spec.value();
   }
-  if (app.count("--signal-timeout") > 0) {
-    if (signal_timeout < 0) return UsageError("-t/--signal-timeout must be >= 0");
-    o.signal_timeout = signal_timeout;
-  }
+  // Its range, as every duration's, is FindProblem's (Validate below).
+  if (app.count("--signal-timeout") > 0) o.signal_timeout = signal_timeout;
   o.verbosity = std::clamp(o.verbosity + quiet - verbose, 0, 2);
   if (no_canary) o.canary = false;
   // An Einhorn command line with a long timer ack (-m 90) must keep working: the default
   // ack timeout then leaves the timer a minute of room. Only explicit contradictions are errors.
-  if (app.count("--ack-timeout") == 0 && !from_file.contains("ack_timeout") &&
-      o.ack_mode.kind == AckMode::Kind::kTimer &&
-      o.ack_mode.timer_seconds >= o.ack_timeout) {
-    o.ack_timeout = o.ack_mode.timer_seconds + 60;
-  }
+  if (app.count("--ack-timeout") == 0 && !from_file.contains("ack_timeout")) FitAckTimeout(&o);
   if (app.count("--max-unacked") > 0) o.max_unacked = max_unacked;
   if (app.count("--max-upgrade-additional") > 0) o.max_upgrade_additional = max_upgrade_additional;
   if (app.count("--reexec-as") > 0) {

@@ -9,7 +9,7 @@ namespace {
 
 std::string FormatSeconds(double s) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", s);
+  std::snprintf(buf, sizeof buf, "%.15g", s);
   return buf;
 }
 
@@ -34,7 +34,27 @@ bool ParseInt(const std::string& s, int* out) {
   return true;
 }
 
+// The one range check of a duration setting: finite, from 0 (or above 0) up to
+// kMaxSettingSeconds. Written so that NaN fails too.
+std::optional<Problem> SecondsProblem(const char* key, const char* flag, double v, bool zero_ok,
+                                      const char* note = "") {
+  const bool low_ok = zero_ok ? v >= 0 : v > 0;
+  if (low_ok && v <= kMaxSettingSeconds) return std::nullopt;
+  return Problem{key, std::string(flag) + " must be a number of seconds " +
+                          (zero_ok ? "from 0 to " : "above 0, at most ") +
+                          FormatSeconds(kMaxSettingSeconds) + note + " (got " + FormatSeconds(v) +
+                          ")"};
+}
+
 }  // namespace
+
+void FitAckTimeout(Options* o) {
+  if (o->ack_mode.kind != AckMode::Kind::kTimer || o->ack_mode.timer_seconds < o->ack_timeout) {
+    return;
+  }
+  const double fitted = o->ack_mode.timer_seconds + 60;
+  o->ack_timeout = fitted <= kMaxSettingSeconds ? fitted : 0;
+}
 
 Result<LogFormat> ParseLogFormat(const std::string& text) {
   if (text == "text") return LogFormat::kText;
@@ -111,15 +131,17 @@ std::optional<Problem> FindProblem(const Options& o) {
                        " bytes, the limit of a UNIX socket path: " + o.socket_path};
   }
   if (o.backlog < 0) return Problem{"backlog", "-l/--backlog must not be negative"};
-  if (!(o.seconds > 0) || !std::isfinite(o.seconds)) {
-    return Problem{"seconds", "-s/--seconds must be a number of seconds > 0"};
+  if (auto p = SecondsProblem("seconds", "-s/--seconds", o.seconds, false)) return p;
+  if (o.signal_timeout) {
+    if (auto p = SecondsProblem("signal_timeout", "-t/--signal-timeout", *o.signal_timeout, true)) {
+      return p;
+    }
   }
-  if (o.signal_timeout && (*o.signal_timeout < 0 || !std::isfinite(*o.signal_timeout))) {
-    return Problem{"signal_timeout", "-t/--signal-timeout must be a number of seconds >= 0"};
-  }
-  if (o.ack_mode.kind == AckMode::Kind::kTimer &&
-      (o.ack_mode.timer_seconds < 0 || !std::isfinite(o.ack_mode.timer_seconds))) {
-    return Problem{"ack_mode", "-m/--ack-mode must be a number of seconds >= 0, or manual"};
+  if (o.ack_mode.kind == AckMode::Kind::kTimer) {
+    if (auto p = SecondsProblem("ack_mode", "-m/--ack-mode", o.ack_mode.timer_seconds, true,
+                                ", or manual or notify")) {
+      return p;
+    }
   }
   if (o.command.empty()) {
     return Problem{"command",
@@ -135,17 +157,19 @@ std::optional<Problem> FindProblem(const Options& o) {
   if (o.max_upgrade_additional && *o.max_upgrade_additional < 0) {
     return Problem{"max_upgrade_additional", "--max-upgrade-additional must not be negative"};
   }
-  if (o.worker_watchdog && (!(*o.worker_watchdog > 0) || !std::isfinite(*o.worker_watchdog) ||
-                            *o.worker_watchdog > 1e6)) {
-    return Problem{"worker_watchdog",
-                   "--worker-watchdog must be a number of seconds above 0 (at most 1e6)"};
+  if (o.worker_watchdog) {
+    if (auto p =
+            SecondsProblem("worker_watchdog", "--worker-watchdog", *o.worker_watchdog, false)) {
+      return p;
+    }
   }
-  if (o.ack_timeout < 0 || !std::isfinite(o.ack_timeout)) {
-    return Problem{"ack_timeout", "--ack-timeout must be a number of seconds >= 0 (0: no limit)"};
+  if (auto p =
+          SecondsProblem("ack_timeout", "--ack-timeout", o.ack_timeout, true, ", 0 for no limit")) {
+    return p;
   }
-  if (o.upgrade_timeout < 0 || !std::isfinite(o.upgrade_timeout)) {
-    return Problem{"upgrade_timeout",
-                   "--upgrade-timeout must be a number of seconds >= 0 (0: no limit)"};
+  if (auto p = SecondsProblem("upgrade_timeout", "--upgrade-timeout", o.upgrade_timeout, true,
+                              ", 0 for no limit")) {
+    return p;
   }
   if (o.ack_mode.kind == AckMode::Kind::kTimer && o.ack_timeout > 0 &&
       o.ack_mode.timer_seconds >= o.ack_timeout) {

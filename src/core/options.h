@@ -101,7 +101,16 @@ struct Problem {
   std::string key;
   std::string message;
 };
+// Every check of the ranges, duration settings included: each of them (-s, -t, -m SECS,
+// --ack-timeout, --upgrade-timeout, --worker-watchdog) must be a finite number of seconds from
+// 0 (above 0 for -s and --worker-watchdog) to kMaxSettingSeconds (core/types.h). The flags,
+// the config file and a reload's carried state all pass through here.
 std::optional<Problem> FindProblem(const Options& o);
+
+// When the ack timeout was not given: a timer ack (-m SECS) at least as long as it moves it
+// to the timer plus a minute, so that an Einhorn command line with a long timer ack (-m 90)
+// keeps working; to no limit (0) where that minute would pass kMaxSettingSeconds.
+void FitAckTimeout(Options* o);
 
 // Checks the ranges the flag parser cannot: FindProblem's message.
 Status Validate(const Options& o);

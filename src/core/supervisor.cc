@@ -103,12 +103,20 @@ void Supervisor::SpawnInto(int slot_index, Time now) {
   auto [it, inserted] = workers_.insert_or_assign(w.pid, w);
   (void)inserted;
   if (config_.ack_mode.kind == AckMode::Kind::kTimer && config_.ack_mode.timer_seconds <= 0) {
-    it->second.state = WorkerState::kReady;
-    it->second.ready_at = now;
-    Event e = WorkerEvent(EventKind::kReady, w, now);
-    e.seconds = 0;
-    Say(LogLevel::kInfo, Describe(w) + " is ready (timer ack of 0s)", e);
+    BecomeReady(it->second, "(timer ack of 0s)", now);
   }
+}
+
+// The one way a worker becomes ready, whatever said so (a timer ack of 0 at fork, the timer, a
+// worker:ack or READY=1): the watchdog's clock starts here too, or a worker ready at fork
+// (-m 0) would never be watched.
+void Supervisor::BecomeReady(Worker& w, const std::string& how, Time now) {
+  w.state = WorkerState::kReady;
+  w.ready_at = now;
+  w.watchdog_at = now;
+  Event e = WorkerEvent(EventKind::kReady, w, now);
+  e.seconds = ToSeconds(now - w.spawned_at);
+  Say(LogLevel::kInfo, Describe(w) + " is ready " + how, e);
 }
 
 Duration Supervisor::BackoffFor(int failures) {
@@ -126,7 +134,7 @@ Duration Supervisor::BackoffFor(int failures) {
 void Supervisor::ScheduleRespawn(int slot_index, Time now) {
   Slot& slot = slots_[static_cast<size_t>(slot_index)];
   const Duration delay = BackoffFor(slot.consecutive_failures);
-  slot.respawn_at = now + delay;
+  slot.respawn_at = After(now, delay);
   Event e;
   e.kind = EventKind::kRespawnDelay;
   e.mono = now;
@@ -195,7 +203,7 @@ void Supervisor::ChildExited(Pid pid, const ExitStatus& status, Time now) {
 
 void Supervisor::SendStop(Worker& w, Signal sig, Time now) {
   if (!w.signaled_at) w.signaled_at = now;
-  if (!w.kill_at && config_.signal_timeout) w.kill_at = now + *config_.signal_timeout;
+  if (!w.kill_at && config_.signal_timeout) w.kill_at = After(now, *config_.signal_timeout);
   w.state = WorkerState::kDraining;
   fx_.Kill(w.pid, sig);
 }
@@ -318,13 +326,7 @@ AckResult Supervisor::Ack(Pid pid, Time now) {
   Worker& w = it->second;
   if (w.state == WorkerState::kDraining) return AckResult::kDraining;
   if (w.ready_at) return AckResult::kAlreadyAcked;
-  w.state = WorkerState::kReady;
-  w.ready_at = now;
-  w.watchdog_at = now;
-  Event ready = WorkerEvent(EventKind::kReady, w, now);
-  ready.seconds = ToSeconds(now - w.spawned_at);
-  Say(LogLevel::kInfo, Describe(w) + " is ready (acked after " + Secs(now - w.spawned_at) + ")",
-      ready);
+  BecomeReady(w, "(acked after " + Secs(now - w.spawned_at) + ")", now);
   Reconcile(now);
   return AckResult::kAcked;
 }
@@ -367,13 +369,8 @@ void Supervisor::Tick(Time now) {
   if (config_.ack_mode.kind == AckMode::Kind::kTimer) {
     const Duration ack_after = Seconds(config_.ack_mode.timer_seconds);
     for (auto& [pid, w] : workers_) {
-      if (w.state == WorkerState::kBooting && now >= w.spawned_at + ack_after) {
-        w.state = WorkerState::kReady;
-        w.ready_at = now;
-        w.watchdog_at = now;
-        Event e = WorkerEvent(EventKind::kReady, w, now);
-        e.seconds = ToSeconds(now - w.spawned_at);
-        Say(LogLevel::kInfo, Describe(w) + " is ready after " + Secs(now - w.spawned_at), e);
+      if (w.state == WorkerState::kBooting && now >= After(w.spawned_at, ack_after)) {
+        BecomeReady(w, "after " + Secs(now - w.spawned_at), now);
       }
     }
   }
@@ -387,7 +384,7 @@ void Supervisor::Tick(Time now) {
   if (config_.worker_watchdog) {
     for (auto& [pid, w] : workers_) {
       if (w.state != WorkerState::kReady || !w.watchdog_at ||
-          now < *w.watchdog_at + *config_.worker_watchdog) {
+          now < After(*w.watchdog_at, *config_.worker_watchdog)) {
         continue;
       }
       ++watchdog_timeouts_;
@@ -396,7 +393,7 @@ void Supervisor::Tick(Time now) {
       Say(LogLevel::kWarn, Describe(w) + " sent no WATCHDOG=1 for " +
                                Secs(now - *w.watchdog_at) + ": it is hung; sending SIGABRT",
           e);
-      w.kill_at = now + config_.signal_timeout.value_or(config_.rollback_kill_after);
+      w.kill_at = After(now, config_.signal_timeout.value_or(config_.rollback_kill_after));
       SendStop(w, Signal::kAbrt, now);
     }
   }
@@ -425,13 +422,13 @@ std::optional<Time> Supervisor::NextDeadline() const {
   if (config_.ack_mode.kind == AckMode::Kind::kTimer) {
     const Duration ack_after = Seconds(config_.ack_mode.timer_seconds);
     for (const auto& [pid, w] : workers_) {
-      if (w.state == WorkerState::kBooting) consider(w.spawned_at + ack_after);
+      if (w.state == WorkerState::kBooting) consider(After(w.spawned_at, ack_after));
     }
   }
   if (config_.worker_watchdog) {
     for (const auto& [pid, w] : workers_) {
       if (w.state == WorkerState::kReady && w.watchdog_at) {
-        consider(*w.watchdog_at + *config_.worker_watchdog);
+        consider(After(*w.watchdog_at, *config_.worker_watchdog));
       }
     }
   }
@@ -445,12 +442,12 @@ std::optional<Time> Supervisor::NextDeadline() const {
   }
   if (upgrade_) {
     if (config_.upgrade.upgrade_timeout) {
-      consider(upgrade_->started_at + *config_.upgrade.upgrade_timeout);
+      consider(After(upgrade_->started_at, *config_.upgrade.upgrade_timeout));
     }
     if (config_.upgrade.ack_timeout) {
       for (const auto& [pid, w] : workers_) {
         if (w.generation == generation_ && w.state == WorkerState::kBooting) {
-          consider(w.spawned_at + *config_.upgrade.ack_timeout);
+          consider(After(w.spawned_at, *config_.upgrade.ack_timeout));
         }
       }
     }

@@ -235,6 +235,8 @@ class Supervisor {
   void SpawnInto(int slot, Time now);
   void ScheduleRespawn(int slot, Time now);
   Duration BackoffFor(int consecutive_failures);
+  // booting -> ready; `how` ends its log line ("after 1.000s", "(acked after 0.2s)").
+  void BecomeReady(Worker& w, const std::string& how, Time now);
   void SendStop(Worker& w, Signal sig, Time now);
   void StopWith(Signal sig, bool again, Time now);
   int FreeIndex() const;

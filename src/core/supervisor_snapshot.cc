@@ -12,9 +12,9 @@
 namespace einhorn::core {
 namespace {
 
-// Times are CLOCK_MONOTONIC nanoseconds (about the uptime) and durations come from flags; both
-// stay far below this, which keeps every sum the supervisor forms (a time plus a duration, plus
-// a backoff of up to 1.2 times the cap) inside int64.
+// Times are CLOCK_MONOTONIC nanoseconds (about the uptime) and stay far below this; durations
+// are settings, at most kMaxSetting. Every sum the supervisor forms (a time plus a duration, plus
+// a backoff of up to 1.2 times the cap) then stays inside int64, and After() saturates anyway.
 constexpr std::int64_t kMaxNanos = std::int64_t{1} << 61;
 // Counters the supervisor increments; far beyond any real value, far from INT_MAX.
 constexpr int kMaxCounter = 1 << 30;
@@ -37,6 +37,16 @@ class Checker {
   void Nanos(const std::string& name, const std::optional<Duration>& d) {
     if (d) Nanos(name, *d);
   }
+  // A duration setting: within the range the options allow (kMaxSetting, core/types.h).
+  void Setting(const std::string& name, Duration d) {
+    if (d.count() < 0 || d > kMaxSetting) {
+      Fail(name + ": " + std::to_string(d.count()) + " ns is out of range (0.." +
+           std::to_string(kMaxSetting.count()) + ")");
+    }
+  }
+  void Setting(const std::string& name, const std::optional<Duration>& d) {
+    if (d) Setting(name, *d);
+  }
   void Range(const std::string& name, long long v, long long lo, long long hi) {
     if (v < lo || v > hi) {
       Fail(name + ": " + std::to_string(v) + " is out of range (" + std::to_string(lo) + ".." +
@@ -55,21 +65,22 @@ class Checker {
 void CheckConfig(const SupervisorConfig& c, Checker& k) {
   k.Range("config.target", c.target, 1, kMaxTarget);
   if (c.ack_mode.kind == AckMode::Kind::kTimer) {
-    k.SecondsIn("config.ack_mode.timer_seconds", c.ack_mode.timer_seconds, 1e9);
+    k.SecondsIn("config.ack_mode.timer_seconds", c.ack_mode.timer_seconds, kMaxSettingSeconds);
   }
-  k.Nanos("config.backoff_base", c.backoff_base);
-  k.Nanos("config.backoff_cap", c.backoff_cap);
-  k.Nanos("config.signal_timeout", c.signal_timeout);
-  k.Nanos("config.worker_watchdog", c.worker_watchdog);
+  // Every duration in the same range as the options it comes from.
+  k.Setting("config.backoff_base", c.backoff_base);
+  k.Setting("config.backoff_cap", c.backoff_cap);
+  k.Setting("config.signal_timeout", c.signal_timeout);
+  k.Setting("config.worker_watchdog", c.worker_watchdog);
   k.SecondsIn("config.jitter", c.jitter, 1);
   k.Range("config.upgrade.max_unacked", c.upgrade.max_unacked, 1, kMaxCounter);
   if (c.upgrade.max_additional) {
     k.Range("config.upgrade.max_additional", *c.upgrade.max_additional, 0, kMaxCounter);
   }
-  k.Nanos("config.upgrade.ack_timeout", c.upgrade.ack_timeout);
-  k.Nanos("config.upgrade.upgrade_timeout", c.upgrade.upgrade_timeout);
+  k.Setting("config.upgrade.ack_timeout", c.upgrade.ack_timeout);
+  k.Setting("config.upgrade.upgrade_timeout", c.upgrade.upgrade_timeout);
   k.Range("config.upgrade.max_failures", c.upgrade.max_failures, 1, kMaxCounter);
-  k.Nanos("config.rollback_kill_after", c.rollback_kill_after);
+  k.Setting("config.rollback_kill_after", c.rollback_kill_after);
 }
 
 }  // namespace

@@ -130,7 +130,7 @@ void Supervisor::DrainDetached(const UpgradeStep& step, Time now) {
       SendStop(w, config_.drain_signal, now);
       // It serves nobody: killed if it lingers (after -t, or as a rolled-back one), or one that
       // ignores the signal would hold the max_upgrade_additional room of the next upgrade.
-      if (!w.kill_at) w.kill_at = now + config_.rollback_kill_after;
+      if (!w.kill_at) w.kill_at = After(now, config_.rollback_kill_after);
     }
   }
   std::sort(ready.begin(), ready.end(), [](const Worker* a, const Worker* b) {
@@ -168,14 +168,14 @@ void Supervisor::CheckUpgradeDeadlines(Time now) {
   // A deadline never rolls back a complete upgrade.
   if (Count().attached_ready >= config_.target) return;
   const UpgradePolicy& p = config_.upgrade;
-  if (p.upgrade_timeout && now >= upgrade_->started_at + *p.upgrade_timeout) {
+  if (p.upgrade_timeout && now >= After(upgrade_->started_at, *p.upgrade_timeout)) {
     RollBack("not done within the upgrade timeout of " + Secs(*p.upgrade_timeout), now);
     return;
   }
   if (!p.ack_timeout) return;
   for (const auto& [pid, w] : workers_) {
     if (w.generation == generation_ && w.state == WorkerState::kBooting &&
-        now >= w.spawned_at + *p.ack_timeout) {
+        now >= After(w.spawned_at, *p.ack_timeout)) {
       RollBack(Describe(w) + " was not ready within the ack timeout of " + Secs(*p.ack_timeout),
                now);
       return;
@@ -228,7 +228,7 @@ void Supervisor::RollBack(const std::string& reason, Time now) {
     w.slot = -1;
     if (w.state == WorkerState::kReady) continue;
     SendStop(w, config_.drain_signal, now);
-    if (!w.kill_at) w.kill_at = now + grace;
+    if (!w.kill_at) w.kill_at = After(now, grace);
   }
   slots_.assign(static_cast<size_t>(config_.target), Slot{});
   if (!stopping_) {

@@ -195,15 +195,19 @@ void Master::HandleSignal(int signum) {
 void Master::ReapChildren() {
   for (const sys::Reaped& r : sys::ReapAll()) {
     if (ReloadCheckExited(r.pid, r.status)) continue;
-    // A dead child's pipe is at EOF or holds its exec error: say why before the exit.
-    CheckExec(r.pid);
-    if (const auto it = pending_execs_.find(r.pid); it != pending_execs_.end()) {
-      ForgetExec(it->second);
-    }
-    server_->DropWorkerChannel(r.pid);
-    DropNotify(r.pid);
-    supervisor_.ChildExited(r.pid, r.status, Now());
+    ChildEnded(r.pid, r.status);
   }
+}
+
+void Master::ChildEnded(pid_t pid, const core::ExitStatus& status) {
+  // A dead child's pipe is at EOF or holds its exec error: say why before the exit.
+  CheckExec(pid);
+  if (const auto it = pending_execs_.find(pid); it != pending_execs_.end()) {
+    ForgetExec(it->second);
+  }
+  server_->DropWorkerChannel(pid);
+  DropNotify(pid);
+  supervisor_.ChildExited(pid, status, Now());
 }
 
 void Master::AfterEvent() {
@@ -222,9 +226,11 @@ void Master::AfterEvent() {
     uv_timer_stop(&timer_);
     return;
   }
-  const core::Duration wait = *deadline - Now();
-  // Round up: a timer that fires early would only re-arm itself.
-  const auto ms = wait.count() <= 0 ? 0 : (wait.count() + 999'999) / 1'000'000;
+  // Both are >= 0 (a far deadline saturates at Time::max(), core::After), so the difference
+  // cannot wrap. Round up: a timer that fires early would only re-arm itself.
+  const core::Time now = Now();
+  const std::int64_t wait = *deadline <= now ? 0 : (*deadline - now).count();
+  const std::int64_t ms = wait / 1'000'000 + (wait % 1'000'000 != 0 ? 1 : 0);
   uv_timer_start(&timer_, &Master::OnTimer, static_cast<std::uint64_t>(ms), 0);
 }
 

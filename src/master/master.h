@@ -96,6 +96,10 @@ class Master final : public core::Effects, public core::ControlHost {
   static void OnTimer(uv_timer_t* handle) noexcept;
   void HandleSignal(int signum);
   void ReapChildren();
+  // One child ended (reaped, or found gone): the bookkeeping every exit gets.
+  void ChildEnded(pid_t pid, const core::ExitStatus& status);
+  // After a reload: every carried worker that is no longer our live child ends here.
+  void CheckCarriedWorkers();
   void AfterEvent();
   struct PendingExec;
   void WatchExec(pid_t pid, int fd);

@@ -324,6 +324,7 @@ void Master::AfterRestore() {
   for (const auto& [worker, fd] : r.notify_sockets) WatchNotify(worker, fd);
   // Children that died while no image was watching: their SIGCHLD came before our handler.
   ReapChildren();
+  CheckCarriedWorkers();
   if (r.resize_to) supervisor_.SetTarget(*r.resize_to, Now());
   for (const core::UpgradeStrategy strategy : r.then_upgrades) {
     const core::UpgradeStart start = supervisor_.Upgrade(strategy, Now());
@@ -332,6 +333,31 @@ void Master::AfterRestore() {
       UpgradeNote(core::UpgradeNoteKind::kFailed, "Upgrade failed: " + start.message);
       break;
     }
+  }
+}
+
+void Master::CheckCarriedWorkers() {
+  // ReapChildren took the zombies. A worker that is still in the pool but not our child any
+  // more died in the exec window and was reaped by someone else: a --reexec-as wrapper that
+  // waits for its own children (a shell running `sleep`) reaps ours too, since they are the
+  // children of the same pid. Kept, it would be a ghost: listed ready, never replaced, and
+  // waited for forever at exit. Each is ended once here, so its slot is refilled.
+  std::vector<pid_t> carried;
+  for (const auto& [pid, w] : supervisor_.workers()) carried.push_back(pid);
+  for (const pid_t pid : carried) {
+    const sys::ChildProbe probe = sys::ProbeChild(pid);
+    if (probe.kind == sys::ChildProbe::Kind::kAlive) continue;
+    // kExited: it died just now, after ReapChildren; an exit like any other.
+    if (probe.kind == sys::ChildProbe::Kind::kExited) {
+      ChildEnded(pid, probe.status);
+      continue;
+    }
+    spdlog::warn(
+        "reloaded: worker {} died during the reload and another process reaped it "
+        "(a --reexec-as wrapper that waits for its children?); its exit status is "
+        "unknown",
+        pid);
+    ChildEnded(pid, core::ExitStatus::Unknown());
   }
 }
 

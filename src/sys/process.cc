@@ -74,6 +74,24 @@ int SendSignal(pid_t pid, core::Signal s) {
   return kill(pid, ToPlatformSignal(s)) == 0 ? 0 : errno;
 }
 
+namespace {
+
+// A waitpid status of a child that ended; false for stopped/continued, which are not reported
+// without WUNTRACED/WCONTINUED.
+bool Ended(int status, core::ExitStatus* out) {
+  if (WIFSIGNALED(status)) {
+    *out = core::ExitStatus{true, WTERMSIG(status)};
+    return true;
+  }
+  if (WIFEXITED(status)) {
+    *out = core::ExitStatus{false, WEXITSTATUS(status)};
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 std::vector<Reaped> ReapAll() {
   std::vector<Reaped> out;
   while (true) {
@@ -83,17 +101,30 @@ std::vector<Reaped> ReapAll() {
     if (pid <= 0) break;  // 0: children remain but none has exited; ECHILD: none at all
     Reaped r;
     r.pid = pid;
-    if (WIFSIGNALED(status)) {
-      r.status.signaled = true;
-      r.status.code = WTERMSIG(status);
-    } else if (WIFEXITED(status)) {
-      r.status.code = WEXITSTATUS(status);
-    } else {
-      continue;  // stopped/continued are not reported without WUNTRACED/WCONTINUED
-    }
-    out.push_back(r);
+    if (Ended(status, &r.status)) out.push_back(r);
   }
   return out;
+}
+
+ChildProbe ProbeChild(pid_t pid) {
+  ChildProbe probe;
+  if (pid <= 0) {  // -1 or 0 would ask about other children
+    probe.kind = ChildProbe::Kind::kNotOurs;
+    return probe;
+  }
+  while (true) {
+    int status = 0;
+    const pid_t got = waitpid(pid, &status, WNOHANG);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) {
+      probe.kind = ChildProbe::Kind::kNotOurs;  // ECHILD
+    } else if (got == 0 || !Ended(status, &probe.status)) {
+      probe.kind = ChildProbe::Kind::kAlive;
+    } else {
+      probe.kind = ChildProbe::Kind::kExited;
+    }
+    return probe;
+  }
 }
 
 void CloexecFrom3() {
@@ -147,6 +178,7 @@ core::Status SetNice(int niceness) {
 }
 
 std::string DescribeExit(const core::ExitStatus& s) {
+  if (s.unknown()) return s.ToString();
   if (!s.signaled) return "exit " + std::to_string(s.code);
   std::string out = "signal " + std::to_string(s.code);
   if (const char* abbrev = sigabbrev_np(s.code)) out += std::string(" (SIG") + abbrev + ")";

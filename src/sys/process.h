@@ -25,6 +25,15 @@ struct Reaped {
 // waitpid(-1, WNOHANG) until nothing is left to reap.
 std::vector<Reaped> ReapAll();
 
+// waitpid(pid, WNOHANG) for one pid: still running (and our child), ended (reaped now, with its
+// status), or not our child (ECHILD: someone else reaped it, or it never was ours).
+struct ChildProbe {
+  enum class Kind { kAlive, kExited, kNotOurs };
+  Kind kind = Kind::kAlive;
+  core::ExitStatus status;  // kExited
+};
+ChildProbe ProbeChild(pid_t pid);
+
 // Marks every fd >= 3 close-on-exec (close_range CLOSE_RANGE_CLOEXEC, falling back to a loop),
 // so nothing the master inherited leaks into workers or across a re-exec.
 void CloexecFrom3();

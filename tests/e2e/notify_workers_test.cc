@@ -214,3 +214,30 @@ TEST_CASE("--worker-watchdog: a worker that stops sending WATCHDOG=1 is aborted 
 
 }  // namespace
 }  // namespace einhorn::test
+
+namespace einhorn::test {
+namespace {
+
+// Issue 14.10: with -m 0 a worker is ready at fork, and the watchdog's clock must start then
+// too; it never did, so a worker that never pings was never aborted.
+TEST_CASE(
+    "--worker-watchdog with -m 0: a worker ready at fork that never pings is aborted and "
+    "respawned") {
+  MasterRun m({"-n", "1", "-m", "0", "--worker-watchdog", "1", "-t", "1"},
+              {TEST_WORKER_BIN, "--report", "{reports}"});
+  REQUIRE(PollUntil([&] { return Status(m) && Status(m)->ready == 1; }, 10s));
+  const pid_t first = Status(m)->workers[0].pid;
+  REQUIRE(PollUntil([&] { return Status(m) && Status(m)->watchdog_timeouts >= 1; }, 10s));
+  CHECK(m.LogHas("sent no WATCHDOG=1 for"));
+  // Replaced: a new worker, and the first one is gone (aborted, or killed after -t).
+  REQUIRE(PollUntil(
+      [&] {
+        const auto st = Status(m);
+        return st && !st->workers.empty() && st->workers[0].pid != first;
+      },
+      15s));
+  CHECK(PollUntil([&] { return !ProcessAlive(first); }, 5s));
+}
+
+}  // namespace
+}  // namespace einhorn::test

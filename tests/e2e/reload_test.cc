@@ -559,3 +559,59 @@ TEST_CASE("-g channels survive a reload, and the new image's channels work") {
 
 }  // namespace
 }  // namespace einhorn::test
+
+namespace einhorn::test {
+namespace {
+
+// Issue 14.9: a --reexec-as wrapper that takes its time (here a shell running `sleep`) before
+// it execs the new image. A worker that dies in that window is a child of the same pid, and
+// the shell's wait reaps it: the new image never sees its exit. It must notice anyway (the
+// pid is no longer its child), replace the worker, and not wait for it at exit.
+TEST_CASE("a worker that dies while a slow --reexec-as wrapper runs is replaced, not a ghost") {
+  TempDir d;
+  // Slow only for the real exec, not for the pre-flight check (--upgrade-check).
+  const std::string wrapper = WriteScript(d, "slow-exec.sh",
+                                          "if [ \"$1\" = --with-state-fd ]; then\n"
+                                          "  : > \"$DIR/execing\"\n"
+                                          "  sleep 3\n"
+                                          "fi\n"
+                                          "exec '" EINHORN_BIN "' \"$@\"\n");
+  MasterRun m({"-n", "3", "-m", "0", "--reexec-as", wrapper},
+              {TEST_WORKER_BIN, "--report", "{reports}"});
+  REQUIRE(PollUntil([&] { return PoolSettled(m, 3, 1); }, 10s));
+  REQUIRE(m.WaitForWorkers(3));
+  const std::set<pid_t> old = Pids(m);
+  const pid_t victim = *old.begin();
+
+  AskReload(m);
+  REQUIRE(PollUntil([&] { return FileExists(d.File("execing")); }, 20s));
+  REQUIRE(kill(victim, SIGKILL) == 0);
+  // The wrapper's shell reaps it while it waits for `sleep`.
+  REQUIRE(PollUntil([&] { return ProcessState(victim) == '\0'; }, 10s));
+  REQUIRE(ReloadsReach(m, 1));
+
+  CHECK(PollUntil(
+      [&] {
+        const std::set<pid_t> now = Pids(m);
+        return PoolSettled(m, 3, 1) && now.count(victim) == 0;
+      },
+      10s));
+  CHECK(m.WaitForLog("worker " + std::to_string(victim) + " died during the reload"));
+  CHECK(m.WaitForWorkers(3));
+  // Said once for that pid.
+  const std::string log = m.Log();
+  const std::string line = "worker " + std::to_string(victim) + " died during the reload";
+  CHECK(log.find(line) == log.rfind(line));
+
+  // SIGTERM: the master waits only for workers that exist, and exits.
+  const std::set<pid_t> workers = Pids(m);
+  REQUIRE(m.process().Signal(SIGTERM));
+  const auto status = m.process().WaitExit(10s);
+  REQUIRE(status.has_value());
+  CHECK_FALSE(status->signaled);
+  CHECK(status->code == 0);
+  for (pid_t p : workers) CHECK(PollUntil([&] { return !ProcessAlive(p); }, 5s));
+}
+
+}  // namespace
+}  // namespace einhorn::test

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/config.h"
+#include "deadlines.h"
 
 namespace core = einhorn::core;
 
@@ -37,6 +38,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (o.command.empty()) o.command = {"w"};
   o.socket_path = o.socket_path.empty() ? "/tmp/s" : o.socket_path;
   Require(core::Validate(o).ok(), "accepted options that Validate refuses");
+  einhorn::fuzz::DriveWithoutWrapping(o);  // its durations give deadlines that lie ahead
 
   const std::string rendered = core::RenderConfig(o);
   const auto back = core::LoadConfig(core::ConfigSource{"rendered.yaml", rendered});

@@ -3,7 +3,8 @@
 // (which no argv word can hold), after a fixed argv[0] and with a fixed environment.
 // ParseFlags must never crash or let an exception out (CLI11 throws; a bad command line is
 // a usage error, exit 2, never an abort); what it runs must pass Validate and hand the worker
-// exactly the words after the options; every usage error is one line that says who speaks.
+// exactly the words after the options, and every deadline its durations give lies ahead
+// (deadlines.h); every usage error is one line that says who speaks.
 // A broken invariant calls __builtin_trap(), which libFuzzer reports as a crash and saves.
 #include <algorithm>
 #include <cstddef>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "core/flags.h"
+#include "deadlines.h"
 
 namespace core = einhorn::core;
 using Kind = core::FlagsOutcome::Kind;
@@ -53,6 +55,8 @@ void CheckRun(const core::Options& o, const std::vector<std::string>& argv) {
   Require(!o.socket_path.empty() && !o.pidfile.empty() && !o.lockfile.empty(),
           "default paths are filled in");
   Require(o.verbosity >= 0 && o.verbosity <= 2, "verbosity in 0..2");
+  // Every duration accepted is one whose deadlines do not wrap (-t 1e10 once did).
+  einhorn::fuzz::DriveWithoutWrapping(o);
   for (const core::BindSpec& b : o.binds) {
     const auto again = core::ParseBindSpec(b.text);
     Require(again.ok() && again.value() == b, "a bind is what its text parses to");

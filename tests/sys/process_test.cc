@@ -100,6 +100,35 @@ TEST_CASE("ReapAll: exit codes and signals, nothing when no child has exited") {
   CHECK(sys::SendSignal(-1, core::Signal::kTerm) == ESRCH);
 }
 
+TEST_CASE("ProbeChild: alive, ended with its status, or not ours (someone else reaped it)") {
+  const pid_t sleeper = SpawnOrFail("exec sleep 30");
+  test::ChildGuard sleeper_guard(sleeper);
+  CHECK(sys::ProbeChild(sleeper).kind == sys::ChildProbe::Kind::kAlive);
+
+  const pid_t exiter = SpawnOrFail("exit 4");
+  test::ChildGuard exiter_guard(exiter);
+  sys::ChildProbe probe;
+  REQUIRE(test::PollUntil(
+      [&] {
+        probe = sys::ProbeChild(exiter);
+        return probe.kind != sys::ChildProbe::Kind::kAlive;
+      },
+      10s, 2ms));
+  exiter_guard.reset(-1);
+  CHECK(probe.kind == sys::ChildProbe::Kind::kExited);
+  CHECK(probe.status == core::ExitStatus{false, 4});
+  // Reaped now: asking again finds no such child.
+  CHECK(sys::ProbeChild(exiter).kind == sys::ChildProbe::Kind::kNotOurs);
+
+  // Not a child of ours at all, and never a process group.
+  CHECK(sys::ProbeChild(getppid()).kind == sys::ChildProbe::Kind::kNotOurs);
+  CHECK(sys::ProbeChild(0).kind == sys::ChildProbe::Kind::kNotOurs);
+  CHECK(sys::ProbeChild(-1).kind == sys::ChildProbe::Kind::kNotOurs);
+  // The sleeper was left alone by all of that.
+  CHECK(sys::ProbeChild(sleeper).kind == sys::ChildProbe::Kind::kAlive);
+  CHECK(sys::DescribeExit(core::ExitStatus::Unknown()) == "an unknown status");
+}
+
 TEST_CASE("CloexecFrom3 marks every inherited fd close-on-exec") {
   const int fd = open("/dev/null", O_RDONLY);  // no O_CLOEXEC
   REQUIRE(fd >= 3);

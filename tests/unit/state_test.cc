@@ -392,10 +392,16 @@ TEST_CASE("every string field keeps any bytes") {
 
 TEST_CASE("doubles and extreme integers round-trip exactly") {
   MasterState m = RichState();
-  for (double v : {0.1, 1.0 / 3, 1e-300, 5e-324, 123456789.123456789, 1e300, 0.0}) {
-    m.options.seconds = v > 0 ? v : 1;
-    m.options.upgrade_timeout = v;
-    m.options.signal_timeout = v;
+  for (double v :
+       {0.1, 1.0 / 3, 1e-300, 5e-324, 123456.123456789, 123456789.123456789, 1e300, 0.0}) {
+    // Duration settings hold at most kMaxSettingSeconds (a larger one is refused, issue 14.4);
+    // the manual-ack options keep an unused timer value of any size, which carries the rest.
+    const bool setting = v <= kMaxSettingSeconds;
+    m.options.seconds = v > 0 && setting ? v : 1;
+    m.options.upgrade_timeout = setting ? v : 0;
+    m.options.signal_timeout = setting ? v : 0;
+    REQUIRE(m.options.ack_mode.kind == AckMode::Kind::kManual);
+    m.options.ack_mode.timer_seconds = v;
     m.supervisor.config.jitter = v <= 1 ? v : 0.5;
     const Result<MasterState> back = DecodeState(EncodeState(m));
     REQUIRE_MESSAGE(back.ok(), back.error());

@@ -58,6 +58,68 @@ TEST_CASE("watchdog: a ready worker silent past the interval gets SIGABRT, then 
   CHECK(Supervisor::Restore(s.Snapshot(), fx).watchdog_timeouts() == 1);
 }
 
+// Every way of becoming ready starts the watchdog's clock: with -m 0 a worker is ready at
+// fork, and one that never sends WATCHDOG=1 was never watched (issue 14.10).
+TEST_CASE("watchdog: a worker ready at fork (-m 0) that stays silent is aborted and replaced") {
+  FakeEffects fx;
+  SupervisorConfig c = Watched();
+  c.ack_mode.kind = AckMode::Kind::kTimer;
+  c.ack_mode.timer_seconds = 0;
+  Supervisor s(c, fx);
+  s.Start(At(10));
+  REQUIRE(fx.spawns.size() == 1);
+  REQUIRE(s.workers().at(100).state == WorkerState::kReady);
+  CHECK(s.workers().at(100).watchdog_at == At(10));
+  CHECK(s.NextDeadline() == At(15));
+  s.Tick(At(14.9));
+  CHECK(fx.kills.empty());
+  s.Tick(At(15));
+  REQUIRE(fx.kills.size() == 1);
+  CHECK(fx.kills[0].pid == 100);
+  CHECK(fx.kills[0].signal == Signal::kAbrt);
+  CHECK(s.watchdog_timeouts() == 1);
+  s.Tick(At(17));
+  REQUIRE(fx.kills.size() == 2);
+  CHECK(fx.kills[1].signal == Signal::kKill);
+  // Ready for longer than -s: replaced at once.
+  s.ChildExited(100, ExitStatus{true, 9}, At(17.1));
+  REQUIRE(fx.spawns.size() == 2);
+  // The successor is ready at fork too, and watched from then on.
+  REQUIRE(s.workers().at(101).state == WorkerState::kReady);
+  CHECK(s.workers().at(101).watchdog_at == At(17.1));
+  CHECK(s.NextDeadline() == At(22.1));
+  s.WorkerWatchdog(101, At(21));
+  s.Tick(At(25));
+  CHECK(fx.kills.size() == 2);
+  s.Tick(At(26));
+  CHECK(fx.kills.size() == 3);
+  CHECK(s.watchdog_timeouts() == 2);
+}
+
+// The three ways of becoming ready log the same kind of line and event, and all arm the watchdog.
+TEST_CASE("watchdog: every way of becoming ready arms it") {
+  for (const char* how : {"timer 0", "timer 1", "ack"}) {
+    INFO(how);
+    FakeEffects fx;
+    SupervisorConfig c = Watched();
+    const std::string mode = how;
+    if (mode != "ack") {
+      c.ack_mode.kind = AckMode::Kind::kTimer;
+      c.ack_mode.timer_seconds = mode == "timer 0" ? 0 : 1;
+    }
+    Supervisor s(c, fx);
+    s.Start(At(0));
+    s.Tick(At(1));
+    if (mode == "ack") REQUIRE(s.Ack(100, At(1)) == AckResult::kAcked);
+    const Worker& w = s.workers().at(100);
+    REQUIRE(w.state == WorkerState::kReady);
+    REQUIRE(w.ready_at.has_value());
+    CHECK(w.watchdog_at == w.ready_at);
+    CHECK(fx.EventsOf(EventKind::kReady).size() == 1);
+    CHECK(fx.Logged("is ready"));
+  }
+}
+
 TEST_CASE("watchdog: WATCHDOG=1 in time keeps a worker, and without the option nothing is watched") {
   FakeEffects fx;
   Supervisor s(Watched(), fx);
