@@ -18,6 +18,7 @@
 #include "core/config.h"
 #include "core/flags.h"
 #include "core/metrics.h"
+#include "core/reload.h"
 #include "core/state.h"
 #include "master/logging.h"
 #include "master/master.h"
@@ -182,7 +183,10 @@ int UpgradeCheck(int state_fd) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   std::printf("einhorn-cpp %s: upgrade check\n", core::kVersion);
   if (state_fd < 0) return 0;
-  auto state = ReadState(state_fd);
+  auto bytes = sys::ReadWholeFd(state_fd, core::kMaxStateBytes + 1);
+  close(state_fd);
+  auto state = bytes.ok() ? core::DecodeState(bytes.value())
+                          : core::Result<core::MasterState>::Error(bytes.error());
   if (!state.ok()) {
     std::fprintf(stderr, "einhorn-cpp %s cannot take over this master: %s\n", core::kVersion,
                  state.error().c_str());
@@ -200,6 +204,8 @@ int UpgradeCheck(int state_fd) {
   for (const std::string& change : config.value().changed) {
     std::printf("config %s: %s\n", state.value().config_path.c_str(), change.c_str());
   }
+  // Last, once everything passed: the old master execs us only if it sees this line.
+  std::printf("%s\n", core::Reload::ProofLine(bytes.value()).c_str());
   return 0;
 }
 

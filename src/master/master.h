@@ -157,6 +157,7 @@ class Master final : public core::Effects, public core::ControlHost {
     int output_fd = -1;  // a memfd: what the check printed
     int state_fd = -1;   // the memfd it reads
     std::string binary;
+    std::string proof;  // the line it must print (core::Reload::ProofLine of the state)
   };
   std::optional<ReloadCheck> check_;
   uv_timer_t reload_timer_{};  // the check's deadline, then the flush before exec
