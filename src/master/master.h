@@ -56,6 +56,9 @@ struct MasterSetup {
     std::vector<std::pair<pid_t, int>> notify_sockets;  // worker, fd
     core::Telemetry::Snapshot telemetry;                 // the event ring and the counters
     std::optional<int> resize_to;  // the config file's `number` changed
+    // Taken over from Ruby Einhorn: adopted workers beyond -n, already marked draining in
+    // `supervisor`, that get the drain signal once the loop runs (master/ruby_takeover.h).
+    std::vector<pid_t> drain_now;
   };
   std::optional<Restored> restored;
 };

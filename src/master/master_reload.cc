@@ -347,6 +347,11 @@ void Master::AfterRestore() {
   Record(done);
   for (const ControlServer::Carried& c : r.clients) server_->Restore(c);
   for (const auto& [worker, fd] : r.notify_sockets) WatchNotify(worker, fd);
+  for (const pid_t pid : r.drain_now) {
+    spdlog::info("takeover: sending {} to worker {} (beyond -n)",
+                 core::SignalName(setup_.options.drain_signal), pid);
+    sys::SendSignal(pid, setup_.options.drain_signal);
+  }
   // Children that died while no image was watching: their SIGCHLD came before our handler.
   ReapChildren();
   if (r.resize_to) supervisor_.SetTarget(*r.resize_to, Now());
