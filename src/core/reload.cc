@@ -43,8 +43,7 @@ bool HasLine(const std::string& output, const std::string& line) {
 
 }  // namespace
 
-std::optional<std::string> Reload::CheckExited(const std::string& binary,
-                                               const ExitStatus& status,
+std::optional<std::string> Reload::CheckExited(const std::string& binary, const ExitStatus& status,
                                                const std::string& output,
                                                const std::string& proof) {
   const std::string said = LastLine(output);

@@ -35,8 +35,7 @@ class Reload {
   // given) on a line of its own, which only a binary that read and decoded that state prints.
   // A stub that exits 0 (`#!/bin/sh\nexit 0` at the binary's path) would otherwise be exec'd
   // and the master would vanish with its workers orphaned.
-  static std::optional<std::string> CheckExited(const std::string& binary,
-                                                const ExitStatus& status,
+  static std::optional<std::string> CheckExited(const std::string& binary, const ExitStatus& status,
                                                 const std::string& output,
                                                 const std::string& proof);
   // The line the check prints once it has read, decoded and accepted `state` (the bytes on its

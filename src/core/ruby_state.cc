@@ -43,8 +43,7 @@ class Reader {
     return v;
   }
 
-  std::optional<double> Number(const YAML::Node& n, const std::string& at, double lo,
-                               double hi) {
+  std::optional<double> Number(const YAML::Node& n, const std::string& at, double lo, double hi) {
     if (IsNil(n)) return std::nullopt;
     if (!n.IsScalar() || n.Tag() == "!") return Bad<double>(at, "a number", n);
     double v = 0;
@@ -161,10 +160,10 @@ std::optional<wire::Id> RequestId(const YAML::Node& n) {
   return id;
 }
 
-void ReadWorker(Reader& r, Pid pid, const YAML::Node& n, const std::string& at,
-                RubyState* out) {
-  r.Map(n, at, {"type", "version", "acked", "signaled", "last_signaled_at", "index",
-                "spinup_time", "pinged_at", "pinged_request_id"});
+void ReadWorker(Reader& r, Pid pid, const YAML::Node& n, const std::string& at, RubyState* out) {
+  r.Map(n, at,
+        {"type", "version", "acked", "signaled", "last_signaled_at", "index", "spinup_time",
+         "pinged_at", "pinged_request_id"});
   const auto type = r.Symbol(Get(n, "type"), at + ":type");
   if (type == "state_passer") {
     out->state_passers.push_back(pid);
@@ -266,12 +265,39 @@ void ReadDescriptors(Reader& r, const YAML::Node& list, RubyState* out) {
 
 void ReadState(Reader& r, const YAML::Node& st, RubyState* out) {
   r.Map(st, ":state",
-        {"children", "config", "versions", "version", "sockets", "orig_cmd", "bind", "bind_fds",
-         "bound_ports", "cmd", "script_name", "respawn", "upgrading", "smooth_upgrade",
-         "reloading_for_upgrade", "path", "cmd_name", "verbosity", "generation", "last_spinup",
-         "ack_mode", "kill_children_on_exit", "command_socket_as_fd", "socket_path", "pidfile",
-         "lockfile", "consecutive_deaths_before_ack", "last_upgraded", "nice",
-         "reexec_commandline", "drop_environment_variables", "signal_timeout", "preloaded"});
+        {"children",
+         "config",
+         "versions",
+         "version",
+         "sockets",
+         "orig_cmd",
+         "bind",
+         "bind_fds",
+         "bound_ports",
+         "cmd",
+         "script_name",
+         "respawn",
+         "upgrading",
+         "smooth_upgrade",
+         "reloading_for_upgrade",
+         "path",
+         "cmd_name",
+         "verbosity",
+         "generation",
+         "last_spinup",
+         "ack_mode",
+         "kill_children_on_exit",
+         "command_socket_as_fd",
+         "socket_path",
+         "pidfile",
+         "lockfile",
+         "consecutive_deaths_before_ack",
+         "last_upgraded",
+         "nice",
+         "reexec_commandline",
+         "drop_environment_variables",
+         "signal_timeout",
+         "preloaded"});
   Options& o = out->options;
 
   const YAML::Node children = Get(st, "children");
@@ -291,21 +317,22 @@ void ReadState(Reader& r, const YAML::Node& st, RubyState* out) {
   if (r.Map(config, ":config",
             {"number", "backlog", "seconds", "max_unacked", "max_upgrade_additional",
              "gc_before_fork"})) {
-    o.number = static_cast<int>(
-        r.Int(Get(config, "number"), ":config:number", 1, 1'000'000).value_or(1));
+    o.number =
+        static_cast<int>(r.Int(Get(config, "number"), ":config:number", 1, 1'000'000).value_or(1));
     o.backlog = static_cast<int>(
         r.Int(Get(config, "backlog"), ":config:backlog", 1, 1 << 20).value_or(100));
     o.seconds = r.Number(Get(config, "seconds"), ":config:seconds", 0, 86400).value_or(1);
     if (auto v = r.Int(Get(config, "max_unacked"), ":config:max_unacked", 1, 1'000'000)) {
       o.max_unacked = static_cast<int>(*v);
     }
-    if (auto v = r.Int(Get(config, "max_upgrade_additional"), ":config:max_upgrade_additional",
-                       1, 1'000'000)) {
+    if (auto v = r.Int(Get(config, "max_upgrade_additional"), ":config:max_upgrade_additional", 1,
+                       1'000'000)) {
       o.max_upgrade_additional = static_cast<int>(*v);
     }
     if (r.Bool(Get(config, "gc_before_fork"), ":config:gc_before_fork").value_or(false)) {
-      r.Problem(":config:gc_before_fork: a Ruby preload setting einhorn-cpp does not have; "
-                "ignored");
+      r.Problem(
+          ":config:gc_before_fork: a Ruby preload setting einhorn-cpp does not have; "
+          "ignored");
     }
   }
   out->version = static_cast<int>(r.Int(Get(st, "version"), ":version", 0, 1 << 30).value_or(0));
@@ -337,7 +364,8 @@ void ReadState(Reader& r, const YAML::Node& st, RubyState* out) {
   out->reloading_for_upgrade =
       r.Bool(Get(st, "reloading_for_upgrade"), ":reloading_for_upgrade").value_or(false);
   if (auto path = r.String(Get(st, "path"), ":path")) {
-    r.Problem(":path: '" + *path + "' is a Ruby preload (-p), which einhorn-cpp does not do; "
+    r.Problem(":path: '" + *path +
+              "' is a Ruby preload (-p), which einhorn-cpp does not do; "
               "new workers run the command");
   }
   if (r.Bool(Get(st, "preloaded"), ":preloaded").value_or(false)) {
@@ -408,8 +436,8 @@ std::optional<WallNanos> ParseRubyTime(std::string_view s) {
   };
   int y, mo, d, h, mi, sec;
   if (!digits(0, 4, &y) || s.size() < 19 || s[4] != '-' || !digits(5, 2, &mo) || s[7] != '-' ||
-      !digits(8, 2, &d) || (s[10] != ' ' && s[10] != 'T') || !digits(11, 2, &h) ||
-      s[13] != ':' || !digits(14, 2, &mi) || s[16] != ':' || !digits(17, 2, &sec)) {
+      !digits(8, 2, &d) || (s[10] != ' ' && s[10] != 'T') || !digits(11, 2, &h) || s[13] != ':' ||
+      !digits(14, 2, &mi) || s[16] != ':' || !digits(17, 2, &sec)) {
     return std::nullopt;
   }
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
@@ -475,8 +503,8 @@ Result<RubyState> ParseRubyState(std::string_view bytes) {
     ReadState(r, st, &out);
     ReadDescriptors(r, Get(doc, "persistent_descriptors"), &out);
   } catch (const YAML::Exception& e) {
-    return R::Error("Ruby Einhorn's state is not YAML einhorn-cpp can read: " + e.msg +
-                    " (line " + std::to_string(e.mark.line + 1) + ")");
+    return R::Error("Ruby Einhorn's state is not YAML einhorn-cpp can read: " + e.msg + " (line " +
+                    std::to_string(e.mark.line + 1) + ")");
   }
   if (out.options.command.empty()) return R::Error("Ruby Einhorn's state has no :cmd");
   if (out.options.binds.size() != out.bind_fds.size()) {
@@ -514,8 +542,7 @@ RubyTakeover PlanRubyTakeover(const RubyState& state, const std::set<Pid>& alive
   std::vector<const RubyWorker*> serving;
   for (const RubyWorker& r : state.workers) {
     if (!alive.contains(r.pid)) {
-      t.notes.push_back("worker " + std::to_string(r.pid) + " (index " +
-                        std::to_string(r.index) +
+      t.notes.push_back("worker " + std::to_string(r.pid) + " (index " + std::to_string(r.index) +
                         ") is gone (it died during the exec); dropped, its slot respawns");
       continue;
     }

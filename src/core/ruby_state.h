@@ -53,8 +53,8 @@ struct RubyWorker {
 
 struct RubyConnection {
   int fd = -1;
-  std::string read_buffer;   // a half-received request
-  std::string write_buffer;  // replies Ruby had not written yet
+  std::string read_buffer;             // a half-received request
+  std::string write_buffer;            // replies Ruby had not written yet
   std::optional<wire::Id> upgrade_id;  // :subscriptions: {:upgrade: ID}
 
   bool operator==(const RubyConnection&) const = default;

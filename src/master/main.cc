@@ -323,17 +323,20 @@ int TakeOverFromRuby(const std::string& bytes, const std::vector<std::string>& e
   const char* path_env = std::getenv("PATH");
   auto setup = RubyTakeoverSetup(bytes, env, sys::SelfPath(argv0, path_env ? path_env : ""));
   if (!setup.ok()) {
-    spdlog::critical("takeover: cannot take over from Ruby Einhorn: {}. Its workers keep "
-                     "running and serving, unsupervised; stop them and start the service "
-                     "again",
-                     setup.error());
+    spdlog::critical(
+        "takeover: cannot take over from Ruby Einhorn: {}. Its workers keep "
+        "running and serving, unsupervised; stop them and start the service "
+        "again",
+        setup.error());
     return core::kExitRuntime;
   }
   MasterSetup& s = setup.value();
   FillRuntimeDefaults(&s.options);
   auto access = ResolveAccess(s.options);
-  if (access.ok()) s.access = access.value();
-  else s.access.self_uid = getuid();
+  if (access.ok())
+    s.access = access.value();
+  else
+    s.access.self_uid = getuid();
   return RunMaster(std::move(s));
 }
 

@@ -143,8 +143,9 @@ void Master::StartReloadCheck() {
     return ReloadFailed("the upgrade check of " + plan.path + " could not start: " +
                         started.error());
   }
-  check_ = ReloadCheck{started.value().pid, started.value().status_fd, output_fd.value(),
-                       state_fd.value(), plan.path, core::Reload::ProofLine(probe_bytes)};
+  check_ = ReloadCheck{started.value().pid, started.value().status_fd,
+                       output_fd.value(),   state_fd.value(),
+                       plan.path,           core::Reload::ProofLine(probe_bytes)};
   spdlog::info("reload: checking {} (pid {})", plan.path, check_->pid);
   uv_timer_start(
       &reload_timer_, [](uv_timer_t* h) { static_cast<Master*>(h->data)->OnReloadTimer(); },
@@ -191,9 +192,10 @@ bool Master::ReloadCheckExited(pid_t pid, const core::ExitStatus& status) {
 
 void Master::OnReloadTimer() {
   if (check_) {
-    spdlog::warn("reload: the upgrade check (pid {}) is taking too long; killing it and its "
-                 "process group",
-                 check_->pid);
+    spdlog::warn(
+        "reload: the upgrade check (pid {}) is taking too long; killing it and its "
+        "process group",
+        check_->pid);
     // Not only its pid: a check that hangs in a child (a wrapper script's `sleep`) would leave
     // that child running, orphaned, forever. Spawn made the check a group leader.
     sys::SignalGroup(check_->pid, core::Signal::kKill);

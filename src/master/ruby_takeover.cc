@@ -54,8 +54,8 @@ std::set<core::Pid> LiveWorkers(const core::RubyState& state) {
       spdlog::warn("takeover: Ruby's worker {} exited during the exec ({})", w.pid,
                    sys::DescribeExit(exit));
     } else {
-      spdlog::error("takeover: Ruby's worker {} is not a child of this master ({}); dropped",
-                    w.pid, std::strerror(errno));
+      spdlog::error("takeover: Ruby's worker {} is not a child of this master ({}); dropped", w.pid,
+                    std::strerror(errno));
     }
   }
   return alive;
@@ -90,9 +90,10 @@ std::vector<sys::Listener> AdoptListeners(const core::RubyState& state, core::Op
       kept.push_back(spec);
     }
     if (!found) {
-      spdlog::error("takeover: -b {}: no fd among Ruby's :bind_fds listens on {}:{}; that "
-                    "address is no longer served by new workers",
-                    spec.text, want.host, want.port);
+      spdlog::error(
+          "takeover: -b {}: no fd among Ruby's :bind_fds listens on {}:{}; that "
+          "address is no longer served by new workers",
+          spec.text, want.host, want.port);
     }
   }
   o->binds = kept;
@@ -102,19 +103,20 @@ std::vector<sys::Listener> AdoptListeners(const core::RubyState& state, core::Op
 sys::Listener AdoptCommandSocket(const core::RubyState& state, const core::Options& o) {
   sys::Listener l;
   if (!state.command_server_fd) {
-    spdlog::error("takeover: Ruby's state has no command server: the command socket {} is not "
-                  "served; restart the master to get it back",
-                  o.socket_path);
+    spdlog::error(
+        "takeover: Ruby's state has no command server: the command socket {} is not "
+        "served; restart the master to get it back",
+        o.socket_path);
     return l;
   }
   const int fd = *state.command_server_fd;
   auto socket = sys::DescribeInheritedSocket(fd);
   if (!socket.ok() || socket.value().address.family != core::BindSpec::Family::kUnix ||
       socket.value().address.path != o.socket_path) {
-    spdlog::error("takeover: Ruby's command server fd {} is not the socket at {} ({}); the "
-                  "command socket is not served",
-                  fd, o.socket_path,
-                  socket.ok() ? "it is " + socket.value().bound : socket.error());
+    spdlog::error(
+        "takeover: Ruby's command server fd {} is not the socket at {} ({}); the "
+        "command socket is not served",
+        fd, o.socket_path, socket.ok() ? "it is " + socket.value().bound : socket.error());
     return l;
   }
   l.spec.family = core::BindSpec::Family::kUnix;
@@ -155,8 +157,8 @@ std::vector<ControlServer::Carried> AdoptConnections(const core::RubyState& stat
     k.upgrade_id = c.upgrade_id;
     if (!c.write_buffer.empty()) {
       // Ruby's unsent replies: whatever the socket takes now; the rest is lost, and said.
-      const ssize_t n = send(c.fd, c.write_buffer.data(), c.write_buffer.size(),
-                             MSG_DONTWAIT | MSG_NOSIGNAL);
+      const ssize_t n =
+          send(c.fd, c.write_buffer.data(), c.write_buffer.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
       if (n < static_cast<ssize_t>(c.write_buffer.size())) {
         spdlog::warn("takeover: {} of {} bytes of Ruby's pending reply on fd {} were lost",
                      c.write_buffer.size() - static_cast<size_t>(std::max<ssize_t>(n, 0)),
@@ -178,13 +180,14 @@ core::Result<MasterSetup> RubyTakeoverSetup(const std::string& bytes,
   if (!parsed.ok()) return R::Error(parsed.error());
   core::RubyState& state = parsed.value();
   SetLogLevel(state.options.verbosity);
-  spdlog::info("takeover: einhorn-cpp {} takes over from Ruby Einhorn (pid {}): {} workers, "
-               "{} listeners, {} command connections{}",
-               core::kVersion, getpid(), state.workers.size(), state.bind_fds.size(),
-               state.connections.size(),
-               state.reloading_for_upgrade ? "; then the upgrade it was asked for"
-               : state.upgrading           ? "; then the upgrade it was in the middle of"
-                                           : "");
+  spdlog::info(
+      "takeover: einhorn-cpp {} takes over from Ruby Einhorn (pid {}): {} workers, "
+      "{} listeners, {} command connections{}",
+      core::kVersion, getpid(), state.workers.size(), state.bind_fds.size(),
+      state.connections.size(),
+      state.reloading_for_upgrade ? "; then the upgrade it was asked for"
+      : state.upgrading           ? "; then the upgrade it was in the middle of"
+                                  : "");
   for (const std::string& p : state.problems) {
     spdlog::error("takeover: Ruby Einhorn's state: {}", p);
   }

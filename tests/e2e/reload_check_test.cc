@@ -88,7 +88,8 @@ TEST_CASE("the binary at the master's own path replaced by a stub that exits 0 i
   // The master runs from a copy in the test directory (its self_path); the copy is then
   // replaced, as a botched deploy would.
   MasterRun m({"-n", "2", "-m", "0"}, {TEST_WORKER_BIN}, {},
-              {"/bin/sh", "-c", "D='{dir}'; cp \"$0\" \"$D/einhorn-cpp\" && exec \"$D/einhorn-cpp\" \"$@\""});
+              {"/bin/sh", "-c",
+               "D='{dir}'; cp \"$0\" \"$D/einhorn-cpp\" && exec \"$D/einhorn-cpp\" \"$@\""});
   REQUIRE(PollUntil([&] { return PoolSettled(m, 2, 1); }, 10s));
   const std::set<pid_t> old = Pids(m);
   const std::string self = m.dir().File("einhorn-cpp");
@@ -115,7 +116,12 @@ TEST_CASE("a real einhorn-cpp passes the check by digest and the reload goes thr
   REQUIRE(PollUntil([&] { return PoolSettled(m, 1, 1); }, 10s));
   const std::set<pid_t> old = Pids(m);
   AskReload(m);
-  REQUIRE(PollUntil([&] { const auto st = Status(m); return st && st->reloads == 1; }, 20s));
+  REQUIRE(PollUntil(
+      [&] {
+        const auto st = Status(m);
+        return st && st->reloads == 1;
+      },
+      20s));
   CHECK(Pids(m) == old);
   CHECK_FALSE(LastReloadError(m).has_value());
 }
@@ -144,8 +150,8 @@ TEST_CASE("a hung upgrade check is killed with its whole process group at the li
   REQUIRE(PollUntil([&] { return PoolSettled(m, 1, 1); }, 10s));
   const std::set<pid_t> old = Pids(m);
   AskReload(m);
-  REQUIRE(PollUntil([&] { return FileExists(d.File("sleeper")) && FileExists(d.File("check")); },
-                    10s));
+  REQUIRE(
+      PollUntil([&] { return FileExists(d.File("sleeper")) && FileExists(d.File("check")); }, 10s));
   pid_t sleeper = 0;
   pid_t check = 0;
   // An orphaned sleeper (the defect) must not outlive the test, whatever fails.

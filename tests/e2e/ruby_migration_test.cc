@@ -101,8 +101,8 @@ struct RubyMaster {
              std::vector<std::string> worker) {
     REQUIRE(RunProgram({"/bin/mkdir", "-p", reports}, 10s).status.code == 0);
     Process::Options o;
-    o.argv = {"ruby", "-I" + ReferenceDir() + "/lib", ReferenceDir() + "/bin/einhorn",
-              "-d", sock, "-e", dir.File("einhorn.pid"), "--reexec-as=" + reexec};
+    o.argv = {"ruby", "-I" + ReferenceDir() + "/lib", ReferenceDir() + "/bin/einhorn", "-d", sock,
+              "-e",   dir.File("einhorn.pid"),        "--reexec-as=" + reexec};
     o.argv.insert(o.argv.end(), flags.begin(), flags.end());
     o.argv.push_back("--");
     o.argv.insert(o.argv.end(), worker.begin(), worker.end());
@@ -129,9 +129,8 @@ TEST_CASE("a live Ruby Einhorn upgraded into einhorn-cpp: same pid, sockets, wor
   RubyMaster m;
   m.Start(EINHORN_BIN, {"-b", "127.0.0.1:0", "-n", "2", "-m", "manual"},
           {TEST_WORKER_BIN, "--serve", "--ack", "ruby", "--report", m.reports});
-  REQUIRE(PollUntil([&] { return ReadFile(m.log).find("Up to 2 / 2 manual ACKs") !=
-                                 std::string::npos; },
-                    30s));
+  REQUIRE(PollUntil(
+      [&] { return ReadFile(m.log).find("Up to 2 / 2 manual ACKs") != std::string::npos; }, 30s));
   const std::map<pid_t, Report> ruby_workers = m.Live();
   REQUIRE(ruby_workers.size() == 2);
   const Report& any = ruby_workers.begin()->second;
@@ -217,21 +216,21 @@ TEST_CASE("a Ruby worker that dies during the exec is dropped and respawned; the
   const std::string wrapper = m.dir.File("einhorn-cpp.pl");
   WriteFile(wrapper,
             "#!/usr/bin/perl\n"
-            "if ($ARGV[0] eq '--with-state-fd' && open(my $f, '<', '" + m.dir.File("victim") +
+            "if ($ARGV[0] eq '--with-state-fd' && open(my $f, '<', '" +
+                m.dir.File("victim") +
                 "')) {\n"
-            "  my $v = <$f>; chomp $v;\n"
-            "  kill 'KILL', $v;\n"
-            "  while (1) { open(my $s, '<', \"/proc/$v/stat\") or last; my $l = <$s>;\n"
-            "    last if $l =~ /\\) Z /; }\n"
-            "}\n"
-            "exec '" EINHORN_BIN "', @ARGV;\n",
+                "  my $v = <$f>; chomp $v;\n"
+                "  kill 'KILL', $v;\n"
+                "  while (1) { open(my $s, '<', \"/proc/$v/stat\") or last; my $l = <$s>;\n"
+                "    last if $l =~ /\\) Z /; }\n"
+                "}\n"
+                "exec '" EINHORN_BIN "', @ARGV;\n",
             0755);
   m.Start(wrapper, {"-b", "127.0.0.1:0", "-n", "2", "-m", "0.2"},
           {TEST_WORKER_BIN, "--serve", "--report", m.reports});
   REQUIRE(PollUntil([&] { return m.Live().size() == 2; }, 30s));
-  REQUIRE(PollUntil([&] { return ReadFile(m.log).find("Up to 2 / 2 timer ACKs") !=
-                                 std::string::npos; },
-                    30s));
+  REQUIRE(PollUntil(
+      [&] { return ReadFile(m.log).find("Up to 2 / 2 timer ACKs") != std::string::npos; }, 30s));
   const std::map<pid_t, Report> ruby_workers = m.Live();
   const pid_t victim = ruby_workers.begin()->first;
   const pid_t survivor = std::next(ruby_workers.begin())->first;
@@ -274,11 +273,15 @@ TEST_CASE("Ruby state einhorn-cpp cannot use is said loudly, and the workers are
             "if [ \"$1\" = --with-state-fd ]; then\n"
             "  fd=$2; shift 2\n"
             "  eval \"cat <&$fd\" | sed '/^  :cmd:/,/^  :script_name:/d' > '" +
-                m.dir.File("state") + "'\n"
-            "  exec 63< '" + m.dir.File("state") + "'\n"
-            "  exec '" EINHORN_BIN "' --with-state-fd 63 \"$@\"\n"
-            "fi\n"
-            "exec '" EINHORN_BIN "' \"$@\"\n",
+                m.dir.File("state") +
+                "'\n"
+                "  exec 63< '" +
+                m.dir.File("state") +
+                "'\n"
+                "  exec '" EINHORN_BIN
+                "' --with-state-fd 63 \"$@\"\n"
+                "fi\n"
+                "exec '" EINHORN_BIN "' \"$@\"\n",
             0755);
   m.Start(wrapper, {"-b", "127.0.0.1:0", "-n", "1", "-m", "0.2"},
           {TEST_WORKER_BIN, "--serve", "--report", m.reports});

@@ -60,9 +60,9 @@ TEST_CASE("reload: the check's exit decides, and a failure names the binary, sta
   const std::string proof = Reload::ProofLine("state");
   CHECK_FALSE(Reload::CheckExited("/usr/bin/einhorn-cpp", ExitStatus{false, 0},
                                   "einhorn-cpp 1.0\n" + proof + "\n", proof));
-  const auto failed = Reload::CheckExited("/usr/bin/einhorn-cpp", ExitStatus{false, 1},
-                                          "einhorn-cpp 2.0\nstate: version 3 is newer than 2\n\n",
-                                          proof);
+  const auto failed =
+      Reload::CheckExited("/usr/bin/einhorn-cpp", ExitStatus{false, 1},
+                          "einhorn-cpp 2.0\nstate: version 3 is newer than 2\n\n", proof);
   REQUIRE(failed.has_value());
   CHECK(*failed ==
         "the upgrade check of /usr/bin/einhorn-cpp failed (exit 1): state: version 3 is newer "
@@ -87,10 +87,10 @@ TEST_CASE("reload: an exit 0 passes only with the digest of the very state it wa
   CHECK(Reload::ProofLine("") != Reload::ProofLine(std::string(1, '\0')));
 
   // A stub that exits 0 and says nothing, or something else.
-  for (const std::string& output : {std::string(""), std::string("ok\n"),
-                                   Reload::ProofLine("another state") + "\n",
-                                   // Not on a line of its own.
-                                   "echo " + proof + "\n", proof + "0\n"}) {
+  for (const std::string& output :
+       {std::string(""), std::string("ok\n"), Reload::ProofLine("another state") + "\n",
+        // Not on a line of its own.
+        "echo " + proof + "\n", proof + "0\n"}) {
     INFO(output);
     const auto failed = Reload::CheckExited("/opt/stub", ExitStatus{false, 0}, output, proof);
     REQUIRE(failed.has_value());

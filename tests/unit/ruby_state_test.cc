@@ -55,8 +55,8 @@ TEST_CASE("ruby state: timer ack, a subscribed upgrade client, ACK timers, -b wi
   CHECK(LooksLikeRubyState(text));
   const RubyState s = Parse(text);
   CHECK_MESSAGE(s.problems.empty(), Joined(s.problems));
-  CHECK(s.options.command == std::vector<std::string>{"/work/wt/reload/build/test_worker",
-                                                      "--serve"});
+  CHECK(s.options.command ==
+        std::vector<std::string>{"/work/wt/reload/build/test_worker", "--serve"});
   CHECK(s.options.number == 2);
   CHECK(s.options.backlog == 100);
   CHECK(s.options.seconds == 1);
