@@ -39,6 +39,16 @@ std::optional<std::string> LastReloadError(const MasterRun& m) {
   return st ? st->last_reload_error : std::nullopt;
 }
 
+// A master that exec'd a stub (the defect) leaves its workers to init: kill them at the end.
+struct KillAtExit {
+  std::set<pid_t> pids;
+  ~KillAtExit() {
+    for (pid_t p : pids) {
+      if (ProcessAlive(p)) kill(p, SIGKILL);
+    }
+  }
+};
+
 // The master is still there, as it was: same pid, no reload, the same workers, its children.
 void CheckUntouched(MasterRun& m, const std::set<pid_t>& workers) {
   CHECK(m.process().running());
@@ -65,6 +75,7 @@ TEST_CASE("a --reexec-as stub that exits 0 is not exec'd: the master keeps runni
     MasterRun m({"-n", "2", "-m", "0", "--reexec-as", stub}, {TEST_WORKER_BIN});
     REQUIRE(PollUntil([&] { return PoolSettled(m, 2, 1); }, 10s));
     const std::set<pid_t> old = Pids(m);
+    KillAtExit cleanup{old};
 
     AskReload(m);
     REQUIRE(PollUntil([&] { return LastReloadError(m).has_value(); }, 20s));
@@ -92,6 +103,7 @@ TEST_CASE("the binary at the master's own path replaced by a stub that exits 0 i
                "D='{dir}'; cp \"$0\" \"$D/einhorn-cpp\" && exec \"$D/einhorn-cpp\" \"$@\""});
   REQUIRE(PollUntil([&] { return PoolSettled(m, 2, 1); }, 10s));
   const std::set<pid_t> old = Pids(m);
+  KillAtExit cleanup{old};
   const std::string self = m.dir().File("einhorn-cpp");
   WriteFile(self + ".new", "#!/bin/sh\nexit 0\n", 0755);
   REQUIRE(std::rename((self + ".new").c_str(), self.c_str()) == 0);

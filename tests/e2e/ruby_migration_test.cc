@@ -111,6 +111,13 @@ struct RubyMaster {
     o.stdout_path = log;
     proc.emplace(Process::Start(o));
   }
+  // Whatever fails, no worker outlives the test: a master that exits (the old code could
+  // not read the state) leaves its workers to init, out of Process's reach.
+  ~RubyMaster() {
+    for (const auto& [pid, r] : Reports(reports)) {
+      if (ProcessAlive(pid)) kill(pid, SIGKILL);
+    }
+  }
   // Live workers that wrote their report.
   std::map<pid_t, Report> Live() const {
     std::map<pid_t, Report> out;
@@ -297,7 +304,6 @@ TEST_CASE("Ruby state einhorn-cpp cannot use is said loudly, and the workers are
   CHECK(log.find("cannot take over from Ruby Einhorn: Ruby Einhorn's state has no :cmd. Its "
                  "workers keep running and serving, unsupervised") != std::string::npos);
   CHECK(ProcessAlive(worker));
-  kill(worker, SIGKILL);
 }
 
 }  // namespace
