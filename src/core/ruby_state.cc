@@ -481,6 +481,11 @@ std::optional<WallNanos> ParseRubyTime(std::string_view s) {
   const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
   const std::int64_t days = static_cast<std::int64_t>(era) * 146097 + doe - 719468;
   const std::int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - offset;
+  // Nanoseconds since the epoch fit in 64 bits from 1970 to 2262; anything else is not a
+  // time a running master wrote.
+  if (secs < 0 || secs >= std::numeric_limits<std::int64_t>::max() / 1'000'000'000 - 1) {
+    return std::nullopt;
+  }
   return secs * 1'000'000'000 + frac;
 }
 

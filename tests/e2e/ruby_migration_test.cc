@@ -203,6 +203,26 @@ TEST_CASE("a live Ruby Einhorn upgraded into einhorn-cpp: same pid, sockets, wor
     CHECK(r.at("EINHORN_MASTER_PID") == std::to_string(master));
   }
 
+  // Its next reload is an einhorn-cpp one (through Ruby's --reexec-as, kept), workers kept.
+  std::set<pid_t> before;
+  for (const auto& w : st->workers) before.insert(w.pid);
+  {
+    ControlClient c(m.sock);
+    const auto reply = c.Ask("{\"command\": \"reload\"}\n");
+    REQUIRE(reply.has_value());
+    CHECK(reply->message == "Reloading, as commanded");
+  }
+  REQUIRE(PollUntil(
+      [&] {
+        st = CppStatus(m.sock);
+        return st && st->reloads == 2;
+      },
+      30s));
+  std::set<pid_t> after;
+  for (const auto& w : st->workers) after.insert(w.pid);
+  CHECK(after == before);
+  CHECK(st->master_pid == master);
+
   // einhorn-cpp stops it as its own: the socket file and pidfile go.
   REQUIRE(m.proc->Signal(SIGTERM));
   const auto exit = m.proc->WaitExit(20s);
