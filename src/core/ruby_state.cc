@@ -310,8 +310,18 @@ void ReadState(Reader& r, const YAML::Node& st, RubyState* out) {
       if (pid) ReadWorker(r, static_cast<Pid>(*pid), kv.second, ":children:" + key, out);
     }
   }
-  std::sort(out->workers.begin(), out->workers.end(),
-            [](const RubyWorker& a, const RubyWorker& b) { return a.pid < b.pid; });
+  std::stable_sort(out->workers.begin(), out->workers.end(),
+                   [](const RubyWorker& a, const RubyWorker& b) { return a.pid < b.pid; });
+  // yaml-cpp keeps duplicate keys (and 012 is 12): one worker per pid, the first listed.
+  for (size_t i = 1; i < out->workers.size();) {
+    if (out->workers[i].pid == out->workers[i - 1].pid) {
+      r.Problem(":children: pid " + std::to_string(out->workers[i].pid) +
+                " is listed twice; the second is ignored");
+      out->workers.erase(out->workers.begin() + static_cast<std::ptrdiff_t>(i));
+    } else {
+      ++i;
+    }
+  }
 
   const YAML::Node config = Get(st, "config");
   if (r.Map(config, ":config",

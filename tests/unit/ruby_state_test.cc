@@ -176,6 +176,20 @@ TEST_CASE("ruby state: what is unexpected is named, one line each, and the rest 
   CHECK(s.command_server_fd == 8);
 }
 
+TEST_CASE("ruby state: a pid listed twice is adopted once (found by fuzzing)") {
+  std::string text = Fixture("einhorn-1.1.1-state-timer.yaml");
+  const std::string dup =
+      "    11331:\n      :type: :worker\n      :version: 3\n      :acked: true\n";
+  text.insert(text.find("    11368:"), dup);
+  const RubyState s = Parse(text);
+  REQUIRE(s.problems.size() == 1);
+  CHECK(s.problems[0] == ":children: pid 11331 is listed twice; the second is ignored");
+  REQUIRE(s.workers.size() == 2);
+  CHECK(s.workers[0].version == 0);
+  std::set<Pid> alive = {11331, 11335};
+  CHECK(CheckSnapshot(PlanRubyTakeover(s, alive, Seconds(9), 0, 1).supervisor).ok());
+}
+
 TEST_CASE("ruby state: refused only without what einhorn-cpp cannot run without") {
   CHECK_FALSE(LooksLikeRubyState("format: \"einhorn-cpp-state\"\n"));
   CHECK_FALSE(ParseRubyState("").ok());
