@@ -1,5 +1,6 @@
 #include "core/reload.h"
 
+#include <cstdint>
 #include <cstdio>
 
 namespace einhorn::core {
@@ -25,14 +26,49 @@ Reload::Begin Reload::Request(std::optional<UpgradeStrategy> then_upgrade, bool 
   return b;
 }
 
-std::optional<std::string> Reload::CheckExited(const std::string& binary,
-                                               const ExitStatus& status,
-                                               const std::string& output) {
-  if (!status.signaled && status.code == 0) return std::nullopt;
-  std::string reason = "the upgrade check of " + binary + " failed (" + status.ToString() + ")";
+namespace {
+
+// `line` is one whole line of `output`.
+bool HasLine(const std::string& output, const std::string& line) {
+  size_t at = 0;
+  while ((at = output.find(line, at)) != std::string::npos) {
+    const bool starts = at == 0 || output[at - 1] == '\n';
+    const size_t end = at + line.size();
+    const bool ends = end == output.size() || output[end] == '\n' || output[end] == '\r';
+    if (starts && ends) return true;
+    at = end;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::optional<std::string> Reload::CheckExited(const std::string& binary, const ExitStatus& status,
+                                               const std::string& output,
+                                               const std::string& proof) {
   const std::string said = LastLine(output);
+  if (!status.signaled && status.code == 0) {
+    if (!proof.empty() && HasLine(output, proof)) return std::nullopt;
+    std::string reason = "the upgrade check of " + binary +
+                         " exited 0 but did not show it read the state (no state digest in "
+                         "its output; is it einhorn-cpp, of this version or later?)";
+    if (!said.empty()) reason += "; its last line: " + said;
+    return reason;
+  }
+  std::string reason = "the upgrade check of " + binary + " failed (" + status.ToString() + ")";
   if (!said.empty()) reason += ": " + said;
   return reason;
+}
+
+std::string Reload::ProofLine(std::string_view state) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a 64
+  for (const char c : state) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 0x100000001b3ULL;
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return std::string("einhorn-cpp upgrade check: state digest ") + hex;
 }
 
 std::string Reload::CheckTimedOut(const std::string& binary, Duration limit) {

@@ -6,6 +6,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/supervisor.h"
@@ -29,10 +30,19 @@ class Reload {
   bool running() const { return running_; }
   const std::vector<UpgradeStrategy>& then_upgrades() const { return then_upgrades_; }
 
-  // The check exited: nullopt means go ahead and exec; otherwise why the reload failed.
-  static std::optional<std::string> CheckExited(const std::string& binary,
-                                                const ExitStatus& status,
-                                                const std::string& output);
+  // The check exited: nullopt means go ahead and exec; otherwise why the reload failed. An
+  // exit 0 is not enough: the output must hold `proof` (ProofLine of the state the check was
+  // given) on a line of its own, which only a binary that read and decoded that state prints.
+  // A stub that exits 0 (`#!/bin/sh\nexit 0` at the binary's path) would otherwise be exec'd
+  // and the master would vanish with its workers orphaned.
+  static std::optional<std::string> CheckExited(const std::string& binary, const ExitStatus& status,
+                                                const std::string& output,
+                                                const std::string& proof);
+  // The line the check prints once it has read, decoded and accepted `state` (the bytes on its
+  // --with-state-fd): "einhorn-cpp upgrade check: state digest <16 hex digits>", the digest
+  // being FNV-1a 64 of the bytes. Not a security measure (whoever can replace the binary owns
+  // the master anyway): it proves the new image read this state, not an earlier one.
+  static std::string ProofLine(std::string_view state);
   // The check did not finish in time (the shell kills it).
   static std::string CheckTimedOut(const std::string& binary, Duration limit);
   // Ends the reload (after a failure was reported, the master running as it was).

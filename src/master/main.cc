@@ -19,9 +19,12 @@
 #include "core/config.h"
 #include "core/flags.h"
 #include "core/metrics.h"
+#include "core/reload.h"
+#include "core/ruby_state.h"
 #include "core/state.h"
 #include "master/logging.h"
 #include "master/master.h"
+#include "master/ruby_takeover.h"
 #include "sys/activation.h"
 #include "sys/files.h"
 #include "sys/listeners.h"
@@ -200,11 +203,10 @@ int RunMaster(MasterSetup setup) {
   return code;
 }
 
-core::Result<core::MasterState> ReadState(int fd) {
+core::Result<std::string> ReadStateBytes(int fd) {
   auto bytes = sys::ReadWholeFd(fd, core::kMaxStateBytes + 1);
   close(fd);
-  if (!bytes.ok()) return core::Result<core::MasterState>::Error(bytes.error());
-  return core::DecodeState(bytes.value());
+  return bytes;
 }
 
 // `--upgrade-check`: run by the old master before it execs us. Succeeds only if this binary
@@ -215,7 +217,10 @@ int UpgradeCheck(int state_fd) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   std::printf("einhorn-cpp %s: upgrade check\n", core::kVersion);
   if (state_fd < 0) return 0;
-  auto state = ReadState(state_fd);
+  auto bytes = sys::ReadWholeFd(state_fd, core::kMaxStateBytes + 1);
+  close(state_fd);
+  auto state = bytes.ok() ? core::DecodeState(bytes.value())
+                          : core::Result<core::MasterState>::Error(bytes.error());
   if (!state.ok()) {
     std::fprintf(stderr, "einhorn-cpp %s cannot take over this master: %s\n", core::kVersion,
                  state.error().c_str());
@@ -233,6 +238,8 @@ int UpgradeCheck(int state_fd) {
   for (const std::string& change : config.value().changed) {
     std::printf("config %s: %s\n", state.value().config_path.c_str(), change.c_str());
   }
+  // Last, once everything passed: the old master execs us only if it sees this line.
+  std::printf("%s\n", core::Reload::ProofLine(bytes.value()).c_str());
   return 0;
 }
 
@@ -250,8 +257,9 @@ sys::Listener ToListener(const core::MasterState::Listener& m) {
 // `--with-state-fd N`: this image replaces a master that re-exec'd itself. Nothing may fail
 // from here without losing the workers, so everything that can fail was checked by the old
 // image's --upgrade-check of this same binary.
-int Restore(int state_fd, const std::vector<std::string>& env) {
-  auto decoded = ReadState(state_fd);
+int Restore(core::Result<std::string> bytes, const std::vector<std::string>& env) {
+  auto decoded = bytes.ok() ? core::DecodeState(bytes.value())
+                            : core::Result<core::MasterState>::Error(bytes.error());
   if (!decoded.ok()) {
     std::fprintf(stderr, "einhorn-cpp: cannot take over from the previous master image: %s\n",
                  decoded.error().c_str());
@@ -338,6 +346,32 @@ int Restore(int state_fd, const std::vector<std::string>& env) {
   return RunMaster(std::move(setup));
 }
 
+// `--with-state-fd N` from a Ruby Einhorn master (master/ruby_takeover.h). The exec has
+// happened: the Ruby image is gone, so a state this cannot use at all is said loudly and the
+// workers are left running, unsupervised (they keep serving on their inherited sockets).
+int TakeOverFromRuby(const std::string& bytes, const std::vector<std::string>& env,
+                     const char* argv0) {
+  SetUpLogging(1);
+  const char* path_env = std::getenv("PATH");
+  auto setup = RubyTakeoverSetup(bytes, env, sys::SelfPath(argv0, path_env ? path_env : ""));
+  if (!setup.ok()) {
+    spdlog::critical(
+        "takeover: cannot take over from Ruby Einhorn: {}. Its workers keep "
+        "running and serving, unsupervised; stop them and start the service "
+        "again",
+        setup.error());
+    return core::kExitRuntime;
+  }
+  MasterSetup& s = setup.value();
+  FillRuntimeDefaults(&s.options);
+  auto access = ResolveAccess(s.options);
+  if (access.ok())
+    s.access = access.value();
+  else
+    s.access.self_uid = getuid();
+  return RunMaster(std::move(s));
+}
+
 int Main(int argc, char** argv) {
   // Nothing the master inherited may reach a worker, and a mask inherited from our parent must
   // not silence the signals we handle. (Master::Run unblocks them once its handlers are in:
@@ -370,7 +404,13 @@ int Main(int argc, char** argv) {
     return flags.exit_code;
   }
   if (flags.kind == core::FlagsOutcome::Kind::kUpgradeCheck) return UpgradeCheck(flags.state_fd);
-  if (flags.kind == core::FlagsOutcome::Kind::kRestore) return Restore(flags.state_fd, env);
+  if (flags.kind == core::FlagsOutcome::Kind::kRestore) {
+    auto bytes = ReadStateBytes(flags.state_fd);
+    if (bytes.ok() && core::LooksLikeRubyState(bytes.value())) {
+      return TakeOverFromRuby(bytes.value(), env, argv[0]);
+    }
+    return Restore(std::move(bytes), env);
+  }
   sys::ResetSignalMask();
 
   core::Options o = flags.options;

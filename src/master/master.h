@@ -56,6 +56,9 @@ struct MasterSetup {
     std::vector<std::pair<pid_t, int>> notify_sockets;  // worker, fd
     core::Telemetry::Snapshot telemetry;                 // the event ring and the counters
     std::optional<int> resize_to;  // the config file's `number` changed
+    // Taken over from Ruby Einhorn: adopted workers beyond -n, already marked draining in
+    // `supervisor`, that get the drain signal once the loop runs (master/ruby_takeover.h).
+    std::vector<pid_t> drain_now;
   };
   std::optional<Restored> restored;
 };
@@ -168,6 +171,7 @@ class Master final : public core::Effects, public core::ControlHost {
     int output_fd = -1;  // a memfd: what the check printed
     int state_fd = -1;   // the memfd it reads
     std::string binary;
+    std::string proof;  // the line it must print (core::Reload::ProofLine of the state)
   };
   std::optional<ReloadCheck> check_;
   uv_timer_t reload_timer_{};  // the check's deadline, then the flush before exec

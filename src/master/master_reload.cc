@@ -9,6 +9,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "core/flags.h"
@@ -23,6 +25,18 @@ namespace {
 // Long enough for a cold binary on a loaded host to decode a big state (1.5 s for 10,000
 // workers), short enough that a hung check does not hold an upgrade for long.
 const core::Duration kCheckTimeout = core::Seconds(30);
+// Test-only: EINHORN_CPP_TEST_CHECK_TIMEOUT_MS (1 to 30000) shortens the limit, so that the
+// e2e test of a hung check does not wait 30 s. Not a setting: undocumented for users, and
+// anything else in it is ignored.
+core::Duration CheckTimeout() {
+  const char* text = std::getenv("EINHORN_CPP_TEST_CHECK_TIMEOUT_MS");
+  if (text == nullptr) return kCheckTimeout;
+  char* end = nullptr;
+  errno = 0;
+  const long ms = std::strtol(text, &end, 10);
+  if (errno != 0 || end == text || *end != '\0' || ms < 1 || ms > 30000) return kCheckTimeout;
+  return std::chrono::milliseconds(ms);
+}
 // Replies still being written when the exec is due: how long a slow reader is waited for.
 const core::Duration kFlushTimeout = core::Seconds(1);
 constexpr std::uint64_t kFlushPollMs = 2;
@@ -104,7 +118,8 @@ void Master::StartReloadCheck() {
   probe.telemetry = telemetry_.Save();
   probe.config_path = setup_.config_path;
   probe.argv = setup_.argv;
-  auto state_fd = sys::BytesMemfd("einhorn-cpp-state", core::EncodeState(probe));
+  const std::string probe_bytes = core::EncodeState(probe);
+  auto state_fd = sys::BytesMemfd("einhorn-cpp-state", probe_bytes);
   if (!state_fd.ok()) return ReloadFailed(state_fd.error());
   auto output_fd = sys::BytesMemfd("einhorn-cpp-upgrade-check", "");
   if (!output_fd.ok()) {
@@ -128,13 +143,14 @@ void Master::StartReloadCheck() {
     return ReloadFailed("the upgrade check of " + plan.path + " could not start: " +
                         started.error());
   }
-  check_ = ReloadCheck{started.value().pid, started.value().status_fd, output_fd.value(),
-                       state_fd.value(), plan.path};
+  check_ = ReloadCheck{started.value().pid, started.value().status_fd,
+                       output_fd.value(),   state_fd.value(),
+                       plan.path,           core::Reload::ProofLine(probe_bytes)};
   spdlog::info("reload: checking {} (pid {})", plan.path, check_->pid);
   uv_timer_start(
       &reload_timer_, [](uv_timer_t* h) { static_cast<Master*>(h->data)->OnReloadTimer(); },
       static_cast<std::uint64_t>(
-          std::chrono::duration_cast<std::chrono::milliseconds>(kCheckTimeout).count()),
+          std::chrono::duration_cast<std::chrono::milliseconds>(CheckTimeout()).count()),
       0);
 }
 
@@ -143,6 +159,10 @@ bool Master::ReloadCheckExited(pid_t pid, const core::ExitStatus& status) {
   uv_timer_stop(&reload_timer_);
   ReloadCheck check = *check_;
   check_.reset();
+  // Spawn put the check in a process group of its own (its pid): whatever it left behind
+  // goes with it. The group id stays reserved while any member lives, so this reaches only
+  // the check's own descendants (ESRCH when none are left).
+  sys::SignalGroup(pid, core::Signal::kKill);
   fcntl(check.status_fd, F_SETFL, fcntl(check.status_fd, F_GETFL) | O_NONBLOCK);
   const sys::ExecOutcome exec = sys::ReadExecOutcome(check.status_fd, check.binary);
   auto output = sys::ReadWholeFd(check.output_fd, kMaxCheckOutput);
@@ -154,7 +174,7 @@ bool Master::ReloadCheckExited(pid_t pid, const core::ExitStatus& status) {
     return true;
   }
   const std::string said = output.ok() ? output.value() : "";
-  if (auto failed = core::Reload::CheckExited(check.binary, status, said)) {
+  if (auto failed = core::Reload::CheckExited(check.binary, status, said, check.proof)) {
     ReloadFailed(*failed);
     return true;
   }
@@ -172,9 +192,15 @@ bool Master::ReloadCheckExited(pid_t pid, const core::ExitStatus& status) {
 
 void Master::OnReloadTimer() {
   if (check_) {
-    spdlog::warn("reload: the upgrade check (pid {}) is taking too long; killing it", check_->pid);
-    sys::SendSignal(check_->pid, core::Signal::kKill);
-    const std::string reason = core::Reload::CheckTimedOut(check_->binary, kCheckTimeout);
+    spdlog::warn(
+        "reload: the upgrade check (pid {}) is taking too long; killing it and its "
+        "process group",
+        check_->pid);
+    // Not only its pid: a check that hangs in a child (a wrapper script's `sleep`) would leave
+    // that child running, orphaned, forever. Spawn made the check a group leader.
+    sys::SignalGroup(check_->pid, core::Signal::kKill);
+    sys::SendSignal(check_->pid, core::Signal::kKill);  // should it have left its group
+    const std::string reason = core::Reload::CheckTimedOut(check_->binary, CheckTimeout());
     // Its exit is reaped later and no longer matches a check.
     CloseFd(check_->status_fd);
     CloseFd(check_->output_fd);
@@ -322,6 +348,11 @@ void Master::AfterRestore() {
   Record(done);
   for (const ControlServer::Carried& c : r.clients) server_->Restore(c);
   for (const auto& [worker, fd] : r.notify_sockets) WatchNotify(worker, fd);
+  for (const pid_t pid : r.drain_now) {
+    spdlog::info("takeover: sending {} to worker {} (beyond -n)",
+                 core::SignalName(setup_.options.drain_signal), pid);
+    sys::SendSignal(pid, setup_.options.drain_signal);
+  }
   // Children that died while no image was watching: their SIGCHLD came before our handler.
   ReapChildren();
   CheckCarriedWorkers();

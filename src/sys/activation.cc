@@ -100,6 +100,21 @@ core::Result<std::vector<ActivatedSocket>> TakeActivatedSockets() {
   return out;
 }
 
+core::Result<ActivatedSocket> DescribeInheritedSocket(int fd) {
+  using R = core::Result<ActivatedSocket>;
+  int listening = 0;
+  socklen_t len = sizeof listening;
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0) {
+    return R::Error(Errno("fd " + std::to_string(fd), errno));
+  }
+  if (!listening) return R::Error("fd " + std::to_string(fd) + " is not a listening socket");
+  ActivatedSocket a;
+  a.fd = fd;
+  a.name = "inherited";
+  if (core::Status st = Describe(fd, &a); !st.ok()) return R::Error(st.message());
+  return a;
+}
+
 bool SocketMatches(const ActivatedSocket& socket, const core::BindSpec& spec) {
   if (spec.family != socket.address.family) return false;
   if (spec.family == core::BindSpec::Family::kUnix) return spec.path == socket.address.path;

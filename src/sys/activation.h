@@ -25,6 +25,11 @@ struct ActivatedSocket {
 // environment. Anything that is not a listening stream socket is an error naming its fd.
 core::Result<std::vector<ActivatedSocket>> TakeActivatedSockets();
 
+// An inherited fd described as TakeActivatedSockets would (name "inherited"): an error if it
+// is not a listening stream socket of the IP or UNIX family. For fds a Ruby Einhorn master
+// left open across its exec into us.
+core::Result<ActivatedSocket> DescribeInheritedSocket(int fd);
+
 // Whether `socket` is what `spec` would bind: the same path, or the same port and address
 // (a host name is resolved; `*` and an empty host are the wildcard address).
 bool SocketMatches(const ActivatedSocket& socket, const core::BindSpec& spec);

@@ -74,6 +74,12 @@ int SendSignal(pid_t pid, core::Signal s) {
   return kill(pid, ToPlatformSignal(s)) == 0 ? 0 : errno;
 }
 
+int SignalGroup(pid_t pgid, core::Signal s) {
+  // Same guard: -0 is our own group, -1 every process we may signal.
+  if (pgid <= 1) return ESRCH;
+  return kill(-pgid, ToPlatformSignal(s)) == 0 ? 0 : errno;
+}
+
 namespace {
 
 // A waitpid status of a child that ended; false for stopped/continued, which are not reported

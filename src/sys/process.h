@@ -18,6 +18,10 @@ std::optional<core::Signal> FromPlatformSignal(int signo);
 // kill(2) with our signal names; returns 0 or errno (ESRCH for a reaped pid is normal).
 int SendSignal(pid_t pid, core::Signal s);
 
+// kill(-pgid): the whole process group, e.g. a child started in its own group by Spawn and
+// whatever it forked. Returns 0 or errno (ESRCH: nobody is left in it).
+int SignalGroup(pid_t pgid, core::Signal s);
+
 struct Reaped {
   pid_t pid = 0;
   core::ExitStatus status;

@@ -57,15 +57,17 @@ TEST_CASE("reload: refused while the master stops, with a reason per kind") {
 }
 
 TEST_CASE("reload: the check's exit decides, and a failure names the binary, status and its words") {
-  CHECK_FALSE(
-      Reload::CheckExited("/usr/bin/einhorn-cpp", ExitStatus{false, 0}, "einhorn-cpp 1.0\n"));
-  const auto failed = Reload::CheckExited("/usr/bin/einhorn-cpp", ExitStatus{false, 1},
-                                          "einhorn-cpp 2.0\nstate: version 3 is newer than 2\n\n");
+  const std::string proof = Reload::ProofLine("state");
+  CHECK_FALSE(Reload::CheckExited("/usr/bin/einhorn-cpp", ExitStatus{false, 0},
+                                  "einhorn-cpp 1.0\n" + proof + "\n", proof));
+  const auto failed =
+      Reload::CheckExited("/usr/bin/einhorn-cpp", ExitStatus{false, 1},
+                          "einhorn-cpp 2.0\nstate: version 3 is newer than 2\n\n", proof);
   REQUIRE(failed.has_value());
   CHECK(*failed ==
         "the upgrade check of /usr/bin/einhorn-cpp failed (exit 1): state: version 3 is newer "
         "than 2");
-  const auto killed = Reload::CheckExited("/x", ExitStatus{true, 11}, "");
+  const auto killed = Reload::CheckExited("/x", ExitStatus{true, 11}, "", proof);
   REQUIRE(killed.has_value());
   CHECK(*killed == "the upgrade check of /x failed (signal 11)");
   CHECK(Reload::CheckTimedOut("/x", Seconds(30)) ==
@@ -73,6 +75,38 @@ TEST_CASE("reload: the check's exit decides, and a failure names the binary, sta
   CHECK(Reload::FailureText("why") == "Reload failed, the master keeps running as it was: why");
   CHECK(Reload::UpgradeFailureText("why") ==
         "Upgrade failed: the master could not reload first, so nothing changed: why");
+}
+
+TEST_CASE("reload: an exit 0 passes only with the digest of the very state it was given") {
+  const std::string proof = Reload::ProofLine("format: einhorn-cpp-state\n");
+  CHECK(proof.rfind("einhorn-cpp upgrade check: state digest ", 0) == 0);
+  CHECK(proof.size() == std::string("einhorn-cpp upgrade check: state digest ").size() + 16);
+  // Deterministic, and any other bytes give another digest.
+  CHECK(proof == Reload::ProofLine("format: einhorn-cpp-state\n"));
+  CHECK(proof != Reload::ProofLine("format: einhorn-cpp-state \n"));
+  CHECK(Reload::ProofLine("") != Reload::ProofLine(std::string(1, '\0')));
+
+  // A stub that exits 0 and says nothing, or something else.
+  for (const std::string& output :
+       {std::string(""), std::string("ok\n"), Reload::ProofLine("another state") + "\n",
+        // Not on a line of its own.
+        "echo " + proof + "\n", proof + "0\n"}) {
+    INFO(output);
+    const auto failed = Reload::CheckExited("/opt/stub", ExitStatus{false, 0}, output, proof);
+    REQUIRE(failed.has_value());
+    CHECK(failed->rfind("the upgrade check of /opt/stub exited 0 but did not show it read the "
+                        "state",
+                        0) == 0);
+  }
+  CHECK(*Reload::CheckExited("/opt/stub", ExitStatus{false, 0}, "hello\n", proof) ==
+        "the upgrade check of /opt/stub exited 0 but did not show it read the state (no state "
+        "digest in its output; is it einhorn-cpp, of this version or later?); its last line: "
+        "hello");
+  // An empty expectation never passes (no state was given: nothing to prove).
+  CHECK(Reload::CheckExited("/x", ExitStatus{false, 0}, "\n", "").has_value());
+  // Anywhere in the output, CRLF too; a failing exit still fails with the proof printed.
+  CHECK_FALSE(Reload::CheckExited("/x", ExitStatus{false, 0}, "a\n" + proof + "\r\nb\n", proof));
+  CHECK(Reload::CheckExited("/x", ExitStatus{false, 2}, proof + "\n", proof).has_value());
 }
 
 TEST_CASE("reload: LastLine trims, skips blank lines, neutralises control bytes and caps") {
