@@ -89,6 +89,8 @@ class Master final : public core::Effects, public core::ControlHost {
   core::UpgradeStart Reload(std::optional<core::UpgradeStrategy> then_upgrade,
                             core::Time now) override;
   int Reloads() const override { return reloads_; }
+  core::EinhornStateFacts EinhornFacts() const override;
+  std::optional<std::int64_t> WallClockNs() const override;
   std::optional<std::string> LastReloadError() const override { return last_reload_error_; }
 
  private:
