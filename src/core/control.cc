@@ -153,7 +153,7 @@ ControlOutcome Control::Handle(const wire::ParseResult& parsed, const Peer& peer
   } else if (verb == "status") {
     reply(Ok(PoolStatusToYaml(Status(now))));
   } else if (verb == "state") {
-    reply(Ok(EinhornState(now)));
+    reply(Ok(EinhornState()));
   } else if (verb == "events") {
     reply(Events(r));
   } else if (verb == "metrics") {
@@ -444,12 +444,12 @@ std::string Control::MetricsText() const {
   return RenderMetrics(in);
 }
 
-std::string Control::EinhornState(Time now) const {
+std::string Control::EinhornState() const {
   EinhornStateFacts facts = host_.EinhornFacts();
   facts.master_pid = info_.pid;
   facts.verbosity = host_.Verbosity();
   facts.reloads = host_.Reloads();
-  return EinhornStateYaml(supervisor_, facts, now);
+  return EinhornStateYaml(supervisor_, facts);
 }
 
 PoolStatus Control::Status(Time now) const {

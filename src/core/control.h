@@ -95,7 +95,7 @@ class Control {
   ControlOutcome Handle(const wire::ParseResult& parsed, const Peer& peer, Time now);
   PoolStatus Status(Time now) const;
   // The `state` reply: Ruby Einhorn's YAML.dump({:state => State}).
-  std::string EinhornState(Time now) const;
+  std::string EinhornState() const;
   // The Prometheus exposition text (`metrics`, and the --metrics-listen endpoint).
   std::string MetricsText() const;
   // The command-socket server turned a peer away (reason: one of kRefusalReasons).

@@ -254,11 +254,10 @@ std::string RubyTime(std::int64_t wall_ns) {
   return buf;
 }
 
-std::string EinhornStateYaml(const Supervisor& supervisor, const EinhornStateFacts& facts,
-                             Time now) {
+std::string EinhornStateYaml(const Supervisor& supervisor, const EinhornStateFacts& facts) {
   const Options& o = facts.options;
   // The supervisor's clock is monotonic; Einhorn's times are wall-clock ones.
-  const auto wall = [&](Time t) { return facts.wall_ns + (t - now).count(); };
+  const auto wall = [&](Time t) { return t.count() + facts.wall_offset_ns; };
   const auto wall_opt = [&](std::optional<Time> t) -> std::optional<std::int64_t> {
     return t ? std::optional<std::int64_t>(wall(*t)) : std::nullopt;
   };

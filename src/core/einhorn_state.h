@@ -43,7 +43,9 @@ namespace einhorn::core {
 // What only the shell knows, read when `state` is asked.
 struct EinhornStateFacts {
   Pid master_pid = 0;
-  std::int64_t wall_ns = 0;  // the wall clock now, ns since the Unix epoch
+  // The wall clock (ns since the Unix epoch) minus the supervisor's monotonic clock. The shell
+  // reads it once, so that a worker's times read the same in every reply, as Einhorn's.
+  std::int64_t wall_offset_ns = 0;
   Options options;           // as the master runs with them
   std::string command_path;  // the resolved worker executable (Einhorn's :cmd[0])
   std::vector<int> bind_fds;  // the listeners' fds in the master, in -b order
@@ -59,9 +61,7 @@ struct EinhornStateFacts {
 // A Ruby Time as Psych writes it, in UTC: "2026-11-22 22:32:35.999061695 +00:00".
 std::string RubyTime(std::int64_t wall_ns);
 
-// The YAML text of {:state => State}. `now` is the supervisor's clock, matched with
-// facts.wall_ns to turn its monotonic times into wall-clock ones.
-std::string EinhornStateYaml(const Supervisor& supervisor, const EinhornStateFacts& facts,
-                             Time now);
+// The YAML text of {:state => State}.
+std::string EinhornStateYaml(const Supervisor& supervisor, const EinhornStateFacts& facts);
 
 }  // namespace einhorn::core

@@ -110,6 +110,8 @@ class Master final : public core::Effects, public core::ControlHost {
   void ReadNotify(NotifyChannel* channel);
   static int NotifyFd(const NotifyChannel* channel);
   core::Time Now() const;
+  // The wall clock minus Now(), read once per image (`state`'s times).
+  std::int64_t ReadWallOffset() const;
   // Stamps the wall clock, keeps the event; returns it as kept (with its sequence number).
   core::Event Keep(core::Event event);
   void StartMetricsServer();
@@ -141,6 +143,7 @@ class Master final : public core::Effects, public core::ControlHost {
   uv_loop_t loop_{};
   std::unique_ptr<ControlServer> server_;
   core::Telemetry telemetry_;
+  std::int64_t wall_offset_ns_ = 0;
   std::unique_ptr<MetricsServer> metrics_;
   std::map<pid_t, PendingExec*> pending_execs_;  // children whose exec is not confirmed yet
   std::map<pid_t, NotifyChannel*> notify_channels_;

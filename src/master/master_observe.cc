@@ -35,9 +35,26 @@ std::optional<int> BoundPort(const sys::Listener& l) {
 
 std::optional<std::int64_t> Master::WallClockNs() const { return WallNow(); }
 
+std::int64_t Master::ReadWallOffset() const {
+  // Back to back, the smaller of a few tries: the offset is off by at most the time between
+  // two clock reads.
+  std::int64_t best = 0;
+  std::int64_t best_gap = -1;
+  for (int i = 0; i < 3; ++i) {
+    const std::int64_t before = Now().count();
+    const std::int64_t wall = WallNow();
+    const std::int64_t after = Now().count();
+    if (best_gap < 0 || after - before < best_gap) {
+      best_gap = after - before;
+      best = wall - (before + (after - before) / 2);
+    }
+  }
+  return best;
+}
+
 core::EinhornStateFacts Master::EinhornFacts() const {
   core::EinhornStateFacts facts;
-  facts.wall_ns = WallNow();
+  facts.wall_offset_ns = wall_offset_ns_;
   facts.options = setup_.options;
   facts.command_path = setup_.command_path;
   for (const sys::Listener& l : setup_.listeners) {

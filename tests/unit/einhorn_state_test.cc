@@ -21,9 +21,9 @@ Time At(double seconds) { return Seconds(seconds); }
 // 2023-11-14 22:13:20 UTC, at the supervisor's At(100).
 constexpr std::int64_t kWallAt100 = 1700000000000000000;
 
-EinhornStateFacts Facts(const Options& o, double now) {
+EinhornStateFacts Facts(const Options& o) {
   EinhornStateFacts f;
-  f.wall_ns = kWallAt100 + static_cast<std::int64_t>((now - 100) * 1e9);
+  f.wall_offset_ns = kWallAt100 - At(100).count();
   f.options = o;
   f.command_path = "/usr/bin/sleep";
   f.bind_fds = {5, 6};
@@ -75,7 +75,7 @@ TEST_CASE("einhorn state: the whole document, byte for byte") {
   o.drop_env_vars = {"SECRET"};
   o.ack_mode.kind = AckMode::Kind::kManual;
   o.seconds = 2.5;
-  const std::string doc = EinhornStateYaml(sup, Facts(o, 102), At(102));
+  const std::string doc = EinhornStateYaml(sup, Facts(o));
   CHECK(doc ==
         "---\n"
         ":state:\n"
@@ -162,8 +162,8 @@ TEST_CASE("einhorn state: the whole document, byte for byte") {
 }
 
 // The document read back by a YAML reader (yaml-cpp keeps Ruby's symbols as ":name" strings).
-YAML::Node Load(const Supervisor& sup, const Options& o, double now) {
-  const YAML::Node root = YAML::Load(EinhornStateYaml(sup, Facts(o, now), At(now)));
+YAML::Node Load(const Supervisor& sup, const Options& o) {
+  const YAML::Node root = YAML::Load(EinhornStateYaml(sup, Facts(o)));
   REQUIRE(root[":state"].IsMap());
   return root[":state"];
 }
@@ -178,7 +178,7 @@ TEST_CASE("einhorn state: signals, the SIGKILL after -t, and the timer ack mode"
   sup.Tick(At(101));   // all acked by the timer
   sup.SetTarget(2, At(102));  // drains 102 with SIGUSR2
   Options o = BaseOptions();
-  YAML::Node s = Load(sup, o, 103);
+  YAML::Node s = Load(sup, o);
   CHECK(s[":config"][":number"].as<int>() == 2);
   CHECK(s[":children"].size() == 3);
   YAML::Node drained = s[":children"]["102"];
@@ -194,16 +194,16 @@ TEST_CASE("einhorn state: signals, the SIGKILL after -t, and the timer ack mode"
   CHECK(s[":respawn"].as<bool>());
 
   sup.Tick(At(107));  // -t 5: SIGKILL
-  s = Load(sup, o, 108);
+  s = Load(sup, o);
   drained = s[":children"]["102"];
   CHECK(drained[":signaled"]["hash"]["USR2"].as<bool>());
   CHECK(drained[":signaled"]["hash"]["KILL"].as<bool>());
   CHECK(drained[":last_signaled_at"].as<std::string>() == "2023-11-14 22:13:27.000000000 +00:00");
 
   o.ack_mode.timer_seconds = 0.25;
-  CHECK(Load(sup, o, 108)[":ack_mode"][":timeout"].as<std::string>() == "0.25");
+  CHECK(Load(sup, o)[":ack_mode"][":timeout"].as<std::string>() == "0.25");
   sup.Stop(StopKind::kTerminate, At(109));
-  s = Load(sup, o, 109);
+  s = Load(sup, o);
   CHECK_FALSE(s[":respawn"].as<bool>());
   CHECK(s[":children"]["100"][":signaled"]["hash"]["TERM"].as<bool>());
 }
@@ -215,7 +215,7 @@ TEST_CASE("einhorn state: an upgrade shows as Einhorn's version and upgrading") 
   sup.Ack(100, At(100));
   REQUIRE(sup.Upgrade(UpgradeStrategy::kSmooth, At(104)).started);
   const Options o = BaseOptions();
-  YAML::Node s = Load(sup, o, 105);
+  YAML::Node s = Load(sup, o);
   CHECK(s[":upgrading"].as<bool>());
   CHECK(s[":smooth_upgrade"].as<bool>());
   CHECK(s[":version"].as<int>() == 1);
@@ -224,11 +224,11 @@ TEST_CASE("einhorn state: an upgrade shows as Einhorn's version and upgrading") 
   CHECK(s[":last_upgraded"].as<std::string>() == "2023-11-14 22:13:24.000000000 +00:00");
   CHECK(s[":last_spinup"].as<std::string>() == "2023-11-14 22:13:24.000000000 +00:00");
 
-  EinhornStateFacts f = Facts(o, 105);
+  EinhornStateFacts f = Facts(o);
   f.reloads = 2;
   f.reloading = true;
   f.then_upgrades = {UpgradeStrategy::kFleet};
-  s = YAML::Load(EinhornStateYaml(sup, f, At(105)))[":state"];
+  s = YAML::Load(EinhornStateYaml(sup, f))[":state"];
   CHECK(s[":generation"].as<int>() == 2);
   CHECK(s[":reloading_for_upgrade"].as<bool>());
   CHECK_FALSE(s[":smooth_upgrade"].as<bool>());
@@ -243,7 +243,7 @@ TEST_CASE("einhorn state: strings are quoted whatever they hold") {
   Options o = BaseOptions();
   o.command = {"true", "-x", "010", "", odd};
   o.command_name = "yes";
-  const YAML::Node s = Load(sup, o, 100);
+  const YAML::Node s = Load(sup, o);
   REQUIRE(s[":orig_cmd"].size() == 5);
   CHECK(s[":orig_cmd"][1].as<std::string>() == "-x");
   CHECK(s[":orig_cmd"][2].as<std::string>() == "010");
@@ -253,12 +253,12 @@ TEST_CASE("einhorn state: strings are quoted whatever they hold") {
   CHECK(s[":children"]["100"][":pinged_request_id"].as<std::string>() == odd);
   // A request_id keeps its YAML type: an integer stays plain.
   sup.Ping(100, At(100), wire::Id{wire::Id::Kind::kInt, "7"}, kWallAt100);
-  CHECK(EinhornStateYaml(sup, Facts(o, 100), At(100)).find(":pinged_request_id: 7\n") !=
+  CHECK(EinhornStateYaml(sup, Facts(o)).find(":pinged_request_id: 7\n") !=
         std::string::npos);
   // No workers: an empty mapping.
   sup.Stop(StopKind::kQuit, At(101));
   sup.ChildExited(100, ExitStatus{true, 3}, At(101));
-  CHECK(EinhornStateYaml(sup, Facts(o, 101), At(101)).find("  :children: {}\n") !=
+  CHECK(EinhornStateYaml(sup, Facts(o)).find("  :children: {}\n") !=
         std::string::npos);
 }
 
