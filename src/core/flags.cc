@@ -344,7 +344,12 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
     FlagsOutcome out;
     out.kind = FlagsOutcome::Kind::kExit;
     out.exit_code = kExitRuntime;
-    out.out = std::string(kShortUsage) + app.help();
+    // --help's option list, without its own title lines.
+    std::string help = app.help();
+    if (const size_t list = help.find("Options:\n"); list != std::string::npos) {
+      help.erase(0, list + 9);
+    }
+    out.out = std::string(kShortUsage) + help;
     return out;
   }
 
