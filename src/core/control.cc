@@ -402,6 +402,13 @@ void Control::WorkerPing(const wire::Request& r, const Peer& peer, Time now) {
     pid.reset();
     if (*r.pid > 0 && *r.pid <= 0x7fffffff) pid = static_cast<Pid>(*r.pid);
   }
+  // Kept per worker until its next ping, carried across reloads and shown by state: an
+  // identifier, not a payload.
+  if (r.ping_request_id && r.ping_request_id->text.size() > kMaxPingRequestId) {
+    host_.Log(LogLevel::kDebug, "control: worker:ping refused: its request_id is longer than " +
+                                    std::to_string(kMaxPingRequestId) + " bytes");
+    return;
+  }
   if (!pid || !supervisor_.Ping(*pid, now, r.ping_request_id, host_.WallClockNs())) {
     host_.Log(LogLevel::kDebug, "control: worker:ping for an unknown pid");
   }

@@ -87,6 +87,8 @@ struct ControlOutcome {
 };
 
 inline constexpr int kMaxWorkers = 10000;
+// A worker:ping whose request_id is longer is refused (logged at debug).
+inline constexpr size_t kMaxPingRequestId = 1024;
 
 class Control {
  public:

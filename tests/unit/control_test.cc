@@ -1008,6 +1008,55 @@ TEST_CASE("control: worker:ping records the time without a reply") {
         wire::Id{wire::Id::Kind::kString, "req-2"});
 }
 
+TEST_CASE("control: worker:ping request_ids of every shape; a long one is refused") {
+  Pool pool(1);
+  struct Case {
+    std::string doc_id;  // as written in the request
+    std::optional<wire::Id> stored;
+    std::string in_state;  // the line state shows
+  };
+  const std::vector<Case> cases = {
+      {"0", wire::Id{wire::Id::Kind::kInt, "0"}, ":pinged_request_id: 0\n"},
+      {"-5", wire::Id{wire::Id::Kind::kInt, "-5"}, ":pinged_request_id: -5\n"},
+      // Not a float without a '.', for Psych as for our parser.
+      {"1e10", wire::Id{wire::Id::Kind::kString, "1e10"}, ":pinged_request_id: \"1e10\"\n"},
+      {"1.5", wire::Id{wire::Id::Kind::kFloat, "1.5"}, ":pinged_request_id: 1.5\n"},
+      {".inf", wire::Id{wire::Id::Kind::kFloat, ".inf"}, ":pinged_request_id: .inf\n"},
+      {".nan", wire::Id{wire::Id::Kind::kFloat, ".nan"}, ":pinged_request_id: .nan\n"},
+      {"true", wire::Id{wire::Id::Kind::kBool, "true"}, ":pinged_request_id: true\n"},
+      {"null", std::nullopt, ":pinged_request_id:\n"},
+      {"[1, 2]", std::nullopt, ":pinged_request_id:\n"},
+      {"{a: 1}", std::nullopt, ":pinged_request_id:\n"},
+      // (the line is unescaped before it is parsed: %25 stays as written here)
+      {"\"a\\nb: %25\"", wire::Id{wire::Id::Kind::kString, "a\nb: %25"},
+       ":pinged_request_id: \"a\\nb: %25\"\n"},
+  };
+  double t = 1;
+  for (const Case& c : cases) {
+    INFO(c.doc_id);
+    t += 1;
+    const ControlOutcome out = Send(
+        pool, "{\"command\": \"worker:ping\", \"pid\": 100, \"request_id\": " + c.doc_id + "}",
+        Operator(), t);
+    CHECK(out.replies.empty());
+    CHECK(out.close);
+    CHECK(pool.sup.workers().at(100).pinged_at == At(t));
+    CHECK(pool.sup.workers().at(100).pinged_request_id == c.stored);
+    CHECK(pool.control.EinhornState().find(c.in_state) != std::string::npos);
+  }
+  // 1 KiB is kept; one byte more is refused, and the last ping stays as it was.
+  Send(pool, R"({"command": "worker:ping", "pid": 100, "request_id": ")" +
+                 std::string(kMaxPingRequestId, 'x') + "\"}",
+       Operator(), 50);
+  CHECK(pool.sup.workers().at(100).pinged_request_id->text.size() == kMaxPingRequestId);
+  Send(pool, R"({"command": "worker:ping", "pid": 100, "request_id": ")" +
+                 std::string(kMaxPingRequestId + 1, 'y') + "\"}",
+       Operator(), 51);
+  CHECK(pool.sup.workers().at(100).pinged_at == At(50));
+  CHECK(pool.sup.workers().at(100).pinged_request_id->text == std::string(kMaxPingRequestId, 'x'));
+  CHECK(pool.host.Logged(LogLevel::kDebug, "request_id is longer than 1024 bytes"));
+}
+
 TEST_CASE("control: worker:ping for no or an unknown pid is logged at debug") {
   Pool pool(1);
   for (std::string_view doc :
