@@ -93,7 +93,8 @@ constexpr std::array<Verb, 16> kVerbs{{
     {"reload", "Re-exec the einhorn-cpp master in place, keeping its workers, sockets and pid"},
     {"set_workers", "Set the number of desired workers"},
     {"signal", "Send one or more signals to all workers (args: SIG1 [SIG2 ...])"},
-    {"state", "The same as status (Einhorn's internal state has no equivalent here)"},
+    {"state", "Get a dump of Einhorn's current state (Ruby YAML, as Einhorn; status is "
+              "einhorn-cpp's own)"},
     {"status", "The pool as YAML: target, counts, and every worker's slot, pid, state, "
                "readiness, uptime, restarts and last exit"},
     {"upgrade", "Replace every worker with a new generation, a few at a time; rolled back if "
@@ -149,8 +150,10 @@ ControlOutcome Control::Handle(const wire::ParseResult& parsed, const Peer& peer
              ".\nThis is einhorn-cpp " + info_.version + ".\n"));
   } else if (verb == "help") {
     reply(Ok(HelpText()));
-  } else if (verb == "status" || verb == "state") {
+  } else if (verb == "status") {
     reply(Ok(PoolStatusToYaml(Status(now))));
+  } else if (verb == "state") {
+    reply(Ok(EinhornState()));
   } else if (verb == "events") {
     reply(Events(r));
   } else if (verb == "metrics") {
@@ -413,7 +416,14 @@ void Control::WorkerPing(const wire::Request& r, const Peer& peer, Time now) {
     pid.reset();
     if (*r.pid > 0 && *r.pid <= 0x7fffffff) pid = static_cast<Pid>(*r.pid);
   }
-  if (!pid || !supervisor_.Ping(*pid, now)) {
+  // Kept per worker until its next ping, carried across reloads and shown by state: an
+  // identifier, not a payload.
+  if (r.ping_request_id && r.ping_request_id->text.size() > kMaxPingRequestId) {
+    host_.Log(LogLevel::kDebug, "control: worker:ping refused: its request_id is longer than " +
+                                    std::to_string(kMaxPingRequestId) + " bytes");
+    return;
+  }
+  if (!pid || !supervisor_.Ping(*pid, now, r.ping_request_id, host_.WallClockNs())) {
     host_.Log(LogLevel::kDebug, "control: worker:ping for an unknown pid");
   }
 }
@@ -455,6 +465,14 @@ std::string Control::MetricsText() const {
   return RenderMetrics(in);
 }
 
+std::string Control::EinhornState() const {
+  EinhornStateFacts facts = host_.EinhornFacts();
+  facts.master_pid = info_.pid;
+  facts.verbosity = host_.Verbosity();
+  facts.reloads = host_.Reloads();
+  return EinhornStateYaml(supervisor_, facts);
+}
+
 PoolStatus Control::Status(Time now) const {
   PoolStatus st;
   st.master_pid = info_.pid;
@@ -482,6 +500,10 @@ PoolStatus Control::Status(Time now) const {
     if (w.ready_at) ws.time_to_ready = Secs(*w.ready_at - w.spawned_at);
     ws.uptime = Secs(now - w.spawned_at);
     if (!w.notify_status.empty()) ws.notify_status = w.notify_status;
+    if (w.pinged_at) {
+      ws.pinged_ago = Secs(now - *w.pinged_at);
+      if (w.pinged_request_id) ws.pinged_request_id = w.pinged_request_id->text;
+    }
     if (w.slot >= 0 && static_cast<size_t>(w.slot) < slots.size()) {
       const Slot& slot = slots[static_cast<size_t>(w.slot)];
       ws.restarts = slot.restarts;

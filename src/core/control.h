@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/einhorn_state.h"
 #include "core/events.h"
 #include "core/log_limit.h"
 #include "core/metrics.h"
@@ -63,6 +64,11 @@ class ControlHost {
   // The master's answer is core::Reload::Request's.
   virtual UpgradeStart Reload(std::optional<UpgradeStrategy> then_upgrade, Time now) = 0;
   virtual int Reloads() const { return 0; }
+  // `state` (Einhorn's document, core/einhorn_state.h): what only the shell knows. Control
+  // fills in master_pid, verbosity and reloads itself.
+  virtual EinhornStateFacts EinhornFacts() const { return {}; }
+  // The wall clock, ns since the Unix epoch, for a worker:ping's time (nullopt: none).
+  virtual std::optional<std::int64_t> WallClockNs() const { return std::nullopt; }
   virtual std::optional<std::string> LastReloadError() const { return std::nullopt; }
 };
 
@@ -82,6 +88,8 @@ struct ControlOutcome {
 };
 
 inline constexpr int kMaxWorkers = 10000;
+// A worker:ping whose request_id is longer is refused (logged at debug).
+inline constexpr size_t kMaxPingRequestId = 1024;
 
 class Control {
  public:
@@ -89,6 +97,8 @@ class Control {
 
   ControlOutcome Handle(const wire::ParseResult& parsed, const Peer& peer, Time now);
   PoolStatus Status(Time now) const;
+  // The `state` reply: Ruby Einhorn's YAML.dump({:state => State}).
+  std::string EinhornState() const;
   // The Prometheus exposition text (`metrics`, and the --metrics-listen endpoint).
   std::string MetricsText() const;
   // The command-socket server turned a peer away (reason: one of kRefusalReasons).

@@ -13,6 +13,22 @@ const char* const kVersion = EINHORN_VERSION;
 
 namespace {
 
+// Einhorn's short usage, for a command line without a worker command; --help's text follows.
+constexpr const char* kShortUsage =
+    "## Usage\n"
+    "\n"
+    "einhorn-cpp is a language-independent shared socket manager, a drop-in replacement\n"
+    "for Einhorn. Run `einhorn-cpp -h` to see detailed usage. At a high level, usage\n"
+    "looks like the following:\n"
+    "\n"
+    "    einhorn-cpp [options] [--] program [args...]\n"
+    "\n"
+    "einhorn-cpp will open one or more shared sockets and run multiple copies of your\n"
+    "process. You can seamlessly reload your code, dynamically reconfigure it, and more.\n"
+    "\n"
+    "### Options\n"
+    "\n";
+
 // err is one line whatever was typed: messages echo the user's words, which may hold a newline
 // or other control bytes; those are written as escapes (\n, \r, \t, \xNN).
 FlagsOutcome UsageError(const std::string& message) {
@@ -313,6 +329,22 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
   }
   if (!drain_signal.empty() && !ParseSignalName(drain_signal, &o.drain_signal)) {
     return UsageError("--drain-signal: unknown signal '" + drain_signal + "'");
+  }
+
+  // As Einhorn: no worker command on the command line prints the usage on stdout and exits 1
+  // (Einhorn's own test/integration/startup.rb checks for "## Usage"). A config file that
+  // names no command gets Validate's one line, which names the file.
+  if (o.command.empty() && !config) {
+    FlagsOutcome out;
+    out.kind = FlagsOutcome::Kind::kExit;
+    out.exit_code = kExitRuntime;
+    // --help's option list, without its own title lines.
+    std::string help = app.help();
+    if (const size_t list = help.find("Options:\n"); list != std::string::npos) {
+      help.erase(0, list + 9);
+    }
+    out.out = std::string(kShortUsage) + help;
+    return out;
   }
 
   ApplyDefaultPaths(&o, env);

@@ -211,6 +211,11 @@ void WriteWorker(std::string& out, const WorkerStatus& w) {
   Int(m.Key("restarts"), w.restarts);
   OptStr(m.Key("last_exit"), w.last_exit);
   OptStr(m.Key("notify_status"), w.notify_status);
+  // Only for a worker that pinged, so that the rows of the others stay as they were.
+  if (w.pinged_ago) {
+    OptSeconds(m.Key("pinged_ago"), w.pinged_ago);
+    OptStr(m.Key("pinged_request_id"), w.pinged_request_id);
+  }
   m.Close();
 }
 
@@ -353,7 +358,9 @@ bool ReadWorker(Reader& r, const YAML::Node& row, const std::string& path, Worke
          r.Optional(row, "time_to_ready", p, &w->time_to_ready) &&
          r.Optional(row, "uptime", p, &w->uptime) && r.Optional(row, "restarts", p, &w->restarts) &&
          r.Optional(row, "last_exit", p, &w->last_exit) &&
-         r.Optional(row, "notify_status", p, &w->notify_status);
+         r.Optional(row, "notify_status", p, &w->notify_status) &&
+         r.Optional(row, "pinged_ago", p, &w->pinged_ago) &&
+         r.Optional(row, "pinged_request_id", p, &w->pinged_request_id);
 }
 
 bool ReadPending(Reader& r, const YAML::Node& row, const std::string& path, PendingSlot* s) {

@@ -41,8 +41,8 @@ using namespace state_format;  // NOLINT(build/namespaces)
   [[maybe_unused]] const auto& [s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12] = s;
   [[maybe_unused]] const auto& [c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12] = s.config;
   [[maybe_unused]] const auto& [p1, p2, p3, p4, p5, p6] = s.config.upgrade;
-  [[maybe_unused]] const auto& [w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11, w12,
-                                w13] = Worker{};
+  [[maybe_unused]] const auto& [w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11, w12, w13, w14,
+                                w15, w16] = Worker{};
   [[maybe_unused]] const auto& [t1, t2, t3, t4, t5, t6] = Slot{};
   [[maybe_unused]] const auto& [e1, e2] = ExitStatus{};
   [[maybe_unused]] const auto& [u1, u2, u3, u4, u5, u6, u7, u8, u9] = UpgradeProgress{};
@@ -160,6 +160,10 @@ void EncodeConfig(const SupervisorConfig& c, Block b) {
   b.Scalar("rollback_kill_after", Ns(c.rollback_kill_after));
 }
 
+std::string EncodeId(const wire::Id& id) {
+  return Flow().Add("kind", Name(kIdKinds, id.kind)).Add("text", Str(id.text)).Done();
+}
+
 std::string EncodeWorker(const Worker& w) {
   return Flow()
       .Add("pid", Int(w.pid))
@@ -173,6 +177,9 @@ std::string EncodeWorker(const Worker& w) {
       .Add("kill_at", Opt(w.kill_at, Ns))
       .Add("killed", Bool(w.killed))
       .Add("pinged_at", Opt(w.pinged_at, Ns))
+      .Add("pinged_wall_ns", Opt(w.pinged_wall_ns, [](std::int64_t v) { return Int(v); }))
+      .Add("pinged_request_id", Opt(w.pinged_request_id, EncodeId))
+      .Add("signals_sent", Seq(Each(w.signals_sent, [](Signal s) { return Name(kSignals, s); })))
       .Add("notify_status", Str(w.notify_status))
       .Add("watchdog_at", Opt(w.watchdog_at, Ns))
       .Done();
@@ -261,9 +268,7 @@ std::string EncodeClient(const MasterState::Client& c) {
                        .Add("bound_worker", Opt(p.bound_worker, [](Pid pid) { return Int(pid); }))
                        .Done())
       .Add("pending_input", Str(c.pending_input))
-      .Add("upgrade_id", Opt(c.upgrade_id, [](const wire::Id& id) {
-             return Flow().Add("kind", Name(kIdKinds, id.kind)).Add("text", Str(id.text)).Done();
-           }))
+      .Add("upgrade_id", Opt(c.upgrade_id, EncodeId))
       .Done();
 }
 
@@ -366,6 +371,15 @@ SupervisorConfig DecodeConfig(const In& in) {
   return c;
 }
 
+wire::Id DecodeId(const In& in) {
+  MapIn m(in);
+  wire::Id id;
+  id.kind = Enum(m.Get("kind"), kIdKinds);
+  id.text = String(m.Get("text"));
+  m.Done();
+  return id;
+}
+
 Worker DecodeWorker(const In& in) {
   MapIn m(in);
   Worker w;
@@ -380,6 +394,17 @@ Worker DecodeWorker(const In& in) {
   w.kill_at = Opt(m.Get("kill_at"), Nanos);
   w.killed = Boolean(m.Get("killed"));
   w.pinged_at = Opt(m.Get("pinged_at"), Nanos);
+  // Absent in the state of images older than these fields: never pinged since, no signal known.
+  if (m.Has("pinged_wall_ns")) {
+    w.pinged_wall_ns = Opt(m.Get("pinged_wall_ns"), [](const In& v) {
+      return static_cast<std::int64_t>(
+          Integer(v, std::numeric_limits<long long>::min(), std::numeric_limits<long long>::max()));
+    });
+  }
+  if (m.Has("pinged_request_id")) w.pinged_request_id = Opt(m.Get("pinged_request_id"), DecodeId);
+  if (m.Has("signals_sent")) {
+    w.signals_sent = List(m.Get("signals_sent"), [](const In& v) { return Enum(v, kSignals); });
+  }
   w.notify_status = String(m.Get("notify_status"));
   w.watchdog_at = Opt(m.Get("watchdog_at"), Nanos);
   m.Done();
@@ -476,15 +501,6 @@ MasterState::Listener DecodeListener(const In& in) {
   l.path_ino = Unsigned(m.Get("path_ino"));
   m.Done();
   return l;
-}
-
-wire::Id DecodeId(const In& in) {
-  MapIn m(in);
-  wire::Id id;
-  id.kind = Enum(m.Get("kind"), kIdKinds);
-  id.text = String(m.Get("text"));
-  m.Done();
-  return id;
 }
 
 Peer DecodePeer(const In& in) {

@@ -203,6 +203,9 @@ void Supervisor::ChildExited(Pid pid, const ExitStatus& status, Time now) {
 
 void Supervisor::SendStop(Worker& w, Signal sig, Time now) {
   if (!w.signaled_at) w.signaled_at = now;
+  if (std::find(w.signals_sent.begin(), w.signals_sent.end(), sig) == w.signals_sent.end()) {
+    w.signals_sent.push_back(sig);
+  }
   if (!w.kill_at && config_.signal_timeout) w.kill_at = After(now, *config_.signal_timeout);
   w.state = WorkerState::kDraining;
   fx_.Kill(w.pid, sig);
@@ -352,10 +355,14 @@ void Supervisor::WorkerStopping(Pid pid, Time now) {
   Reconcile(now);
 }
 
-bool Supervisor::Ping(Pid pid, Time now) {
+bool Supervisor::Ping(Pid pid, Time now, std::optional<wire::Id> request_id,
+                      std::optional<std::int64_t> wall_ns) {
   auto it = workers_.find(pid);
   if (it == workers_.end()) return false;
   it->second.pinged_at = now;
+  // As Einhorn, each ping replaces the last one's request_id, even with none.
+  it->second.pinged_request_id = std::move(request_id);
+  it->second.pinged_wall_ns = wall_ns;
   return true;
 }
 

@@ -33,6 +33,7 @@
 #include "core/options.h"
 #include "core/types.h"
 #include "core/upgrade.h"
+#include "core/wire.h"
 
 namespace einhorn::core {
 
@@ -106,6 +107,13 @@ struct Worker {
   std::optional<Time> kill_at;      // SIGKILL then, if still alive
   bool killed = false;              // SIGKILL already sent
   std::optional<Time> pinged_at;    // last worker:ping
+  // That ping's wall clock (ns since the Unix epoch, as the shell read it) and its request_id
+  // (absent when it sent none), for `state` (Einhorn's :pinged_at, :pinged_request_id).
+  std::optional<std::int64_t> pinged_wall_ns;
+  std::optional<wire::Id> pinged_request_id;
+  // The stop signals sent to it, each once, in order (Einhorn's :signaled set); SIGKILL after
+  // -t is `killed`.
+  std::vector<Signal> signals_sent;
   std::string notify_status;        // the last STATUS= it sent (-m notify)
   std::optional<Time> watchdog_at;  // --worker-watchdog: last WATCHDOG=1, or when it got ready
 
@@ -210,7 +218,10 @@ class Supervisor {
   // WATCHDOG=1 (--worker-watchdog).
   void WorkerWatchdog(Pid pid, Time now);
   int watchdog_timeouts() const { return watchdog_timeouts_; }
-  bool Ping(Pid pid, Time now);
+  // worker:ping: keeps when (and, as the shell read it, the wall clock) and its request_id.
+  // False for an unknown pid.
+  bool Ping(Pid pid, Time now, std::optional<wire::Id> request_id = std::nullopt,
+            std::optional<std::int64_t> wall_ns = std::nullopt);
   // The `signal` command: to every live worker, not recorded (no escalation), as Einhorn.
   int SignalAll(Signal signal);
 

@@ -721,6 +721,12 @@ ParseResult ParseRequest(std::string_view document, const Limits& limits) {
   }
 }
 
+std::string IdYaml(const Id& id) {
+  std::string out;
+  AppendIdValue(id, &out);
+  return out;
+}
+
 std::string EncodeReply(const Reply& reply) {
   std::string doc = "---\nmessage: ";
   AppendDoubleQuoted(reply.message, &doc);

@@ -109,6 +109,9 @@ struct Reply {
   bool error = false;
 };
 
+// An Id as a YAML scalar that reads back as the same type (7, 1.5, true, "abc").
+std::string IdYaml(const Id& id);
+
 // The full line to write: an escaped YAML document and the terminating '\n'.
 std::string EncodeReply(const Reply& reply);
 // The full line for a request (used by einhornctl): {command, id, args} as YAML.

@@ -141,7 +141,9 @@ std::string RenderStatusJson(const PoolStatus& s) {
                        {"uptime", w.uptime},
                        {"restarts", w.restarts},
                        {"last_exit", OptionalJson(w.last_exit)},
-                       {"notify_status", OptionalJson(w.notify_status)}});
+                       {"notify_status", OptionalJson(w.notify_status)},
+                       {"pinged_ago", OptionalJson(w.pinged_ago)},
+                       {"pinged_request_id", OptionalJson(w.pinged_request_id)}});
   }
   Json pending = Json::array();
   for (const PendingSlot& p : s.pending) {

@@ -46,6 +46,7 @@ Master::Master(MasterSetup setup)
       verbosity_(setup_.restored ? setup_.restored->verbosity : setup_.options.verbosity),
       reloads_(setup_.restored ? setup_.restored->reloads : 0) {
   if (setup_.restored) telemetry_.Restore(setup_.restored->telemetry);
+  wall_offset_ns_ = ReadWallOffset();
   const core::Options& o = setup_.options;
   plan_template_.path = setup_.command_path;
   plan_template_.argv = o.command;

@@ -92,6 +92,8 @@ class Master final : public core::Effects, public core::ControlHost {
   core::UpgradeStart Reload(std::optional<core::UpgradeStrategy> then_upgrade,
                             core::Time now) override;
   int Reloads() const override { return reloads_; }
+  core::EinhornStateFacts EinhornFacts() const override;
+  std::optional<std::int64_t> WallClockNs() const override;
   std::optional<std::string> LastReloadError() const override { return last_reload_error_; }
 
  private:
@@ -120,6 +122,8 @@ class Master final : public core::Effects, public core::ControlHost {
   void NoteNotifyStranger(pid_t worker, pid_t sender, uid_t uid);
   void ArmNotifySummary();
   core::Time Now() const;
+  // The wall clock minus Now(), read once per image (`state`'s times).
+  std::int64_t ReadWallOffset() const;
   // Stamps the wall clock, keeps the event; returns it as kept (with its sequence number).
   core::Event Keep(core::Event event);
   void StartMetricsServer();
@@ -151,6 +155,7 @@ class Master final : public core::Effects, public core::ControlHost {
   uv_loop_t loop_{};
   std::unique_ptr<ControlServer> server_;
   core::Telemetry telemetry_;
+  std::int64_t wall_offset_ns_ = 0;
   std::unique_ptr<MetricsServer> metrics_;
   std::map<pid_t, PendingExec*> pending_execs_;  // children whose exec is not confirmed yet
   std::map<pid_t, NotifyChannel*> notify_channels_;

@@ -9,10 +9,65 @@
 
 namespace einhorn::master {
 
+namespace {
+
+std::int64_t WallNow() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The port of a bound TCP/UDP listener ("127.0.0.1:41234", "[::1]:8080"); nullopt for UNIX.
+std::optional<int> BoundPort(const sys::Listener& l) {
+  if (l.spec.family == core::BindSpec::Family::kUnix) return std::nullopt;
+  const size_t colon = l.bound.rfind(':');
+  if (colon == std::string::npos || colon + 1 >= l.bound.size()) return std::nullopt;
+  int port = 0;
+  for (size_t i = colon + 1; i < l.bound.size(); ++i) {
+    const char c = l.bound[i];
+    if (c < '0' || c > '9' || port > 65535) return std::nullopt;
+    port = port * 10 + (c - '0');
+  }
+  return port;
+}
+
+}  // namespace
+
+std::optional<std::int64_t> Master::WallClockNs() const { return WallNow(); }
+
+std::int64_t Master::ReadWallOffset() const {
+  // Back to back, the smaller of a few tries: the offset is off by at most the time between
+  // two clock reads.
+  std::int64_t best = 0;
+  std::int64_t best_gap = -1;
+  for (int i = 0; i < 3; ++i) {
+    const std::int64_t before = Now().count();
+    const std::int64_t wall = WallNow();
+    const std::int64_t after = Now().count();
+    if (best_gap < 0 || after - before < best_gap) {
+      best_gap = after - before;
+      best = wall - (before + (after - before) / 2);
+    }
+  }
+  return best;
+}
+
+core::EinhornStateFacts Master::EinhornFacts() const {
+  core::EinhornStateFacts facts;
+  facts.wall_offset_ns = wall_offset_ns_;
+  facts.options = setup_.options;
+  facts.command_path = setup_.command_path;
+  for (const sys::Listener& l : setup_.listeners) {
+    facts.bind_fds.push_back(l.fd);
+    facts.bound_ports.push_back(BoundPort(l));
+  }
+  facts.reloading = reload_.running();
+  facts.then_upgrades = reload_.then_upgrades();
+  return facts;
+}
+
 core::Event Master::Keep(core::Event event) {
-  event.wall_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                      std::chrono::system_clock::now().time_since_epoch())
-                      .count();
+  event.wall_ns = WallNow();
   if (event.mono == core::Time{}) event.mono = Now();
   event.seq = telemetry_.Record(event);
   return event;

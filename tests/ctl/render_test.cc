@@ -175,6 +175,9 @@ TEST_CASE("render: an empty pool is a header only") {
 
 TEST_CASE("render: status JSON uses the YAML's names and null for missing optionals") {
   core::PoolStatus s = test::MakeStatus(2, 1, 1);
+  REQUIRE(s.workers.size() == 2);
+  s.workers[0].pinged_ago = 2.5;
+  s.workers[0].pinged_request_id = "req-1";
   core::PendingSlot p;
   p.slot = 7;
   p.respawn_in = 1.5;
@@ -193,6 +196,10 @@ TEST_CASE("render: status JSON uses the YAML's names and null for missing option
   CHECK(j["workers"][1]["state"] == "booting");
   CHECK(j["workers"][1]["time_to_ready"].is_null());
   CHECK(j["workers"][1]["last_exit"].is_null());
+  CHECK(j["workers"][0]["pinged_ago"] == 2.5);
+  CHECK(j["workers"][0]["pinged_request_id"] == "req-1");
+  CHECK(j["workers"][1]["pinged_ago"].is_null());
+  CHECK(j["workers"][1]["pinged_request_id"].is_null());
   REQUIRE(j["pending"].size() == 1);
   CHECK(j["pending"][0]["slot"] == 7);
   CHECK(j["pending"][0]["respawn_in"] == 1.5);

@@ -25,8 +25,19 @@ void CheckUsageError(std::vector<std::string> args, const std::string& needle) {
   CHECK(f.err.find(needle) != std::string::npos);
 }
 
+// As Einhorn 1.1.1 (and its test/integration/startup.rb): the usage on stdout, exit 1.
+TEST_CASE("no worker command prints the usage on stdout and exits 1") {
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{}, {"-n", "2", "-b", "127.0.0.1:0"}, {"--"}}) {
+    const Finished f = RunToExit(args);
+    CHECK(f.status.code == 1);
+    CHECK_FALSE(f.status.signaled);
+    CHECK(f.out.rfind("## Usage\n", 0) == 0);
+    CHECK(f.err.empty());
+  }
+}
+
 TEST_CASE("usage errors exit 2 with one line") {
-  CheckUsageError({}, "no worker command");
   CheckUsageError({"-n", "0", "--", "true"}, "at least 1");
   CheckUsageError({"-n", "-1", "true"}, "number");
   CheckUsageError({"-b", "127.0.0.1", "true"}, "invalid bind '127.0.0.1'");

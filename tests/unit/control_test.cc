@@ -44,6 +44,14 @@ struct FakeHost : ControlHost {
     if (then_upgrade) return sup->Upgrade(*then_upgrade, now);
     return {true, "Reloading, as commanded"};
   }
+  std::optional<std::int64_t> WallClockNs() const override { return wall_ns; }
+  EinhornStateFacts EinhornFacts() const override {
+    EinhornStateFacts f;
+    f.wall_offset_ns = wall_ns.value_or(0);
+    return f;
+  }
+  std::optional<std::int64_t> wall_ns;
+
   Supervisor* sup = nullptr;
   std::vector<std::optional<UpgradeStrategy>> reloads;
   std::string refuse_reload;
@@ -349,25 +357,43 @@ TEST_CASE("control: status reports the pool from the supervisor and the host") {
   CHECK(late.pending[0].respawn_in == 0.0);
 }
 
-TEST_CASE("control: status and state reply with the status YAML") {
+TEST_CASE("control: status replies with the status YAML") {
   Pool pool(2);
   pool.sup.Ack(101, At(1));
-  for (const std::string verb : {"status", "state"}) {
-    INFO(verb);
-    const wire::Reply r = Ask(pool, "{command: " + verb + ", id: 2}", Operator(), 4);
-    CHECK_FALSE(r.error);
-    CHECK(r.message == PoolStatusToYaml(pool.control.Status(At(4))));
-    const Result<PoolStatus> back = PoolStatusFromYaml(r.message);
-    REQUIRE_MESSAGE(back.ok(), back.error());
-    CHECK(back.value().target == 2);
-    CHECK(back.value().booting == 1);
-    CHECK(back.value().ready == 1);
-    CHECK(back.value().master_pid == kMasterPid);
-  }
+  const wire::Reply r = Ask(pool, "{command: status, id: 2}", Operator(), 4);
+  CHECK_FALSE(r.error);
+  CHECK(r.message == PoolStatusToYaml(pool.control.Status(At(4))));
+  const Result<PoolStatus> back = PoolStatusFromYaml(r.message);
+  REQUIRE_MESSAGE(back.ok(), back.error());
+  CHECK(back.value().target == 2);
+  CHECK(back.value().booting == 1);
+  CHECK(back.value().ready == 1);
+  CHECK(back.value().master_pid == kMasterPid);
   // Stopping shows.
   Ask(pool, R"({"command": "die", "args": []})");
   CHECK(pool.control.Status(At(11)).stopping);
   CHECK(pool.control.Status(At(11)).draining == 2);
+}
+
+// `state` answers as Einhorn: Ruby's YAML.dump({:state => State}) (einhorn_state_test.cc has
+// the document itself); before this it answered with the status YAML.
+TEST_CASE("control: state replies with Einhorn's state document, following inc") {
+  Pool pool(2);
+  pool.sup.Ack(101, At(1));
+  wire::Reply r = Ask(pool, "{command: state, id: 2}", Operator(), 4);
+  CHECK_FALSE(r.error);
+  CHECK(r.message == pool.control.EinhornState());
+  CHECK(r.message.rfind("---\n:state:\n  :children:\n    100:\n      :type: :worker\n", 0) == 0);
+  CHECK(r.message.find("\n    101:\n      :type: :worker\n      :version: 0\n"
+                       "      :acked: true\n") != std::string::npos);
+  CHECK(r.message.find("  :config:\n    :number: 2\n") != std::string::npos);
+  Ask(pool, "{command: inc}", Operator(), 5);
+  pool.sup.Tick(At(5));  // the shell starts the new slot's worker
+  r = Ask(pool, "{command: state}", Operator(), 6);
+  CHECK(r.message.find("  :config:\n    :number: 3\n") != std::string::npos);
+  CHECK(r.message.find("\n    102:\n      :type: :worker\n") != std::string::npos);
+  // einhorn-cpp's own document is still `status`.
+  CHECK(r.message.find("master_pid") == std::string::npos);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -960,12 +986,17 @@ TEST_CASE("control: worker:ack failures are logged only") {
 
 TEST_CASE("control: worker:ping records the time without a reply") {
   Pool pool(2);
+  pool.host.wall_ns = 1700000000123456789;
   const ControlOutcome out =
       Send(pool, R"({"command": "worker:ping", "pid": 101, "request_id": 3})",
            ProcessPeer({101, kMasterPid}), 6);
   CHECK(out.replies.empty());
   CHECK(out.close);
-  CHECK(pool.sup.workers().at(101).pinged_at == At(6));
+  const Worker& w = pool.sup.workers().at(101);
+  CHECK(w.pinged_at == At(6));
+  CHECK(w.pinged_wall_ns == 1700000000123456789);
+  REQUIRE(w.pinged_request_id.has_value());
+  CHECK(*w.pinged_request_id == wire::Id{wire::Id::Kind::kInt, "3"});
   CHECK_FALSE(pool.sup.workers().at(100).pinged_at.has_value());
 
   // On a -g channel the pid may be left out.
@@ -973,6 +1004,73 @@ TEST_CASE("control: worker:ping records the time without a reply") {
   CHECK(g.replies.empty());
   CHECK(g.close);
   CHECK(pool.sup.workers().at(100).pinged_at == At(7));
+  CHECK_FALSE(pool.sup.workers().at(100).pinged_request_id.has_value());
+
+  // state shows both, with the request_id's own type; status shows them too.
+  const wire::Reply st = Ask(pool, "{command: state}", Operator(), 8);
+  CHECK(st.message.find("      :pinged_at: 2023-11-14 22:13:20.123456789 +00:00\n"
+                        "      :pinged_request_id: 3\n") != std::string::npos);
+  const PoolStatus status = pool.control.Status(At(8.5));
+  REQUIRE(status.workers.size() == 2);
+  CHECK(status.workers[1].pid == 101);
+  CHECK(status.workers[1].pinged_ago == doctest::Approx(2.5));
+  CHECK(status.workers[1].pinged_request_id == "3");
+  CHECK(status.workers[0].pinged_ago == doctest::Approx(1.5));
+  CHECK_FALSE(status.workers[0].pinged_request_id.has_value());
+
+  // A later ping replaces the request_id, as Einhorn, a string one included.
+  Send(pool, R"({"command": "worker:ping", "pid": 101, "request_id": "req-2"})", Operator(), 9);
+  CHECK(*pool.sup.workers().at(101).pinged_request_id ==
+        wire::Id{wire::Id::Kind::kString, "req-2"});
+}
+
+TEST_CASE("control: worker:ping request_ids of every shape; a long one is refused") {
+  Pool pool(1);
+  struct Case {
+    std::string doc_id;  // as written in the request
+    std::optional<wire::Id> stored;
+    std::string in_state;  // the line state shows
+  };
+  const std::vector<Case> cases = {
+      {"0", wire::Id{wire::Id::Kind::kInt, "0"}, ":pinged_request_id: 0\n"},
+      {"-5", wire::Id{wire::Id::Kind::kInt, "-5"}, ":pinged_request_id: -5\n"},
+      // Not a float without a '.', for Psych as for our parser.
+      {"1e10", wire::Id{wire::Id::Kind::kString, "1e10"}, ":pinged_request_id: \"1e10\"\n"},
+      {"1.5", wire::Id{wire::Id::Kind::kFloat, "1.5"}, ":pinged_request_id: 1.5\n"},
+      {".inf", wire::Id{wire::Id::Kind::kFloat, ".inf"}, ":pinged_request_id: .inf\n"},
+      {".nan", wire::Id{wire::Id::Kind::kFloat, ".nan"}, ":pinged_request_id: .nan\n"},
+      {"true", wire::Id{wire::Id::Kind::kBool, "true"}, ":pinged_request_id: true\n"},
+      {"null", std::nullopt, ":pinged_request_id:\n"},
+      {"[1, 2]", std::nullopt, ":pinged_request_id:\n"},
+      {"{a: 1}", std::nullopt, ":pinged_request_id:\n"},
+      // (the line is unescaped before it is parsed: %25 stays as written here)
+      {"\"a\\nb: %25\"", wire::Id{wire::Id::Kind::kString, "a\nb: %25"},
+       ":pinged_request_id: \"a\\nb: %25\"\n"},
+  };
+  double t = 1;
+  for (const Case& c : cases) {
+    INFO(c.doc_id);
+    t += 1;
+    const ControlOutcome out = Send(
+        pool, "{\"command\": \"worker:ping\", \"pid\": 100, \"request_id\": " + c.doc_id + "}",
+        Operator(), t);
+    CHECK(out.replies.empty());
+    CHECK(out.close);
+    CHECK(pool.sup.workers().at(100).pinged_at == At(t));
+    CHECK(pool.sup.workers().at(100).pinged_request_id == c.stored);
+    CHECK(pool.control.EinhornState().find(c.in_state) != std::string::npos);
+  }
+  // 1 KiB is kept; one byte more is refused, and the last ping stays as it was.
+  Send(pool, R"({"command": "worker:ping", "pid": 100, "request_id": ")" +
+                 std::string(kMaxPingRequestId, 'x') + "\"}",
+       Operator(), 50);
+  CHECK(pool.sup.workers().at(100).pinged_request_id->text.size() == kMaxPingRequestId);
+  Send(pool, R"({"command": "worker:ping", "pid": 100, "request_id": ")" +
+                 std::string(kMaxPingRequestId + 1, 'y') + "\"}",
+       Operator(), 51);
+  CHECK(pool.sup.workers().at(100).pinged_at == At(50));
+  CHECK(pool.sup.workers().at(100).pinged_request_id->text == std::string(kMaxPingRequestId, 'x'));
+  CHECK(pool.host.Logged(LogLevel::kDebug, "request_id is longer than 1024 bytes"));
 }
 
 TEST_CASE("control: worker:ping for no or an unknown pid is logged at debug") {

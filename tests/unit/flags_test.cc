@@ -130,9 +130,23 @@ TEST_CASE("help and version exit 0 with text on stdout") {
   CHECK(out.out == std::string("einhorn-cpp ") + kVersion + "\n");
 }
 
+// Einhorn 1.1.1 with no worker command (no args, only flags, or a bare "--") prints its usage,
+// starting "## Usage", on stdout and exits 1; its test/integration/startup.rb checks this.
+TEST_CASE("no worker command: the usage on stdout and exit 1, as Einhorn") {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {}, {"--"}, {"-n", "2", "-b", "127.0.0.1:0"}, {"-m", "manual", "--"}}) {
+    FlagsOutcome out = Parse(args);
+    CHECK(out.kind == FlagsOutcome::Kind::kExit);
+    CHECK(out.exit_code == 1);
+    CHECK(out.err.empty());
+    CHECK(out.out.rfind("## Usage\n", 0) == 0);
+    CHECK(out.out.find("--bind") != std::string::npos);
+  }
+  // A bad flag is still a usage error first, as Einhorn raises while parsing.
+  CHECK(UsageErr({"-b", "nope"}).find("invalid bind 'nope'") != std::string::npos);
+}
+
 TEST_CASE("usage errors are one line with exit 2") {
-  CHECK(UsageErr({}).find("no worker command") != std::string::npos);
-  CHECK(UsageErr({"--"}).find("no worker command") != std::string::npos);
   CHECK(UsageErr({"-n", "0", "x"}).find("at least 1") != std::string::npos);
   CHECK(UsageErr({"-n", "-3", "x"}).find("number") != std::string::npos);
   CHECK(UsageErr({"-n", "abc", "x"}).find("number") != std::string::npos);

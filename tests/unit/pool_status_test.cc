@@ -43,6 +43,8 @@ PoolStatus Full() {
   a.restarts = 0;
   a.last_exit = "exit 1";
   a.notify_status = "serving 3 req/s";
+  a.pinged_ago = 2.5;
+  a.pinged_request_id = "req-\"1\"";
   WorkerStatus b;
   b.slot = 1;
   b.index = 5;
@@ -127,6 +129,8 @@ void CheckSame(const PoolStatus& x, const PoolStatus& y) {
     CHECK(a.uptime == b.uptime);
     CHECK(a.restarts == b.restarts);
     CHECK(a.last_exit == b.last_exit);
+    CHECK(a.pinged_ago == b.pinged_ago);
+    CHECK(a.pinged_request_id == b.pinged_request_id);
   }
   REQUIRE(x.pending.size() == y.pending.size());
   for (size_t i = 0; i < x.pending.size(); ++i) {
@@ -197,6 +201,9 @@ TEST_CASE("pool status: the YAML is readable and typed as documented") {
   CHECK(yaml.find("time_to_ready: 1.001,") != std::string::npos);  // not 1.0009999999999999
   CHECK(yaml.find("uptime: 35.2,") != std::string::npos);
   CHECK(yaml.find("last_exit: \"signal 9\"") != std::string::npos);
+  // A worker that pinged; the others' rows have no such keys.
+  CHECK(yaml.find("notify_status: \"serving 3 req/s\", pinged_ago: 2.5, "
+                  "pinged_request_id: \"req-\\\"1\\\"\"}\n") != std::string::npos);
   // One line per worker row.
   CHECK(yaml.find("- {slot: 0, index: 0, pid: 101,") != std::string::npos);
   CHECK(yaml.find("  - {slot: 1, index: 5, pid: 102, generation: 2, state: \"draining\", "

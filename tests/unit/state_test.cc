@@ -122,7 +122,7 @@ SupervisorSnapshot RichSnapshot(const Options& o) {
   s.Upgrade(UpgradeStrategy::kFleet, At(140));  // 105 106 107
   s.Ack(105, At(141));
   s.ChildExited(106, kExit1, At(142));
-  s.Ping(107, At(143));
+  s.Ping(107, At(143), wire::Id{wire::Id::Kind::kString, "req \"7\""}, 1700000000123456789);
   s.WorkerStatusText(107, "warming up\tcaches");
   return s.Snapshot();
 }
@@ -284,7 +284,9 @@ TEST_CASE("the rich test state sets every field") {
     signaled |= w.signaled_at.has_value();
     kill_at |= w.kill_at.has_value();
     killed |= w.killed;
-    pinged |= w.pinged_at.has_value();
+    pinged |= w.pinged_at.has_value() && w.pinged_wall_ns.has_value() &&
+              w.pinged_request_id.has_value();
+    signaled &= w.signaled_at.has_value() == !w.signals_sent.empty();
     status |= !w.notify_status.empty();
     detached |= w.slot == -1;
     nonzero_index |= w.index > 0;
@@ -845,6 +847,44 @@ TEST_CASE("state: the config file's path and the first command line travel, when
   CHECK(plain.find("\nargv:") == std::string::npos);
   REQUIRE(DecodeState(plain).ok());
   CHECK(DecodeState(plain).value().config_path.empty());
+}
+
+TEST_CASE("state: a worker's ping and the signals it was sent travel; older states lack them") {
+  const MasterState m = RichState();
+  const std::string text = EncodeState(m);
+  CHECK(text.find("pinged_request_id: {kind: string, text: \"req \\\"7\\\"\"}") !=
+        std::string::npos);
+  CHECK(text.find("pinged_wall_ns: 1700000000123456789") != std::string::npos);
+  CHECK(text.find("signals_sent: [SIGTERM]") != std::string::npos);
+  auto d = DecodeState(text);
+  REQUIRE(d.ok());
+  CHECK(d.value() == m);
+
+  // An image from before these fields wrote none of the three keys: it still decodes, with no
+  // request_id, no wall clock and no signal known.
+  std::string old = text;
+  for (const char* key : {", pinged_wall_ns: ", ", pinged_request_id: ", ", signals_sent: "}) {
+    for (size_t at = old.find(key); at != std::string::npos; at = old.find(key)) {
+      // The value ends at the next ", <key>:" of the record.
+      const size_t end = old.find(", ", old.find(": ", at + 2) + 2);
+      size_t stop = end;
+      // A flow value ({...} or [...]) may hold ", " itself.
+      const char open = old[at + std::string(key).size()];
+      if (open == '{' || open == '[') stop = old.find(open == '{' ? '}' : ']', at) + 1;
+      old.erase(at, stop - at);
+    }
+  }
+  CHECK(old.find("pinged_wall_ns") == std::string::npos);
+  CHECK(old.find("signals_sent") == std::string::npos);
+  auto o = DecodeState(old);
+  REQUIRE_MESSAGE(o.ok(), o.error());
+  for (const Worker& w : o.value().supervisor.workers) {
+    CHECK_FALSE(w.pinged_wall_ns.has_value());
+    CHECK_FALSE(w.pinged_request_id.has_value());
+    CHECK(w.signals_sent.empty());
+  }
+  CHECK(Refusal(Edit(text, "signals_sent: [SIGTERM]", "signals_sent: [SIGFOO]"))
+            .find("signals_sent[0]: expected one of") != std::string::npos);
 }
 
 }  // namespace
