@@ -45,6 +45,7 @@ bool ParseSignalName(const std::string& name, Signal* out) {
 }
 
 std::string ExitStatus::ToString() const {
+  if (unknown()) return "an unknown status (another process reaped it)";
   return (signaled ? "signal " : "exit ") + std::to_string(code);
 }
 

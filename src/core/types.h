@@ -29,6 +29,10 @@ bool ParseSignalName(const std::string& name, Signal* out);
 struct ExitStatus {
   bool signaled = false;
   int code = 0;  // exit code, or the signal number when signaled
+  // code -1, not signaled: lost. Another process reaped the child (a --reexec-as shell between
+  // two images waits for any child), so waitpid only says ECHILD. A failure, not a clean exit.
+  static ExitStatus Unknown() { return ExitStatus{false, -1}; }
+  bool unknown() const { return !signaled && code < 0; }
   std::string ToString() const;  // "exit 3", "signal 9"
 
   bool operator==(const ExitStatus&) const = default;

@@ -191,17 +191,19 @@ void Master::HandleSignal(int signum) {
 }
 
 void Master::ReapChildren() {
-  for (const sys::Reaped& r : sys::ReapAll()) {
-    if (ReloadCheckExited(r.pid, r.status)) continue;
-    // A dead child's pipe is at EOF or holds its exec error: say why before the exit.
-    CheckExec(r.pid);
-    if (const auto it = pending_execs_.find(r.pid); it != pending_execs_.end()) {
-      ForgetExec(it->second);
-    }
-    server_->DropWorkerChannel(r.pid);
-    DropNotify(r.pid);
-    supervisor_.ChildExited(r.pid, r.status, Now());
+  for (const sys::Reaped& r : sys::ReapAll()) ChildGone(r);
+}
+
+void Master::ChildGone(const sys::Reaped& r) {
+  if (ReloadCheckExited(r.pid, r.status)) return;
+  // A dead child's pipe is at EOF or holds its exec error: say why before the exit.
+  CheckExec(r.pid);
+  if (const auto it = pending_execs_.find(r.pid); it != pending_execs_.end()) {
+    ForgetExec(it->second);
   }
+  server_->DropWorkerChannel(r.pid);
+  DropNotify(r.pid);
+  supervisor_.ChildExited(r.pid, r.status, Now());
 }
 
 void Master::AfterEvent() {

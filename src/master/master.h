@@ -23,6 +23,7 @@
 #include "master/control_server.h"
 #include "master/metrics_server.h"
 #include "sys/listeners.h"
+#include "sys/process.h"
 #include "sys/spawn.h"
 
 namespace einhorn::master {
@@ -96,6 +97,7 @@ class Master final : public core::Effects, public core::ControlHost {
   static void OnTimer(uv_timer_t* handle) noexcept;
   void HandleSignal(int signum);
   void ReapChildren();
+  void ChildGone(const sys::Reaped& r);  // one child has exited: tell whoever waits for it
   void AfterEvent();
   struct PendingExec;
   void WatchExec(pid_t pid, int fd);

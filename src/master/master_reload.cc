@@ -325,6 +325,15 @@ void Master::AfterRestore() {
   for (const auto& [worker, fd] : r.notify_sockets) WatchNotify(worker, fd);
   // Children that died while no image was watching: their SIGCHLD came before our handler.
   ReapChildren();
+  // And those another process reaped in the meantime: a --reexec-as shell script that waits
+  // (for a `sleep`, say) reaps any child, so waitpid only says ECHILD. Without this check the
+  // master waits forever for a worker that is gone. Einhorn checks every child the same way
+  // on restore (its test "cleans up if a child dies during the reexec").
+  std::vector<pid_t> restored_pids;
+  for (const auto& [pid, worker] : supervisor_.workers()) restored_pids.push_back(pid);
+  for (const pid_t pid : restored_pids) {
+    if (const std::optional<sys::Reaped> gone = sys::ReapOne(pid)) ChildGone(*gone);
+  }
   if (r.resize_to) supervisor_.SetTarget(*r.resize_to, Now());
   for (const core::UpgradeStrategy strategy : r.then_upgrades) {
     const core::UpgradeStart start = supervisor_.Upgrade(strategy, Now());

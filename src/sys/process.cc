@@ -96,6 +96,29 @@ std::vector<Reaped> ReapAll() {
   return out;
 }
 
+std::optional<Reaped> ReapOne(pid_t pid) {
+  if (pid <= 0) return std::nullopt;  // never a process group or "any child"
+  int status = 0;
+  pid_t got = 0;
+  do {
+    got = waitpid(pid, &status, WNOHANG);
+  } while (got < 0 && errno == EINTR);
+  if (got == 0) return std::nullopt;  // our child, still running
+  Reaped r;
+  r.pid = pid;
+  if (got < 0) {  // ECHILD: not our child, or its status already went to someone else
+    r.status = core::ExitStatus::Unknown();
+  } else if (WIFSIGNALED(status)) {
+    r.status.signaled = true;
+    r.status.code = WTERMSIG(status);
+  } else if (WIFEXITED(status)) {
+    r.status.code = WEXITSTATUS(status);
+  } else {
+    return std::nullopt;
+  }
+  return r;
+}
+
 void CloexecFrom3() {
   if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return;
   // Kernels before 5.11: walk our open fds. Collect first, since the directory stream holds an
@@ -147,6 +170,7 @@ core::Status SetNice(int niceness) {
 }
 
 std::string DescribeExit(const core::ExitStatus& s) {
+  if (s.unknown()) return s.ToString();
   if (!s.signaled) return "exit " + std::to_string(s.code);
   std::string out = "signal " + std::to_string(s.code);
   if (const char* abbrev = sigabbrev_np(s.code)) out += std::string(" (SIG") + abbrev + ")";

@@ -24,6 +24,10 @@ struct Reaped {
 };
 // waitpid(-1, WNOHANG) until nothing is left to reap.
 std::vector<Reaped> ReapAll();
+// waitpid(pid, WNOHANG) for one pid: nullopt while it runs; its status once it has exited; a
+// status with unknown() set when waitpid says ECHILD (not our child, or reaped by another
+// process, such as a --reexec-as shell that ran between two images of the master).
+std::optional<Reaped> ReapOne(pid_t pid);
 
 // Marks every fd >= 3 close-on-exec (close_range CLOSE_RANGE_CLOEXEC, falling back to a loop),
 // so nothing the master inherited leaks into workers or across a re-exec.

@@ -73,6 +73,39 @@ TEST_CASE("DescribeExit") {
   CHECK(sys::DescribeExit(core::ExitStatus{true, SIGTERM}) == "signal 15 (SIGTERM)");
 }
 
+TEST_CASE("ReapOne: running, exited, and not ours (reaped elsewhere) told apart") {
+  CHECK(sys::DescribeExit(core::ExitStatus::Unknown()) ==
+        "an unknown status (another process reaped it)");
+  CHECK_FALSE(sys::ReapOne(0).has_value());  // never "any child of the group"
+  CHECK_FALSE(sys::ReapOne(-1).has_value());  // nor "any child"
+
+  const pid_t sleeper = SpawnOrFail("exec sleep 30");
+  test::ChildGuard sleeper_guard(sleeper);
+  CHECK_FALSE(sys::ReapOne(sleeper).has_value());  // running
+
+  CHECK(sys::SendSignal(sleeper, core::Signal::kKill) == 0);
+  std::optional<sys::Reaped> gone;
+  for (int i = 0; i < 500 && !gone; ++i) {
+    gone = sys::ReapOne(sleeper);
+    if (!gone) usleep(10'000);
+  }
+  REQUIRE(gone.has_value());
+  sleeper_guard.reset(-1);
+  CHECK(gone->status.signaled);
+  CHECK(gone->status.code == SIGKILL);
+  CHECK_FALSE(gone->status.unknown());
+
+  // Reaped already (as a --reexec-as shell would have): ECHILD, status unknown.
+  const std::optional<sys::Reaped> again = sys::ReapOne(sleeper);
+  REQUIRE(again.has_value());
+  CHECK(again->status.unknown());
+  CHECK(again->status.code == -1);
+  // Not our child at all.
+  const std::optional<sys::Reaped> init = sys::ReapOne(1);
+  REQUIRE(init.has_value());
+  CHECK(init->status.unknown());
+}
+
 TEST_CASE("ReapAll: exit codes and signals, nothing when no child has exited") {
   CHECK(sys::ReapAll().empty());  // no children at all (ECHILD)
 
