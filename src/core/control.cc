@@ -108,11 +108,15 @@ constexpr std::array<Verb, 16> kVerbs{{
 Control::Control(Supervisor& supervisor, ControlHost& host, MasterInfo info)
     : supervisor_(supervisor), host_(host), info_(std::move(info)) {}
 
-std::string Control::HelpText() {
-  std::string text =
-      "You are speaking to the Einhorn command socket. You can run the following commands:\n\n";
+std::string Control::CommandList() {
+  std::string text;
   for (const Verb& v : kVerbs) text += std::string(v.name) + ": " + v.description + "\n";
   return text;
+}
+
+std::string Control::HelpText() {
+  return "You are speaking to the Einhorn command socket. You can run the following commands:\n\n" +
+         CommandList();
 }
 
 ControlOutcome Control::Handle(const wire::ParseResult& parsed, const Peer& peer, Time now) {
@@ -201,7 +205,8 @@ ControlOutcome Control::Handle(const wire::ParseResult& parsed, const Peer& peer
     Audit(by, verb, rep, now);
     reply(rep);
   } else {
-    reply(Err("Unrecognized command: " + Quoted(verb) + "\n\n" + HelpText()));
+    // As Einhorn: the verb list straight after the name, without help's first paragraph.
+    reply(Err("Unrecognized command: " + Quoted(verb) + "\n\n" + CommandList()));
   }
   return out;
 }

@@ -109,6 +109,7 @@ class Control {
   wire::Reply Decrement(const std::string& by, Time now);
 
   static std::string HelpText();
+  static std::string CommandList();  // HelpText without its first paragraph
 
  private:
   wire::Reply SetWorkers(const wire::Request& r, const std::string& by, Time now);

@@ -24,6 +24,7 @@
 #include "master/control_server.h"
 #include "master/metrics_server.h"
 #include "sys/listeners.h"
+#include "sys/process.h"
 #include "sys/spawn.h"
 
 namespace einhorn::master {

@@ -28,7 +28,6 @@ struct Reaped {
 };
 // waitpid(-1, WNOHANG) until nothing is left to reap.
 std::vector<Reaped> ReapAll();
-
 // waitpid(pid, WNOHANG) for one pid: still running (and our child), ended (reaped now, with its
 // status), or not our child (ECHILD: someone else reaped it, or it never was ours).
 struct ChildProbe {

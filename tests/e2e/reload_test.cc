@@ -486,6 +486,43 @@ TEST_CASE("a worker that dies around the reload is reaped and replaced by the ne
   CHECK(m.WaitForWorkers(3));
 }
 
+// A --reexec-as shell that waits (here for `sleep`) reaps any child of the process, so a worker
+// that dies while it runs is gone before the new image looks: waitpid says ECHILD, and no
+// SIGCHLD will ever come. Einhorn drops such workers on restore (its integration test "cleans
+// up if a child dies during the reexec"); before, einhorn-cpp kept it for ever, and a SIGTERM
+// then waited for it without end.
+TEST_CASE("a worker reaped by a --reexec-as shell between two images is dropped and replaced") {
+  TempDir d;
+  const std::string reexec = WriteScript(
+      d, "reexec.sh",
+      "if [ \"$1\" = --with-state-fd ]; then\n"
+      "  touch \"$DIR/in-script\"\n"
+      "  while [ ! -e \"$DIR/go-on\" ]; do sleep 0.05; done\n"
+      "fi\n"
+      "exec '" EINHORN_BIN "' \"$@\"\n");
+  MasterRun m({"-n", "2", "-m", "0", "--reexec-as", reexec},
+              {TEST_WORKER_BIN, "--report", "{reports}"});
+  REQUIRE(PollUntil([&] { return PoolSettled(m, 2, 1); }, 10s));
+  REQUIRE(m.WaitForWorkers(2));
+  const pid_t victim = *Pids(m).begin();
+
+  AskReload(m);
+  REQUIRE(PollUntil([&] { return FileExists(d.File("in-script")); }, 20s));
+  REQUIRE(kill(victim, SIGKILL) == 0);
+  // The script's wait for `sleep` reaps it: no zombie left for the new image.
+  REQUIRE(PollUntil([&] { return ProcessState(victim) == '\0'; }, 10s));
+  WriteFile(d.File("go-on"), "");
+  REQUIRE(ReloadsReach(m, 1));
+
+  CHECK(PollUntil([&] { return PoolSettled(m, 2, 1) && Pids(m).count(victim) == 0; }, 10s));
+  // And SIGTERM waits only for the workers that exist.
+  REQUIRE(m.process().Signal(SIGTERM));
+  const auto status = m.process().WaitExit(20s);
+  REQUIRE(status.has_value());
+  CHECK_FALSE(status->signaled);
+  CHECK(status->code == 0);
+}
+
 // SIGTERM while the upgrade check runs, and just as the old image execs: the master stops
 // either way, and cleans up as after any SIGTERM.
 TEST_CASE("SIGTERM during a reload is not lost") {

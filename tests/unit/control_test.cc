@@ -287,6 +287,8 @@ TEST_CASE("control: an unknown verb is refused with its quoted name and the verb
   const std::string listing = help.substr(sizeof kHelpHeader - 1);
   CHECK(r.message.size() >= listing.size());
   CHECK(r.message.substr(r.message.size() - listing.size()) == listing);
+  // And nothing else: Einhorn puts no preamble between the name and the list.
+  CHECK(r.message == "Unrecognized command: \"bogus\"\n\n" + listing);
   // Case matters: Einhorn has no INC.
   CHECK(Ask(pool, "command: INC").message.rfind("Unrecognized command: \"INC\"", 0) == 0);
   CHECK(pool.sup.target() == 2);
