@@ -349,7 +349,7 @@ TEST_CASE("a reload that adds control_allow_uid opens the socket's mode, by inod
 }
 
 // Issue 15, item 3: Einhorn holds the default lockfile only while it creates the socket.
-TEST_CASE("two masters with different -d in one TMPDIR both start; one on a live socket does not") {
+TEST_CASE("two masters with different -d in one TMPDIR both start, and one on a live socket does not") {
   MasterRun first({"-n", "1", "-m", "0"}, {TEST_WORKER_BIN, "--report", "{reports}"});
   REQUIRE(first.WaitForWorkers(1));
   const std::string tmp = first.dir().path();

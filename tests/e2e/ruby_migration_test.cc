@@ -231,7 +231,7 @@ TEST_CASE("a live Ruby Einhorn upgraded into einhorn-cpp: same pid, sockets, wor
   CHECK_FALSE(FileExists(m.sock));
 }
 
-TEST_CASE("a Ruby worker that dies during the exec is dropped and respawned; the rest adopted") {
+TEST_CASE("a Ruby worker that dies during the exec is dropped and respawned, and the rest adopted") {
   if (const std::string why = SkipReason(); !why.empty()) {
     MESSAGE("skipped: " << why);
     return;

@@ -1026,7 +1026,7 @@ TEST_CASE("control: worker:ping records the time without a reply") {
         wire::Id{wire::Id::Kind::kString, "req-2"});
 }
 
-TEST_CASE("control: worker:ping request_ids of every shape; a long one is refused") {
+TEST_CASE("control: worker:ping request_ids of every shape, and a long one is refused") {
   Pool pool(1);
   struct Case {
     std::string doc_id;  // as written in the request

@@ -849,7 +849,7 @@ TEST_CASE("state: the config file's path and the first command line travel, when
   CHECK(DecodeState(plain).value().config_path.empty());
 }
 
-TEST_CASE("state: a worker's ping and the signals it was sent travel; older states lack them") {
+TEST_CASE("state: a worker's ping and the signals it was sent travel, and older states lack them") {
   const MasterState m = RichState();
   const std::string text = EncodeState(m);
   CHECK(text.find("pinged_request_id: {kind: string, text: \"req \\\"7\\\"\"}") !=
