@@ -494,11 +494,17 @@ class BlockOut {
     if (written) c.Write(x, b_.Map(key));
   }
   template <typename T, typename C>
-  void Field(std::string_view key, const T& x, const C& c) { FieldIf(true, key, x, c); }
+  void Field(std::string_view key, const T& x, const C& c) {
+    FieldIf(true, key, x, c);
+  }
   template <typename T, typename C>
-  void List(std::string_view key, const T& x, const C& c) { ListIf(true, key, x, c); }
+  void List(std::string_view key, const T& x, const C& c) {
+    ListIf(true, key, x, c);
+  }
   template <typename T, typename C>
-  void Map(std::string_view key, const T& x, const C& c) { MapIf(true, key, x, c); }
+  void Map(std::string_view key, const T& x, const C& c) {
+    MapIf(true, key, x, c);
+  }
 
  private:
   Block b_;
@@ -579,17 +585,29 @@ struct Counter {
   size_t n = 0;
   void Header(int) { ++n; }
   template <typename... A>
-  void Field(A&&...) { ++n; }
+  void Field(A&&...) {
+    ++n;
+  }
   template <typename... A>
-  void List(A&&...) { ++n; }
+  void List(A&&...) {
+    ++n;
+  }
   template <typename... A>
-  void Map(A&&...) { ++n; }
+  void Map(A&&...) {
+    ++n;
+  }
   template <typename... A>
-  void FieldIf(A&&...) { ++n; }
+  void FieldIf(A&&...) {
+    ++n;
+  }
   template <typename... A>
-  void ListIf(A&&...) { ++n; }
+  void ListIf(A&&...) {
+    ++n;
+  }
   template <typename... A>
-  void MapIf(A&&...) { ++n; }
+  void MapIf(A&&...) {
+    ++n;
+  }
 };
 
 // How many members each struct has, by structured binding: a member added to one of them
