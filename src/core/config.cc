@@ -126,10 +126,12 @@ YAML::Node Null() { return YAML::Node(YAML::NodeType::Null); }
 
 const char* const kLogLevels[] = {"debug", "info", "error"};
 
-// One setting of the file: how it is read, how it is shown, whether reload may change it.
+// One setting: its key in the file, whether reload may change it, its flag on the command line
+// (flags.cc), how the file's value is read and how it is shown (--check-config, reload).
 struct Key {
   const char* name;
   bool live;
+  FlagSpec flag;
   std::function<void(const Ctx&, const YAML::Node&, const std::string&, Options*)> read;
   std::function<YAML::Node(const Options&)> show;
 };
@@ -138,11 +140,20 @@ const std::vector<Key>& Keys() {
   using N = const YAML::Node&;
   using P = const std::string&;
   static const std::vector<Key> keys = {
-      {"command", true, [](const Ctx& c, N n, P p, Options* o) { o->command = Words(c, n, p); },
+      {"command",
+       true,
+       {},
+       [](const Ctx& c, N n, P p, Options* o) { o->command = Words(c, n, p); },
        [](const Options& o) { return List(o.command); }},
-      {"number", true, [](const Ctx& c, N n, P p, Options* o) { o->number = Int(c, n, p); },
+      {"number",
+       true,
+       {"-n,--number", "Number of workers to run (default 1)", nullptr},
+       [](const Ctx& c, N n, P p, Options* o) { o->number = Int(c, n, p); },
        [](const Options& o) { return YAML::Node(o.number); }},
-      {"bind", false,
+      {"bind",
+       false,
+       {"-b,--bind",
+        "Listen on HOST:PORT[,FLAG...], [IPV6]:PORT or unix:/PATH; flags r, n, reuseport", nullptr},
        [](const Ctx& c, N n, P p, Options* o) {
          o->binds.clear();
          const std::vector<std::string> specs = Strings(c, n, p);
@@ -158,9 +169,17 @@ const std::vector<Key>& Keys() {
          for (const BindSpec& b : o.binds) specs.push_back(b.text);
          return List(specs);
        }},
-      {"backlog", false, [](const Ctx& c, N n, P p, Options* o) { o->backlog = Int(c, n, p); },
+      {"backlog",
+       false,
+       {"-l,--backlog", "listen() backlog for -b sockets (default 100)", nullptr},
+       [](const Ctx& c, N n, P p, Options* o) { o->backlog = Int(c, n, p); },
        [](const Options& o) { return YAML::Node(o.backlog); }},
-      {"ack_mode", true,
+      {"ack_mode",
+       true,
+       {"-m,--ack-mode",
+        "SECONDS alive before a worker is ready (default 1), manual (worker:ack), or notify "
+        "(READY=1 on its NOTIFY_SOCKET)",
+        nullptr},
        [](const Ctx& c, N n, P p, Options* o) {
          auto mode = ParseAckMode(Scalar(c, n, p, "a number of seconds, manual or notify"));
          if (!mode.ok()) Fail(c, n, p, mode.error());
@@ -177,20 +196,34 @@ const std::vector<Key>& Keys() {
          }
          return YAML::Node(FormatNumber(o.ack_mode.timer_seconds));
        }},
-      {"command_name", false,
+      {"command_name",
+       false,
+       {"-c,--command-name", "Name used in default file names", nullptr},
        [](const Ctx& c, N n, P p, Options* o) { o->command_name = String(c, n, p); },
        [](const Options& o) { return YAML::Node(o.command_name); }},
-      {"socket_path", false,
+      {"socket_path",
+       false,
+       {"-d,--socket-path", "Command socket (default $TMPDIR/einhorn[-NAME].sock)", nullptr},
        [](const Ctx& c, N n, P p, Options* o) { o->socket_path = String(c, n, p); },
        [](const Options& o) { return YAML::Node(o.socket_path); }},
-      {"pidfile", false, [](const Ctx& c, N n, P p, Options* o) { o->pidfile = String(c, n, p); },
+      {"pidfile",
+       false,
+       {"-e,--pidfile", "Pidfile (default $TMPDIR/einhorn[-NAME].pid)", nullptr},
+       [](const Ctx& c, N n, P p, Options* o) { o->pidfile = String(c, n, p); },
        [](const Options& o) { return YAML::Node(o.pidfile); }},
-      {"lockfile", false, [](const Ctx& c, N n, P p, Options* o) { o->lockfile = String(c, n, p); },
+      {"lockfile",
+       false,
+       {"-f,--lockfile", "Lockfile (default $TMPDIR/einhorn[-NAME].lock)", nullptr},
+       [](const Ctx& c, N n, P p, Options* o) { o->lockfile = String(c, n, p); },
        [](const Options& o) { return YAML::Node(o.lockfile); }},
-      {"kill_children_on_exit", true,
+      {"kill_children_on_exit",
+       true,
+       {"-k,--kill-children-on-exit", "Workers get SIGUSR2 when the master dies", nullptr},
        [](const Ctx& c, N n, P p, Options* o) { o->kill_children_on_exit = Bool(c, n, p); },
        [](const Options& o) { return YAML::Node(o.kill_children_on_exit); }},
-      {"log_level", true,
+      {"log_level",
+       true,
+       {},
        [](const Ctx& c, N n, P p, Options* o) {
          const std::string& s = Scalar(c, n, p, "debug, info or error");
          for (int i = 0; i < 3; ++i) {
@@ -202,9 +235,14 @@ const std::vector<Key>& Keys() {
          Fail(c, n, p, "expected debug, info or error, got " + Shown(s));
        },
        [](const Options& o) { return YAML::Node(kLogLevels[std::clamp(o.verbosity, 0, 2)]); }},
-      {"seconds", true, [](const Ctx& c, N n, P p, Options* o) { o->seconds = Number(c, n, p); },
+      {"seconds",
+       true,
+       {"-s,--seconds", "Base of the crash-loop backoff (default 1)", nullptr},
+       [](const Ctx& c, N n, P p, Options* o) { o->seconds = Number(c, n, p); },
        [](const Options& o) { return YAML::Node(FormatNumber(o.seconds)); }},
-      {"signal_timeout", true,
+      {"signal_timeout",
+       true,
+       {"-t,--signal-timeout", "SIGKILL workers this many seconds after a stop signal", nullptr},
        [](const Ctx& c, N n, P p, Options* o) {
          o->signal_timeout.reset();
          if (!n.IsNull()) o->signal_timeout = Number(c, n, p);
@@ -212,10 +250,14 @@ const std::vector<Key>& Keys() {
        [](const Options& o) {
          return o.signal_timeout ? YAML::Node(FormatNumber(*o.signal_timeout)) : Null();
        }},
-      {"drop_env_var", true,
+      {"drop_env_var",
+       true,
+       {"--drop-env-var", "Drop VAR from the environment on re-exec", nullptr},
        [](const Ctx& c, N n, P p, Options* o) { o->drop_env_vars = Strings(c, n, p); },
        [](const Options& o) { return List(o.drop_env_vars); }},
-      {"nice", true,
+      {"nice",
+       true,
+       {"--nice", "MASTER[:WORKER[:RENICE_CMD]] niceness", nullptr},
        [](const Ctx& c, N n, P p, Options* o) {
          o->nice = NiceSpec{};
          if (n.IsNull()) return;
@@ -230,22 +272,37 @@ const std::vector<Key>& Keys() {
          if (o.nice.worker && !o.nice.renice_cmd.empty()) s += ":" + o.nice.renice_cmd;
          return YAML::Node(s);
        }},
-      {"command_socket_as_fd", false,
+      {"command_socket_as_fd",
+       false,
+       {"-g,--command-socket-as-fd",
+        "Give each worker its own command-socket connection in EINHORN_SOCK_FD", nullptr},
        [](const Ctx& c, N n, P p, Options* o) { o->command_socket_as_fd = Bool(c, n, p); },
        [](const Options& o) { return YAML::Node(o.command_socket_as_fd); }},
-      {"control_allow_uid", true,
+      {"control_allow_uid",
+       true,
+       {"--control-allow-uid",
+        "Also allow this user (name or uid) on the command socket (repeatable)", nullptr},
        [](const Ctx& c, N n, P p, Options* o) { o->control_allow_uids = Strings(c, n, p); },
        [](const Options& o) { return List(o.control_allow_uids); }},
-      {"control_allow_gid", true,
+      {"control_allow_gid",
+       true,
+       {"--control-allow-gid",
+        "Also allow this group (name or gid) on the command socket (repeatable)", nullptr},
        [](const Ctx& c, N n, P p, Options* o) { o->control_allow_gids = Strings(c, n, p); },
        [](const Options& o) { return List(o.control_allow_gids); }},
-      {"max_unacked", true,
+      {"max_unacked",
+       true,
+       {"--max-unacked", "Upgrades: at most this many new workers not yet ready (default: CPUs)",
+        nullptr},
        [](const Ctx& c, N n, P p, Options* o) {
          o->max_unacked.reset();
          if (!n.IsNull()) o->max_unacked = Int(c, n, p);
        },
        [](const Options& o) { return o.max_unacked ? YAML::Node(*o.max_unacked) : Null(); }},
-      {"max_upgrade_additional", true,
+      {"max_upgrade_additional",
+       true,
+       {"--max-upgrade-additional",
+        "Upgrades: at most -n plus this many workers alive (smooth; 0 acts as 1)", nullptr},
        [](const Ctx& c, N n, P p, Options* o) {
          o->max_upgrade_additional.reset();
          if (!n.IsNull()) o->max_upgrade_additional = Int(c, n, p);
@@ -253,18 +310,34 @@ const std::vector<Key>& Keys() {
        [](const Options& o) {
          return o.max_upgrade_additional ? YAML::Node(*o.max_upgrade_additional) : Null();
        }},
-      {"ack_timeout", true,
+      {"ack_timeout",
+       true,
+       {"--ack-timeout",
+        "Upgrades: roll back if a new worker is not ready after SECS (default 60, 0 none)",
+        nullptr},
        [](const Ctx& c, N n, P p, Options* o) { o->ack_timeout = Number(c, n, p); },
        [](const Options& o) { return YAML::Node(FormatNumber(o.ack_timeout)); }},
-      {"upgrade_timeout", true,
+      {"upgrade_timeout",
+       true,
+       {"--upgrade-timeout", "Upgrades: roll back if not done after SECS (default 0: no limit)",
+        nullptr},
        [](const Ctx& c, N n, P p, Options* o) { o->upgrade_timeout = Number(c, n, p); },
        [](const Options& o) { return YAML::Node(FormatNumber(o.upgrade_timeout)); }},
-      {"upgrade_max_failures", true,
+      {"upgrade_max_failures",
+       true,
+       {"--upgrade-max-failures",
+        "Upgrades: roll back after K new workers die before ready (default 3)", nullptr},
        [](const Ctx& c, N n, P p, Options* o) { o->upgrade_max_failures = Int(c, n, p); },
        [](const Options& o) { return YAML::Node(o.upgrade_max_failures); }},
-      {"canary", true, [](const Ctx& c, N n, P p, Options* o) { o->canary = Bool(c, n, p); },
+      {"canary",
+       true,
+       {"--no-canary", "Upgrades: do not wait for the first new worker before spawning the others",
+        nullptr},
+       [](const Ctx& c, N n, P p, Options* o) { o->canary = Bool(c, n, p); },
        [](const Options& o) { return YAML::Node(o.canary); }},
-      {"drain_signal", true,
+      {"drain_signal",
+       true,
+       {"--drain-signal", "Signal that drains a worker (default USR2)", nullptr},
        [](const Ctx& c, N n, P p, Options* o) {
          const std::string& s = Scalar(c, n, p, "a signal name");
          if (!ParseSignalName(s, &o->drain_signal)) Fail(c, n, p, "unknown signal " + Shown(s));
@@ -272,10 +345,21 @@ const std::vector<Key>& Keys() {
        [](const Options& o) {
          return YAML::Node(std::string(SignalName(o.drain_signal)).substr(3));
        }},
-      {"subreaper", false, [](const Ctx& c, N n, P p, Options* o) { o->subreaper = Bool(c, n, p); },
+      {"subreaper",
+       false,
+       {"--subreaper",
+        "Adopt and reap the orphans of the workers' subtrees (PR_SET_CHILD_SUBREAPER; implied as "
+        "PID 1)",
+        nullptr},
+       [](const Ctx& c, N n, P p, Options* o) { o->subreaper = Bool(c, n, p); },
        [](const Options& o) { return YAML::Node(o.subreaper); }},
       // Restart only: the workers already running were not given WATCHDOG_USEC.
-      {"worker_watchdog", false,
+      {"worker_watchdog",
+       false,
+       {"--worker-watchdog",
+        "A ready worker silent for SECS on its NOTIFY_SOCKET (no WATCHDOG=1) is aborted and "
+        "replaced; exports WATCHDOG_USEC",
+        "SECS"},
        [](const Ctx& c, N n, P p, Options* o) {
          o->worker_watchdog.reset();
          if (!n.IsNull()) o->worker_watchdog = Number(c, n, p);
@@ -283,7 +367,12 @@ const std::vector<Key>& Keys() {
        [](const Options& o) {
          return o.worker_watchdog ? YAML::Node(FormatNumber(*o.worker_watchdog)) : Null();
        }},
-      {"log_format", true,
+      {"log_format",
+       true,
+       {"--log-format",
+        "The master's log lines: text (default; journald priorities when stderr is the journal) or "
+        "json (one object per line)",
+        "text|json"},
        [](const Ctx& c, N n, P p, Options* o) {
          auto format = ParseLogFormat(Scalar(c, n, p, "text or json"));
          if (!format.ok()) Fail(c, n, p, format.error());
@@ -291,7 +380,12 @@ const std::vector<Key>& Keys() {
        },
        [](const Options& o) { return YAML::Node(LogFormatName(o.log_format)); }},
       // Restart only: the endpoint is opened once, at start.
-      {"metrics_listen", false,
+      {"metrics_listen",
+       false,
+       {"--metrics-listen",
+        "Serve Prometheus metrics (GET /metrics) on 127.0.0.1:PORT, [::1]:PORT or unix:/PATH; no "
+        "authentication, so loopback or UNIX socket only",
+        "ADDR"},
        [](const Ctx& c, N n, P p, Options* o) {
          o->metrics_listen.clear();
          if (n.IsNull()) return;
@@ -302,7 +396,10 @@ const std::vector<Key>& Keys() {
        [](const Options& o) {
          return o.metrics_listen.empty() ? Null() : YAML::Node(o.metrics_listen);
        }},
-      {"reexec_as", true,
+      {"reexec_as",
+       true,
+       {"--reexec-as", "Reload execs CMDLINE (split as a shell would) instead of this binary",
+        "CMDLINE"},
        [](const Ctx& c, N n, P p, Options* o) {
          o->reexec_as.clear();
          if (!n.IsNull()) o->reexec_as = Words(c, n, p);
@@ -533,6 +630,11 @@ std::string RenderConfig(const Options& o) {
   }
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
+}
+
+FlagSpec FlagOf(const std::string& key) {
+  const Key* k = FindKey(key);
+  return k ? k->flag : FlagSpec{};
 }
 
 bool IsLiveKey(const std::string& key) {

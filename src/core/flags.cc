@@ -124,69 +124,51 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
   std::string config_path;
   std::string check_config_path;
 
-  app.add_option("-n,--number", o.number, "Number of workers to run (default 1)");
-  app.add_option("-b,--bind", binds,
-                 "Listen on HOST:PORT[,FLAG...], [IPV6]:PORT or unix:/PATH; flags r, n, reuseport")
-      ->allow_extra_args(false);
-  app.add_option("-c,--command-name", o.command_name, "Name used in default file names");
-  app.add_option("-e,--pidfile", o.pidfile, "Pidfile (default $TMPDIR/einhorn[-NAME].pid)");
-  app.add_option("-f,--lockfile", o.lockfile, "Lockfile (default $TMPDIR/einhorn[-NAME].lock)");
-  app.add_flag("-k,--kill-children-on-exit", o.kill_children_on_exit,
-               "Workers get SIGUSR2 when the master dies");
-  app.add_option("-l,--backlog", o.backlog, "listen() backlog for -b sockets (default 100)");
-  app.add_option("-m,--ack-mode", ack_mode,
-                 "SECONDS alive before a worker is ready (default 1), manual (worker:ack), or notify (READY=1 on its NOTIFY_SOCKET)");
+  // The settings' flags, in --help's order; their names and help are the config keys'
+  // (config.cc), so a new setting is one entry there plus its parsing here.
+  const auto option = [&app](const char* key, auto& into) {
+    const FlagSpec f = FlagOf(key);
+    CLI::Option* opt = app.add_option(f.names, into, f.help);
+    if (f.type_name) opt->type_name(f.type_name);
+    return opt;
+  };
+  const auto flag = [&app](const char* key, auto& into) {
+    const FlagSpec f = FlagOf(key);
+    return app.add_flag(f.names, into, f.help);
+  };
+  option("number", o.number);
+  CLI::Option* bind_opt = option("bind", binds)->allow_extra_args(false);
+  option("command_name", o.command_name);
+  option("pidfile", o.pidfile);
+  option("lockfile", o.lockfile);
+  flag("kill_children_on_exit", o.kill_children_on_exit);
+  option("backlog", o.backlog);
+  option("ack_mode", ack_mode);
   app.add_flag("-q,--quiet", quiet, "Log less (repeatable)");
   app.add_flag("-v,--verbose", verbose, "Log more (repeatable)");
-  app.add_option("-s,--seconds", o.seconds, "Base of the crash-loop backoff (default 1)");
-  app.add_option("-t,--signal-timeout", signal_timeout,
-                 "SIGKILL workers this many seconds after a stop signal");
-  app.add_option("--drop-env-var", o.drop_env_vars, "Drop VAR from the environment on re-exec")
-      ->allow_extra_args(false);
-  app.add_option("--nice", nice, "MASTER[:WORKER[:RENICE_CMD]] niceness");
+  option("seconds", o.seconds);
+  CLI::Option* signal_timeout_opt = option("signal_timeout", signal_timeout);
+  option("drop_env_var", o.drop_env_vars)->allow_extra_args(false);
+  option("nice", nice);
   app.add_flag("--version", version, "Print the version and exit");
-  app.add_option("-d,--socket-path", o.socket_path,
-                 "Command socket (default $TMPDIR/einhorn[-NAME].sock)");
-  app.add_flag("-g,--command-socket-as-fd", o.command_socket_as_fd,
-               "Give each worker its own command-socket connection in EINHORN_SOCK_FD");
-  app.add_option("--control-allow-uid", o.control_allow_uids,
-                 "Also allow this user (name or uid) on the command socket (repeatable)")
-      ->allow_extra_args(false);
-  app.add_option("--control-allow-gid", o.control_allow_gids,
-                 "Also allow this group (name or gid) on the command socket (repeatable)")
-      ->allow_extra_args(false);
-  app.add_option("--max-unacked", max_unacked,
-                 "Upgrades: at most this many new workers not yet ready (default: CPUs)");
-  app.add_option("--max-upgrade-additional", max_upgrade_additional,
-                 "Upgrades: at most -n plus this many workers alive (smooth; 0 acts as 1)");
-  app.add_option("--ack-timeout", o.ack_timeout,
-                 "Upgrades: roll back if a new worker is not ready after SECS (default 60, 0 none)");
-  app.add_option("--upgrade-timeout", o.upgrade_timeout,
-                 "Upgrades: roll back if not done after SECS (default 0: no limit)");
-  app.add_option("--upgrade-max-failures", o.upgrade_max_failures,
-                 "Upgrades: roll back after K new workers die before ready (default 3)");
-  app.add_flag("--no-canary", no_canary,
-               "Upgrades: do not wait for the first new worker before spawning the others");
-  app.add_option("--drain-signal", drain_signal, "Signal that drains a worker (default USR2)");
-  app.add_flag("--subreaper", o.subreaper,
-               "Adopt and reap the orphans of the workers' subtrees (PR_SET_CHILD_SUBREAPER; "
-               "implied as PID 1)");
-  app.add_option("--worker-watchdog", o.worker_watchdog,
-                 "A ready worker silent for SECS on its NOTIFY_SOCKET (no WATCHDOG=1) is "
-                 "aborted and replaced; exports WATCHDOG_USEC")
-      ->type_name("SECS");
-  app.add_option("--reexec-as", reexec_as,
-                 "Reload execs CMDLINE (split as a shell would) instead of this binary")
-      ->type_name("CMDLINE");
+  option("socket_path", o.socket_path);
+  flag("command_socket_as_fd", o.command_socket_as_fd);
+  option("control_allow_uid", o.control_allow_uids)->allow_extra_args(false);
+  option("control_allow_gid", o.control_allow_gids)->allow_extra_args(false);
+  CLI::Option* max_unacked_opt = option("max_unacked", max_unacked);
+  CLI::Option* max_upgrade_additional_opt =
+      option("max_upgrade_additional", max_upgrade_additional);
+  CLI::Option* ack_timeout_opt = option("ack_timeout", o.ack_timeout);
+  option("upgrade_timeout", o.upgrade_timeout);
+  option("upgrade_max_failures", o.upgrade_max_failures);
+  flag("canary", no_canary);
+  option("drain_signal", drain_signal);
+  flag("subreaper", o.subreaper);
+  option("worker_watchdog", o.worker_watchdog);
+  CLI::Option* reexec_as_opt = option("reexec_as", reexec_as);
   std::string log_format;
-  app.add_option("--log-format", log_format,
-                 "The master's log lines: text (default; journald priorities when stderr is "
-                 "the journal) or json (one object per line)")
-      ->type_name("text|json");
-  app.add_option("--metrics-listen", o.metrics_listen,
-                 "Serve Prometheus metrics (GET /metrics) on 127.0.0.1:PORT, [::1]:PORT or "
-                 "unix:/PATH; no authentication, so loopback or UNIX socket only")
-      ->type_name("ADDR");
+  CLI::Option* log_format_opt = option("log_format", log_format);
+  option("metrics_listen", o.metrics_listen);
 
   CLI::Option* config_opt =
       app.add_option("--config", config_path,
@@ -284,7 +266,7 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
   }
   if (!command.empty() || !config) o.command = std::move(command);
 
-  if (app.count("--bind") > 0) o.binds.clear();
+  if (bind_opt->count() > 0) o.binds.clear();
   for (const std::string& b : binds) {
     auto spec = ParseBindSpec(b);
     if (!spec.ok()) return UsageError(spec.error());
@@ -301,15 +283,15 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
     o.nice = spec.value();
   }
   // Its range, as every duration's, is FindProblem's (Validate below).
-  if (app.count("--signal-timeout") > 0) o.signal_timeout = signal_timeout;
+  if (signal_timeout_opt->count() > 0) o.signal_timeout = signal_timeout;
   o.verbosity = std::clamp(o.verbosity + quiet - verbose, 0, 2);
   if (no_canary) o.canary = false;
   // An Einhorn command line with a long timer ack (-m 90) must keep working: the default
   // ack timeout then leaves the timer a minute of room. Only explicit contradictions are errors.
-  if (app.count("--ack-timeout") == 0 && !from_file.contains("ack_timeout")) FitAckTimeout(&o);
-  if (app.count("--max-unacked") > 0) o.max_unacked = max_unacked;
-  if (app.count("--max-upgrade-additional") > 0) o.max_upgrade_additional = max_upgrade_additional;
-  if (app.count("--reexec-as") > 0) {
+  if (ack_timeout_opt->count() == 0 && !from_file.contains("ack_timeout")) FitAckTimeout(&o);
+  if (max_unacked_opt->count() > 0) o.max_unacked = max_unacked;
+  if (max_upgrade_additional_opt->count() > 0) o.max_upgrade_additional = max_upgrade_additional;
+  if (reexec_as_opt->count() > 0) {
     auto words = ShellSplit(reexec_as);
     if (!words.ok()) return UsageError("--reexec-as: " + words.error());
     if (words.value().empty()) {
@@ -317,7 +299,7 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
     }
     o.reexec_as = std::move(words).value();
   }
-  if (app.count("--log-format") > 0) {
+  if (log_format_opt->count() > 0) {
     auto format = ParseLogFormat(log_format);
     if (!format.ok()) return UsageError(format.error());
     o.log_format = format.value();

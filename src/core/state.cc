@@ -20,34 +20,136 @@ namespace {
 // This file is the format's only user; its helpers read best unqualified.
 using namespace state_format;  // NOLINT(build/namespaces)
 
-// Compile-time reminder: a field added to one of these structs breaks the build here (a
-// structured binding must name every field) until the codec below carries it, and a test
-// sets it.
-[[maybe_unused]] void EveryFieldIsCarried(const MasterState& m) {
-  [[maybe_unused]] const auto& [m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11, m12, m13, m14,
-                                m15, m16, m17, m18, m19] = m;
-  [[maybe_unused]] const auto& [ns1, ns2] = MasterState::NotifySocket{};
-  [[maybe_unused]] const auto& [l1, l2, l3, l4, l5, l6] = m.control;
-  [[maybe_unused]] const auto& [k1, k2, k3, k4] = MasterState::Client{};
-  [[maybe_unused]] const auto& [q1, q2, q3, q4, q5] = Peer{};
-  [[maybe_unused]] const auto& [i1, i2] = wire::Id{};
-  [[maybe_unused]] const auto& [o1, o2, o3, o4, o5, o6, o7, o8, o9, o10, o11, o12, o13, o14, o15,
-                                o16, o17, o18, o19, o20, o21, o22, o23, o24, o25, o26, o27,
-                                o28, o29, o30] = m.options;
-  [[maybe_unused]] const auto& [b1, b2, b3, b4, b5, b6, b7, b8] = BindSpec{};
-  [[maybe_unused]] const auto& [a1, a2] = m.options.ack_mode;
-  [[maybe_unused]] const auto& [n1, n2, n3] = m.options.nice;
-  const SupervisorSnapshot& s = m.supervisor;
-  [[maybe_unused]] const auto& [s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12] = s;
-  [[maybe_unused]] const auto& [c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12] = s.config;
-  [[maybe_unused]] const auto& [p1, p2, p3, p4, p5, p6] = s.config.upgrade;
-  [[maybe_unused]] const auto& [w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11, w12, w13, w14,
-                                w15, w16] = Worker{};
-  [[maybe_unused]] const auto& [t1, t2, t3, t4, t5, t6] = Slot{};
-  [[maybe_unused]] const auto& [e1, e2] = ExitStatus{};
-  [[maybe_unused]] const auto& [u1, u2, u3, u4, u5, u6, u7, u8, u9] = UpgradeProgress{};
-  [[maybe_unused]] const auto& [r1, r2, r3, r4] = UpgradeResult{};
+// ---------------------------------------------------------------------------------------
+// Codecs: how one field's value is written and read back. Each has Write(value) -> text (one
+// scalar or flow collection) and Read(in, &value).
+
+struct I32C {
+  std::string Write(long long v) const { return Int(v); }
+  void Read(const In& in, int* v) const { *v = I32(in); }
+};
+// An int within [lo, hi].
+struct RangeC {
+  long long lo;
+  long long hi;
+  std::string Write(long long v) const { return Int(v); }
+  void Read(const In& in, int* v) const { *v = static_cast<int>(Integer(in, lo, hi)); }
+};
+struct I64C {
+  std::string Write(std::int64_t v) const { return Int(v); }
+  void Read(const In& in, std::int64_t* v) const {
+    *v = static_cast<std::int64_t>(Integer(in, std::numeric_limits<long long>::min(),
+                                           std::numeric_limits<long long>::max()));
+  }
+};
+struct U64C {
+  std::string Write(std::uint64_t v) const { return U64(v); }
+  void Read(const In& in, std::uint64_t* v) const { *v = Unsigned(in); }
+};
+struct NsC {
+  std::string Write(Duration v) const { return Ns(v); }
+  void Read(const In& in, Duration* v) const { *v = Nanos(in); }
+};
+struct BoolC {
+  std::string Write(bool v) const { return Bool(v); }
+  void Read(const In& in, bool* v) const { *v = Boolean(in); }
+};
+struct DblC {
+  std::string Write(double v) const { return Dbl(v); }
+  void Read(const In& in, double* v) const { *v = Double(in); }
+};
+struct StrC {
+  std::string Write(const std::string& v) const { return Str(v); }
+  void Read(const In& in, std::string* v) const { *v = String(in); }
+};
+// A path that is empty or absolute: a relative one would resolve against whatever the cwd is
+// at the next reload.
+struct AbsPathC {
+  std::string Write(const std::string& v) const { return Str(v); }
+  void Read(const In& in, std::string* v) const {
+    *v = String(in);
+    if (!v->empty() && v->front() != '/') Fail(in, "not an absolute path");
+  }
+};
+template <typename E>
+struct EnumC {
+  const Names<E>& names;
+  std::string Write(E v) const { return Name(names, v); }
+  void Read(const In& in, E* v) const { *v = Enum(in, names); }
+};
+template <typename C>
+struct OptC {
+  C item;
+  template <typename T>
+  std::string Write(const std::optional<T>& v) const {
+    return v ? item.Write(*v) : "null";
+  }
+  template <typename T>
+  void Read(const In& in, std::optional<T>* v) const {
+    v->reset();
+    if (in.node.kind == Node::Kind::kNull) return;
+    item.Read(in, &v->emplace());
+  }
+};
+template <typename C>
+std::vector<std::string> WriteEach(const C& item, const auto& items) {
+  return Each(items, [&item](const auto& x) { return item.Write(x); });
 }
+template <typename C, typename T>
+void ReadEach(const C& item, const In& in, std::vector<T>* v) {
+  *v = List(in, [&item](const In& x) {
+    T t{};
+    item.Read(x, &t);
+    return t;
+  });
+}
+// A flow sequence, [a, b].
+template <typename C>
+struct SeqC {
+  C item;
+  template <typename T>
+  std::string Write(const std::vector<T>& v) const {
+    return Seq(WriteEach(item, v));
+  }
+  template <typename T>
+  void Read(const In& in, std::vector<T>* v) const {
+    ReadEach(item, in, v);
+  }
+};
+// The generator's state as operator<< writes it.
+struct RngC {
+  std::string Write(const std::mt19937_64& v) const;
+  void Read(const In& in, std::mt19937_64* v) const;
+};
+
+// A struct's fields, once: Schema<T>::Visit(v, x) calls, for each field in the order of the
+// format, v.Field (a scalar or flow value), v.List (a block list) or v.Map (a block mapping),
+// with the key and the codec; the *If forms name a key written only when `written` (and read
+// only when present). The visitors below encode, decode and count with it. A field added to
+// one of these structs goes in its Visit, and its count in StateSchemaCoverage.
+template <typename T>
+struct Schema;
+
+// A struct as a flow mapping ({key: value, ...}), by its Schema.
+struct RecC {
+  template <typename T>
+  std::string Write(const T& v) const;
+  template <typename T>
+  void Read(const In& in, T* v) const;
+};
+// A struct as a block mapping, by its Schema.
+struct SectionC {
+  template <typename T>
+  void Write(const T& v, Block b) const;
+  template <typename T>
+  void Read(const In& in, T* v) const {
+    RecC{}.Read(in, v);
+  }
+};
+struct TelemetryC {
+  void Write(const Telemetry::Snapshot& v, Block b) const { EncodeTelemetry(v, b); }
+  void Read(const In& in, Telemetry::Snapshot* v) const { *v = DecodeTelemetry(in); }
+};
 
 // ---------------------------------------------------------------------------------------
 // Enums by name
@@ -76,153 +178,6 @@ const Names<Signal> kSignals = {{Signal::kHup, "SIGHUP"},   {Signal::kInt, "SIGI
                                 {Signal::kTerm, "SIGTERM"}, {Signal::kTtin, "SIGTTIN"},
                                 {Signal::kTtou, "SIGTTOU"}, {Signal::kAbrt, "SIGABRT"}};
 
-// ---------------------------------------------------------------------------------------
-// Encoding
-
-std::string EncodeBind(const BindSpec& b) {
-  return Flow()
-      .Add("text", Str(b.text))
-      .Add("family", Name(kFamilies, b.family))
-      .Add("host", Str(b.host))
-      .Add("port", Int(b.port))
-      .Add("path", Str(b.path))
-      .Add("reuseaddr", Bool(b.reuseaddr))
-      .Add("nonblock", Bool(b.nonblock))
-      .Add("reuseport", Bool(b.reuseport))
-      .Done();
-}
-
-std::string EncodeAckMode(const AckMode& a) {
-  return Flow()
-      .Add("kind", Name(kAckKinds, a.kind))
-      .Add("timer_seconds", Dbl(a.timer_seconds))
-      .Done();
-}
-
-void EncodeOptions(const Options& o, Block b) {
-  b.Scalar("number", Int(o.number));
-  b.List("binds", Each(o.binds, EncodeBind));
-  b.Scalar("command_name", Str(o.command_name));
-  b.Scalar("socket_path", Str(o.socket_path));
-  b.Scalar("pidfile", Str(o.pidfile));
-  b.Scalar("lockfile", Str(o.lockfile));
-  b.Scalar("kill_children_on_exit", Bool(o.kill_children_on_exit));
-  b.Scalar("backlog", Int(o.backlog));
-  b.Scalar("ack_mode", EncodeAckMode(o.ack_mode));
-  b.Scalar("verbosity", Int(o.verbosity));
-  b.Scalar("seconds", Dbl(o.seconds));
-  b.Scalar("signal_timeout", Opt(o.signal_timeout, Dbl));
-  b.List("drop_env_vars", Each(o.drop_env_vars, Str));
-  b.Scalar("nice", Flow()
-                       .Add("master", Opt(o.nice.master, Int))
-                       .Add("worker", Opt(o.nice.worker, Int))
-                       .Add("renice_cmd", Str(o.nice.renice_cmd))
-                       .Done());
-  b.Scalar("command_socket_as_fd", Bool(o.command_socket_as_fd));
-  b.List("control_allow_uids", Each(o.control_allow_uids, Str));
-  b.List("control_allow_gids", Each(o.control_allow_gids, Str));
-  b.List("command", Each(o.command, Str));
-  b.List("reexec_as", Each(o.reexec_as, Str));
-  b.Scalar("subreaper", Bool(o.subreaper));
-  b.Scalar("worker_watchdog", Opt(o.worker_watchdog, Dbl));
-  b.Scalar("max_unacked", Opt(o.max_unacked, Int));
-  b.Scalar("max_upgrade_additional", Opt(o.max_upgrade_additional, Int));
-  b.Scalar("ack_timeout", Dbl(o.ack_timeout));
-  b.Scalar("upgrade_timeout", Dbl(o.upgrade_timeout));
-  b.Scalar("upgrade_max_failures", Int(o.upgrade_max_failures));
-  b.Scalar("canary", Bool(o.canary));
-  b.Scalar("drain_signal", Name(kSignals, o.drain_signal));
-  // Written only when set: older binaries read states without them.
-  if (o.log_format != LogFormat::kText) b.Scalar("log_format", Name(kLogFormats, o.log_format));
-  if (!o.metrics_listen.empty()) b.Scalar("metrics_listen", Str(o.metrics_listen));
-}
-
-void EncodeConfig(const SupervisorConfig& c, Block b) {
-  b.Scalar("target", Int(c.target));
-  b.Scalar("ack_mode", EncodeAckMode(c.ack_mode));
-  b.Scalar("backoff_base", Ns(c.backoff_base));
-  b.Scalar("backoff_cap", Ns(c.backoff_cap));
-  b.Scalar("signal_timeout", Opt(c.signal_timeout, Ns));
-  b.Scalar("drain_signal", Name(kSignals, c.drain_signal));
-  b.Scalar("kill_children_on_exit", Bool(c.kill_children_on_exit));
-  b.Scalar("jitter_seed", U64(c.jitter_seed));
-  b.Scalar("jitter", Dbl(c.jitter));
-  b.Scalar("worker_watchdog", Opt(c.worker_watchdog, Ns));
-  const UpgradePolicy& p = c.upgrade;
-  b.Scalar("upgrade", Flow()
-                          .Add("max_unacked", Int(p.max_unacked))
-                          .Add("max_additional", Opt(p.max_additional, Int))
-                          .Add("canary", Bool(p.canary))
-                          .Add("ack_timeout", Opt(p.ack_timeout, Ns))
-                          .Add("upgrade_timeout", Opt(p.upgrade_timeout, Ns))
-                          .Add("max_failures", Int(p.max_failures))
-                          .Done());
-  b.Scalar("rollback_kill_after", Ns(c.rollback_kill_after));
-}
-
-std::string EncodeId(const wire::Id& id) {
-  return Flow().Add("kind", Name(kIdKinds, id.kind)).Add("text", Str(id.text)).Done();
-}
-
-std::string EncodeWorker(const Worker& w) {
-  return Flow()
-      .Add("pid", Int(w.pid))
-      .Add("slot", Int(w.slot))
-      .Add("index", Int(w.index))
-      .Add("generation", Int(w.generation))
-      .Add("spawned_at", Ns(w.spawned_at))
-      .Add("ready_at", Opt(w.ready_at, Ns))
-      .Add("state", Name(kWorkerStates, w.state))
-      .Add("signaled_at", Opt(w.signaled_at, Ns))
-      .Add("kill_at", Opt(w.kill_at, Ns))
-      .Add("killed", Bool(w.killed))
-      .Add("pinged_at", Opt(w.pinged_at, Ns))
-      .Add("pinged_wall_ns", Opt(w.pinged_wall_ns, [](std::int64_t v) { return Int(v); }))
-      .Add("pinged_request_id", Opt(w.pinged_request_id, EncodeId))
-      .Add("signals_sent", Seq(Each(w.signals_sent, [](Signal s) { return Name(kSignals, s); })))
-      .Add("notify_status", Str(w.notify_status))
-      .Add("watchdog_at", Opt(w.watchdog_at, Ns))
-      .Done();
-}
-
-std::string EncodeExit(const ExitStatus& e) {
-  return Flow().Add("signaled", Bool(e.signaled)).Add("code", Int(e.code)).Done();
-}
-
-std::string EncodeSlot(const Slot& s) {
-  return Flow()
-      .Add("pid", Opt(s.pid, Int))
-      .Add("starts", Int(s.starts))
-      .Add("restarts", Int(s.restarts))
-      .Add("consecutive_failures", Int(s.consecutive_failures))
-      .Add("respawn_at", Opt(s.respawn_at, Ns))
-      .Add("last_exit", Opt(s.last_exit, EncodeExit))
-      .Done();
-}
-
-std::string EncodeProgress(const UpgradeProgress& u) {
-  return Flow()
-      .Add("strategy", Name(kStrategies, u.strategy))
-      .Add("from_generation", Int(u.from_generation))
-      .Add("to_generation", Int(u.to_generation))
-      .Add("started_at", Ns(u.started_at))
-      .Add("failures", Int(u.failures))
-      .Add("last_failure", Str(u.last_failure))
-      .Add("old_at_start", Int(u.old_at_start))
-      .Add("reported_ready", Int(u.reported_ready))
-      .Add("reported_drained", Int(u.reported_drained))
-      .Done();
-}
-
-std::string EncodeResult(const UpgradeResult& r) {
-  return Flow()
-      .Add("ok", Bool(r.ok))
-      .Add("generation", Int(r.generation))
-      .Add("reason", Str(r.reason))
-      .Add("finished_at", Ns(r.finished_at))
-      .Done();
-}
-
 std::string RngText(const std::mt19937_64& rng) {
   std::ostringstream out;
   out.imbue(std::locale::classic());
@@ -230,237 +185,9 @@ std::string RngText(const std::mt19937_64& rng) {
   return out.str();
 }
 
-void EncodeSupervisor(const SupervisorSnapshot& s, Block b) {
-  EncodeConfig(s.config, b.Map("config"));
-  b.Scalar("rng", Str(RngText(s.rng)));
-  b.List("workers", Each(s.workers, EncodeWorker));
-  b.List("slots", Each(s.slots, EncodeSlot));
-  b.Scalar("generation", Int(s.generation));
-  b.Scalar("next_generation", Int(s.next_generation));
-  b.Scalar("upgrade", Opt(s.upgrade, EncodeProgress));
-  b.Scalar("last_upgrade", Opt(s.last_upgrade, EncodeResult));
-  b.Scalar("stopping", Opt(s.stopping, [](StopKind k) { return Name(kStopKinds, k); }));
-  b.Scalar("finished", Bool(s.finished));
-  b.Scalar("exit_code", Int(s.exit_code));
-  b.Scalar("watchdog_timeouts", Int(s.watchdog_timeouts));
-}
+std::string RngC::Write(const std::mt19937_64& v) const { return Str(RngText(v)); }
 
-std::string EncodeListener(const MasterState::Listener& l) {
-  return Flow()
-      .Add("spec", EncodeBind(l.spec))
-      .Add("fd", Int(l.fd))
-      .Add("bound", Str(l.bound))
-      .Add("owns_path", Bool(l.owns_path))
-      .Add("path_dev", U64(l.path_dev))
-      .Add("path_ino", U64(l.path_ino))
-      .Done();
-}
-
-std::string EncodeClient(const MasterState::Client& c) {
-  const Peer& p = c.peer;
-  return Flow()
-      .Add("fd", Int(c.fd))
-      .Add("peer", Flow()
-                       .Add("pid", Int(p.pid))
-                       .Add("uid", Int(p.uid))
-                       .Add("gid", Int(p.gid))
-                       .Add("lineage", Seq(Each(p.lineage, [](Pid pid) { return Int(pid); })))
-                       .Add("bound_worker", Opt(p.bound_worker, [](Pid pid) { return Int(pid); }))
-                       .Done())
-      .Add("pending_input", Str(c.pending_input))
-      .Add("upgrade_id", Opt(c.upgrade_id, EncodeId))
-      .Done();
-}
-
-// ---------------------------------------------------------------------------------------
-// Decoding (errors are thrown as Bad, with the key path, and become a Result at DecodeState)
-
-BindSpec DecodeBind(const In& in) {
-  MapIn m(in);
-  BindSpec b;
-  b.text = String(m.Get("text"));
-  b.family = Enum(m.Get("family"), kFamilies);
-  b.host = String(m.Get("host"));
-  b.port = static_cast<int>(Integer(m.Get("port"), 0, 65535));
-  b.path = String(m.Get("path"));
-  b.reuseaddr = Boolean(m.Get("reuseaddr"));
-  b.nonblock = Boolean(m.Get("nonblock"));
-  b.reuseport = Boolean(m.Get("reuseport"));
-  m.Done();
-  return b;
-}
-
-AckMode DecodeAckMode(const In& in) {
-  MapIn m(in);
-  AckMode a;
-  a.kind = Enum(m.Get("kind"), kAckKinds);
-  a.timer_seconds = Double(m.Get("timer_seconds"));
-  m.Done();
-  return a;
-}
-
-Options DecodeOptions(const In& in) {
-  MapIn m(in);
-  Options o;
-  o.number = I32(m.Get("number"));
-  o.binds = List(m.Get("binds"), DecodeBind);
-  o.command_name = String(m.Get("command_name"));
-  o.socket_path = String(m.Get("socket_path"));
-  o.pidfile = String(m.Get("pidfile"));
-  o.lockfile = String(m.Get("lockfile"));
-  o.kill_children_on_exit = Boolean(m.Get("kill_children_on_exit"));
-  o.backlog = I32(m.Get("backlog"));
-  o.ack_mode = DecodeAckMode(m.Get("ack_mode"));
-  o.verbosity = I32(m.Get("verbosity"));
-  o.seconds = Double(m.Get("seconds"));
-  o.signal_timeout = Opt(m.Get("signal_timeout"), Double);
-  o.drop_env_vars = List(m.Get("drop_env_vars"), String);
-  {
-    MapIn n(m.Get("nice"));
-    o.nice.master = Opt(n.Get("master"), I32);
-    o.nice.worker = Opt(n.Get("worker"), I32);
-    o.nice.renice_cmd = String(n.Get("renice_cmd"));
-    n.Done();
-  }
-  o.command_socket_as_fd = Boolean(m.Get("command_socket_as_fd"));
-  o.control_allow_uids = List(m.Get("control_allow_uids"), String);
-  o.control_allow_gids = List(m.Get("control_allow_gids"), String);
-  o.command = List(m.Get("command"), String);
-  o.reexec_as = List(m.Get("reexec_as"), String);
-  o.subreaper = Boolean(m.Get("subreaper"));
-  o.worker_watchdog = Opt(m.Get("worker_watchdog"), Double);
-  o.max_unacked = Opt(m.Get("max_unacked"), I32);
-  o.max_upgrade_additional = Opt(m.Get("max_upgrade_additional"), I32);
-  o.ack_timeout = Double(m.Get("ack_timeout"));
-  o.upgrade_timeout = Double(m.Get("upgrade_timeout"));
-  o.upgrade_max_failures = I32(m.Get("upgrade_max_failures"));
-  o.canary = Boolean(m.Get("canary"));
-  o.drain_signal = Enum(m.Get("drain_signal"), kSignals);
-  if (m.Has("log_format")) o.log_format = Enum(m.Get("log_format"), kLogFormats);
-  if (m.Has("metrics_listen")) o.metrics_listen = String(m.Get("metrics_listen"));
-  m.Done();
-  return o;
-}
-
-SupervisorConfig DecodeConfig(const In& in) {
-  MapIn m(in);
-  SupervisorConfig c;
-  c.target = I32(m.Get("target"));
-  c.ack_mode = DecodeAckMode(m.Get("ack_mode"));
-  c.backoff_base = Nanos(m.Get("backoff_base"));
-  c.backoff_cap = Nanos(m.Get("backoff_cap"));
-  c.signal_timeout = Opt(m.Get("signal_timeout"), Nanos);
-  c.drain_signal = Enum(m.Get("drain_signal"), kSignals);
-  c.kill_children_on_exit = Boolean(m.Get("kill_children_on_exit"));
-  c.jitter_seed = Unsigned(m.Get("jitter_seed"));
-  c.jitter = Double(m.Get("jitter"));
-  c.worker_watchdog = Opt(m.Get("worker_watchdog"), Nanos);
-  {
-    MapIn u(m.Get("upgrade"));
-    UpgradePolicy& p = c.upgrade;
-    p.max_unacked = I32(u.Get("max_unacked"));
-    p.max_additional = Opt(u.Get("max_additional"), I32);
-    p.canary = Boolean(u.Get("canary"));
-    p.ack_timeout = Opt(u.Get("ack_timeout"), Nanos);
-    p.upgrade_timeout = Opt(u.Get("upgrade_timeout"), Nanos);
-    p.max_failures = I32(u.Get("max_failures"));
-    u.Done();
-  }
-  c.rollback_kill_after = Nanos(m.Get("rollback_kill_after"));
-  m.Done();
-  return c;
-}
-
-wire::Id DecodeId(const In& in) {
-  MapIn m(in);
-  wire::Id id;
-  id.kind = Enum(m.Get("kind"), kIdKinds);
-  id.text = String(m.Get("text"));
-  m.Done();
-  return id;
-}
-
-Worker DecodeWorker(const In& in) {
-  MapIn m(in);
-  Worker w;
-  w.pid = I32(m.Get("pid"));
-  w.slot = I32(m.Get("slot"));
-  w.index = I32(m.Get("index"));
-  w.generation = I32(m.Get("generation"));
-  w.spawned_at = Nanos(m.Get("spawned_at"));
-  w.ready_at = Opt(m.Get("ready_at"), Nanos);
-  w.state = Enum(m.Get("state"), kWorkerStates);
-  w.signaled_at = Opt(m.Get("signaled_at"), Nanos);
-  w.kill_at = Opt(m.Get("kill_at"), Nanos);
-  w.killed = Boolean(m.Get("killed"));
-  w.pinged_at = Opt(m.Get("pinged_at"), Nanos);
-  // Absent in the state of images older than these fields: never pinged since, no signal known.
-  if (m.Has("pinged_wall_ns")) {
-    w.pinged_wall_ns = Opt(m.Get("pinged_wall_ns"), [](const In& v) {
-      return static_cast<std::int64_t>(
-          Integer(v, std::numeric_limits<long long>::min(), std::numeric_limits<long long>::max()));
-    });
-  }
-  if (m.Has("pinged_request_id")) w.pinged_request_id = Opt(m.Get("pinged_request_id"), DecodeId);
-  if (m.Has("signals_sent")) {
-    w.signals_sent = List(m.Get("signals_sent"), [](const In& v) { return Enum(v, kSignals); });
-  }
-  w.notify_status = String(m.Get("notify_status"));
-  w.watchdog_at = Opt(m.Get("watchdog_at"), Nanos);
-  m.Done();
-  return w;
-}
-
-ExitStatus DecodeExit(const In& in) {
-  MapIn m(in);
-  ExitStatus e;
-  e.signaled = Boolean(m.Get("signaled"));
-  e.code = I32(m.Get("code"));
-  m.Done();
-  return e;
-}
-
-Slot DecodeSlot(const In& in) {
-  MapIn m(in);
-  Slot s;
-  s.pid = Opt(m.Get("pid"), I32);
-  s.starts = I32(m.Get("starts"));
-  s.restarts = I32(m.Get("restarts"));
-  s.consecutive_failures = I32(m.Get("consecutive_failures"));
-  s.respawn_at = Opt(m.Get("respawn_at"), Nanos);
-  s.last_exit = Opt(m.Get("last_exit"), DecodeExit);
-  m.Done();
-  return s;
-}
-
-UpgradeProgress DecodeProgress(const In& in) {
-  MapIn m(in);
-  UpgradeProgress u;
-  u.strategy = Enum(m.Get("strategy"), kStrategies);
-  u.from_generation = I32(m.Get("from_generation"));
-  u.to_generation = I32(m.Get("to_generation"));
-  u.started_at = Nanos(m.Get("started_at"));
-  u.failures = I32(m.Get("failures"));
-  u.last_failure = String(m.Get("last_failure"));
-  u.old_at_start = I32(m.Get("old_at_start"));
-  u.reported_ready = I32(m.Get("reported_ready"));
-  u.reported_drained = I32(m.Get("reported_drained"));
-  m.Done();
-  return u;
-}
-
-UpgradeResult DecodeResult(const In& in) {
-  MapIn m(in);
-  UpgradeResult r;
-  r.ok = Boolean(m.Get("ok"));
-  r.generation = I32(m.Get("generation"));
-  r.reason = String(m.Get("reason"));
-  r.finished_at = Nanos(m.Get("finished_at"));
-  m.Done();
-  return r;
-}
-
-std::mt19937_64 DecodeRng(const In& in) {
+void RngC::Read(const In& in, std::mt19937_64* v) const {
   const std::string text = String(in);
   std::istringstream stream(text);
   stream.imbue(std::locale::classic());
@@ -468,77 +195,488 @@ std::mt19937_64 DecodeRng(const In& in) {
   stream >> rng;
   // Only what operator<< writes: the same text back, so a value has one encoding.
   if (stream.fail() || RngText(rng) != text) Fail(in, "not a std::mt19937_64 state");
-  return rng;
+  *v = rng;
 }
 
-SupervisorSnapshot DecodeSupervisor(const In& in) {
+// ---------------------------------------------------------------------------------------
+// The schema
+
+template <>
+struct Schema<BindSpec> {
+  template <typename V, typename T>
+  static void Visit(V& v, T& b) {
+    v.Field("text", b.text, StrC{});
+    v.Field("family", b.family, EnumC<BindSpec::Family>{kFamilies});
+    v.Field("host", b.host, StrC{});
+    v.Field("port", b.port, RangeC{0, 65535});
+    v.Field("path", b.path, StrC{});
+    v.Field("reuseaddr", b.reuseaddr, BoolC{});
+    v.Field("nonblock", b.nonblock, BoolC{});
+    v.Field("reuseport", b.reuseport, BoolC{});
+  }
+};
+
+template <>
+struct Schema<AckMode> {
+  template <typename V, typename T>
+  static void Visit(V& v, T& a) {
+    v.Field("kind", a.kind, EnumC<AckMode::Kind>{kAckKinds});
+    v.Field("timer_seconds", a.timer_seconds, DblC{});
+  }
+};
+
+template <>
+struct Schema<NiceSpec> {
+  template <typename V, typename T>
+  static void Visit(V& v, T& n) {
+    v.Field("master", n.master, OptC<I32C>{});
+    v.Field("worker", n.worker, OptC<I32C>{});
+    v.Field("renice_cmd", n.renice_cmd, StrC{});
+  }
+};
+
+template <>
+struct Schema<Options> {
+  template <typename V, typename T>
+  static void Visit(V& v, T& o) {
+    v.Field("number", o.number, I32C{});
+    v.List("binds", o.binds, RecC{});
+    v.Field("command_name", o.command_name, StrC{});
+    v.Field("socket_path", o.socket_path, StrC{});
+    v.Field("pidfile", o.pidfile, StrC{});
+    v.Field("lockfile", o.lockfile, StrC{});
+    v.Field("kill_children_on_exit", o.kill_children_on_exit, BoolC{});
+    v.Field("backlog", o.backlog, I32C{});
+    v.Field("ack_mode", o.ack_mode, RecC{});
+    v.Field("verbosity", o.verbosity, I32C{});
+    v.Field("seconds", o.seconds, DblC{});
+    v.Field("signal_timeout", o.signal_timeout, OptC<DblC>{});
+    v.List("drop_env_vars", o.drop_env_vars, StrC{});
+    v.Field("nice", o.nice, RecC{});
+    v.Field("command_socket_as_fd", o.command_socket_as_fd, BoolC{});
+    v.List("control_allow_uids", o.control_allow_uids, StrC{});
+    v.List("control_allow_gids", o.control_allow_gids, StrC{});
+    v.List("command", o.command, StrC{});
+    v.List("reexec_as", o.reexec_as, StrC{});
+    v.Field("subreaper", o.subreaper, BoolC{});
+    v.Field("worker_watchdog", o.worker_watchdog, OptC<DblC>{});
+    v.Field("max_unacked", o.max_unacked, OptC<I32C>{});
+    v.Field("max_upgrade_additional", o.max_upgrade_additional, OptC<I32C>{});
+    v.Field("ack_timeout", o.ack_timeout, DblC{});
+    v.Field("upgrade_timeout", o.upgrade_timeout, DblC{});
+    v.Field("upgrade_max_failures", o.upgrade_max_failures, I32C{});
+    v.Field("canary", o.canary, BoolC{});
+    v.Field("drain_signal", o.drain_signal, EnumC<Signal>{kSignals});
+    // Written only when set: older binaries read states without them.
+    v.FieldIf(o.log_format != LogFormat::kText, "log_format", o.log_format,
+              EnumC<LogFormat>{kLogFormats});
+    v.FieldIf(!o.metrics_listen.empty(), "metrics_listen", o.metrics_listen, StrC{});
+  }
+};
+
+template <>
+struct Schema<UpgradePolicy> {
+  template <typename V, typename T>
+  static void Visit(V& v, T& p) {
+    v.Field("max_unacked", p.max_unacked, I32C{});
+    v.Field("max_additional", p.max_additional, OptC<I32C>{});
+    v.Field("canary", p.canary, BoolC{});
+    v.Field("ack_timeout", p.ack_timeout, OptC<NsC>{});
+    v.Field("upgrade_timeout", p.upgrade_timeout, OptC<NsC>{});
+    v.Field("max_failures", p.max_failures, I32C{});
+  }
+};
+
+template <>
+struct Schema<SupervisorConfig> {
+  template <typename V, typename T>
+  static void Visit(V& v, T& c) {
+    v.Field("target", c.target, I32C{});
+    v.Field("ack_mode", c.ack_mode, RecC{});
+    v.Field("backoff_base", c.backoff_base, NsC{});
+    v.Field("backoff_cap", c.backoff_cap, NsC{});
+    v.Field("signal_timeout", c.signal_timeout, OptC<NsC>{});
+    v.Field("drain_signal", c.drain_signal, EnumC<Signal>{kSignals});
+    v.Field("kill_children_on_exit", c.kill_children_on_exit, BoolC{});
+    v.Field("jitter_seed", c.jitter_seed, U64C{});
+    v.Field("jitter", c.jitter, DblC{});
+    v.Field("worker_watchdog", c.worker_watchdog, OptC<NsC>{});
+    v.Field("upgrade", c.upgrade, RecC{});
+    v.Field("rollback_kill_after", c.rollback_kill_after, NsC{});
+  }
+};
+
+template <>
+struct Schema<Worker> {
+  template <typename V, typename T>
+  static void Visit(V& v, T& w) {
+    v.Field("pid", w.pid, I32C{});
+    v.Field("slot", w.slot, I32C{});
+    v.Field("index", w.index, I32C{});
+    v.Field("generation", w.generation, I32C{});
+    v.Field("spawned_at", w.spawned_at, NsC{});
+    v.Field("ready_at", w.ready_at, OptC<NsC>{});
+    v.Field("state", w.state, EnumC<WorkerState>{kWorkerStates});
+    v.Field("signaled_at", w.signaled_at, OptC<NsC>{});
+    v.Field("kill_at", w.kill_at, OptC<NsC>{});
+    v.Field("killed", w.killed, BoolC{});
+    v.Field("pinged_at", w.pinged_at, OptC<NsC>{});
+    // Absent in the state of images older than these fields: never pinged since, no signal known.
+    v.FieldIf(true, "pinged_wall_ns", w.pinged_wall_ns, OptC<I64C>{});
+    v.FieldIf(true, "pinged_request_id", w.pinged_request_id, OptC<RecC>{});
+    v.FieldIf(true, "signals_sent", w.signals_sent, SeqC<EnumC<Signal>>{{kSignals}});
+    v.Field("notify_status", w.notify_status, StrC{});
+    v.Field("watchdog_at", w.watchdog_at, OptC<NsC>{});
+  }
+};
+
+template <>
+struct Schema<ExitStatus> {
+  template <typename V, typename T>
+  static void Visit(V& v, T& e) {
+    v.Field("signaled", e.signaled, BoolC{});
+    v.Field("code", e.code, I32C{});
+  }
+};
+
+template <>
+struct Schema<Slot> {
+  template <typename V, typename T>
+  static void Visit(V& v, T& s) {
+    v.Field("pid", s.pid, OptC<I32C>{});
+    v.Field("starts", s.starts, I32C{});
+    v.Field("restarts", s.restarts, I32C{});
+    v.Field("consecutive_failures", s.consecutive_failures, I32C{});
+    v.Field("respawn_at", s.respawn_at, OptC<NsC>{});
+    v.Field("last_exit", s.last_exit, OptC<RecC>{});
+  }
+};
+
+template <>
+struct Schema<UpgradeProgress> {
+  template <typename V, typename T>
+  static void Visit(V& v, T& u) {
+    v.Field("strategy", u.strategy, EnumC<UpgradeStrategy>{kStrategies});
+    v.Field("from_generation", u.from_generation, I32C{});
+    v.Field("to_generation", u.to_generation, I32C{});
+    v.Field("started_at", u.started_at, NsC{});
+    v.Field("failures", u.failures, I32C{});
+    v.Field("last_failure", u.last_failure, StrC{});
+    v.Field("old_at_start", u.old_at_start, I32C{});
+    v.Field("reported_ready", u.reported_ready, I32C{});
+    v.Field("reported_drained", u.reported_drained, I32C{});
+  }
+};
+
+template <>
+struct Schema<UpgradeResult> {
+  template <typename V, typename T>
+  static void Visit(V& v, T& r) {
+    v.Field("ok", r.ok, BoolC{});
+    v.Field("generation", r.generation, I32C{});
+    v.Field("reason", r.reason, StrC{});
+    v.Field("finished_at", r.finished_at, NsC{});
+  }
+};
+
+template <>
+struct Schema<SupervisorSnapshot> {
+  template <typename V, typename T>
+  static void Visit(V& v, T& s) {
+    v.Map("config", s.config, SectionC{});
+    v.Field("rng", s.rng, RngC{});
+    v.List("workers", s.workers, RecC{});
+    v.List("slots", s.slots, RecC{});
+    v.Field("generation", s.generation, I32C{});
+    v.Field("next_generation", s.next_generation, I32C{});
+    v.Field("upgrade", s.upgrade, OptC<RecC>{});
+    v.Field("last_upgrade", s.last_upgrade, OptC<RecC>{});
+    v.Field("stopping", s.stopping, OptC<EnumC<StopKind>>{{kStopKinds}});
+    v.Field("finished", s.finished, BoolC{});
+    v.Field("exit_code", s.exit_code, I32C{});
+    v.Field("watchdog_timeouts", s.watchdog_timeouts, I32C{});
+  }
+};
+
+template <>
+struct Schema<MasterState::Listener> {
+  template <typename V, typename T>
+  static void Visit(V& v, T& l) {
+    v.Field("spec", l.spec, RecC{});
+    v.Field("fd", l.fd, I32C{});
+    v.Field("bound", l.bound, StrC{});
+    v.Field("owns_path", l.owns_path, BoolC{});
+    v.Field("path_dev", l.path_dev, U64C{});
+    v.Field("path_ino", l.path_ino, U64C{});
+  }
+};
+
+constexpr long long kMaxId = std::numeric_limits<int>::max();
+
+template <>
+struct Schema<Peer> {
+  template <typename V, typename T>
+  static void Visit(V& v, T& p) {
+    v.Field("pid", p.pid, RangeC{0, kMaxId});  // 0: unknown
+    v.Field("uid", p.uid, RangeC{-1, kMaxId});
+    v.Field("gid", p.gid, RangeC{-1, kMaxId});
+    v.Field("lineage", p.lineage, SeqC<RangeC>{{1, kMaxId}});
+    v.Field("bound_worker", p.bound_worker, OptC<RangeC>{{1, kMaxId}});
+  }
+};
+
+template <>
+struct Schema<wire::Id> {
+  template <typename V, typename T>
+  static void Visit(V& v, T& id) {
+    v.Field("kind", id.kind, EnumC<wire::Id::Kind>{kIdKinds});
+    v.Field("text", id.text, StrC{});
+  }
+};
+
+template <>
+struct Schema<MasterState::Client> {
+  template <typename V, typename T>
+  static void Visit(V& v, T& c) {
+    v.Field("fd", c.fd, I32C{});
+    v.Field("peer", c.peer, RecC{});
+    v.Field("pending_input", c.pending_input, StrC{});
+    v.Field("upgrade_id", c.upgrade_id, OptC<RecC>{});
+  }
+};
+
+template <>
+struct Schema<MasterState::NotifySocket> {
+  template <typename V, typename T>
+  static void Visit(V& v, T& n) {
+    v.Field("worker", n.worker, I32C{});
+    v.Field("fd", n.fd, I32C{});
+  }
+};
+
+// After `format` and `version` (format_version), which EncodeState and DecodeOrThrow write and
+// check first; before `end`.
+template <>
+struct Schema<MasterState> {
+  template <typename V, typename T>
+  static void Visit(V& v, T& s) {
+    v.Header(s.format_version);
+    v.Field("written_by", s.written_by, StrC{});
+    v.Map("options", s.options, SectionC{});
+    v.Field("command_path", s.command_path, StrC{});
+    v.Field("self_path", s.self_path, AbsPathC{});
+    v.Map("supervisor", s.supervisor, SectionC{});
+    v.Field("verbosity", s.verbosity, I32C{});
+    v.List("listeners", s.listeners, RecC{});
+    v.Field("control", s.control, RecC{});
+    v.List("clients", s.clients, RecC{});
+    v.List("notify_sockets", s.notify_sockets, RecC{});
+    v.Field("lock_fd", s.lock_fd, I32C{});
+    v.List("startup_env", s.startup_env, StrC{});
+    v.Field("then_upgrades", s.then_upgrades, SeqC<EnumC<UpgradeStrategy>>{{kStrategies}});
+    v.Field("reloads", s.reloads, RangeC{0, kMaxId});
+    // Optional: a state written before --config existed has neither.
+    v.FieldIf(!s.config_path.empty(), "config_path", s.config_path, AbsPathC{});
+    v.ListIf(!s.argv.empty(), "argv", s.argv, StrC{});
+    // Optional: a state written before events and metrics existed has neither.
+    v.MapIf(s.telemetry != Telemetry::Snapshot{}, "telemetry", s.telemetry, TelemetryC{});
+    v.FieldIf(s.metrics.fd >= 0, "metrics", s.metrics, RecC{});
+  }
+};
+
+// ---------------------------------------------------------------------------------------
+// The visitors
+
+// Writes a block mapping.
+class BlockOut {
+ public:
+  explicit BlockOut(Block b) : b_(b) {}
+  void Header(int) {}
+  template <typename T, typename C>
+  void FieldIf(bool written, std::string_view key, const T& x, const C& c) {
+    if (written) b_.Scalar(key, c.Write(x));
+  }
+  template <typename T, typename C>
+  void ListIf(bool written, std::string_view key, const std::vector<T>& x, const C& c) {
+    if (written) b_.List(key, WriteEach(c, x));
+  }
+  template <typename T, typename C>
+  void MapIf(bool written, std::string_view key, const T& x, const C& c) {
+    if (written) c.Write(x, b_.Map(key));
+  }
+  template <typename T, typename C>
+  void Field(std::string_view key, const T& x, const C& c) {
+    FieldIf(true, key, x, c);
+  }
+  template <typename T, typename C>
+  void List(std::string_view key, const T& x, const C& c) {
+    ListIf(true, key, x, c);
+  }
+  template <typename T, typename C>
+  void Map(std::string_view key, const T& x, const C& c) {
+    MapIf(true, key, x, c);
+  }
+
+ private:
+  Block b_;
+};
+
+// Writes a flow mapping: records hold neither block lists nor block mappings.
+class FlowOut {
+ public:
+  template <typename T, typename C>
+  void Field(std::string_view key, const T& x, const C& c) {
+    flow_.Add(key, c.Write(x));
+  }
+  template <typename T, typename C>
+  void FieldIf(bool written, std::string_view key, const T& x, const C& c) {
+    if (written) Field(key, x, c);
+  }
+  std::string Done() const { return flow_.Done(); }
+
+ private:
+  Flow flow_;
+};
+
+// Reads a mapping, block or flow: every key the schema names once (an *If key only when
+// present), in the schema's order, so that the first error is the first field's.
+class MapReader {
+ public:
+  explicit MapReader(MapIn& m) : m_(m) {}
+  void Header(int) {}
+  template <typename T, typename C>
+  void FieldIf(bool, std::string_view key, T& x, const C& c) {
+    if (m_.Has(key)) Field(key, x, c);
+  }
+  template <typename T, typename C>
+  void ListIf(bool, std::string_view key, T& x, const C& c) {
+    if (m_.Has(key)) List(key, x, c);
+  }
+  template <typename T, typename C>
+  void MapIf(bool, std::string_view key, T& x, const C& c) {
+    if (m_.Has(key)) Map(key, x, c);
+  }
+  template <typename T, typename C>
+  void Field(std::string_view key, T& x, const C& c) {
+    c.Read(m_.Get(key), &x);
+  }
+  template <typename T, typename C>
+  void List(std::string_view key, std::vector<T>& x, const C& c) {
+    ReadEach(c, m_.Get(key), &x);
+  }
+  template <typename T, typename C>
+  void Map(std::string_view key, T& x, const C& c) {
+    c.Read(m_.Get(key), &x);
+  }
+
+ private:
+  MapIn& m_;
+};
+
+template <typename T>
+std::string RecC::Write(const T& v) const {
+  FlowOut out;
+  Schema<T>::Visit(out, v);
+  return out.Done();
+}
+
+template <typename T>
+void RecC::Read(const In& in, T* v) const {
   MapIn m(in);
-  SupervisorSnapshot s;
-  s.config = DecodeConfig(m.Get("config"));
-  s.rng = DecodeRng(m.Get("rng"));
-  s.workers = List(m.Get("workers"), DecodeWorker);
-  s.slots = List(m.Get("slots"), DecodeSlot);
-  s.generation = I32(m.Get("generation"));
-  s.next_generation = I32(m.Get("next_generation"));
-  s.upgrade = Opt(m.Get("upgrade"), DecodeProgress);
-  s.last_upgrade = Opt(m.Get("last_upgrade"), DecodeResult);
-  s.stopping = Opt(m.Get("stopping"), [](const In& k) { return Enum(k, kStopKinds); });
-  s.finished = Boolean(m.Get("finished"));
-  s.exit_code = I32(m.Get("exit_code"));
-  s.watchdog_timeouts = I32(m.Get("watchdog_timeouts"));
+  MapReader reader(m);
+  *v = T{};
+  Schema<T>::Visit(reader, *v);
   m.Done();
-  return s;
 }
 
-MasterState::Listener DecodeListener(const In& in) {
-  MapIn m(in);
-  MasterState::Listener l;
-  l.spec = DecodeBind(m.Get("spec"));
-  l.fd = I32(m.Get("fd"));
-  l.bound = String(m.Get("bound"));
-  l.owns_path = Boolean(m.Get("owns_path"));
-  l.path_dev = Unsigned(m.Get("path_dev"));
-  l.path_ino = Unsigned(m.Get("path_ino"));
-  m.Done();
-  return l;
+template <typename T>
+void SectionC::Write(const T& v, Block b) const {
+  BlockOut out(b);
+  Schema<T>::Visit(out, v);
 }
 
-Peer DecodePeer(const In& in) {
-  MapIn m(in);
-  Peer p;
-  constexpr long long kMaxId = std::numeric_limits<int>::max();
-  const auto pid = [](const In& p_in) { return static_cast<Pid>(Integer(p_in, 1, kMaxId)); };
-  p.pid = static_cast<Pid>(Integer(m.Get("pid"), 0, kMaxId));  // 0: unknown
-  p.uid = static_cast<int>(Integer(m.Get("uid"), -1, kMaxId));
-  p.gid = static_cast<int>(Integer(m.Get("gid"), -1, kMaxId));
-  p.lineage = List(m.Get("lineage"), pid);
-  p.bound_worker = Opt(m.Get("bound_worker"), pid);
-  m.Done();
-  return p;
-}
+// Counts the fields a Schema visits, for StateSchemaCoverage.
+struct Counter {
+  size_t n = 0;
+  void Header(int) { ++n; }
+  template <typename... A>
+  void Field(A&&...) {
+    ++n;
+  }
+  template <typename... A>
+  void List(A&&...) {
+    ++n;
+  }
+  template <typename... A>
+  void Map(A&&...) {
+    ++n;
+  }
+  template <typename... A>
+  void FieldIf(A&&...) {
+    ++n;
+  }
+  template <typename... A>
+  void ListIf(A&&...) {
+    ++n;
+  }
+  template <typename... A>
+  void MapIf(A&&...) {
+    ++n;
+  }
+};
 
-std::string EncodeNotifySocket(const MasterState::NotifySocket& n) {
-  return Flow().Add("worker", Int(n.worker)).Add("fd", Int(n.fd)).Done();
+// How many members each struct has, by structured binding: a member added to one of them
+// breaks the build here until its count is raised, and then state_test's coverage check
+// until its Schema visits it.
+// clang-format off
+size_t Members(const BindSpec& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7, a8] = x; return 8; }
+size_t Members(const AckMode& x) { [[maybe_unused]] const auto& [a1, a2] = x; return 2; }
+size_t Members(const NiceSpec& x) { [[maybe_unused]] const auto& [a1, a2, a3] = x; return 3; }
+size_t Members(const Options& x) {
+  [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15,
+                                a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28,
+                                a29, a30] = x;
+  return 30;
 }
-
-MasterState::NotifySocket DecodeNotifySocket(const In& in) {
-  MapIn m(in);
-  MasterState::NotifySocket n;
-  n.worker = I32(m.Get("worker"));
-  n.fd = I32(m.Get("fd"));
-  m.Done();
-  return n;
+size_t Members(const UpgradePolicy& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6] = x; return 6; }
+size_t Members(const SupervisorConfig& x) {
+  [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12] = x;
+  return 12;
 }
+size_t Members(const Worker& x) {
+  [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15,
+                                a16] = x;
+  return 16;
+}
+size_t Members(const ExitStatus& x) { [[maybe_unused]] const auto& [a1, a2] = x; return 2; }
+size_t Members(const Slot& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6] = x; return 6; }
+size_t Members(const UpgradeProgress& x) {
+  [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7, a8, a9] = x;
+  return 9;
+}
+size_t Members(const UpgradeResult& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4] = x; return 4; }
+size_t Members(const SupervisorSnapshot& x) {
+  [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12] = x;
+  return 12;
+}
+size_t Members(const MasterState::Listener& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6] = x; return 6; }
+size_t Members(const Peer& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4, a5] = x; return 5; }
+size_t Members(const wire::Id& x) { [[maybe_unused]] const auto& [a1, a2] = x; return 2; }
+size_t Members(const MasterState::Client& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4] = x; return 4; }
+size_t Members(const MasterState::NotifySocket& x) { [[maybe_unused]] const auto& [a1, a2] = x; return 2; }
+size_t Members(const MasterState& x) {
+  [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15,
+                                a16, a17, a18, a19] = x;
+  return 19;
+}
+// clang-format on
 
-MasterState::Client DecodeClient(const In& in) {
-  MapIn m(in);
-  MasterState::Client c;
-  c.fd = I32(m.Get("fd"));
-  c.peer = DecodePeer(m.Get("peer"));
-  c.pending_input = String(m.Get("pending_input"));
-  c.upgrade_id = Opt(m.Get("upgrade_id"), DecodeId);
-  m.Done();
-  return c;
+template <typename T>
+StateSchemaCoverage CoverageOf(const char* name) {
+  const T x{};
+  Counter counter;
+  Schema<T>::Visit(counter, x);
+  return {name, Members(x), counter.n};
 }
 
 // Every fd the new master inherits, once each.
@@ -612,40 +750,8 @@ MasterState DecodeOrThrow(std::string_view bytes, const StateLimits& limits) {
 
   MasterState s;
   s.format_version = version;
-  s.written_by = String(top.Get("written_by"));
-  s.options = DecodeOptions(top.Get("options"));
-  s.command_path = String(top.Get("command_path"));
-  {
-    const In self_path = top.Get("self_path");
-    s.self_path = String(self_path);
-    // A relative path would resolve against whatever the cwd is at the next reload.
-    if (!s.self_path.empty() && s.self_path.front() != '/') {
-      Fail(self_path, "not an absolute path");
-    }
-  }
-  s.supervisor = DecodeSupervisor(top.Get("supervisor"));
-  s.verbosity = I32(top.Get("verbosity"));
-  s.listeners = List(top.Get("listeners"), DecodeListener);
-  s.control = DecodeListener(top.Get("control"));
-  s.clients = List(top.Get("clients"), DecodeClient);
-  s.notify_sockets = List(top.Get("notify_sockets"), DecodeNotifySocket);
-  s.lock_fd = I32(top.Get("lock_fd"));
-  s.startup_env = List(top.Get("startup_env"), String);
-  s.then_upgrades =
-      List(top.Get("then_upgrades"), [](const In& k) { return Enum(k, kStrategies); });
-  s.reloads = static_cast<int>(Integer(top.Get("reloads"), 0, std::numeric_limits<int>::max()));
-  // Optional: a state written before --config existed has neither.
-  if (top.Has("config_path")) {
-    const In config_path = top.Get("config_path");
-    s.config_path = String(config_path);
-    if (!s.config_path.empty() && s.config_path.front() != '/') {
-      Fail(config_path, "not an absolute path");
-    }
-  }
-  if (top.Has("argv")) s.argv = List(top.Get("argv"), String);
-  // Optional: a state written before events and metrics existed has neither.
-  if (top.Has("telemetry")) s.telemetry = DecodeTelemetry(top.Get("telemetry"));
-  if (top.Has("metrics")) s.metrics = DecodeListener(top.Get("metrics"));
+  MapReader reader(top);
+  Schema<MasterState>::Visit(reader, s);
   top.Done();
 
   if (Status st = Validate(s.options); !st.ok()) throw Bad("options: " + st.message());
@@ -663,27 +769,31 @@ std::string EncodeState(const MasterState& s) {
   Block b(&out, 0);
   b.Scalar("format", Str(kStateFormat));
   b.Scalar("version", Int(s.format_version));
-  b.Scalar("written_by", Str(s.written_by));
-  EncodeOptions(s.options, b.Map("options"));
-  b.Scalar("command_path", Str(s.command_path));
-  b.Scalar("self_path", Str(s.self_path));
-  EncodeSupervisor(s.supervisor, b.Map("supervisor"));
-  b.Scalar("verbosity", Int(s.verbosity));
-  b.List("listeners", Each(s.listeners, EncodeListener));
-  b.Scalar("control", EncodeListener(s.control));
-  b.List("clients", Each(s.clients, EncodeClient));
-  b.List("notify_sockets", Each(s.notify_sockets, EncodeNotifySocket));
-  b.Scalar("lock_fd", Int(s.lock_fd));
-  b.List("startup_env", Each(s.startup_env, Str));
-  b.Scalar("then_upgrades",
-           Seq(Each(s.then_upgrades, [](UpgradeStrategy k) { return Name(kStrategies, k); })));
-  b.Scalar("reloads", Int(s.reloads));
-  if (!s.config_path.empty()) b.Scalar("config_path", Str(s.config_path));
-  if (!s.argv.empty()) b.List("argv", Each(s.argv, Str));
-  if (s.telemetry != Telemetry::Snapshot{}) EncodeTelemetry(s.telemetry, b.Map("telemetry"));
-  if (s.metrics.fd >= 0) b.Scalar("metrics", EncodeListener(s.metrics));
+  BlockOut fields(b);
+  Schema<MasterState>::Visit(fields, s);
   b.Scalar("end", "true");
   return out;
+}
+
+std::vector<StateSchemaCoverage> StateSchemaCoverages() {
+  return {CoverageOf<BindSpec>("BindSpec"),
+          CoverageOf<AckMode>("AckMode"),
+          CoverageOf<NiceSpec>("NiceSpec"),
+          CoverageOf<Options>("Options"),
+          CoverageOf<UpgradePolicy>("UpgradePolicy"),
+          CoverageOf<SupervisorConfig>("SupervisorConfig"),
+          CoverageOf<Worker>("Worker"),
+          CoverageOf<ExitStatus>("ExitStatus"),
+          CoverageOf<Slot>("Slot"),
+          CoverageOf<UpgradeProgress>("UpgradeProgress"),
+          CoverageOf<UpgradeResult>("UpgradeResult"),
+          CoverageOf<SupervisorSnapshot>("SupervisorSnapshot"),
+          CoverageOf<MasterState::Listener>("MasterState::Listener"),
+          CoverageOf<Peer>("Peer"),
+          CoverageOf<wire::Id>("wire::Id"),
+          CoverageOf<MasterState::Client>("MasterState::Client"),
+          CoverageOf<MasterState::NotifySocket>("MasterState::NotifySocket"),
+          CoverageOf<MasterState>("MasterState")};
 }
 
 Result<MasterState> DecodeState(std::string_view bytes, const StateLimits& limits) {

@@ -131,4 +131,14 @@ struct StateLimits {
 // most of it). EncodeState is ten times faster.
 Result<MasterState> DecodeState(std::string_view bytes, const StateLimits& limits = {});
 
+// Each struct the state carries, with its number of members and the number of them its schema
+// (state.cc, one Visit per struct that drives both encoding and decoding) names. They differ
+// when a member was added to the struct but not to the schema; state_test checks every pair.
+struct StateSchemaCoverage {
+  std::string type;
+  size_t members = 0;
+  size_t visited = 0;
+};
+std::vector<StateSchemaCoverage> StateSchemaCoverages();
+
 }  // namespace einhorn::core

@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 namespace einhorn::core {
 namespace {
 
@@ -144,6 +146,33 @@ TEST_CASE("no worker command: the usage on stdout and exit 1, as Einhorn") {
   }
   // A bad flag is still a usage error first, as Einhorn raises while parsing.
   CHECK(UsageErr({"-b", "nope"}).find("invalid bind 'nope'") != std::string::npos);
+}
+
+// The config keys' table (config.cc) names each setting's flag and help: a flag is the key with
+// '-' for '_' (canary's is --no-canary), --help shows it with that help, and a value the flag
+// sets is the value the key sets. A new setting is one entry in that table plus its parsing.
+TEST_CASE("each config key's flag comes from the keys' table") {
+  const std::string help = Parse({"--help"}).out;
+  size_t with_flag = 0;
+  for (const std::string& key : ConfigKeys()) {
+    INFO(key);
+    const FlagSpec f = FlagOf(key);
+    if (key == "command" || key == "log_level") {
+      CHECK(f.names == nullptr);  // the worker's argv; -q/-v, relative to the file's level
+      continue;
+    }
+    REQUIRE(f.names != nullptr);
+    REQUIRE(f.help != nullptr);
+    ++with_flag;
+    std::string long_name = key == "canary" ? "no-canary" : key;
+    std::replace(long_name.begin(), long_name.end(), '_', '-');
+    const std::string names = f.names;
+    CHECK(names.substr(names.rfind(',') + 1) == "--" + long_name);
+    CHECK(help.find(names) != std::string::npos);
+    CHECK(help.find(std::string(f.help).substr(0, 40)) != std::string::npos);
+  }
+  CHECK(with_flag == ConfigKeys().size() - 2);
+  CHECK(FlagOf("no_such_key").names == nullptr);
 }
 
 TEST_CASE("usage errors are one line with exit 2") {
