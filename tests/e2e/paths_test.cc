@@ -239,7 +239,9 @@ TEST_CASE("in a sticky TMPDIR the master's own files are used, and cleaned up") 
   Process p = Process::Start(o);
   const std::string sock = t.shared() + "/einhorn.sock";
   REQUIRE(PollUntil([&] { return ControlClient(sock).connected(); }, 10s));
-  CHECK(ReadFile(t.shared() + "/einhorn.pid") == std::to_string(p.pid()));
+  // The socket answers before the pidfile is written (it is written after the binds).
+  CHECK(PollUntil(
+      [&] { return ReadFile(t.shared() + "/einhorn.pid") == std::to_string(p.pid()); }, 10s));
   CHECK((Lstat(sock).st_mode & 0777) == 0600);
   REQUIRE(p.Signal(SIGTERM));
   const auto st = p.WaitExit(10s);
