@@ -2,7 +2,7 @@
 // UTF-8 decoding, quoted strings (JSON and the two YAML double-quoted dialects we write),
 // base64, the guard pass that sees every yaml-cpp event before a node is built, a strict reader
 // that builds a plain tree and walks it with key paths, and the one error type the readers
-// throw. Pure functions of their arguments; nothing here allocates beyond its results.
+// throw. Pure functions of their arguments, no state between calls.
 //
 // Users: wire.cc (requests and replies), pool_status.cc, json_text.h (JSON log lines and the
 // events reply), state_format.cc (the re-exec state), config.cc (the config file), events.cc.
