@@ -1,6 +1,5 @@
 #include "core/config.h"
 
-#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -12,14 +11,13 @@
 
 #include "core/metrics.h"
 #include "core/shell_words.h"
+#include "core/text.h"
 
 namespace einhorn::core {
 namespace {
 
 // Thrown inside the loader only; LoadConfig turns it into the error line.
-struct Bad {
-  std::string message;
-};
+using Bad = text::Error;
 
 struct Ctx {
   const std::string& file;
@@ -452,87 +450,50 @@ std::string OneLine(const YAML::Node& n) {
   return out.c_str();
 }
 
-// Sees every event before any node is built (STYLE.md, yaml-cpp): anchors and aliases (a
-// cycle, or an exponential walk), tags, a second document, deep nesting and huge node counts
-// are refused with their line.
-class Guard : public YAML::EventHandler {
- public:
-  explicit Guard(const std::string& file) : file_(file) {}
+// What the guard (text::GuardDocument) refuses, with its line: anchors and aliases (a cycle,
+// or an exponential walk), tags, a second document, deep nesting and huge node counts.
+constexpr text::GuardLimits kConfigGuard{
+    100000,  // values: the sample with every key has under 100
+    8,       // nesting: the format needs 3 (map, list, scalar)
+    text::GuardLimits::Tags::kNone};
 
-  void OnDocumentStart(const YAML::Mark& m) override {
-    if (++documents_ > 1) Refuse(m, "more than one YAML document; put every setting in one map");
+std::string GuardPhrase(const std::string& file, const text::Refusal& r) {
+  using Kind = text::Refusal::Kind;
+  std::string why;
+  switch (r.kind) {
+    case Kind::kSecondDocument:
+      why = "more than one YAML document; put every setting in one map";
+      break;
+    case Kind::kAlias:
+    case Kind::kAnchor:
+      why = "anchors and aliases (&x, *x) are not allowed here";
+      break;
+    case Kind::kTag:
+      // "?" plain, "!" quoted; explicit tags (!!binary, !custom) mean nothing to a setting.
+      why = "tags (" + r.tag + ") are not allowed here";
+      break;
+    case Kind::kTooManyNodes:
+      why = "more than " + std::to_string(kConfigGuard.max_nodes) + " values";
+      break;
+    case Kind::kTooDeep:
+      why = "nested deeper than a config file needs";
+      break;
   }
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark& m, YAML::anchor_t anchor) override { Count(m, anchor, ""); }
-  void OnAlias(const YAML::Mark& m, YAML::anchor_t) override { Refuse(m, kNoAliases); }
-  void OnScalar(const YAML::Mark& m, const std::string& tag, YAML::anchor_t anchor,
-                const std::string&) override {
-    Count(m, anchor, tag);
-  }
-  void OnSequenceStart(const YAML::Mark& m, const std::string& tag, YAML::anchor_t anchor,
-                       YAML::EmitterStyle::value) override {
-    Open(m, anchor, tag);
-  }
-  void OnSequenceEnd() override { --depth_; }
-  void OnMapStart(const YAML::Mark& m, const std::string& tag, YAML::anchor_t anchor,
-                  YAML::EmitterStyle::value) override {
-    Open(m, anchor, tag);
-  }
-  void OnMapEnd() override { --depth_; }
-  void OnAnchor(const YAML::Mark& m, const std::string&) override { Refuse(m, kNoAliases); }
-
- private:
-  static constexpr const char* kNoAliases = "anchors and aliases (&x, *x) are not allowed here";
-  static constexpr size_t kMaxNodes = 100000;  // the sample with every key has under 100
-  static constexpr size_t kMaxDepth = 8;       // the format needs 3 (map, list, scalar)
-
-  [[noreturn]] void Refuse(const YAML::Mark& m, const std::string& why) const {
-    throw Bad{file_ + ":" + std::to_string(m.is_null() ? 1 : m.line + 1) + ": " + why};
-  }
-  void Count(const YAML::Mark& m, YAML::anchor_t anchor, const std::string& tag) {
-    if (anchor != YAML::NullAnchor) Refuse(m, kNoAliases);
-    // "?" plain, "!" quoted; explicit tags (!!binary, !custom) mean nothing to a setting.
-    if (!tag.empty() && tag != "?" && tag != "!")
-      Refuse(m, "tags (" + tag + ") are not allowed here");
-    if (++nodes_ > kMaxNodes) Refuse(m, "more than " + std::to_string(kMaxNodes) + " values");
-  }
-  void Open(const YAML::Mark& m, YAML::anchor_t anchor, const std::string& tag) {
-    Count(m, anchor, tag);
-    if (++depth_ > kMaxDepth) Refuse(m, "nested deeper than a config file needs");
-  }
-
-  const std::string& file_;
-  size_t documents_ = 0;
-  size_t nodes_ = 0;
-  size_t depth_ = 0;
-};
+  return file + ":" + std::to_string(r.line) + ": " + why;
+}
 
 // The line of the first byte that is not UTF-8 or is a control character YAML does not allow
 // in a stream, or 0. A setting holding such bytes could not be printed back by --check-config
 // as the same value.
-int FirstNonUtf8Line(const std::string& text) {
+int FirstNonUtf8Line(std::string_view bytes) {
   int line = 1;
-  for (size_t i = 0; i < text.size();) {
-    const auto b = static_cast<unsigned char>(text[i]);
-    size_t len = b < 0x80           ? 1
-                 : (b >> 5) == 0x6  ? 2
-                 : (b >> 4) == 0xe  ? 3
-                 : (b >> 3) == 0x1e ? 4
-                                    : 0;
-    if (len == 0 || i + len > text.size()) return line;
-    if ((b < 0x20 && b != '\t' && b != '\n' && b != '\r') || b == 0x7f) return line;
-    for (size_t k = 1; k < len; ++k) {
-      if ((static_cast<unsigned char>(text[i + k]) >> 6) != 0x2) return line;
-    }
-    const unsigned c1 = static_cast<unsigned char>(text[i + 1 < text.size() ? i + 1 : i]);
-    // Overlong forms, UTF-16 surrogates and code points above U+10FFFF.
-    if ((len == 2 && b < 0xc2) || (len == 3 && b == 0xe0 && c1 < 0xa0) ||
-        (len == 3 && b == 0xed && c1 >= 0xa0) || (len == 4 && b == 0xf0 && c1 < 0x90) ||
-        (len == 4 && (b > 0xf4 || (b == 0xf4 && c1 >= 0x90)))) {
+  for (size_t i = 0; i < bytes.size();) {
+    const char32_t cp = text::NextCodePoint(bytes, &i);
+    if (cp == text::kInvalidUtf8 || (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') ||
+        cp == 0x7f) {
       return line;
     }
-    if (b == '\n') ++line;
-    i += len;
+    if (cp == '\n') ++line;
   }
   return 0;
 }
@@ -549,12 +510,8 @@ LoadedConfig LoadOrThrow(const ConfigSource& source) {
   YAML::Node root;
   try {
     // Never YAML::LoadAll: on some malformed input its document loop does not end.
-    {
-      std::istringstream in(source.text);
-      YAML::Parser parser(in);
-      Guard guard(file);
-      if (parser.HandleNextDocument(guard)) parser.HandleNextDocument(guard);
-    }
+    text::GuardDocument(source.text, kConfigGuard,
+                        [&](const text::Refusal& r) { return GuardPhrase(file, r); });
     root = YAML::Load(source.text);
   } catch (const YAML::Exception& e) {
     throw Bad{file + ":" + std::to_string(e.mark.is_null() ? 1 : e.mark.line + 1) +
@@ -611,7 +568,7 @@ Result<LoadedConfig> LoadConfig(const ConfigSource& source) {
   try {
     return LoadOrThrow(source);
   } catch (const Bad& e) {
-    error = e.message;
+    error = e.what();
   } catch (const YAML::Exception& e) {
     error = source.path + ": not valid YAML: " + e.msg;
   }

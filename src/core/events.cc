@@ -10,30 +10,10 @@
 #include <utility>
 
 #include "core/json_text.h"
+#include "core/text.h"
 
 namespace einhorn::core {
 namespace {
-
-constexpr std::array<std::pair<EventKind, const char*>, 18> kKindNames{{
-    {EventKind::kSpawn, "spawn"},
-    {EventKind::kSpawnFailed, "spawn_failed"},
-    {EventKind::kReady, "ready"},
-    {EventKind::kExit, "exit"},
-    {EventKind::kRespawnDelay, "respawn_delay"},
-    {EventKind::kDrain, "drain"},
-    {EventKind::kKill, "kill"},
-    {EventKind::kWatchdogTimeout, "watchdog_timeout"},
-    {EventKind::kUpgradeStart, "upgrade_start"},
-    {EventKind::kUpgradeProgress, "upgrade_progress"},
-    {EventKind::kUpgradeDone, "upgrade_done"},
-    {EventKind::kUpgradeRollback, "upgrade_rollback"},
-    {EventKind::kResize, "resize"},
-    {EventKind::kReload, "reload"},
-    {EventKind::kStop, "stop"},
-    {EventKind::kControl, "control"},
-    {EventKind::kControlRefused, "control_refused"},
-    {EventKind::kOther, "other"},
-}};
 
 // Howard Hinnant's civil calendar algorithms (proleptic Gregorian, days since 1970-01-01).
 std::int64_t DaysFromCivil(std::int64_t y, unsigned m, unsigned d) {
@@ -85,14 +65,7 @@ std::string Secs(double seconds) {
 
 // --- reading the reply ---------------------------------------------------------------------
 
-class Bad : public std::exception {
- public:
-  explicit Bad(std::string m) : message_(std::move(m)) {}
-  const char* what() const noexcept override { return message_.c_str(); }
-
- private:
-  std::string message_;
-};
+using Bad = text::Error;
 
 bool Absent(const YAML::Node& n) { return !n.IsDefined() || n.IsNull(); }
 
@@ -151,14 +124,14 @@ Event ReadEvent(const YAML::Node& n, const std::string& path) {
 }  // namespace
 
 const char* EventKindName(EventKind kind) {
-  for (const auto& [k, name] : kKindNames) {
-    if (k == kind) return name;
+  for (const auto& [k, name] : kEventKindNames) {
+    if (k == kind) return name.data();  // a literal: NUL-terminated
   }
   return "other";
 }
 
 std::optional<EventKind> ParseEventKind(std::string_view name) {
-  for (const auto& [k, n] : kKindNames) {
+  for (const auto& [k, n] : kEventKindNames) {
     if (name == n) return k;
   }
   return std::nullopt;

@@ -25,6 +25,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -53,6 +54,27 @@ enum class EventKind {
   kControlRefused,   // by; detail: permission | too_many_connections | out_of_fds
   kOther,            // read from a newer master: detail starts with its event name
 };
+// Every kind by its name, in the events reply, JSON log lines and the carried state.
+inline constexpr std::array<std::pair<EventKind, std::string_view>, 18> kEventKindNames{{
+    {EventKind::kSpawn, "spawn"},
+    {EventKind::kSpawnFailed, "spawn_failed"},
+    {EventKind::kReady, "ready"},
+    {EventKind::kExit, "exit"},
+    {EventKind::kRespawnDelay, "respawn_delay"},
+    {EventKind::kDrain, "drain"},
+    {EventKind::kKill, "kill"},
+    {EventKind::kWatchdogTimeout, "watchdog_timeout"},
+    {EventKind::kUpgradeStart, "upgrade_start"},
+    {EventKind::kUpgradeProgress, "upgrade_progress"},
+    {EventKind::kUpgradeDone, "upgrade_done"},
+    {EventKind::kUpgradeRollback, "upgrade_rollback"},
+    {EventKind::kResize, "resize"},
+    {EventKind::kReload, "reload"},
+    {EventKind::kStop, "stop"},
+    {EventKind::kControl, "control"},
+    {EventKind::kControlRefused, "control_refused"},
+    {EventKind::kOther, "other"},
+}};
 const char* EventKindName(EventKind kind);  // "spawn", "upgrade_rollback", ...
 std::optional<EventKind> ParseEventKind(std::string_view name);
 

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/text.h"
+
 namespace einhorn::core {
 namespace {
 
@@ -67,103 +69,10 @@ void Seconds(std::string& out, double seconds) {
 
 void Bool(std::string& out, bool value) { out += value ? "true" : "false"; }
 
-constexpr char kHex[] = "0123456789ABCDEF";
-
-void HexEscape(std::string& out, char kind, unsigned value, int digits) {
-  out += '\\';
-  out += kind;
-  for (int shift = (digits - 1) * 4; shift >= 0; shift -= 4) out += kHex[(value >> shift) & 0xF];
-}
-
-// The length of the valid UTF-8 sequence at s[i] (a lead byte >= 0x80) and its code point, or
-// 0: bad continuation, truncated, overlong, surrogate or beyond U+10FFFF.
-std::size_t DecodeUtf8(std::string_view s, std::size_t i, unsigned* cp) {
-  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
-  const unsigned lead = b(0);
-  std::size_t len;
-  unsigned min;
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    len = 2, min = 0x80, *cp = lead & 0x1F;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    len = 3, min = 0x800, *cp = lead & 0x0F;
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    len = 4, min = 0x10000, *cp = lead & 0x07;
-  } else {
-    return 0;  // a continuation byte, C0/C1 (always overlong) or F5..FF
-  }
-  if (s.size() - i < len) return 0;
-  for (std::size_t k = 1; k < len; ++k) {
-    if ((b(k) & 0xC0) != 0x80) return 0;
-    *cp = (*cp << 6) | (b(k) & 0x3F);
-  }
-  if (*cp < min || *cp > 0x10FFFF || (*cp >= 0xD800 && *cp <= 0xDFFF)) return 0;
-  return len;
-}
-
-// Valid code points that must not appear raw: C1 controls (U+0085 is a line break in YAML 1.1),
-// the Unicode line and paragraph separators (line breaks too), the BOM and the non-characters
-// U+FFFE/U+FFFF, which libyaml refuses.
-bool MustEscape(unsigned cp) {
-  return (cp >= 0x80 && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029 || cp == 0xFEFF ||
-         cp == 0xFFFE || cp == 0xFFFF;
-}
-
-// A double-quoted scalar with JSON-compatible escapes (see the header). Plain style would turn a
-// command name such as "yes" or "123" into a bool or a number for Einhorn's Ruby client.
-void Str(std::string& out, std::string_view s) {
-  out += '"';
-  std::size_t i = 0;
-  while (i < s.size()) {
-    // The common case: a run of printable ASCII that needs nothing.
-    std::size_t run = i;
-    while (run < s.size()) {
-      const auto c = static_cast<unsigned char>(s[run]);
-      if (c < 0x20 || c >= 0x7F || c == '"' || c == '\\') break;
-      ++run;
-    }
-    out.append(s, i, run - i);
-    i = run;
-    if (i == s.size()) break;
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      switch (c) {
-        case '"':
-          out += "\\\"";
-          break;
-        case '\\':
-          out += "\\\\";
-          break;
-        case '\n':
-          out += "\\n";
-          break;
-        case '\r':
-          out += "\\r";
-          break;
-        case '\t':
-          out += "\\t";
-          break;
-        default:  // the other C0 controls and DEL
-          HexEscape(out, 'u', c, 4);
-          break;
-      }
-      ++i;
-      continue;
-    }
-    unsigned cp = 0;
-    const std::size_t len = DecodeUtf8(s, i, &cp);
-    if (len == 0) {
-      HexEscape(out, 'x', c, 2);  // not UTF-8: reads back as U+00XX
-      ++i;
-    } else if (MustEscape(cp)) {
-      HexEscape(out, 'u', cp, 4);
-      i += len;
-    } else {
-      out.append(s, i, len);
-      i += len;
-    }
-  }
-  out += '"';
-}
+// A double-quoted scalar with JSON-compatible escapes (see the header and text::Quote::kYaml).
+// Plain style would turn a command name such as "yes" or "123" into a bool or a number for
+// Einhorn's Ruby client.
+void Str(std::string& out, std::string_view s) { text::AppendQuoted(out, s, text::Quote::kYaml); }
 
 void OptStr(std::string& out, const std::optional<std::string>& value) {
   if (value) {

@@ -722,7 +722,7 @@ void CheckFds(const MasterState& s) {
 
 MasterState DecodeOrThrow(std::string_view bytes, const StateLimits& limits) {
   const Node root_node = Parse(bytes, limits);
-  const In root{root_node};
+  const In root{root_node, nullptr, "the state"};
   if (root_node.kind != Node::Kind::kMap) {
     throw Bad("not an einhorn-cpp state (not a YAML mapping)");
   }

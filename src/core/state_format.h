@@ -12,13 +12,14 @@
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "core/state.h"
+#include "core/text.h"
 #include "core/types.h"
 
 namespace einhorn::core::state_format {
@@ -37,8 +38,8 @@ std::string Bool(bool v);
 std::string Ns(Duration d);  // integer nanoseconds
 std::string Dbl(double v);   // shortest text that reads back as the same double
 
-template <typename E>
-std::string Name(const Names<E>& names, E value) {
+template <typename Table, typename E>  // Names<E>, or an array of the same pairs
+std::string Name(const Table& names, E value) {
   for (const auto& [v, name] : names) {
     if (v == value) return std::string(name);
   }
@@ -84,56 +85,32 @@ class Block {
 };
 
 // ---------------------------------------------------------------------------------------
-// Reading
+// Reading, with core/text.h's strict reader; the names below are the ones state.cc and
+// telemetry_state.cc use.
 
-class Bad : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-// The document as a plain tree (yaml-cpp's own node graph takes several times longer to build
-// and is larger).
-struct Node {
-  enum class Kind : unsigned char { kNull, kScalar, kSequence, kMap };
-  Kind kind = Kind::kNull;
-  std::string tag;  // "?" for a plain scalar, "!" for a quoted one, or a tag such as !!binary's
-  std::string scalar;
-  std::vector<Node> items;  // kSequence: the elements; kMap: key, value, key, value, ...
-};
+using Bad = text::Error;
+using text::Boolean;
+using text::Double;
+using text::Fail;
+using text::In;
+using text::Integer;
+using text::MapIn;
+using text::Node;
+using text::PlainText;
+using text::String;
+using text::Unsigned;
 
 // Checks the size and the bytes (printable ASCII and '\n' only), then parses one document in a
 // single pass over yaml-cpp's events that refuses anchors, aliases, local tags, a second
 // document, nesting deeper or nodes more than the limits allow, and builds the tree.
-// Throws Bad or YAML::Exception.
+// Throws Bad or YAML::Exception. The root In of the tree should be named "the state".
 Node Parse(std::string_view bytes, const StateLimits& limits);
 
-// A node and where it is ("supervisor.workers[3].ready_at"); the path is only spelled out for
-// a message. Parents outlive their children: decoding descends the call stack.
-struct In {
-  const Node& node;
-  const In* parent = nullptr;
-  std::string_view key{};  // the key in the parent mapping, or empty in a list
-  size_t index = 0;        // the index in the parent list
-
-  std::string Path() const;
-};
-
-// Throws Bad("PATH: what").
-[[noreturn]] void Fail(const In& in, const std::string& what);
-
-// Typed scalars. Numbers, booleans and names must be plain (a quoted "5" is a string);
-// integers are canonical decimal (no "010", "0x10", "+1" or "-0").
-const std::string& PlainText(const In& in, const char* expected);
-long long Integer(const In& in, long long lo, long long hi);
 int I32(const In& in);
 Duration Nanos(const In& in);
-std::uint64_t Unsigned(const In& in);
-bool Boolean(const In& in);
-double Double(const In& in);       // finite only
-std::string String(const In& in);  // double-quoted, or !!binary with canonical base64
 
-template <typename E>
-E Enum(const In& in, const Names<E>& names) {
+template <typename Table>  // Names<E>, or an array of the same pairs
+auto Enum(const In& in, const Table& names) -> std::remove_cvref_t<decltype(names.begin()->first)> {
   const std::string& text = PlainText(in, "a name");
   std::string all;
   for (const auto& [value, name] : names) {
@@ -158,31 +135,5 @@ auto List(const In& in, F decode) {
   }
   return out;
 }
-
-// A mapping whose keys must each be taken with Get once; Done() refuses any left over, and a
-// key that appears twice is refused at once.
-class MapIn {
- public:
-  explicit MapIn(const In& in);
-  MapIn(const MapIn&) = delete;  // the Ins it hands out point at in_
-  MapIn& operator=(const MapIn&) = delete;
-
-  bool Has(std::string_view key) const { return Find(key) != nullptr; }
-  In Get(std::string_view key);  // a missing key is refused
-  void Done() const;
-
- private:
-  struct Entry {
-    std::string_view key;
-    const Node* value;
-    mutable bool used;
-  };
-  In Child(const Entry& e) const { return In{*e.value, &in_, e.key}; }
-  const Entry* Find(std::string_view key) const;
-
-  In in_;
-  std::vector<Entry> entries_;  // in document order
-  std::vector<size_t> sorted_;  // indexes into entries_, by key
-};
 
 }  // namespace einhorn::core::state_format

@@ -8,27 +8,8 @@
 namespace einhorn::core::state_format {
 namespace {
 
-// Every kind by its events.h name (kOther included: a carried event from a newer binary).
-const Names<EventKind> kKinds = {
-    {EventKind::kSpawn, "spawn"},
-    {EventKind::kSpawnFailed, "spawn_failed"},
-    {EventKind::kReady, "ready"},
-    {EventKind::kExit, "exit"},
-    {EventKind::kRespawnDelay, "respawn_delay"},
-    {EventKind::kDrain, "drain"},
-    {EventKind::kKill, "kill"},
-    {EventKind::kWatchdogTimeout, "watchdog_timeout"},
-    {EventKind::kUpgradeStart, "upgrade_start"},
-    {EventKind::kUpgradeProgress, "upgrade_progress"},
-    {EventKind::kUpgradeDone, "upgrade_done"},
-    {EventKind::kUpgradeRollback, "upgrade_rollback"},
-    {EventKind::kResize, "resize"},
-    {EventKind::kReload, "reload"},
-    {EventKind::kStop, "stop"},
-    {EventKind::kControl, "control"},
-    {EventKind::kControlRefused, "control_refused"},
-    {EventKind::kOther, "other"},
-};
+// kOther is in events.h's table too: a carried event from a newer binary.
+constexpr const auto& kKinds = kEventKindNames;
 
 std::string EncodeU64s(const std::vector<std::uint64_t>& values) {
   return Seq(Each(values, U64));

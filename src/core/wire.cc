@@ -1,9 +1,6 @@
 #include "core/wire.h"
 
-#include <yaml-cpp/anchor.h>
 #include <yaml-cpp/depthguard.h>
-#include <yaml-cpp/eventhandler.h>
-#include <yaml-cpp/parser.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cstdio>
@@ -12,6 +9,8 @@
 #include <sstream>
 #include <stdexcept>
 #include <utility>
+
+#include "core/text.h"
 
 namespace einhorn::core::wire {
 
@@ -70,66 +69,14 @@ int HexValue(char c) {
   return -1;
 }
 
-constexpr char32_t kInvalidUtf8 = 0xFFFFFFFF;
-
-// Decodes the code point at s[*i] and advances past it. Overlong forms, surrogates and values
-// above U+10FFFF are invalid (libyaml, hence Ruby, refuses them): those advance one byte.
-char32_t NextCodePoint(std::string_view s, size_t* i) {
-  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char b0 = byte(*i);
-  if (b0 < 0x80) {
-    ++*i;
-    return b0;
-  }
-  size_t len = 0;
-  char32_t cp = 0;
-  char32_t min = 0;
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    len = 2, cp = b0 & 0x1F, min = 0x80;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    len = 3, cp = b0 & 0x0F, min = 0x800;
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    len = 4, cp = b0 & 0x07, min = 0x10000;
-  } else {
-    ++*i;
-    return kInvalidUtf8;
-  }
-  if (s.size() - *i < len) {
-    ++*i;
-    return kInvalidUtf8;
-  }
-  for (size_t k = 1; k < len; ++k) {
-    const unsigned char b = byte(*i + k);
-    if ((b & 0xC0) != 0x80) {
-      ++*i;
-      return kInvalidUtf8;
-    }
-    cp = (cp << 6) | (b & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-    ++*i;
-    return kInvalidUtf8;
-  }
-  *i += len;
-  return cp;
-}
-
-// The characters libyaml accepts in a stream (YAML 1.1 c-printable). Anything else makes Ruby
-// Einhorn answer "Could not parse command", and would make its clients choke on our replies.
-bool IsYamlPrintable(char32_t cp) {
-  return cp == 0x09 || cp == 0x0A || cp == 0x0D || (cp >= 0x20 && cp <= 0x7E) || cp == 0x85 ||
-         (cp >= 0xA0 && cp <= 0xD7FF) || (cp >= 0xE000 && cp <= 0xFFFD) ||
-         (cp >= 0x10000 && cp <= 0x10FFFF);
-}
-
 // Empty if every character may appear in a YAML stream, else why not.
 std::string CheckPrintable(std::string_view doc) {
   size_t i = 0;
   while (i < doc.size()) {
     const size_t at = i;
-    const char32_t cp = NextCodePoint(doc, &i);
-    if (cp == kInvalidUtf8) return "invalid UTF-8 at byte " + std::to_string(at);
-    if (!IsYamlPrintable(cp)) {
+    const char32_t cp = text::NextCodePoint(doc, &i);
+    if (cp == text::kInvalidUtf8) return "invalid UTF-8 at byte " + std::to_string(at);
+    if (!text::IsYamlPrintable(cp)) {
       char buf[32];
       std::snprintf(buf, sizeof buf, "U+%04X", static_cast<unsigned>(cp));
       return std::string("control character ") + buf + " at byte " + std::to_string(at);
@@ -153,64 +100,10 @@ std::string NormalizeBreaks(std::string_view doc) {
   return out;
 }
 
-void AppendHexEscape(char32_t cp, std::string* out) {
-  char buf[16];
-  if (cp <= 0xFF) {
-    std::snprintf(buf, sizeof buf, "\\x%02X", static_cast<unsigned>(cp));
-  } else {
-    std::snprintf(buf, sizeof buf, "\\u%04X", static_cast<unsigned>(cp));
-  }
-  out->append(buf);
-}
-
-// A YAML double-quoted scalar that Psych, go-yaml v2 and yaml-cpp read back byte for byte.
-// Escaped beyond the obvious: everything libyaml would refuse raw (C0, DEL, C1, U+FFFE/F),
-// what YAML 1.1 treats as a line break inside a scalar (U+0085, U+2028, U+2029) and so would
-// fold, U+FEFF, and '+' because go-einhorn runs url.QueryUnescape over replies (which turns
-// '+' into a space). Invalid UTF-8 becomes U+FFFD: no YAML reader accepts it, and one bad byte
-// would lose the whole reply.
+// A YAML double-quoted scalar that Psych, go-yaml v2 and yaml-cpp read back byte for byte
+// (text::Quote::kWire says what it escapes, and why).
 void AppendDoubleQuoted(std::string_view s, std::string* out) {
-  out->push_back('"');
-  size_t i = 0;
-  while (i < s.size()) {
-    const size_t at = i;
-    const char32_t cp = NextCodePoint(s, &i);
-    switch (cp) {
-      case '"':
-        out->append("\\\"");
-        continue;
-      case '\\':
-        out->append("\\\\");
-        continue;
-      case '\n':
-        out->append("\\n");
-        continue;
-      case '\t':
-        out->append("\\t");
-        continue;
-      case '\r':
-        out->append("\\r");
-        continue;
-      case '+':
-      case 0x85:
-      case 0x2028:
-      case 0x2029:
-      case 0xFEFF:
-        AppendHexEscape(cp, out);
-        continue;
-      case kInvalidUtf8:
-        out->append("\xEF\xBF\xBD");
-        continue;
-      default:
-        break;
-    }
-    if (!IsYamlPrintable(cp)) {
-      AppendHexEscape(cp, out);
-    } else {
-      out->append(s.substr(at, i - at));
-    }
-  }
-  out->push_back('"');
+  text::AppendQuoted(*out, s, text::Quote::kWire);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -360,74 +253,35 @@ ScalarType TypeOf(const YAML::Node& node) {
 // ---------------------------------------------------------------------------------------
 // The guard pass: sees every event before any node is built.
 
-class Refused : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-bool IsAllowedTag(const std::string& tag) {
-  if (tag.empty() || tag == "?" || tag == "!") return true;
-  if (!std::string_view(tag).starts_with(kCoreTagPrefix)) return false;
-  const std::string_view name = std::string_view(tag).substr(kCoreTagPrefix.size());
-  return name == "str" || name == "int" || name == "float" || name == "bool" || name == "null" ||
-         name == "seq" || name == "map";
+// What the guard refuses, in the words ParseRequest's detail uses ("refused: alias").
+std::string Phrase(const Limits& limits, const text::Refusal& r) {
+  using Kind = text::Refusal::Kind;
+  switch (r.kind) {
+    case Kind::kSecondDocument:
+      return "more than one document";
+    case Kind::kAlias:
+      return "alias";
+    case Kind::kAnchor:
+      return "anchor";
+    case Kind::kTag:
+      return "tag " + r.tag;
+    case Kind::kTooManyNodes:
+      return "more than " + std::to_string(limits.max_nodes) + " nodes";
+    case Kind::kTooDeep:
+      return "nested deeper than " + std::to_string(limits.max_depth);
+  }
+  return "refused";
 }
 
-class Guard : public YAML::EventHandler {
- public:
-  explicit Guard(const Limits& limits) : limits_(limits) {}
-
-  void OnDocumentStart(const YAML::Mark&) override {
-    if (++documents_ > 1) throw Refused("more than one document");
-  }
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark&, YAML::anchor_t anchor) override { Count(anchor, ""); }
-  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { throw Refused("alias"); }
-  void OnScalar(const YAML::Mark&, const std::string& tag, YAML::anchor_t anchor,
-                const std::string&) override {
-    Count(anchor, tag);
-  }
-  void OnSequenceStart(const YAML::Mark&, const std::string& tag, YAML::anchor_t anchor,
-                       YAML::EmitterStyle::value) override {
-    Open(anchor, tag);
-  }
-  void OnSequenceEnd() override { --depth_; }
-  void OnMapStart(const YAML::Mark&, const std::string& tag, YAML::anchor_t anchor,
-                  YAML::EmitterStyle::value) override {
-    Open(anchor, tag);
-  }
-  void OnMapEnd() override { --depth_; }
-  void OnAnchor(const YAML::Mark&, const std::string&) override { throw Refused("anchor"); }
-
- private:
-  void Count(YAML::anchor_t anchor, const std::string& tag) {
-    if (anchor != YAML::NullAnchor) throw Refused("anchor");
-    if (!IsAllowedTag(tag)) throw Refused("tag " + tag);
-    if (++nodes_ > limits_.max_nodes) throw Refused("more than " + std::to_string(limits_.max_nodes) + " nodes");
-  }
-  void Open(YAML::anchor_t anchor, const std::string& tag) {
-    Count(anchor, tag);
-    if (++depth_ > limits_.max_depth) {
-      throw Refused("nested deeper than " + std::to_string(limits_.max_depth));
-    }
-  }
-
-  const Limits& limits_;
-  size_t documents_ = 0;
-  size_t nodes_ = 0;
-  size_t depth_ = 0;
-};
-
-// Checks, guards and loads one document. Throws Refused or YAML::Exception.
+// Checks, guards and loads one document. Throws text::Error or YAML::Exception.
 YAML::Node LoadGuarded(std::string_view raw, const Limits& limits) {
-  if (std::string why = CheckPrintable(raw); !why.empty()) throw Refused(why);
+  if (std::string why = CheckPrintable(raw); !why.empty()) throw text::Error(why);
   const std::string doc = NormalizeBreaks(raw);
-  {
-    std::istringstream in(doc);
-    YAML::Parser parser(in);
-    Guard guard(limits);
-    if (!parser.HandleNextDocument(guard)) throw Refused("empty document");
-    if (parser.HandleNextDocument(guard)) throw Refused("more than one document");
+  const text::GuardLimits guard{limits.max_nodes, limits.max_depth,
+                                text::GuardLimits::Tags::kPsychTypes};
+  if (!text::GuardDocument(doc, guard,
+                           [&](const text::Refusal& r) { return Phrase(limits, r); })) {
+    throw text::Error("empty document");
   }
   return YAML::Load(doc);
 }
@@ -714,7 +568,7 @@ ParseResult ParseRequest(std::string_view document, const Limits& limits) {
     return NotParsed(std::string("too deep: ") + e.what());
   } catch (const YAML::Exception& e) {
     return NotParsed(std::string("YAML: ") + e.what());
-  } catch (const Refused& e) {
+  } catch (const text::Error& e) {
     return NotParsed(std::string("refused: ") + e.what());
   } catch (const std::exception& e) {
     return NotParsed(std::string("error: ") + e.what());
@@ -765,7 +619,7 @@ std::optional<Reply> ParseReply(std::string_view line) {
   try {
     return ParseReplyOrThrow(line);
   } catch (const std::exception&) {
-    // YAML::Exception, Refused and allocation failures alike: not a reply we can read.
+    // YAML::Exception, text::Error and allocation failures alike: not a reply we can read.
     return std::nullopt;
   }
 }

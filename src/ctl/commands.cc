@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <istream>
-#include <nlohmann/json.hpp>
 #include <ostream>
 #include <sstream>
 #include <string>
@@ -27,10 +26,6 @@ using core::wire::Reply;
 constexpr double kPollInterval = 0.1;  // set --wait asks for status this often
 
 const char* const kLevels[] = {"debug", "info", "error"};  // Einhorn's verbosity 0, 1, 2
-
-std::string Quoted(const std::string& s) {
-  return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
 
 constexpr std::string_view kProgressPrefix = "Progress: ";
 
@@ -141,7 +136,7 @@ class Session {
   Status Ehlo(const std::string& user, OnReply on_reply) {
     const std::int64_t id = next_id_++;
     const std::string doc = "{\"command\": \"ehlo\", \"id\": " + std::to_string(id) +
-                            ", \"user\": " + Quoted(user) + "}";
+                            ", \"user\": " + JsonQuoted(user) + "}";
     return Exchange(core::wire::Escape(doc) + "\n", id, on_reply);
   }
 

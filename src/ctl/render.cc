@@ -242,4 +242,8 @@ std::string MessageText(const std::string& message) {
   return message.back() == '\n' ? message : message + '\n';
 }
 
+std::string JsonQuoted(const std::string& s) {
+  return Json(s).dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
 }  // namespace einhorn::ctl

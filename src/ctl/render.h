@@ -29,6 +29,9 @@ std::string RenderStatus(const core::PoolStatus& status);
 std::string RenderStatusJson(const core::PoolStatus& status);
 // {"messages": [...], "error": bool}, for every command but status under --json.
 std::string RenderMessagesJson(const std::vector<std::string>& messages, bool error);
+// One JSON string literal, invalid UTF-8 replaced by U+FFFD (nlohmann-json's escapes: this file
+// is the only user of that library).
+std::string JsonQuoted(const std::string& s);
 
 // One event per line for people: time, sequence number, event, slot, pid, generation and the
 // detail ("-" where there is none). The header names the columns.

@@ -2,7 +2,7 @@
 // comparison, PoolStatusFromYaml, which only einhornctl runs). Plain g++, no CMake:
 //
 //   g++ -O2 -DNDEBUG -std=c++20 -Isrc -o /tmp/pool_status_bench   (one line)
-//       tests/bench/pool_status_bench.cc src/core/pool_status.cc -lyaml-cpp
+//       tests/bench/pool_status_bench.cc src/core/pool_status.cc src/core/text.cc -lyaml-cpp
 //   /tmp/pool_status_bench [N...]            (default: 100 1000)
 //
 // Rows: workers, what, runs, min, p50, max per call, and the size of the document.
