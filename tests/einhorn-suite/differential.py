@@ -467,7 +467,8 @@ def main():
             missing = {k: sorted(set(r.get(k, [])) - set(c.get(k, [])))
                        for k in ("state", "child", "types", "config")}
             missing = {k: v for k, v in missing.items() if v}
-            r, c = "(Einhorn's keys)", ("missing: " + json.dumps(missing)) if missing else r
+            r = "(Einhorn's keys)"
+            c = ("missing: " + json.dumps(missing)) if missing else r
         if r == c:
             same += 1
             if a.verbose:
