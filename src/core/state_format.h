@@ -11,10 +11,12 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <iterator>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -37,8 +39,9 @@ std::string Bool(bool v);
 std::string Ns(Duration d);  // integer nanoseconds
 std::string Dbl(double v);   // shortest text that reads back as the same double
 
-template <typename E>
-std::string Name(const Names<E>& names, E value) {
+// `names` is a Names<E>, or any table of such pairs (core::kSignalNames).
+template <typename Table, typename E>
+std::string Name(const Table& names, E value) {
   for (const auto& [v, name] : names) {
     if (v == value) return std::string(name);
   }
@@ -132,8 +135,9 @@ bool Boolean(const In& in);
 double Double(const In& in);       // finite only
 std::string String(const In& in);  // double-quoted, or !!binary with canonical base64
 
-template <typename E>
-E Enum(const In& in, const Names<E>& names) {
+template <typename Table, typename E = std::remove_cvref_t<
+                              decltype(std::begin(std::declval<const Table&>())->first)>>
+E Enum(const In& in, const Table& names) {
   const std::string& text = PlainText(in, "a name");
   std::string all;
   for (const auto& [value, name] : names) {
