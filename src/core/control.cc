@@ -35,11 +35,7 @@ std::optional<wire::Reply> CheckArgs(const wire::Request& r) {
 std::string Quoted(const std::string& s) { return wire::RubyStringInspect(s); }
 
 // Einhorn upcases a signal name and drops "SIG" before it looks it up, and reports it so.
-std::string SignalArgText(std::string name) {
-  for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  if (name.rfind("SIG", 0) == 0) name.erase(0, 3);
-  return name;
-}
+std::string SignalArgText(const std::string& name) { return NormalizeSignalArg(name); }
 
 // `events SEQ`: decimal digits only.
 bool ParseSeq(const std::string& text, std::uint64_t* out) {

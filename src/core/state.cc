@@ -172,11 +172,7 @@ const Names<wire::Id::Kind> kIdKinds = {{wire::Id::Kind::kInt, "int"},
 const Names<LogFormat> kLogFormats = {{LogFormat::kText, "text"}, {LogFormat::kJson, "json"}};
 const Names<StopKind> kStopKinds = {
     {StopKind::kDrain, "drain"}, {StopKind::kTerminate, "terminate"}, {StopKind::kQuit, "quit"}};
-const Names<Signal> kSignals = {{Signal::kHup, "SIGHUP"},   {Signal::kInt, "SIGINT"},
-                                {Signal::kQuit, "SIGQUIT"}, {Signal::kKill, "SIGKILL"},
-                                {Signal::kUsr1, "SIGUSR1"}, {Signal::kUsr2, "SIGUSR2"},
-                                {Signal::kTerm, "SIGTERM"}, {Signal::kTtin, "SIGTTIN"},
-                                {Signal::kTtou, "SIGTTOU"}, {Signal::kAbrt, "SIGABRT"}};
+const auto& kSignals = kSignalNames;  // every signal: a `die SIG` may be recorded
 
 std::string RngText(const std::mt19937_64& rng) {
   std::ostringstream out;

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -38,7 +39,8 @@ std::string Bool(bool v);
 std::string Ns(Duration d);  // integer nanoseconds
 std::string Dbl(double v);   // shortest text that reads back as the same double
 
-template <typename Table, typename E>  // Names<E>, or an array of the same pairs
+// `names` is a Names<E>, or any table of such pairs (core::kSignalNames).
+template <typename Table, typename E>
 std::string Name(const Table& names, E value) {
   for (const auto& [v, name] : names) {
     if (v == value) return std::string(name);
@@ -109,8 +111,9 @@ Node Parse(std::string_view bytes, const StateLimits& limits);
 int I32(const In& in);
 Duration Nanos(const In& in);
 
-template <typename Table>  // Names<E>, or an array of the same pairs
-auto Enum(const In& in, const Table& names) -> std::remove_cvref_t<decltype(names.begin()->first)> {
+template <typename Table, typename E = std::remove_cvref_t<
+                              decltype(std::begin(std::declval<const Table&>())->first)>>
+E Enum(const In& in, const Table& names) {
   const std::string& text = PlainText(in, "a name");
   std::string all;
   for (const auto& [value, name] : names) {

@@ -3,10 +3,13 @@
 // src/sys maps to the platform's numbers.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <utility>
 
 namespace einhorn::core {
 
@@ -46,10 +49,69 @@ inline Time After(Time t, Duration d) {
   return Time(a + b);
 }
 
-enum class Signal { kHup, kInt, kQuit, kKill, kUsr1, kUsr2, kTerm, kTtin, kTtou, kAbrt };
+// Every signal Ruby's Signal.list names on Linux, but EXIT (not a signal: Einhorn lets it
+// through its check, then Process.kill raises). The `signal` and `die` verbs accept them all, as
+// Einhorn does. The master reasons about a few (the first ten: the signals it sends of its own
+// and the ones --drain-signal usually names); the others only pass through to the workers. No
+// switch needs to know them all: names and platform numbers are tables (here and in src/sys).
+enum class Signal {
+  kHup,
+  kInt,
+  kQuit,
+  kKill,
+  kUsr1,
+  kUsr2,
+  kTerm,
+  kTtin,
+  kTtou,
+  kAbrt,
+  kIll,
+  kTrap,
+  kBus,
+  kFpe,
+  kSegv,
+  kPipe,
+  kAlrm,
+  kChld,
+  kCont,
+  kStop,
+  kTstp,
+  kUrg,
+  kXcpu,
+  kXfsz,
+  kVtalrm,
+  kProf,
+  kWinch,
+  kIo,
+  kPwr,
+  kSys,
+};
+
+// Each Signal once, with its name; this spelling is also the one the reload state carries.
+inline constexpr std::array<std::pair<Signal, std::string_view>, 30> kSignalNames{{
+    {Signal::kHup, "SIGHUP"},       {Signal::kInt, "SIGINT"},   {Signal::kQuit, "SIGQUIT"},
+    {Signal::kKill, "SIGKILL"},     {Signal::kUsr1, "SIGUSR1"}, {Signal::kUsr2, "SIGUSR2"},
+    {Signal::kTerm, "SIGTERM"},     {Signal::kTtin, "SIGTTIN"}, {Signal::kTtou, "SIGTTOU"},
+    {Signal::kAbrt, "SIGABRT"},     {Signal::kIll, "SIGILL"},   {Signal::kTrap, "SIGTRAP"},
+    {Signal::kBus, "SIGBUS"},       {Signal::kFpe, "SIGFPE"},   {Signal::kSegv, "SIGSEGV"},
+    {Signal::kPipe, "SIGPIPE"},     {Signal::kAlrm, "SIGALRM"}, {Signal::kChld, "SIGCHLD"},
+    {Signal::kCont, "SIGCONT"},     {Signal::kStop, "SIGSTOP"}, {Signal::kTstp, "SIGTSTP"},
+    {Signal::kUrg, "SIGURG"},       {Signal::kXcpu, "SIGXCPU"}, {Signal::kXfsz, "SIGXFSZ"},
+    {Signal::kVtalrm, "SIGVTALRM"}, {Signal::kProf, "SIGPROF"}, {Signal::kWinch, "SIGWINCH"},
+    {Signal::kIo, "SIGIO"},         {Signal::kPwr, "SIGPWR"},   {Signal::kSys, "SIGSYS"},
+}};
 
 const char* SignalName(Signal s);  // "SIGTERM", ...
-// Accepts "TERM", "SIGTERM", "term"; false when unknown.
+
+// A signal argument as Einhorn normalises it before looking it up: upcased as Ruby's
+// String#upcase does for what can become a signal name (ASCII letters, and the few non-ASCII
+// characters whose uppercase is ASCII: "ı" is "I", "ﬆ" is "ST"), then a leading "SIG" dropped
+// as /\ASIG(.*)\Z/ does (so a final "\n" after it goes too). "sigusr2" -> "USR2". This is also
+// the text of Einhorn's `Invalid signal: "..."` reply.
+std::string NormalizeSignalArg(const std::string& name);
+
+// Accepts "TERM", "SIGTERM", "term", and Ruby's aliases IOT, CLD and POLL (for ABRT, CHLD, IO);
+// false when unknown, for EXIT, and for numbers ("9": Einhorn refuses them too).
 bool ParseSignalName(const std::string& name, Signal* out);
 
 // How a child ended, as waitpid reported it.

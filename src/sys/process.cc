@@ -11,60 +11,49 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
+#include <utility>
 
 namespace einhorn::sys {
 
+namespace {
+
+// Each core::Signal with the platform's number for it (the numbers differ between Linux
+// architectures, the names do not).
+constexpr std::pair<core::Signal, int> kPlatformSignals[] = {
+    {core::Signal::kHup, SIGHUP},       {core::Signal::kInt, SIGINT},
+    {core::Signal::kQuit, SIGQUIT},     {core::Signal::kKill, SIGKILL},
+    {core::Signal::kUsr1, SIGUSR1},     {core::Signal::kUsr2, SIGUSR2},
+    {core::Signal::kTerm, SIGTERM},     {core::Signal::kTtin, SIGTTIN},
+    {core::Signal::kTtou, SIGTTOU},     {core::Signal::kAbrt, SIGABRT},
+    {core::Signal::kIll, SIGILL},       {core::Signal::kTrap, SIGTRAP},
+    {core::Signal::kBus, SIGBUS},       {core::Signal::kFpe, SIGFPE},
+    {core::Signal::kSegv, SIGSEGV},     {core::Signal::kPipe, SIGPIPE},
+    {core::Signal::kAlrm, SIGALRM},     {core::Signal::kChld, SIGCHLD},
+    {core::Signal::kCont, SIGCONT},     {core::Signal::kStop, SIGSTOP},
+    {core::Signal::kTstp, SIGTSTP},     {core::Signal::kUrg, SIGURG},
+    {core::Signal::kXcpu, SIGXCPU},     {core::Signal::kXfsz, SIGXFSZ},
+    {core::Signal::kVtalrm, SIGVTALRM}, {core::Signal::kProf, SIGPROF},
+    {core::Signal::kWinch, SIGWINCH},   {core::Signal::kIo, SIGIO},
+    {core::Signal::kPwr, SIGPWR},       {core::Signal::kSys, SIGSYS},
+};
+static_assert(std::size(kPlatformSignals) == core::kSignalNames.size(),
+              "every core::Signal needs its platform number");
+
+}  // namespace
+
 int ToPlatformSignal(core::Signal s) {
-  switch (s) {
-    case core::Signal::kHup:
-      return SIGHUP;
-    case core::Signal::kInt:
-      return SIGINT;
-    case core::Signal::kQuit:
-      return SIGQUIT;
-    case core::Signal::kKill:
-      return SIGKILL;
-    case core::Signal::kUsr1:
-      return SIGUSR1;
-    case core::Signal::kUsr2:
-      return SIGUSR2;
-    case core::Signal::kTerm:
-      return SIGTERM;
-    case core::Signal::kTtin:
-      return SIGTTIN;
-    case core::Signal::kTtou:
-      return SIGTTOU;
-    case core::Signal::kAbrt:
-      return SIGABRT;
+  for (const auto& [sig, signo] : kPlatformSignals) {
+    if (sig == s) return signo;
   }
   return 0;
 }
 
 std::optional<core::Signal> FromPlatformSignal(int signo) {
-  switch (signo) {
-    case SIGHUP:
-      return core::Signal::kHup;
-    case SIGINT:
-      return core::Signal::kInt;
-    case SIGQUIT:
-      return core::Signal::kQuit;
-    case SIGKILL:
-      return core::Signal::kKill;
-    case SIGUSR1:
-      return core::Signal::kUsr1;
-    case SIGUSR2:
-      return core::Signal::kUsr2;
-    case SIGTERM:
-      return core::Signal::kTerm;
-    case SIGTTIN:
-      return core::Signal::kTtin;
-    case SIGTTOU:
-      return core::Signal::kTtou;
-    case SIGABRT:
-      return core::Signal::kAbrt;
-    default:
-      return std::nullopt;
+  for (const auto& [sig, number] : kPlatformSignals) {
+    if (number == signo) return sig;
   }
+  return std::nullopt;
 }
 
 int SendSignal(pid_t pid, core::Signal s) {

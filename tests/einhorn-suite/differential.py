@@ -59,6 +59,8 @@ KNOWN = {
                                      "einhorn-cpp's own (generations, readiness)"),
     "verb: die (args [])": ("deliberate", "Einhorn replies 'Einhorn is going down! ' plus the "
                             "signal_all text; see the README"),
+    "verb: signal EXIT": ("deliberate", "refused as an invalid signal; Einhorn lets EXIT through "
+                          "and replies with a Ruby backtrace (see the README)"),
     "flag: -h": ("deliberate", "its own usage text, and exit 0 (Einhorn exits 1 after -h)"),
 }
 
@@ -335,6 +337,14 @@ def socket_scenarios(impl, einhornsh, base):
         ask("verb: signal usr1 SIGHUP", cmd("signal", ["usr1", "SIGHUP"], rid=161))
         ask("verb: signal CONT", cmd("signal", ["CONT"], rid=162))
         ask("verb: signal BOGUS", cmd("signal", ["BOGUS"], rid=17))
+        # Any name of Ruby's Signal.list, aliases too; only ones the worker survives.
+        ask("verb: signal WINCH sigurg", cmd("signal", ["WINCH", "sigurg"], rid=163))
+        ask("verb: signal cld SIGCONT", cmd("signal", ["cld", "SIGCONT"], rid=164))
+        ask("verb: signal sighup + newline", cmd("signal", ["sighup\n"], rid=165))
+        ask("verb: signal 9", cmd("signal", ["9"], rid=166))
+        ask("verb: signal STKFLT", cmd("signal", ["STKFLT"], rid=167))
+        ask("verb: die 9", cmd("die", ["9"], rid=168))
+        ask("verb: signal EXIT", cmd("signal", ["EXIT"], rid=169))
         ask("verb: config (no args)", cmd("config", [], rid=18))
         c = Conn(m.sock)
         try:
@@ -358,7 +368,9 @@ def socket_scenarios(impl, einhornsh, base):
                           ("einhornsh: inc; dec", "inc; dec"),
                           ("einhornsh: quieter; louder", "quieter; louder"),
                           ("einhornsh: unknown", "frobnicate"),
-                          ("einhornsh: set_workers abc", "set_workers abc")]:
+                          ("einhornsh: set_workers abc", "set_workers abc"),
+                          ("einhornsh: signal CONT; signal winch urg",
+                           "signal CONT; signal winch urg")]:
             rc, out, err = run(einhornsh + ["-d", m.sock, "-e", seq], impl.env, timeout=60)
             out = canon(name, impl.name, [{"message": out}])[0]["message"]
             results[name] = normalise({"rc": rc, "stdout": out}, subs)

@@ -14,8 +14,9 @@
 //   nice                             getpriority(PRIO_PROCESS, 0)
 //   sigign, sigblk                   SigIgn / SigBlk from /proc/self/status (16 hex digits)
 //   grandchild                       with --spawn-grandchild: its pid
-// Signals file DIR/<pid>.signals: one line per USR1, USR2, TERM, INT, QUIT or HUP received, in
-// order of handling, e.g. "USR2". Appended before the worker acts on the signal.
+// Signals file DIR/<pid>.signals: one line per USR1, USR2, TERM, INT, QUIT, HUP, CONT, WINCH,
+// URG, ALRM or PWR received, in order of handling, e.g. "USR2". Appended before the worker acts
+// on the signal; only USR2, TERM, INT and QUIT make it stop.
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -51,8 +52,9 @@ using std::chrono::milliseconds;
 constexpr struct {
   int number;
   const char* name;
-} kSignals[] = {{SIGUSR1, "USR1"}, {SIGUSR2, "USR2"}, {SIGTERM, "TERM"},
-                {SIGINT, "INT"},   {SIGQUIT, "QUIT"}, {SIGHUP, "HUP"}};
+} kSignals[] = {{SIGUSR1, "USR1"}, {SIGUSR2, "USR2"}, {SIGTERM, "TERM"}, {SIGINT, "INT"},
+                {SIGQUIT, "QUIT"}, {SIGHUP, "HUP"},   {SIGCONT, "CONT"}, {SIGWINCH, "WINCH"},
+                {SIGURG, "URG"},   {SIGALRM, "ALRM"}, {SIGPWR, "PWR"}};
 
 const char* SignalName(int sig) {
   for (const auto& s : kSignals) {

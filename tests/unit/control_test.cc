@@ -661,6 +661,53 @@ TEST_CASE("control: signal with an invalid name sends none of the signals") {
   CHECK(pool.fx.kills.empty());
 }
 
+TEST_CASE("control: signal and die take every signal of Ruby's Signal.list") {
+  auto c = SupervisorConfig{};
+  c.signal_timeout = Seconds(1);
+  Pool pool(2, true, c);
+  // As Einhorn 1.1.1 answers them: '' for one, "\n" for two, any case, SIG or not.
+  wire::Reply r = Ask(pool, R"({"command": "signal", "args": ["CONT"]})");
+  CHECK_FALSE(r.error);
+  CHECK(r.message.empty());
+  r = Ask(pool, R"({"command": "signal", "args": ["winch", "SIGurg"]})");
+  CHECK_FALSE(r.error);
+  CHECK(r.message == "\n");
+  REQUIRE(pool.fx.kills.size() == 6);
+  CHECK(pool.fx.kills[0].signal == Signal::kCont);
+  CHECK(pool.fx.kills[1].signal == Signal::kCont);
+  CHECK(pool.fx.kills[2].signal == Signal::kWinch);
+  CHECK(pool.fx.kills[4].signal == Signal::kUrg);
+  CHECK(pool.fx.kills[5].pid == 101);
+  CHECK(pool.host.Logged(LogLevel::kInfo, "sent SIGWINCH to 2 workers, SIGURG to 2 workers"));
+  // Not recorded: no escalation.
+  pool.sup.Tick(At(50));
+  CHECK(pool.fx.kills.size() == 6);
+  CHECK(pool.sup.workers().at(100).state == WorkerState::kBooting);
+  // Numbers, EXIT (which Einhorn lets through and then fails on) and real-time signals are
+  // refused, and nothing is sent.
+  CHECK(Ask(pool, R"({"command": "signal", "args": ["9"]})").message == "Invalid signal: \"9\"");
+  CHECK(Ask(pool, R"({"command": "signal", "args": ["HUP", "sigexit"]})").message ==
+        "Invalid signal: \"EXIT\"");
+  CHECK(Ask(pool, R"({"command": "signal", "args": ["RTMIN"]})").message ==
+        "Invalid signal: \"RTMIN\"");
+  CHECK(Ask(pool, R"({"command": "die", "args": ["EXIT"]})").message ==
+        "Invalid signal: \"EXIT\"");
+  CHECK(Ask(pool, R"({"command": "signal", "args": ["sigfoo\n"]})").message ==
+        "Invalid signal: \"FOO\"");
+  CHECK(pool.fx.kills.size() == 6);
+  CHECK_FALSE(pool.sup.Stopping());
+  // die with one of them: sent and recorded, so -t escalates.
+  r = Ask(pool, R"({"command": "die", "args": ["Pwr"]})", Operator(), 60);
+  CHECK(r.message == "Einhorn is going down! ");
+  REQUIRE(pool.fx.kills.size() == 8);
+  CHECK(pool.fx.kills[7].signal == Signal::kPwr);
+  CHECK(pool.sup.Stopping());
+  CHECK(pool.sup.workers().at(100).signals_sent == std::vector<Signal>{Signal::kPwr});
+  pool.sup.Tick(At(62));
+  REQUIRE(pool.fx.kills.size() == 10);
+  CHECK(pool.fx.kills[9].signal == Signal::kKill);
+}
+
 TEST_CASE("control: die drains every worker with the drain signal and stops") {
   auto c = SupervisorConfig{};
   c.signal_timeout = Seconds(2);

@@ -585,7 +585,9 @@ TEST_CASE("ill-typed values are refused by their path") {
         "options.seconds: expected a finite number");
   CHECK(Refusal(Edit(text, "\n  drain_signal: SIGTERM\n", "\n  drain_signal: TERM\n")) ==
         "options.drain_signal: expected one of SIGHUP, SIGINT, SIGQUIT, SIGKILL, SIGUSR1, "
-        "SIGUSR2, SIGTERM, SIGTTIN, SIGTTOU, SIGABRT");
+        "SIGUSR2, SIGTERM, SIGTTIN, SIGTTOU, SIGABRT, SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV, "
+        "SIGPIPE, SIGALRM, SIGCHLD, SIGCONT, SIGSTOP, SIGTSTP, SIGURG, SIGXCPU, SIGXFSZ, "
+        "SIGVTALRM, SIGPROF, SIGWINCH, SIGIO, SIGPWR, SIGSYS");
   CHECK(Refusal(Edit(text, "renice_cmd: \"renice -n\"", "renice_cmd: renice")) ==
         "options.nice.renice_cmd: expected a string (double-quoted, or !!binary)");
   CHECK(Refusal(Edit(text, "  pidfile: !!binary \"L3J1bi9wCmlk\"",
@@ -898,6 +900,22 @@ TEST_CASE("state: a worker's ping and the signals it was sent travel, and older 
   }
   CHECK(Refusal(Edit(text, "signals_sent: [SIGTERM]", "signals_sent: [SIGFOO]"))
             .find("signals_sent[0]: expected one of") != std::string::npos);
+}
+
+TEST_CASE("state: every signal a die may have recorded travels (die CONT, die WINCH...)") {
+  MasterState m = RichState();
+  Worker* signalled = nullptr;
+  for (Worker& w : m.supervisor.workers) {
+    if (!w.signals_sent.empty()) signalled = &w;
+  }
+  REQUIRE(signalled != nullptr);
+  signalled->signals_sent.clear();
+  for (const auto& [sig, name] : kSignalNames) signalled->signals_sent.push_back(sig);
+  const std::string text = EncodeState(m);
+  CHECK(text.find("SIGCONT, SIGSTOP, SIGTSTP, SIGURG") != std::string::npos);
+  auto d = DecodeState(text);
+  REQUIRE_MESSAGE(d.ok(), d.error());
+  CHECK(d.value() == m);
 }
 
 }  // namespace
