@@ -77,6 +77,11 @@ struct EnumC {
   std::string Write(E v) const { return Name(names, v); }
   void Read(const In& in, E* v) const { *v = Enum(in, names); }
 };
+// Signals: the one table of every signal name (core::kSignalNames), a `die SIG` may be recorded.
+struct SignalC {
+  std::string Write(Signal v) const { return Name(kSignalNames, v); }
+  void Read(const In& in, Signal* v) const { *v = Enum(in, kSignalNames); }
+};
 template <typename C>
 struct OptC {
   C item;
@@ -262,7 +267,7 @@ struct Schema<Options> {
     v.Field("upgrade_timeout", o.upgrade_timeout, DblC{});
     v.Field("upgrade_max_failures", o.upgrade_max_failures, I32C{});
     v.Field("canary", o.canary, BoolC{});
-    v.Field("drain_signal", o.drain_signal, EnumC<Signal>{kSignals});
+    v.Field("drain_signal", o.drain_signal, SignalC{});
     // Written only when set: older binaries read states without them.
     v.FieldIf(o.log_format != LogFormat::kText, "log_format", o.log_format,
               EnumC<LogFormat>{kLogFormats});
@@ -292,7 +297,7 @@ struct Schema<SupervisorConfig> {
     v.Field("backoff_base", c.backoff_base, NsC{});
     v.Field("backoff_cap", c.backoff_cap, NsC{});
     v.Field("signal_timeout", c.signal_timeout, OptC<NsC>{});
-    v.Field("drain_signal", c.drain_signal, EnumC<Signal>{kSignals});
+    v.Field("drain_signal", c.drain_signal, SignalC{});
     v.Field("kill_children_on_exit", c.kill_children_on_exit, BoolC{});
     v.Field("jitter_seed", c.jitter_seed, U64C{});
     v.Field("jitter", c.jitter, DblC{});
@@ -320,7 +325,7 @@ struct Schema<Worker> {
     // Absent in the state of images older than these fields: never pinged since, no signal known.
     v.FieldIf(true, "pinged_wall_ns", w.pinged_wall_ns, OptC<I64C>{});
     v.FieldIf(true, "pinged_request_id", w.pinged_request_id, OptC<RecC>{});
-    v.FieldIf(true, "signals_sent", w.signals_sent, SeqC<EnumC<Signal>>{{kSignals}});
+    v.FieldIf(true, "signals_sent", w.signals_sent, SeqC<SignalC>{});
     v.Field("notify_status", w.notify_status, StrC{});
     v.Field("watchdog_at", w.watchdog_at, OptC<NsC>{});
   }
