@@ -512,7 +512,7 @@ std::vector<RequestSpec> Requests(int count, const char* verb) {
 
 // One einhornctl command: its name and help (einhornctl --help lists them in this order), its
 // arguments, the requests it sends when that is a fixed list (PlanRequests), and `run` when it
-// needs more than sending them.
+// needs more than sending them. With neither, it sends its own name once, without args.
 struct CommandDef {
   const char* name;
   const char* help;
@@ -552,12 +552,12 @@ const CommandDef kCommands[] = {
      [](CLI::App& sub, Invocation& inv) {
        sub.add_option("SIG", inv.signal, "A signal name: TERM, SIGHUP, usr2...")->required();
      },
-     [](const Invocation& inv) { return std::vector<RequestSpec>{{"signal", {inv.signal}}}; },
+     [](const Invocation& inv) {
+       return std::vector<RequestSpec>{{"signal", {inv.signal}}};
+     },
      nullptr},
-    {"quieter", "Log less (the master's verbosity + 1)", nullptr,
-     [](const Invocation&) { return Requests(1, "quieter"); }, nullptr},
-    {"louder", "Log more (the master's verbosity - 1)", nullptr,
-     [](const Invocation&) { return Requests(1, "louder"); }, nullptr},
+    {"quieter", "Log less (the master's verbosity + 1)", nullptr, nullptr, nullptr},
+    {"louder", "Log more (the master's verbosity - 1)", nullptr, nullptr, nullptr},
     {"log-level", "Set the master's log level",
      [](CLI::App& sub, Invocation& inv) {
        sub.add_option("LEVEL", inv.level, "debug, info or error")
@@ -590,16 +590,16 @@ const CommandDef kCommands[] = {
        return PrintReplies(inv, ctx,
                            [&](const auto& print) { return session.Ehlo(ctx.user, print); });
      }},
-    {"help", "Show the master's list of commands", nullptr,
-     [](const Invocation&) { return Requests(1, "help"); }, nullptr},
-    {"state", "Show the master's internal state", nullptr,
-     [](const Invocation&) { return Requests(1, "state"); }, nullptr},
+    {"help", "Show the master's list of commands", nullptr, nullptr, nullptr},
+    {"state", "Show the master's internal state", nullptr, nullptr, nullptr},
     {"raw", "Send any command with arguments and print every reply",
      [](CLI::App& sub, Invocation& inv) {
        sub.add_option("VERB", inv.verb, "The command")->required();
        sub.add_option("ARGS", inv.args, "Its arguments");
      },
-     [](const Invocation& inv) { return std::vector<RequestSpec>{{inv.verb, inv.args}}; },
+     [](const Invocation& inv) {
+       return std::vector<RequestSpec>{{inv.verb, inv.args}};
+     },
      nullptr},
     {"upgrade", "Replace the workers with a new generation, a few at a time",
      [](CLI::App& sub, Invocation& inv) {
@@ -614,8 +614,7 @@ const CommandDef kCommands[] = {
      },
      [](const Invocation& inv) { return Requests(1, inv.fleet ? "upgrade_fleet" : "upgrade"); },
      UpgradeCommand},
-    {"reload", "Re-exec the master in place, keeping the workers", nullptr,
-     [](const Invocation&) { return Requests(1, "reload"); }, nullptr},
+    {"reload", "Re-exec the master in place, keeping the workers", nullptr, nullptr, nullptr},
     {"events", "Show recent lifecycle events: spawns, exits, upgrades, ...",
      [](CLI::App& sub, Invocation& inv) {
        sub.add_option("--since", inv.since, "Only the events after this sequence number");
@@ -648,7 +647,10 @@ void AddCommands(CLI::App& app, Invocation& inv) {
 
 std::vector<RequestSpec> PlanRequests(const Invocation& inv) {
   const CommandDef* c = FindCommand(inv.command);
-  return c != nullptr && c->plan != nullptr ? c->plan(inv) : std::vector<RequestSpec>{};
+  if (c == nullptr) return {};
+  if (c->plan != nullptr) return c->plan(inv);
+  if (c->run == nullptr) return {{c->name, {}}};
+  return {};
 }
 
 int Run(const Invocation& inv, Context& ctx) {
