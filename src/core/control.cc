@@ -4,6 +4,7 @@
 #include <array>
 #include <cctype>
 #include <cstdio>
+#include <string_view>
 #include <utility>
 
 namespace einhorn::core {
@@ -69,45 +70,167 @@ std::string PeerName(const Peer& peer) {
   return "uid " + std::to_string(peer.uid) + " pid " + std::to_string(peer.pid);
 }
 
-struct Verb {
-  const char* name;
-  const char* description;
+// Every verb the socket knows, the key of the verb table (Control::Verbs).
+enum class ControlVerb {
+  kConfig,
+  kDec,
+  kDie,
+  kEhlo,
+  kEvents,
+  kHelp,
+  kInc,
+  kLouder,
+  kMetrics,
+  kQuieter,
+  kReload,
+  kSetWorkers,
+  kSignal,
+  kState,
+  kStatus,
+  kUpgrade,
+  kUpgradeFleet,
+  kWorkerAck,
+  kWorkerPing,
 };
-// Sorted, as Einhorn lists them; ehlo and the worker: verbs are not listed.
-constexpr std::array<Verb, 16> kVerbs{{
-    {"config", "Merge in a new config (not supported by einhorn-cpp; use set_workers)"},
-    {"dec", "Decrement the number of desired workers"},
-    {"die", "Send SIG (default: the drain signal, SIGUSR2) to all workers and exit when they "
-            "are gone"},
-    {"events", "Recent lifecycle events (spawns, exits, upgrades, resizes, commands) as YAML; "
-               "args: [SEQ] for those after sequence number SEQ"},
-    {"help", "Print out available commands"},
-    {"inc", "Increment the number of desired workers"},
-    {"louder", "Increase verbosity"},
-    {"metrics", "Counters and gauges in the Prometheus text format"},
-    {"quieter", "Decrease verbosity"},
-    {"reload", "Re-exec the einhorn-cpp master in place, keeping its workers, sockets and pid"},
-    {"set_workers", "Set the number of desired workers"},
-    {"signal", "Send one or more signals to all workers (args: SIG1 [SIG2 ...])"},
-    {"state", "Get a dump of Einhorn's current state (Ruby YAML, as Einhorn; status is "
-              "einhorn-cpp's own)"},
-    {"status", "The pool as YAML: target, counts, and every worker's slot, pid, state, "
-               "readiness, uptime, restarts and last exit"},
-    {"upgrade", "Replace every worker with a new generation, a few at a time; rolled back if "
-                "the new workers do not become ready"},
-    {"upgrade_fleet", "Start the whole new generation, then drain the old one; rolled back if "
-                      "the new workers do not become ready"},
-}};
+
+wire::Reply ConfigCommand(const wire::Request& r) {
+  if (auto bad = CheckArgs(r)) return *bad;
+  return Err("config is not supported by einhorn-cpp: Einhorn merges it into its internal "
+             "state, which has no equivalent here; use set_workers");
+}
 
 }  // namespace
+
+// One request being handled: what its verb's handler needs.
+struct Control::Call {
+  ControlVerb verb;
+  const wire::Request& r;
+  const Peer& peer;
+  const std::string& by;  // "uid 1000 pid 42", for the audit line
+  Time now;
+  ControlOutcome& out;
+
+  void Reply(wire::Reply rep) const {
+    rep.request_id = r.id;
+    out.replies.push_back(std::move(rep));
+  }
+};
+
+// A row of the verb table. `help` nullptr: not in the help listing (as Einhorn: ehlo and the
+// worker: verbs).
+struct Control::VerbRow {
+  ControlVerb verb;
+  const char* name;
+  const char* help;
+  void (*handler)(Control& self, const Call& call);
+};
+
+// The verb table: a new verb is one row here and its handler. Sorted by name, as the help
+// listing and the metrics' command labels are.
+std::span<const Control::VerbRow> Control::Verbs() {
+  using V = ControlVerb;
+  static constexpr VerbRow kRows[] = {
+      {V::kConfig, "config",
+       "Merge in a new config (not supported by einhorn-cpp; use set_workers)",
+       [](Control&, const Call& c) { c.Reply(ConfigCommand(c.r)); }},
+      {V::kDec, "dec", "Decrement the number of desired workers",
+       [](Control& self, const Call& c) { c.Reply(self.Decrement(c.by, c.now)); }},
+      {V::kDie, "die",
+       "Send SIG (default: the drain signal, SIGUSR2) to all workers and exit when they are "
+       "gone",
+       [](Control& self, const Call& c) { c.Reply(self.DieCommand(c.r, c.by, c.now)); }},
+      {V::kEhlo, "ehlo", nullptr,
+       [](Control& self, const Call& c) { c.Reply(self.Ehlo(c.r)); }},
+      {V::kEvents, "events",
+       "Recent lifecycle events (spawns, exits, upgrades, resizes, commands) as YAML; args: "
+       "[SEQ] for those after sequence number SEQ",
+       [](Control& self, const Call& c) { c.Reply(self.Events(c.r)); }},
+      {V::kHelp, "help", "Print out available commands",
+       [](Control&, const Call& c) { c.Reply(Ok(HelpText())); }},
+      {V::kInc, "inc", "Increment the number of desired workers",
+       [](Control& self, const Call& c) { c.Reply(self.Increment(c.by, c.now)); }},
+      {V::kLouder, "louder", "Increase verbosity",
+       [](Control& self, const Call& c) { c.Reply(self.Verbosity(-1, c.by, c.now)); }},
+      {V::kMetrics, "metrics", "Counters and gauges in the Prometheus text format",
+       [](Control& self, const Call& c) {
+         c.Reply(self.host_.telemetry() != nullptr ? Ok(self.MetricsText())
+                                                   : Err("this master keeps no metrics"));
+       }},
+      {V::kQuieter, "quieter", "Decrease verbosity",
+       [](Control& self, const Call& c) { c.Reply(self.Verbosity(+1, c.by, c.now)); }},
+      {V::kReload, "reload",
+       "Re-exec the einhorn-cpp master in place, keeping its workers, sockets and pid",
+       [](Control& self, const Call& c) { self.ReloadCommand(c); }},
+      {V::kSetWorkers, "set_workers", "Set the number of desired workers",
+       [](Control& self, const Call& c) { c.Reply(self.SetWorkers(c.r, c.by, c.now)); }},
+      {V::kSignal, "signal", "Send one or more signals to all workers (args: SIG1 [SIG2 ...])",
+       [](Control& self, const Call& c) { c.Reply(self.SendSignal(c.r, c.by, c.now)); }},
+      {V::kState, "state",
+       "Get a dump of Einhorn's current state (Ruby YAML, as Einhorn; status is einhorn-cpp's "
+       "own)",
+       [](Control& self, const Call& c) { c.Reply(Ok(self.EinhornState())); }},
+      {V::kStatus, "status",
+       "The pool as YAML: target, counts, and every worker's slot, pid, state, readiness, "
+       "uptime, restarts and last exit",
+       [](Control& self, const Call& c) { c.Reply(Ok(PoolStatusToYaml(self.Status(c.now)))); }},
+      {V::kUpgrade, "upgrade",
+       "Replace every worker with a new generation, a few at a time; rolled back if the new "
+       "workers do not become ready",
+       [](Control& self, const Call& c) { self.UpgradeCommand(c); }},
+      {V::kUpgradeFleet, "upgrade_fleet",
+       "Start the whole new generation, then drain the old one; rolled back if the new "
+       "workers do not become ready",
+       [](Control& self, const Call& c) { self.UpgradeCommand(c); }},
+      {V::kWorkerAck, "worker:ack", nullptr,
+       [](Control& self, const Call& c) {
+         self.WorkerAck(c.r, c.peer, c.now);
+         c.out.close = true;
+       }},
+      {V::kWorkerPing, "worker:ping", nullptr,
+       [](Control& self, const Call& c) {
+         self.WorkerPing(c.r, c.peer, c.now);
+         c.out.close = true;
+       }},
+  };
+  return kRows;
+}
 
 Control::Control(Supervisor& supervisor, ControlHost& host, MasterInfo info)
     : supervisor_(supervisor), host_(host), info_(std::move(info)) {}
 
+std::vector<std::string> Control::VerbNames() {
+  std::vector<std::string> names;
+  for (const VerbRow& row : Verbs()) names.emplace_back(row.name);
+  return names;
+}
+
+const std::vector<std::string>& KnownCommands() {
+  static const std::vector<std::string> kCommands = [] {
+    std::vector<std::string> names = Control::VerbNames();
+    names.insert(names.end(), {"unknown", "invalid"});
+    return names;
+  }();
+  return kCommands;
+}
+
+// Sorted by name, as Einhorn lists them; ehlo and the worker: verbs are not listed.
 std::string Control::CommandList() {
+  std::vector<const VerbRow*> listed;
+  for (const VerbRow& row : Verbs()) {
+    if (row.help != nullptr) listed.push_back(&row);
+  }
+  std::sort(listed.begin(), listed.end(), [](const VerbRow* a, const VerbRow* b) {
+    return std::string_view(a->name) < std::string_view(b->name);
+  });
   std::string text;
-  for (const Verb& v : kVerbs) text += std::string(v.name) + ": " + v.description + "\n";
+  for (const VerbRow* row : listed) text += std::string(row->name) + ": " + row->help + "\n";
   return text;
+}
+
+std::string Control::HelpText() {
+  return "You are speaking to the Einhorn command socket. You can run the following "
+         "commands:\n\n" +
+         CommandList();
 }
 
 std::string Control::HelpText() {
@@ -136,82 +259,54 @@ ControlOutcome Control::Handle(const wire::ParseResult& parsed, const Peer& peer
     return out;
   }
 
-  const std::string& verb = r.command;
-  if (verb == "worker:ack") {
-    WorkerAck(r, peer, now);
-    out.close = true;
-  } else if (verb == "worker:ping") {
-    WorkerPing(r, peer, now);
-    out.close = true;
-  } else if (verb == "ehlo") {
-    reply(Ok("Welcome, " + r.user + "! You are speaking to Einhorn Master Process " +
-             std::to_string(info_.pid) +
-             (info_.command_name.empty() ? "" : " (" + info_.command_name + ")") +
-             ".\nThis is einhorn-cpp " + info_.version + ".\n"));
-  } else if (verb == "help") {
-    reply(Ok(HelpText()));
-  } else if (verb == "status") {
-    reply(Ok(PoolStatusToYaml(Status(now))));
-  } else if (verb == "state") {
-    reply(Ok(EinhornState()));
-  } else if (verb == "events") {
-    reply(Events(r));
-  } else if (verb == "metrics") {
-    reply(host_.telemetry() != nullptr ? Ok(MetricsText())
-                                       : Err("this master keeps no metrics"));
-  } else if (verb == "inc") {
-    reply(Increment(by, now));
-  } else if (verb == "dec") {
-    reply(Decrement(by, now));
-  } else if (verb == "set_workers") {
-    reply(SetWorkers(r, by, now));
-  } else if (verb == "quieter") {
-    reply(Verbosity(+1, by, now));
-  } else if (verb == "louder") {
-    reply(Verbosity(-1, by, now));
-  } else if (verb == "signal") {
-    reply(SendSignal(r, by, now));
-  } else if (verb == "die") {
-    reply(DieCommand(r, by, now));
-  } else if (verb == "config") {
-    if (auto bad = CheckArgs(r)) {
-      reply(*bad);
-    } else {
-      reply(Err("config is not supported by einhorn-cpp: Einhorn merges it into its internal "
-                "state, which has no equivalent here; use set_workers"));
-    }
-  } else if (verb == "upgrade" || verb == "upgrade_fleet") {
-    // As Einhorn, an upgrade re-execs the master first: a new einhorn-cpp binary takes over
-    // before the new workers start.
-    const UpgradeStart start =
-        host_.Reload(verb == "upgrade" ? UpgradeStrategy::kSmooth : UpgradeStrategy::kFleet, now);
-    wire::Reply rep = start.started ? Ok(start.message) : Err(start.message);
-    Audit(by, verb, rep, now);
-    // As Einhorn: only a client that sent an id is streamed the rest; old-style clients
-    // (go-einhorn's `request_id` key among them) get this reply alone.
-    if (start.started && r.id) {
-      rep.wait = true;
-      out.subscribe_upgrade = r.id;
-    }
-    reply(rep);
-  } else if (verb == "reload") {
-    // Final, and sent before the re-exec, as Einhorn; how it went is in the log and status.
-    const UpgradeStart start = host_.Reload(std::nullopt, now);
-    wire::Reply rep = start.started ? Ok(start.message) : Err(start.message);
-    Audit(by, verb, rep, now);
-    reply(rep);
-  } else {
+  const auto rows = Verbs();
+  const auto row = std::find_if(rows.begin(), rows.end(), [&r](const VerbRow& v) {
+    return v.name == r.command;
+  });
+  if (row == rows.end()) {
     // As Einhorn: the verb list straight after the name, without help's first paragraph.
-    reply(Err("Unrecognized command: " + Quoted(verb) + "\n\n" + CommandList()));
+    reply(Err("Unrecognized command: " + Quoted(r.command) + "\n\n" + CommandList()));
+    return out;
   }
+  row->handler(*this, Call{row->verb, r, peer, by, now, out});
   return out;
+}
+
+wire::Reply Control::Ehlo(const wire::Request& r) const {
+  return Ok("Welcome, " + r.user + "! You are speaking to Einhorn Master Process " +
+            std::to_string(info_.pid) +
+            (info_.command_name.empty() ? "" : " (" + info_.command_name + ")") +
+            ".\nThis is einhorn-cpp " + info_.version + ".\n");
+}
+
+// upgrade and upgrade_fleet. As Einhorn, an upgrade re-execs the master first: a new
+// einhorn-cpp binary takes over before the new workers start.
+void Control::UpgradeCommand(const Call& c) {
+  const bool smooth = c.verb == ControlVerb::kUpgrade;
+  const UpgradeStart start =
+      host_.Reload(smooth ? UpgradeStrategy::kSmooth : UpgradeStrategy::kFleet, c.now);
+  wire::Reply rep = start.started ? Ok(start.message) : Err(start.message);
+  Audit(c.by, smooth ? "upgrade" : "upgrade_fleet", rep, c.now);
+  // As Einhorn: only a client that sent an id is streamed the rest; old-style clients
+  // (go-einhorn's `request_id` key among them) get this reply alone.
+  if (start.started && c.r.id) {
+    rep.wait = true;
+    c.out.subscribe_upgrade = c.r.id;
+  }
+  c.Reply(rep);
+}
+
+// Final, and sent before the re-exec, as Einhorn; how it went is in the log and status.
+void Control::ReloadCommand(const Call& c) {
+  const UpgradeStart start = host_.Reload(std::nullopt, c.now);
+  wire::Reply rep = start.started ? Ok(start.message) : Err(start.message);
+  Audit(c.by, "reload", rep, c.now);
+  c.Reply(rep);
 }
 
 void Control::Audit(const std::string& by, const std::string& verb, const wire::Reply& reply,
                     Time now) {
-  Event e;
-  e.kind = EventKind::kControl;
-  e.mono = now;
+  Event e = EventAt(EventKind::kControl, now);
   e.by = by;
   e.detail = verb;
   if (reply.error) e.detail += " refused: " + reply.message.substr(0, kMaxEventDetail);
@@ -220,9 +315,7 @@ void Control::Audit(const std::string& by, const std::string& verb, const wire::
 }
 
 void Control::Resized(int from, int to, const std::string& by, Time now) {
-  Event e;
-  e.kind = EventKind::kResize;
-  e.mono = now;
+  Event e = EventAt(EventKind::kResize, now);
   e.from = from;
   e.to = to;
   e.by = by;
@@ -230,9 +323,7 @@ void Control::Resized(int from, int to, const std::string& by, Time now) {
 }
 
 void Control::Refused(const Peer& peer, const std::string& reason, Time now) {
-  Event e;
-  e.kind = EventKind::kControlRefused;
-  e.mono = now;
+  Event e = EventAt(EventKind::kControlRefused, now);
   e.by = PeerName(peer);
   e.detail = reason;
   host_.Record(e);

@@ -8,6 +8,7 @@
 // `error: true`; resizing is refused while the master shuts down.
 #pragma once
 
+#include <span>
 #include <string>
 #include <vector>
 
@@ -110,8 +111,17 @@ class Control {
 
   static std::string HelpText();
   static std::string CommandList();  // HelpText without its first paragraph
+  // Every verb the socket answers (the verb table's names, sorted).
+  static std::vector<std::string> VerbNames();
 
  private:
+  struct Call;     // one request being handled (control.cc)
+  struct VerbRow;  // {verb, name, help, handler}: a row of the verb table (control.cc)
+  static std::span<const VerbRow> Verbs();
+
+  wire::Reply Ehlo(const wire::Request& r) const;
+  void UpgradeCommand(const Call& call);
+  void ReloadCommand(const Call& call);
   wire::Reply SetWorkers(const wire::Request& r, const std::string& by, Time now);
   wire::Reply SendSignal(const wire::Request& r, const std::string& by, Time now);
   wire::Reply DieCommand(const wire::Request& r, const std::string& by, Time now);

@@ -96,6 +96,13 @@ struct Event {
 
   bool operator==(const Event&) const = default;
 };
+// The one way to start an event: its kind and when, the fields it carries to be filled in.
+inline Event EventAt(EventKind kind, Time now) {
+  Event e;
+  e.kind = kind;
+  e.mono = now;
+  return e;
+}
 
 // Who may fill the ring. A refused peer or a crash-looping worker can make events as fast as
 // it likes; the record of what was changed, and by whom, must outlive them.

@@ -142,14 +142,6 @@ const std::vector<double>& UpgradeDurationBounds() {
   return kBounds;
 }
 
-const std::vector<std::string>& KnownCommands() {
-  static const std::vector<std::string> kCommands = {
-      "config", "dec",     "die",         "ehlo",   "events", "help",        "inc",
-      "louder", "metrics", "quieter",     "reload", "set_workers", "signal", "state",
-      "status", "upgrade", "upgrade_fleet", "worker:ack", "worker:ping", "unknown", "invalid"};
-  return kCommands;
-}
-
 std::string CommandLabel(std::string_view verb) {
   const auto& known = KnownCommands();
   if (std::find(known.begin(), known.end(), verb) != known.end()) return std::string(verb);

@@ -71,7 +71,8 @@ struct Counters {
 };
 
 // The command label's values: every verb of the command socket, "unknown" for anything else
-// and "invalid" for a request that is not one, so a client cannot grow the label set.
+// and "invalid" for a request that is not one, so a client cannot grow the label set. Defined
+// beside the verb table (control.cc), so a new verb is counted under its own name.
 const std::vector<std::string>& KnownCommands();
 std::string CommandLabel(std::string_view verb);
 

@@ -20,9 +20,7 @@ std::string Describe(const Worker& w) {
 }
 
 Event WorkerEvent(EventKind kind, const Worker& w, Time now) {
-  Event e;
-  e.kind = kind;
-  e.mono = now;
+  Event e = EventAt(kind, now);
   e.slot = w.slot;
   e.pid = w.pid;
   e.generation = w.generation;
@@ -77,18 +75,7 @@ void Supervisor::SpawnInto(int slot_index, Time now) {
   const int index = FreeIndex();
   const SpawnOutcome outcome = fx_.Spawn(SpawnRequest{slot_index, index, generation_});
   if (!outcome.ok()) {
-    Event e;
-    e.kind = EventKind::kSpawnFailed;
-    e.mono = now;
-    e.slot = slot_index;
-    e.generation = generation_;
-    e.detail = outcome.error;
-    Say(LogLevel::kError,
-        "slot " + std::to_string(slot_index) + ": could not start the worker: " + outcome.error,
-        e);
-    if (upgrade_) NewWorkerFailed("worker could not be started: " + outcome.error);
-    ++slot.consecutive_failures;
-    ScheduleRespawn(slot_index, now);
+    SpawnFailed(slot_index, outcome.error, now);
     return;
   }
   if (slot.starts++ > 0) ++slot.restarts;
@@ -105,6 +92,19 @@ void Supervisor::SpawnInto(int slot_index, Time now) {
   if (config_.ack_mode.kind == AckMode::Kind::kTimer && config_.ack_mode.timer_seconds <= 0) {
     BecomeReady(it->second, "(timer ack of 0s)", now);
   }
+}
+
+// Exec failed (or fork, or the notify socket): a failure of the slot, as a death before ready.
+void Supervisor::SpawnFailed(int slot_index, const std::string& error, Time now) {
+  Event e = EventAt(EventKind::kSpawnFailed, now);
+  e.slot = slot_index;
+  e.generation = generation_;
+  e.detail = error;
+  Say(LogLevel::kError,
+      "slot " + std::to_string(slot_index) + ": could not start the worker: " + error, e);
+  if (upgrade_) NewWorkerFailed("worker could not be started: " + error);
+  ++slots_[static_cast<size_t>(slot_index)].consecutive_failures;
+  ScheduleRespawn(slot_index, now);
 }
 
 // The one way a worker becomes ready, whatever said so (a timer ack of 0 at fork, the timer, a
@@ -135,9 +135,7 @@ void Supervisor::ScheduleRespawn(int slot_index, Time now) {
   Slot& slot = slots_[static_cast<size_t>(slot_index)];
   const Duration delay = BackoffFor(slot.consecutive_failures);
   slot.respawn_at = After(now, delay);
-  Event e;
-  e.kind = EventKind::kRespawnDelay;
-  e.mono = now;
+  Event e = EventAt(EventKind::kRespawnDelay, now);
   e.slot = slot_index;
   e.seconds = ToSeconds(delay);
   e.detail = std::to_string(slot.consecutive_failures) + " consecutive failure" +
@@ -162,6 +160,18 @@ void Supervisor::ChildExited(Pid pid, const ExitStatus& status, Time now) {
   const bool new_worker_failed =
       upgrade_ && !stopping_ && w.generation == generation_ &&
       w.state != WorkerState::kDraining && !(w.ready_at && uptime >= config_.backoff_base);
+  SayExited(w, status, uptime, now);
+  RefillSlot(w, status, uptime, now);
+  if (new_worker_failed) {
+    NewWorkerFailed(Describe(w) + " exited with " + status.ToString() +
+                    (w.ready_at ? " within " + Secs(config_.backoff_base) + " of being ready"
+                                : " before it was ready"));
+  }
+  Reconcile(now);
+  CheckFinished();
+}
+
+void Supervisor::SayExited(const Worker& w, const ExitStatus& status, Duration uptime, Time now) {
   Event exited = WorkerEvent(EventKind::kExit, w, now);
   exited.exit = status;
   exited.during_drain = w.state == WorkerState::kDraining;
@@ -172,33 +182,26 @@ void Supervisor::ChildExited(Pid pid, const ExitStatus& status, Time now) {
       Describe(w) + " exited with " + status.ToString() + " after " + Secs(uptime) +
           (w.ready_at ? "" : ", before it was ready"),
       exited);
+}
 
-  if (w.slot >= 0 && w.slot < static_cast<int>(slots_.size())) {
-    Slot& slot = slots_[static_cast<size_t>(w.slot)];
-    if (slot.pid == pid) {
-      slot.pid.reset();
-      slot.last_exit = status;
-      if (!stopping_) {
-        // A worker that never became ready, or that died within the backoff base of its
-        // start, is part of a crash loop; one that stayed up ends the streak.
-        const bool stable = w.ready_at.has_value() && uptime >= config_.backoff_base;
-        if (stable) {
-          slot.consecutive_failures = 0;
-          SpawnInto(w.slot, now);
-        } else {
-          ++slot.consecutive_failures;
-          ScheduleRespawn(w.slot, now);
-        }
-      }
-    }
+void Supervisor::RefillSlot(const Worker& w, const ExitStatus& status, Duration uptime,
+                            Time now) {
+  if (w.slot < 0 || w.slot >= static_cast<int>(slots_.size())) return;
+  Slot& slot = slots_[static_cast<size_t>(w.slot)];
+  if (slot.pid != w.pid) return;
+  slot.pid.reset();
+  slot.last_exit = status;
+  if (stopping_) return;
+  // A worker that never became ready, or that died within the backoff base of its start, is
+  // part of a crash loop; one that stayed up ends the streak.
+  const bool stable = w.ready_at.has_value() && uptime >= config_.backoff_base;
+  if (stable) {
+    slot.consecutive_failures = 0;
+    SpawnInto(w.slot, now);
+  } else {
+    ++slot.consecutive_failures;
+    ScheduleRespawn(w.slot, now);
   }
-  if (new_worker_failed) {
-    NewWorkerFailed(Describe(w) + " exited with " + status.ToString() +
-                    (w.ready_at ? " within " + Secs(config_.backoff_base) + " of being ready"
-                                : " before it was ready"));
-  }
-  Reconcile(now);
-  CheckFinished();
 }
 
 void Supervisor::SendStop(Worker& w, Signal sig, Time now) {
@@ -213,43 +216,44 @@ void Supervisor::SendStop(Worker& w, Signal sig, Time now) {
 
 void Supervisor::Stop(StopKind kind, Time now) {
   if (finished_) return;
+  const bool again = EnterStopping(
+      kind, kind == StopKind::kQuit ? "quit" : kind == StopKind::kDrain ? "drain" : "terminate",
+      now);
+  if (kind == StopKind::kQuit) {
+    Quit();
+    return;
+  }
+  StopWith(kind == StopKind::kDrain ? config_.drain_signal : Signal::kTerm, again, now);
+}
+
+// A `die` keeps the kind of a stop already under way, and is a drain otherwise.
+void Supervisor::Die(Signal signal, Time now) {
+  if (finished_) return;
+  const bool again = EnterStopping(stopping_.value_or(StopKind::kDrain),
+                                   std::string("die ") + SignalName(signal), now);
+  StopWith(signal, again, now);
+}
+
+bool Supervisor::EnterStopping(StopKind kind, const std::string& detail, Time now) {
   const bool again = stopping_.has_value();
   stopping_ = kind;
   for (Slot& slot : slots_) slot.respawn_at.reset();
   if (upgrade_) RollBack("the master is stopping", now);
-  Event stop;
-  stop.kind = EventKind::kStop;
-  stop.mono = now;
-  stop.detail = kind == StopKind::kQuit ? "quit" : kind == StopKind::kDrain ? "drain" : "terminate";
-  fx_.Emit(LogLevel::kDebug, "stopping the pool: " + stop.detail, stop);
-
-  if (kind == StopKind::kQuit) {
-    fx_.Log(LogLevel::kInfo, "quitting: sending SIGQUIT to " + std::to_string(workers_.size()) +
-                                 " workers and exiting at once");
-    for (auto& [pid, w] : workers_) fx_.Kill(pid, Signal::kQuit);
-    if (config_.kill_children_on_exit) {
-      for (auto& [pid, w] : workers_) fx_.Kill(pid, config_.drain_signal);
-    }
-    finished_ = true;
-    exit_code_ = 1;
-    return;
-  }
-
-  StopWith(kind == StopKind::kDrain ? config_.drain_signal : Signal::kTerm, again, now);
+  Event stop = EventAt(EventKind::kStop, now);
+  stop.detail = detail;
+  fx_.Emit(LogLevel::kDebug, "stopping the pool: " + detail, stop);
+  return again;
 }
 
-void Supervisor::Die(Signal signal, Time now) {
-  if (finished_) return;
-  const bool again = stopping_.has_value();
-  if (!stopping_) stopping_ = StopKind::kDrain;
-  for (Slot& slot : slots_) slot.respawn_at.reset();
-  if (upgrade_) RollBack("the master is stopping", now);
-  Event stop;
-  stop.kind = EventKind::kStop;
-  stop.mono = now;
-  stop.detail = std::string("die ") + SignalName(signal);
-  fx_.Emit(LogLevel::kDebug, "stopping the pool: " + stop.detail, stop);
-  StopWith(signal, again, now);
+void Supervisor::Quit() {
+  fx_.Log(LogLevel::kInfo, "quitting: sending SIGQUIT to " + std::to_string(workers_.size()) +
+                               " workers and exiting at once");
+  for (auto& [pid, w] : workers_) fx_.Kill(pid, Signal::kQuit);
+  if (config_.kill_children_on_exit) {
+    for (auto& [pid, w] : workers_) fx_.Kill(pid, config_.drain_signal);
+  }
+  finished_ = true;
+  exit_code_ = 1;
 }
 
 void Supervisor::StopWith(Signal sig, bool again, Time now) {
@@ -304,12 +308,8 @@ void Supervisor::SetTarget(int n, Time now) {
     const Slot& slot = slots_[static_cast<size_t>(i)];
     if (!slot.pid) continue;
     Worker& w = workers_.at(*slot.pid);
+    DrainWorker(w, "the pool shrinks to " + std::to_string(n), now);  // its event has slot i
     w.slot = -1;
-    Event e = WorkerEvent(EventKind::kDrain, w, now);
-    e.slot = i;
-    e.detail = "the pool shrinks to " + std::to_string(n);
-    Say(LogLevel::kInfo, "draining " + Describe(w) + ": " + e.detail, e);
-    SendStop(w, config_.drain_signal, now);
   }
   std::vector<Slot> kept;
   for (int i = 0; i < old; ++i) {
@@ -332,6 +332,13 @@ AckResult Supervisor::Ack(Pid pid, Time now) {
   BecomeReady(w, "(acked after " + Secs(now - w.spawned_at) + ")", now);
   Reconcile(now);
   return AckResult::kAcked;
+}
+
+void Supervisor::DrainWorker(Worker& w, const std::string& why, Time now) {
+  Event e = WorkerEvent(EventKind::kDrain, w, now);
+  e.detail = why;
+  Say(LogLevel::kInfo, "draining " + Describe(w) + ": " + why, e);
+  SendStop(w, config_.drain_signal, now);
 }
 
 void Supervisor::WorkerStatusText(Pid pid, const std::string& text) {
@@ -394,30 +401,35 @@ void Supervisor::Tick(Time now) {
           now < After(*w.watchdog_at, *config_.worker_watchdog)) {
         continue;
       }
-      ++watchdog_timeouts_;
-      Event e = WorkerEvent(EventKind::kWatchdogTimeout, w, now);
-      e.seconds = ToSeconds(now - *w.watchdog_at);
-      Say(LogLevel::kWarn, Describe(w) + " sent no WATCHDOG=1 for " +
-                               Secs(now - *w.watchdog_at) + ": it is hung; sending SIGABRT",
-          e);
-      w.kill_at = After(now, config_.signal_timeout.value_or(config_.rollback_kill_after));
-      SendStop(w, Signal::kAbrt, now);
+      WatchdogExpired(w, now);
     }
   }
   for (auto& [pid, w] : workers_) {
-    if (w.kill_at && !w.killed && now >= *w.kill_at) {
-      w.killed = true;
-      Event e = WorkerEvent(EventKind::kKill, w, now);
-      e.detail = "alive " + Secs(now - w.signaled_at.value_or(now)) + " after its stop signal";
-      Say(LogLevel::kWarn, Describe(w) + " is still alive " +
-                               Secs(now - w.signaled_at.value_or(now)) +
-                               " after it was signalled; sending SIGKILL",
-          e);
-      fx_.Kill(pid, Signal::kKill);
-    }
+    if (w.kill_at && !w.killed && now >= *w.kill_at) KillLingering(w, now);
   }
   CheckUpgradeDeadlines(now);
   Reconcile(now);
+}
+
+void Supervisor::WatchdogExpired(Worker& w, Time now) {
+  ++watchdog_timeouts_;
+  Event e = WorkerEvent(EventKind::kWatchdogTimeout, w, now);
+  e.seconds = ToSeconds(now - *w.watchdog_at);
+  Say(LogLevel::kWarn, Describe(w) + " sent no WATCHDOG=1 for " + Secs(now - *w.watchdog_at) +
+                           ": it is hung; sending SIGABRT",
+      e);
+  w.kill_at = After(now, config_.signal_timeout.value_or(config_.rollback_kill_after));
+  SendStop(w, Signal::kAbrt, now);
+}
+
+void Supervisor::KillLingering(Worker& w, Time now) {
+  w.killed = true;
+  const std::string alive = Secs(now - w.signaled_at.value_or(now));
+  Event e = WorkerEvent(EventKind::kKill, w, now);
+  e.detail = "alive " + alive + " after its stop signal";
+  Say(LogLevel::kWarn,
+      Describe(w) + " is still alive " + alive + " after it was signalled; sending SIGKILL", e);
+  fx_.Kill(w.pid, Signal::kKill);
 }
 
 std::optional<Time> Supervisor::NextDeadline() const {

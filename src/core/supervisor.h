@@ -92,6 +92,14 @@ struct SupervisorConfig {
 };
 SupervisorConfig ConfigFromOptions(const Options& o, std::uint64_t jitter_seed);
 
+// A worker's states and what moves it, as s6-supervise's `actions` table:
+//   state     ack/READY=1/timer  STOPPING=1  drain/stop/shrink  watchdog silent  -t passed  exit
+//   booting   ready              draining    draining           -                -          gone
+//   ready     refused            draining    draining           draining (ABRT)  -          gone
+//   draining  refused            ignored     signalled again    -                SIGKILL    gone
+// Each column is one private transition of Supervisor that logs its line and emits its event:
+// BecomeReady, WorkerStopping, SendStop (DrainWorker with its line), WatchdogExpired,
+// KillLingering, ChildExited (SayExited, RefillSlot).
 enum class WorkerState { kBooting, kReady, kDraining };
 const char* WorkerStateName(WorkerState s);
 
@@ -243,12 +251,28 @@ class Supervisor {
   int generation() const { return generation_; }
 
  private:
+  // One function per transition; each logs its line and emits its event.
   void SpawnInto(int slot, Time now);
+  void SpawnFailed(int slot, const std::string& error, Time now);
   void ScheduleRespawn(int slot, Time now);
   Duration BackoffFor(int consecutive_failures);
   // booting -> ready; `how` ends its log line ("after 1.000s", "(acked after 0.2s)").
   void BecomeReady(Worker& w, const std::string& how, Time now);
+  // A worker that exited: its line and event, then its slot's respawn (now, or after the
+  // backoff when it failed).
+  void SayExited(const Worker& w, const ExitStatus& status, Duration uptime, Time now);
+  void RefillSlot(const Worker& w, const ExitStatus& status, Duration uptime, Time now);
+  // any -> draining: told to go with the drain signal, `why` in its line and event.
+  void DrainWorker(Worker& w, const std::string& why, Time now);
+  // ready -> draining with SIGABRT (--worker-watchdog); then SIGKILL when it lingers.
+  void WatchdogExpired(Worker& w, Time now);
+  void KillLingering(Worker& w, Time now);
+  // Any signal that tells a worker to go, recorded for the -t escalation.
   void SendStop(Worker& w, Signal sig, Time now);
+  // The pool stops (Stop and Die): no respawns, an upgrade rolls back, the `stop` event.
+  // Returns whether it was stopping already (the signal is then sent again).
+  bool EnterStopping(StopKind kind, const std::string& detail, Time now);
+  void Quit();
   void StopWith(Signal sig, bool again, Time now);
   int FreeIndex() const;
   void CheckFinished();

@@ -13,9 +13,7 @@ UpgradeStart Supervisor::Upgrade(UpgradeStrategy strategy, Time now) {
   if (finished_ || stopping_) return {false, "The master is shutting down; not upgrading"};
   const std::string name = UpgradeStrategyName(strategy);
   int from = generation_;
-  Event start;
-  start.kind = EventKind::kUpgradeStart;
-  start.mono = now;
+  Event start = EventAt(EventKind::kUpgradeStart, now);
   start.to = next_generation_;
   start.detail = name;
   if (upgrade_) {
@@ -124,10 +122,7 @@ void Supervisor::DrainDetached(const UpgradeStep& step, Time now) {
     if (w.state == WorkerState::kReady) {
       ready.push_back(&w);
     } else if (step.drain_booting) {
-      Event e = WorkerEvent(EventKind::kDrain, w, now);
-      e.detail = "not ready and no longer in the pool";
-      Say(LogLevel::kInfo, "draining " + Describe(w) + ": " + e.detail, e);
-      SendStop(w, config_.drain_signal, now);
+      DrainWorker(w, "not ready and no longer in the pool", now);
       // It serves nobody: killed if it lingers (after -t, or as a rolled-back one), or one that
       // ignores the signal would hold the max_upgrade_additional room of the next upgrade.
       if (!w.kill_at) w.kill_at = After(now, config_.rollback_kill_after);
@@ -138,11 +133,7 @@ void Supervisor::DrainDetached(const UpgradeStep& step, Time now) {
            std::tie(b->generation, b->spawned_at, b->pid);
   });
   for (int i = 0; i < step.drain_ready && i < static_cast<int>(ready.size()); ++i) {
-    Worker& w = *ready[static_cast<size_t>(i)];
-    Event e = WorkerEvent(EventKind::kDrain, w, now);
-    e.detail = "replaced by a ready worker";
-    Say(LogLevel::kInfo, "draining " + Describe(w) + ": " + e.detail, e);
-    SendStop(w, config_.drain_signal, now);
+    DrainWorker(*ready[static_cast<size_t>(i)], "replaced by a ready worker", now);
   }
 }
 
@@ -153,9 +144,7 @@ void Supervisor::ReportProgress(const PoolCounts& c, Time now) {
   if (ready == u.reported_ready && drained == u.reported_drained) return;
   u.reported_ready = ready;
   u.reported_drained = drained;
-  Event e;
-  e.kind = EventKind::kUpgradeProgress;
-  e.mono = now;
+  Event e = EventAt(EventKind::kUpgradeProgress, now);
   e.generation = u.to_generation;
   e.detail = std::to_string(ready) + "/" + std::to_string(c.target) + " new ready, " +
              std::to_string(drained) + "/" + std::to_string(u.old_at_start) + " old drained";
@@ -192,9 +181,7 @@ void Supervisor::NewWorkerFailed(const std::string& what) {
 }
 
 void Supervisor::FinishUpgrade(Time now) {
-  Event done;
-  done.kind = EventKind::kUpgradeDone;
-  done.mono = now;
+  Event done = EventAt(EventKind::kUpgradeDone, now);
   done.from = upgrade_->from_generation;
   done.to = generation_;
   done.seconds = ToSeconds(now - upgrade_->started_at);
@@ -209,9 +196,7 @@ void Supervisor::FinishUpgrade(Time now) {
 void Supervisor::RollBack(const std::string& reason, Time now) {
   const int failed = generation_;
   const int from = upgrade_->from_generation;
-  Event rolled;
-  rolled.kind = EventKind::kUpgradeRollback;
-  rolled.mono = now;
+  Event rolled = EventAt(EventKind::kUpgradeRollback, now);
   rolled.from = from;
   rolled.to = failed;
   rolled.seconds = ToSeconds(now - upgrade_->started_at);

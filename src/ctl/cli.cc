@@ -4,6 +4,8 @@
 #include <cctype>
 #include <sstream>
 
+#include "ctl/commands.h"
+
 #ifndef EINHORN_VERSION
 #define EINHORN_VERSION "unknown"
 #endif
@@ -50,59 +52,7 @@ ParsedCommandLine ParseCommandLine(const std::vector<std::string>& argv) {
   app.add_option("--timeout", inv.timeout, "Seconds to wait for each reply (default 30)")
       ->check(CLI::PositiveNumber);
 
-  const auto sub = [&app](const char* name, const char* help) {
-    CLI::App* s = app.add_subcommand(name, help);
-    s->fallthrough();
-    return s;
-  };
-  sub("status", "Show the pool: a summary and a table of workers");
-  sub("inc", "Add N workers (default 1)")
-      ->add_option("N", inv.count, "How many")
-      ->check(CLI::PositiveNumber);
-  sub("dec", "Remove N workers (default 1), draining them with USR2")
-      ->add_option("N", inv.count, "How many")
-      ->check(CLI::PositiveNumber);
-  CLI::App* set = sub("set", "Set the number of workers to N");
-  set->add_option("N", inv.workers, "The new number of workers")->required();
-  set->add_flag("--wait", inv.wait, "Wait until N workers are ready and none is booting");
-  set->add_option("--timeout", inv.wait_timeout, "Seconds --wait waits (default 60)")
-      ->check(CLI::PositiveNumber);
-  sub("signal", "Send a signal to every worker")
-      ->add_option("SIG", inv.signal, "A signal name: TERM, SIGHUP, usr2...")
-      ->required();
-  sub("quieter", "Log less (the master's verbosity + 1)");
-  sub("louder", "Log more (the master's verbosity - 1)");
-  sub("log-level", "Set the master's log level")
-      ->add_option("LEVEL", inv.level, "debug, info or error")
-      ->required()
-      ->check(CLI::IsMember({"debug", "info", "error"}));
-  sub("die", "Stop the workers (USR2 or SIG) and then the master")
-      ->add_option("SIG", inv.signal, "The signal for the workers");
-  sub("ack", "Acknowledge a worker as ready (-m manual): run by the worker")
-      ->add_option("PID", inv.pid, "The worker's pid (default: the parent process)")
-      ->check(CLI::PositiveNumber);
-  sub("ehlo", "Say hello and show the master's welcome");
-  sub("help", "Show the master's list of commands");
-  sub("state", "Show the master's internal state");
-  CLI::App* raw = sub("raw", "Send any command with arguments and print every reply");
-  raw->add_option("VERB", inv.verb, "The command")->required();
-  raw->add_option("ARGS", inv.args, "Its arguments");
-  CLI::App* upgrade = sub("upgrade", "Replace the workers with a new generation, a few at a time");
-  upgrade->add_flag("--fleet", inv.fleet, "Start all the new workers at once (upgrade_fleet)");
-  CLI::Option* upgrade_wait = upgrade->add_flag(
-      "--wait", inv.wait, "Print the progress until the upgrade ends; exit 0 only if it succeeded");
-  upgrade
-      ->add_option("--wait-timeout", inv.upgrade_wait_timeout,
-                   "Seconds --wait waits in all (default 3600, 0 = no limit)")
-      ->check(CLI::NonNegativeNumber)
-      ->needs(upgrade_wait);
-  sub("reload", "Re-exec the master in place, keeping the workers");
-  CLI::App* events = sub("events", "Show recent lifecycle events: spawns, exits, upgrades, ...");
-  events->add_option("--since", inv.since, "Only the events after this sequence number");
-  events->add_flag("-f,--follow", inv.follow, "Keep printing new events as they happen");
-  events->add_option("--interval", inv.follow_interval, "Seconds between polls of --follow (default 0.5)")
-      ->check(CLI::PositiveNumber);
-  sub("metrics", "Print the master's metrics (Prometheus text format)");
+  AddCommands(app, inv);
 
   std::vector<const char*> cargv;
   cargv.reserve(argv.size());

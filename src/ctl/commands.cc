@@ -1,5 +1,6 @@
 #include "ctl/commands.h"
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdint>
 #include <istream>
@@ -491,27 +492,165 @@ int Shell(const Invocation& inv, Context& ctx, Session& session) {
   }
 }
 
+// ack and ehlo: one exchange (`send` given the printer of each reply), every reply printed.
+template <typename Send>
+int PrintReplies(const Invocation& inv, Context& ctx, const Send& send) {
+  Output output(ctx, inv.json);
+  const Status s = send([&output](const Reply& r) { output.Add(r); });
+  if (!s.ok()) return output.Unreachable(s);
+  return output.Finish(output.error() ? kExitRefused : kExitOk);
+}
+
+std::vector<RequestSpec> Requests(int count, const char* verb) {
+  return std::vector<RequestSpec>(static_cast<size_t>(count), RequestSpec{verb, {}});
+}
+
+// One einhornctl command: its name and help (einhornctl --help lists them in this order), its
+// arguments, the requests it sends when that is a fixed list (PlanRequests), and `run` when it
+// needs more than sending them. With neither, it sends its own name once, without args.
+struct CommandDef {
+  const char* name;
+  const char* help;
+  void (*arguments)(CLI::App& sub, Invocation& inv);
+  std::vector<RequestSpec> (*plan)(const Invocation& inv);
+  int (*run)(const Invocation& inv, Context& ctx, Session& session);
+};
+
+// The command table: a new command is one row here (and its function if it needs one).
+const CommandDef kCommands[] = {
+    {"status", "Show the pool: a summary and a table of workers", nullptr, nullptr,
+     [](const Invocation& inv, Context& ctx, Session& session) {
+       return StatusCommand(ctx, session, inv.json);
+     }},
+    {"inc", "Add N workers (default 1)",
+     [](CLI::App& sub, Invocation& inv) {
+       sub.add_option("N", inv.count, "How many")->check(CLI::PositiveNumber);
+     },
+     [](const Invocation& inv) { return Requests(inv.count, "inc"); }, nullptr},
+    {"dec", "Remove N workers (default 1), draining them with USR2",
+     [](CLI::App& sub, Invocation& inv) {
+       sub.add_option("N", inv.count, "How many")->check(CLI::PositiveNumber);
+     },
+     [](const Invocation& inv) { return Requests(inv.count, "dec"); }, nullptr},
+    {"set", "Set the number of workers to N",
+     [](CLI::App& sub, Invocation& inv) {
+       sub.add_option("N", inv.workers, "The new number of workers")->required();
+       sub.add_flag("--wait", inv.wait, "Wait until N workers are ready and none is booting");
+       sub.add_option("--timeout", inv.wait_timeout, "Seconds --wait waits (default 60)")
+           ->check(CLI::PositiveNumber);
+     },
+     [](const Invocation& inv) {
+       return std::vector<RequestSpec>{{"set_workers", {std::to_string(inv.workers)}}};
+     },
+     SetCommand},
+    {"signal", "Send a signal to every worker",
+     [](CLI::App& sub, Invocation& inv) {
+       sub.add_option("SIG", inv.signal, "A signal name: TERM, SIGHUP, usr2...")->required();
+     },
+     [](const Invocation& inv) {
+       return std::vector<RequestSpec>{{"signal", {inv.signal}}};
+     },
+     nullptr},
+    {"quieter", "Log less (the master's verbosity + 1)", nullptr, nullptr, nullptr},
+    {"louder", "Log more (the master's verbosity - 1)", nullptr, nullptr, nullptr},
+    {"log-level", "Set the master's log level",
+     [](CLI::App& sub, Invocation& inv) {
+       sub.add_option("LEVEL", inv.level, "debug, info or error")
+           ->required()
+           ->check(CLI::IsMember({"debug", "info", "error"}));
+     },
+     nullptr, LogLevelCommand},
+    {"die", "Stop the workers (USR2 or SIG) and then the master",
+     [](CLI::App& sub, Invocation& inv) {
+       sub.add_option("SIG", inv.signal, "The signal for the workers");
+     },
+     [](const Invocation& inv) {
+       return std::vector<RequestSpec>{
+           {"die", inv.signal.empty() ? std::vector<std::string>{} : std::vector{inv.signal}}};
+     },
+     nullptr},
+    {"ack", "Acknowledge a worker as ready (-m manual): run by the worker",
+     [](CLI::App& sub, Invocation& inv) {
+       sub.add_option("PID", inv.pid, "The worker's pid (default: the parent process)")
+           ->check(CLI::PositiveNumber);
+     },
+     nullptr,
+     [](const Invocation& inv, Context& ctx, Session& session) {
+       return PrintReplies(inv, ctx, [&](const auto& print) {
+         return session.Ack(inv.pid > 0 ? inv.pid : ctx.parent_pid, print);
+       });
+     }},
+    {"ehlo", "Say hello and show the master's welcome", nullptr, nullptr,
+     [](const Invocation& inv, Context& ctx, Session& session) {
+       return PrintReplies(inv, ctx,
+                           [&](const auto& print) { return session.Ehlo(ctx.user, print); });
+     }},
+    {"help", "Show the master's list of commands", nullptr, nullptr, nullptr},
+    {"state", "Show the master's internal state", nullptr, nullptr, nullptr},
+    {"raw", "Send any command with arguments and print every reply",
+     [](CLI::App& sub, Invocation& inv) {
+       sub.add_option("VERB", inv.verb, "The command")->required();
+       sub.add_option("ARGS", inv.args, "Its arguments");
+     },
+     [](const Invocation& inv) {
+       return std::vector<RequestSpec>{{inv.verb, inv.args}};
+     },
+     nullptr},
+    {"upgrade", "Replace the workers with a new generation, a few at a time",
+     [](CLI::App& sub, Invocation& inv) {
+       sub.add_flag("--fleet", inv.fleet, "Start all the new workers at once (upgrade_fleet)");
+       CLI::Option* wait = sub.add_flag(
+           "--wait", inv.wait,
+           "Print the progress until the upgrade ends; exit 0 only if it succeeded");
+       sub.add_option("--wait-timeout", inv.upgrade_wait_timeout,
+                      "Seconds --wait waits in all (default 3600, 0 = no limit)")
+           ->check(CLI::NonNegativeNumber)
+           ->needs(wait);
+     },
+     [](const Invocation& inv) { return Requests(1, inv.fleet ? "upgrade_fleet" : "upgrade"); },
+     UpgradeCommand},
+    {"reload", "Re-exec the master in place, keeping the workers", nullptr, nullptr, nullptr},
+    {"events", "Show recent lifecycle events: spawns, exits, upgrades, ...",
+     [](CLI::App& sub, Invocation& inv) {
+       sub.add_option("--since", inv.since, "Only the events after this sequence number");
+       sub.add_flag("-f,--follow", inv.follow, "Keep printing new events as they happen");
+       sub.add_option("--interval", inv.follow_interval,
+                      "Seconds between polls of --follow (default 0.5)")
+           ->check(CLI::PositiveNumber);
+     },
+     nullptr, EventsCommand},
+    {"metrics", "Print the master's metrics (Prometheus text format)", nullptr, nullptr,
+     MetricsCommand},
+};
+
+const CommandDef* FindCommand(const std::string& name) {
+  for (const CommandDef& c : kCommands) {
+    if (name == c.name) return &c;
+  }
+  return nullptr;
+}
+
 }  // namespace
 
-std::vector<RequestSpec> PlanRequests(const Invocation& inv) {
-  const std::string& c = inv.command;
-  if (c == "inc" || c == "dec") return std::vector<RequestSpec>(inv.count, RequestSpec{c, {}});
-  if (c == "set") return {{"set_workers", {std::to_string(inv.workers)}}};
-  if (c == "signal") return {{"signal", {inv.signal}}};
-  if (c == "die") {
-    return {{"die", inv.signal.empty() ? std::vector<std::string>{} : std::vector{inv.signal}}};
+void AddCommands(CLI::App& app, Invocation& inv) {
+  for (const CommandDef& c : kCommands) {
+    CLI::App* sub = app.add_subcommand(c.name, c.help);
+    sub->fallthrough();
+    if (c.arguments != nullptr) c.arguments(*sub, inv);
   }
-  if (c == "quieter" || c == "louder" || c == "help" || c == "state") return {{c, {}}};
-  if (c == "raw") return {{inv.verb, inv.args}};
-  if (c == "upgrade") return {{inv.fleet ? "upgrade_fleet" : "upgrade", {}}};
-  if (c == "reload") return {{"reload", {}}};
+}
+
+std::vector<RequestSpec> PlanRequests(const Invocation& inv) {
+  const CommandDef* c = FindCommand(inv.command);
+  if (c == nullptr) return {};
+  if (c->plan != nullptr) return c->plan(inv);
+  if (c->run == nullptr) return {{c->name, {}}};
   return {};
 }
 
 int Run(const Invocation& inv, Context& ctx) {
   Session session(ctx);
-  const std::string& c = inv.command;
-  if (c.empty()) {
+  if (inv.command.empty()) {
     if (!ctx.stdin_tty) {
       *ctx.err << "einhornctl: a COMMAND is required when standard input is not a terminal\n"
                << "Run 'einhornctl --help' for usage.\n";
@@ -519,24 +658,9 @@ int Run(const Invocation& inv, Context& ctx) {
     }
     return Shell(inv, ctx, session);
   }
-  if (c == "status") return StatusCommand(ctx, session, inv.json);
-  if (c == "log-level") return LogLevelCommand(inv, ctx, session);
-  if (c == "set") return SetCommand(inv, ctx, session);
-  if (c == "upgrade") return UpgradeCommand(inv, ctx, session);
-  if (c == "events") return EventsCommand(inv, ctx, session);
-  if (c == "metrics") return MetricsCommand(inv, ctx, session);
+  const CommandDef* c = FindCommand(inv.command);
+  if (c != nullptr && c->run != nullptr) return c->run(inv, ctx, session);
   Output output(ctx, inv.json);
-  if (c == "ack") {
-    const Status s =
-        session.Ack(inv.pid > 0 ? inv.pid : ctx.parent_pid, [&](const Reply& r) { output.Add(r); });
-    if (!s.ok()) return output.Unreachable(s);
-    return output.Finish(output.error() ? kExitRefused : kExitOk);
-  }
-  if (c == "ehlo") {
-    const Status s = session.Ehlo(ctx.user, [&](const Reply& r) { output.Add(r); });
-    if (!s.ok()) return output.Unreachable(s);
-    return output.Finish(output.error() ? kExitRefused : kExitOk);
-  }
   return RunPlan(PlanRequests(inv), session, output);
 }
 

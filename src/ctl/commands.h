@@ -15,6 +15,10 @@
 #include "ctl/cli.h"
 #include "ctl/client.h"
 
+namespace CLI {
+class App;
+}
+
 namespace einhorn::ctl {
 
 // One request, before it gets its id.
@@ -29,6 +33,10 @@ struct RequestSpec {
 // after its first request, log-level, ack and ehlo need replies or special shapes, and Run
 // handles them. (upgrade's one request is here; how it listens to the replies is Run's.)
 std::vector<RequestSpec> PlanRequests(const Invocation& invocation);
+
+// Adds every command of the command table (commands.cc) to einhornctl's command line, with its
+// help and arguments, in the order --help lists them.
+void AddCommands(CLI::App& app, Invocation& invocation);
 
 // Time for `set --wait` and `upgrade --wait`, faked in tests.
 class Clock {
