@@ -233,11 +233,6 @@ std::string Control::HelpText() {
          CommandList();
 }
 
-std::string Control::HelpText() {
-  return "You are speaking to the Einhorn command socket. You can run the following commands:\n\n" +
-         CommandList();
-}
-
 ControlOutcome Control::Handle(const wire::ParseResult& parsed, const Peer& peer, Time now) {
   ControlOutcome out;
   const wire::Request& r = parsed.request;
