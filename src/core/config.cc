@@ -124,7 +124,7 @@ YAML::Node List(const std::vector<std::string>& items) {
 
 YAML::Node Null() { return YAML::Node(YAML::NodeType::Null); }
 
-const char* const kLogLevels[] = {"debug", "info", "error"};
+const auto& kLogLevels = kLogLevelNames;
 
 // One setting of the file: how it is read, how it is shown, whether reload may change it.
 struct Key {

@@ -4,6 +4,8 @@
 #include <cctype>
 #include <sstream>
 
+#include "core/options.h"
+
 #ifndef EINHORN_VERSION
 #define EINHORN_VERSION "unknown"
 #endif
@@ -12,13 +14,6 @@ namespace einhorn::ctl {
 namespace {
 
 using core::Result;
-
-std::string TmpDir(const Env& env) {
-  const auto it = env.find("TMPDIR");
-  std::string dir = it == env.end() || it->second.empty() ? "/tmp" : it->second;
-  while (!dir.empty() && dir.back() == '/') dir.pop_back();
-  return dir;  // "" for "/", which then joins to "/einhorn.sock"
-}
 
 const char* const kFooter =
     "The socket is -d PATH, else $TMPDIR/einhorn-NAME.sock for -c NAME, else\n"
@@ -75,7 +70,8 @@ ParsedCommandLine ParseCommandLine(const std::vector<std::string>& argv) {
   sub("log-level", "Set the master's log level")
       ->add_option("LEVEL", inv.level, "debug, info or error")
       ->required()
-      ->check(CLI::IsMember({"debug", "info", "error"}));
+      ->check(CLI::IsMember(
+          std::vector<std::string>(core::kLogLevelNames.begin(), core::kLogLevelNames.end())));
   sub("die", "Stop the workers (USR2 or SIG) and then the master")
       ->add_option("SIG", inv.signal, "The signal for the workers");
   sub("ack", "Acknowledge a worker as ready (-m manual): run by the worker")
@@ -137,11 +133,11 @@ Result<Target> ResolveTarget(const Invocation& inv, const Env& env) {
   if (!inv.socket_path.empty()) {
     target.path = inv.socket_path;
   } else if (!inv.name.empty()) {
-    target.path = TmpDir(env) + "/einhorn-" + inv.name + ".sock";
+    target.path = core::DefaultPath(env, inv.name, ".sock");
   } else if (!get("EINHORN_SOCK_PATH").empty()) {
     target.path = get("EINHORN_SOCK_PATH");
   } else {
-    target.path = TmpDir(env) + "/einhorn.sock";
+    target.path = core::DefaultPath(env, "", ".sock");
   }
   const std::string fd = get("EINHORN_SOCK_FD");
   if (inv.command == "ack" && inv.socket_path.empty() && inv.name.empty() && !fd.empty()) {

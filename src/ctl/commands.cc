@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <istream>
-#include <nlohmann/json.hpp>
 #include <ostream>
 #include <sstream>
 #include <string>
@@ -12,6 +11,7 @@
 #include <vector>
 
 #include "core/events.h"
+#include "core/options.h"
 #include "core/pool_status.h"
 #include "core/wire.h"
 #include "ctl/render.h"
@@ -25,12 +25,6 @@ using core::Status;
 using core::wire::Reply;
 
 constexpr double kPollInterval = 0.1;  // set --wait asks for status this often
-
-const char* const kLevels[] = {"debug", "info", "error"};  // Einhorn's verbosity 0, 1, 2
-
-std::string Quoted(const std::string& s) {
-  return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
 
 constexpr std::string_view kProgressPrefix = "Progress: ";
 
@@ -136,21 +130,21 @@ class Session {
     return Exchange(core::wire::EncodeRequest(verb, args, id), id, on_reply, listen);
   }
 
-  // ehlo carries `user`, which EncodeRequest has no place for.
   template <typename OnReply>
   Status Ehlo(const std::string& user, OnReply on_reply) {
     const std::int64_t id = next_id_++;
-    const std::string doc = "{\"command\": \"ehlo\", \"id\": " + std::to_string(id) +
-                            ", \"user\": " + Quoted(user) + "}";
-    return Exchange(core::wire::Escape(doc) + "\n", id, on_reply);
+    core::wire::OutgoingRequest ehlo{"ehlo", id, std::nullopt, user, std::nullopt};
+    return Exchange(core::wire::EncodeRequest(ehlo), id, on_reply);
   }
 
-  // worker:ack: the shape every Einhorn client sends, no id, no reply; a refusal (the master
-  // turning the peer away) goes to `on_reply`.
+  // worker:ack: no id, no reply; a refusal (the master turning the peer away) goes to
+  // `on_reply`.
   template <typename OnReply>
   Status Ack(core::Pid pid, OnReply on_reply) {
     if (Status s = Open(); !s.ok()) return s;
-    const std::string line = "{\"command\":\"worker:ack\",\"pid\":" + std::to_string(pid) + "}\n";
+    core::wire::OutgoingRequest ack{"worker:ack", std::nullopt, std::nullopt, std::nullopt, pid};
+    ack.compact = true;
+    const std::string line = core::wire::EncodeRequest(ack);
     if (Status s = conn_->Send(line); !s.ok()) return s;
     Result<std::optional<Reply>> closed = conn_->AwaitClose();
     if (!closed.ok()) return closed.status();
@@ -266,7 +260,7 @@ int LogLevelCommand(const Invocation& inv, Context& ctx, Session& session) {
       return kExitUnreachable;
   }
   int want = 0;
-  while (want < 2 && inv.level != kLevels[want]) ++want;
+  while (want < 2 && inv.level != core::kLogLevelNames[want]) ++want;
   const int steps = want - status.verbosity;
   if (steps == 0) {
     Reply same;
