@@ -13,22 +13,6 @@
 #include "sys/safe_path.h"
 
 namespace einhorn::sys {
-namespace {
-
-bool WriteAll(int fd, const std::string& data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = write(fd, data.data() + done, data.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    done += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-}  // namespace
 
 core::Result<LockFile> LockFile::Acquire(const std::string& path) {
   using R = core::Result<LockFile>;

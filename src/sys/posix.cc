@@ -1,5 +1,6 @@
 #include "sys/posix.h"
 
+#include <errno.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -22,6 +23,19 @@ void UniqueFd::reset(int fd) {
   // close(2) is not retried on EINTR: on Linux the fd is gone either way.
   if (fd_ >= 0 && fd_ != fd) close(fd_);
   fd_ = fd;
+}
+
+bool WriteAll(int fd, std::string_view data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    done += static_cast<size_t>(n);
+  }
+  return true;
 }
 
 std::string ErrnoText(int err) { return std::strerror(err); }

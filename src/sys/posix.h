@@ -31,6 +31,9 @@ class UniqueFd {
   int fd_ = -1;
 };
 
+// Writes all of `data`, retrying on EINTR and short writes; false with errno set on an error.
+bool WriteAll(int fd, std::string_view data);
+
 // strerror(err) alone, for a caller that frames the line itself ("cannot lock X: <this>").
 std::string ErrnoText(int err);
 

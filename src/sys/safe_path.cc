@@ -21,19 +21,6 @@ int RetryOpenAt(int dirfd, const char* name, int flags, mode_t mode) {
   return fd;
 }
 
-bool WriteAll(int fd, const std::string& data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = write(fd, data.data() + done, data.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    done += static_cast<size_t>(n);
-  }
-  return true;
-}
-
 // Six random characters for a temp name: a name someone else guessed and put there first is
 // skipped (O_EXCL), so they only need to be hard to guess, not secret.
 std::string RandomSuffix() {
