@@ -122,7 +122,7 @@ YAML::Node List(const std::vector<std::string>& items) {
 
 YAML::Node Null() { return YAML::Node(YAML::NodeType::Null); }
 
-const char* const kLogLevels[] = {"debug", "info", "error"};
+const auto& kLogLevels = kLogLevelNames;
 
 // One setting: its key in the file, whether reload may change it, its flag on the command line
 // (flags.cc), how the file's value is read and how it is shown (--check-config, reload).

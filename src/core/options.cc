@@ -106,15 +106,34 @@ Result<NiceSpec> ParseNiceSpec(const std::string& text) {
   return spec;
 }
 
-void ApplyDefaultPaths(Options* o, const std::map<std::string, std::string>& env) {
+std::map<std::string, std::string> EnvMap(const std::vector<std::string>& env) {
+  std::map<std::string, std::string> m;
+  for (const std::string& e : env) {
+    const size_t eq = e.find('=');
+    if (eq != std::string::npos) m.emplace(e.substr(0, eq), e.substr(eq + 1));
+  }
+  return m;
+}
+
+static std::string TmpDir(const std::map<std::string, std::string>& env) {
   std::string dir = "/tmp";
   if (auto it = env.find("TMPDIR"); it != env.end() && !it->second.empty()) dir = it->second;
-  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-  const std::string base =
-      dir + "/einhorn" + (o->command_name.empty() ? "" : "-" + o->command_name);
-  if (o->socket_path.empty()) o->socket_path = base + ".sock";
-  if (o->pidfile.empty()) o->pidfile = base + ".pid";
-  if (o->lockfile.empty()) o->lockfile = base + ".lock";
+  while (!dir.empty() && dir.back() == '/') dir.pop_back();
+  return dir;  // "" for "/": joined as "/einhorn.sock", as Ruby's File.join does
+}
+
+std::string DefaultPath(const std::map<std::string, std::string>& env,
+                        const std::string& command_name, std::string_view extension) {
+  std::string path = TmpDir(env) + "/einhorn";
+  if (!command_name.empty()) path += "-" + command_name;
+  path += extension;
+  return path;
+}
+
+void ApplyDefaultPaths(Options* o, const std::map<std::string, std::string>& env) {
+  if (o->socket_path.empty()) o->socket_path = DefaultPath(env, o->command_name, ".sock");
+  if (o->pidfile.empty()) o->pidfile = DefaultPath(env, o->command_name, ".pid");
+  if (o->lockfile.empty()) o->lockfile = DefaultPath(env, o->command_name, ".lock");
 }
 
 std::optional<Problem> FindProblem(const Options& o) {

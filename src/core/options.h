@@ -2,9 +2,11 @@
 // ParseFlags (flags.h); later also from the YAML config file. Pure: the environment is passed in.
 #pragma once
 
+#include <array>
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/bind_spec.h"
@@ -88,11 +90,24 @@ struct Options {
   bool operator==(const Options&) const = default;
 };
 
+// The log levels by name, indexed by verbosity (0 debug, 1 info, 2 errors only, as Einhorn's
+// -v/-q steps): the config file's log_level and einhornctl's log-level both read this list.
+inline constexpr std::array<const char*, 3> kLogLevelNames = {"debug", "info", "error"};
+
 // sockaddr_un.sun_path holds 108 bytes including the terminating NUL.
 inline constexpr size_t kMaxSocketPath = 107;
 
-// Fills the default socket/pid/lock paths from TMPDIR (as Ruby's Dir.tmpdir: $TMPDIR if set
-// and non-empty, else /tmp) and -c.
+// "NAME=VALUE" entries (as in environ) as a map; an entry without '=' is left out, and the
+// first of two entries with the same name wins, as getenv(3) finds it.
+std::map<std::string, std::string> EnvMap(const std::vector<std::string>& env);
+
+// $TMPDIR/einhorn[-NAME]EXTENSION, the one place the default paths are made (the master's
+// -d/-e/-f and einhornctl's socket): $TMPDIR if set and non-empty, else /tmp (Ruby's
+// Dir.tmpdir), without its trailing slashes; TMPDIR=/ gives "/einhorn.sock".
+std::string DefaultPath(const std::map<std::string, std::string>& env,
+                        const std::string& command_name, std::string_view extension);
+
+// Fills the default socket/pid/lock paths (DefaultPath) from TMPDIR and -c.
 void ApplyDefaultPaths(Options* o, const std::map<std::string, std::string>& env);
 
 // A setting out of range: the config-file key it belongs to (core/config.h) and one error

@@ -680,23 +680,19 @@ StateSchemaCoverage CoverageOf(const char* name) {
   return {name, Members(x), counter.n};
 }
 
-// Every fd the new master inherits, once each.
+// Every fd the new master inherits, once each (CarriedFds); then the owners of -g channels and
+// notify sockets.
 void CheckFds(const MasterState& s) {
   std::map<int, std::string> seen;
-  auto add = [&seen](int fd, const std::string& path, bool optional) {
-    if (fd == -1 && optional) return;
-    if (fd < 0) throw Bad(path + ": " + std::to_string(fd) + " is not an fd");
-    const auto [it, inserted] = seen.emplace(fd, path);
-    if (!inserted) throw Bad(path + ": fd " + std::to_string(fd) + " is also " + it->second);
-  };
-  for (size_t i = 0; i < s.listeners.size(); ++i) {
-    add(s.listeners[i].fd, "listeners[" + std::to_string(i) + "].fd", false);
+  for (const CarriedFd& c : CarriedFds(s)) {
+    if (c.fd == -1 && c.optional) continue;
+    if (c.fd < 0) throw Bad(c.where + ": " + std::to_string(c.fd) + " is not an fd");
+    const auto [it, inserted] = seen.emplace(c.fd, c.where);
+    if (!inserted) throw Bad(c.where + ": fd " + std::to_string(c.fd) + " is also " + it->second);
   }
-  add(s.control.fd, "control.fd", true);
   std::map<Pid, size_t> channel_of;
   for (size_t i = 0; i < s.clients.size(); ++i) {
     const std::string at = "clients[" + std::to_string(i) + "]";
-    add(s.clients[i].fd, at + ".fd", false);
     // A -g channel is the one place a worker's acks count: two would be ambiguous.
     if (const std::optional<Pid> worker = s.clients[i].peer.bound_worker) {
       if (!channel_of.emplace(*worker, i).second) {
@@ -708,7 +704,6 @@ void CheckFds(const MasterState& s) {
   std::map<Pid, size_t> notify_of;
   for (size_t i = 0; i < s.notify_sockets.size(); ++i) {
     const std::string at = "notify_sockets[" + std::to_string(i) + "]";
-    add(s.notify_sockets[i].fd, at + ".fd", false);
     if (s.notify_sockets[i].worker <= 0) {
       throw Bad(at + ".worker: " + std::to_string(s.notify_sockets[i].worker) + " is not a pid");
     }
@@ -717,8 +712,6 @@ void CheckFds(const MasterState& s) {
                 " has another notify socket");
     }
   }
-  add(s.lock_fd, "lock_fd", true);
-  add(s.metrics.fd, "metrics.fd", true);
 }
 
 MasterState DecodeOrThrow(std::string_view bytes, const StateLimits& limits) {
@@ -764,6 +757,26 @@ MasterState DecodeOrThrow(std::string_view bytes, const StateLimits& limits) {
 }
 
 }  // namespace
+
+std::vector<CarriedFd> CarriedFds(const MasterState& s) {
+  std::vector<CarriedFd> fds;
+  const auto indexed = [](const char* field, size_t i) {
+    return std::string(field) + "[" + std::to_string(i) + "]";
+  };
+  for (size_t i = 0; i < s.listeners.size(); ++i) {
+    fds.push_back({s.listeners[i].fd, indexed("listeners", i) + ".fd", false});
+  }
+  fds.push_back({s.control.fd, "control.fd", true});
+  for (size_t i = 0; i < s.clients.size(); ++i) {
+    fds.push_back({s.clients[i].fd, indexed("clients", i) + ".fd", false});
+  }
+  for (size_t i = 0; i < s.notify_sockets.size(); ++i) {
+    fds.push_back({s.notify_sockets[i].fd, indexed("notify_sockets", i) + ".fd", false});
+  }
+  fds.push_back({s.lock_fd, "lock_fd", true});
+  fds.push_back({s.metrics.fd, "metrics.fd", true});
+  return fds;
+}
 
 std::string EncodeState(const MasterState& s) {
   std::string out;

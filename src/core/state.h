@@ -112,6 +112,17 @@ struct MasterState {
   bool operator==(const MasterState&) const = default;
 };
 
+// Every fd a state carries across the exec, in one list (tableflip's Fds): DecodeState checks
+// it, the old image clears CLOEXEC on it before the exec, and a new kind of carried fd is
+// added here only. `where` names the field ("listeners[0].fd"); an optional fd is -1 when
+// there is none (the control and metrics sockets, lock_fd).
+struct CarriedFd {
+  int fd = -1;
+  std::string where;
+  bool optional = false;
+};
+std::vector<CarriedFd> CarriedFds(const MasterState& state);
+
 // Never fails; the output is what DecodeState reads back as an equal state.
 std::string EncodeState(const MasterState& state);
 

@@ -597,22 +597,50 @@ std::string EncodeReply(const Reply& reply) {
   return line;
 }
 
-std::string EncodeRequest(const std::string& command, const std::vector<std::string>& args,
-                          std::optional<std::int64_t> id) {
-  // A JSON-style flow mapping on one line: Einhorn (Psych), our master and a human reading a
-  // capture all agree on it, and args are always sent because `die` requires them.
-  std::string doc = "{\"command\": ";
-  AppendDoubleQuoted(command, &doc);
-  if (id) doc += ", \"id\": " + std::to_string(*id);
-  doc += ", \"args\": [";
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (i > 0) doc += ", ";
-    AppendDoubleQuoted(args[i], &doc);
+std::string EncodeRequest(const OutgoingRequest& request) {
+  // Einhorn (Psych), our master and a human reading a capture all agree on this shape.
+  const std::string colon = request.compact ? ":" : ": ";
+  const std::string comma = request.compact ? "," : ", ";
+  const auto key = [&](const char* name, std::string* doc) {
+    if (doc->size() > 1) *doc += comma;
+    *doc += '"';
+    *doc += name;
+    *doc += '"';
+    *doc += colon;
+  };
+  std::string doc = "{";
+  key("command", &doc);
+  AppendDoubleQuoted(request.command, &doc);
+  if (request.id) {
+    key("id", &doc);
+    doc += std::to_string(*request.id);
   }
-  doc += "]}";
+  if (request.args) {
+    key("args", &doc);
+    doc += "[";
+    for (size_t i = 0; i < request.args->size(); ++i) {
+      if (i > 0) doc += comma;
+      AppendDoubleQuoted((*request.args)[i], &doc);
+    }
+    doc += "]";
+  }
+  if (request.user) {
+    key("user", &doc);
+    AppendDoubleQuoted(*request.user, &doc);
+  }
+  if (request.pid) {
+    key("pid", &doc);
+    doc += std::to_string(*request.pid);
+  }
+  doc += "}";
   std::string line = Escape(doc);
   line += '\n';
   return line;
+}
+
+std::string EncodeRequest(const std::string& command, const std::vector<std::string>& args,
+                          std::optional<std::int64_t> id) {
+  return EncodeRequest(OutgoingRequest{command, id, args, std::nullopt, std::nullopt});
 }
 
 std::optional<Reply> ParseReply(std::string_view line) {

@@ -114,7 +114,22 @@ std::string IdYaml(const Id& id);
 
 // The full line to write: an escaped YAML document and the terminating '\n'.
 std::string EncodeReply(const Reply& reply);
-// The full line for a request (used by einhornctl): {command, id, args} as YAML.
+// What einhornctl sends: the keys present, in this order. `args` is always sent with a verb
+// (`die` requires it); ehlo carries `user` instead, worker:ack `pid` and no id (the shape every
+// Einhorn client sends; it gets no reply).
+struct OutgoingRequest {
+  std::string command;
+  std::optional<std::int64_t> id;
+  std::optional<std::vector<std::string>> args;
+  std::optional<std::string> user;
+  std::optional<std::int64_t> pid;
+  // {"command":"worker:ack","pid":N}: no space after ':' and ',', the bytes einhornctl ack has
+  // always sent (a worker's ack line, in the JSON shape).
+  bool compact = false;
+};
+// The full line for a request: a JSON-style flow mapping on one line, escaped, '\n'-ended.
+std::string EncodeRequest(const OutgoingRequest& request);
+// {command, id, args}: a verb with its arguments.
 std::string EncodeRequest(const std::string& command, const std::vector<std::string>& args,
                           std::optional<std::int64_t> id);
 

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <sstream>
 
+#include "core/options.h"
 #include "ctl/commands.h"
 
 #ifndef EINHORN_VERSION
@@ -14,13 +15,6 @@ namespace einhorn::ctl {
 namespace {
 
 using core::Result;
-
-std::string TmpDir(const Env& env) {
-  const auto it = env.find("TMPDIR");
-  std::string dir = it == env.end() || it->second.empty() ? "/tmp" : it->second;
-  while (!dir.empty() && dir.back() == '/') dir.pop_back();
-  return dir;  // "" for "/", which then joins to "/einhorn.sock"
-}
 
 const char* const kFooter =
     "The socket is -d PATH, else $TMPDIR/einhorn-NAME.sock for -c NAME, else\n"
@@ -87,11 +81,11 @@ Result<Target> ResolveTarget(const Invocation& inv, const Env& env) {
   if (!inv.socket_path.empty()) {
     target.path = inv.socket_path;
   } else if (!inv.name.empty()) {
-    target.path = TmpDir(env) + "/einhorn-" + inv.name + ".sock";
+    target.path = core::DefaultPath(env, inv.name, ".sock");
   } else if (!get("EINHORN_SOCK_PATH").empty()) {
     target.path = get("EINHORN_SOCK_PATH");
   } else {
-    target.path = TmpDir(env) + "/einhorn.sock";
+    target.path = core::DefaultPath(env, "", ".sock");
   }
   const std::string fd = get("EINHORN_SOCK_FD");
   if (inv.command == "ack" && inv.socket_path.empty() && inv.name.empty() && !fd.empty()) {

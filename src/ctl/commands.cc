@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/events.h"
+#include "core/options.h"
 #include "core/pool_status.h"
 #include "core/wire.h"
 #include "ctl/render.h"
@@ -25,8 +26,6 @@ using core::Status;
 using core::wire::Reply;
 
 constexpr double kPollInterval = 0.1;  // set --wait asks for status this often
-
-const char* const kLevels[] = {"debug", "info", "error"};  // Einhorn's verbosity 0, 1, 2
 
 constexpr std::string_view kProgressPrefix = "Progress: ";
 
@@ -132,21 +131,21 @@ class Session {
     return Exchange(core::wire::EncodeRequest(verb, args, id), id, on_reply, listen);
   }
 
-  // ehlo carries `user`, which EncodeRequest has no place for.
   template <typename OnReply>
   Status Ehlo(const std::string& user, OnReply on_reply) {
     const std::int64_t id = next_id_++;
-    const std::string doc = "{\"command\": \"ehlo\", \"id\": " + std::to_string(id) +
-                            ", \"user\": " + JsonQuoted(user) + "}";
-    return Exchange(core::wire::Escape(doc) + "\n", id, on_reply);
+    core::wire::OutgoingRequest ehlo{"ehlo", id, std::nullopt, user, std::nullopt};
+    return Exchange(core::wire::EncodeRequest(ehlo), id, on_reply);
   }
 
-  // worker:ack: the shape every Einhorn client sends, no id, no reply; a refusal (the master
-  // turning the peer away) goes to `on_reply`.
+  // worker:ack: no id, no reply; a refusal (the master turning the peer away) goes to
+  // `on_reply`.
   template <typename OnReply>
   Status Ack(core::Pid pid, OnReply on_reply) {
     if (Status s = Open(); !s.ok()) return s;
-    const std::string line = "{\"command\":\"worker:ack\",\"pid\":" + std::to_string(pid) + "}\n";
+    core::wire::OutgoingRequest ack{"worker:ack", std::nullopt, std::nullopt, std::nullopt, pid};
+    ack.compact = true;
+    const std::string line = core::wire::EncodeRequest(ack);
     if (Status s = conn_->Send(line); !s.ok()) return s;
     Result<std::optional<Reply>> closed = conn_->AwaitClose();
     if (!closed.ok()) return closed.status();
@@ -262,7 +261,7 @@ int LogLevelCommand(const Invocation& inv, Context& ctx, Session& session) {
       return kExitUnreachable;
   }
   int want = 0;
-  while (want < 2 && inv.level != kLevels[want]) ++want;
+  while (want < 2 && inv.level != core::kLogLevelNames[want]) ++want;
   const int steps = want - status.verbosity;
   if (steps == 0) {
     Reply same;
@@ -557,7 +556,8 @@ const CommandDef kCommands[] = {
      [](CLI::App& sub, Invocation& inv) {
        sub.add_option("LEVEL", inv.level, "debug, info or error")
            ->required()
-           ->check(CLI::IsMember({"debug", "info", "error"}));
+           ->check(CLI::IsMember(std::vector<std::string>(core::kLogLevelNames.begin(),
+                                                          core::kLogLevelNames.end())));
      },
      nullptr, LogLevelCommand},
     {"die", "Stop the workers (USR2 or SIG) and then the master",

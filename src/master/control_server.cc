@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "sys/peer.h"
+#include "sys/posix.h"
 
 namespace einhorn::master {
 
@@ -165,22 +166,22 @@ void ControlServer::AcceptPending() {
       if (RefuseForLackOfFds(err)) continue;
       return;
     }
-    spdlog::warn("command socket: accept failed: {}", std::strerror(err));
+    spdlog::warn("{}", sys::PosixError("command socket: accept failed", err));
     PauseAccepting();
     return;
   }
 }
 
 bool ControlServer::RefuseForLackOfFds(int accept_errno) {
-  const std::string why = std::string("the master is out of file descriptors (") +
-                          std::strerror(accept_errno) + ")";
+  const std::string why =
+      "the master is out of file descriptors (" + sys::ErrnoText(accept_errno) + ")";
   if (reserve_fd_ < 0) {
     // Not even a refusal is possible: the peers wait in the backlog, and polling now would
     // wake us for them again at once.
     if (IsPowerOfTen(++paused_in_a_row_)) {
       spdlog::warn("command socket: out of file descriptors ({}) even to turn a peer away: "
                    "peers wait in the backlog; accepting again every {} ms ({} in a row)",
-                   std::strerror(accept_errno), kAcceptRetryMs, paused_in_a_row_);
+                   sys::ErrnoText(accept_errno), kAcceptRetryMs, paused_in_a_row_);
     }
     PauseAccepting();
     return false;
@@ -195,7 +196,7 @@ bool ControlServer::RefuseForLackOfFds(int accept_errno) {
       who = "uid " + std::to_string(cred.value().uid) + " pid " + std::to_string(cred.value().pid);
     }
     const std::string line = wire::EncodeReply(ErrorReply(
-        "The master is out of file descriptors (" + std::string(std::strerror(accept_errno)) +
+        "The master is out of file descriptors (" + sys::ErrnoText(accept_errno) +
         "); try again later"));
     // A fresh socket's buffer takes one short line; if not, the peer only misses the reason.
     [[maybe_unused]] const ssize_t n =

@@ -14,12 +14,14 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "core/config.h"
 #include "core/flags.h"
 #include "core/metrics.h"
 #include "core/reload.h"
+#include "core/reload_apply.h"
 #include "core/ruby_state.h"
 #include "core/state.h"
 #include "master/logging.h"
@@ -29,6 +31,7 @@
 #include "sys/files.h"
 #include "sys/listeners.h"
 #include "sys/peer.h"
+#include "sys/posix.h"
 #include "sys/process.h"
 #include "sys/reexec.h"
 #include "sys/safe_path.h"
@@ -45,23 +48,38 @@ std::vector<std::string> CurrentEnvironment() {
   return env;
 }
 
-std::map<std::string, std::string> EnvMap(const std::vector<std::string>& env) {
-  std::map<std::string, std::string> m;
-  for (const std::string& e : env) {
-    const size_t eq = e.find('=');
-    if (eq != std::string::npos) m.emplace(e.substr(0, eq), e.substr(eq + 1));
-  }
-  return m;
-}
-
 int Fail(const std::string& message) {
   std::fprintf(stderr, "einhorn-cpp: %s\n", message.c_str());
   return core::kExitRuntime;
 }
 
-void CloseAll(std::vector<sys::Listener>& listeners) {
-  for (sys::Listener& l : listeners) sys::CloseListener(l);
-}
+// What the master opened that outlives it in the fd table or on disk: the listeners, the
+// command socket (its path; the server closes its fd), the metrics socket, the pidfile. Undone
+// once, when this goes out of scope: on an early return of startup as at the end of the loop,
+// so that a failure leaves nothing behind without each error path cleaning up by hand.
+struct Opened {
+  std::vector<sys::Listener> listeners;
+  sys::Listener control;
+  sys::Listener metrics;
+  std::string pidfile;  // written by this master (RemovePidfile checks that it still is)
+
+  Opened() = default;
+  Opened(const Opened&) = delete;
+  Opened& operator=(const Opened&) = delete;
+  ~Opened() {
+    for (sys::Listener& l : listeners) sys::CloseListener(l);
+    sys::CloseListener(control);
+    sys::CloseListener(metrics);
+    if (!pidfile.empty()) sys::RemovePidfile(pidfile, getpid());
+  }
+  // Hands everything over to `setup` (RunMaster owns it from there); nothing is undone here.
+  void MoveInto(MasterSetup* setup) {
+    setup->listeners = std::exchange(listeners, {});
+    setup->control = std::exchange(control, {});
+    setup->metrics = std::exchange(metrics, {});
+    pidfile.clear();
+  }
+};
 
 // A relative --config is made absolute now, so that every reload reads the same file (through
 // a symlink like current/, the one it then points to) whatever the cwd.
@@ -73,26 +91,18 @@ std::string AbsolutePath(const std::string& path) {
 }
 
 core::Result<std::string> ReadConfigFile(const std::string& path) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) {
-    return core::Result<std::string>::Error("cannot read the config file " + path + ": " +
-                                            std::strerror(errno));
-  }
+  using R = core::Result<std::string>;
+  const sys::UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+  if (!fd.valid()) return R::Error(sys::PosixError("cannot read the config file " + path, errno));
   struct stat st {};
-  if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
-    close(fd);
-    return core::Result<std::string>::Error("the config file " + path + " is not a regular file");
+  if (fstat(fd.get(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    return R::Error("the config file " + path + " is not a regular file");
   }
   if (static_cast<size_t>(st.st_size) > core::kMaxConfigBytes) {
-    close(fd);
-    return core::Result<std::string>::Error(path + ": larger than 1 MiB; this is not a config file");
+    return R::Error(path + ": larger than 1 MiB; this is not a config file");
   }
-  auto text = sys::ReadWholeFd(fd, core::kMaxConfigBytes + 1);
-  close(fd);
-  if (!text.ok()) {
-    return core::Result<std::string>::Error("cannot read the config file " + path + ": " +
-                                            text.error());
-  }
+  auto text = sys::ReadWholeFd(fd.get(), core::kMaxConfigBytes + 1);
+  if (!text.ok()) return R::Error("cannot read the config file " + path + ": " + text.error());
   return text;
 }
 
@@ -113,7 +123,8 @@ core::Result<core::ReloadedOptions> RereadConfig(const core::MasterState& state,
   auto text = ReadConfigFile(state.config_path);
   if (!text.ok()) return R::Error(text.error());
   const core::ConfigSource source{state.config_path, text.value()};
-  core::FlagsOutcome flags = core::ParseFlags(state.argv, EnvMap(state.startup_env), &source);
+  core::FlagsOutcome flags =
+      core::ParseFlags(state.argv, core::EnvMap(state.startup_env), &source);
   if (flags.kind != core::FlagsOutcome::Kind::kRun) {
     std::string err = flags.err.empty() ? "the first command line no longer parses" : flags.err;
     if (err.rfind("einhorn-cpp: ", 0) == 0) err.erase(0, 13);
@@ -183,30 +194,27 @@ void KeepControlSocketMode(const sys::Listener& control, bool was_widened, bool 
 // Runs the loop, then undoes what the master set up: listeners, the command socket's path,
 // the pidfile.
 int RunMaster(MasterSetup setup) {
-  std::vector<sys::Listener> listeners = setup.listeners;
-  sys::Listener control = setup.control;
-  sys::Listener metrics = setup.metrics;
-  const std::string pidfile = setup.options.pidfile;
   int code = 0;
   {
+    Opened opened;
+    opened.listeners = setup.listeners;
+    // The servers close the command and metrics sockets' fds; only their paths are ours.
+    opened.control = setup.control;
+    opened.control.fd = -1;
+    opened.metrics = setup.metrics;
+    opened.metrics.fd = -1;
+    opened.pidfile = setup.options.pidfile;
     Master master(std::move(setup));
     code = master.Run();
   }
-  CloseAll(listeners);
-  // The server closed the command socket's fd; only the path is ours to remove.
-  control.fd = -1;
-  sys::CloseListener(control);
-  metrics.fd = -1;  // closed by the metrics server, as the command socket's
-  sys::CloseListener(metrics);
-  sys::RemovePidfile(pidfile, getpid());
   spdlog::info("exiting with status {}", code);
   return code;
 }
 
+// The state the previous image left at `fd`, which is closed once read.
 core::Result<std::string> ReadStateBytes(int fd) {
-  auto bytes = sys::ReadWholeFd(fd, core::kMaxStateBytes + 1);
-  close(fd);
-  return bytes;
+  const sys::UniqueFd owned(fd);
+  return sys::ReadWholeFd(owned.get(), core::kMaxStateBytes + 1);
 }
 
 // `--upgrade-check`: run by the old master before it execs us. Succeeds only if this binary
@@ -217,8 +225,7 @@ int UpgradeCheck(int state_fd) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   std::printf("einhorn-cpp %s: upgrade check\n", core::kVersion);
   if (state_fd < 0) return 0;
-  auto bytes = sys::ReadWholeFd(state_fd, core::kMaxStateBytes + 1);
-  close(state_fd);
+  auto bytes = ReadStateBytes(state_fd);
   auto state = bytes.ok() ? core::DecodeState(bytes.value())
                           : core::Result<core::MasterState>::Error(bytes.error());
   if (!state.ok()) {
@@ -254,55 +261,43 @@ sys::Listener ToListener(const core::MasterState::Listener& m) {
   return l;
 }
 
-// `--with-state-fd N`: this image replaces a master that re-exec'd itself. Nothing may fail
-// from here without losing the workers, so everything that can fail was checked by the old
-// image's --upgrade-check of this same binary.
-int Restore(core::Result<std::string> bytes, const std::vector<std::string>& env) {
-  auto decoded = bytes.ok() ? core::DecodeState(bytes.value())
-                            : core::Result<core::MasterState>::Error(bytes.error());
-  if (!decoded.ok()) {
-    std::fprintf(stderr, "einhorn-cpp: cannot take over from the previous master image: %s\n",
-                 decoded.error().c_str());
-    return core::kExitRuntime;
-  }
-  core::MasterState& state = decoded.value();
-  SetUpLogging(state.verbosity);
-  SetLogFormat(state.options.log_format);
-
-  // The check read the same file a moment ago; if it has changed into something that cannot
-  // be used since, the running settings stay.
-  const bool was_widened = Widened(state.options);
+// The reload that exec'd this image reads the config file again. The check read the same
+// file a moment ago; if it has changed into something that cannot be used since, the running
+// settings stay. Returns the new -n, if it changed.
+std::optional<int> ApplyConfigAgain(core::MasterState* state) {
   std::string command_path;
-  auto config = RereadConfig(state, &command_path);
-  std::optional<int> resize_to;
+  auto config = RereadConfig(*state, &command_path);
   if (!config.ok()) {
-    spdlog::error("reload: config {}: {}; the settings stay as they were", state.config_path,
+    spdlog::error("reload: config {}: {}; the settings stay as they were", state->config_path,
                   config.error());
-  } else if (!config.value().changed.empty()) {
-    for (const std::string& change : config.value().changed) {
-      spdlog::info("reload: config {}: {}", state.config_path, change);
-    }
-    const core::Options& now = config.value().options;
-    if (now.verbosity != state.options.verbosity) {
-      state.verbosity = now.verbosity;
-      SetLogLevel(now.verbosity);
-    }
-    if (now.log_format != state.options.log_format) SetLogFormat(now.log_format);
-    if (now.number != state.options.number) resize_to = now.number;
-    core::SupervisorConfig& live = state.supervisor.config;
-    const core::SupervisorConfig fresh = core::ConfigFromOptions(now, live.jitter_seed);
-    const int target = live.target;
-    live = fresh;
-    live.target = target;
-    if (now.nice.master && now.nice.master != state.options.nice.master) {
-      if (core::Status st = sys::SetNice(*now.nice.master); !st.ok()) {
-        spdlog::warn("{}", st.message());
-      }
-    }
-    state.options = now;
-    state.command_path = command_path;
+    return std::nullopt;
   }
+  for (const std::string& change : config.value().changed) {
+    spdlog::info("reload: config {}: {}", state->config_path, change);
+  }
+  const core::ReloadEffects fx = core::ApplyReloadedConfig(config.value(), command_path, state);
+  if (fx.verbosity) SetLogLevel(*fx.verbosity);
+  if (fx.log_format) SetLogFormat(*fx.log_format);
+  if (fx.master_nice) {
+    if (core::Status st = sys::SetNice(*fx.master_nice); !st.ok()) spdlog::warn("{}", st.message());
+  }
+  return fx.resize_to;
+}
 
+// Who may use the command socket after a reload: as configured, or, when a user or group was
+// deleted since the start, only root and our own uid.
+AccessPolicy AccessOrOnlyOurs(const core::Result<AccessPolicy>& access) {
+  if (access.ok()) return access.value();
+  spdlog::error("{}; the command socket now admits only root and uid {}", access.error(),
+                getuid());
+  AccessPolicy ours;
+  ours.self_uid = getuid();
+  return ours;
+}
+
+// The loop's setup from the carried state, fd for fd (access is the caller's).
+MasterSetup SetupFromState(core::MasterState state, const std::vector<std::string>& env,
+                           std::optional<int> resize_to) {
   MasterSetup setup;
   setup.options = state.options;
   setup.command_path = state.command_path;
@@ -310,21 +305,7 @@ int Restore(core::Result<std::string> bytes, const std::vector<std::string>& env
   setup.argv = state.argv;
   for (const auto& l : state.listeners) setup.listeners.push_back(ToListener(l));
   setup.control = ToListener(state.control);
-  // An image from before einhorn-cpp followed Einhorn's -f held the lock for its whole life
-  // and passed it on; the lock is only for the socket's creation, long done.
-  if (state.lock_fd >= 0) close(state.lock_fd);
-  auto access = ResolveAccess(state.options);
-  if (setup.control.fd >= 0) {
-    KeepControlSocketMode(setup.control, was_widened, Widened(state.options));
-  }
-  if (access.ok()) {
-    setup.access = access.value();
-  } else {
-    // A user or group deleted since the start: keep only root and our own uid.
-    spdlog::error("{}; the command socket now admits only root and uid {}", access.error(),
-                  getuid());
-    setup.access.self_uid = getuid();
-  }
+  if (state.metrics.fd >= 0) setup.metrics = ToListener(state.metrics);
   setup.startup_env = state.startup_env;
   setup.worker_env = env;
   setup.self_path = state.self_path;
@@ -341,8 +322,35 @@ int Restore(core::Result<std::string> bytes, const std::vector<std::string>& env
   restored.previous_version = state.written_by;
   restored.resize_to = resize_to;
   restored.telemetry = std::move(state.telemetry);
-  if (state.metrics.fd >= 0) setup.metrics = ToListener(state.metrics);
   setup.restored = std::move(restored);
+  return setup;
+}
+
+// `--with-state-fd N`: this image replaces a master that re-exec'd itself. Nothing may fail
+// from here without losing the workers, so everything that can fail was checked by the old
+// image's --upgrade-check of this same binary.
+int Restore(core::Result<std::string> bytes, const std::vector<std::string>& env) {
+  auto decoded = bytes.ok() ? core::DecodeState(bytes.value())
+                            : core::Result<core::MasterState>::Error(bytes.error());
+  if (!decoded.ok()) {
+    std::fprintf(stderr, "einhorn-cpp: cannot take over from the previous master image: %s\n",
+                 decoded.error().c_str());
+    return core::kExitRuntime;
+  }
+  core::MasterState& state = decoded.value();
+  SetUpLogging(state.verbosity);
+  SetLogFormat(state.options.log_format);
+  const bool was_widened = Widened(state.options);
+  const std::optional<int> resize_to = ApplyConfigAgain(&state);
+  // An image from before einhorn-cpp followed Einhorn's -f held the lock for its whole life
+  // and passed it on; the lock is only for the socket's creation, long done.
+  if (state.lock_fd >= 0) close(state.lock_fd);
+  MasterSetup setup = SetupFromState(std::move(state), env, resize_to);
+  auto access = ResolveAccess(setup.options);
+  if (setup.control.fd >= 0) {
+    KeepControlSocketMode(setup.control, was_widened, Widened(setup.options));
+  }
+  setup.access = AccessOrOnlyOurs(access);
   return RunMaster(std::move(setup));
 }
 
@@ -372,48 +380,122 @@ int TakeOverFromRuby(const std::string& bytes, const std::vector<std::string>& e
   return RunMaster(std::move(s));
 }
 
-int Main(int argc, char** argv) {
-  // Nothing the master inherited may reach a worker, and a mask inherited from our parent must
-  // not silence the signals we handle. (Master::Run unblocks them once its handlers are in:
-  // a re-exec'd image arrives with them blocked.)
-  sys::CloexecFrom3();
+// The command line, and the config file it names (read, then parsed under the flags).
+core::FlagsOutcome ReadCommandLine(const std::vector<std::string>& args,
+                                   const std::vector<std::string>& env, std::string* config_path) {
+  core::FlagsOutcome flags = core::ParseFlags(args, core::EnvMap(env));
+  if (flags.kind != core::FlagsOutcome::Kind::kNeedConfig) return flags;
+  *config_path = AbsolutePath(flags.config_path);
+  auto text = ReadConfigFile(*config_path);
+  if (!text.ok()) {
+    core::FlagsOutcome usage;
+    usage.kind = core::FlagsOutcome::Kind::kExit;
+    usage.err = "einhorn-cpp: " + text.error();
+    usage.exit_code = core::kExitUsage;
+    return usage;
+  }
+  const core::ConfigSource source{flags.config_path, text.value()};
+  return core::ParseFlags(args, core::EnvMap(env), &source);
+}
 
-  std::vector<std::string> env = CurrentEnvironment();
-  const std::vector<std::string> args(argv, argv + argc);
-  core::FlagsOutcome flags = core::ParseFlags(args, EnvMap(env));
-  std::string config_path;
-  if (flags.kind == core::FlagsOutcome::Kind::kNeedConfig) {
-    config_path = AbsolutePath(flags.config_path);
-    auto text = ReadConfigFile(config_path);
-    if (!text.ok()) {
-      std::fprintf(stderr, "einhorn-cpp: %s\n", text.error().c_str());
-      return core::kExitUsage;
-    }
-    const core::ConfigSource source{flags.config_path, text.value()};
-    flags = core::ParseFlags(args, EnvMap(env), &source);
+// As PID 1 (a container's entrypoint) orphans come to us anyway; --subreaper asks for them
+// elsewhere. Either way the reaper takes every child, and what is not a worker is logged
+// and dropped, never mistaken for one.
+core::Status BecomeReaper(const core::Options& o) {
+  if (o.subreaper && getpid() != 1) {
+    if (core::Status st = sys::BecomeSubreaper(); !st.ok()) return st;
+    spdlog::info("subreaper: orphans of the workers' subtrees are reaped here");
+  } else if (getpid() == 1) {
+    spdlog::info("running as PID 1: orphans are reaped here");
   }
-  if (flags.kind == core::FlagsOutcome::Kind::kCheckConfig) {
-    std::printf("# einhorn-cpp %s: the effective settings of %s with this command line\n%s",
-                core::kVersion, flags.config_path.c_str(),
-                core::RenderConfig(flags.options).c_str());
-    return 0;
-  }
-  if (flags.kind == core::FlagsOutcome::Kind::kExit) {
-    if (!flags.out.empty()) std::fputs(flags.out.c_str(), stdout);
-    if (!flags.err.empty()) std::fprintf(stderr, "%s\n", flags.err.c_str());
-    return flags.exit_code;
-  }
-  if (flags.kind == core::FlagsOutcome::Kind::kUpgradeCheck) return UpgradeCheck(flags.state_fd);
-  if (flags.kind == core::FlagsOutcome::Kind::kRestore) {
-    auto bytes = ReadStateBytes(flags.state_fd);
-    if (bytes.ok() && core::LooksLikeRubyState(bytes.value())) {
-      return TakeOverFromRuby(bytes.value(), env, argv[0]);
-    }
-    return Restore(std::move(bytes), env);
-  }
-  sys::ResetSignalMask();
+  return core::Status::Ok();
+}
 
-  core::Options o = flags.options;
+// As Einhorn: the lockfile is held only while the command socket is checked and created, so
+// that two masters starting at once cannot both take a socket for stale. A master already
+// serving this socket is refused by the live-socket check in OpenListener.
+// The socket file is created with its final mode (0600, or 0666 when other users are allowed
+// and the peer credential check decides): never widened, nor changed by path, afterwards.
+core::Result<sys::Listener> OpenControlSocket(const core::Options& o) {
+  using R = core::Result<sys::Listener>;
+  core::BindSpec spec;
+  spec.family = core::BindSpec::Family::kUnix;
+  spec.path = o.socket_path;
+  spec.text = "unix:" + o.socket_path;
+  if (core::Status st = sys::CheckPidfile(o.pidfile); !st.ok()) return R::Error(st.message());
+  R control = R::Error("");
+  {
+    auto lock = sys::LockFile::Acquire(o.lockfile);
+    if (!lock.ok()) return R::Error(lock.error());
+    control = sys::OpenListener(spec, SOMAXCONN, ControlSocketMode(Widened(o)));
+  }
+  if (!control.ok()) return R::Error("command socket: " + control.error());
+  spdlog::info("command socket at {}", o.socket_path);
+  return control;
+}
+
+// The -b listeners, in -b order (fd 3+i in the workers). Socket activation: what the service
+// manager bound is used instead of binding again, and sockets no -b asked for are passed on as
+// given, under their LISTEN_FDNAMES names; the LISTEN_* variables are then not passed on.
+core::Status OpenListeners(const core::Options& o, std::vector<std::string>* env,
+                           std::vector<sys::Listener>* listeners) {
+  auto activated = sys::TakeActivatedSockets();
+  if (!activated.ok()) return core::Status::Error("socket activation: " + activated.error());
+  const std::vector<sys::ActivatedSocket>& sockets = activated.value();
+  if (!sockets.empty()) {
+    std::erase_if(*env, [](const std::string& e) {
+      return e.rfind("LISTEN_PID=", 0) == 0 || e.rfind("LISTEN_FDS=", 0) == 0 ||
+             e.rfind("LISTEN_FDNAMES=", 0) == 0;
+    });
+  }
+  std::vector<bool> adopted(sockets.size(), false);
+  auto add = [&](core::Result<sys::Listener> listener, const std::string& from) {
+    if (!listener.ok()) return listener.status();
+    spdlog::info("listening on {} for {} (fd {} in workers)", listener.value().bound, from,
+                 3 + listeners->size());
+    listeners->push_back(std::move(listener).value());
+    return core::Status::Ok();
+  };
+  for (const core::BindSpec& spec : o.binds) {
+    std::optional<size_t> match;
+    for (size_t i = 0; i < adopted.size() && !match; ++i) {
+      if (!adopted[i] && sys::SocketMatches(sockets[i], spec)) match = i;
+    }
+    core::Result<sys::Listener> listener = match ? sys::AdoptActivated(sockets[*match], spec)
+                                                 : sys::OpenListener(spec, o.backlog);
+    const std::string from =
+        "-b " + spec.text +
+        (match ? " (the service manager's fd " + std::to_string(sockets[*match].fd) + ", " +
+                     sockets[*match].name + ")"
+               : "");
+    if (match) adopted[*match] = true;
+    if (core::Status st = add(listener, from); !st.ok()) return st;
+  }
+  for (size_t i = 0; i < adopted.size(); ++i) {
+    if (adopted[i]) continue;
+    const sys::ActivatedSocket& a = sockets[i];
+    const std::string from =
+        "the service manager's fd " + std::to_string(a.fd) + " (" + a.name + ")";
+    if (core::Status st = add(sys::AdoptActivated(a, std::nullopt), from); !st.ok()) return st;
+  }
+  return core::Status::Ok();
+}
+
+// --metrics-listen (checked by ParseFlags): a UNIX socket gets the umask's mode, and only
+// users with write permission on it may connect. A listener with fd -1 when not asked for.
+core::Result<sys::Listener> OpenMetricsListener(const core::Options& o) {
+  using R = core::Result<sys::Listener>;
+  if (o.metrics_listen.empty()) return sys::Listener{};
+  auto spec = core::ParseMetricsListen(o.metrics_listen);
+  auto opened = spec.ok() ? sys::OpenListener(spec.value(), 64) : R::Error(spec.error());
+  if (!opened.ok()) return R::Error("--metrics-listen " + o.metrics_listen + ": " + opened.error());
+  return opened;
+}
+
+// A fresh start (no state carried): every step that can fail runs before any worker exists,
+// and a failure is one line and undoes the steps before it (Opened).
+int Start(core::Options o, std::vector<std::string> env, const std::vector<std::string>& args,
+          const std::string& config_path, const char* argv0) {
   FillRuntimeDefaults(&o);
   SetUpLogging(o.verbosity);
   SetLogFormat(o.log_format);
@@ -422,112 +504,24 @@ int Main(int argc, char** argv) {
   const char* path_env = std::getenv("PATH");
   auto command = sys::ResolveCommand(o.command.front(), path_env ? path_env : "");
   if (!command.ok()) return Fail(command.error());
-
   auto access = ResolveAccess(o);
   if (!access.ok()) return Fail(access.error());
+  if (core::Status st = BecomeReaper(o); !st.ok()) return Fail(st.message());
 
-  // As PID 1 (a container's entrypoint) orphans come to us anyway; --subreaper asks for them
-  // elsewhere. Either way the reaper takes every child, and what is not a worker is logged
-  // and dropped, never mistaken for one.
-  if (o.subreaper && getpid() != 1) {
-    if (core::Status st = sys::BecomeSubreaper(); !st.ok()) return Fail(st.message());
-    spdlog::info("subreaper: orphans of the workers' subtrees are reaped here");
-  } else if (getpid() == 1) {
-    spdlog::info("running as PID 1: orphans are reaped here");
-  }
-
-  // As Einhorn: the lockfile is held only while the command socket is checked and created, so
-  // that two masters starting at once cannot both take a socket for stale. A master already
-  // serving this socket is refused by the live-socket check in OpenListener.
-  // The socket file is created with its final mode (0600, or 0666 when other users are allowed
-  // and the peer credential check decides): never widened, nor changed by path, afterwards.
-  core::BindSpec control_spec;
-  control_spec.family = core::BindSpec::Family::kUnix;
-  control_spec.path = o.socket_path;
-  control_spec.text = "unix:" + o.socket_path;
-  core::Result<sys::Listener> control = core::Result<sys::Listener>::Error("");
-  if (core::Status st = sys::CheckPidfile(o.pidfile); !st.ok()) return Fail(st.message());
-  {
-    auto lock = sys::LockFile::Acquire(o.lockfile);
-    if (!lock.ok()) return Fail(lock.error());
-    control = sys::OpenListener(control_spec, SOMAXCONN, ControlSocketMode(Widened(o)));
-  }
-  if (!control.ok()) return Fail("command socket: " + control.error());
-  spdlog::info("command socket at {}", o.socket_path);
-
-  // Socket activation: what the service manager bound is used instead of binding again.
-  auto activated = sys::TakeActivatedSockets();
-  if (!activated.ok()) {
-    sys::CloseListener(control.value());
-    return Fail("socket activation: " + activated.error());
-  }
-  if (!activated.value().empty()) {
-    std::erase_if(env, [](const std::string& e) {
-      return e.rfind("LISTEN_PID=", 0) == 0 || e.rfind("LISTEN_FDS=", 0) == 0 ||
-             e.rfind("LISTEN_FDNAMES=", 0) == 0;
-    });
-  }
-  std::vector<bool> adopted(activated.value().size(), false);
-  std::vector<sys::Listener> listeners;
-  auto add = [&](core::Result<sys::Listener> listener, const std::string& from) {
-    if (!listener.ok()) return false;
-    spdlog::info("listening on {} for {} (fd {} in workers)", listener.value().bound, from,
-                 3 + listeners.size());
-    listeners.push_back(std::move(listener).value());
-    return true;
-  };
-  for (const core::BindSpec& spec : o.binds) {
-    std::optional<size_t> match;
-    for (size_t i = 0; i < adopted.size() && !match; ++i) {
-      if (!adopted[i] && sys::SocketMatches(activated.value()[i], spec)) match = i;
-    }
-    core::Result<sys::Listener> listener =
-        match ? sys::AdoptActivated(activated.value()[*match], spec)
-              : sys::OpenListener(spec, o.backlog);
-    const std::string from =
-        "-b " + spec.text +
-        (match ? " (the service manager's fd " + std::to_string(activated.value()[*match].fd) +
-                     ", " + activated.value()[*match].name + ")"
-               : "");
-    if (match) adopted[*match] = true;
-    if (!add(listener, from)) {
-      CloseAll(listeners);
-      sys::CloseListener(control.value());
-      return Fail(listener.error());
-    }
-  }
-  // Sockets no -b asked for are passed on as given, under their LISTEN_FDNAMES names.
-  for (size_t i = 0; i < adopted.size(); ++i) {
-    if (adopted[i]) continue;
-    const sys::ActivatedSocket& a = activated.value()[i];
-    auto listener = sys::AdoptActivated(a, std::nullopt);
-    if (!add(listener, "the service manager's fd " + std::to_string(a.fd) + " (" + a.name + ")")) {
-      CloseAll(listeners);
-      sys::CloseListener(control.value());
-      return Fail(listener.error());
-    }
-  }
-
-  if (core::Status st = sys::WritePidfile(o.pidfile, getpid()); !st.ok()) {
-    CloseAll(listeners);
-    sys::CloseListener(control.value());
+  Opened opened;
+  auto control = OpenControlSocket(o);
+  if (!control.ok()) return Fail(control.error());
+  opened.control = control.value();
+  if (core::Status st = OpenListeners(o, &env, &opened.listeners); !st.ok()) {
     return Fail(st.message());
   }
-  // --metrics-listen (checked by ParseFlags): a UNIX socket gets the umask's mode, and only
-  // users with write permission on it may connect.
-  sys::Listener metrics;
-  if (!o.metrics_listen.empty()) {
-    auto spec = core::ParseMetricsListen(o.metrics_listen);
-    auto opened = spec.ok() ? sys::OpenListener(spec.value(), 64)
-                            : core::Result<sys::Listener>::Error(spec.error());
-    if (!opened.ok()) {
-      CloseAll(listeners);
-      sys::CloseListener(control.value());
-      sys::RemovePidfile(o.pidfile, getpid());
-      return Fail("--metrics-listen " + o.metrics_listen + ": " + opened.error());
-    }
-    metrics = opened.value();
+  if (core::Status st = sys::WritePidfile(o.pidfile, getpid()); !st.ok()) {
+    return Fail(st.message());
   }
+  opened.pidfile = o.pidfile;
+  auto metrics = OpenMetricsListener(o);
+  if (!metrics.ok()) return Fail(metrics.error());
+  opened.metrics = metrics.value();
   if (o.nice.master) {
     if (core::Status st = sys::SetNice(*o.nice.master); !st.ok()) spdlog::warn("{}", st.message());
   }
@@ -535,16 +529,51 @@ int Main(int argc, char** argv) {
   MasterSetup setup;
   setup.options = o;
   setup.command_path = command.value();
-  setup.listeners = std::move(listeners);
-  setup.control = control.value();
+  opened.MoveInto(&setup);
   setup.access = access.value();
   setup.startup_env = env;
   setup.worker_env = env;
-  setup.self_path = sys::SelfPath(argv[0], path_env ? path_env : "");
-  setup.metrics = metrics;
+  setup.self_path = sys::SelfPath(argv0, path_env ? path_env : "");
   setup.config_path = config_path;
   if (!config_path.empty()) setup.argv = args;
   return RunMaster(std::move(setup));
+}
+
+int Main(int argc, char** argv) {
+  // Nothing the master inherited may reach a worker, and a mask inherited from our parent must
+  // not silence the signals we handle. (Master::Run unblocks them once its handlers are in:
+  // a re-exec'd image arrives with them blocked.)
+  sys::CloexecFrom3();
+
+  const std::vector<std::string> env = CurrentEnvironment();
+  const std::vector<std::string> args(argv, argv + argc);
+  std::string config_path;
+  const core::FlagsOutcome flags = ReadCommandLine(args, env, &config_path);
+  switch (flags.kind) {
+    case core::FlagsOutcome::Kind::kCheckConfig:
+      std::printf("# einhorn-cpp %s: the effective settings of %s with this command line\n%s",
+                  core::kVersion, flags.config_path.c_str(),
+                  core::RenderConfig(flags.options).c_str());
+      return 0;
+    case core::FlagsOutcome::Kind::kExit:
+      if (!flags.out.empty()) std::fputs(flags.out.c_str(), stdout);
+      if (!flags.err.empty()) std::fprintf(stderr, "%s\n", flags.err.c_str());
+      return flags.exit_code;
+    case core::FlagsOutcome::Kind::kUpgradeCheck:
+      return UpgradeCheck(flags.state_fd);
+    case core::FlagsOutcome::Kind::kRestore: {
+      auto bytes = ReadStateBytes(flags.state_fd);
+      if (bytes.ok() && core::LooksLikeRubyState(bytes.value())) {
+        return TakeOverFromRuby(bytes.value(), env, argv[0]);
+      }
+      return Restore(std::move(bytes), env);
+    }
+    case core::FlagsOutcome::Kind::kNeedConfig:  // ReadCommandLine has read it
+    case core::FlagsOutcome::Kind::kRun:
+      break;
+  }
+  sys::ResetSignalMask();
+  return Start(flags.options, env, args, config_path, argv[0]);
 }
 
 }  // namespace

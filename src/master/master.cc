@@ -13,6 +13,7 @@
 #include "master/logging.h"
 #include "sys/notify.h"
 #include "sys/peer.h"
+#include "sys/posix.h"
 #include "sys/process.h"
 
 namespace einhorn::master {
@@ -342,7 +343,8 @@ void Master::ForgetExec(PendingExec* p) {
 void Master::Kill(core::Pid pid, core::Signal signal) {
   const int err = sys::SendSignal(pid, signal);
   if (err != 0 && err != ESRCH) {
-    spdlog::error("could not send {} to {}: {}", core::SignalName(signal), pid, std::strerror(err));
+    spdlog::error("could not send {} to {}: {}", core::SignalName(signal), pid,
+                  sys::ErrnoText(err));
   } else {
     spdlog::debug("sent {} to {}", core::SignalName(signal), pid);
   }

@@ -42,15 +42,6 @@ const core::Duration kFlushTimeout = core::Seconds(1);
 constexpr std::uint64_t kFlushPollMs = 2;
 constexpr size_t kMaxCheckOutput = 64 * 1024;
 
-std::map<std::string, std::string> EnvMap(const std::vector<std::string>& env) {
-  std::map<std::string, std::string> m;
-  for (const std::string& e : env) {
-    const size_t eq = e.find('=');
-    if (eq != std::string::npos) m.emplace(e.substr(0, eq), e.substr(eq + 1));
-  }
-  return m;
-}
-
 void CloseFd(int& fd) {
   if (fd >= 0) close(fd);
   fd = -1;
@@ -94,7 +85,7 @@ core::Result<Master::ExecTarget> Master::ReexecTarget() const {
     t.argv = {setup_.self_path};
     return t;
   }
-  const auto env = EnvMap(t.env);
+  const auto env = core::EnvMap(t.env);
   const auto path_it = env.find("PATH");
   auto path = sys::ResolveCommand(o.reexec_as.front(), path_it == env.end() ? "" : path_it->second);
   if (!path.ok()) return R::Error("--reexec-as: " + path.error());
@@ -295,11 +286,9 @@ core::Status Master::ExecNewImage() {
   auto memfd = sys::BytesMemfd("einhorn-cpp-state", core::EncodeState(state));
   if (!memfd.ok()) return core::Status::Error(memfd.error());
   std::vector<int> kept;
-  for (const auto& l : state.listeners) kept.push_back(l.fd);
-  if (state.control.fd >= 0) kept.push_back(state.control.fd);
-  for (const auto& c : state.clients) kept.push_back(c.fd);
-  for (const auto& n : state.notify_sockets) kept.push_back(n.fd);
-  if (state.metrics.fd >= 0) kept.push_back(state.metrics.fd);
+  for (const core::CarriedFd& c : core::CarriedFds(state)) {
+    if (c.fd >= 0) kept.push_back(c.fd);
+  }
   kept.push_back(memfd.value());
   core::Status st = core::Status::Ok();
   for (int fd : kept) {

@@ -18,19 +18,11 @@
 #include "master/logging.h"
 #include "sys/activation.h"
 #include "sys/peer.h"
+#include "sys/posix.h"
 #include "sys/process.h"
 
 namespace einhorn::master {
 namespace {
-
-std::map<std::string, std::string> EnvMap(const std::vector<std::string>& env) {
-  std::map<std::string, std::string> m;
-  for (const std::string& e : env) {
-    const size_t eq = e.find('=');
-    if (eq != std::string::npos) m.emplace(e.substr(0, eq), e.substr(eq + 1));
-  }
-  return m;
-}
 
 std::int64_t ClockNanos(clockid_t clock) {
   timespec ts{};
@@ -55,7 +47,7 @@ std::set<core::Pid> LiveWorkers(const core::RubyState& state) {
                    sys::DescribeExit(exit));
     } else {
       spdlog::error("takeover: Ruby's worker {} is not a child of this master ({}); dropped", w.pid,
-                    std::strerror(errno));
+                    sys::ErrnoText(errno));
     }
   }
   return alive;
@@ -193,7 +185,7 @@ core::Result<MasterSetup> RubyTakeoverSetup(const std::string& bytes,
   }
 
   core::Options o = state.options;
-  core::ApplyDefaultPaths(&o, EnvMap(env));
+  core::ApplyDefaultPaths(&o, core::EnvMap(env));
   MasterSetup setup;
   setup.listeners = AdoptListeners(state, &o);
   setup.control = AdoptCommandSocket(state, o);

@@ -13,17 +13,17 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "sys/posix.h"
+
 namespace einhorn::sys {
 namespace {
-
-std::string Errno(const std::string& what, int err) { return what + ": " + std::strerror(err); }
 
 // Reads back what the socket is bound to, as a spec and as text.
 core::Status Describe(int fd, ActivatedSocket* out) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
   if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
-    return core::Status::Error(Errno("getsockname of fd " + std::to_string(fd), errno));
+    return core::Status::Error(PosixError("getsockname of fd " + std::to_string(fd), errno));
   }
   char host[INET6_ADDRSTRLEN] = {0};
   core::BindSpec& a = out->address;
@@ -76,7 +76,7 @@ core::Result<std::vector<ActivatedSocket>> TakeActivatedSockets() {
   using R = core::Result<std::vector<ActivatedSocket>>;
   char** names = nullptr;
   const int n = sd_listen_fds_with_names(1, &names);
-  if (n < 0) return R::Error(Errno("LISTEN_FDS", -n));
+  if (n < 0) return R::Error(PosixError("LISTEN_FDS", -n));
   std::vector<ActivatedSocket> out;
   std::string error;
   for (int i = 0; i < n; ++i) {
@@ -105,7 +105,7 @@ core::Result<ActivatedSocket> DescribeInheritedSocket(int fd) {
   int listening = 0;
   socklen_t len = sizeof listening;
   if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0) {
-    return R::Error(Errno("fd " + std::to_string(fd), errno));
+    return R::Error(PosixError("fd " + std::to_string(fd), errno));
   }
   if (!listening) return R::Error("fd " + std::to_string(fd) + " is not a listening socket");
   ActivatedSocket a;
@@ -148,7 +148,7 @@ core::Result<Listener> AdoptActivated(const ActivatedSocket& socket,
     const int flags = fcntl(socket.fd, F_GETFL);
     const int want = spec->nonblock ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
     if (flags < 0 || fcntl(socket.fd, F_SETFL, want) != 0) {
-      return core::Result<Listener>::Error(Errno("fcntl(F_SETFL) on fd " +
+      return core::Result<Listener>::Error(PosixError("fcntl(F_SETFL) on fd " +
                                                  std::to_string(socket.fd), errno));
     }
   } else {

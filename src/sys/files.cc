@@ -9,27 +9,10 @@
 #include <cstring>
 #include <utility>
 
+#include "sys/posix.h"
 #include "sys/safe_path.h"
 
 namespace einhorn::sys {
-namespace {
-
-std::string ErrnoText(int err) { return std::strerror(err); }
-
-bool WriteAll(int fd, const std::string& data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = write(fd, data.data() + done, data.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    done += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-}  // namespace
 
 core::Result<LockFile> LockFile::Acquire(const std::string& path) {
   using R = core::Result<LockFile>;
@@ -48,7 +31,7 @@ core::Result<LockFile> LockFile::Acquire(const std::string& path) {
     if (err == EWOULDBLOCK) {
       return R::Error("lockfile " + path + " is held by another einhorn-cpp master");
     }
-    return R::Error("cannot lock lockfile " + path + ": " + ErrnoText(err));
+    return R::Error(PosixError("cannot lock lockfile " + path, err));
   }
   return LockFile(fd);
 }

@@ -12,6 +12,7 @@
 
 #include <cstring>
 
+#include "sys/posix.h"
 #include "sys/safe_path.h"
 
 namespace einhorn::sys {
@@ -34,32 +35,10 @@ std::string Describe(const BindSpec& spec) {
   return spec.text;
 }
 
-std::string Errno(const std::string& what, int err) { return what + ": " + std::strerror(err); }
-
-// Closes the fd on every early return.
-class FdGuard {
- public:
-  explicit FdGuard(int fd) : fd_(fd) {}
-  ~FdGuard() {
-    if (fd_ >= 0) close(fd_);
-  }
-  FdGuard(const FdGuard&) = delete;
-  FdGuard& operator=(const FdGuard&) = delete;
-  int get() const { return fd_; }
-  int release() {
-    const int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-
- private:
-  int fd_;
-};
-
 core::Status SetFlag(int fd, int level, int option, const char* name, const std::string& what) {
   const int one = 1;
   if (setsockopt(fd, level, option, &one, sizeof(one)) != 0) {
-    return core::Status::Error(Errno(std::string("setsockopt ") + name + " " + what, errno));
+    return core::Status::Error(PosixError(std::string("setsockopt ") + name + " " + what, errno));
   }
   return core::Status::Ok();
 }
@@ -67,10 +46,10 @@ core::Status SetFlag(int fd, int level, int option, const char* name, const std:
 // After listen: the spec decides blocking mode, whatever the socket started as.
 core::Status ApplyBlocking(int fd, bool nonblock, const std::string& what) {
   const int flags = fcntl(fd, F_GETFL);
-  if (flags < 0) return core::Status::Error(Errno("fcntl F_GETFL " + what, errno));
+  if (flags < 0) return core::Status::Error(PosixError("fcntl F_GETFL " + what, errno));
   const int wanted = nonblock ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
   if (wanted != flags && fcntl(fd, F_SETFL, wanted) != 0) {
-    return core::Status::Error(Errno("fcntl F_SETFL " + what, errno));
+    return core::Status::Error(PosixError("fcntl F_SETFL " + what, errno));
   }
   return core::Status::Ok();
 }
@@ -105,7 +84,7 @@ R OpenInet(const BindSpec& spec, int backlog) {
   const int gai = getaddrinfo(node, service.c_str(), &hints, &found);
   if (gai != 0) {
     return R::Error("resolve " + what + ": " +
-                    (gai == EAI_SYSTEM ? std::strerror(errno) : gai_strerror(gai)));
+                    (gai == EAI_SYSTEM ? ErrnoText(errno) : gai_strerror(gai)));
   }
 
   // A name may resolve to several addresses; the first that binds wins, and if none does the
@@ -113,9 +92,9 @@ R OpenInet(const BindSpec& spec, int backlog) {
   std::string last_error = "resolve " + what + ": no address";
   Listener listener;
   for (const addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
-    FdGuard fd(socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol));
+    UniqueFd fd(socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol));
     if (fd.get() < 0) {
-      last_error = Errno("socket " + what, errno);
+      last_error = PosixError("socket " + what, errno);
       continue;
     }
     core::Status st = core::Status::Ok();
@@ -131,11 +110,11 @@ R OpenInet(const BindSpec& spec, int backlog) {
       continue;
     }
     if (bind(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0) {
-      last_error = Errno("bind " + what, errno);
+      last_error = PosixError("bind " + what, errno);
       continue;
     }
     if (listen(fd.get(), backlog) != 0) {
-      last_error = Errno("listen " + what, errno);
+      last_error = PosixError("listen " + what, errno);
       continue;
     }
     if (core::Status b = ApplyBlocking(fd.get(), spec.nonblock, what); !b.ok()) {
@@ -145,7 +124,7 @@ R OpenInet(const BindSpec& spec, int backlog) {
     sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     if (getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
-      last_error = Errno("getsockname " + what, errno);
+      last_error = PosixError("getsockname " + what, errno);
       continue;
     }
     listener.spec = spec;
@@ -166,7 +145,7 @@ R OpenInet(const BindSpec& spec, int backlog) {
 core::Status ClearStaleSocket(const ParentDir& dir, const sockaddr_un& addr,
                               const std::string& what) {
   auto found = StatEntry(dir);
-  if (!found.ok()) return core::Status::Error(Errno("stat " + what, errno));
+  if (!found.ok()) return core::Status::Error(PosixError("stat " + what, errno));
   if (!found.value()) return core::Status::Ok();
   const struct stat st = *found.value();
   if (core::Status checked = CheckEntry(dir, st, what); !checked.ok()) return checked;
@@ -174,8 +153,8 @@ core::Status ClearStaleSocket(const ParentDir& dir, const sockaddr_un& addr,
     return core::Status::Error(what + " exists and is not a socket; refusing to replace it");
   }
   // Non-blocking, so a live server with a full backlog answers EAGAIN instead of hanging us.
-  FdGuard probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (probe.get() < 0) return core::Status::Error(Errno("socket " + what, errno));
+  UniqueFd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (probe.get() < 0) return core::Status::Error(PosixError("socket " + what, errno));
   if (connect(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0) {
     return core::Status::Error(what + " is in use by another process");
   }
@@ -188,7 +167,7 @@ core::Status ClearStaleSocket(const ParentDir& dir, const sockaddr_un& addr,
         return core::Status::Error(what + " was replaced while being checked; try again");
       }
       if (unlinkat(dir.fd.get(), dir.name.c_str(), 0) != 0 && errno != ENOENT) {
-        return core::Status::Error(Errno("unlink stale socket " + what, errno));
+        return core::Status::Error(PosixError("unlink stale socket " + what, errno));
       }
       return core::Status::Ok();
     }
@@ -199,7 +178,7 @@ core::Status ClearStaleSocket(const ParentDir& dir, const sockaddr_un& addr,
     case EPROTOTYPE:  // a datagram socket is bound there: also someone's live socket
       return core::Status::Error(what + " is in use by another process");
     default:
-      return core::Status::Error(Errno("connect to existing " + what, err));
+      return core::Status::Error(PosixError("connect to existing " + what, err));
   }
 }
 
@@ -221,20 +200,20 @@ R OpenUnix(const BindSpec& spec, int backlog, std::optional<mode_t> mode) {
   if (!dir.ok()) return R::Error("bind " + what + ": " + dir.error());
   if (core::Status st = ClearStaleSocket(dir.value(), addr, what); !st.ok()) return R(st);
 
-  FdGuard fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (fd.get() < 0) return R::Error(Errno("socket " + what, errno));
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (fd.get() < 0) return R::Error(PosixError("socket " + what, errno));
   // The file gets its mode at bind, so nobody can connect through a wider one even for an
   // instant: the kernel applies both the socket inode's mode (fchmod before bind) and the umask.
   int bound;
   if (mode) {
-    if (fchmod(fd.get(), *mode) != 0) return R::Error(Errno("fchmod " + what, errno));
+    if (fchmod(fd.get(), *mode) != 0) return R::Error(PosixError("fchmod " + what, errno));
     const mode_t old_umask = umask(static_cast<mode_t>(~*mode & 0777));
     bound = bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
     umask(old_umask);
   } else {
     bound = bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
   }
-  if (bound != 0) return R::Error(Errno("bind " + what, errno));
+  if (bound != 0) return R::Error(PosixError("bind " + what, errno));
   Listener listener;
   // The inode is recorded relative to the same directory, so later changes and the removal
   // at exit touch this file only.
@@ -249,7 +228,7 @@ R OpenUnix(const BindSpec& spec, int backlog, std::optional<mode_t> mode) {
     return R::Error(message);
   };
   if (!listener.owns_path) return fail(what + " vanished right after bind");
-  if (listen(fd.get(), backlog) != 0) return fail(Errno("listen " + what, errno));
+  if (listen(fd.get(), backlog) != 0) return fail(PosixError("listen " + what, errno));
   if (core::Status b = ApplyBlocking(fd.get(), spec.nonblock, what); !b.ok()) {
     return fail(b.message());
   }

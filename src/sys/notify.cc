@@ -11,6 +11,8 @@
 #include <cstring>
 #include <random>
 
+#include "sys/posix.h"
+
 namespace einhorn::sys {
 
 bool ServiceManagerListens() {
@@ -33,12 +35,12 @@ core::Result<WorkerNotifySocket> OpenWorkerNotifySocket() {
   using R = core::Result<WorkerNotifySocket>;
   static std::mt19937_64 rng{std::random_device{}()};
   const int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return R::Error(std::string("socket(AF_UNIX, SOCK_DGRAM): ") + strerror(errno));
+  if (fd < 0) return R::Error(PosixError("socket(AF_UNIX, SOCK_DGRAM)", errno));
   const int one = 1;
   if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) != 0) {
     const int err = errno;
     close(fd);
-    return R::Error(std::string("setsockopt(SO_PASSCRED): ") + strerror(err));
+    return R::Error(PosixError("setsockopt(SO_PASSCRED)", err));
   }
   char name[80];
   std::snprintf(name, sizeof name, "einhorn-cpp/%d/%016llx", static_cast<int>(getpid()),
@@ -51,7 +53,7 @@ core::Result<WorkerNotifySocket> OpenWorkerNotifySocket() {
   if (bind(fd, reinterpret_cast<sockaddr*>(&a), addrlen) != 0) {
     const int err = errno;
     close(fd);
-    return R::Error(std::string("bind @") + name + ": " + strerror(err));
+    return R::Error(PosixError(std::string("bind @") + name, err));
   }
   return WorkerNotifySocket{fd, std::string("@") + name};
 }

@@ -12,6 +12,8 @@
 #include <optional>
 #include <vector>
 
+#include "sys/posix.h"
+
 namespace einhorn::sys {
 namespace {
 
@@ -38,7 +40,7 @@ core::Result<PeerCred> GetPeerCred(int fd) {
   ucred cred{};
   socklen_t len = sizeof cred;
   if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-    return core::Result<PeerCred>::Error(std::string("SO_PEERCRED: ") + std::strerror(errno));
+    return core::Result<PeerCred>::Error(PosixError("SO_PEERCRED", errno));
   }
   return PeerCred{cred.pid, cred.uid, cred.gid};
 }
@@ -55,8 +57,7 @@ std::vector<pid_t> Lineage(pid_t pid) {
 core::Result<std::pair<int, int>> StreamSocketPair() {
   int fds[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
-    return core::Result<std::pair<int, int>>::Error(std::string("socketpair: ") +
-                                                    std::strerror(errno));
+    return core::Result<std::pair<int, int>>::Error(PosixError("socketpair", errno));
   }
   return std::make_pair(fds[0], fds[1]);
 }

@@ -14,6 +14,8 @@
 #include <iterator>
 #include <utility>
 
+#include "sys/posix.h"
+
 namespace einhorn::sys {
 
 namespace {
@@ -158,16 +160,14 @@ void ResetSignalMask() {
 
 core::Status BecomeSubreaper() {
   if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) {
-    return core::Status::Error(std::string("prctl(PR_SET_CHILD_SUBREAPER): ") +
-                               std::strerror(errno));
+    return core::Status::Error(PosixError("prctl(PR_SET_CHILD_SUBREAPER)", errno));
   }
   return core::Status::Ok();
 }
 
 core::Status SetNice(int niceness) {
   if (setpriority(PRIO_PROCESS, 0, niceness) != 0) {
-    return core::Status::Error("setpriority " + std::to_string(niceness) + ": " +
-                               std::strerror(errno));
+    return core::Status::Error(PosixError("setpriority " + std::to_string(niceness), errno));
   }
   return core::Status::Ok();
 }

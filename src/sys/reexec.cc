@@ -9,12 +9,11 @@
 #include <climits>
 #include <cstring>
 
+#include "sys/posix.h"
 #include "sys/spawn.h"
 
 namespace einhorn::sys {
 namespace {
-
-std::string ErrnoText(int err) { return std::strerror(err); }
 
 static_assert(sizeof(sigset_t) <= sizeof(SignalMask::bytes));
 
@@ -23,7 +22,7 @@ static_assert(sizeof(sigset_t) <= sizeof(SignalMask::bytes));
 core::Result<int> BytesMemfd(const char* name, std::string_view bytes) {
   using R = core::Result<int>;
   const int fd = memfd_create(name, MFD_CLOEXEC);
-  if (fd < 0) return R::Error(std::string("memfd_create: ") + ErrnoText(errno));
+  if (fd < 0) return R::Error(PosixError("memfd_create", errno));
   size_t done = 0;
   while (done < bytes.size()) {
     const ssize_t n = write(fd, bytes.data() + done, bytes.size() - done);
@@ -31,7 +30,7 @@ core::Result<int> BytesMemfd(const char* name, std::string_view bytes) {
       if (errno == EINTR) continue;
       const int err = errno;
       close(fd);
-      return R::Error(std::string("writing the memfd: ") + ErrnoText(err));
+      return R::Error(PosixError("writing the memfd", err));
     }
     done += static_cast<size_t>(n);
   }
@@ -52,7 +51,7 @@ core::Result<std::string> ReadWholeFd(int fd, size_t max_bytes) {
     }
     if (n < 0) {
       if (errno == EINTR) continue;
-      return R::Error("reading fd " + std::to_string(fd) + ": " + ErrnoText(errno));
+      return R::Error(PosixError("reading fd " + std::to_string(fd), errno));
     }
     if (n == 0) return out;
     if (out.size() + static_cast<size_t>(n) > max_bytes) {
@@ -66,8 +65,7 @@ core::Result<std::string> ReadWholeFd(int fd, size_t max_bytes) {
 core::Status SetCloexec(int fd, bool on) {
   const int flags = fcntl(fd, F_GETFD);
   if (flags < 0 || fcntl(fd, F_SETFD, on ? (flags | FD_CLOEXEC) : (flags & ~FD_CLOEXEC)) != 0) {
-    return core::Status::Error("fcntl(F_SETFD) on fd " + std::to_string(fd) + ": " +
-                               ErrnoText(errno));
+    return core::Status::Error(PosixError("fcntl(F_SETFD) on fd " + std::to_string(fd), errno));
   }
   return core::Status::Ok();
 }
@@ -81,7 +79,7 @@ core::Status ExecImage(const std::string& path, const std::vector<std::string>& 
   for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
   execve(path.c_str(), args.data(), envp.data());
-  return core::Status::Error("execve " + path + ": " + ErrnoText(errno));
+  return core::Status::Error(PosixError("execve " + path, errno));
 }
 
 std::string SelfPath(const std::string& argv0, const std::string& path_env) {

@@ -8,10 +8,10 @@
 #include <cstring>
 #include <utility>
 
+#include "sys/posix.h"
+
 namespace einhorn::sys {
 namespace {
-
-std::string ErrnoText(int err) { return std::strerror(err); }
 
 int RetryOpenAt(int dirfd, const char* name, int flags, mode_t mode) {
   int fd;
@@ -19,19 +19,6 @@ int RetryOpenAt(int dirfd, const char* name, int flags, mode_t mode) {
     fd = openat(dirfd, name, flags, mode);
   } while (fd < 0 && errno == EINTR);
   return fd;
-}
-
-bool WriteAll(int fd, const std::string& data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = write(fd, data.data() + done, data.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    done += static_cast<size_t>(n);
-  }
-  return true;
 }
 
 // Six random characters for a temp name: a name someone else guessed and put there first is
@@ -52,22 +39,6 @@ std::string RandomSuffix() {
 
 }  // namespace
 
-SafeFd::SafeFd(SafeFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-
-SafeFd& SafeFd::operator=(SafeFd&& other) noexcept {
-  if (this != &other) {
-    if (fd_ >= 0) close(fd_);
-    fd_ = std::exchange(other.fd_, -1);
-  }
-  return *this;
-}
-
-SafeFd::~SafeFd() {
-  if (fd_ >= 0) close(fd_);
-}
-
-int SafeFd::release() { return std::exchange(fd_, -1); }
-
 core::Result<ParentDir> OpenParent(const std::string& path) {
   using R = core::Result<ParentDir>;
   ParentDir dir;
@@ -85,7 +56,7 @@ core::Result<ParentDir> OpenParent(const std::string& path) {
     fd = open(dir.path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   } while (fd < 0 && errno == EINTR);
   if (fd < 0) return R::Error(ErrnoText(errno));
-  dir.fd = SafeFd(fd);
+  dir.fd = UniqueFd(fd);
   struct stat st {};
   if (fstat(fd, &st) != 0) return R::Error(ErrnoText(errno));
   // Others can create, rename and (without the sticky bit) remove entries here: every user
@@ -126,10 +97,10 @@ core::Status CheckEntry(const ParentDir& dir, const struct stat& st, const std::
   return core::Status::Ok();
 }
 
-core::Result<SafeFd> OpenEntry(const ParentDir& dir, int flags, mode_t mode,
+core::Result<UniqueFd> OpenEntry(const ParentDir& dir, int flags, mode_t mode,
                                const std::string& what, struct stat* opened,
                                const std::string& verb) {
-  using R = core::Result<SafeFd>;
+  using R = core::Result<UniqueFd>;
   // First for the message that says why; the check on the opened file below is what counts.
   auto before = StatEntry(dir);
   if (!before.ok()) return R::Error("cannot " + verb + " " + what + ": " + before.error());
@@ -141,11 +112,11 @@ core::Result<SafeFd> OpenEntry(const ParentDir& dir, int flags, mode_t mode,
   if (fd < 0) {
     // A link put there since the check above.
     if (errno == ELOOP) return R::Error(what + " is a symbolic link; refusing to follow it");
-    return R::Error("cannot " + verb + " " + what + ": " + ErrnoText(errno));
+    return R::Error(PosixError("cannot " + verb + " " + what, errno));
   }
-  SafeFd owned(fd);
+  UniqueFd owned(fd);
   struct stat st {};
-  if (fstat(fd, &st) != 0) return R::Error("cannot " + verb + " " + what + ": " + ErrnoText(errno));
+  if (fstat(fd, &st) != 0) return R::Error(PosixError("cannot " + verb + " " + what, errno));
   if (core::Status checked = CheckEntry(dir, st, what); !checked.ok()) return R(checked);
   if (opened) *opened = st;
   return owned;
@@ -200,12 +171,12 @@ core::Status ChmodIfSame(const std::string& path, dev_t dev, ino_t ino, mode_t m
     return core::Status::Error("cannot open the directory of " + path + ": " + dir.error());
   }
   // O_PATH|O_NOFOLLOW opens a link itself, never its target; fstat then says what it is.
-  SafeFd fd(RetryOpenAt(dir.value().fd.get(), dir.value().name.c_str(),
+  UniqueFd fd(RetryOpenAt(dir.value().fd.get(), dir.value().name.c_str(),
                         O_PATH | O_NOFOLLOW | O_CLOEXEC, 0));
-  if (fd.get() < 0) return core::Status::Error("cannot open " + path + ": " + ErrnoText(errno));
+  if (fd.get() < 0) return core::Status::Error(PosixError("cannot open " + path, errno));
   struct stat st {};
   if (fstat(fd.get(), &st) != 0) {
-    return core::Status::Error("cannot stat " + path + ": " + ErrnoText(errno));
+    return core::Status::Error(PosixError("cannot stat " + path, errno));
   }
   if (S_ISLNK(st.st_mode) || st.st_dev != dev || st.st_ino != ino) {
     return core::Status::Error(path + " is no longer the file this master created (" +
@@ -216,8 +187,8 @@ core::Status ChmodIfSame(const std::string& path, dev_t dev, ino_t ino, mode_t m
   // resolving the path again.
   const std::string proc = "/proc/self/fd/" + std::to_string(fd.get());
   if (chmod(proc.c_str(), mode) != 0) {
-    return core::Status::Error("cannot change the mode of " + path + " through " + proc + ": " +
-                               ErrnoText(errno));
+    return core::Status::Error(
+        PosixError("cannot change the mode of " + path + " through " + proc, errno));
   }
   return core::Status::Ok();
 }

@@ -24,29 +24,13 @@
 #include <string>
 
 #include "core/status.h"
+#include "sys/posix.h"
 
 namespace einhorn::sys {
 
-// An owned file descriptor, closed on destruction.
-class SafeFd {
- public:
-  SafeFd() = default;
-  explicit SafeFd(int fd) : fd_(fd) {}
-  SafeFd(SafeFd&& other) noexcept;
-  SafeFd& operator=(SafeFd&& other) noexcept;
-  SafeFd(const SafeFd&) = delete;
-  SafeFd& operator=(const SafeFd&) = delete;
-  ~SafeFd();
-  int get() const { return fd_; }
-  int release();
-
- private:
-  int fd_ = -1;
-};
-
 // The directory a path lives in, opened O_PATH, and the path's last component.
 struct ParentDir {
-  SafeFd fd;
+  UniqueFd fd;
   std::string path;     // the directory, for messages ("." for a bare name)
   std::string name;     // the last component
   bool shared = false;  // users other than root and us may create and rename entries in it
@@ -70,7 +54,7 @@ core::Status CheckEntry(const ParentDir& dir, const struct stat& st, const std::
 // O_NOCTTY and O_CLOEXEC are added) and checks it with CheckEntry, before (for a message that
 // says why) and after opening (fstat: what counts). System errors read
 // "cannot VERB WHAT: strerror". `opened` receives the fstat of the opened file.
-core::Result<SafeFd> OpenEntry(const ParentDir& dir, int flags, mode_t mode,
+core::Result<UniqueFd> OpenEntry(const ParentDir& dir, int flags, mode_t mode,
                                const std::string& what, struct stat* opened = nullptr,
                                const std::string& verb = "open");
 

@@ -12,6 +12,8 @@
 #include <climits>
 #include <cstring>
 
+#include "sys/posix.h"
+
 namespace einhorn::sys {
 namespace {
 
@@ -199,13 +201,11 @@ bool CloseRangeExcept(unsigned first, unsigned last, int keep, int max_fd) {
   Fail(a.err_write, Step::kExecve, errno);
 }
 
-std::string ErrnoText(int err) { return std::strerror(err); }
-
 std::string ChildErrorText(const ChildError& record, const std::string& path) {
   const auto step = static_cast<Step>(record.step);
   std::string message = StepName(step);
   if (step == Step::kExecve) message += " " + path;
-  return message + ": " + ErrnoText(record.err);
+  return PosixError(message, record.err);
 }
 
 }  // namespace
@@ -251,7 +251,7 @@ core::Result<StartedChild> StartSpawn(const SpawnPlan& plan) {
   }
 
   int pipe_fds[2];
-  if (pipe2(pipe_fds, O_CLOEXEC) != 0) return R::Error("pipe2: " + ErrnoText(errno));
+  if (pipe2(pipe_fds, O_CLOEXEC) != 0) return R::Error(PosixError("pipe2", errno));
   // The child's write end must survive phase two, so it may not sit where a passed fd goes.
   for (int& fd : pipe_fds) {
     if (fd < 3 + fd_count) {
@@ -260,7 +260,7 @@ core::Result<StartedChild> StartSpawn(const SpawnPlan& plan) {
         const int err = errno;
         close(pipe_fds[0]);
         close(pipe_fds[1]);
-        return R::Error("fcntl(F_DUPFD_CLOEXEC): " + ErrnoText(err));
+        return R::Error(PosixError("fcntl(F_DUPFD_CLOEXEC)", err));
       }
       close(fd);
       fd = moved;
@@ -299,7 +299,7 @@ core::Result<StartedChild> StartSpawn(const SpawnPlan& plan) {
   close(pipe_fds[1]);
   if (pid < 0) {
     close(pipe_fds[0]);
-    return R::Error("fork: " + ErrnoText(fork_errno));
+    return R::Error(PosixError("fork", fork_errno));
   }
   return StartedChild{pid, pipe_fds[0]};
 }
@@ -354,7 +354,7 @@ core::Result<std::string> ResolveCommand(const std::string& word, const std::str
   auto make_absolute = [](const std::string& p) -> R {
     if (p[0] == '/') return p;
     char buf[PATH_MAX];
-    if (getcwd(buf, sizeof(buf)) == nullptr) return R::Error("getcwd: " + ErrnoText(errno));
+    if (getcwd(buf, sizeof(buf)) == nullptr) return R::Error(PosixError("getcwd", errno));
     std::string rel = p;
     while (rel.rfind("./", 0) == 0) rel.erase(0, 2);
     std::string cwd = buf;
@@ -380,7 +380,7 @@ core::Result<std::string> ResolveCommand(const std::string& word, const std::str
       case Check::kOk:
         return make_absolute(word);
       case Check::kMissing:
-        return R::Error(word + ": " + ErrnoText(err));
+        return R::Error(PosixError(word, err));
       case Check::kNotRegular:
         return R::Error(word + ": not a regular file");
       case Check::kNotExecutable:

@@ -156,12 +156,14 @@ TEST_CASE("cli: socket path resolution") {
   CHECK(Resolve(inv, {{"TMPDIR", ""}}).path == "/tmp/einhorn.sock");
   CHECK(Resolve(inv, {{"TMPDIR", "/var/tmp//"}}).path == "/var/tmp/einhorn.sock");
   CHECK(Resolve(inv, {{"TMPDIR", "/"}}).path == "/einhorn.sock");
+  CHECK(Resolve(inv, {{"TMPDIR", "/var/tmp/"}}).path == "/var/tmp/einhorn.sock");
   // Run by a worker: the master it belongs to.
   CHECK(Resolve(inv, {{"TMPDIR", "/x"}, {"EINHORN_SOCK_PATH", "/run/w.sock"}}).path ==
         "/run/w.sock");
   inv.name = "web";
   CHECK(Resolve(inv, {{"TMPDIR", "/x/"}, {"EINHORN_SOCK_PATH", "/run/w.sock"}}).path ==
         "/x/einhorn-web.sock");
+  CHECK(Resolve(inv, {{"TMPDIR", "/"}}).path == "/einhorn-web.sock");
   inv.socket_path = "/explicit.sock";
   CHECK(Resolve(inv, {{"EINHORN_SOCK_PATH", "/run/w.sock"}}).path == "/explicit.sock");
   CHECK_FALSE(Resolve(inv, {{"EINHORN_SOCK_FD", "5"}}).fd.has_value());

@@ -99,6 +99,24 @@ TEST_CASE("TMPDIR unset or empty means /tmp") {
   CHECK(out.options.lockfile == "/tmp/einhorn.lock");
 }
 
+TEST_CASE("TMPDIR=/ and trailing slashes: the default paths einhornctl computes too") {
+  // One function (core::DefaultPath) makes them for the master and for einhornctl; before it
+  // the master made "//einhorn.sock" of TMPDIR=/ and einhornctl "/einhorn.sock".
+  FlagsOutcome out = ParseFlags({"einhorn-cpp", "x"}, {{"TMPDIR", "/"}});
+  CHECK(out.options.socket_path == "/einhorn.sock");
+  CHECK(out.options.pidfile == "/einhorn.pid");
+  CHECK(out.options.lockfile == "/einhorn.lock");
+  out = ParseFlags({"einhorn-cpp", "-c", "web", "x"}, {{"TMPDIR", "//"}});
+  CHECK(out.options.socket_path == "/einhorn-web.sock");
+  out = ParseFlags({"einhorn-cpp", "x"}, {{"TMPDIR", "/var/tmp/"}});
+  CHECK(out.options.socket_path == "/var/tmp/einhorn.sock");
+  out = ParseFlags({"einhorn-cpp", "x"}, {{"TMPDIR", "/var/tmp//"}});
+  CHECK(out.options.socket_path == "/var/tmp/einhorn.sock");
+  CHECK(DefaultPath({{"TMPDIR", "/"}}, "", ".sock") == "/einhorn.sock");
+  CHECK(DefaultPath({{"TMPDIR", "/srv/"}}, "api", ".lock") == "/srv/einhorn-api.lock");
+  CHECK(DefaultPath({}, "", ".pid") == "/tmp/einhorn.pid");
+}
+
 TEST_CASE("options stop at the first positional word") {
   Options o = Run({"-n", "2", "sleep", "-n", "5", "--", "-b"});
   CHECK(o.number == 2);

@@ -353,6 +353,28 @@ TEST_CASE("EncodeRequest is one escaped line that Einhorn-style decoding reads t
   CHECK(EncodeRequest("inc", {}, -3) == "{\"command\": \"inc\", \"id\": -3, \"args\": []}\n");
 }
 
+TEST_CASE("EncodeRequest makes einhornctl's ehlo and worker:ack, which the master reads back") {
+  const std::string ehlo = EncodeRequest(OutgoingRequest{"ehlo", 1, std::nullopt, "tester", {}});
+  CHECK(ehlo == "{\"command\": \"ehlo\", \"id\": 1, \"user\": \"tester\"}\n");
+  Request r = Ok(ehlo);
+  CHECK(r.command == "ehlo");
+  CHECK(r.user == "tester");
+  CHECK(r.args_state == Args::kAbsent);
+  // A user name is untrusted text: quoted and escaped, it stays one line and one value.
+  r = Ok(EncodeRequest(OutgoingRequest{"ehlo", 2, std::nullopt, "a\"b%\nc", {}}));
+  CHECK(r.user == "a\"b%\nc");
+  OutgoingRequest worker_ack{"worker:ack", std::nullopt, std::nullopt, std::nullopt, 1234};
+  worker_ack.compact = true;
+  const std::string ack = EncodeRequest(worker_ack);
+  CHECK(ack == "{\"command\":\"worker:ack\",\"pid\":1234}\n");
+  r = Ok(ack);
+  CHECK(r.command == "worker:ack");
+  CHECK(r.pid == 1234);
+  CHECK_FALSE(r.id.has_value());
+  worker_ack.compact = false;
+  CHECK(EncodeRequest(worker_ack) == "{\"command\": \"worker:ack\", \"pid\": 1234}\n");
+}
+
 TEST_CASE("ids keep their YAML type") {
   struct Case {
     const char* doc;
