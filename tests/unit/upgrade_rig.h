@@ -77,15 +77,14 @@ class Rig {
   double now = 0;
 
   void Start(double t) {
-    Call("Start", t, false, false, std::nullopt, [&] { s.Start(At(t)); });
+    Call("Start", t, {}, [&] { s.Start(At(t)); });
   }
   void Tick(double t) {
-    Call("Tick", t, false, false, std::nullopt, [&] { s.Tick(At(t)); });
+    Call("Tick", t, {}, [&] { s.Tick(At(t)); });
   }
   AckResult Ack(Pid pid, double t) {
     AckResult r{};
-    Call("Ack " + std::to_string(pid), t, false, false, std::nullopt,
-         [&] { r = s.Ack(pid, At(t)); });
+    Call("Ack " + std::to_string(pid), t, {}, [&] { r = s.Ack(pid, At(t)); });
     return r;
   }
   void Exit(Pid pid, double t, ExitStatus status = kExit1) {
@@ -93,26 +92,25 @@ class Rig {
     const bool ready = it != s.workers().end() && it->second.state == WorkerState::kReady;
     // A ready worker that stayed up is replaced in its slot at once, whatever the budgets.
     replaced_slot_ = ready ? it->second.slot : -1;
-    Call("Exit " + std::to_string(pid) + (ready ? " (ready)" : ""), t, ready, false, std::nullopt,
+    Call("Exit " + std::to_string(pid) + (ready ? " (ready)" : ""), t, {.ready_exit = ready},
          [&] { s.ChildExited(pid, status, At(t)); });
   }
   UpgradeStart Upgrade(UpgradeStrategy strategy, double t) {
     UpgradeStart r;
-    Call(std::string("Upgrade ") + UpgradeStrategyName(strategy), t, false, false, strategy, [&] {
+    Call(std::string("Upgrade ") + UpgradeStrategyName(strategy), t, {.upgrade = true}, [&] {
       r = s.Upgrade(strategy, At(t));
       upgrade_started_ = r.started;
     });
     return r;
   }
   void SetTarget(int n, double t) {
-    Call("SetTarget " + std::to_string(n), t, false, true, std::nullopt,
-         [&] { s.SetTarget(n, At(t)); });
+    Call("SetTarget " + std::to_string(n), t, {.resize = true}, [&] { s.SetTarget(n, At(t)); });
   }
   void Stop(StopKind kind, double t) {
-    Call("Stop", t, false, false, std::nullopt, [&] { s.Stop(kind, At(t)); });
+    Call("Stop", t, {}, [&] { s.Stop(kind, At(t)); });
   }
   void Die(Signal signal, double t) {
-    Call("Die", t, false, false, std::nullopt, [&] { s.Die(signal, At(t)); });
+    Call("Die", t, {}, [&] { s.Die(signal, At(t)); });
   }
 
   int Serving() const {
@@ -163,9 +161,16 @@ class Rig {
     if (report) FAIL_CHECK(text);
   }
 
+  // What a call may do, which some checks allow for.
+  struct CallKind {
+    bool ready_exit = false;  // a ready worker exits on its own: serving may drop
+    bool resize = false;      // SetTarget: the removed slots' workers drain, ready or not
+    bool upgrade = false;     // Upgrade: starts or supersedes an upgrade, draining as it likes
+  };
+
+  // Runs f at time t (seconds), then checks everything. `what` names the call in violations.
   template <class F>
-  void Call(const std::string& what, double t, bool ready_exit, bool resize,
-            std::optional<UpgradeStrategy> upgrade_call, F&& f) {
+  void Call(const std::string& what, double t, CallKind call, F&& f) {
     if (t < now) Violation("the test moved the clock backwards", what);
     now = t;
     const std::map<Pid, Worker> before = s.workers();
@@ -194,13 +199,13 @@ class Rig {
     // workers it did not remove (see "shrinking keeps ready workers rather than booting ones" in
     // supervisor_upgrade_resize_test.cc).
     int removed_ready = 0;
-    if (resize && !strict_shrink) {
+    if (call.resize && !strict_shrink) {
       for (const auto& [pid, w] : before) {
         removed_ready += w.slot >= s.target() && w.state == WorkerState::kReady ? 1 : 0;
       }
     }
     if (!stopped &&
-        !ServingHolds(serving_before - removed_ready, Serving(), s.target(), ready_exit)) {
+        !ServingHolds(serving_before - removed_ready, Serving(), s.target(), call.ready_exit)) {
       Violation("serving dropped from " + std::to_string(serving_before) + " to " +
                     std::to_string(Serving()) + " with N=" + std::to_string(s.target()),
                 what);
@@ -285,12 +290,12 @@ class Rig {
                              s.upgrade()->strategy == kSmooth &&
                              upgrade_before->to_generation == s.upgrade()->to_generation;
     const bool steady = (!upgrade_before && !s.upgrade()) || same_smooth;
-    if (!resize && !upgrade_call && steady && drained_ready > newly_ready) {
+    if (!call.resize && !call.upgrade && steady && drained_ready > newly_ready) {
       Violation(std::to_string(drained_ready) + " ready workers drained for " +
                     std::to_string(newly_ready) + " newly ready",
                 what);
     }
-    if (!resize && upgrading && s.upgrade()->strategy == kFleet && drained_ready > 0) {
+    if (!call.resize && upgrading && s.upgrade()->strategy == kFleet && drained_ready > 0) {
       Violation("a fleet upgrade drained a ready worker before it was done", what);
     }
 
@@ -304,7 +309,7 @@ class Rig {
         continue;
       }
       fresh +=
-          upgrade_call || slot >= slots_before.size() || !slots_before[slot].respawn_at ? 1 : 0;
+          call.upgrade || slot >= slots_before.size() || !slots_before[slot].respawn_at ? 1 : 0;
     }
     replaced_slot_ = -1;
     if (upgrading && fresh > 0) {
