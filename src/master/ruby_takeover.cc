@@ -199,7 +199,6 @@ core::Result<MasterSetup> RubyTakeoverSetup(const std::string& bytes,
   setup.control = AdoptCommandSocket(state, o);
   setup.options = o;
   setup.command_path = o.command.front();
-  setup.lock_fd = -1;  // Ruby holds no lock once the command socket exists
   setup.startup_env = env;
   setup.worker_env = env;
   setup.self_path = self_path;
