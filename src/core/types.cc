@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cstdio>
 #include <utility>
 
 namespace einhorn::core {
@@ -42,6 +43,12 @@ bool ParseSignalName(const std::string& name, Signal* out) {
     }
   }
   return false;
+}
+
+std::string LogSeconds(double seconds) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.3fs", seconds);
+  return buf;
 }
 
 std::string ExitStatus::ToString() const {
