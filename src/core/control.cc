@@ -61,8 +61,6 @@ bool ParseCount(const std::string& text, int* out) {
   return true;
 }
 
-double Secs(Duration d) { return ToSeconds(d); }
-
 // An event's detail stays one short line however long a refusal's text is.
 constexpr size_t kMaxEventDetail = 200;
 
@@ -584,11 +582,11 @@ PoolStatus Control::Status(Time now) const {
     ws.pid = pid;
     ws.generation = w.generation;
     ws.state = WorkerStateName(w.state);
-    if (w.ready_at) ws.time_to_ready = Secs(*w.ready_at - w.spawned_at);
-    ws.uptime = Secs(now - w.spawned_at);
+    if (w.ready_at) ws.time_to_ready = ToSeconds(*w.ready_at - w.spawned_at);
+    ws.uptime = ToSeconds(now - w.spawned_at);
     if (!w.notify_status.empty()) ws.notify_status = w.notify_status;
     if (w.pinged_at) {
-      ws.pinged_ago = Secs(now - *w.pinged_at);
+      ws.pinged_ago = ToSeconds(now - *w.pinged_at);
       if (w.pinged_request_id) ws.pinged_request_id = w.pinged_request_id->text;
     }
     if (w.slot >= 0 && static_cast<size_t>(w.slot) < slots.size()) {
@@ -621,7 +619,7 @@ PoolStatus Control::Status(Time now) const {
     if (slots[i].pid || !slots[i].respawn_at) continue;
     PendingSlot p;
     p.slot = static_cast<int>(i);
-    p.respawn_in = std::max(0.0, Secs(*slots[i].respawn_at - now));
+    p.respawn_in = std::max(0.0, ToSeconds(*slots[i].respawn_at - now));
     p.consecutive_failures = slots[i].consecutive_failures;
     p.restarts = slots[i].restarts;
     if (slots[i].last_exit) p.last_exit = slots[i].last_exit->ToString();
@@ -632,7 +630,7 @@ PoolStatus Control::Status(Time now) const {
     us.strategy = UpgradeStrategyName(u->strategy);
     us.from_generation = u->from_generation;
     us.to_generation = u->to_generation;
-    us.elapsed = Secs(now - u->started_at);
+    us.elapsed = ToSeconds(now - u->started_at);
     us.failures = u->failures;
     for (const auto& [pid, w] : supervisor_.workers()) {
       if (w.generation == u->to_generation) {
@@ -645,7 +643,7 @@ PoolStatus Control::Status(Time now) const {
   }
   if (const auto& last = supervisor_.last_upgrade()) {
     st.last_upgrade = LastUpgradeStatus{last->ok, last->generation, last->reason,
-                                        Secs(now - last->finished_at)};
+                                        ToSeconds(now - last->finished_at)};
   }
   return st;
 }

@@ -57,12 +57,6 @@ void AppendInt(std::string& out, long long v) {
   out.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
 }
 
-std::string Secs(double seconds) {
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%.3fs", seconds);
-  return buf;
-}
-
 // --- reading the reply ---------------------------------------------------------------------
 
 using Bad = text::Error;
@@ -337,7 +331,7 @@ std::string EventToJson(const Event& event) {
 }
 
 std::string EventSummary(const Event& e) {
-  const std::string secs = e.seconds ? Secs(*e.seconds) : "?";
+  const std::string secs = e.seconds ? LogSeconds(*e.seconds) : "?";
   const auto gen = [](const std::optional<int>& g) { return g ? std::to_string(*g) : "?"; };
   switch (e.kind) {
     case EventKind::kSpawn:

@@ -2,17 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 
 #include "core/supervisor_text.h"
 
 namespace einhorn::core {
-
-std::string Secs(Duration d) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.3fs", ToSeconds(d));
-  return buf;
-}
 
 std::string Describe(const Worker& w) {
   return "worker " + std::to_string(w.pid) + " (index " + std::to_string(w.index) +
@@ -141,7 +134,7 @@ void Supervisor::ScheduleRespawn(int slot_index, Time now) {
   e.detail = std::to_string(slot.consecutive_failures) + " consecutive failure" +
              (slot.consecutive_failures == 1 ? "" : "s");
   Say(LogLevel::kInfo, "slot " + std::to_string(slot_index) + ": respawning in " +
-                           Secs(delay) + " after " + e.detail,
+                           LogSeconds(delay) + " after " + e.detail,
       e);
 }
 
@@ -164,7 +157,7 @@ void Supervisor::ChildExited(Pid pid, const ExitStatus& status, Time now) {
   RefillSlot(w, status, uptime, now);
   if (new_worker_failed) {
     NewWorkerFailed(Describe(w) + " exited with " + status.ToString() +
-                    (w.ready_at ? " within " + Secs(config_.backoff_base) + " of being ready"
+                    (w.ready_at ? " within " + LogSeconds(config_.backoff_base) + " of being ready"
                                 : " before it was ready"));
   }
   Reconcile(now);
@@ -179,7 +172,7 @@ void Supervisor::SayExited(const Worker& w, const ExitStatus& status, Duration u
   Say(w.state == WorkerState::kDraining || !(status.signaled || status.code != 0)
           ? LogLevel::kInfo
           : LogLevel::kWarn,
-      Describe(w) + " exited with " + status.ToString() + " after " + Secs(uptime) +
+      Describe(w) + " exited with " + status.ToString() + " after " + LogSeconds(uptime) +
           (w.ready_at ? "" : ", before it was ready"),
       exited);
 }
@@ -329,7 +322,7 @@ AckResult Supervisor::Ack(Pid pid, Time now) {
   Worker& w = it->second;
   if (w.state == WorkerState::kDraining) return AckResult::kDraining;
   if (w.ready_at) return AckResult::kAlreadyAcked;
-  BecomeReady(w, "(acked after " + Secs(now - w.spawned_at) + ")", now);
+  BecomeReady(w, "(acked after " + LogSeconds(now - w.spawned_at) + ")", now);
   Reconcile(now);
   return AckResult::kAcked;
 }
@@ -384,7 +377,7 @@ void Supervisor::Tick(Time now) {
     const Duration ack_after = Seconds(config_.ack_mode.timer_seconds);
     for (auto& [pid, w] : workers_) {
       if (w.state == WorkerState::kBooting && now >= After(w.spawned_at, ack_after)) {
-        BecomeReady(w, "after " + Secs(now - w.spawned_at), now);
+        BecomeReady(w, "after " + LogSeconds(now - w.spawned_at), now);
       }
     }
   }
@@ -415,7 +408,7 @@ void Supervisor::WatchdogExpired(Worker& w, Time now) {
   ++watchdog_timeouts_;
   Event e = WorkerEvent(EventKind::kWatchdogTimeout, w, now);
   e.seconds = ToSeconds(now - *w.watchdog_at);
-  Say(LogLevel::kWarn, Describe(w) + " sent no WATCHDOG=1 for " + Secs(now - *w.watchdog_at) +
+  Say(LogLevel::kWarn, Describe(w) + " sent no WATCHDOG=1 for " + LogSeconds(now - *w.watchdog_at) +
                            ": it is hung; sending SIGABRT",
       e);
   w.kill_at = After(now, config_.signal_timeout.value_or(config_.rollback_kill_after));
@@ -424,7 +417,7 @@ void Supervisor::WatchdogExpired(Worker& w, Time now) {
 
 void Supervisor::KillLingering(Worker& w, Time now) {
   w.killed = true;
-  const std::string alive = Secs(now - w.signaled_at.value_or(now));
+  const std::string alive = LogSeconds(now - w.signaled_at.value_or(now));
   Event e = WorkerEvent(EventKind::kKill, w, now);
   e.detail = "alive " + alive + " after its stop signal";
   Say(LogLevel::kWarn,

@@ -7,7 +7,6 @@
 
 namespace einhorn::core {
 
-std::string Secs(Duration d);            // "1.500s"
 std::string Describe(const Worker& w);   // "worker 123 (index 0, generation 1)"
 // An event about `w` at `now` (slot, pid and generation filled in).
 Event WorkerEvent(EventKind kind, const Worker& w, Time now);

@@ -158,15 +158,16 @@ void Supervisor::CheckUpgradeDeadlines(Time now) {
   if (Count().attached_ready >= config_.target) return;
   const UpgradePolicy& p = config_.upgrade;
   if (p.upgrade_timeout && now >= After(upgrade_->started_at, *p.upgrade_timeout)) {
-    RollBack("not done within the upgrade timeout of " + Secs(*p.upgrade_timeout), now);
+    RollBack("not done within the upgrade timeout of " + LogSeconds(*p.upgrade_timeout), now);
     return;
   }
   if (!p.ack_timeout) return;
   for (const auto& [pid, w] : workers_) {
     if (w.generation == generation_ && w.state == WorkerState::kBooting &&
         now >= After(w.spawned_at, *p.ack_timeout)) {
-      RollBack(Describe(w) + " was not ready within the ack timeout of " + Secs(*p.ack_timeout),
-               now);
+      RollBack(
+          Describe(w) + " was not ready within the ack timeout of " + LogSeconds(*p.ack_timeout),
+          now);
       return;
     }
   }

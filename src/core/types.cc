@@ -1,6 +1,8 @@
 #include "core/types.h"
 
 #include <array>
+#include <cctype>
+#include <cstdio>
 #include <string_view>
 #include <utility>
 
@@ -85,6 +87,12 @@ bool ParseSignalName(const std::string& name, Signal* out) {
     }
   }
   return false;
+}
+
+std::string LogSeconds(double seconds) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.3fs", seconds);
+  return buf;
 }
 
 std::string ExitStatus::ToString() const {

@@ -38,6 +38,9 @@ inline Duration Seconds(double s) {
   return Duration(static_cast<Duration::rep>(ns));
 }
 inline double ToSeconds(Duration d) { return std::chrono::duration<double>(d).count(); }
+// "1.500s": seconds as log lines and event summaries write them, to the millisecond.
+std::string LogSeconds(double seconds);
+inline std::string LogSeconds(Duration d) { return LogSeconds(ToSeconds(d)); }
 
 // The time d after t, saturating at Time::max() / min() instead of wrapping: a deadline that
 // far away is "never". Every deadline the supervisor computes goes through here.

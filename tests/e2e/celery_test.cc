@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "harness.h"
+#include "job_accounting.h"
 #include "pool_query.h"
 
 namespace einhorn::test {
@@ -166,67 +167,14 @@ class BacklogWatch {
   std::thread thread_;
 };
 
-// What the tasks appended to JOBS_RESULTS (lib/tasks.py): "start ID PID START_NS" and
-// "done ID PID START_NS END_NS".
-struct Results {
-  std::map<long, std::vector<pid_t>> starts;  // job id -> the workers that started it
-  std::map<long, std::vector<pid_t>> dones;   // job id -> the workers that finished it
-  std::set<std::pair<long, pid_t>> done_by;
-  long bad_lines = 0;
-};
-
-Results ReadResults(const std::string& path) {
-  Results r;
-  std::istringstream in(ReadFile(path));
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream f(line);
-    std::string kind;
-    long id = 0, start = 0, end = 0;
-    pid_t pid = 0;
-    f >> kind >> id >> pid >> start;
-    if (kind == "start" && f) {
-      r.starts[id].push_back(pid);
-    } else if (kind == "done" && (f >> end) && end >= start) {
-      r.dones[id].push_back(pid);
-      r.done_by.insert({id, pid});
-    } else {
-      ++r.bad_lines;
-    }
-  }
-  return r;
-}
-
 // The job `pid` started and has not finished, 0 if none.
-long JobInHand(const Results& r, pid_t pid) {
+long JobInHand(const JobResults& r, pid_t pid) {
   for (const auto& [id, pids] : r.starts) {
     if (std::find(pids.begin(), pids.end(), pid) != pids.end() && r.done_by.count({id, pid}) == 0) {
       return id;
     }
   }
   return 0;
-}
-
-// How the master logged each worker's end ("exit 0", "signal 9"), by pid. Its lines read
-// "... einhorn-cpp[PID] LEVEL: worker PID (index I, generation G) exited with HOW after ...".
-std::map<pid_t, std::string> WorkerEnds(const MasterRun& m) {
-  std::map<pid_t, std::string> ends;
-  std::istringstream log(m.Log());
-  std::string line;
-  const std::string who = ": worker ";
-  const std::string what = " exited with ";
-  while (std::getline(log, line)) {
-    const size_t w = line.find(who);
-    const size_t ex = line.find(what);
-    if (line.find("einhorn-cpp[") == std::string::npos || w == std::string::npos ||
-        ex == std::string::npos || ex < w) {
-      continue;
-    }
-    const pid_t pid = static_cast<pid_t>(std::atol(line.c_str() + w + who.size()));
-    const size_t from = ex + what.size();
-    ends[pid] = line.substr(from, line.find(" after", from) - from);
-  }
-  return ends;
 }
 
 // "enqueued K jobs (ids A..B), never fewer than W waiting": K.
@@ -279,16 +227,7 @@ TEST_CASE(
                   ReadFile(results_dir.File("producer.err")));
   BacklogWatch backlog(redis.socket_path());
 
-  std::map<std::string, double> took;
-  auto ctl = [&](const std::string& name, std::vector<std::string> args) {
-    INFO(name);
-    args.insert(args.begin(), {EINHORNCTL_BIN, "-d", Sock(m)});
-    const auto t0 = Clock::now();
-    const Finished f = RunProgram(args, 90s);
-    took[name] = std::chrono::duration<double>(Clock::now() - t0).count();
-    CHECK_MESSAGE(f.status.code == 0, f.out << f.err);
-    CHECK_FALSE(f.status.signaled);
-  };
+  TimedCtl ctl(m);
 
   ctl("set 6", {"set", "6", "--wait"});
   CHECK(PollUntil([&] { return PoolSettled(m, 6, 1); }, 10s));
@@ -304,7 +243,7 @@ TEST_CASE(
         for (pid_t pid : Pids(m)) {
           if (kill(pid, SIGSTOP) != 0) continue;
           if (PollUntil([&] { return ProcessState(pid) == 'T'; }, 10s)) {
-            held = JobInHand(ReadResults(results), pid);
+            held = JobInHand(ReadJobResults(results), pid);
           }
           if (held != 0) {
             killed = pid;
@@ -355,43 +294,13 @@ TEST_CASE(
   const std::set<pid_t> alive = Pids(m);
 
   // The accounting.
-  const Results r = ReadResults(results);
+  const JobResults r = ReadJobResults(results);
   CHECK(r.bad_lines == 0);
   std::vector<long> ids;
   for (long id = 1; id <= last_id; ++id) ids.push_back(id);
-  long lost = 0, duplicates = 0, duplicates_not_killed = 0;
-  for (long id : ids) {
-    const auto d = r.dones.find(id);
-    if (d == r.dones.end()) {
-      ++lost;
-      MESSAGE("job " << id << " never finished");
-      continue;
-    }
-    const auto& starts = r.starts.at(id);
-    if (starts.size() > 1 || d->second.size() > 1) {
-      ++duplicates;
-      if (std::find(starts.begin(), starts.end(), killed) == starts.end()) {
-        ++duplicates_not_killed;
-        MESSAGE("job " << id << " ran " << starts.size() << " times, not on the killed worker");
-      }
-    }
-  }
+  const auto [lost, duplicates, duplicates_not_killed, cut_by_kill, cut_otherwise, workers_seen] =
+      TallyJobs(r, ids, killed);
   CHECK(r.dones.size() == ids.size());  // no job the test did not enqueue
-  // A start without a done by the same worker: a job cut short.
-  long cut_by_kill = 0, cut_otherwise = 0;
-  std::set<pid_t> workers_seen;
-  for (const auto& [id, pids] : r.starts) {
-    for (pid_t pid : pids) {
-      workers_seen.insert(pid);
-      if (r.done_by.count({id, pid}) != 0) continue;
-      if (pid == killed) {
-        ++cut_by_kill;
-      } else {
-        ++cut_otherwise;
-        MESSAGE("job " << id << " started by worker " << pid << " never finished there");
-      }
-    }
-  }
   // Every worker that is gone, but the killed one, was drained and exited 0: 3 by `set 3`,
   // 3 by the upgrade.
   const auto ends = WorkerEnds(m);
@@ -424,10 +333,7 @@ TEST_CASE(
                      << drained << " workers drained, " << workers_seen.size()
                      << " workers ran jobs, never fewer than " << backlog.fewest()
                      << " jobs waiting");
-  std::ostringstream times;
-  for (const auto& [name, s] : took) times << name << " " << s << "s, ";
-  MESSAGE("einhornctl: " << times.str() << "whole test "
-                         << std::chrono::duration<double>(Clock::now() - started).count() << "s");
+  MESSAGE(ctl.Summary(started));
 
   // A gentle end: SIGINT to the master drains the idle workers, which exit 0.
   REQUIRE(m.process().Signal(SIGINT));

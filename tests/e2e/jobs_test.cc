@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "harness.h"
+#include "job_accounting.h"
 #include "pool_query.h"
 
 namespace einhorn::test {
@@ -213,60 +214,10 @@ class Feeder {
   std::thread thread_;
 };
 
-// What the consumers appended to JOBS_RESULTS (lib/consumers.rb): "start ID PID START_NS" and
-// "done ID PID START_NS END_NS".
-struct Results {
-  std::map<long, std::vector<pid_t>> starts;  // job id -> the workers that started it
-  std::map<long, std::vector<pid_t>> dones;   // job id -> the workers that finished it
-  std::set<std::pair<long, pid_t>> done_by;
-  long lines = 0;
-  long bad_lines = 0;
-};
-
-Results ReadResults(const std::string& path) {
-  Results r;
-  std::istringstream in(ReadFile(path));
-  std::string line;
-  while (std::getline(in, line)) {
-    ++r.lines;
-    std::istringstream f(line);
-    std::string kind;
-    long id = 0, start = 0, end = 0;
-    pid_t pid = 0;
-    f >> kind >> id >> pid >> start;
-    if (kind == "start" && f) {
-      r.starts[id].push_back(pid);
-    } else if (kind == "done" && (f >> end) && end >= start) {
-      r.dones[id].push_back(pid);
-      r.done_by.insert({id, pid});
-    } else {
-      ++r.bad_lines;
-    }
-  }
-  return r;
-}
-
 bool PoolAtRest(const MasterRun& m, int n) {
   const auto st = Status(m);
   return st && st->ready == n && st->booting == 0 && st->draining == 0 &&
          static_cast<int>(st->workers.size()) == n;
-}
-
-// The pids of the workers the master logged as "exited with exit 0" / any other way.
-std::map<pid_t, std::string> Exits(const MasterRun& m) {
-  std::map<pid_t, std::string> exits;
-  std::istringstream log(m.Log());
-  std::string line;
-  const std::string what = " exited with ";
-  while (std::getline(log, line)) {
-    const size_t w = line.find("worker ");
-    const size_t ex = line.find(what);
-    if (w == std::string::npos || ex == std::string::npos || ex < w) continue;
-    const pid_t pid = static_cast<pid_t>(std::atol(line.c_str() + w + 7));
-    const size_t from = ex + what.size();
-    exits[pid] = line.substr(from, line.find(" after", from) - from);
-  }
-  return exits;
 }
 
 TEST_CASE("jobs: beanstalkd workers lose and cut short no job through resizes, upgrades and a kill") {
@@ -298,16 +249,7 @@ TEST_CASE("jobs: beanstalkd workers lose and cut short no job through resizes, u
   REQUIRE_MESSAGE(produced.status.code == 0, produced.err);
   Feeder feeder(queue.port(), first_batch + 1, 40000);
 
-  std::map<std::string, double> took;
-  auto ctl = [&](const std::string& name, std::vector<std::string> args) {
-    INFO(name);
-    args.insert(args.begin(), {EINHORNCTL_BIN, "-d", Sock(m)});
-    const auto t0 = Clock::now();
-    const Finished f = RunProgram(args, 90s);
-    took[name] = std::chrono::duration<double>(Clock::now() - t0).count();
-    CHECK_MESSAGE(f.status.code == 0, f.out << f.err);
-    CHECK_FALSE(f.status.signaled);
-  };
+  TimedCtl ctl(m);
 
   ctl("set 8", {"set", "8", "--wait"});
   CHECK(PollUntil([&] { return PoolAtRest(m, 8); }, 10s));
@@ -326,7 +268,7 @@ TEST_CASE("jobs: beanstalkd workers lose and cut short no job through resizes, u
     REQUIRE(c.Put("{\"id\":" + std::to_string(slow_id) + ",\"ms\":3000}", 0, 10 * kTtr));
     REQUIRE(PollUntil(
         [&] {
-          const auto s = ReadResults(results).starts;
+          const auto s = ReadJobResults(results).starts;
           const auto it = s.find(slow_id);
           if (it != s.end()) killed = it->second.front();
           return killed != 0;
@@ -334,7 +276,7 @@ TEST_CASE("jobs: beanstalkd workers lose and cut short no job through resizes, u
         10s));
     REQUIRE(kill(killed, SIGKILL) == 0);
   }
-  CHECK(PollUntil([&] { return Exits(m)[killed] == "signal 9"; }, 10s));
+  CHECK(PollUntil([&] { return WorkerEnds(m)[killed] == "signal 9"; }, 10s));
   CHECK(PollUntil([&] { return PoolAtRest(m, 8); }, 30s));
 
   ctl("set 3", {"set", "3", "--wait"});
@@ -369,45 +311,16 @@ TEST_CASE("jobs: beanstalkd workers lose and cut short no job through resizes, u
   const std::set<pid_t> alive = Pids(m);
 
   // The accounting.
-  const Results r = ReadResults(results);
+  const JobResults r = ReadJobResults(results);
   CHECK(r.bad_lines == 0);
   std::vector<long> ids;
   for (long id = 1; id <= last_id; ++id) ids.push_back(id);
   ids.push_back(slow_id);
-  long lost = 0, duplicates = 0, duplicates_not_killed = 0;
-  for (long id : ids) {
-    const auto d = r.dones.find(id);
-    if (d == r.dones.end()) {
-      ++lost;
-      continue;
-    }
-    const auto& starts = r.starts.at(id);
-    if (starts.size() > 1 || d->second.size() > 1) {
-      ++duplicates;
-      if (std::find(starts.begin(), starts.end(), killed) == starts.end()) {
-        ++duplicates_not_killed;
-        MESSAGE("job " << id << " ran " << starts.size() << " times, not on the killed worker");
-      }
-    }
-  }
-  // A start without a done by the same worker: a job cut short.
-  long cut_by_kill = 0, cut_otherwise = 0;
-  std::set<pid_t> workers_seen;
-  for (const auto& [id, pids] : r.starts) {
-    for (pid_t pid : pids) {
-      workers_seen.insert(pid);
-      if (r.done_by.count({id, pid}) != 0) continue;
-      if (pid == killed) {
-        ++cut_by_kill;
-      } else {
-        ++cut_otherwise;
-        MESSAGE("job " << id << " started by worker " << pid << " never finished there");
-      }
-    }
-  }
+  const auto [lost, duplicates, duplicates_not_killed, cut_by_kill, cut_otherwise, workers_seen] =
+      TallyJobs(r, ids, killed);
   // Every worker that is gone, but the killed one, was drained and exited 0: 8 by the first
   // upgrade, 5 by `set 3`, 3 by the second upgrade.
-  const auto exits = Exits(m);
+  const auto exits = WorkerEnds(m);
   long drained = 0;
   for (const auto& [pid, how] : exits) {
     if (pid == killed) continue;
@@ -436,17 +349,14 @@ TEST_CASE("jobs: beanstalkd workers lose and cut short no job through resizes, u
                    << " workers drained, " << workers_seen.size()
                    << " workers ran jobs, never fewer than " << feeder.min_backlog()
                    << " jobs waiting");
-  std::ostringstream times;
-  for (const auto& [name, s] : took) times << name << " " << s << "s, ";
-  MESSAGE("einhornctl: " << times.str() << "whole test "
-                         << std::chrono::duration<double>(Clock::now() - started).count() << "s");
+  MESSAGE(ctl.Summary(started));
 
   // A gentle end: SIGTERM to the master stops the idle workers, which exit 0.
   REQUIRE(m.process().Signal(SIGTERM));
   const auto status = m.process().WaitExit(15s);
   REQUIRE(status.has_value());
   CHECK(status->code == 0);
-  for (pid_t pid : alive) CHECK(Exits(m)[pid] == "exit 0");
+  for (pid_t pid : alive) CHECK(WorkerEnds(m)[pid] == "exit 0");
 }
 
 }  // namespace
