@@ -38,7 +38,7 @@ TEST_CASE("reload apply: nothing changed, nothing applied, the live state untouc
   CHECK(s.options == before.options);
 }
 
-TEST_CASE("reload apply: each changed setting asks for its effect; the target and seed stay") {
+TEST_CASE("reload apply: each changed setting asks for its effect, and the target and seed stay") {
   MasterState s = Running();
   Options now = s.options;
   now.number = 7;

@@ -342,7 +342,7 @@ TEST_CASE("every quoted string is valid UTF-8, and YAML reads the wire style bac
   }
 }
 
-TEST_CASE("AppendQuoted appends; JSON numbers") {
+TEST_CASE("AppendQuoted appends, and JSON numbers") {
   std::string out = "x: ";
   AppendQuoted(out, "a", Quote::kJson);
   CHECK(out == "x: \"a\"");
