@@ -98,13 +98,7 @@ void MetricsServer::Accept() {
     Destroy(c);
     return;
   }
-  uv_timer_start(
-      &c->timer,
-      [](uv_timer_t* t) {
-        auto* conn = static_cast<Connection*>(t->data);
-        conn->server->Destroy(conn);
-      },
-      limits_.timeout_ms, 0);
+  DestroyAfter(c, limits_.timeout_ms);
   uv_read_start(
       c->s(),
       [](uv_handle_t*, size_t suggested, uv_buf_t* buf) {
@@ -168,13 +162,17 @@ void MetricsServer::Answer(Connection* c, const core::HttpVerdict& verdict) {
     Destroy(c);
     return;
   }
+  DestroyAfter(c, kLingerMs);
+}
+
+void MetricsServer::DestroyAfter(Connection* c, uint64_t ms) {
   uv_timer_start(
       &c->timer,
       [](uv_timer_t* t) {
         auto* conn = static_cast<Connection*>(t->data);
         conn->server->Destroy(conn);
       },
-      kLingerMs, 0);
+      ms, 0);
 }
 
 void MetricsServer::Destroy(Connection* c) {

@@ -52,6 +52,7 @@ class MetricsServer {
   void Received(Connection* c, const char* data, size_t len);
   void Answer(Connection* c, const core::HttpVerdict& verdict);
   void Destroy(Connection* c);
+  void DestroyAfter(Connection* c, uint64_t ms);  // in `ms` ms, unless it is gone by then
   uv_stream_t* listener() { return reinterpret_cast<uv_stream_t*>(&listener_); }
 
   uv_loop_t* loop_;
