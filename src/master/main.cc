@@ -508,6 +508,10 @@ int Start(core::Options o, std::vector<std::string> env, const std::vector<std::
   if (!access.ok()) return Fail(access.error());
   if (core::Status st = BecomeReaper(o); !st.ok()) return Fail(st.message());
 
+  // From here on the master leaves files behind. A signal sent now (a `kill $(cat PIDFILE)`
+  // right after the start) waits for Master::Run's handlers, which unblock it, instead of
+  // killing the master with its default action and leaving the socket and pidfile.
+  sys::BlockSignals(std::vector<int>(kHandledSignals.begin(), kHandledSignals.end()));
   Opened opened;
   auto control = OpenControlSocket(o);
   if (!control.ok()) return Fail(control.error());

@@ -252,6 +252,32 @@ TEST_CASE("in a sticky TMPDIR the master's own files are used, and cleaned up") 
   CHECK(FileExists(t.shared() + "/einhorn.lock"));  // never deleted, as Einhorn
 }
 
+// A SIGTERM sent the moment the pidfile names the master (before its loop has installed its
+// handlers) used to kill it with the default action, leaving the socket and the pidfile behind.
+TEST_CASE("a SIGTERM as soon as the pidfile appears stops the master cleanly") {
+  for (int round = 0; round < 10; ++round) {
+    INFO("round " << round);
+    TempDir tmp;
+    const std::string dir = tmp.path();
+    Process::Options o;
+    o.argv = {EINHORN_BIN, "-n", "1", "-m", "0", "-d", dir + "/ctl.sock", "-e", dir + "/m.pid",
+              "--", TEST_WORKER_BIN};
+    o.stdout_path = dir + "/out";
+    o.stderr_path = dir + "/log";
+    Process p = Process::Start(o);
+    const std::string pid = std::to_string(p.pid());
+    REQUIRE(PollUntil([&] { return ReadFile(dir + "/m.pid") == pid; }, 10s,
+                      std::chrono::milliseconds(1)));
+    REQUIRE(p.Signal(SIGTERM));
+    const auto st = p.WaitExit(10s);
+    REQUIRE(st.has_value());
+    CHECK_FALSE(st->signaled);
+    CHECK(st->code == 0);
+    CHECK_FALSE(FileExists(dir + "/ctl.sock"));
+    CHECK_FALSE(FileExists(dir + "/m.pid"));
+  }
+}
+
 std::optional<core::PoolStatus> StatusAt(const std::string& sock) {
   ControlClient c(sock);
   if (!c.connected()) return std::nullopt;
