@@ -15,12 +15,27 @@ namespace {
 // A Ruby value as Psych writes it in block style. Scalars are kept as their YAML text.
 struct Val {
   enum class Kind { kNil, kScalar, kMap, kSeq, kSet };
+  // Declared here, defined below where Val is complete: clang (unlike g++) instantiates the
+  // members of vector<pair<string, Val>> inside the class, where Val is still incomplete.
+  Val();
+  ~Val();
+  Val(const Val&);
+  Val(Val&&) noexcept;
+  Val& operator=(const Val&);
+  Val& operator=(Val&&) noexcept;
   Kind kind = Kind::kNil;
   std::string text;                               // kScalar
   std::vector<std::pair<std::string, Val>> map;   // kMap: key text, value
   std::vector<Val> seq;                           // kSeq
   std::vector<std::string> set;                   // kSet: its members (plain strings)
 };
+
+Val::Val() = default;
+Val::~Val() = default;
+Val::Val(const Val&) = default;
+Val::Val(Val&&) noexcept = default;
+Val& Val::operator=(const Val&) = default;
+Val& Val::operator=(Val&&) noexcept = default;
 
 Val Nil() { return Val{}; }
 Val Scalar(std::string text) {
