@@ -68,7 +68,13 @@ void CheckExit(const core::FlagsOutcome& out) {
     Require(!out.out.empty() && out.err.empty(), "help/version: text on stdout only");
     return;
   }
-  Require(out.exit_code == core::kExitUsage, "kExit is 0 or the usage code");
+  if (out.exit_code == 1) {
+    // No worker command: Einhorn's usage on stdout, exit 1, nothing on stderr.
+    Require(out.out.rfind("## Usage\n", 0) == 0 && out.err.empty(),
+            "exit 1 is the usage without a command, on stdout only");
+    return;
+  }
+  Require(out.exit_code == core::kExitUsage, "kExit is 0, 1 (no command) or the usage code");
   Require(out.out.empty(), "a usage error prints nothing on stdout");
   static constexpr std::string_view kPrefix = "einhorn-cpp: ";
   Require(out.err.size() > kPrefix.size() && out.err.compare(0, kPrefix.size(), kPrefix) == 0,
