@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <istream>
 #include <ostream>
@@ -536,7 +537,7 @@ const CommandDef kCommands[] = {
        sub.add_option("N", inv.workers, "The new number of workers")->required();
        sub.add_flag("--wait", inv.wait, "Wait until N workers are ready and none is booting");
        sub.add_option("--timeout", inv.wait_timeout, "Seconds --wait waits (default 60)")
-           ->check(CLI::PositiveNumber);
+           ->check(Seconds(false));
      },
      [](const Invocation& inv) {
        return std::vector<RequestSpec>{{"set_workers", {std::to_string(inv.workers)}}};
@@ -604,7 +605,7 @@ const CommandDef kCommands[] = {
            "Print the progress until the upgrade ends; exit 0 only if it succeeded");
        sub.add_option("--wait-timeout", inv.upgrade_wait_timeout,
                       "Seconds --wait waits in all (default 3600, 0 = no limit)")
-           ->check(CLI::NonNegativeNumber)
+           ->check(Seconds(true))
            ->needs(wait);
      },
      [](const Invocation& inv) { return Requests(1, inv.fleet ? "upgrade_fleet" : "upgrade"); },
@@ -616,7 +617,7 @@ const CommandDef kCommands[] = {
        sub.add_flag("-f,--follow", inv.follow, "Keep printing new events as they happen");
        sub.add_option("--interval", inv.follow_interval,
                       "Seconds between polls of --follow (default 0.5)")
-           ->check(CLI::PositiveNumber);
+           ->check(Seconds(false));
      },
      nullptr, EventsCommand},
     {"metrics", "Print the master's metrics (Prometheus text format)", nullptr, nullptr,
@@ -631,6 +632,26 @@ const CommandDef* FindCommand(const std::string& name) {
 }
 
 }  // namespace
+
+CLI::Validator Seconds(bool zero_ok) {
+  return CLI::Validator(
+      [zero_ok](std::string& text) -> std::string {
+        double v = 0;
+        try {
+          size_t used = 0;
+          v = std::stod(text, &used);
+          if (used != text.size()) return "not a number of seconds: " + text;
+        } catch (const std::exception&) {
+          return "not a number of seconds: " + text;
+        }
+        if (!std::isfinite(v) || v < 0 || (v == 0 && !zero_ok) || v > core::kMaxSettingSeconds) {
+          return std::string("seconds must be ") + (zero_ok ? "from 0" : "above 0") +
+                 " to 1000000, not " + text;
+        }
+        return std::string();
+      },
+      zero_ok ? "SECONDS (0 = no limit)" : "SECONDS");
+}
 
 void AddCommands(CLI::App& app, Invocation& inv) {
   for (const CommandDef& c : kCommands) {

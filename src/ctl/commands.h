@@ -17,6 +17,7 @@
 
 namespace CLI {
 class App;
+class Validator;
 }
 
 namespace einhorn::ctl {
@@ -37,6 +38,11 @@ std::vector<RequestSpec> PlanRequests(const Invocation& invocation);
 // Adds every command of the command table (commands.cc) to einhornctl's command line, with its
 // help and arguments, in the order --help lists them.
 void AddCommands(CLI::App& app, Invocation& invocation);
+
+// A number of seconds for einhornctl's waits: finite, above 0 (or 0 when `zero_ok`, which
+// means no limit) and at most the master's own cap on durations (1e6 s). CLI11's
+// PositiveNumber lets nan through, and 1e10 overflowed the clock arithmetic.
+CLI::Validator Seconds(bool zero_ok);
 
 // Time for `set --wait` and `upgrade --wait`, faked in tests.
 class Clock {

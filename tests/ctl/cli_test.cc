@@ -189,5 +189,21 @@ TEST_CASE("cli: ack uses EINHORN_SOCK_FD unless -d or -c says otherwise") {
   CHECK_FALSE(ResolveTarget(inv, {{"EINHORN_SOCK_FD", "99999999999999"}}).ok());
 }
 
+// Issue 14, item 4, on einhornctl's side: its waits are durations too. CLI11's PositiveNumber
+// let nan through, and 1e10 seconds overflowed the clock arithmetic of the wait.
+TEST_CASE("cli: every wait takes a finite number of seconds up to 1e6") {
+  for (const std::string bad : {"nan", "inf", "-inf", "1e10", "1000001", "-1", "0", "abc", "1s"}) {
+    INFO(bad);
+    CHECK(UsageCode({"--timeout", bad, "status"}) == kExitUsage);
+    CHECK(UsageCode({"set", "3", "--wait", "--timeout", bad}) == kExitUsage);
+    CHECK(UsageCode({"events", "--follow", "--interval", bad}) == kExitUsage);
+    if (bad != "0") CHECK(UsageCode({"upgrade", "--wait", "--wait-timeout", bad}) == kExitUsage);
+  }
+  CHECK(Ok({"--timeout", "0.5", "status"}).timeout == 0.5);
+  CHECK(Ok({"--timeout", "1000000", "status"}).timeout == 1e6);
+  CHECK(Ok({"set", "3", "--wait", "--timeout", "2.5"}).wait_timeout == 2.5);
+  CHECK(Ok({"upgrade", "--wait", "--wait-timeout", "0"}).upgrade_wait_timeout == 0);
+}
+
 }  // namespace
 }  // namespace einhorn::ctl
