@@ -4,7 +4,6 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,19 +34,19 @@ std::int64_t ClockNanos(clockid_t clock) {
 std::set<core::Pid> LiveWorkers(const core::RubyState& state) {
   std::set<core::Pid> alive;
   for (const core::RubyWorker& w : state.workers) {
-    int status = 0;
-    const pid_t r = waitpid(w.pid, &status, WNOHANG);
-    if (r == 0) {
-      alive.insert(w.pid);
-    } else if (r == w.pid) {
-      core::ExitStatus exit;
-      exit.signaled = WIFSIGNALED(status);
-      exit.code = exit.signaled ? WTERMSIG(status) : WEXITSTATUS(status);
-      spdlog::warn("takeover: Ruby's worker {} exited during the exec ({})", w.pid,
-                   sys::DescribeExit(exit));
-    } else {
-      spdlog::error("takeover: Ruby's worker {} is not a child of this master ({}); dropped", w.pid,
-                    sys::ErrnoText(errno));
+    const sys::ChildProbe probe = sys::ProbeChild(w.pid);
+    switch (probe.kind) {
+      case sys::ChildProbe::Kind::kAlive:
+        alive.insert(w.pid);
+        break;
+      case sys::ChildProbe::Kind::kExited:
+        spdlog::warn("takeover: Ruby's worker {} exited during the exec ({})", w.pid,
+                     sys::DescribeExit(probe.status));
+        break;
+      case sys::ChildProbe::Kind::kNotOurs:
+        spdlog::error("takeover: Ruby's worker {} is not a child of this master ({}); dropped",
+                      w.pid, sys::ErrnoText(ECHILD));
+        break;
     }
   }
   return alive;

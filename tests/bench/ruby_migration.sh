@@ -7,14 +7,14 @@
 # checks that the same pid now answers einhornctl status. Figures only.
 # Usage: tests/bench/ruby_migration.sh [BUILD_DIR]   (default: build)
 # Knobs: N (default 4), DURATION (default 10), CONNECTIONS (default 16), THREADS (default 2),
-#        EINHORN_RUBY_REFERENCE (default /work/shared/reference/einhorn-1.1.1).
+#        EINHORN_REFERENCE (default ../shared/reference/einhorn-1.1.1 beside the source).
 set -euo pipefail
 build=${1:-build}
 n=${N:-4}
 duration=${DURATION:-10}
 connections=${CONNECTIONS:-16}
 threads=${THREADS:-2}
-ref=${EINHORN_RUBY_REFERENCE:-/work/shared/reference/einhorn-1.1.1}
+ref=${EINHORN_REFERENCE:-$(cd "$(dirname "$0")/../.." && pwd)/../shared/reference/einhorn-1.1.1}
 bin=$(realpath "$build/einhorn-cpp")
 ctl=$(realpath "$build/einhornctl")
 worker=$(realpath "$build/einhorn-example-http")

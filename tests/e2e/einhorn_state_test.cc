@@ -4,7 +4,7 @@
 // replies are loaded by Ruby the two ways Einhorn's users do (YAML.unsafe_load, and Psych's
 // safe_load permitting Set, Symbol and Time with aliases, as Einhorn 1.1.1) and compared
 // (tests/e2e/ruby/state_shape.rb). Skipped with the reason where ruby or Einhorn's source is
-// missing (EINHORN_REFERENCE names the source; CMake's EINHORN_REFERENCE_DIR is the default).
+// missing (EINHORN_REFERENCE names the source; CMake's EINHORN_REFERENCE is the default).
 #include <doctest/doctest.h>
 
 #include <chrono>

@@ -20,14 +20,14 @@ namespace {
 using Report = std::map<std::string, std::string>;
 
 std::string ReferenceDir() {
-  const char* dir = std::getenv("EINHORN_RUBY_REFERENCE");
-  return dir ? dir : "/work/shared/reference/einhorn-1.1.1";
+  const char* dir = std::getenv("EINHORN_REFERENCE");
+  return dir && *dir ? dir : EINHORN_REFERENCE_DIR;
 }
 
 // Why the test cannot run here, or "".
 std::string SkipReason() {
   if (!FileExists(ReferenceDir() + "/bin/einhorn")) {
-    return "Ruby Einhorn's source is not at " + ReferenceDir() + " (EINHORN_RUBY_REFERENCE)";
+    return "Ruby Einhorn's source is not at " + ReferenceDir() + " (EINHORN_REFERENCE)";
   }
   if (RunProgram({"/bin/sh", "-c", "command -v ruby"}, 10s).status.code != 0) {
     return "ruby is not installed";
