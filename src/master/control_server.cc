@@ -247,10 +247,27 @@ void ControlServer::NotePermissionRefusal(const std::string& who) {
   ArmRefusalSummary();
 }
 
+void ControlServer::NoteClosedPeer(const std::string& line) {
+  const core::LogLimiter::Verdict v = closed_peers_.Note(now_());
+  if (v.ended && v.ended->unlogged > 0) {
+    spdlog::warn("command socket: closed {} misbehaving peers in all in that run",
+                 v.ended->count);
+  }
+  if (v.log) {
+    spdlog::warn("{}{}", line,
+                 v.count == 1 ? std::string()
+                              : " (" + std::to_string(v.count) +
+                                    " peers closed in this run; a sum follows when they stop)");
+  }
+  ArmRefusalSummary();
+}
+
 void ControlServer::ArmRefusalSummary() {
   if (!listening_) return;
   std::optional<core::Time> at = capacity_refusals_.settle_at();
-  if (const auto p = permission_refusals_.settle_at(); p && (!at || *p < *at)) at = p;
+  for (const core::LogLimiter* l : {&permission_refusals_, &closed_peers_}) {
+    if (const auto p = l->settle_at(); p && (!at || *p < *at)) at = p;
+  }
   if (!at) {
     uv_timer_stop(&refusal_summary_);
     return;
@@ -287,6 +304,13 @@ void ControlServer::SummarizeRefusals(bool force_capacity) {
     if (s->unlogged > 0) {
       spdlog::warn("command socket: refused {} peers without permission in all over {:.3f}s; "
                    "{} of them not logged one by one",
+                   s->count, core::ToSeconds(s->lasted), s->unlogged);
+    }
+  }
+  if (const auto s = closed_peers_.Settle(now)) {
+    if (s->unlogged > 0) {
+      spdlog::warn("command socket: closed {} misbehaving peers in all over {:.3f}s; {} of "
+                   "them not logged one by one",
                    s->count, core::ToSeconds(s->lasted), s->unlogged);
     }
   }
@@ -410,8 +434,8 @@ void ControlServer::HandleBytes(Connection* c, const char* data, size_t len) {
     }
   }
   if (!fits) {
-    spdlog::warn("command socket: {} sent a line over {} bytes; closing it", c->Name(),
-                 limits_.max_line);
+    NoteClosedPeer(fmt::format("command socket: {} sent a line over {} bytes; closing it",
+                               c->Name(), limits_.max_line));
     Send(c, ErrorReply("Line too long: the limit is " + std::to_string(limits_.max_line) +
                        " bytes"));
     CloseAfterWrites(c);
@@ -428,8 +452,9 @@ void ControlServer::HandleBytes(Connection* c, const char* data, size_t len) {
 
 void ControlServer::OnIdle(uv_timer_t* timer) noexcept {
   auto* c = static_cast<Connection*>(timer->data);
-  spdlog::warn("command socket: {} left a line unfinished for {} ms; closing it", c->Name(),
-               c->server->limits_.half_line_timeout_ms);
+  c->server->NoteClosedPeer(
+      fmt::format("command socket: {} left a line unfinished for {} ms; closing it", c->Name(),
+                  c->server->limits_.half_line_timeout_ms));
   c->server->Destroy(c);
 }
 
@@ -448,7 +473,8 @@ void ControlServer::Send(Connection* c, const wire::Reply& reply) {
   }
   if (uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(&c->pipe)) >
       limits_.max_write_queue) {
-    spdlog::warn("command socket: {} does not read its replies; closing it", c->Name());
+    NoteClosedPeer(
+        fmt::format("command socket: {} does not read its replies; closing it", c->Name()));
     Destroy(c);
   }
 }

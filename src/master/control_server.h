@@ -96,6 +96,10 @@ class ControlServer {
   // summary timer.
   void NoteRefusal(const std::string& who, const std::string& why);
   void NotePermissionRefusal(const std::string& who);
+  // An allowed peer that is closed for misbehaving (an over-long line, a line left unfinished,
+  // replies left unread): the same limiter, since any local user on the allow list can repeat
+  // it as fast as it connects.
+  void NoteClosedPeer(const std::string& line);
   void ArmRefusalSummary();
   static void OnRefusalSummary(uv_timer_t* timer) noexcept;
   void SummarizeRefusals(bool force_capacity);
@@ -121,6 +125,7 @@ class ControlServer {
   bool listening_ = false;
   core::LogLimiter capacity_refusals_;    // too many connections, out of fds
   core::LogLimiter permission_refusals_;  // peers that may not use the socket at all
+  core::LogLimiter closed_peers_;         // allowed peers closed for misbehaving
   uv_timer_t refusal_summary_{};
   uint64_t paused_in_a_row_ = 0;  // out of fds even for the reserve, logged like refusals
   bool frozen_ = false;

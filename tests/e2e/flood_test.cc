@@ -262,5 +262,34 @@ TEST_CASE("flood: a refused einhornctl prints the master's reason and exits 1, e
   CHECK((ack.out + ack.err).find("Permission denied") != std::string::npos);
 }
 
+TEST_CASE("flood: 500 allowed peers sending over-long lines write a few lines, and a sum") {
+  MasterRun m({"-n", "1", "-m", "0"}, {TEST_WORKER_BIN});
+  REQUIRE(PollUntil([&] { return Status(m).has_value(); }, 10s));
+  constexpr int kPeers = 500;
+  const std::string path = Sock(m);
+  const std::string line(core::wire::kMaxLineBytes + 1, 'x');
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  path.copy(a.sun_path, path.size());
+  int sent = 0;
+  for (int i = 0; i < kPeers; ++i) {
+    const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+        send(fd, line.data(), line.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(line.size())) {
+      ++sent;
+    }
+    close(fd);
+  }
+  REQUIRE(sent > kPeers / 2);
+  // The run ends 10 s after the last peer; its sum names how many were closed in all.
+  REQUIRE(PollUntil([&] { return m.LogHas("misbehaving peers in all"); }, 30s));
+  const size_t lines = Count(m.Log(), "bytes; closing it");
+  MESSAGE(sent << " peers with over-long lines gave " << lines << " log lines");
+  CHECK(lines >= 1);
+  CHECK(lines <= 8);
+  CHECK(Status(m).has_value());
+}
+
 }  // namespace
 }  // namespace einhorn::test
