@@ -71,13 +71,17 @@ TEST_CASE("config file: a master runs from the file, and flags override it") {
 TEST_CASE("config file: --check-config prints the effective settings or the error and its line") {
   TempDir cfg;
   const std::string file = cfg.File("app.yaml");
-  Write(file, "command: [bin/work, --queue, mail]\nnumber: 4\nbind: [127.0.0.1:8080]\n");
+  // The command must exist now that --check-config checks it (issue 17.5): the test worker
+  // stands in for the bin/work this test used.
+  Write(file, "command: [" + std::string(TEST_WORKER_BIN) +
+                  ", --queue, mail]\nnumber: 4\nbind: [127.0.0.1:8080]\n");
   const Finished ok = RunToExit({"--check-config", file, "-n", "6"});
   INFO(ok.err);
   CHECK(ok.status == core::ExitStatus{false, 0});
   CHECK(Has(ok.out, "number: 6\n"));
   CHECK(Has(ok.out, "  - 127.0.0.1:8080\n"));
-  CHECK(Has(ok.out, "  - bin/work\n"));
+  CHECK(Has(ok.out, "  - " + std::string(TEST_WORKER_BIN) + "\n"));
+  CHECK(Has(ok.out, "# command: " + std::string(TEST_WORKER_BIN) + "\n"));
 
   // The commented sample in examples/ stays a valid file.
   const Finished sample = RunToExit({"--check-config", EXAMPLES_DIR "/einhorn-cpp.yaml"});
@@ -105,6 +109,46 @@ TEST_CASE("config file: --check-config prints the effective settings or the erro
   const Finished big = RunToExit({"--check-config", file});
   CHECK(big.status == core::ExitStatus{false, 2});
   CHECK(Has(big.err, "larger than 1 MiB"));
+}
+
+// --check-config runs the command lookup the master runs at startup, one line per refusal.
+TEST_CASE("config file: --check-config checks that the worker command can run") {
+  TempDir cfg;
+  const std::string file = cfg.File("app.yaml");
+  auto check = [&](const std::string& command, std::vector<std::string> env = {}) {
+    Write(file, "command: [" + command + ", --flag]\nnumber: 2\n");
+    return RunToExit({"--check-config", file}, 10s, std::move(env));
+  };
+  auto refused = [&](const Finished& f, const std::string& line) {
+    INFO(f.err);
+    CHECK(f.status == core::ExitStatus{false, 1});
+    CHECK(f.err == "einhorn-cpp: " + file + ": command: " + line + "\n");
+    CHECK(Has(f.out, "number: 2\n"));  // the settings are shown all the same
+  };
+  // Found in PATH, as execvp would find it.
+  const Finished sh = check("sh", {"PATH=/usr/bin:/bin"});
+  CHECK(sh.status == core::ExitStatus{false, 0});
+  CHECK(Has(sh.out, "# command: /usr/bin/sh\n"));
+  refused(check("no-such-worker-x", {"PATH=" + cfg.path() + ":/nonexistent"}),
+          "could not find no-such-worker-x in PATH (" + cfg.path() + ":/nonexistent)");
+  // A relative path, from the current directory (the master's, at start).
+  char cwd[4096];
+  REQUIRE(getcwd(cwd, sizeof cwd) != nullptr);
+  refused(check("bin/no-such-work"), "bin/no-such-work: No such file or directory (relative to " +
+                                         std::string(cwd) + ", the current directory)");
+  // A directory, a file without the execute bit, a dangling symlink, a missing absolute path.
+  REQUIRE(mkdir(cfg.File("dir").c_str(), 0755) == 0);
+  refused(check(cfg.File("dir")), cfg.File("dir") + ": is a directory, not a program");
+  WriteFile(cfg.File("plain.sh"), "#!/bin/sh\n", 0644);
+  refused(check(cfg.File("plain.sh")), cfg.File("plain.sh") + ": not executable (mode 0644)");
+  REQUIRE(symlink(cfg.File("releases/41/bin/work").c_str(), cfg.File("current").c_str()) == 0);
+  refused(check(cfg.File("current")), cfg.File("current") + ": a symbolic link to " +
+                                          cfg.File("releases/41/bin/work") +
+                                          ", which does not exist");
+  refused(check("/nonexistent/worker"), "/nonexistent/worker: No such file or directory");
+  // Executable again: exit 0.
+  REQUIRE(chmod(cfg.File("plain.sh").c_str(), 0755) == 0);
+  CHECK(check(cfg.File("plain.sh")).status == core::ExitStatus{false, 0});
 }
 
 TEST_CASE("config file: reload applies live changes from the file") {
