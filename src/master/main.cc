@@ -429,7 +429,12 @@ core::Result<sys::Listener> OpenControlSocket(const core::Options& o) {
     if (!lock.ok()) return R::Error(lock.error());
     control = sys::OpenListener(spec, SOMAXCONN, ControlSocketMode(Widened(o)));
   }
-  if (!control.ok()) return R::Error("command socket: " + control.error());
+  if (!control.ok()) {
+    // Another master serves it: this one can have a socket of its own.
+    const bool taken = control.error().find(" is in use, ") != std::string::npos;
+    return R::Error("command socket: " + control.error() +
+                    (taken ? " (this master's own: -c NAME or -d PATH)" : ""));
+  }
   spdlog::info("command socket at {}", o.socket_path);
   return control;
 }
