@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <map>
+#include <sstream>
 
 #include "control_client.h"
 #include "harness.h"
@@ -109,6 +111,50 @@ TEST_CASE("config file: --check-config prints the effective settings or the erro
   const Finished big = RunToExit({"--check-config", file});
   CHECK(big.status == core::ExitStatus{false, 2});
   CHECK(Has(big.err, "larger than 1 MiB"));
+}
+
+// --check-config's output as key -> its text (the key's line and its list items).
+std::map<std::string, std::string> SettingsOf(const std::string& out) {
+  std::map<std::string, std::string> settings;
+  std::string key;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    if (line[0] != ' ') key = line.substr(0, line.find(':'));
+    settings[key] += line + "\n";
+  }
+  return settings;
+}
+
+// The sample says which of its values are not the defaults: a key's line carries
+// "NOT DEFAULT" exactly when its effective value differs from that of a file without it.
+TEST_CASE("config file: the sample marks every value that is not the default, and only those") {
+  const std::string sample = EXAMPLES_DIR "/einhorn-cpp.yaml";
+  const Finished with = RunToExit({"--check-config", sample});
+  REQUIRE(with.status.code == 0);
+  TempDir cfg;
+  const std::string bare = cfg.File("bare.yaml");
+  Write(bare, "command: [python3, examples/python/worker.py]\n");
+  const Finished without = RunToExit({"--check-config", bare});
+  REQUIRE(without.status.code == 0);
+  const auto ours = SettingsOf(with.out);
+  const auto defaults = SettingsOf(without.out);
+  std::istringstream text(ReadFile(sample));
+  int checked = 0, marked = 0;
+  for (std::string line; std::getline(text, line);) {
+    if (line.empty() || line[0] == '#' || line[0] == ' ' || line[0] == '-') continue;
+    const std::string key = line.substr(0, line.find(':'));
+    if (key == "command") continue;  // required: no default to differ from
+    INFO("key: ", key, " line: ", line);
+    REQUIRE(ours.count(key) == 1);
+    REQUIRE(defaults.count(key) == 1);
+    const bool differs = ours.at(key) != defaults.at(key);
+    CHECK(differs == Has(line, "NOT DEFAULT"));
+    ++checked;
+    marked += differs;
+  }
+  CHECK(checked > 25);  // every key is there
+  CHECK(marked == 5);   // number, bind, ack_mode, signal_timeout, command_name
 }
 
 // --check-config runs the command lookup the master runs at startup, one line per refusal.
