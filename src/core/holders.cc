@@ -101,7 +101,8 @@ std::string HeldBy(const std::vector<Holder>& holders) {
   if (!first.command.empty()) text += " (" + first.command + ")";
   const size_t others = holders.size() - 1;
   if (others > 0) {
-    text += " and " + std::to_string(others) + (others == 1 ? " other process" : " other processes");
+    text +=
+        " and " + std::to_string(others) + (others == 1 ? " other process" : " other processes");
   }
   return text;
 }

@@ -100,8 +100,8 @@ ParsedCommandLine ParseCommandLine(const std::vector<std::string>& argv) {
     result.exit_code = kExitUsage;
     std::optional<std::string> unknown;
     if (dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr) unknown = UnknownWord(app);
-    result.err = "einhornctl: " + unknown.value_or(e.what()) +
-                 "\nRun 'einhornctl --help' for usage.\n";
+    result.err =
+        "einhornctl: " + unknown.value_or(e.what()) + "\nRun 'einhornctl --help' for usage.\n";
     return result;
   }
   const std::vector<CLI::App*> chosen = app.get_subcommands();

@@ -115,8 +115,8 @@ std::vector<core::Holder> LockHolders(int fd) {
   struct stat st {};
   if (fstat(fd, &st) != 0) return {};
   std::set<long> pids;
-  for (long pid : core::LockHolderPids(ReadProc("/proc/locks"), major(st.st_dev),
-                                       minor(st.st_dev), st.st_ino)) {
+  for (long pid : core::LockHolderPids(ReadProc("/proc/locks"), major(st.st_dev), minor(st.st_dev),
+                                       st.st_ino)) {
     // The pid that took the lock may have exited, leaving it to a process that inherited the
     // descriptor: only a live one is named.
     if (access(("/proc/" + std::to_string(pid)).c_str(), F_OK) == 0) {
