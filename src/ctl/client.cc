@@ -43,8 +43,8 @@ std::string Excerpt(const std::string& line) {
 }
 
 // Other sockets named einhorn*.sock in the directory of `path`: a master started with -c NAME
-// while we looked for the default, say. At most 5, sorted; other users' names are shown only
-// up to 64 bytes, cleaned.
+// while we looked for the default, say. Only root's and our own, at most 5, sorted, names of
+// at most 64 bytes, cleaned.
 std::vector<std::string> NeighbourSockets(const std::string& path) {
   std::vector<std::string> found;
   const size_t slash = path.rfind('/');
@@ -61,6 +61,9 @@ std::vector<std::string> NeighbourSockets(const std::string& path) {
     if (::fstatat(dirfd(d), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISSOCK(st.st_mode)) {
       continue;
     }
+    // In a shared $TMPDIR anyone can make a socket look like a master's: only root's and our
+    // own are suggested.
+    if (st.st_uid != 0 && st.st_uid != ::geteuid()) continue;
     found.push_back(Excerpt(name));
   }
   ::closedir(d);

@@ -158,6 +158,19 @@ TEST_CASE("einhornctl tells no master from permission denied") {
   CHECK(gone.status.code == 3);
   CHECK(Has(gone.err, "einhornctl: no master at " + stale +
                           " (a socket file is there but nothing listens"));
+  // Another user's socket is never suggested: anyone can make one look like a master's.
+  {
+    const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", m.dir().File("einhorn-trap.sock").c_str());
+    REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    close(fd);
+    REQUIRE(lchown(m.dir().File("einhorn-trap.sock").c_str(), 12345, 12345) == 0);
+  }
+  const Finished listed = as_nobody(m.dir().File("other.sock"));
+  CHECK(Has(listed.err, "sockets beside it: einhorn-gone.sock (-c gone), einhorn.sock)"));
+  CHECK_FALSE(Has(listed.err, "trap"));
   // A directory on the way that nobody may not search.
   REQUIRE(chmod(m.dir().path().c_str(), 0700) == 0);
   const Finished hidden = as_nobody(Sock(m));
