@@ -2,8 +2,10 @@
 
 #include <CLI/CLI.hpp>
 #include <cctype>
+#include <optional>
 #include <sstream>
 
+#include "core/nearest.h"
 #include "core/options.h"
 #include "ctl/commands.h"
 
@@ -23,6 +25,39 @@ const char* const kFooter =
     "Exit codes: 0 ok, 1 refused by the master, upgrade failed or set --wait timed out,\n"
     "2 usage, 3 cannot reach the master or lost it (upgrade --wait: before the end of the\n"
     "upgrade). See einhornctl(1).";
+
+// The word CLI11 could not place, as one line with the nearest command or option when one is
+// near: `stats` -> "unknown command: stats (did you mean status?)". nullopt when the error is
+// about something else (a subcommand's extra argument, say), which CLI11's text then says.
+std::optional<std::string> UnknownWord(CLI::App& app) {
+  const std::vector<CLI::App*> chosen = app.get_subcommands();
+  const std::vector<std::string> rest = app.remaining();
+  if (rest.empty()) return std::nullopt;
+  // After a subcommand, a word is that command's extra argument: CLI11's text says so.
+  if (!chosen.empty() && !rest.front().starts_with("-")) return std::nullopt;
+  // Terminal junk must not reach the terminal as is.
+  std::string word = rest.front().substr(0, 64);
+  for (char& ch : word) {
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
+  }
+  std::vector<std::string> names;
+  const bool flag = word.starts_with("-");
+  if (flag) {
+    for (const CLI::App* in : {&app, chosen.empty() ? nullptr : chosen.front()}) {
+      if (in == nullptr) continue;
+      for (const CLI::Option* o : in->get_options()) {
+        for (const std::string& n : o->get_lnames()) names.push_back("--" + n);
+      }
+    }
+  } else {
+    for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+      names.push_back(sub->get_name());
+    }
+  }
+  const std::string near = core::NearestWord(word, names);
+  return std::string(flag ? "unknown option: " : "unknown command: ") + word +
+         (near.empty() ? std::string() : " (did you mean " + near + "?)");
+}
 
 }  // namespace
 
@@ -63,7 +98,10 @@ ParsedCommandLine ParseCommandLine(const std::vector<std::string>& argv) {
     return result;
   } catch (const CLI::ParseError& e) {
     result.exit_code = kExitUsage;
-    result.err = std::string("einhornctl: ") + e.what() + "\nRun 'einhornctl --help' for usage.\n";
+    std::optional<std::string> unknown;
+    if (dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr) unknown = UnknownWord(app);
+    result.err =
+        "einhornctl: " + unknown.value_or(e.what()) + "\nRun 'einhornctl --help' for usage.\n";
     return result;
   }
   const std::vector<CLI::App*> chosen = app.get_subcommands();

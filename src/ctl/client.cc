@@ -3,7 +3,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <dirent.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <fmt/format.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -38,6 +40,52 @@ std::string Excerpt(const std::string& line) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
   }
   return line.size() > kMax ? out + "..." : out;
+}
+
+// Other sockets named einhorn*.sock in the directory of `path`: a master started with -c NAME
+// while we looked for the default, say. Only root's and our own, at most 5, sorted, names of
+// at most 64 bytes, cleaned.
+std::vector<std::string> NeighbourSockets(const std::string& path) {
+  std::vector<std::string> found;
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return found;
+  size_t seen = 0;
+  while (const dirent* e = ::readdir(d)) {
+    if (++seen > 10000) break;  // a huge $TMPDIR costs no more than this
+    const std::string name = e->d_name;
+    if (!name.starts_with("einhorn") || !name.ends_with(".sock") || name.size() > 64) continue;
+    if (dir + name == path) continue;
+    struct stat st {};
+    if (::fstatat(dirfd(d), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISSOCK(st.st_mode)) {
+      continue;
+    }
+    // In a shared $TMPDIR anyone can make a socket look like a master's: only root's and our
+    // own are suggested.
+    if (st.st_uid != 0 && st.st_uid != ::geteuid()) continue;
+    found.push_back(Excerpt(name));
+  }
+  ::closedir(d);
+  std::sort(found.begin(), found.end());
+  if (found.size() > 5) found.resize(5);
+  return found;
+}
+
+ConnectFailure DescribeFailure(const std::string& path, int err) {
+  ConnectFailure f;
+  f.path = path;
+  f.err = err;
+  f.self_uid = ::geteuid();
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    f.stat_ok = true;
+    f.owner = st.st_uid;
+    f.mode = st.st_mode & 07777;
+    f.is_socket = S_ISSOCK(st.st_mode);
+  }
+  if (err == ENOENT) f.neighbours = NeighbourSockets(path);
+  return f;
 }
 
 class SocketConnection : public Connection {
@@ -219,9 +267,50 @@ Result<std::unique_ptr<Connection>> ConnectUnix(const std::string& path, double 
       return R::Error("cannot connect to " + path + ": the master is not accepting connections" +
                       " (no answer within " + SecondsText(timeout_seconds) + ")");
     }
-    return R::Error("cannot connect to " + path + ": " + std::strerror(err) + Hint());
+    return R::Error(ConnectFailureText(DescribeFailure(path, err)));
   }
   return R(std::move(conn));
+}
+
+std::string ConnectFailureText(const ConnectFailure& f) {
+  const std::string& path = f.path;
+  switch (f.err) {
+    case ENOENT:
+    case ENOTDIR: {
+      std::string text = "no master at " + path + " (no such socket";
+      if (f.neighbours.empty()) return text + "; is einhorn-cpp running? use -d PATH or -c NAME)";
+      text += "; sockets beside it:";
+      for (size_t i = 0; i < f.neighbours.size(); ++i) {
+        const std::string& n = f.neighbours[i];
+        text += (i ? ", " : " ") + n;
+        // einhorn-NAME.sock is what -c NAME names.
+        if (n.starts_with("einhorn-") && n.size() > 13) {
+          text += " (-c " + n.substr(8, n.size() - 13) + ")";
+        }
+      }
+      return text + ")";
+    }
+    case ECONNREFUSED:
+      if (f.stat_ok && !f.is_socket) {
+        return "no master at " + path + " (it is not a socket; use -d PATH or -c NAME)";
+      }
+      return "no master at " + path +
+             " (a socket file is there but nothing listens: the master that made it has "
+             "exited; start one, or use -d PATH or -c NAME)";
+    case EACCES:
+    case EPERM: {
+      if (!f.stat_ok) {
+        return "permission denied on " + path + " (a directory on its path is not searchable " +
+               "by uid " + std::to_string(f.self_uid) + ")";
+      }
+      return fmt::format(
+          "permission denied on {} (socket owned by uid {}, mode {:04o}; you are uid {}: run "
+          "einhornctl as uid {} or root, or start the master with --control-allow-uid {})",
+          path, f.owner, f.mode, f.self_uid, f.owner, f.self_uid);
+    }
+    default:
+      return "cannot connect to " + path + ": " + std::strerror(f.err) + Hint();
+  }
 }
 
 Result<std::unique_ptr<Connection>> AdoptFd(int fd, double timeout_seconds) {

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "core/wire.h"
@@ -37,10 +38,27 @@ class Connection {
 // Connects to the UNIX stream socket at `path`. `timeout_seconds` bounds the connect (a master
 // whose backlog is full), every write, AwaitClose, and (until SetReplyTimeout) the wait for each
 // reply. The error names the path and
-// hints at -d/-c, e.g. "cannot connect to /tmp/einhorn.sock: No such file or directory (is
-// einhorn-cpp running? use -d PATH or -c NAME)".
+// says which failure it was (ConnectFailureText): "no master at PATH (...)" or "permission
+// denied on PATH (socket owned by uid U, mode M; ...)".
 core::Result<std::unique_ptr<Connection>> ConnectUnix(const std::string& path,
                                                       double timeout_seconds);
+
+// What is known about a failed connect to `path`, gathered by ConnectUnix.
+struct ConnectFailure {
+  std::string path;
+  int err = 0;                     // connect's errno
+  bool stat_ok = false;            // lstat(path) worked: owner and mode below are known
+  unsigned owner = 0;              // the socket file's uid
+  unsigned mode = 0;               // its permission bits (07777)
+  bool is_socket = false;
+  unsigned self_uid = 0;           // who we are
+  // Other sockets named einhorn*.sock beside `path` (file names only), for "did you mean -c".
+  std::vector<std::string> neighbours;
+};
+// One line, without the program name: "no master at PATH (no such file; ...)",
+// "no master at PATH (a socket is there, but nothing listens: ...)", "permission denied on
+// PATH (socket owned by uid U, mode 0600; you are uid V: ...)", or strerror for the rest. Pure.
+std::string ConnectFailureText(const ConnectFailure& f);
 
 // An inherited connection (EINHORN_SOCK_FD, given to workers by `einhorn -g`). It is shared with
 // the worker that spawned us, so AwaitClose does not read from it: it returns at once. The fd is

@@ -250,6 +250,33 @@ int RunPlan(const std::vector<RequestSpec>& specs, Session& session, Output& out
   return output.Finish(kExitOk);
 }
 
+// `signal SIG`: Einhorn's reply to it is empty (its wire contract, kept by the master), so the
+// confirmation is einhornctl's own: which signal went to whom, from the workers the master
+// listed just before (a master without `status`, Ruby Einhorn, gets the plain sentence).
+int SignalCommand(const Invocation& inv, Context& ctx, Session& session) {
+  Output output(ctx, inv.json);
+  std::optional<PoolStatus> before;
+  Reply listed;
+  Status s = session.Call("status", {}, [&](const Reply& r) { listed = r; });
+  if (!s.ok()) return output.Unreachable(s);
+  if (!listed.error) {
+    if (Result<PoolStatus> st = core::PoolStatusFromYaml(listed.message); st.ok()) {
+      before = std::move(st).value();
+    }
+  }
+  bool empty_reply = true;
+  s = session.Call("signal", {inv.signal}, [&](const Reply& r) {
+    if (!r.message.empty() && r.message.find_first_not_of('\n') != std::string::npos) {
+      empty_reply = false;
+    }
+    output.Add(r);
+  });
+  if (!s.ok()) return output.Unreachable(s);
+  if (output.error()) return output.Finish(kExitRefused);
+  if (empty_reply) output.Note(SignalSentText(core::NormalizeSignalArg(inv.signal), before));
+  return output.Finish(kExitOk);
+}
+
 int LogLevelCommand(const Invocation& inv, Context& ctx, Session& session) {
   Output output(ctx, inv.json);
   PoolStatus status;
@@ -266,7 +293,7 @@ int LogLevelCommand(const Invocation& inv, Context& ctx, Session& session) {
   const int steps = want - status.verbosity;
   if (steps == 0) {
     Reply same;
-    same.message = "Verbosity already " + std::to_string(want) + " (" + inv.level + ")";
+    same.message = "Log level already " + inv.level + " (verbosity " + std::to_string(want) + ")";
     output.Add(same);
     return output.Finish(kExitOk);
   }
@@ -281,6 +308,8 @@ int LogLevelCommand(const Invocation& inv, Context& ctx, Session& session) {
     if (!s.ok()) return output.Unreachable(s);
     if (quiet.error()) break;
   }
+  // quieter/louder answer Einhorn's "Verbosity set to N"; log-level speaks in its own names.
+  if (!last.error) last.message = LogLevelText(last.message, status.verbosity);
   output.Add(last);
   return output.Finish(last.error ? kExitRefused : kExitOk);
 }
@@ -550,7 +579,7 @@ const CommandDef kCommands[] = {
      [](const Invocation& inv) {
        return std::vector<RequestSpec>{{"signal", {inv.signal}}};
      },
-     nullptr},
+     SignalCommand},
     {"quieter", "Log less (the master's verbosity + 1)", nullptr, nullptr, nullptr},
     {"louder", "Log more (the master's verbosity - 1)", nullptr, nullptr, nullptr},
     {"log-level", "Set the master's log level",

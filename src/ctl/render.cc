@@ -5,6 +5,9 @@
 
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <string_view>
+
+#include "core/options.h"
 
 namespace einhorn::ctl {
 namespace {
@@ -244,6 +247,35 @@ std::string MessageText(const std::string& message) {
 
 std::string JsonQuoted(const std::string& s) {
   return Json(s).dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+std::string SignalSentText(const std::string& signal,
+                           const std::optional<core::PoolStatus>& before) {
+  const std::string name = "SIG" + signal;
+  const std::string master = "; the master itself was not signalled";
+  if (!before) return "Sent " + name + " to every worker" + master;
+  const std::vector<core::WorkerStatus>& w = before->workers;
+  if (w.empty()) return "No worker to send " + name + " to" + master;
+  std::string text = "Sent " + name + " to the " + std::to_string(w.size()) +
+                     (w.size() == 1 ? " worker (pid " : " workers (pids ");
+  for (size_t i = 0; i < w.size() && i < 10; ++i) {
+    text += (i ? ", " : "") + std::to_string(w[i].pid);
+  }
+  if (w.size() > 10) text += ", ...";
+  return text + ")" + master;
+}
+
+std::string LogLevelText(const std::string& reply, int was) {
+  constexpr std::string_view kPrefix = "Verbosity set to ";
+  if (!reply.starts_with(kPrefix)) return reply;
+  std::string digits = reply.substr(kPrefix.size());
+  while (!digits.empty() && digits.back() == '\n') digits.pop_back();
+  if (digits.size() != 1 || digits[0] < '0' || digits[0] > '2') return reply;
+  const int now = digits[0] - '0';
+  std::string text = "Log level set to " + std::string(core::kLogLevelNames[now]) +
+                     " (verbosity " + digits;
+  if (was >= 0 && was <= 2) text += ", was " + std::string(core::kLogLevelNames[was]);
+  return text + ")";
 }
 
 }  // namespace einhorn::ctl

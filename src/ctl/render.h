@@ -2,6 +2,7 @@
 // scripts, and human durations. Pure functions of their inputs.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,17 @@ std::string RenderEventsHeader();
 std::string RenderEvent(const core::Event& event);
 // The listeners' accept queues under the status summary ("" when there are none).
 std::string RenderListeners(const core::PoolStatus& status);
+
+// `signal SIG`'s confirmation (the master's own reply is Einhorn's, empty): "Sent SIGHUP to
+// the 4 workers (pids 11, 12, 13, 14); the master itself was not signalled". `before` is the
+// pool just before (nullopt from a master without `status`); `signal` is the normalized name
+// ("HUP"). At most 10 pids are listed.
+std::string SignalSentText(const std::string& signal,
+                           const std::optional<core::PoolStatus>& before);
+// log-level's answer in the names it accepts: "Verbosity set to 0" (Einhorn's reply to
+// quieter/louder), from verbosity `was`, becomes "Log level set to debug (verbosity 0, was
+// info)"; a message it does not recognise is returned as it is.
+std::string LogLevelText(const std::string& reply, int was);
 
 // A reply message as printed: nothing for an empty message (Einhorn's `signal` always answers
 // ''), otherwise the text with exactly one trailing newline added if it has none.

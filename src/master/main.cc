@@ -429,7 +429,12 @@ core::Result<sys::Listener> OpenControlSocket(const core::Options& o) {
     if (!lock.ok()) return R::Error(lock.error());
     control = sys::OpenListener(spec, SOMAXCONN, ControlSocketMode(Widened(o)));
   }
-  if (!control.ok()) return R::Error("command socket: " + control.error());
+  if (!control.ok()) {
+    // Another master serves it: this one can have a socket of its own.
+    const bool taken = control.error().find(" is in use, ") != std::string::npos;
+    return R::Error("command socket: " + control.error() +
+                    (taken ? " (this master's own: -c NAME or -d PATH)" : ""));
+  }
   spdlog::info("command socket at {}", o.socket_path);
   return control;
 }
@@ -543,6 +548,27 @@ int Start(core::Options o, std::vector<std::string> env, const std::vector<std::
   return RunMaster(std::move(setup));
 }
 
+// `--check-config FILE`: the effective settings on stdout, then whether the worker command
+// can run here, found as the master would (ResolveCommand: PATH as execvp searches it, a
+// relative path against the current directory). A command that cannot is one line on stderr
+// and exit 1, as it would be at startup; the settings are printed either way.
+int CheckConfig(const core::FlagsOutcome& flags) {
+  std::printf("# einhorn-cpp %s: the effective settings of %s with this command line\n%s",
+              core::kVersion, flags.config_path.c_str(),
+              core::RenderConfig(flags.options).c_str());
+  std::fflush(stdout);
+  if (flags.options.command.empty()) return 0;
+  const char* path_env = std::getenv("PATH");
+  auto command = sys::ResolveCommand(flags.options.command.front(), path_env ? path_env : "");
+  if (!command.ok()) {
+    std::fprintf(stderr, "einhorn-cpp: %s: command: %s\n", flags.config_path.c_str(),
+                 command.error().c_str());
+    return core::kExitRuntime;
+  }
+  std::printf("# command: %s\n", command.value().c_str());
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   // Nothing the master inherited may reach a worker, and a mask inherited from our parent must
   // not silence the signals we handle. (Master::Run unblocks them once its handlers are in:
@@ -555,10 +581,7 @@ int Main(int argc, char** argv) {
   const core::FlagsOutcome flags = ReadCommandLine(args, env, &config_path);
   switch (flags.kind) {
     case core::FlagsOutcome::Kind::kCheckConfig:
-      std::printf("# einhorn-cpp %s: the effective settings of %s with this command line\n%s",
-                  core::kVersion, flags.config_path.c_str(),
-                  core::RenderConfig(flags.options).c_str());
-      return 0;
+      return CheckConfig(flags);
     case core::FlagsOutcome::Kind::kExit:
       if (!flags.out.empty()) std::fputs(flags.out.c_str(), stdout);
       if (!flags.err.empty()) std::fprintf(stderr, "%s\n", flags.err.c_str());

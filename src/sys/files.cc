@@ -9,6 +9,7 @@
 #include <cstring>
 #include <utility>
 
+#include "sys/holders.h"
 #include "sys/posix.h"
 #include "sys/safe_path.h"
 
@@ -27,10 +28,15 @@ core::Result<LockFile> LockFile::Acquire(const std::string& path) {
   } while (rc != 0 && errno == EINTR);
   if (rc != 0) {
     const int err = errno;
-    close(fd);
     if (err == EWOULDBLOCK) {
-      return R::Error("lockfile " + path + " is held by another einhorn-cpp master");
+      // Held only while a master checks and creates its command socket: one starting now.
+      const std::string held = core::HeldBy(LockHolders(fd));
+      close(fd);
+      return R::Error("lockfile " + path + " is " + held +
+                      ", a master starting at this moment; try again, or give this master a "
+                      "lockfile of its own (-f PATH, or -c NAME)");
     }
+    close(fd);
     return R::Error(PosixError("cannot lock lockfile " + path, err));
   }
   return LockFile(fd);

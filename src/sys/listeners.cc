@@ -11,7 +11,10 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <vector>
 
+#include "sys/holders.h"
+#include "sys/peer.h"
 #include "sys/posix.h"
 #include "sys/safe_path.h"
 
@@ -33,6 +36,11 @@ std::string Describe(const BindSpec& spec) {
       return spec.host + ":" + std::to_string(spec.port);
   }
   return spec.text;
+}
+
+// "held by pid 12 (...); stop it, or choose another port": who has it, and what to do.
+std::string InUseAdvice(const std::vector<core::Holder>& holders, const char* thing) {
+  return core::HeldBy(holders) + "; stop it, or choose another " + thing;
 }
 
 core::Status SetFlag(int fd, int level, int option, const char* name, const std::string& what) {
@@ -110,7 +118,9 @@ R OpenInet(const BindSpec& spec, int backlog) {
       continue;
     }
     if (bind(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0) {
-      last_error = PosixError("bind " + what, errno);
+      const int err = errno;
+      last_error = PosixError("bind " + what, err);
+      if (err == EADDRINUSE) last_error += ", " + InUseAdvice(PortHolders(spec.port), "port");
       continue;
     }
     if (listen(fd.get(), backlog) != 0) {
@@ -156,7 +166,10 @@ core::Status ClearStaleSocket(const ParentDir& dir, const sockaddr_un& addr,
   UniqueFd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (probe.get() < 0) return core::Status::Error(PosixError("socket " + what, errno));
   if (connect(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0) {
-    return core::Status::Error(what + " is in use by another process");
+    // The listener's pid, as it was when it called listen(): the master serving that socket.
+    std::vector<core::Holder> holders;
+    if (auto peer = GetPeerCred(probe.get()); peer.ok()) holders = ProcessHolder(peer.value().pid);
+    return core::Status::Error(what + " is in use, " + InUseAdvice(holders, "path"));
   }
   const int err = errno;
   switch (err) {
@@ -176,7 +189,7 @@ core::Status ClearStaleSocket(const ParentDir& dir, const sockaddr_un& addr,
     case EAGAIN:
     case EINPROGRESS:
     case EPROTOTYPE:  // a datagram socket is bound there: also someone's live socket
-      return core::Status::Error(what + " is in use by another process");
+      return core::Status::Error(what + " is in use, " + InUseAdvice({}, "path"));
     default:
       return core::Status::Error(PosixError("connect to existing " + what, err));
   }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <climits>
+#include <cstdio>
 #include <cstring>
 
 #include "sys/posix.h"
@@ -362,29 +363,59 @@ core::Result<std::string> ResolveCommand(const std::string& word, const std::str
     return cwd + rel;
   };
 
-  enum class Check { kOk, kMissing, kNotRegular, kNotExecutable };
-  auto check = [](const std::string& p, int* err) {
+  enum class Check { kOk, kMissing, kDirectory, kNotRegular, kNotExecutable };
+  auto check = [](const std::string& p, int* err, mode_t* mode) {
     struct stat st;
     if (stat(p.c_str(), &st) != 0) {
       *err = errno;
       return Check::kMissing;
     }
+    *mode = st.st_mode & 07777;
+    if (S_ISDIR(st.st_mode)) return Check::kDirectory;
     if (!S_ISREG(st.st_mode)) return Check::kNotRegular;
     if (access(p.c_str(), X_OK) != 0) return Check::kNotExecutable;
     return Check::kOk;
   };
+  auto mode_text = [](mode_t m) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(m & 07777));
+    return std::string(buf);
+  };
 
   int err = 0;
+  mode_t mode = 0;
   if (word.find('/') != std::string::npos) {
-    switch (check(word, &err)) {
+    switch (check(word, &err, &mode)) {
       case Check::kOk:
         return make_absolute(word);
-      case Check::kMissing:
-        return R::Error(PosixError(word, err));
+      case Check::kMissing: {
+        // A dangling symbolic link (current -> a release that was removed) says where it points.
+        struct stat lst;
+        if (err == ENOENT && lstat(word.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode)) {
+          char target[PATH_MAX];
+          const ssize_t n = readlink(word.c_str(), target, sizeof target - 1);
+          std::string to = n > 0 ? std::string(target, static_cast<size_t>(n)) : "?";
+          if (to.size() > 200) to = to.substr(0, 200) + "...";
+          for (char& c : to) {
+            if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+          }
+          return R::Error(word + ": a symbolic link to " + to + ", which does not exist");
+        }
+        std::string where;
+        if (word[0] != '/') {
+          char buf[PATH_MAX];
+          if (getcwd(buf, sizeof(buf)) != nullptr) {
+            where = std::string(" (relative to ") + buf + ", the current directory)";
+          }
+        }
+        return R::Error(PosixError(word, err) + where);
+      }
+      case Check::kDirectory:
+        return R::Error(word + ": is a directory, not a program");
       case Check::kNotRegular:
         return R::Error(word + ": not a regular file");
       case Check::kNotExecutable:
-        return R::Error(word + ": not executable");
+        return R::Error(word + ": not executable (mode " + mode_text(mode) + ")");
     }
     return R::Error(word + ": cannot be executed");
   }
@@ -403,13 +434,15 @@ core::Result<std::string> ResolveCommand(const std::string& word, const std::str
     std::string dir = search.substr(start, colon == std::string::npos ? colon : colon - start);
     if (dir.empty()) dir = ".";  // POSIX: an empty entry is the current directory
     const std::string candidate = dir + "/" + word;
-    const Check c = check(candidate, &err);
+    const Check c = check(candidate, &err, &mode);
     if (c == Check::kOk) return make_absolute(candidate);
-    if (c == Check::kNotExecutable && not_executable.empty()) not_executable = candidate;
+    if (c == Check::kNotExecutable && not_executable.empty()) {
+      not_executable = candidate + ": not executable (mode " + mode_text(mode) + ")";
+    }
     if (colon == std::string::npos) break;
     start = colon + 1;
   }
-  if (!not_executable.empty()) return R::Error(not_executable + ": not executable");
+  if (!not_executable.empty()) return R::Error(not_executable);
   return R::Error("could not find " + word + " in PATH (" + search + ")");
 }
 

@@ -143,6 +143,35 @@ TEST_CASE("cli: usage errors exit 2, --help and --version exit 0") {
   CHECK(version.out.find("einhornctl ") == 0);
 }
 
+TEST_CASE("cli: an unknown command or option suggests the nearest one") {
+  auto err = [](std::vector<std::string> args) {
+    const ParsedCommandLine p = Parse(std::move(args));
+    CHECK_FALSE(p.run);
+    CHECK(p.exit_code == kExitUsage);
+    return p.err;
+  };
+  CHECK(err({"stats"}) ==
+        "einhornctl: unknown command: stats (did you mean status?)\n"
+        "Run 'einhornctl --help' for usage.\n");
+  CHECK(err({"-c", "web", "upgarde", "--wait"}).rfind(
+            "einhornctl: unknown command: upgarde (did you mean upgrade?)\n", 0) == 0);
+  CHECK(err({"loglevel", "debug"}).find("(did you mean log-level?)") != std::string::npos);
+  CHECK(err({"evnts"}).find("(did you mean events?)") != std::string::npos);
+  // Nothing near: no suggestion, still one line and the usage hint.
+  CHECK(err({"frobnicate"}) ==
+        "einhornctl: unknown command: frobnicate\nRun 'einhornctl --help' for usage.\n");
+  // Options, the program's and the subcommand's.
+  CHECK(err({"--jsn", "status"}).find("unknown option: --jsn (did you mean --json?)") !=
+        std::string::npos);
+  CHECK(err({"upgrade", "--wiat"}).find("(did you mean --wait?)") != std::string::npos);
+  // Control bytes never reach the terminal, and a huge word is cut.
+  const std::string junk = err({"\x1b[2J" + std::string(5000, 'x')});
+  CHECK(junk.find('\x1b') == std::string::npos);
+  CHECK(junk.size() < 200);
+  // An extra argument of a known command keeps CLI11's own words.
+  CHECK(err({"status", "inc"}).find("unknown command") == std::string::npos);
+}
+
 Target Resolve(const Invocation& inv, const Env& env) {
   const core::Result<Target> t = ResolveTarget(inv, env);
   REQUIRE_MESSAGE(t.ok(), t.error());

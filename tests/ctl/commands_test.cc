@@ -520,7 +520,8 @@ TEST_CASE("commands: log-level steps the verbosity from where it is") {
   Harness h(test::EinhornLike());  // verbosity 1
   CHECK(h.Run({"log-level", "error"}) == kExitOk);
   CHECK(h.Verbs() == std::vector<std::string>{"status", "quieter"});
-  CHECK(h.out.str() == "Verbosity set to 2\n");
+  // Answered in log-level's own names (issue 17.5), not quieter's "Verbosity set to 2".
+  CHECK(h.out.str() == "Log level set to error (verbosity 2, was info)\n");
 
   Harness d([](const Request& r) {
     if (r.command == "status") return test::StatusAnswer(test::MakeStatus(1, 1, 0, 2));
@@ -533,7 +534,39 @@ TEST_CASE("commands: log-level steps the verbosity from where it is") {
   Harness same(test::EinhornLike());
   CHECK(same.Run({"log-level", "info"}) == kExitOk);
   CHECK(same.Verbs() == std::vector<std::string>{"status"});
-  CHECK(same.out.str() == "Verbosity already 1 (info)\n");
+  CHECK(same.out.str() == "Log level already info (verbosity 1)\n");
+}
+
+TEST_CASE("commands: signal confirms what it sent, and to whom") {
+  Harness h(test::EinhornLike());  // 2 workers, pids 5000 and 5001; `signal` answers ''
+  CHECK(h.Run({"signal", "hup"}) == kExitOk);
+  CHECK(h.Verbs() == std::vector<std::string>{"status", "signal"});
+  CHECK(h.sent[1].args == std::vector<std::string>{"hup"});  // sent as typed, as Einhorn's
+  CHECK(h.out.str() ==
+        "Sent SIGHUP to the 2 workers (pids 5000, 5001); the master itself was not signalled\n");
+
+  // Ruby Einhorn knows no `status`: the plain sentence.
+  Harness ruby([](const Request& r) {
+    if (r.command == "status") return test::Say("Unrecognized command: \"status\"");
+    return test::Say("");
+  });
+  CHECK(ruby.Run({"signal", "SIGUSR2"}) == kExitOk);
+  CHECK(ruby.out.str() == "Sent SIGUSR2 to every worker; the master itself was not signalled\n");
+  CHECK(ruby.err.str().empty());
+
+  // A refusal is the master's, on stderr, exit 1, and nothing claims a signal was sent.
+  Harness bad([](const Request& r) {
+    if (r.command == "status") return test::StatusAnswer(test::MakeStatus(1, 1, 0));
+    return test::Refuse("Invalid signal: \"BOGUS\"");
+  });
+  CHECK(bad.Run({"signal", "BOGUS"}) == kExitRefused);
+  CHECK(bad.out.str().empty());
+  CHECK(bad.err.str() == "Invalid signal: \"BOGUS\"\n");
+
+  // --json keeps the master's messages as they were.
+  Harness j(test::EinhornLike());
+  CHECK(j.Run({"signal", "HUP", "--json"}) == kExitOk);
+  CHECK(j.out.str().find("Sent") == std::string::npos);
 }
 
 TEST_CASE("commands: ack sends the Einhorn JSON ack for the parent or the given pid") {

@@ -73,6 +73,31 @@ TEST_CASE("render: messages print with one newline, empty ones not at all") {
   CHECK(MessageText("a\nb\n") == "a\nb\n");
 }
 
+TEST_CASE("render: signal's confirmation names the signal and the workers it reached") {
+  CHECK(SignalSentText("HUP", test::MakeStatus(2, 2, 0)) ==
+        "Sent SIGHUP to the 2 workers (pids 5000, 5001); the master itself was not signalled");
+  CHECK(SignalSentText("USR2", test::MakeStatus(1, 1, 0)) ==
+        "Sent SIGUSR2 to the 1 worker (pid 5000); the master itself was not signalled");
+  CHECK(SignalSentText("TERM", test::MakeStatus(0, 0, 0)) ==
+        "No worker to send SIGTERM to; the master itself was not signalled");
+  CHECK(SignalSentText("HUP", std::nullopt) ==
+        "Sent SIGHUP to every worker; the master itself was not signalled");
+  const std::string many = SignalSentText("HUP", test::MakeStatus(12, 12, 0));
+  CHECK(many.find("the 12 workers (pids 5000, ") != std::string::npos);
+  CHECK(many.find("5009, ...)") != std::string::npos);
+  CHECK(many.find("5010") == std::string::npos);
+}
+
+TEST_CASE("render: log-level answers in the names it accepts") {
+  CHECK(LogLevelText("Verbosity set to 0", 1) == "Log level set to debug (verbosity 0, was info)");
+  CHECK(LogLevelText("Verbosity set to 2\n", 0) ==
+        "Log level set to error (verbosity 2, was debug)");
+  // Anything else (another master's words) is shown as it came.
+  CHECK(LogLevelText("Verbosity set to 7", 1) == "Verbosity set to 7");
+  CHECK(LogLevelText("Verbosity set to n", 1) == "Verbosity set to n");
+  CHECK(LogLevelText("whatever", 1) == "whatever");
+}
+
 TEST_CASE("render: the status summary") {
   core::PoolStatus s = test::MakeStatus(4, 4, 0);
   s.master_pid = 1234;

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <map>
+#include <sstream>
 
 #include "control_client.h"
 #include "harness.h"
@@ -71,13 +73,17 @@ TEST_CASE("config file: a master runs from the file, and flags override it") {
 TEST_CASE("config file: --check-config prints the effective settings or the error and its line") {
   TempDir cfg;
   const std::string file = cfg.File("app.yaml");
-  Write(file, "command: [bin/work, --queue, mail]\nnumber: 4\nbind: [127.0.0.1:8080]\n");
+  // The command must exist now that --check-config checks it (issue 17.5): the test worker
+  // stands in for the bin/work this test used.
+  Write(file, "command: [" + std::string(TEST_WORKER_BIN) +
+                  ", --queue, mail]\nnumber: 4\nbind: [127.0.0.1:8080]\n");
   const Finished ok = RunToExit({"--check-config", file, "-n", "6"});
   INFO(ok.err);
   CHECK(ok.status == core::ExitStatus{false, 0});
   CHECK(Has(ok.out, "number: 6\n"));
   CHECK(Has(ok.out, "  - 127.0.0.1:8080\n"));
-  CHECK(Has(ok.out, "  - bin/work\n"));
+  CHECK(Has(ok.out, "  - " + std::string(TEST_WORKER_BIN) + "\n"));
+  CHECK(Has(ok.out, "# command: " + std::string(TEST_WORKER_BIN) + "\n"));
 
   // The commented sample in examples/ stays a valid file.
   const Finished sample = RunToExit({"--check-config", EXAMPLES_DIR "/einhorn-cpp.yaml"});
@@ -105,6 +111,90 @@ TEST_CASE("config file: --check-config prints the effective settings or the erro
   const Finished big = RunToExit({"--check-config", file});
   CHECK(big.status == core::ExitStatus{false, 2});
   CHECK(Has(big.err, "larger than 1 MiB"));
+}
+
+// --check-config's output as key -> its text (the key's line and its list items).
+std::map<std::string, std::string> SettingsOf(const std::string& out) {
+  std::map<std::string, std::string> settings;
+  std::string key;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    if (line[0] != ' ') key = line.substr(0, line.find(':'));
+    settings[key] += line + "\n";
+  }
+  return settings;
+}
+
+// The sample says which of its values are not the defaults: a key's line carries
+// "NOT DEFAULT" exactly when its effective value differs from that of a file without it.
+TEST_CASE("config file: the sample marks every value that is not the default, and only those") {
+  const std::string sample = EXAMPLES_DIR "/einhorn-cpp.yaml";
+  const Finished with = RunToExit({"--check-config", sample});
+  REQUIRE(with.status.code == 0);
+  TempDir cfg;
+  const std::string bare = cfg.File("bare.yaml");
+  Write(bare, "command: [python3, examples/python/worker.py]\n");
+  const Finished without = RunToExit({"--check-config", bare});
+  REQUIRE(without.status.code == 0);
+  const auto ours = SettingsOf(with.out);
+  const auto defaults = SettingsOf(without.out);
+  std::istringstream text(ReadFile(sample));
+  int checked = 0, marked = 0;
+  for (std::string line; std::getline(text, line);) {
+    if (line.empty() || line[0] == '#' || line[0] == ' ' || line[0] == '-') continue;
+    const std::string key = line.substr(0, line.find(':'));
+    if (key == "command") continue;  // required: no default to differ from
+    INFO("key: ", key, " line: ", line);
+    REQUIRE(ours.count(key) == 1);
+    REQUIRE(defaults.count(key) == 1);
+    const bool differs = ours.at(key) != defaults.at(key);
+    CHECK(differs == Has(line, "NOT DEFAULT"));
+    ++checked;
+    marked += differs;
+  }
+  CHECK(checked > 25);  // every key is there
+  CHECK(marked == 5);   // number, bind, ack_mode, signal_timeout, command_name
+}
+
+// --check-config runs the command lookup the master runs at startup, one line per refusal.
+TEST_CASE("config file: --check-config checks that the worker command can run") {
+  TempDir cfg;
+  const std::string file = cfg.File("app.yaml");
+  auto check = [&](const std::string& command, std::vector<std::string> env = {}) {
+    Write(file, "command: [" + command + ", --flag]\nnumber: 2\n");
+    return RunToExit({"--check-config", file}, 10s, std::move(env));
+  };
+  auto refused = [&](const Finished& f, const std::string& line) {
+    INFO(f.err);
+    CHECK(f.status == core::ExitStatus{false, 1});
+    CHECK(f.err == "einhorn-cpp: " + file + ": command: " + line + "\n");
+    CHECK(Has(f.out, "number: 2\n"));  // the settings are shown all the same
+  };
+  // Found in PATH, as execvp would find it.
+  const Finished sh = check("sh", {"PATH=/usr/bin:/bin"});
+  CHECK(sh.status == core::ExitStatus{false, 0});
+  CHECK(Has(sh.out, "# command: /usr/bin/sh\n"));
+  refused(check("no-such-worker-x", {"PATH=" + cfg.path() + ":/nonexistent"}),
+          "could not find no-such-worker-x in PATH (" + cfg.path() + ":/nonexistent)");
+  // A relative path, from the current directory (the master's, at start).
+  char cwd[4096];
+  REQUIRE(getcwd(cwd, sizeof cwd) != nullptr);
+  refused(check("bin/no-such-work"), "bin/no-such-work: No such file or directory (relative to " +
+                                         std::string(cwd) + ", the current directory)");
+  // A directory, a file without the execute bit, a dangling symlink, a missing absolute path.
+  REQUIRE(mkdir(cfg.File("dir").c_str(), 0755) == 0);
+  refused(check(cfg.File("dir")), cfg.File("dir") + ": is a directory, not a program");
+  WriteFile(cfg.File("plain.sh"), "#!/bin/sh\n", 0644);
+  refused(check(cfg.File("plain.sh")), cfg.File("plain.sh") + ": not executable (mode 0644)");
+  REQUIRE(symlink(cfg.File("releases/41/bin/work").c_str(), cfg.File("current").c_str()) == 0);
+  refused(check(cfg.File("current")), cfg.File("current") + ": a symbolic link to " +
+                                          cfg.File("releases/41/bin/work") +
+                                          ", which does not exist");
+  refused(check("/nonexistent/worker"), "/nonexistent/worker: No such file or directory");
+  // Executable again: exit 0.
+  REQUIRE(chmod(cfg.File("plain.sh").c_str(), 0755) == 0);
+  CHECK(check(cfg.File("plain.sh")).status == core::ExitStatus{false, 0});
 }
 
 TEST_CASE("config file: reload applies live changes from the file") {

@@ -1,6 +1,12 @@
 // einhornctl against the real master: every verb, checked through an independent raw client
 // and the workers' own reports, not through einhornctl's view of things.
 #include <doctest/doctest.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #include "control_client.h"
 #include "core/pool_status.h"
@@ -70,8 +76,13 @@ TEST_CASE("einhornctl signal, log levels, ehlo, help, state and die") {
   REQUIRE(m.WaitForWorkers(2));
   const auto workers = m.LiveWorkers();
 
-  CHECK(Ctl(m, {"signal", "USR1"}).status.code == 0);
+  auto usr1 = Ctl(m, {"signal", "USR1"});
+  CHECK(usr1.status.code == 0);
+  // Einhorn's reply to `signal` is empty; einhornctl says what was done (issue 17.5).
+  CHECK(Has(usr1.out, "Sent SIGUSR1 to the 2 workers (pids "));
+  CHECK(Has(usr1.out, "; the master itself was not signalled"));
   for (const auto& [pid, report] : workers) {
+    CHECK(Has(usr1.out, std::to_string(pid)));
     const pid_t p = pid;
     CHECK(PollUntil([&] { return m.SignalsOf(p) == std::vector<std::string>{"USR1"}; }, 10s));
   }
@@ -81,7 +92,9 @@ TEST_CASE("einhornctl signal, log levels, ehlo, help, state and die") {
 
   CHECK(Has(Ctl(m, {"quieter"}).out, "Verbosity set to 2"));
   CHECK(Has(Ctl(m, {"louder"}).out, "Verbosity set to 1"));
-  CHECK(Has(Ctl(m, {"log-level", "debug"}).out, "Verbosity set to 0"));
+  // log-level answers in its own names, not quieter/louder's "Verbosity set to 0".
+  CHECK(Ctl(m, {"log-level", "debug"}).out == "Log level set to debug (verbosity 0, was info)\n");
+  CHECK(Ctl(m, {"log-level", "debug"}).out == "Log level already debug (verbosity 0)\n");
   // Debug lines appear in the master's log from now on.
   CHECK(Ctl(m, {"signal", "HUP"}).status.code == 0);
   CHECK(m.WaitForLog("debug: sent SIGHUP to"));
@@ -102,6 +115,70 @@ TEST_CASE("einhornctl signal, log levels, ehlo, help, state and die") {
   CHECK_FALSE(FileExists(Sock(m)));
   // And with no master there, einhornctl says so with exit code 3.
   CHECK(Ctl(m, {"status"}).status.code == 3);
+}
+
+// As the unprivileged user nobody, through setpriv: a socket it may not use is told apart from
+// a socket that is not there or that nobody listens on.
+TEST_CASE("einhornctl tells no master from permission denied") {
+  if (geteuid() != 0) {
+    MESSAGE("skipped: needs root to run einhornctl as nobody (setpriv)");
+    return;
+  }
+  MasterRun m({"-n", "1", "-m", "0"}, {TEST_WORKER_BIN});
+  REQUIRE(PollUntil([&] { return PoolIs(m, 1, 1); }, 10s));
+  // nobody may list and search the directory, not use the socket (0600, root's).
+  REQUIRE(chmod(m.dir().path().c_str(), 0755) == 0);
+  auto as_nobody = [&](const std::string& path) {
+    return RunProgram({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                       EINHORNCTL_BIN, "-d", path, "status"},
+                      20s);
+  };
+  const Finished denied = as_nobody(Sock(m));
+  CHECK(denied.status.code == 3);
+  CHECK(denied.err == "einhornctl: permission denied on " + Sock(m) +
+                          " (socket owned by uid 0, mode 0600; you are uid 65534: run einhornctl "
+                          "as uid 0 or root, or start the master with --control-allow-uid "
+                          "65534)\n");
+  const Finished missing = as_nobody(m.dir().File("other.sock"));
+  CHECK(missing.status.code == 3);
+  CHECK(Has(missing.err, "einhornctl: no master at " + m.dir().File("other.sock") +
+                             " (no such socket; sockets beside it: einhorn.sock"));
+  // A socket file left by a master that is gone.
+  const std::string stale = m.dir().File("einhorn-gone.sock");
+  {
+    const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", stale.c_str());
+    REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    close(fd);
+    REQUIRE(chmod(stale.c_str(), 0666) == 0);
+  }
+  const Finished gone = as_nobody(stale);
+  CHECK(gone.status.code == 3);
+  CHECK(Has(gone.err, "einhornctl: no master at " + stale +
+                          " (a socket file is there but nothing listens"));
+  // Another user's socket is never suggested: anyone can make one look like a master's.
+  {
+    const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", m.dir().File("einhorn-trap.sock").c_str());
+    REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    close(fd);
+    REQUIRE(lchown(m.dir().File("einhorn-trap.sock").c_str(), 12345, 12345) == 0);
+  }
+  const Finished listed = as_nobody(m.dir().File("other.sock"));
+  CHECK(Has(listed.err, "sockets beside it: einhorn-gone.sock (-c gone), einhorn.sock)"));
+  CHECK_FALSE(Has(listed.err, "trap"));
+  // A directory on the way that nobody may not search.
+  REQUIRE(chmod(m.dir().path().c_str(), 0700) == 0);
+  const Finished hidden = as_nobody(Sock(m));
+  CHECK(hidden.status.code == 3);
+  CHECK(Has(hidden.err, "permission denied on " + Sock(m) +
+                            " (a directory on its path is not searchable by uid 65534)"));
+  // And root, who may, still gets through.
+  CHECK(Ctl(m, {"status"}).status.code == 0);
 }
 
 TEST_CASE("a shell-script worker acks itself with einhornctl ack") {

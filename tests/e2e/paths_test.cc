@@ -401,9 +401,11 @@ TEST_CASE("two masters with different -d in one TMPDIR both start, and one on a 
                                    10s, {"TMPDIR=" + tmp});
   CHECK(third.status.code == 1);
   CHECK(Lines(third.err) == 1);
-  CHECK_MESSAGE(Has(third.err, "command socket: unix:" + tmp + "/einhorn.sock is in use by "
-                               "another process"),
+  // Naming the master that serves it, and what to do instead (issue 17.5).
+  CHECK_MESSAGE(Has(third.err, "command socket: unix:" + tmp + "/einhorn.sock is in use, held "
+                               "by pid " + std::to_string(first.pid()) + " ("),
                 third.err);
+  CHECK_MESSAGE(Has(third.err, "(this master's own: -c NAME or -d PATH)\n"), third.err);
   CHECK(first.process().running());
   CHECK(second.running());
   REQUIRE(second.Signal(SIGTERM));

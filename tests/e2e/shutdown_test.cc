@@ -94,7 +94,11 @@ TEST_CASE("a second master on the same default socket is refused, and the first 
   const Finished second = RunToExit({"-n", "1", "--", TEST_WORKER_BIN},
                                     10s, {"TMPDIR=" + first.dir().path()});
   CHECK(second.status.code == 1);
-  CHECK(second.err.find("einhorn.sock is in use by another process") != std::string::npos);
+  // It names the master that has the socket, and what to do (issue 17.5).
+  CHECK(second.err.find("einhorn.sock is in use, held by pid " + std::to_string(first.pid()) +
+                        " (" + std::string(EINHORN_BIN) + " -n 1 -m 0") != std::string::npos);
+  CHECK(second.err.find("; stop it, or choose another path (this master's own: -c NAME or -d "
+                        "PATH)\n") != std::string::npos);
   CHECK(first.process().running());
   CHECK(first.LiveWorkers().size() == 1);
   CHECK(ReadFile(first.dir().File("einhorn.pid")) == std::to_string(first.pid()));

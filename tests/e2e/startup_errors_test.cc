@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -101,11 +102,53 @@ TEST_CASE("a port in use is a runtime error naming the address") {
   const std::string spec = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
   TempDir tmp;
   const Finished f = RunToExit({"-b", spec, "--", TEST_WORKER_BIN}, 10s, {"TMPDIR=" + tmp.path()});
-  close(fd);
   CHECK(f.status.code == 1);
   CHECK(f.err.find(spec) != std::string::npos);
   CHECK(f.err.find("in use") != std::string::npos);
   CHECK_FALSE(FileExists(tmp.File("einhorn.pid")));
+  // It names the holder, this test process, and says what to do (issue 17.5).
+  CHECK(f.err.find("Address already in use, held by pid " + std::to_string(getpid()) + " (") !=
+        std::string::npos);
+  CHECK(f.err.find("; stop it, or choose another port\n") != std::string::npos);
+
+  // Unprivileged, root's /proc/PID/fd is not readable: the holder is unknown, said plainly.
+  if (geteuid() == 0) {
+    TempDir shared;  // root's lockfile in `tmp` is not nobody's to open
+    REQUIRE(chmod(shared.path().c_str(), 01777) == 0);
+    const Finished nobody =
+        RunProgram({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", EINHORN_BIN,
+                    "-b", spec, "--", TEST_WORKER_BIN},
+                   10s, {"TMPDIR=" + shared.path()});
+    CHECK(nobody.status.code == 1);
+    CHECK(nobody.err.find("einhorn-cpp: bind " + spec +
+                          ": Address already in use, held by another process; stop it, or "
+                          "choose another port\n") != std::string::npos);
+  } else {
+    MESSAGE("skipped the unprivileged case: needs root for setpriv");
+  }
+  close(fd);
+}
+
+// Einhorn's -f lock is held only while a master creates its command socket; a master that
+// finds it held says by whom (from /proc/locks) and what to do.
+TEST_CASE("a held lockfile names its holder") {
+  TempDir tmp;
+  const std::string lock = tmp.File("einhorn.lock");
+  Process::Options o;
+  o.argv = {"flock", "-x", lock, "sleep", "100"};
+  Process holder = Process::Start(o);
+  REQUIRE(PollUntil([&] { return ReadFile("/proc/locks").find(" FLOCK ") != std::string::npos &&
+                                 FileExists(lock); }, 10s));
+  // flock(1) takes the lock, then runs sleep as its child with the descriptor: either may be
+  // the one /proc/locks names, and the topmost is named first.
+  const Finished f = RunToExit({"-n", "1", "--", TEST_WORKER_BIN}, 10s, {"TMPDIR=" + tmp.path()});
+  CHECK(f.status.code == 1);
+  CHECK(Lines(f.err) == 1);
+  CHECK(f.err.find("einhorn-cpp: lockfile " + lock + " is held by pid " +
+                   std::to_string(holder.pid()) + " (flock -x " + lock + " sleep 100)") == 0);
+  CHECK(f.err.find(", a master starting at this moment; try again, or give this master a "
+                   "lockfile of its own (-f PATH, or -c NAME)\n") != std::string::npos);
+  CHECK_FALSE(FileExists(tmp.File("einhorn.sock")));
 }
 
 }  // namespace

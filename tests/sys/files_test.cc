@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/holders.h"
 #include "proc.h"
 #include "sys_test_util.h"
 
@@ -52,7 +53,12 @@ std::vector<std::string> ListDir(const std::string& path) {
 TEST_CASE("lockfile: a second master is refused while the first holds it") {
   TempDir dir;
   const std::string path = dir.File("einhorn.lock");
-  const std::string held = "lockfile " + path + " is held by another einhorn-cpp master";
+  // The refusal names the holder, this process, found in /proc/locks (issue 17.5).
+  const std::string held =
+      "lockfile " + path + " is held by pid " + std::to_string(getpid()) + " (" +
+      core::CommandLineText(test::ReadFile("/proc/self/cmdline")) +
+      "), a master starting at this moment; try again, or give this master a lockfile of its "
+      "own (-f PATH, or -c NAME)";
   {
     core::Result<sys::LockFile> lock = sys::LockFile::Acquire(path);
     REQUIRE_MESSAGE(lock.ok(), lock.error());

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "core/holders.h"
 #include "proc.h"
 
 namespace einhorn {
@@ -134,7 +135,11 @@ TEST_CASE("listener: a port in use is an error naming the address and errno") {
   again.reuseaddr = true;  // SO_REUSEADDR does not allow two listeners on Linux
   core::Result<sys::Listener> second = sys::OpenListener(again, 16);
   REQUIRE_FALSE(second.ok());
-  CHECK(second.error() == "bind 127.0.0.1:" + std::to_string(port) + ": Address already in use");
+  // ... and its holder, here this very process (issue 17.5).
+  CHECK(second.error() == "bind 127.0.0.1:" + std::to_string(port) +
+                              ": Address already in use, held by pid " + std::to_string(getpid()) +
+                              " (" + core::CommandLineText(test::ReadFile("/proc/self/cmdline")) +
+                              "); stop it, or choose another port");
   sys::CloseListener(l);
 }
 
@@ -222,7 +227,10 @@ TEST_CASE("listener: a live UNIX socket is refused and left alone") {
   sys::Listener l = first.value();
   core::Result<sys::Listener> second = sys::OpenListener(Unix(path), 16);
   REQUIRE_FALSE(second.ok());
-  CHECK(second.error() == "unix:" + path + " is in use by another process");
+  // Named: the listener's pid (SO_PEERCRED of the probe), this process (issue 17.5).
+  CHECK(second.error() == "unix:" + path + " is in use, held by pid " + std::to_string(getpid()) +
+                              " (" + core::CommandLineText(test::ReadFile("/proc/self/cmdline")) +
+                              "); stop it, or choose another path");
   CHECK(ConnectUnix(path) == 0);  // still served by the first
   sys::CloseListener(l);
 }
@@ -245,7 +253,8 @@ TEST_CASE("listener: a live UNIX socket with a full backlog is still refused, no
   }
   core::Result<sys::Listener> second = sys::OpenListener(Unix(path), 16);
   REQUIRE_FALSE(second.ok());
-  CHECK(second.error() == "unix:" + path + " is in use by another process");
+  CHECK(second.error() ==
+        "unix:" + path + " is in use, held by another process; stop it, or choose another path");
   for (int fd : clients) close(fd);
   sys::CloseListener(l);
 }

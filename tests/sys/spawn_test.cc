@@ -335,23 +335,34 @@ TEST_CASE("ResolveCommand: like which") {
   SUBCASE("found only without the execute bit") {
     core::Result<std::string> r = sys::ResolveCommand("plain", dir.path());
     REQUIRE_FALSE(r.ok());
-    CHECK(r.error() == dir.File("plain") + ": not executable");
+    CHECK(r.error() == dir.File("plain") + ": not executable (mode 0644)");
   }
   SUBCASE("a word with a slash is not searched, and is made absolute") {
     CHECK(sys::ResolveCommand(dir.File("tool"), "").value() == dir.File("tool"));
     CHECK(sys::ResolveCommand(dir.File("missing"), "").error() ==
           dir.File("missing") + ": No such file or directory");
+    // Each refusal says what is there (issue 17.5: --check-config shows these).
     CHECK(sys::ResolveCommand(dir.File("plain"), "").error() ==
-          dir.File("plain") + ": not executable");
+          dir.File("plain") + ": not executable (mode 0644)");
     CHECK(sys::ResolveCommand(dir.File("sub"), "").error() ==
-          dir.File("sub") + ": not a regular file");
+          dir.File("sub") + ": is a directory, not a program");
+    REQUIRE(symlink("/nonexistent/release/bin/work", dir.File("dangling").c_str()) == 0);
+    CHECK(sys::ResolveCommand(dir.File("dangling"), "").error() ==
+          dir.File("dangling") + ": a symbolic link to /nonexistent/release/bin/work, which "
+                                 "does not exist");
+    REQUIRE(mkfifo(dir.File("fifo").c_str(), 0755) == 0);
+    CHECK(sys::ResolveCommand(dir.File("fifo"), "").error() ==
+          dir.File("fifo") + ": not a regular file");
 
     char cwd[PATH_MAX];
     REQUIRE(getcwd(cwd, sizeof(cwd)) != nullptr);
     REQUIRE(chdir(dir.path().c_str()) == 0);
     core::Result<std::string> rel = sys::ResolveCommand("./tool", "");
     core::Result<std::string> empty_entry = sys::ResolveCommand("tool", "/nonexistent:");
+    core::Result<std::string> rel_missing = sys::ResolveCommand("bin/work", "");
     REQUIRE(chdir(cwd) == 0);
+    CHECK(rel_missing.error() == "bin/work: No such file or directory (relative to " +
+                                     dir.path() + ", the current directory)");
     // mkdtemp under /tmp: no symlinks in the way, so getcwd gives back the same spelling.
     CHECK(rel.value() == dir.File("tool"));
     CHECK(empty_entry.value() == dir.File("tool"));  // an empty PATH entry is "."
