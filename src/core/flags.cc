@@ -130,10 +130,10 @@ std::string FirstName(const OptionDef& d) {
 template <typename T>
 Status Convert(const OptionDef& d, const std::string& text, T* value) {
   if (CLI::detail::lexical_cast(text, *value)) return Status::Ok();
-  (void)FirstName;
-  std::string names = d.flag.names;
-  return Status::Error("Could not convert: " + names.substr(names.rfind(',') + 1) + " = " + text +
-                       " (see einhorn-cpp --help)");
+  double as_double = 0;
+  const bool fraction = std::is_integral_v<T> && CLI::detail::lexical_cast(text, as_double);
+  return Status::Error(FirstName(d) + (fraction ? ": not a whole number: " : ": not a number: ") +
+                       text);
 }
 
 // The setting's value from its flag, by the type of its member (an entry of another type
@@ -411,8 +411,10 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
   std::vector<std::string> command = app.remaining();
   if (!command.empty() && command.front() == "--") command.erase(command.begin());
   if (!command.empty() && !command.front().empty() && command.front()[0] == '-') {
-    (void)NearestFlag;
-    return UsageError("unknown option " + command.front() + " (see einhorn-cpp --help)");
+    const std::string near = NearestFlag(app, command.front());
+    return UsageError("unknown option " + command.front() +
+                      (near.empty() ? "" : "; did you mean " + near + "?") +
+                      " (see einhorn-cpp --help)");
   }
   if (!command.empty() || !config) o.command = std::move(command);
 
