@@ -138,22 +138,16 @@ Status Convert(const OptionDef& d, const std::string& text, T* value) {
 
 // The setting's value from its flag, by the type of its member (an entry of another type
 // gives `from_flag`).
-Status FlagValue(const OptionDef& d, const SettingFlag& f, int Options::*m, Options* o) {
+template <typename T>
+Status FlagValue(const OptionDef& d, const SettingFlag& f, T Options::*m, Options* o)
+  requires std::is_arithmetic_v<T> && (!std::is_same_v<T, bool>)
+{
   return Convert(d, f.text, &(o->*m));
 }
-Status FlagValue(const OptionDef& d, const SettingFlag& f, double Options::*m, Options* o) {
-  return Convert(d, f.text, &(o->*m));
-}
-Status FlagValue(const OptionDef& d, const SettingFlag& f, std::optional<int> Options::*m,
+template <typename T>
+Status FlagValue(const OptionDef& d, const SettingFlag& f, std::optional<T> Options::*m,
                  Options* o) {
-  int v = 0;
-  Status st = Convert(d, f.text, &v);
-  if (st.ok()) o->*m = v;
-  return st;
-}
-Status FlagValue(const OptionDef& d, const SettingFlag& f, std::optional<double> Options::*m,
-                 Options* o) {
-  double v = 0;
+  T v{};
   Status st = Convert(d, f.text, &v);
   if (st.ok()) o->*m = v;
   return st;
@@ -249,6 +243,13 @@ Status ApplySettingFlags(const std::vector<SettingFlag>& flags, bool numbers, Op
     if (!st.ok()) return st;
   }
   return Status::Ok();
+}
+
+// Whether the command line gave the setting `key`.
+bool Given(const std::vector<SettingFlag>& flags, std::string_view key) {
+  return std::any_of(flags.begin(), flags.end(), [key](const SettingFlag& f) {
+    return f.def->key == key && f.opt && f.opt->count() > 0;
+  });
 }
 
 // "--numbr" -> "--number": the visible long flag nearest to an unknown one, or "".
@@ -422,11 +423,7 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
   o.verbosity = std::clamp(o.verbosity + quiet - verbose, 0, 2);
   // An Einhorn command line with a long timer ack (-m 90) must keep working: the default
   // ack timeout then leaves the timer a minute of room. Only explicit contradictions are errors.
-  const bool ack_timeout_given =
-      std::any_of(settings.begin(), settings.end(), [](const SettingFlag& f) {
-        return std::string_view(f.def->key) == "ack_timeout" && f.opt->count() > 0;
-      });
-  if (!ack_timeout_given && !from_file.contains("ack_timeout")) FitAckTimeout(&o);
+  if (!Given(settings, "ack_timeout") && !from_file.contains("ack_timeout")) FitAckTimeout(&o);
 
   // As Einhorn: no worker command on the command line prints the usage on stdout and exits 1
   // (Einhorn's own test/integration/startup.rb checks for "## Usage"). A config file that

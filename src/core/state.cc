@@ -180,7 +180,6 @@ const Names<wire::Id::Kind> kIdKinds = {{wire::Id::Kind::kInt, "int"},
 const Names<LogFormat> kLogFormats = {{LogFormat::kText, "text"}, {LogFormat::kJson, "json"}};
 const Names<StopKind> kStopKinds = {
     {StopKind::kDrain, "drain"}, {StopKind::kTerminate, "terminate"}, {StopKind::kQuit, "quit"}};
-const auto& kSignals = kSignalNames;  // every signal: a `die SIG` may be recorded
 
 std::string RngText(const std::mt19937_64& rng) {
   std::ostringstream out;
