@@ -5,10 +5,10 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <variant>
 #include <map>
 #include <memory>
 #include <sstream>
+#include <variant>
 
 #include "core/metrics.h"
 #include "core/shell_words.h"
@@ -138,9 +138,7 @@ int LineOf(const YAML::Node& n, int fallback) {
 void ReadByType(const ConfigValue& v, int Options::*m, Options* o) { o->*m = v.Int(); }
 void ReadByType(const ConfigValue& v, double Options::*m, Options* o) { o->*m = v.Seconds(); }
 void ReadByType(const ConfigValue& v, bool Options::*m, Options* o) { o->*m = v.Bool(); }
-void ReadByType(const ConfigValue& v, std::string Options::*m, Options* o) {
-  o->*m = v.String();
-}
+void ReadByType(const ConfigValue& v, std::string Options::*m, Options* o) { o->*m = v.String(); }
 void ReadByType(const ConfigValue& v, std::vector<std::string> Options::*m, Options* o) {
   o->*m = v.Strings();
 }

@@ -119,6 +119,19 @@ bool Repeatable(const OptionDef& d) {
   return std::visit([](auto m) { return kIsList<decltype(m)>; }, d.field);
 }
 
+// A numeric setting's value name in --help (CLI11's own names), or nullptr: not a number.
+const char* NumberName(const Field& field) {
+  if (std::holds_alternative<int Options::*>(field) ||
+      std::holds_alternative<std::optional<int> Options::*>(field)) {
+    return "INT";
+  }
+  if (std::holds_alternative<double Options::*>(field) ||
+      std::holds_alternative<std::optional<double> Options::*>(field)) {
+    return "FLOAT";
+  }
+  return nullptr;
+}
+
 // A flag's name for messages: its first (short, if it has one).
 std::string FirstName(const OptionDef& d) {
   const std::string names = d.flag.names;
@@ -139,9 +152,10 @@ Status Convert(const OptionDef& d, const std::string& text, T* value) {
 // The setting's value from its flag, by the type of its member (an entry of another type
 // gives `from_flag`).
 template <typename T>
-Status FlagValue(const OptionDef& d, const SettingFlag& f, T Options::*m, Options* o)
-  requires std::is_arithmetic_v<T> && (!std::is_same_v<T, bool>)
-{
+concept Number = std::is_arithmetic_v<T> && !std::is_same_v<T, bool>;
+
+template <Number T>
+Status FlagValue(const OptionDef& d, const SettingFlag& f, T Options::*m, Options* o) {
   return Convert(d, f.text, &(o->*m));
 }
 template <typename T>
@@ -196,17 +210,10 @@ std::vector<SettingFlag> AddSettingFlags(CLI::App& app, int* quiet, int* verbose
       continue;
     }
     f.opt = Repeatable(d) ? app.add_option(d.flag.names, f.texts, help)->allow_extra_args(false)
-                 : app.add_option(d.flag.names, f.text, help);
-    const char* type_name = d.flag.type_name;
-    if (!type_name && (std::holds_alternative<int Options::*>(d.field) ||
-                       std::holds_alternative<std::optional<int> Options::*>(d.field))) {
-      type_name = "INT";
+                          : app.add_option(d.flag.names, f.text, help);
+    if (const char* type_name = d.flag.type_name ? d.flag.type_name : NumberName(d.field)) {
+      f.opt->type_name(type_name);
     }
-    if (!type_name && (std::holds_alternative<double Options::*>(d.field) ||
-                       std::holds_alternative<std::optional<double> Options::*>(d.field))) {
-      type_name = "FLOAT";
-    }
-    if (type_name) f.opt->type_name(type_name);
   }
   return flags;
 }
@@ -218,11 +225,7 @@ Status ApplySettingFlags(const std::vector<SettingFlag>& flags, bool numbers, Op
   for (const SettingFlag& f : flags) {
     if (!f.opt || f.opt->count() == 0) continue;
     const OptionDef& d = *f.def;
-    const bool numeric = std::holds_alternative<int Options::*>(d.field) ||
-                         std::holds_alternative<double Options::*>(d.field) ||
-                         std::holds_alternative<std::optional<int> Options::*>(d.field) ||
-                         std::holds_alternative<std::optional<double> Options::*>(d.field);
-    if (numeric != numbers) continue;
+    if ((NumberName(d.field) != nullptr) != numbers) continue;
     Status st = Status::Ok();
     if (d.from_flag) {
       if (!Repeatable(d)) {
@@ -365,8 +368,7 @@ FlagsOutcome ShortUsage(const CLI::App& app) {
 }  // namespace
 
 FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
-                        const std::map<std::string, std::string>& env,
-                        const ConfigSource* config) {
+                        const std::map<std::string, std::string>& env, const ConfigSource* config) {
   // The file's settings first: the flags then change only what the command line gives.
   Options o;
   std::set<std::string> from_file;
@@ -378,7 +380,9 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
   }
   CLI::App app{"einhorn-cpp: a pre-forking process supervisor, compatible with Einhorn",
                "einhorn-cpp"};
-  app.footer("Option parsing stops at the first non-option word: it and everything after it are the worker command.");
+  app.footer(
+      "Option parsing stops at the first non-option word: it and everything after it are the "
+      "worker command.");
   // Einhorn's rule: option parsing stops at the first positional word, which with everything
   // after it is the worker's command line.
   app.prefix_command();

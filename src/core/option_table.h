@@ -23,6 +23,12 @@
 // code that uses it. The build then asks for one more thing: the member count of Options in
 // state.cc's Members() (a tripwire for a member left out of this table).
 //
+// Porting a setting written the old way: its Keys() entry {name, live, flag, read, show} in
+// config.cc becomes .key, .live, .flag and, unless its type does it, .read/.show (a reader
+// takes a ConfigValue instead of (Ctx, node, path)); its line in Schema<Options>::Visit gives
+// .state_key (when not the key), .state_pos (the line's place) and .state_if_set (FieldIf);
+// its post-processing in ParseFlags becomes .from_flag (an error line as a Status).
+//
 // Format of an entry (designated initializers, in this order; omitted ones are zero):
 //   {.key = "number",                       config key; the long flag is it with '-' for '_'
 //    .field = &Options::number,             the member it sets (a type of Field)
@@ -95,7 +101,7 @@ class ConfigValue {
 };
 
 // For the hooks: a config value as --check-config prints it (config.cc).
-YAML::Node ConfigNumber(double v);                        // shortest text that reads back
+YAML::Node ConfigNumber(double v);  // shortest text that reads back
 YAML::Node ConfigList(const std::vector<std::string>& items);
 YAML::Node ConfigNull();
 std::string ConfigShown(const std::string& s);  // 'text', cut at 60 bytes, for messages

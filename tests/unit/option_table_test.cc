@@ -14,7 +14,8 @@ namespace einhorn::core {
 namespace {
 
 bool ByType(const Field& f) {
-  return std::holds_alternative<int Options::*>(f) || std::holds_alternative<double Options::*>(f) ||
+  return std::holds_alternative<int Options::*>(f) ||
+         std::holds_alternative<double Options::*>(f) ||
          std::holds_alternative<bool Options::*>(f) ||
          std::holds_alternative<std::string Options::*>(f) ||
          std::holds_alternative<std::vector<std::string> Options::*>(f) ||
