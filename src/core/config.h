@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/option_table.h"
 #include "core/options.h"
 #include "core/status.h"
 
@@ -35,21 +36,16 @@ Result<LoadedConfig> LoadConfig(const ConfigSource& source);
 // (what `--check-config` prints).
 std::string RenderConfig(const Options& o);
 
-// A key's flag on the command line: CLI11's names ("-n,--number"), the --help line, and the
-// value's name in the help (nullptr: CLI11's own). Its long name is the key with '-' for '_',
-// except --no-canary (canary) and -q/-v (log_level, relative). Empty (names nullptr) for a key
-// that has no flag of its own (command, log_level). ParseFlags (flags.cc) defines the flags,
-// with their parsing, by key; the names and help come from here, one table with the keys.
-struct FlagSpec {
-  const char* names = nullptr;
-  const char* help = nullptr;
-  const char* type_name = nullptr;
-};
+// A key's flag (option_table.h), from the table of settings.
 FlagSpec FlagOf(const std::string& key);  // an unknown key: empty
 
 // Whether a key can change on `reload` or needs a restart of the master.
 bool IsLiveKey(const std::string& key);
 std::vector<std::string> ConfigKeys();
+
+// A setting's value as one line of YAML, as --check-config prints it ("1", "~", "[a, b]"):
+// what reload compares, and --help's default.
+std::string SettingText(const OptionDef& def, const Options& o);
 
 // What a reload does with the options read again from the file (and the original command
 // line): the settings that may change live are taken, and `changed` names them; a change to a

@@ -2,10 +2,14 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <optional>
 #include <set>
+#include <string_view>
+#include <type_traits>
+#include <variant>
 
-#include "core/metrics.h"
-#include "core/shell_words.h"
+#include "core/option_table.h"
+#include "core/text.h"
 
 namespace einhorn::core {
 
@@ -55,12 +59,18 @@ FlagsOutcome UsageError(const std::string& message) {
   return out;
 }
 
+constexpr const char* kUsageLine = "Usage: einhorn-cpp [options] [--] COMMAND [ARGS...]";
+
 // Options left out of --help. CLI11 2.1 hides an option by giving it the group "", but then
 // also drops its name from its own error messages (": 1 required TEXT missing"); a named
 // group that the help formatter skips keeps them.
 constexpr const char* kHiddenGroup = "Hidden";
 class HidingFormatter : public CLI::Formatter {
  public:
+  // One usage line (CLI11's own would say "[OPTIONS]" and miss the command).
+  std::string make_usage(const CLI::App*, std::string) const override {
+    return std::string(kUsageLine) + "\n";
+  }
   std::string make_group(std::string group, bool is_positional,
                          std::vector<const CLI::Option*> opts) const override {
     if (group == kHiddenGroup) return "";
@@ -85,12 +95,281 @@ bool ParseFd(const std::string& text, int* fd) {
   return true;
 }
 
+// What the command line gave for one setting of the table (option_table.h); CLI11 writes the
+// text here, and ApplySettingFlags turns it into the setting.
+struct SettingFlag {
+  const OptionDef* def = nullptr;
+  CLI::Option* opt = nullptr;
+  std::string text;                // a flag with one value
+  std::vector<std::string> texts;  // a repeatable flag
+  bool given = false;              // a switch
+};
+
+template <typename M>
+constexpr bool kIsList = false;
+template <typename T>
+constexpr bool kIsList<std::vector<T> Options::*> = true;
+
+// Whether a flag may be given more than once, each value one item of its list: a list member,
+// except a list of words that its hook makes of one value (--reexec-as CMDLINE).
+bool Repeatable(const OptionDef& d) {
+  if (d.from_flag && std::holds_alternative<std::vector<std::string> Options::*>(d.field)) {
+    return false;
+  }
+  return std::visit([](auto m) { return kIsList<decltype(m)>; }, d.field);
+}
+
+// A numeric setting's value name in --help (CLI11's own names), or nullptr: not a number.
+const char* NumberName(const Field& field) {
+  if (std::holds_alternative<int Options::*>(field) ||
+      std::holds_alternative<std::optional<int> Options::*>(field)) {
+    return "INT";
+  }
+  if (std::holds_alternative<double Options::*>(field) ||
+      std::holds_alternative<std::optional<double> Options::*>(field)) {
+    return "FLOAT";
+  }
+  return nullptr;
+}
+
+// A flag's name for messages: its first (short, if it has one).
+std::string FirstName(const OptionDef& d) {
+  const std::string names = d.flag.names;
+  return names.substr(0, names.find(','));
+}
+
+// "-s 2" and the like, with CLI11's own conversion (what it accepted before is accepted), and
+// one line naming the flag otherwise.
+template <typename T>
+Status Convert(const OptionDef& d, const std::string& text, T* value) {
+  if (CLI::detail::lexical_cast(text, *value)) return Status::Ok();
+  double as_double = 0;
+  const bool fraction = std::is_integral_v<T> && CLI::detail::lexical_cast(text, as_double);
+  return Status::Error(FirstName(d) + (fraction ? ": not a whole number: " : ": not a number: ") +
+                       text);
+}
+
+// The setting's value from its flag, by the type of its member (an entry of another type
+// gives `from_flag`).
+template <typename T>
+concept Number = std::is_arithmetic_v<T> && !std::is_same_v<T, bool>;
+
+template <Number T>
+Status FlagValue(const OptionDef& d, const SettingFlag& f, T Options::*m, Options* o) {
+  return Convert(d, f.text, &(o->*m));
+}
+template <typename T>
+Status FlagValue(const OptionDef& d, const SettingFlag& f, std::optional<T> Options::*m,
+                 Options* o) {
+  T v{};
+  Status st = Convert(d, f.text, &v);
+  if (st.ok()) o->*m = v;
+  return st;
+}
+Status FlagValue(const OptionDef&, const SettingFlag& f, std::string Options::*m, Options* o) {
+  o->*m = f.text;
+  return Status::Ok();
+}
+Status FlagValue(const OptionDef&, const SettingFlag& f, std::vector<std::string> Options::*m,
+                 Options* o) {
+  o->*m = f.texts;
+  return Status::Ok();
+}
+Status FlagValue(const OptionDef& d, const SettingFlag&, bool Options::*m, Options* o) {
+  // --no-canary turns a setting off; every other switch turns its setting on.
+  o->*m = std::string_view(d.flag.names).find("--no-") == std::string_view::npos;
+  return Status::Ok();
+}
+template <typename M>
+Status FlagValue(const OptionDef& d, const SettingFlag&, M, Options*) {
+  return Status::Error(std::string(d.key) + ": no flag reading for this type (give from_flag)");
+}
+
+// Registers the flag of every setting that has one, in the table's order, and the -q/-v steps
+// where log_level stands. The help line ends with the setting's default.
+std::vector<SettingFlag> AddSettingFlags(CLI::App& app, int* quiet, int* verbose) {
+  const std::vector<OptionDef>& table = OptionTable();
+  std::vector<SettingFlag> flags(table.size());  // CLI11 holds references: never resized
+  for (size_t i = 0; i < table.size(); ++i) {
+    const OptionDef& d = table[i];
+    SettingFlag& f = flags[i];
+    f.def = &d;
+    if (std::string_view(d.key) == "log_level") {
+      app.add_flag("-q,--quiet", *quiet, "Log less (repeatable; default: info)");
+      app.add_flag("-v,--verbose", *verbose, "Log more (repeatable)");
+    }
+    if (!d.flag.names) continue;
+    std::string help = d.flag.help;
+    const std::string shown = d.shown_default ? d.shown_default : SettingText(d, Options{});
+    const bool is_switch = std::holds_alternative<bool Options::*>(d.field);
+    if (!is_switch && !shown.empty() && shown != "~" && shown != "[]" && shown != "\"\"") {
+      help += " (default " + shown + ")";
+    }
+    if (is_switch) {
+      f.opt = app.add_flag(d.flag.names, f.given, help);
+      continue;
+    }
+    f.opt = Repeatable(d) ? app.add_option(d.flag.names, f.texts, help)->allow_extra_args(false)
+                          : app.add_option(d.flag.names, f.text, help);
+    if (const char* type_name = d.flag.type_name ? d.flag.type_name : NumberName(d.field)) {
+      f.opt->type_name(type_name);
+    }
+  }
+  return flags;
+}
+
+// Applies what the command line gave, in the table's order; the first refusal is the answer.
+// numbers: only the numeric settings (CLI11 converted those while parsing, before any other
+// check), or only the others.
+Status ApplySettingFlags(const std::vector<SettingFlag>& flags, bool numbers, Options* o) {
+  for (const SettingFlag& f : flags) {
+    if (!f.opt || f.opt->count() == 0) continue;
+    const OptionDef& d = *f.def;
+    if ((NumberName(d.field) != nullptr) != numbers) continue;
+    Status st = Status::Ok();
+    if (d.from_flag) {
+      if (!Repeatable(d)) {
+        st = d.from_flag(f.text, o);
+      } else {
+        std::visit(
+            [o](auto m) {
+              if constexpr (kIsList<decltype(m)>) (o->*m).clear();
+            },
+            d.field);
+        for (const std::string& t : f.texts) {
+          if (st = d.from_flag(t, o); !st.ok()) break;
+        }
+      }
+    } else {
+      st = std::visit([&](auto m) { return FlagValue(d, f, m, o); }, d.field);
+    }
+    if (!st.ok()) return st;
+  }
+  return Status::Ok();
+}
+
+// Whether the command line gave the setting `key`.
+bool Given(const std::vector<SettingFlag>& flags, std::string_view key) {
+  return std::any_of(flags.begin(), flags.end(), [key](const SettingFlag& f) {
+    return f.def->key == key && f.opt && f.opt->count() > 0;
+  });
+}
+
+// "--numbr" -> "--number": the visible long flag nearest to an unknown one, or "".
+std::string NearestFlag(const CLI::App& app, std::string word) {
+  if (word.rfind("--", 0) != 0 || word.size() < 4) return "";
+  word = word.substr(0, word.find('='));
+  std::vector<std::string> names;
+  for (const CLI::Option* opt : app.get_options()) {
+    if (opt->get_group() == kHiddenGroup) continue;
+    for (const std::string& l : opt->get_lnames()) names.push_back("--" + l);
+  }
+  return text::Nearest(word, names);
+}
+
+// The flags that are not settings: the config file, the internal forms reload uses, and
+// Einhorn's Ruby-only flags.
+struct CommandLineExtras {
+  std::string config_path;
+  std::string check_config_path;
+  std::string state_fd;
+  std::string unsupported_value;
+  CLI::Option* config = nullptr;
+  CLI::Option* check_config = nullptr;
+  CLI::Option* with_state_fd = nullptr;
+  CLI::Option* upgrade_check = nullptr;
+  // Einhorn flags that are Ruby-only: parsed so that the error is ours and clear, not
+  // CLI11's "unknown option".
+  std::vector<std::pair<CLI::Option*, const char*>> refused;  // the option, why
+};
+
+CommandLineExtras AddExtraFlags(CLI::App& app) {
+  CommandLineExtras x;
+  x.config =
+      app.add_option("--config", x.config_path,
+                     "Read settings from this YAML file (man einhorn-cpp.yaml); flags override it")
+          ->type_name("FILE");
+  x.check_config =
+      app.add_option("--check-config", x.check_config_path,
+                     "Validate the YAML file (with the other flags) and print the effective "
+                     "settings, then exit")
+          ->type_name("FILE");
+  // The two internal ones, hidden from --help as in Einhorn: reload execs the new image as
+  // `--with-state-fd N -- CMD...`, after a pre-flight `--upgrade-check --with-state-fd N --
+  // CMD...`. The state at N holds every setting; CMD is only there for ps.
+  x.with_state_fd = app.add_option("--with-state-fd", x.state_fd)->group(kHiddenGroup);
+  x.upgrade_check = app.add_flag("--upgrade-check")->group(kHiddenGroup);
+  x.refused.emplace_back(app.add_option("-p,--preload", x.unsupported_value)->group(kHiddenGroup),
+                         "is Ruby-only (preloading code into the master); run the worker as a "
+                         "command instead");
+  x.refused.emplace_back(app.add_flag("--gc-before-fork")->group(kHiddenGroup), "is Ruby-only");
+  return x;
+}
+
+// What the command line asks before any setting matters: an internal form, the version, a
+// refused flag, or the config file to read first. nullopt: go on.
+std::optional<FlagsOutcome> EarlyOutcome(const CLI::App& app, const CommandLineExtras& x,
+                                         bool version, const ConfigSource* config) {
+  if (x.with_state_fd->count() > 0 || x.upgrade_check->count() > 0) {
+    CLI::Option* internal = x.upgrade_check->count() > 0 ? x.upgrade_check : x.with_state_fd;
+    for (const CLI::Option* opt : app.get_options()) {
+      if (opt == x.with_state_fd || opt == x.upgrade_check || opt->count() == 0) continue;
+      return UsageError(DisplayName(*internal) +
+                        " is internal (used by reload) and takes no other flag (got " +
+                        DisplayName(*opt) + ")");
+    }
+    FlagsOutcome out;
+    out.kind = x.upgrade_check->count() > 0 ? FlagsOutcome::Kind::kUpgradeCheck
+                                            : FlagsOutcome::Kind::kRestore;
+    if (x.with_state_fd->count() > 0 && !ParseFd(x.state_fd, &out.state_fd)) {
+      return UsageError("--with-state-fd: '" + x.state_fd + "' is not an fd (an integer >= 0)");
+    }
+    return out;  // the worker command, if any, is ignored: the state holds the real one
+  }
+  if (version) {
+    FlagsOutcome out;
+    out.kind = FlagsOutcome::Kind::kExit;
+    out.out = std::string("einhorn-cpp ") + kVersion + "\n";
+    return out;
+  }
+  for (const auto& [opt, why] : x.refused) {
+    if (opt->count() > 0) return UsageError(DisplayName(*opt) + " " + why);
+  }
+  if (x.config->count() > 0 && x.check_config->count() > 0) {
+    return UsageError("--config and --check-config name the same file; give one of them");
+  }
+  const std::string& file = x.config->count() > 0 ? x.config_path : x.check_config_path;
+  if (!file.empty() && !config) {
+    FlagsOutcome out;
+    out.kind = FlagsOutcome::Kind::kNeedConfig;
+    out.config_path = file;
+    return out;
+  }
+  if ((x.config->count() > 0 || x.check_config->count() > 0) && file.empty()) {
+    return UsageError("--config needs a file name (got an empty one)");
+  }
+  return std::nullopt;
+}
+
+// No worker command: Einhorn's short usage and --help's option list, on stdout, exit 1.
+FlagsOutcome ShortUsage(const CLI::App& app) {
+  FlagsOutcome out;
+  out.kind = FlagsOutcome::Kind::kExit;
+  out.exit_code = kExitRuntime;
+  // --help's option list, without its own title lines.
+  std::string help = app.help();
+  if (const size_t list = help.find("Options:\n"); list != std::string::npos) {
+    help.erase(0, list + 9);
+  }
+  out.out = std::string(kShortUsage) + help;
+  return out;
+}
+
 }  // namespace
 
 FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
-                        const std::map<std::string, std::string>& env,
-                        const ConfigSource* config) {
-  // The file's settings first: CLI11 writes only what the command line gives.
+                        const std::map<std::string, std::string>& env, const ConfigSource* config) {
+  // The file's settings first: the flags then change only what the command line gives.
   Options o;
   std::set<std::string> from_file;
   if (config) {
@@ -101,110 +380,20 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
   }
   CLI::App app{"einhorn-cpp: a pre-forking process supervisor, compatible with Einhorn",
                "einhorn-cpp"};
-  app.footer("Usage: einhorn-cpp [options] [--] COMMAND [ARGS...]\nOption parsing stops at the first non-option word: it and everything after it are the worker command.");
+  app.footer(
+      "Option parsing stops at the first non-option word: it and everything after it are the "
+      "worker command.");
   // Einhorn's rule: option parsing stops at the first positional word, which with everything
   // after it is the worker's command line.
   app.prefix_command();
   app.formatter(std::make_shared<HidingFormatter>());
 
-  std::vector<std::string> binds;
-  std::string ack_mode;
-  std::string nice;
-  double signal_timeout = -1;
   int quiet = 0;
   int verbose = 0;
+  const std::vector<SettingFlag> settings = AddSettingFlags(app, &quiet, &verbose);
   bool version = false;
-  std::string unsupported_value;
-  std::string drain_signal;
-  bool no_canary = false;
-  int max_unacked = 0;
-  int max_upgrade_additional = 0;
-  std::string reexec_as;
-  std::string state_fd;
-  std::string config_path;
-  std::string check_config_path;
-
-  // The settings' flags, in --help's order; their names and help are the config keys'
-  // (config.cc), so a new setting is one entry there plus its parsing here.
-  const auto option = [&app](const char* key, auto& into) {
-    const FlagSpec f = FlagOf(key);
-    CLI::Option* opt = app.add_option(f.names, into, f.help);
-    if (f.type_name) opt->type_name(f.type_name);
-    return opt;
-  };
-  const auto flag = [&app](const char* key, auto& into) {
-    const FlagSpec f = FlagOf(key);
-    return app.add_flag(f.names, into, f.help);
-  };
-  option("number", o.number);
-  CLI::Option* bind_opt = option("bind", binds)->allow_extra_args(false);
-  option("command_name", o.command_name);
-  option("pidfile", o.pidfile);
-  option("lockfile", o.lockfile);
-  flag("kill_children_on_exit", o.kill_children_on_exit);
-  option("backlog", o.backlog);
-  option("ack_mode", ack_mode);
-  app.add_flag("-q,--quiet", quiet, "Log less (repeatable)");
-  app.add_flag("-v,--verbose", verbose, "Log more (repeatable)");
-  option("seconds", o.seconds);
-  CLI::Option* signal_timeout_opt = option("signal_timeout", signal_timeout);
-  option("drop_env_var", o.drop_env_vars)->allow_extra_args(false);
-  option("nice", nice);
   app.add_flag("--version", version, "Print the version and exit");
-  option("socket_path", o.socket_path);
-  flag("command_socket_as_fd", o.command_socket_as_fd);
-  option("control_allow_uid", o.control_allow_uids)->allow_extra_args(false);
-  option("control_allow_gid", o.control_allow_gids)->allow_extra_args(false);
-  CLI::Option* max_unacked_opt = option("max_unacked", max_unacked);
-  CLI::Option* max_upgrade_additional_opt =
-      option("max_upgrade_additional", max_upgrade_additional);
-  CLI::Option* ack_timeout_opt = option("ack_timeout", o.ack_timeout);
-  option("upgrade_timeout", o.upgrade_timeout);
-  option("upgrade_max_failures", o.upgrade_max_failures);
-  flag("canary", no_canary);
-  option("drain_signal", drain_signal);
-  flag("subreaper", o.subreaper);
-  option("worker_watchdog", o.worker_watchdog);
-  CLI::Option* reexec_as_opt = option("reexec_as", reexec_as);
-  std::string log_format;
-  CLI::Option* log_format_opt = option("log_format", log_format);
-  option("metrics_listen", o.metrics_listen);
-
-  CLI::Option* config_opt =
-      app.add_option("--config", config_path,
-                     "Read settings from this YAML file (man einhorn-cpp.yaml); flags override it")
-          ->type_name("FILE");
-  CLI::Option* check_config_opt =
-      app.add_option("--check-config", check_config_path,
-                     "Validate the YAML file (with the other flags) and print the effective "
-                     "settings, then exit")
-          ->type_name("FILE");
-
-  // The two internal ones, hidden from --help as in Einhorn: reload execs the new image as
-  // `--with-state-fd N -- CMD...`, after a pre-flight `--upgrade-check --with-state-fd N --
-  // CMD...`. The state at N holds every setting; CMD is only there for ps.
-  CLI::Option* with_state_fd = app.add_option("--with-state-fd", state_fd)->group(kHiddenGroup);
-  CLI::Option* upgrade_check = app.add_flag("--upgrade-check")->group(kHiddenGroup);
-
-  // Einhorn flags that belong to later work, and Ruby-only ones: parsed so that the error is
-  // ours and clear, not CLI11's "unknown option".
-  struct Refused {
-    const char* names;
-    bool takes_value;
-    const char* why;
-  };
-  const Refused refused[] = {
-      {"-p,--preload", true, "is Ruby-only (preloading code into the master); run the worker as "
-                             "a command instead"},
-      {"--gc-before-fork", false, "is Ruby-only"},
-  };
-  std::vector<std::pair<CLI::Option*, const Refused*>> refused_options;
-  for (const Refused& r : refused) {
-    CLI::Option* opt = r.takes_value ? app.add_option(r.names, unsupported_value)
-                                     : app.add_flag(r.names);
-    opt->group(kHiddenGroup);
-    refused_options.emplace_back(opt, &r);
-  }
+  CommandLineExtras extras = AddExtraFlags(app);
 
   std::vector<const char*> cargv;
   cargv.reserve(argv.size());
@@ -219,115 +408,31 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
   } catch (const CLI::ParseError& e) {
     return UsageError(std::string(e.what()) + " (see einhorn-cpp --help)");
   }
-
-  if (with_state_fd->count() > 0 || upgrade_check->count() > 0) {
-    CLI::Option* internal = upgrade_check->count() > 0 ? upgrade_check : with_state_fd;
-    for (const CLI::Option* opt : app.get_options()) {
-      if (opt == with_state_fd || opt == upgrade_check || opt->count() == 0) continue;
-      return UsageError(DisplayName(*internal) +
-                        " is internal (used by reload) and takes no other flag (got " +
-                        DisplayName(*opt) + ")");
-    }
-    FlagsOutcome out;
-    out.kind = upgrade_check->count() > 0 ? FlagsOutcome::Kind::kUpgradeCheck
-                                          : FlagsOutcome::Kind::kRestore;
-    if (with_state_fd->count() > 0 && !ParseFd(state_fd, &out.state_fd)) {
-      return UsageError("--with-state-fd: '" + state_fd + "' is not an fd (an integer >= 0)");
-    }
-    return out;  // the worker command, if any, is ignored: the state holds the real one
-  }
-  if (version) {
-    FlagsOutcome out;
-    out.kind = FlagsOutcome::Kind::kExit;
-    out.out = std::string("einhorn-cpp ") + kVersion + "\n";
-    return out;
-  }
-  for (const auto& [opt, r] : refused_options) {
-    if (opt->count() > 0) return UsageError(DisplayName(*opt) + " " + r->why);
-  }
-  if (config_opt->count() > 0 && check_config_opt->count() > 0) {
-    return UsageError("--config and --check-config name the same file; give one of them");
-  }
-  const std::string& file = config_opt->count() > 0 ? config_path : check_config_path;
-  if (!file.empty() && !config) {
-    FlagsOutcome out;
-    out.kind = FlagsOutcome::Kind::kNeedConfig;
-    out.config_path = file;
-    return out;
-  }
-  if ((config_opt->count() > 0 || check_config_opt->count() > 0) && file.empty()) {
-    return UsageError("--config needs a file name (got an empty one)");
+  if (Status st = ApplySettingFlags(settings, true, &o); !st.ok()) return UsageError(st.message());
+  if (std::optional<FlagsOutcome> early = EarlyOutcome(app, extras, version, config)) {
+    return *std::move(early);
   }
 
   std::vector<std::string> command = app.remaining();
   if (!command.empty() && command.front() == "--") command.erase(command.begin());
   if (!command.empty() && !command.front().empty() && command.front()[0] == '-') {
-    return UsageError("unknown option " + command.front() + " (see einhorn-cpp --help)");
+    const std::string near = NearestFlag(app, command.front());
+    return UsageError("unknown option " + command.front() +
+                      (near.empty() ? "" : "; did you mean " + near + "?") +
+                      " (see einhorn-cpp --help)");
   }
   if (!command.empty() || !config) o.command = std::move(command);
 
-  if (bind_opt->count() > 0) o.binds.clear();
-  for (const std::string& b : binds) {
-    auto spec = ParseBindSpec(b);
-    if (!spec.ok()) return UsageError(spec.error());
-    o.binds.push_back(std::move(spec).value());
-  }
-  if (!ack_mode.empty()) {
-    auto mode = ParseAckMode(ack_mode);
-    if (!mode.ok()) return UsageError(mode.error());
-    o.ack_mode = mode.value();
-  }
-  if (!nice.empty()) {
-    auto spec = ParseNiceSpec(nice);
-    if (!spec.ok()) return UsageError(spec.error());
-    o.nice = spec.value();
-  }
-  // Its range, as every duration's, is FindProblem's (Validate below).
-  if (signal_timeout_opt->count() > 0) o.signal_timeout = signal_timeout;
+  if (Status st = ApplySettingFlags(settings, false, &o); !st.ok()) return UsageError(st.message());
   o.verbosity = std::clamp(o.verbosity + quiet - verbose, 0, 2);
-  if (no_canary) o.canary = false;
   // An Einhorn command line with a long timer ack (-m 90) must keep working: the default
   // ack timeout then leaves the timer a minute of room. Only explicit contradictions are errors.
-  if (ack_timeout_opt->count() == 0 && !from_file.contains("ack_timeout")) FitAckTimeout(&o);
-  if (max_unacked_opt->count() > 0) o.max_unacked = max_unacked;
-  if (max_upgrade_additional_opt->count() > 0) o.max_upgrade_additional = max_upgrade_additional;
-  if (reexec_as_opt->count() > 0) {
-    auto words = ShellSplit(reexec_as);
-    if (!words.ok()) return UsageError("--reexec-as: " + words.error());
-    if (words.value().empty()) {
-      return UsageError("--reexec-as needs a command line (got an empty one)");
-    }
-    o.reexec_as = std::move(words).value();
-  }
-  if (log_format_opt->count() > 0) {
-    auto format = ParseLogFormat(log_format);
-    if (!format.ok()) return UsageError(format.error());
-    o.log_format = format.value();
-  }
-  if (!o.metrics_listen.empty()) {
-    if (auto spec = ParseMetricsListen(o.metrics_listen); !spec.ok()) {
-      return UsageError(spec.error());
-    }
-  }
-  if (!drain_signal.empty() && !ParseSignalName(drain_signal, &o.drain_signal)) {
-    return UsageError("--drain-signal: unknown signal '" + drain_signal + "'");
-  }
+  if (!Given(settings, "ack_timeout") && !from_file.contains("ack_timeout")) FitAckTimeout(&o);
 
   // As Einhorn: no worker command on the command line prints the usage on stdout and exits 1
   // (Einhorn's own test/integration/startup.rb checks for "## Usage"). A config file that
   // names no command gets Validate's one line, which names the file.
-  if (o.command.empty() && !config) {
-    FlagsOutcome out;
-    out.kind = FlagsOutcome::Kind::kExit;
-    out.exit_code = kExitRuntime;
-    // --help's option list, without its own title lines.
-    std::string help = app.help();
-    if (const size_t list = help.find("Options:\n"); list != std::string::npos) {
-      help.erase(0, list + 9);
-    }
-    out.out = std::string(kShortUsage) + help;
-    return out;
-  }
+  if (o.command.empty() && !config) return ShortUsage(app);
 
   ApplyDefaultPaths(&o, env);
   if (Status st = Validate(o); !st.ok()) {
@@ -337,7 +442,7 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
   FlagsOutcome out;
   out.options = std::move(o);
   if (config) out.config_path = config->path;
-  if (check_config_opt->count() > 0) out.kind = FlagsOutcome::Kind::kCheckConfig;
+  if (extras.check_config->count() > 0) out.kind = FlagsOutcome::Kind::kCheckConfig;
   return out;
 }
 

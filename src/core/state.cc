@@ -10,7 +10,10 @@
 #include <locale>
 #include <map>
 #include <sstream>
+#include <type_traits>
+#include <variant>
 
+#include "core/option_table.h"
 #include "core/state_format.h"
 #include "core/telemetry_state.h"
 
@@ -177,7 +180,6 @@ const Names<wire::Id::Kind> kIdKinds = {{wire::Id::Kind::kInt, "int"},
 const Names<LogFormat> kLogFormats = {{LogFormat::kText, "text"}, {LogFormat::kJson, "json"}};
 const Names<StopKind> kStopKinds = {
     {StopKind::kDrain, "drain"}, {StopKind::kTerminate, "terminate"}, {StopKind::kQuit, "quit"}};
-const auto& kSignals = kSignalNames;  // every signal: a `die SIG` may be recorded
 
 std::string RngText(const std::mt19937_64& rng) {
   std::ostringstream out;
@@ -236,42 +238,56 @@ struct Schema<NiceSpec> {
   }
 };
 
+// A setting's codec, by the type of its Options member (option_table.h's Field).
+I32C CodecOf(int*) { return {}; }
+DblC CodecOf(double*) { return {}; }
+BoolC CodecOf(bool*) { return {}; }
+StrC CodecOf(std::string*) { return {}; }
+OptC<I32C> CodecOf(std::optional<int>*) { return {}; }
+OptC<DblC> CodecOf(std::optional<double>*) { return {}; }
+RecC CodecOf(BindSpec*) { return {}; }
+RecC CodecOf(AckMode*) { return {}; }
+RecC CodecOf(NiceSpec*) { return {}; }
+SignalC CodecOf(Signal*) { return {}; }
+EnumC<LogFormat> CodecOf(LogFormat*) { return {kLogFormats}; }
+
+template <typename T>
+constexpr bool kIsVector = false;
+template <typename T>
+constexpr bool kIsVector<std::vector<T>> = true;
+
+// The settings: one entry each in the table of settings (core/option_table.h), in the state's
+// own order (state_pos); a list is a block list. An entry with state_if_set is written only
+// when it is not the default, so that older binaries read the states without it.
 template <>
 struct Schema<Options> {
   template <typename V, typename T>
   static void Visit(V& v, T& o) {
-    v.Field("number", o.number, I32C{});
-    v.List("binds", o.binds, RecC{});
-    v.Field("command_name", o.command_name, StrC{});
-    v.Field("socket_path", o.socket_path, StrC{});
-    v.Field("pidfile", o.pidfile, StrC{});
-    v.Field("lockfile", o.lockfile, StrC{});
-    v.Field("kill_children_on_exit", o.kill_children_on_exit, BoolC{});
-    v.Field("backlog", o.backlog, I32C{});
-    v.Field("ack_mode", o.ack_mode, RecC{});
-    v.Field("verbosity", o.verbosity, I32C{});
-    v.Field("seconds", o.seconds, DblC{});
-    v.Field("signal_timeout", o.signal_timeout, OptC<DblC>{});
-    v.List("drop_env_vars", o.drop_env_vars, StrC{});
-    v.Field("nice", o.nice, RecC{});
-    v.Field("command_socket_as_fd", o.command_socket_as_fd, BoolC{});
-    v.List("control_allow_uids", o.control_allow_uids, StrC{});
-    v.List("control_allow_gids", o.control_allow_gids, StrC{});
-    v.List("command", o.command, StrC{});
-    v.List("reexec_as", o.reexec_as, StrC{});
-    v.Field("subreaper", o.subreaper, BoolC{});
-    v.Field("worker_watchdog", o.worker_watchdog, OptC<DblC>{});
-    v.Field("max_unacked", o.max_unacked, OptC<I32C>{});
-    v.Field("max_upgrade_additional", o.max_upgrade_additional, OptC<I32C>{});
-    v.Field("ack_timeout", o.ack_timeout, DblC{});
-    v.Field("upgrade_timeout", o.upgrade_timeout, DblC{});
-    v.Field("upgrade_max_failures", o.upgrade_max_failures, I32C{});
-    v.Field("canary", o.canary, BoolC{});
-    v.Field("drain_signal", o.drain_signal, SignalC{});
-    // Written only when set: older binaries read states without them.
-    v.FieldIf(o.log_format != LogFormat::kText, "log_format", o.log_format,
-              EnumC<LogFormat>{kLogFormats});
-    v.FieldIf(!o.metrics_listen.empty(), "metrics_listen", o.metrics_listen, StrC{});
+    static const Options kDefaults{};
+    for (const OptionDef* def : OptionsInStateOrder()) {
+      std::visit([&](auto m) { VisitSetting(v, *def, o.*m, kDefaults.*m); }, def->field);
+    }
+  }
+
+  template <typename V, typename X, typename D>
+  static void VisitSetting(V& v, const OptionDef& def, X& x, const D& initial) {
+    using Value = std::remove_cvref_t<X>;
+    const std::string_view key = def.StateKey();
+    if constexpr (kIsVector<Value>) {
+      const auto codec = CodecOf(static_cast<typename Value::value_type*>(nullptr));
+      if (def.state_if_set) {
+        v.ListIf(x != initial, key, x, codec);
+      } else {
+        v.List(key, x, codec);
+      }
+    } else {
+      const auto codec = CodecOf(static_cast<Value*>(nullptr));
+      if (def.state_if_set) {
+        v.FieldIf(x != initial, key, x, codec);
+      } else {
+        v.Field(key, x, codec);
+      }
+    }
   }
 };
 

@@ -468,4 +468,29 @@ const MapIn::Entry* MapIn::Find(std::string_view key) const {
   return &entries_[*it];
 }
 
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string Nearest(std::string_view word, const std::vector<std::string>& candidates,
+                    size_t below) {
+  std::string best;
+  for (const std::string& c : candidates) {
+    const size_t d = EditDistance(word, c);
+    if (d < below) best = c, below = d;
+  }
+  return best;
+}
+
 }  // namespace einhorn::core::text

@@ -45,6 +45,15 @@ bool IsYamlPrintable(char32_t cp);
 bool IsPrintableAscii(std::string_view s);
 
 // ---------------------------------------------------------------------------------------
+// Suggestions for a mistyped name: the config loader's unknown keys and the command line's
+// unknown flags.
+// Levenshtein distance (insertions, deletions, substitutions), bytewise.
+size_t EditDistance(std::string_view a, std::string_view b);
+// The candidate nearest to `word` at a distance under `below`, the first of equals; "" if none.
+std::string Nearest(std::string_view word, const std::vector<std::string>& candidates,
+                    size_t below = 3);
+
+// ---------------------------------------------------------------------------------------
 // Quoted strings. Each style is one double-quoted literal, quotes included, that its readers
 // take back; all of them escape '"', '\\', '\n', '\r' and '\t' by name, and pass printable
 // ASCII and valid UTF-8 outside the sets below through unchanged.

@@ -3,6 +3,9 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <variant>
+
+#include "core/option_table.h"
 
 namespace einhorn::core {
 namespace {
@@ -166,7 +169,7 @@ TEST_CASE("no worker command: the usage on stdout and exit 1, as Einhorn") {
   CHECK(UsageErr({"-b", "nope"}).find("invalid bind 'nope'") != std::string::npos);
 }
 
-// The config keys' table (config.cc) names each setting's flag and help: a flag is the key with
+// The table of settings (option_table.cc) names each setting's flag and help: a flag is the key with
 // '-' for '_' (canary's is --no-canary), --help shows it with that help, and a value the flag
 // sets is the value the key sets. A new setting is one entry in that table plus its parsing.
 TEST_CASE("each config key's flag comes from the keys' table") {
@@ -219,6 +222,71 @@ TEST_CASE("usage errors that echo control bytes stay one line") {
   CHECK(UsageErr({"--", "--\n"}) == "einhorn-cpp: unknown option --\\n (see einhorn-cpp --help)");
   CHECK(UsageErr({"-b", "a\r\n\x1b[2J", "x"}).find("'a\\r\\n\\x1b[2J'") != std::string::npos);
   CHECK(UsageErr({"--nice", "1\t2", "x"}).find("'1\\t2'") != std::string::npos);
+}
+
+// Issue 17 §5: a numeric flag names itself and the word it could not read (CLI11 said
+// "Could not convert: --number = abc"), and an unknown flag names the nearest one, as the
+// config file's unknown keys do (one edit distance, core/text.h).
+TEST_CASE("a numeric flag that is not a number says so, naming the flag") {
+  CHECK(UsageErr({"-n", "abc", "x"}) == "einhorn-cpp: -n: not a number: abc");
+  CHECK(UsageErr({"--number=abc", "x"}) == "einhorn-cpp: -n: not a number: abc");
+  CHECK(UsageErr({"-n", "1.5", "x"}) == "einhorn-cpp: -n: not a whole number: 1.5");
+  CHECK(UsageErr({"-s", "soon", "x"}) == "einhorn-cpp: -s: not a number: soon");
+  CHECK(UsageErr({"-t", "", "x"}) == "einhorn-cpp: -t: not a number: ");
+  CHECK(UsageErr({"-l", "x1", "x"}) == "einhorn-cpp: -l: not a number: x1");
+  CHECK(UsageErr({"--max-unacked", "two", "x"}) ==
+        "einhorn-cpp: --max-unacked: not a number: two");
+  CHECK(UsageErr({"--ack-timeout", "1m", "x"}) == "einhorn-cpp: --ack-timeout: not a number: 1m");
+  CHECK(UsageErr({"--worker-watchdog", "x", "x"}) ==
+        "einhorn-cpp: --worker-watchdog: not a number: x");
+  // The word is echoed on one line, whatever it holds.
+  CHECK(UsageErr({"-n", "1\n2", "x"}) == "einhorn-cpp: -n: not a number: 1\\n2");
+  // What CLI11 read before still reads (its conversion is kept): base prefixes, signs.
+  CHECK(Run({"-n", "0x10", "x"}).number == 16);
+  CHECK(Run({"-n", "+3", "x"}).number == 3);
+  CHECK(Run({"-s", "1e-1", "x"}).seconds == 0.1);
+  // Ranges are still Validate's.
+  CHECK(UsageErr({"-s", "inf", "x"}).find("-s/--seconds must be a number of seconds") !=
+        std::string::npos);
+}
+
+TEST_CASE("an unknown flag suggests the nearest one") {
+  CHECK(UsageErr({"--numbr", "3", "x"}) ==
+        "einhorn-cpp: unknown option --numbr; did you mean --number? (see einhorn-cpp --help)");
+  CHECK(UsageErr({"--numbr=3", "x"}).find("did you mean --number?") != std::string::npos);
+  CHECK(UsageErr({"--singal-timeout", "3", "x"}).find("did you mean --signal-timeout?") !=
+        std::string::npos);
+  CHECK(UsageErr({"--no-canry", "x"}).find("did you mean --no-canary?") != std::string::npos);
+  // Nothing near, a short flag, or a hidden one: no guess.
+  CHECK(UsageErr({"--frobnicate", "x"}) ==
+        "einhorn-cpp: unknown option --frobnicate (see einhorn-cpp --help)");
+  CHECK(UsageErr({"-Z", "x"}) == "einhorn-cpp: unknown option -Z (see einhorn-cpp --help)");
+  CHECK(UsageErr({"--with-state-f", "x"}).find("did you mean") == std::string::npos);
+}
+
+TEST_CASE("--help has one usage line and every value flag's default") {
+  const std::string help = Parse({"--help"}).out;
+  size_t usages = 0;
+  for (size_t at = help.find("Usage:"); at != std::string::npos; at = help.find("Usage:", at + 1)) {
+    ++usages;
+  }
+  CHECK(usages == 1);
+  CHECK(help.find("Usage: einhorn-cpp [options] [--] COMMAND [ARGS...]\n") != std::string::npos);
+  CHECK(help.find("-n,--number INT             Number of workers to run (default 1)\n") !=
+        std::string::npos);
+  CHECK(help.find("listen() backlog for -b sockets (default 100)") != std::string::npos);
+  CHECK(help.find("Signal that drains a worker (default USR2)") != std::string::npos);
+  CHECK(help.find("(default 60)") != std::string::npos);
+  CHECK(help.find("(default $TMPDIR/einhorn[-NAME].sock)") != std::string::npos);
+  // Each setting's line (a switch's default is off) ends with its default.
+  for (const OptionDef& d : OptionTable()) {
+    if (!d.flag.names || std::holds_alternative<bool Options::*>(d.field)) continue;
+    INFO(d.key);
+    const size_t line = help.find(std::string("  ") + d.flag.names);
+    REQUIRE(line != std::string::npos);
+    const size_t end = help.find('\n', help.find(d.flag.help, line));
+    CHECK(help.substr(line, end - line).find(" (default ") != std::string::npos);
+  }
 }
 
 TEST_CASE("Ruby-only flags are refused clearly") {
