@@ -487,10 +487,28 @@ std::string Nearest(std::string_view word, const std::vector<std::string>& candi
                     size_t below) {
   std::string best;
   for (const std::string& c : candidates) {
+    // The distance is at least the difference in length: a 100 kB word costs no more than a
+    // short one.
+    if (word.size() >= c.size() + below) continue;
     const size_t d = EditDistance(word, c);
     if (d < below) best = c, below = d;
   }
   return best;
+}
+
+std::string NearestWord(std::string_view word, const std::vector<std::string>& candidates,
+                        size_t max_distance) {
+  if (word.empty()) return {};
+  for (const std::string& c : candidates) {
+    if (c == word) return c;
+  }
+  if (std::string best = Nearest(word, candidates, max_distance + 1); !best.empty()) return best;
+  if (word.size() >= 2) {
+    for (const std::string& c : candidates) {
+      if (c.starts_with(word)) return c;
+    }
+  }
+  return {};
 }
 
 }  // namespace einhorn::core::text

@@ -52,6 +52,11 @@ size_t EditDistance(std::string_view a, std::string_view b);
 // The candidate nearest to `word` at a distance under `below`, the first of equals; "" if none.
 std::string Nearest(std::string_view word, const std::vector<std::string>& candidates,
                     size_t below = 3);
+// einhornctl's rule for its commands and options: as Nearest within `max_distance` edits, else
+// a candidate that `word` (2 characters at least) is a prefix of (`stat` -> status); "" for an
+// unrelated word.
+std::string NearestWord(std::string_view word, const std::vector<std::string>& candidates,
+                        size_t max_distance = 2);
 
 // ---------------------------------------------------------------------------------------
 // Quoted strings. Each style is one double-quoted literal, quotes included, that its readers

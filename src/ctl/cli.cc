@@ -5,7 +5,7 @@
 #include <optional>
 #include <sstream>
 
-#include "core/nearest.h"
+#include "core/text.h"
 #include "core/options.h"
 #include "ctl/commands.h"
 
@@ -54,7 +54,7 @@ std::optional<std::string> UnknownWord(CLI::App& app) {
       names.push_back(sub->get_name());
     }
   }
-  const std::string near = core::NearestWord(word, names);
+  const std::string near = core::text::NearestWord(word, names);
   return std::string(flag ? "unknown option: " : "unknown command: ") + word +
          (near.empty() ? std::string() : " (did you mean " + near + "?)");
 }

@@ -1,9 +1,9 @@
-// core/nearest.h: "did you mean" for mistyped commands and options.
-#include "core/nearest.h"
+// core/text.h's suggestions: "did you mean" for mistyped commands and options.
+#include "core/text.h"
 
 #include <doctest/doctest.h>
 
-namespace einhorn::core {
+namespace einhorn::core::text {
 namespace {
 
 TEST_CASE("nearest: edit distance") {
@@ -29,4 +29,4 @@ TEST_CASE("nearest: the nearest candidate, a prefix, or nothing") {
 }
 
 }  // namespace
-}  // namespace einhorn::core
+}  // namespace einhorn::core::text
