@@ -381,7 +381,8 @@ int SetCommand(const Invocation& inv, Context& ctx, Session& session) {
 // and the old code.
 int WaitOldExited(const Invocation& inv, Context& ctx, Session& session, Output& output,
                   const std::optional<double>& deadline) {
-  std::set<core::Pid> seen;  // old workers seen alive after "Upgrade done"
+  std::set<core::Pid> seen;  // old workers seen alive after "Upgrade done" (not a total: some
+                             // may have exited before the first look)
   std::set<core::Pid> shown;
   auto pids = [](const std::set<core::Pid>& set) {
     std::string out;
@@ -408,14 +409,13 @@ int WaitOldExited(const Invocation& inv, Context& ctx, Session& session, Output&
     }
     const std::set<core::Pid> old = OldWorkers(st.value());
     seen.insert(old.begin(), old.end());
-    const std::string exited = std::to_string(seen.size() - old.size()) + "/" +
-                               std::to_string(seen.size()) + " exited";
     if (old.empty()) {
-      if (!seen.empty()) say("Old workers told to drain: " + exited);
+      if (!seen.empty()) say("Every old worker has exited");
       return output.Finish(kExitOk);
     }
     if (old != shown) {
-      say("Progress: old workers told to drain: " + exited + ", still running: " + pids(old));
+      say("Progress: " + std::to_string(old.size()) +
+          " old workers told to drain, not exited yet: " + pids(old));
       shown = old;
     }
     const std::optional<double> sleep = NextPoll(ctx, deadline);

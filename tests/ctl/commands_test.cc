@@ -871,8 +871,8 @@ TEST_CASE("commands: upgrade --wait waits for the old workers told to drain to e
   CHECK(polls == 3);
   CHECK(h.out.str().ends_with(
       "Upgrade done\n"
-      "Progress: old workers told to drain: 0/1 exited, still running: 5000\n"
-      "Old workers told to drain: 1/1 exited\n"));
+      "Progress: 1 old workers told to drain, not exited yet: 5000\n"
+      "Every old worker has exited\n"));
 
   // One that never exits: the deadline, exit 4.
   Harness t([](const Request& r) {

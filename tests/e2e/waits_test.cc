@@ -181,7 +181,8 @@ TEST_CASE("upgrade --wait says told to drain and exited, and returns once the ol
   CHECK(Has(r.out, "Progress: 2/2 new ready, 2/2 old told to drain\n"));
   CHECK_FALSE(Has(r.out, "old drained"));
   CHECK(Has(r.out, "Upgrade done\n"));
-  CHECK(Has(r.out, "Old workers told to drain: 2/2 exited\n"));
+  CHECK(Has(r.out, "old workers told to drain, not exited yet: "));
+  CHECK(r.out.ends_with("Every old worker has exited\n"));
   CHECK_FALSE(AnyAlive(old));
   CHECK(PoolSettled(m, 2, 2));
 }
