@@ -462,8 +462,9 @@ int UpgradeCommand(const Invocation& inv, Context& ctx, Session& session) {
                       " (--wait-timeout); it may still be running (see einhornctl status)");
       return output.Finish(kExitTimeout);
     }
-    return output.Unreachable(Status::Error(
-        s.message() + " before the end of the upgrade; it may still be running (see einhornctl "
+    return output.Unreachable(
+        Status::Error(s.message() +
+                      " before the end of the upgrade; it may still be running (see einhornctl "
                       "status)"));
   }
   if (last.error) {
@@ -583,9 +584,9 @@ int ReloadCommand(const Invocation& inv, Context& ctx, Session& session) {
       last_error = now.error();
       if (!unreachable_since) unreachable_since = ctx.clock->Now();
       if (ctx.clock->Now() - *unreachable_since >= inv.timeout) {
-        return output.Unreachable(Status::Error(
-            "lost the master during the reload: " + last_error +
-            " (the new image may have failed to start; see the master's log)"));
+        return output.Unreachable(
+            Status::Error("lost the master during the reload: " + last_error +
+                          " (the new image may have failed to start; see the master's log)"));
       }
     } else if (!now.ok()) {
       output.Diagnose("the master's answer to status is not a pool status: " + now.error());
@@ -847,13 +848,16 @@ const CommandDef kCommands[] = {
      },
      [](const Invocation& inv) { return Requests(1, inv.fleet ? "upgrade_fleet" : "upgrade"); },
      UpgradeCommand},
-    {"reload", "Re-exec the master in place, keeping the workers; wait for the outcome",
+    {"reload", "Re-exec the master in place (workers kept) and wait for the outcome",
      [](CLI::App& sub, Invocation& inv) {
        CLI::Option* no_wait = sub.add_flag(
            "--no-wait", inv.no_wait, "Print the master's first reply only (as einhornsh), exit 0");
        AddWaitTimeout(sub, inv.wait_timeout, 60, /*hidden_timeout=*/false)->excludes(no_wait);
      },
-     [](const Invocation&) { return std::vector<RequestSpec>{{"reload", {}}}; }, ReloadCommand},
+     [](const Invocation&) {
+       return std::vector<RequestSpec>{{"reload", {}}};
+     },
+     ReloadCommand},
     {"wait", "Wait until the pool is ready, drained or upgraded (as s6-svwait)",
      [](CLI::App& sub, Invocation& inv) {
        sub.add_option("CONDITION", inv.condition, "ready, drained or upgraded")

@@ -72,8 +72,8 @@ WaitVerdict CheckWait(WaitCondition condition, const PoolStatus& s) {
                                  "still running (pids " + PidList(old) + ")"};
       }
       if (s.booting == 0 && s.draining == 0 && s.ready >= s.target) {
-        return {K::kReached, "generation " + std::to_string(s.generation) + ": ready " +
-                                 Of(s.ready, s.target)};
+        return {K::kReached,
+                "generation " + std::to_string(s.generation) + ": ready " + Of(s.ready, s.target)};
       }
       return {K::kWaiting, Counts(s)};
     }
@@ -95,9 +95,8 @@ ReloadVerdict JudgeReload(const PoolStatus& before, const PoolStatus& now) {
     }
     return {K::kDone, "Reloaded: einhorn-cpp " + now.version + " is the master now (pid " +
                           std::to_string(now.master_pid) + ", reload #" +
-                          std::to_string(now.reloads) + "); it kept " +
-                          std::to_string(kept) + " of the " +
-                          std::to_string(before.workers.size()) + " workers"};
+                          std::to_string(now.reloads) + "); it kept " + std::to_string(kept) +
+                          " of the " + std::to_string(before.workers.size()) + " workers"};
   }
   // A master older than reload_failures says only the reason: a new one is a new failure.
   const bool failed = now.reload_failures > before.reload_failures ||

@@ -66,7 +66,8 @@ TEST_CASE("einhornctl reload waits: exit 0 once the new image runs with the same
 TEST_CASE("einhornctl reload exits 1 with the whole reason when the new binary fails its check") {
   TempDir d;
   // Longer than the ~400 characters the status line used to keep.
-  const std::string reason = "einhorn-cpp 9.9.9 cannot take over: " + std::string(700, 'x') + " END";
+  const std::string reason =
+      "einhorn-cpp 9.9.9 cannot take over: " + std::string(700, 'x') + " END";
   const std::string stub =
       WriteScript(d, "einhorn-next.sh", "echo 'checking' ; echo '" + reason + "' >&2; exit 1\n");
   MasterRun m({"-n", "2", "-m", "0", "--reexec-as", stub}, {TEST_WORKER_BIN});
@@ -126,7 +127,8 @@ TEST_CASE("einhornctl reload exits 1 when the config changes a restart-only key"
   CHECK(Status(m)->reloads == 1);
 }
 
-TEST_CASE("set --wait returns only once the workers told to drain have exited, within the deadline") {
+TEST_CASE(
+    "set --wait returns only once the workers told to drain have exited, within the deadline") {
   // Workers that keep running 1.5 s after USR2.
   MasterRun m({"-n", "3", "-m", "0"}, {TEST_WORKER_BIN, "--drain-ms", "1500"});
   REQUIRE(PollUntil([&] { return PoolSettled(m, 3, 1); }, 10s));
