@@ -248,9 +248,11 @@ Fetch FetchStatus(Session& session, Output& output, PoolStatus* status) {
   return Fetch::kOk;
 }
 
-// `status` for a wait, printing nothing: the error says why not, and `*lost` whether the
-// master could not be reached at all.
-Result<PoolStatus> AskStatus(Session& session, bool* lost) {
+// `status` for a wait, printing nothing: the error says why not, `*lost` whether the master
+// could not be reached at all, and `refusal` (when given) is set to the master's refusal (a
+// peer it turns away), not to its "Unrecognized command".
+Result<PoolStatus> AskStatus(Session& session, bool* lost,
+                             std::optional<Reply>* refusal = nullptr) {
   Reply last;
   const Status sent = session.Call("status", {}, [&](const Reply& r) { last = r; });
   *lost = !sent.ok();
@@ -260,7 +262,10 @@ Result<PoolStatus> AskStatus(Session& session, bool* lost) {
   if (said.rfind("Unrecognized command", 0) == 0) {
     return Result<PoolStatus>::Error("this master does not know `status` (Ruby Einhorn?)");
   }
-  if (last.error) return Result<PoolStatus>::Error("status refused: " + said);
+  if (last.error) {
+    if (refusal != nullptr) *refusal = last;
+    return Result<PoolStatus>::Error("status refused: " + said);
+  }
   return core::PoolStatusFromYaml(last.message);
 }
 
@@ -562,8 +567,14 @@ int ReloadCommand(const Invocation& inv, Context& ctx, Session& session) {
   Output output(ctx, inv.json);
   if (inv.no_wait) return RunPlan(PlanRequests(inv), session, output);
   bool lost = false;
-  const Result<PoolStatus> before = AskStatus(session, &lost);
+  std::optional<Reply> refusal;
+  const Result<PoolStatus> before = AskStatus(session, &lost, &refusal);
   if (lost) return output.Unreachable(before.status());
+  if (refusal) {
+    // Turned away (the master may close the connection after saying so): that is the answer.
+    output.Add(*refusal);
+    return output.Finish(kExitRefused);
+  }
   const Status sent = session.Call("reload", {}, [&](const Reply& r) { output.Add(r); });
   if (!sent.ok()) return output.Unreachable(sent);
   if (output.error()) return output.Finish(kExitRefused);

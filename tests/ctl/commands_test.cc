@@ -833,6 +833,17 @@ TEST_CASE("commands: reload against a master without status reloads and says it 
   CHECK(h.err.str().find("cannot wait for the outcome of the reload") != std::string::npos);
 }
 
+TEST_CASE("commands: a peer the master turns away gets exit 1, and no reload is sent") {
+  Harness h([](const Request&) {
+    test::Answer a = test::Refuse("Permission denied: uid 1000 may not use this command socket");
+    a.close = true;
+    return a;
+  });
+  CHECK(h.Run({"reload"}) == kExitRefused);
+  CHECK(h.Verbs() == std::vector<std::string>{"status"});
+  CHECK(h.err.str() == "Permission denied: uid 1000 may not use this command socket\n");
+}
+
 TEST_CASE("commands: reload connects again when the connection breaks") {
   // The first connection hangs up after the reload's reply; the second one sees the new image.
   int connection = 0;
