@@ -28,7 +28,7 @@ using core::Result;
 using core::Status;
 using core::wire::Reply;
 
-constexpr double kPollInterval = 0.1;  // set --wait asks for status this often
+constexpr double kPollInterval = 0.1;  // every wait asks for status this often
 
 constexpr std::string_view kProgressPrefix = "Progress: ";
 
@@ -46,7 +46,7 @@ std::optional<double> NextPoll(Context& ctx, const std::optional<double>& deadli
   return std::min(kPollInterval, left);
 }
 
-// A one-line "Progress: 2/4 new ready, 1/4 old drained" of an upgrade, which the next one
+// A one-line "Progress: 2/4 new ready, 1/4 old told to drain" of an upgrade, which the next one
 // supersedes.
 bool IsProgress(const Reply& reply) {
   const std::string& m = reply.message;
