@@ -382,7 +382,8 @@ TEST_CASE("commands: upgrade --wait on a terminal overwrites progress lines") {
   f.stdout_tty = true;
   CHECK(f.Run({"upgrade", "--wait"}) == kExitRefused);
   CHECK(f.out.str() ==
-        "Upgrading smoothly, as commanded\n\r\x1b[KProgress: 0/2 new ready, 0/2 old told to drain\n");
+        "Upgrading smoothly, as commanded\n"
+        "\r\x1b[KProgress: 0/2 new ready, 0/2 old told to drain\n");
   CHECK(f.err.str() == kFailure);
 
   // So is einhornctl's own diagnostic.
