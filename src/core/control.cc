@@ -570,6 +570,8 @@ PoolStatus Control::Status(Time now) const {
   st.stopping = supervisor_.Stopping();
   st.reloads = host_.Reloads();
   st.last_reload_error = host_.LastReloadError();
+  st.reload_failures = host_.ReloadFailures();
+  st.reloading = host_.Reloading();
   st.watchdog_timeouts = supervisor_.watchdog_timeouts();
   for (const ListenerStats& l : host_.Listeners()) {
     st.listeners.push_back(ListenerStatus{l.name, l.accept_queue, l.backlog});

@@ -71,6 +71,9 @@ class ControlHost {
   // The wall clock, ns since the Unix epoch, for a worker:ping's time (nullopt: none).
   virtual std::optional<std::int64_t> WallClockNs() const { return std::nullopt; }
   virtual std::optional<std::string> LastReloadError() const { return std::nullopt; }
+  // Reloads that failed in this image, and whether one is under way (status).
+  virtual int ReloadFailures() const { return 0; }
+  virtual bool Reloading() const { return false; }
 };
 
 struct MasterInfo {

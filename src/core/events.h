@@ -44,7 +44,7 @@ enum class EventKind {
   kKill,             // slot, pid, generation: SIGKILL after the signal timeout
   kWatchdogTimeout,  // slot, pid, generation; seconds: silent for
   kUpgradeStart,     // from, to (generations); detail: strategy
-  kUpgradeProgress,  // generation; detail: "2/4 new ready, 1/4 old drained"
+  kUpgradeProgress,  // generation; detail: "2/4 new ready, 1/4 old told to drain"
   kUpgradeDone,      // from, to; seconds: duration
   kUpgradeRollback,  // from (kept), to (failed); seconds: duration; detail: reason
   kResize,           // from, to (target); by

@@ -354,6 +354,8 @@ std::string PoolStatusToYaml(const PoolStatus& s) {
   Bool(out.append("\nstopping: "), s.stopping);
   Int(out.append("\nreloads: "), s.reloads);
   OptStr(out.append("\nlast_reload_error: "), s.last_reload_error);
+  Int(out.append("\nreload_failures: "), s.reload_failures);
+  Bool(out.append("\nreloading: "), s.reloading);
   Int(out.append("\nwatchdog_timeouts: "), s.watchdog_timeouts);
   out += "\ncounts: ";
   FlowMap counts(out);
@@ -388,6 +390,8 @@ Result<PoolStatus> PoolStatusFromYaml(const std::string& text) {
               r.Optional(root, "stopping", "", &s.stopping) &&
               r.Optional(root, "reloads", "", &s.reloads) &&
               r.Optional(root, "last_reload_error", "", &s.last_reload_error) &&
+              r.Optional(root, "reload_failures", "", &s.reload_failures) &&
+              r.Optional(root, "reloading", "", &s.reloading) &&
               r.Optional(root, "watchdog_timeouts", "", &s.watchdog_timeouts);
     if (ok) {
       if (!counts.IsDefined() || counts.IsNull()) {

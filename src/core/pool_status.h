@@ -7,6 +7,8 @@
 //   verbosity: 1                stopping: false
 //   reloads: 0                  # master re-execs (reload, upgrade) this master pid went through
 //   last_reload_error: ~        # or why the last reload failed (the master kept running)
+//   reload_failures: 0          # reloads this image refused (reset by the re-exec of a success)
+//   reloading: false            # a reload (its check, then the exec) is under way
 //   watchdog_timeouts: 0        # workers aborted by --worker-watchdog
 //   counts: {booting: 0, ready: 4, draining: 0}
 //   upgrade: ~                  # or, while an upgrade runs:
@@ -107,6 +109,11 @@ struct PoolStatus {
   bool stopping = false;
   int reloads = 0;
   std::optional<std::string> last_reload_error;  // cleared by a reload that succeeds
+  // Reloads that failed in this image (the master kept running): with `reloads`, which a
+  // reload that succeeds increments (and which starts a new image at 0 failures), a client
+  // that sent `reload` tells its outcome even when the same reason comes twice.
+  int reload_failures = 0;
+  bool reloading = false;  // a reload's check (or its exec) is under way
   int watchdog_timeouts = 0;  // workers found hung by --worker-watchdog (and aborted)
   int booting = 0;
   int ready = 0;

@@ -46,7 +46,9 @@ bool HasLine(const std::string& output, const std::string& line) {
 std::optional<std::string> Reload::CheckExited(const std::string& binary, const ExitStatus& status,
                                                const std::string& output,
                                                const std::string& proof) {
-  const std::string said = LastLine(output);
+  // The whole line, as far as it is sane: it is what `einhornctl reload` prints as the reason
+  // (a config naming several restart-only keys is longer than LastLine's default).
+  const std::string said = LastLine(output, kMaxReasonChars);
   if (!status.signaled && status.code == 0) {
     if (!proof.empty() && HasLine(output, proof)) return std::nullopt;
     std::string reason = "the upgrade check of " + binary +

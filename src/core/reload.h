@@ -58,6 +58,8 @@ class Reload {
 };
 
 // The last non-empty line of a program's output, trimmed and capped, for a one-line reason.
+// A failed check's reason keeps up to kMaxReasonChars of it.
+inline constexpr size_t kMaxReasonChars = 4000;
 std::string LastLine(const std::string& output, size_t max_chars = 300);
 
 }  // namespace einhorn::core

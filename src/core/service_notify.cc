@@ -16,7 +16,13 @@ std::string ServiceStatusLine(const ServiceFacts& f) {
   if (f.reloading) s += ", reloading the master";
   if (f.stopping) s += ", stopping";
   if (f.last_upgrade_failure) s += ", upgrade rolled back: " + *f.last_upgrade_failure;
-  if (f.last_reload_error) s += ", reload failed: " + *f.last_reload_error;
+  if (f.last_reload_error) {
+    // The reason is kept whole (up to 4000 characters) for `einhornctl reload`; one status
+    // line for `systemctl status` shows its start, as it always did.
+    constexpr size_t kMaxShown = 400;
+    const std::string& why = *f.last_reload_error;
+    s += ", reload failed: " + (why.size() > kMaxShown ? why.substr(0, kMaxShown) + "..." : why);
+  }
   for (char& c : s) {
     if (c == '\n' || c == '\r') c = ' ';
   }

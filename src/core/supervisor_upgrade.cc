@@ -147,7 +147,7 @@ void Supervisor::ReportProgress(const PoolCounts& c, Time now) {
   Event e = EventAt(EventKind::kUpgradeProgress, now);
   e.generation = u.to_generation;
   e.detail = std::to_string(ready) + "/" + std::to_string(c.target) + " new ready, " +
-             std::to_string(drained) + "/" + std::to_string(u.old_at_start) + " old drained";
+             std::to_string(drained) + "/" + std::to_string(u.old_at_start) + " old told to drain";
   Say(LogLevel::kInfo, "Progress: " + e.detail, e);
 }
 

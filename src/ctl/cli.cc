@@ -22,9 +22,9 @@ const char* const kFooter =
     "The socket is -d PATH, else $TMPDIR/einhorn-NAME.sock for -c NAME, else\n"
     "$EINHORN_SOCK_PATH, else $TMPDIR/einhorn.sock. Without a COMMAND and with a terminal\n"
     "on stdin, einhornctl is an interactive shell like einhornsh.\n"
-    "Exit codes: 0 ok, 1 refused by the master, upgrade failed or set --wait timed out,\n"
-    "2 usage, 3 cannot reach the master or lost it (upgrade --wait: before the end of the\n"
-    "upgrade). See einhornctl(1).";
+    "Exit codes: 0 ok, 1 refused by the master, an upgrade or reload failed, or what wait\n"
+    "waits for cannot come, 2 usage, 3 cannot reach the master or lost it (upgrade --wait:\n"
+    "before the end of the upgrade), 4 a wait's --wait-timeout passed. See einhornctl(1).";
 
 // The word CLI11 could not place, as one line with the nearest command or option when one is
 // near: `stats` -> "unknown command: stats (did you mean status?)". nullopt when the error is

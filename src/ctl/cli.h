@@ -1,9 +1,10 @@
 // einhornctl's command line (CLI11) and where it finds the master's socket. Pure: the
 // environment comes in as a map.
 //
-// Exit codes: 0 ok; 1 the master refused (a reply with `error: true`), an upgrade failed, or
-// `set --wait` timed out; 2 usage; 3 cannot connect, or the master stopped answering (for
-// `upgrade --wait`: before the upgrade's final message).
+// Exit codes: 0 ok; 1 the master refused (a reply with `error: true`), an upgrade or a reload
+// failed, or what `wait` waits for cannot come; 2 usage; 3 cannot connect, or the master
+// stopped answering (for `upgrade --wait`: before the upgrade's final message); 4 a wait's
+// deadline (--wait-timeout) passed before its outcome was known.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +22,7 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitRefused = 1;
 inline constexpr int kExitUsage = 2;
 inline constexpr int kExitUnreachable = 3;
+inline constexpr int kExitTimeout = 4;
 
 // A parsed command line. `command` is the subcommand as typed ("status", "log-level", ...);
 // empty means the interactive shell.
@@ -33,7 +35,9 @@ struct Invocation {
   int count = 1;             // inc/dec N
   int workers = 0;           // set N
   bool wait = false;         // set --wait, upgrade --wait
-  double wait_timeout = 60;  // set --wait --timeout
+  // --wait-timeout (one name in every command that waits; `set --timeout` and `wait
+  // --timeout` are hidden aliases): seconds for the whole wait, 0 = no limit.
+  double wait_timeout = 60;  // set --wait, wait, reload
   bool fleet = false;        // upgrade --fleet
   std::string level;         // log-level
   std::string signal;        // signal SIG, die [SIG] ("" = none given)
@@ -44,6 +48,8 @@ struct Invocation {
   // which only bounds the first reply here: the master bounds an upgrade itself and always
   // ends it with a message, which may take much longer than one reply.
   double upgrade_wait_timeout = 3600;
+  bool no_wait = false;        // reload --no-wait: Einhorn's reply only, as einhornsh
+  std::string condition;       // wait ready|drained|upgraded
   // events: only those after this sequence number; --follow keeps asking every
   // follow_interval seconds until interrupted or the master goes away.
   std::uint64_t since = 0;

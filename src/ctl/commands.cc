@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <istream>
 #include <ostream>
+#include <set>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -17,6 +18,7 @@
 #include "core/pool_status.h"
 #include "core/wire.h"
 #include "ctl/render.h"
+#include "ctl/waits.h"
 
 namespace einhorn::ctl {
 namespace {
@@ -26,11 +28,25 @@ using core::Result;
 using core::Status;
 using core::wire::Reply;
 
-constexpr double kPollInterval = 0.1;  // set --wait asks for status this often
+constexpr double kPollInterval = 0.1;  // every wait asks for status this often
 
 constexpr std::string_view kProgressPrefix = "Progress: ";
 
-// A one-line "Progress: 2/4 new ready, 1/4 old drained" of an upgrade, which the next one
+// The deadline of a wait of `seconds` (0: none) from now.
+std::optional<double> DeadlineAfter(Context& ctx, double seconds) {
+  if (seconds <= 0) return std::nullopt;
+  return ctx.clock->Now() + seconds;
+}
+
+// How long to sleep before the next poll, or nullopt when the deadline has passed.
+std::optional<double> NextPoll(Context& ctx, const std::optional<double>& deadline) {
+  if (!deadline) return kPollInterval;
+  const double left = *deadline - ctx.clock->Now();
+  if (left <= 0) return std::nullopt;
+  return std::min(kPollInterval, left);
+}
+
+// A one-line "Progress: 2/4 new ready, 1/4 old told to drain" of an upgrade, which the next one
 // supersedes.
 bool IsProgress(const Reply& reply) {
   const std::string& m = reply.message;
@@ -139,6 +155,13 @@ class Session {
     return Exchange(core::wire::EncodeRequest(ehlo), id, on_reply);
   }
 
+  // Forgets the connection (after it was lost): the next call connects again.
+  void Drop() { conn_.reset(); }
+  // Each later reply is due within `seconds` again (after a patient Call, see Listen).
+  void SetReplyTimeout(double seconds) {
+    if (conn_) conn_->SetReplyTimeout(seconds);
+  }
+
   // worker:ack: no id, no reply; a refusal (the master turning the peer away) goes to
   // `on_reply`.
   template <typename OnReply>
@@ -223,6 +246,27 @@ Fetch FetchStatus(Session& session, Output& output, PoolStatus* status) {
   }
   *status = std::move(parsed).value();
   return Fetch::kOk;
+}
+
+// `status` for a wait, printing nothing: the error says why not, `*lost` whether the master
+// could not be reached at all, and `refusal` (when given) is set to the master's refusal (a
+// peer it turns away), not to its "Unrecognized command".
+Result<PoolStatus> AskStatus(Session& session, bool* lost,
+                             std::optional<Reply>* refusal = nullptr) {
+  Reply last;
+  const Status sent = session.Call("status", {}, [&](const Reply& r) { last = r; });
+  *lost = !sent.ok();
+  if (!sent.ok()) return Result<PoolStatus>::Error(sent.message());
+  std::string said = last.message;
+  if (!said.empty() && said.back() == '\n') said.pop_back();
+  if (said.rfind("Unrecognized command", 0) == 0) {
+    return Result<PoolStatus>::Error("this master does not know `status` (Ruby Einhorn?)");
+  }
+  if (last.error) {
+    if (refusal != nullptr) *refusal = last;
+    return Result<PoolStatus>::Error("status refused: " + said);
+  }
+  return core::PoolStatusFromYaml(last.message);
 }
 
 int StatusCommand(Context& ctx, Session& session, bool json) {
@@ -314,8 +358,9 @@ int LogLevelCommand(const Invocation& inv, Context& ctx, Session& session) {
   return output.Finish(last.error ? kExitRefused : kExitOk);
 }
 
-// set N --wait: the resize is done when the master targets N and N workers are ready with none
-// booting. Draining workers may remain: they are on their way out and hold no slot.
+// set N --wait: the resize is done when the master targets N, N workers are ready, none is
+// booting, and every worker told to drain has exited (a culled worker finishing its last
+// requests still holds its resources, and may yet be killed by -t).
 int SetCommand(const Invocation& inv, Context& ctx, Session& session) {
   Output output(ctx, inv.json);
   const Status s = session.Call("set_workers", {std::to_string(inv.workers)},
@@ -325,11 +370,12 @@ int SetCommand(const Invocation& inv, Context& ctx, Session& session) {
   if (!inv.wait) return output.Finish(kExitOk);
 
   const int n = inv.workers;
-  const double deadline = ctx.clock->Now() + inv.wait_timeout;
+  const std::optional<double> deadline = DeadlineAfter(ctx, inv.wait_timeout);
   const bool progress = ctx.stdout_tty && !inv.json;
-  auto line = [n](const PoolStatus& st) {
+  DrainTracker drains;
+  auto line = [n, &drains](const PoolStatus& st, bool pids) {
     return "ready " + std::to_string(st.ready) + "/" + std::to_string(n) + ", booting " +
-           std::to_string(st.booting) + ", draining " + std::to_string(st.draining);
+           std::to_string(st.booting) + ", " + drains.Text(pids);
   };
   for (;;) {
     PoolStatus st;
@@ -343,23 +389,77 @@ int SetCommand(const Invocation& inv, Context& ctx, Session& session) {
         if (progress) *ctx.out << "\n";
         return kExitUnreachable;
     }
-    if (st.target == n && st.ready == n && st.booting == 0) {
+    drains.Update(st);
+    if (st.target == n && st.ready == n && st.booting == 0 && st.draining == 0) {
       if (progress) *ctx.out << "\r\x1b[K";
-      output.Note(line(st));
+      output.Note(line(st, false));
       return output.Finish(kExitOk);
     }
-    const double now = ctx.clock->Now();
-    if (st.stopping || now >= deadline) {
+    const std::optional<double> sleep = NextPoll(ctx, deadline);
+    if (st.stopping || !sleep) {
       if (progress) *ctx.out << "\n" << std::flush;
-      output.Diagnose(st.stopping
-                          ? "the master is shutting down: ready " + std::to_string(st.ready) + "/" +
-                                std::to_string(n)
-                          : "timed out after " + ShortSeconds(inv.wait_timeout) + ": ready " +
-                                std::to_string(st.ready) + "/" + std::to_string(n));
-      return output.Finish(kExitRefused);
+      if (st.stopping) {
+        output.Diagnose("the master is shutting down: " + line(st, true));
+        return output.Finish(kExitRefused);
+      }
+      output.Diagnose("timed out after " + ShortSeconds(inv.wait_timeout) + ": " + line(st, true));
+      return output.Finish(kExitTimeout);
     }
-    if (progress) *ctx.out << "\r\x1b[Kwaiting: " << line(st) << std::flush;
-    ctx.clock->Sleep(std::min(kPollInterval, deadline - now));
+    if (progress) *ctx.out << "\r\x1b[Kwaiting: " << line(st, false) << std::flush;
+    ctx.clock->Sleep(*sleep);
+  }
+}
+
+// After "Upgrade done" (every new worker ready, every old one told to drain), upgrade --wait is
+// done once the old workers have exited too: until then they hold their connections, memory
+// and the old code.
+int WaitOldExited(const Invocation& inv, Context& ctx, Session& session, Output& output,
+                  const std::optional<double>& deadline) {
+  std::set<core::Pid> seen;  // old workers seen alive after "Upgrade done" (not a total: some
+                             // may have exited before the first look)
+  std::set<core::Pid> shown;
+  auto pids = [](const std::set<core::Pid>& set) {
+    std::string out;
+    for (const core::Pid p : set) out += (out.empty() ? "" : " ") + std::to_string(p);
+    return out;
+  };
+  auto say = [&output](const std::string& text) {
+    Reply r;
+    r.message = text;
+    output.Add(r);
+  };
+  session.SetReplyTimeout(inv.timeout);
+  for (;;) {
+    bool lost = false;
+    const Result<PoolStatus> st = AskStatus(session, &lost);
+    if (lost) {
+      return output.Unreachable(Status::Error(
+          st.error() + " while the old workers were draining (the upgrade itself is done)"));
+    }
+    if (!st.ok()) {
+      output.Diagnose("the upgrade is done; whether its old workers have exited is unknown: " +
+                      st.error());
+      return output.Finish(kExitOk);
+    }
+    const std::set<core::Pid> old = OldWorkers(st.value());
+    seen.insert(old.begin(), old.end());
+    if (old.empty()) {
+      if (!seen.empty()) say("Every old worker has exited");
+      return output.Finish(kExitOk);
+    }
+    if (old != shown) {
+      say("Progress: " + std::to_string(old.size()) +
+          " old workers told to drain, not exited yet: " + pids(old));
+      shown = old;
+    }
+    const std::optional<double> sleep = NextPoll(ctx, deadline);
+    if (!sleep) {
+      output.Diagnose("the upgrade is done, but " + std::to_string(old.size()) +
+                      " old workers told to drain have not exited within " +
+                      ShortSeconds(inv.upgrade_wait_timeout) + " (--wait-timeout): " + pids(old));
+      return output.Finish(kExitTimeout);
+    }
+    ctx.clock->Sleep(*sleep);
   }
 }
 
@@ -390,12 +490,16 @@ int UpgradeCommand(const Invocation& inv, Context& ctx, Session& session) {
   if (!s.ok()) {
     if (replies == 0) return output.Unreachable(s);
     // The upgrade has begun and we do not know how it ends: not a failure (1), a lost master.
-    const std::string after = listen.deadline && ctx.clock->Now() >= *listen.deadline
-                                  ? "no end of the upgrade within " +
-                                        ShortSeconds(inv.upgrade_wait_timeout) + " (--wait-timeout)"
-                                  : s.message() + " before the end of the upgrade";
+    // The deadline passed: the outcome is not known yet (4), the master may be fine.
+    if (listen.deadline && ctx.clock->Now() >= *listen.deadline) {
+      output.Diagnose("no end of the upgrade within " + ShortSeconds(inv.upgrade_wait_timeout) +
+                      " (--wait-timeout); it may still be running (see einhornctl status)");
+      return output.Finish(kExitTimeout);
+    }
     return output.Unreachable(
-        Status::Error(after + "; it may still be running (see einhornctl status)"));
+        Status::Error(s.message() +
+                      " before the end of the upgrade; it may still be running (see einhornctl "
+                      "status)"));
   }
   if (last.error) {
     // The reason must be seen even when stdout is a JSON document for a program.
@@ -409,7 +513,7 @@ int UpgradeCommand(const Invocation& inv, Context& ctx, Session& session) {
     output.Diagnose("the upgrade's last message is not \"Upgrade done\": it may not have happened");
     return output.Finish(kExitRefused);
   }
-  return output.Finish(kExitOk);
+  return WaitOldExited(inv, ctx, session, output, listen.deadline);
 }
 
 // events [--since SEQ] [--follow]: the ring's events after SEQ, oldest first; --follow then
@@ -483,6 +587,133 @@ int MetricsCommand(const Invocation& inv, Context& ctx, Session& session) {
   return kExitOk;
 }
 
+// reload: Einhorn's reply comes before the master re-execs, whatever happens next. Unless
+// --no-wait, the outcome is then read from `status` (core/pool_status.h): `reloads` goes up
+// when a new image took over, `reload_failures` when the old one refused and kept running,
+// with the reason in full in `last_reload_error`. The connection is carried across the exec;
+// should it break anyway, we connect again (for up to --timeout in a row).
+int ReloadCommand(const Invocation& inv, Context& ctx, Session& session) {
+  Output output(ctx, inv.json);
+  if (inv.no_wait) return RunPlan(PlanRequests(inv), session, output);
+  bool lost = false;
+  std::optional<Reply> refusal;
+  const Result<PoolStatus> before = AskStatus(session, &lost, &refusal);
+  if (lost) return output.Unreachable(before.status());
+  if (refusal) {
+    // Turned away (the master may close the connection after saying so): that is the answer.
+    output.Add(*refusal);
+    return output.Finish(kExitRefused);
+  }
+  const Status sent = session.Call("reload", {}, [&](const Reply& r) { output.Add(r); });
+  if (!sent.ok()) return output.Unreachable(sent);
+  if (output.error()) return output.Finish(kExitRefused);
+  if (!before.ok()) {
+    // Ruby Einhorn (or something else): it reloads, and says nothing of how it went.
+    output.Diagnose("cannot wait for the outcome of the reload: " + before.error() +
+                    "; see the master's log");
+    return output.Finish(kExitOk);
+  }
+  const std::optional<double> deadline = DeadlineAfter(ctx, inv.wait_timeout);
+  std::optional<double> unreachable_since;
+  std::string last_error;
+  bool said_checking = false;
+  for (;;) {
+    const Result<PoolStatus> now = AskStatus(session, &lost);
+    if (lost) {
+      session.Drop();
+      last_error = now.error();
+      if (!unreachable_since) unreachable_since = ctx.clock->Now();
+      if (ctx.clock->Now() - *unreachable_since >= inv.timeout) {
+        return output.Unreachable(
+            Status::Error("lost the master during the reload: " + last_error +
+                          " (the new image may have failed to start; see the master's log)"));
+      }
+    } else if (!now.ok()) {
+      output.Diagnose("the master's answer to status is not a pool status: " + now.error());
+      return output.Finish(kExitRefused);
+    } else {
+      unreachable_since.reset();
+      const ReloadVerdict verdict = JudgeReload(before.value(), now.value());
+      Reply r;
+      r.message = verdict.text;
+      switch (verdict.kind) {
+        case ReloadVerdict::Kind::kDone:
+          output.Add(r);
+          return output.Finish(kExitOk);
+        case ReloadVerdict::Kind::kFailed:
+          r.error = true;
+          output.Add(r);
+          // The reason must be seen even when stdout is a JSON document for a program.
+          if (output.json()) *ctx.err << MessageText(r.message) << std::flush;
+          return output.Finish(kExitRefused);
+        case ReloadVerdict::Kind::kOtherMaster:
+          output.Diagnose(verdict.text);
+          return output.Finish(kExitUnreachable);
+        case ReloadVerdict::Kind::kRunning:
+          if (now.value().reloading && !said_checking) {
+            output.Note("Waiting: the master checks the new binary, then re-execs it");
+            said_checking = true;
+          }
+          break;
+      }
+    }
+    const std::optional<double> sleep = NextPoll(ctx, deadline);
+    if (!sleep) {
+      output.Diagnose("no outcome of the reload within " + ShortSeconds(inv.wait_timeout) +
+                      " (--wait-timeout)" +
+                      (unreachable_since ? "; the master does not answer: " + last_error
+                                         : "; it may still be running (see einhornctl status)"));
+      return output.Finish(kExitTimeout);
+    }
+    ctx.clock->Sleep(*sleep);
+  }
+}
+
+// wait ready|drained|upgraded, in the manner of s6-svwait: polls `status` until the pool is in
+// that state (exit 0), it cannot come (1), or --wait-timeout passes (4). waits.h defines each.
+int WaitCommand(const Invocation& inv, Context& ctx, Session& session) {
+  Output output(ctx, inv.json);
+  const std::optional<WaitCondition> condition = WaitConditionFromName(inv.condition);
+  if (!condition) {
+    output.Diagnose("wait for what? ready, drained or upgraded, not '" + inv.condition + "'");
+    return kExitUsage;
+  }
+  const std::optional<double> deadline = DeadlineAfter(ctx, inv.wait_timeout);
+  const bool progress = ctx.stdout_tty && !inv.json;
+  for (;;) {
+    PoolStatus st;
+    switch (FetchStatus(session, output, &st)) {
+      case Fetch::kOk:
+        break;
+      case Fetch::kRefused:
+        if (progress) *ctx.out << "\n";
+        return output.Finish(kExitRefused);
+      case Fetch::kUnreachable:
+        if (progress) *ctx.out << "\n";
+        return kExitUnreachable;
+    }
+    const WaitVerdict verdict = CheckWait(*condition, st);
+    if (verdict.kind == WaitVerdict::Kind::kReached) {
+      if (progress) *ctx.out << "\r\x1b[K";
+      output.Note(inv.condition + ": " + verdict.text);
+      return output.Finish(kExitOk);
+    }
+    const std::optional<double> sleep = NextPoll(ctx, deadline);
+    if (verdict.kind == WaitVerdict::Kind::kNever || !sleep) {
+      if (progress) *ctx.out << "\n" << std::flush;
+      if (verdict.kind == WaitVerdict::Kind::kNever) {
+        output.Diagnose("not " + inv.condition + ", and it will not be: " + verdict.text);
+        return output.Finish(kExitRefused);
+      }
+      output.Diagnose("not " + inv.condition + " within " + ShortSeconds(inv.wait_timeout) +
+                      " (--wait-timeout): " + verdict.text);
+      return output.Finish(kExitTimeout);
+    }
+    if (progress) *ctx.out << "\r\x1b[Kwaiting: " << verdict.text << std::flush;
+    ctx.clock->Sleep(*sleep);
+  }
+}
+
 std::vector<std::string> SplitWords(const std::string& line) {
   std::vector<std::string> words;
   std::istringstream in(line);
@@ -534,6 +765,25 @@ std::vector<RequestSpec> Requests(int count, const char* verb) {
   return std::vector<RequestSpec>(static_cast<size_t>(count), RequestSpec{verb, {}});
 }
 
+// --wait-timeout, the one name of a wait's deadline in every command that waits (0 = no
+// limit). With `hidden_timeout`, also --timeout, hidden: set's old spelling (and the one the
+// issue asked `wait` to take); elsewhere --timeout after the command stays the global one, the
+// limit for each reply.
+CLI::Option* AddWaitTimeout(CLI::App& sub, double& seconds, int default_seconds,
+                            bool hidden_timeout) {
+  CLI::Option* option =
+      sub.add_option("--wait-timeout", seconds,
+                     "Seconds the wait may take in all (default " +
+                         std::to_string(default_seconds) + ", 0 = no limit); then exit 4")
+          ->check(Seconds(true));
+  if (hidden_timeout) {
+    sub.add_option("--timeout", seconds, "Old spelling of --wait-timeout")
+        ->check(Seconds(true))
+        ->group("");
+  }
+  return option;
+}
+
 // One einhornctl command: its name and help (einhornctl --help lists them in this order), its
 // arguments, the requests it sends when that is a fixed list (PlanRequests), and `run` when it
 // needs more than sending them. With neither, it sends its own name once, without args.
@@ -564,9 +814,10 @@ const CommandDef kCommands[] = {
     {"set", "Set the number of workers to N",
      [](CLI::App& sub, Invocation& inv) {
        sub.add_option("N", inv.workers, "The new number of workers")->required();
-       sub.add_flag("--wait", inv.wait, "Wait until N workers are ready and none is booting");
-       sub.add_option("--timeout", inv.wait_timeout, "Seconds --wait waits (default 60)")
-           ->check(Seconds(false));
+       sub.add_flag("--wait", inv.wait,
+                    "Wait until N workers are ready, none is booting, and every worker told to "
+                    "drain has exited");
+       AddWaitTimeout(sub, inv.wait_timeout, 60, /*hidden_timeout=*/true);
      },
      [](const Invocation& inv) {
        return std::vector<RequestSpec>{{"set_workers", {std::to_string(inv.workers)}}};
@@ -631,15 +882,30 @@ const CommandDef kCommands[] = {
        sub.add_flag("--fleet", inv.fleet, "Start all the new workers at once (upgrade_fleet)");
        CLI::Option* wait = sub.add_flag(
            "--wait", inv.wait,
-           "Print the progress until the upgrade ends; exit 0 only if it succeeded");
-       sub.add_option("--wait-timeout", inv.upgrade_wait_timeout,
-                      "Seconds --wait waits in all (default 3600, 0 = no limit)")
-           ->check(Seconds(true))
-           ->needs(wait);
+           "Print the progress until the upgrade ends and the old workers have exited; exit 0 "
+           "only if it succeeded");
+       AddWaitTimeout(sub, inv.upgrade_wait_timeout, 3600, /*hidden_timeout=*/false)->needs(wait);
      },
      [](const Invocation& inv) { return Requests(1, inv.fleet ? "upgrade_fleet" : "upgrade"); },
      UpgradeCommand},
-    {"reload", "Re-exec the master in place, keeping the workers", nullptr, nullptr, nullptr},
+    {"reload", "Re-exec the master in place (workers kept) and wait for the outcome",
+     [](CLI::App& sub, Invocation& inv) {
+       CLI::Option* no_wait = sub.add_flag(
+           "--no-wait", inv.no_wait, "Print the master's first reply only (as einhornsh), exit 0");
+       AddWaitTimeout(sub, inv.wait_timeout, 60, /*hidden_timeout=*/false)->excludes(no_wait);
+     },
+     [](const Invocation&) {
+       return std::vector<RequestSpec>{{"reload", {}}};
+     },
+     ReloadCommand},
+    {"wait", "Wait until the pool is ready, drained or upgraded (as s6-svwait)",
+     [](CLI::App& sub, Invocation& inv) {
+       sub.add_option("CONDITION", inv.condition, "ready, drained or upgraded")
+           ->required()
+           ->check(CLI::IsMember(std::vector<std::string>{"ready", "drained", "upgraded"}));
+       AddWaitTimeout(sub, inv.wait_timeout, 60, /*hidden_timeout=*/true);
+     },
+     nullptr, WaitCommand},
     {"events", "Show recent lifecycle events: spawns, exits, upgrades, ...",
      [](CLI::App& sub, Invocation& inv) {
        sub.add_option("--since", inv.since, "Only the events after this sequence number");

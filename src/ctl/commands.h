@@ -32,7 +32,8 @@ struct RequestSpec {
 // The requests of the commands that are a fixed list of them (inc N, dec N, set, signal, die,
 // quieter, louder, help, state, raw, upgrade, reload). Empty for the others: status, set --wait
 // after its first request, log-level, ack and ehlo need replies or special shapes, and Run
-// handles them. (upgrade's one request is here; how it listens to the replies is Run's.)
+// handles them. (upgrade's and reload's one request is here; how they listen to the replies
+// and wait for the outcome is Run's.)
 std::vector<RequestSpec> PlanRequests(const Invocation& invocation);
 
 // Adds every command of the command table (commands.cc) to einhornctl's command line, with its
@@ -44,7 +45,7 @@ void AddCommands(CLI::App& app, Invocation& invocation);
 // PositiveNumber lets nan through, and 1e10 overflowed the clock arithmetic.
 CLI::Validator Seconds(bool zero_ok);
 
-// Time for `set --wait` and `upgrade --wait`, faked in tests.
+// Time for the waits (set --wait, upgrade --wait, reload, wait), faked in tests.
 class Clock {
  public:
   virtual ~Clock() = default;
@@ -62,7 +63,8 @@ struct Context {
   std::string user;          // $USER, for ehlo
   core::Pid parent_pid = 0;  // the default pid for ack
   Clock* clock = nullptr;
-  // Called at most once, and only by commands that talk to the master.
+  // Called by commands that talk to the master: once, or again after the connection was lost
+  // (reload's wait, across the master's re-exec).
   std::function<core::Result<std::unique_ptr<Connection>>()> connect;
 };
 

@@ -69,6 +69,7 @@ std::string RenderStatusSummary(const PoolStatus& s) {
     out += std::to_string(u->failures) + (u->failures == 1 ? " failure, " : " failures, ") +
            HumanDuration(u->elapsed) + "\n";
   }
+  if (s.reloading) out += "reloading the master: checking the new binary\n";
   if (s.last_reload_error) out += "last master reload failed: " + *s.last_reload_error + "\n";
   if (s.watchdog_timeouts > 0) {
     out += std::to_string(s.watchdog_timeouts) + " hung worker" +
@@ -167,6 +168,8 @@ std::string RenderStatusJson(const PoolStatus& s) {
       {"stopping", s.stopping},
       {"reloads", s.reloads},
       {"last_reload_error", OptionalJson(s.last_reload_error)},
+      {"reload_failures", s.reload_failures},
+      {"reloading", s.reloading},
       {"watchdog_timeouts", s.watchdog_timeouts},
       {"counts", {{"booting", s.booting}, {"ready", s.ready}, {"draining", s.draining}}},
       {"upgrade", nullptr},

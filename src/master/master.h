@@ -96,6 +96,8 @@ class Master final : public core::Effects, public core::ControlHost {
   core::EinhornStateFacts EinhornFacts() const override;
   std::optional<std::int64_t> WallClockNs() const override;
   std::optional<std::string> LastReloadError() const override { return last_reload_error_; }
+  int ReloadFailures() const override { return reload_failures_; }
+  bool Reloading() const override { return reload_.running(); }
 
  private:
   static void OnSignal(uv_signal_t* handle, int signum) noexcept;
@@ -171,6 +173,7 @@ class Master final : public core::Effects, public core::ControlHost {
   core::Reload reload_;
   int reloads_ = 0;  // re-execs this master has been through
   std::optional<std::string> last_reload_error_;
+  int reload_failures_ = 0;  // in this image
   struct ReloadCheck {
     pid_t pid = -1;
     int status_fd = -1;  // the check's exec outcome

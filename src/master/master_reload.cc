@@ -316,6 +316,7 @@ void Master::ReloadFailed(const std::string& reason) {
   const bool upgrading = !reload_.then_upgrades().empty();
   reload_.Clear();
   last_reload_error_ = reason;
+  ++reload_failures_;
   core::Event failed;
   failed.kind = core::EventKind::kReload;
   failed.detail = "failed: " + reason.substr(0, 200);

@@ -48,6 +48,25 @@ TEST_CASE("cli: subcommands and their arguments") {
   // A word after `raw VERB` is an argument, even if it names a subcommand.
   CHECK(Ok({"raw", "signal", "status"}).args == std::vector<std::string>{"status"});
   CHECK(Ok({"reload"}).command == "reload");
+  CHECK_FALSE(Ok({"reload"}).no_wait);
+  CHECK(Ok({"reload"}).wait_timeout == 60);
+  CHECK(Ok({"reload", "--no-wait"}).no_wait);
+  CHECK(Ok({"reload", "--wait-timeout", "7"}).wait_timeout == 7);
+  // One name for a wait's deadline everywhere; set's old --timeout still works.
+  CHECK(Ok({"set", "3", "--wait", "--wait-timeout", "5"}).wait_timeout == 5);
+  const Invocation wait = Ok({"wait", "drained", "--wait-timeout", "9"});
+  CHECK(wait.command == "wait");
+  CHECK(wait.condition == "drained");
+  CHECK(wait.wait_timeout == 9);
+  CHECK(Ok({"wait", "upgraded", "--timeout", "3"}).wait_timeout == 3);
+  CHECK(Ok({"wait", "ready"}).wait_timeout == 60);
+  CHECK(UsageCode({"wait"}) == kExitUsage);
+  CHECK(UsageCode({"wait", "up"}) == kExitUsage);
+  CHECK(UsageCode({"wait", "ready", "drained"}) == kExitUsage);
+  // The old spelling is hidden from the help.
+  const ParsedCommandLine help = Parse({"set", "--help"});
+  CHECK(help.out.find("--wait-timeout") != std::string::npos);
+  CHECK(help.out.find("--timeout") == std::string::npos);
 }
 
 TEST_CASE("cli: upgrade and its flags") {
@@ -84,9 +103,9 @@ TEST_CASE("cli: upgrade and reload usage errors exit 2") {
   CHECK(UsageCode({"upgrade", "now"}) == kExitUsage);
   CHECK(UsageCode({"upgrade", "--smooth"}) == kExitUsage);
   CHECK(UsageCode({"upgrade-fleet"}) == kExitUsage);  // it is upgrade --fleet
-  CHECK(UsageCode({"reload", "--wait"}) == kExitUsage);
+  CHECK(UsageCode({"reload", "--wait"}) == kExitUsage);  // it waits unless --no-wait
   CHECK(UsageCode({"reload", "now"}) == kExitUsage);
-  CHECK(UsageCode({"set", "3", "--wait", "--wait-timeout", "5"}) == kExitUsage);
+  CHECK(UsageCode({"reload", "--no-wait", "--wait-timeout", "5"}) == kExitUsage);
   CHECK(UsageCode({"--wait-timeout", "5", "upgrade", "--wait"}) == kExitUsage);
 
   const ParsedCommandLine help = Parse({"upgrade", "--help"});
@@ -224,10 +243,18 @@ TEST_CASE("cli: every wait takes a finite number of seconds up to 1e6") {
   for (const std::string bad : {"nan", "inf", "-inf", "1e10", "1000001", "-1", "0", "abc", "1s"}) {
     INFO(bad);
     CHECK(UsageCode({"--timeout", bad, "status"}) == kExitUsage);
-    CHECK(UsageCode({"set", "3", "--wait", "--timeout", bad}) == kExitUsage);
     CHECK(UsageCode({"events", "--follow", "--interval", bad}) == kExitUsage);
-    if (bad != "0") CHECK(UsageCode({"upgrade", "--wait", "--wait-timeout", bad}) == kExitUsage);
+    // Every wait's deadline: 0 is no limit, the rest is refused alike.
+    if (bad == "0") continue;
+    CHECK(UsageCode({"set", "3", "--wait", "--timeout", bad}) == kExitUsage);
+    CHECK(UsageCode({"set", "3", "--wait", "--wait-timeout", bad}) == kExitUsage);
+    CHECK(UsageCode({"upgrade", "--wait", "--wait-timeout", bad}) == kExitUsage);
+    CHECK(UsageCode({"reload", "--wait-timeout", bad}) == kExitUsage);
+    CHECK(UsageCode({"wait", "ready", "--wait-timeout", bad}) == kExitUsage);
+    CHECK(UsageCode({"wait", "drained", "--timeout", bad}) == kExitUsage);
   }
+  CHECK(Ok({"set", "3", "--wait", "--timeout", "0"}).wait_timeout == 0);
+  CHECK(Ok({"wait", "upgraded", "--wait-timeout", "0"}).wait_timeout == 0);
   CHECK(Ok({"--timeout", "0.5", "status"}).timeout == 0.5);
   CHECK(Ok({"--timeout", "1000000", "status"}).timeout == 1e6);
   CHECK(Ok({"set", "3", "--wait", "--timeout", "2.5"}).wait_timeout == 2.5);

@@ -194,9 +194,18 @@ TEST_CASE("commands: an unreachable or silent master exits 3") {
   CHECK(s.out.str().empty());
 }
 
-// A master whose upgrades end as `end`, `pause` apart.
+// A pool of two generation-2 workers, ready, none of generation 1 left.
+core::PoolStatus Upgraded() {
+  core::PoolStatus s = test::MakeStatus(2, 2, 0);
+  s.generation = 2;
+  for (core::WorkerStatus& w : s.workers) w.generation = 2;
+  return s;
+}
+
+// A master whose upgrades end as `end`, `pause` apart; its status shows the upgraded pool.
 Script Upgrades(test::UpgradeEnd end, std::chrono::milliseconds pause = {}) {
   return [end, pause](const Request& r) {
+    if (r.command == "status") return test::StatusAnswer(Upgraded());
     if (r.command != "upgrade" && r.command != "upgrade_fleet") return test::Refuse("no");
     Answer a = test::UpgradeAnswer(r.command, 2, end);
     a.pause = pause;
@@ -211,7 +220,9 @@ const char* const kFailure =
 TEST_CASE("commands: upgrade --wait prints every message and exits 0 on Upgrade done") {
   Harness h(Upgrades(test::UpgradeEnd::kDone));
   CHECK(h.Run({"upgrade", "--wait"}) == kExitOk);
-  REQUIRE(h.sent.size() == 1);
+  // Then status: whether the old workers have exited (they have).
+  REQUIRE(h.sent.size() == 2);
+  CHECK(h.sent[1].command == "status");
   CHECK(h.sent[0].command == "upgrade");
   CHECK(h.sent[0].id->text == "1");
   CHECK(h.sent[0].args_state == Request::ArgsState::kList);
@@ -219,13 +230,13 @@ TEST_CASE("commands: upgrade --wait prints every message and exits 0 on Upgrade 
   // Not a terminal: progress lines are lines like the others.
   CHECK(h.out.str() ==
         "Upgrading smoothly, as commanded\n"
-        "Progress: 0/2 new ready, 0/2 old drained\n"
-        "Progress: 1/2 new ready, 0/2 old drained\n"
+        "Progress: 0/2 new ready, 0/2 old told to drain\n"
+        "Progress: 1/2 new ready, 0/2 old told to drain\n"
         "draining worker 5000 (index 0, generation 1): replaced by a ready worker\n"
-        "Progress: 1/2 new ready, 1/2 old drained\n"
-        "Progress: 2/2 new ready, 1/2 old drained\n"
+        "Progress: 1/2 new ready, 1/2 old told to drain\n"
+        "Progress: 2/2 new ready, 1/2 old told to drain\n"
         "draining worker 5001 (index 1, generation 1): replaced by a ready worker\n"
-        "Progress: 2/2 new ready, 2/2 old drained\n"
+        "Progress: 2/2 new ready, 2/2 old told to drain\n"
         "Upgraded successfully to generation 2.\n"
         "Upgrade done\n");
   CHECK(h.err.str().empty());
@@ -234,7 +245,7 @@ TEST_CASE("commands: upgrade --wait prints every message and exits 0 on Upgrade 
 TEST_CASE("commands: upgrade --fleet sends upgrade_fleet") {
   Harness h(Upgrades(test::UpgradeEnd::kDone));
   CHECK(h.Run({"upgrade", "--fleet", "--wait"}) == kExitOk);
-  CHECK(h.Verbs() == std::vector<std::string>{"upgrade_fleet"});
+  CHECK(h.Verbs() == std::vector<std::string>{"upgrade_fleet", "status"});
   CHECK(h.out.str().rfind("Upgrading fleet, as commanded\n", 0) == 0);
 }
 
@@ -270,7 +281,7 @@ TEST_CASE("commands: upgrade --wait failure exits 1 with the reason on stderr") 
   Harness h(Upgrades(test::UpgradeEnd::kFailed));
   CHECK(h.Run({"upgrade", "--wait"}) == kExitRefused);
   CHECK(h.out.str() ==
-        "Upgrading smoothly, as commanded\nProgress: 0/2 new ready, 0/2 old drained\n");
+        "Upgrading smoothly, as commanded\nProgress: 0/2 new ready, 0/2 old told to drain\n");
   CHECK(h.err.str() == kFailure);
 
   // --json: one document at the end, and the reason still on stderr.
@@ -287,7 +298,7 @@ TEST_CASE("commands: upgrade --wait failure exits 1 with the reason on stderr") 
 TEST_CASE("commands: upgrade --wait when the master hangs up mid-stream exits 3") {
   Harness h(Upgrades(test::UpgradeEnd::kHangUp));
   CHECK(h.Run({"upgrade", "--wait"}) == kExitUnreachable);
-  CHECK(h.out.str().find("Progress: 0/2 new ready, 0/2 old drained\n") != std::string::npos);
+  CHECK(h.out.str().find("Progress: 0/2 new ready, 0/2 old told to drain\n") != std::string::npos);
   CHECK(h.err.str() ==
         "einhornctl: the master closed the connection before the end of the upgrade; it may "
         "still be running (see einhornctl status)\n");
@@ -310,23 +321,23 @@ TEST_CASE("commands: upgrade --wait waits longer than --timeout between messages
   CHECK(h.err.str().empty());
 }
 
-TEST_CASE("commands: upgrade --wait-timeout bounds the whole wait and exits 3") {
+TEST_CASE("commands: upgrade --wait-timeout bounds the whole wait and exits 4") {
   using std::chrono::seconds;
   Harness h(Upgrades(test::UpgradeEnd::kDone, seconds(40)));
-  CHECK(h.Run({"upgrade", "--wait", "--wait-timeout", "100"}) == kExitUnreachable);
+  CHECK(h.Run({"upgrade", "--wait", "--wait-timeout", "100"}) == kExitTimeout);
   // Two messages after the first one, then 20 s left for the third, which takes 40.
   CHECK(h.waits == std::vector<std::optional<double>>{40.0, 40.0, 20.0});
   CHECK(h.clock.Now() == 1100);
   CHECK(h.out.str() ==
-        "Upgrading smoothly, as commanded\nProgress: 0/2 new ready, 0/2 old drained\n"
-        "Progress: 1/2 new ready, 0/2 old drained\n");
+        "Upgrading smoothly, as commanded\nProgress: 0/2 new ready, 0/2 old told to drain\n"
+        "Progress: 1/2 new ready, 0/2 old told to drain\n");
   CHECK(h.err.str() ==
         "einhornctl: no end of the upgrade within 100s (--wait-timeout); it may still be running "
         "(see einhornctl status)\n");
 
   // A master that goes silent.
   Harness s(Upgrades(test::UpgradeEnd::kSilence));
-  CHECK(s.Run({"upgrade", "--wait"}) == kExitUnreachable);
+  CHECK(s.Run({"upgrade", "--wait"}) == kExitTimeout);
   CHECK(s.waits == std::vector<std::optional<double>>{3600.0});
   CHECK(s.err.str().find("no end of the upgrade within 3600s (--wait-timeout)") !=
         std::string::npos);
@@ -356,13 +367,13 @@ TEST_CASE("commands: upgrade --wait on a terminal overwrites progress lines") {
   CHECK(h.Run({"upgrade", "--wait"}) == kExitOk);
   CHECK(h.out.str() ==
         "Upgrading smoothly, as commanded\n"
-        "\r\x1b[KProgress: 0/2 new ready, 0/2 old drained"
-        "\r\x1b[KProgress: 1/2 new ready, 0/2 old drained\n"
+        "\r\x1b[KProgress: 0/2 new ready, 0/2 old told to drain"
+        "\r\x1b[KProgress: 1/2 new ready, 0/2 old told to drain\n"
         "draining worker 5000 (index 0, generation 1): replaced by a ready worker\n"
-        "\r\x1b[KProgress: 1/2 new ready, 1/2 old drained"
-        "\r\x1b[KProgress: 2/2 new ready, 1/2 old drained\n"
+        "\r\x1b[KProgress: 1/2 new ready, 1/2 old told to drain"
+        "\r\x1b[KProgress: 2/2 new ready, 1/2 old told to drain\n"
         "draining worker 5001 (index 1, generation 1): replaced by a ready worker\n"
-        "\r\x1b[KProgress: 2/2 new ready, 2/2 old drained\n"
+        "\r\x1b[KProgress: 2/2 new ready, 2/2 old told to drain\n"
         "Upgraded successfully to generation 2.\n"
         "Upgrade done\n");
 
@@ -371,14 +382,15 @@ TEST_CASE("commands: upgrade --wait on a terminal overwrites progress lines") {
   f.stdout_tty = true;
   CHECK(f.Run({"upgrade", "--wait"}) == kExitRefused);
   CHECK(f.out.str() ==
-        "Upgrading smoothly, as commanded\n\r\x1b[KProgress: 0/2 new ready, 0/2 old drained\n");
+        "Upgrading smoothly, as commanded\n"
+        "\r\x1b[KProgress: 0/2 new ready, 0/2 old told to drain\n");
   CHECK(f.err.str() == kFailure);
 
   // So is einhornctl's own diagnostic.
   Harness d(Upgrades(test::UpgradeEnd::kHangUp));
   d.stdout_tty = true;
   CHECK(d.Run({"upgrade", "--wait"}) == kExitUnreachable);
-  CHECK(d.out.str().ends_with("\r\x1b[KProgress: 0/2 new ready, 0/2 old drained\n"));
+  CHECK(d.out.str().ends_with("\r\x1b[KProgress: 0/2 new ready, 0/2 old told to drain\n"));
 
   // --json on a terminal: the document only.
   Harness j(Upgrades(test::UpgradeEnd::kDone));
@@ -414,8 +426,9 @@ TEST_CASE("commands: upgrade --wait skips messages of an earlier upgrade") {
 }
 
 TEST_CASE("commands: reload prints the reply, exit 1 if refused") {
+  // --no-wait: Einhorn's reply only, as before.
   Harness h(test::EinhornLike());
-  CHECK(h.Run({"reload"}) == kExitOk);
+  CHECK(h.Run({"reload", "--no-wait"}) == kExitOk);
   CHECK(h.Verbs() == std::vector<std::string>{"reload"});
   CHECK(h.sent[0].id->text == "1");
   CHECK(h.out.str() == "Reloading, as commanded\n");
@@ -452,21 +465,51 @@ TEST_CASE("commands: replies for another request id are skipped") {
   CHECK(h.out.str() == "ours\n");
 }
 
-TEST_CASE("commands: set --wait polls status until the pool is ready") {
+// A worker told to drain that has not exited yet.
+core::WorkerStatus Draining(core::Pid pid) {
+  core::WorkerStatus w;
+  w.slot = -1;
+  w.pid = pid;
+  w.state = "draining";
+  return w;
+}
+
+TEST_CASE("commands: set --wait polls status until the pool is ready and the drained exited") {
   int polls = 0;
   Harness h([&polls](const Request& r) {
     if (r.command == "set_workers") return test::Say("Altering worker count, 2 -> 4.");
     ++polls;
     if (polls < 3) return test::StatusAnswer(test::MakeStatus(4, 2, 2));
     core::PoolStatus done = test::MakeStatus(4, 4, 0);
-    done.draining = 1;  // draining workers may remain
+    if (polls < 5) {
+      // Ready, but a worker told to drain is still running: not done (it was, before).
+      done.draining = 1;
+      done.workers.push_back(Draining(6000));
+    }
     return test::StatusAnswer(done);
   });
   CHECK(h.Run({"set", "4", "--wait"}) == kExitOk);
-  CHECK(h.Verbs() == std::vector<std::string>{"set_workers", "status", "status", "status"});
+  CHECK(h.Verbs() ==
+        std::vector<std::string>{"set_workers", "status", "status", "status", "status", "status"});
   CHECK(h.sent[0].args == std::vector<std::string>{"4"});
-  CHECK(h.clock.sleeps() == 2);
-  CHECK(h.out.str() == "Altering worker count, 2 -> 4.\nready 4/4, booting 0, draining 1\n");
+  CHECK(h.clock.sleeps() == 4);
+  CHECK(h.out.str() ==
+        "Altering worker count, 2 -> 4.\nready 4/4, booting 0, told to drain: 0 running, 1 "
+        "exited\n");
+}
+
+TEST_CASE("commands: set --wait times out with exit 4 while a worker told to drain runs") {
+  Harness h([](const Request& r) {
+    if (r.command == "set_workers") return test::Say("Altering worker count, 3 -> 2.");
+    core::PoolStatus st = test::MakeStatus(2, 2, 0);
+    st.draining = 1;
+    st.workers.push_back(Draining(6001));
+    return test::StatusAnswer(st);
+  });
+  CHECK(h.Run({"set", "2", "--wait", "--wait-timeout", "1"}) == kExitTimeout);
+  CHECK(h.err.str() ==
+        "einhornctl: timed out after 1s: ready 2/2, booting 0, told to drain: 1 running, 0 "
+        "exited (running: 6001)\n");
 }
 
 TEST_CASE("commands: set --wait shows progress on a terminal") {
@@ -477,16 +520,19 @@ TEST_CASE("commands: set --wait shows progress on a terminal") {
   });
   h.stdout_tty = true;
   CHECK(h.Run({"set", "3", "--wait"}) == kExitOk);
-  CHECK(h.out.str().find("\r\x1b[Kwaiting: ready 1/3, booting 2, draining 0") != std::string::npos);
+  CHECK(h.out.str().find("\r\x1b[Kwaiting: ready 1/3, booting 2, told to drain: 0 running, 0 "
+                         "exited") != std::string::npos);
 }
 
-TEST_CASE("commands: set --wait times out with exit 1") {
+TEST_CASE("commands: set --wait times out with exit 4") {
   Harness h([](const Request& r) {
     if (r.command == "set_workers") return test::Say("Altering");
     return test::StatusAnswer(test::MakeStatus(3, 1, 2));
   });
-  CHECK(h.Run({"set", "3", "--wait", "--timeout", "2"}) == kExitRefused);
-  CHECK(h.err.str() == "einhornctl: timed out after 2s: ready 1/3\n");
+  CHECK(h.Run({"set", "3", "--wait", "--timeout", "2"}) == kExitTimeout);
+  CHECK(h.err.str() ==
+        "einhornctl: timed out after 2s: ready 1/3, booting 2, told to drain: 0 running, 0 "
+        "exited\n");
   CHECK(h.clock.sleeps() >= 20);  // every 100 ms (+1 for rounding)
   CHECK(h.clock.sleeps() <= 21);
 
@@ -494,7 +540,7 @@ TEST_CASE("commands: set --wait times out with exit 1") {
     if (r.command == "set_workers") return test::Say("Altering");
     return test::StatusAnswer(test::MakeStatus(3, 1, 2));
   });
-  CHECK(j.Run({"set", "3", "--wait", "--timeout", "1", "--json"}) == kExitRefused);
+  CHECK(j.Run({"set", "3", "--wait", "--timeout", "1", "--json"}) == kExitTimeout);
   CHECK(nlohmann::json::parse(j.out.str())["error"] == true);
 }
 
@@ -737,6 +783,218 @@ TEST_CASE("commands: metrics prints the text as the master sends it") {
   CHECK(refused.err.str().find("Unrecognized command") != std::string::npos);
   Harness odd([](const Request&) { return test::Say("hello"); });
   CHECK(odd.Run({"metrics"}) == kExitRefused);
+}
+
+// A master whose `reload` ends as `outcome` ("done", "failed", "other") on the second status
+// after it; status before the reload: 2 workers, no reload yet.
+Script Reloads(const std::string& outcome, const std::string& reason = "") {
+  auto reloaded = std::make_shared<bool>(false);
+  auto polls = std::make_shared<int>(0);
+  return [=](const Request& r) {
+    if (r.command == "reload") {
+      *reloaded = true;
+      return test::Say("Reloading, as commanded");
+    }
+    if (r.command != "status") return test::Refuse("no");
+    core::PoolStatus s = test::MakeStatus(2, 2, 0);
+    if (!*reloaded) return test::StatusAnswer(s);
+    if (++*polls < 2 || outcome == "never") {
+      s.reloading = true;
+      return test::StatusAnswer(s);
+    }
+    if (outcome == "done") s.reloads = 1;
+    if (outcome == "failed") {
+      s.reload_failures = 1;
+      s.last_reload_error = reason;
+    }
+    if (outcome == "other") s.master_pid = 999;
+    return test::StatusAnswer(s);
+  };
+}
+
+TEST_CASE("commands: reload waits for the new image and exits 0") {
+  Harness h(Reloads("done"));
+  CHECK(h.Run({"reload"}) == kExitOk);
+  CHECK(h.Verbs() == std::vector<std::string>{"status", "reload", "status", "status"});
+  CHECK(h.out.str() ==
+        "Reloading, as commanded\n"
+        "Waiting: the master checks the new binary, then re-execs it\n"
+        "Reloaded: einhorn-cpp 0.1.0 is the master now (pid 4242, reload #1); it kept 2 of the 2 "
+        "workers\n");
+  CHECK(h.err.str().empty());
+}
+
+TEST_CASE("commands: a failed reload exits 1 with the whole reason") {
+  // Longer than the 400 characters status used to keep.
+  const std::string reason =
+      "the upgrade check of /usr/bin/einhorn-cpp failed (exit 1): config /etc/x.yaml: the "
+      "config changes what only a restart of the master can change: " +
+      std::string(600, 'k') + " (1 -> 2); nothing was changed";
+  Harness h(Reloads("failed", reason));
+  CHECK(h.Run({"reload"}) == kExitRefused);
+  CHECK(h.err.str() == "Reload failed, the master keeps running as it was: " + reason + "\n");
+  CHECK(h.out.str().rfind("Reloading, as commanded\n", 0) == 0);
+
+  // --json: the document says error, and the reason is on stderr too.
+  Harness j(Reloads("failed", reason));
+  CHECK(j.Run({"reload", "--json"}) == kExitRefused);
+  const nlohmann::json doc = nlohmann::json::parse(j.out.str());
+  CHECK(doc["error"] == true);
+  CHECK(doc["messages"].back().get<std::string>().ends_with("nothing was changed"));
+  CHECK(j.err.str().find(reason) != std::string::npos);
+}
+
+TEST_CASE("commands: reload timing out exits 4, another master exits 3") {
+  Harness h(Reloads("never"));
+  CHECK(h.Run({"reload", "--wait-timeout", "2"}) == kExitTimeout);
+  CHECK(h.err.str() ==
+        "einhornctl: no outcome of the reload within 2s (--wait-timeout); it may still be "
+        "running (see einhornctl status)\n");
+
+  Harness o(Reloads("other"));
+  CHECK(o.Run({"reload"}) == kExitUnreachable);
+  CHECK(o.err.str().find("another master answers now (pid 999, was 4242)") != std::string::npos);
+}
+
+TEST_CASE("commands: reload against a master without status reloads and says it cannot wait") {
+  Harness h([](const Request& r) {
+    if (r.command == "reload") return test::Say("Reloading, as commanded");
+    return test::Say("Unrecognized command: \"status\"");
+  });
+  CHECK(h.Run({"reload"}) == kExitOk);
+  CHECK(h.Verbs() == std::vector<std::string>{"status", "reload"});
+  CHECK(h.out.str() == "Reloading, as commanded\n");
+  CHECK(h.err.str().find("cannot wait for the outcome of the reload") != std::string::npos);
+}
+
+TEST_CASE("commands: a peer the master turns away gets exit 1, and no reload is sent") {
+  Harness h([](const Request&) {
+    test::Answer a = test::Refuse("Permission denied: uid 1000 may not use this command socket");
+    a.close = true;
+    return a;
+  });
+  CHECK(h.Run({"reload"}) == kExitRefused);
+  CHECK(h.Verbs() == std::vector<std::string>{"status"});
+  CHECK(h.err.str() == "Permission denied: uid 1000 may not use this command socket\n");
+}
+
+TEST_CASE("commands: reload connects again when the connection breaks") {
+  // The first connection hangs up after the reload's reply; the second one sees the new image.
+  int connection = 0;
+  auto reloaded = std::make_shared<bool>(false);
+  Harness h([&connection, reloaded](const Request& r) {
+    if (r.command == "reload") {
+      *reloaded = true;
+      test::Answer a = test::Say("Reloading, as commanded");
+      a.close = true;
+      return a;
+    }
+    core::PoolStatus s = test::MakeStatus(2, 2, 0);
+    if (*reloaded) s.reloads = 1;
+    (void)connection;
+    return test::StatusAnswer(s);
+  });
+  CHECK(h.Run({"reload"}) == kExitOk);
+  CHECK(h.connects == 2);
+  CHECK(h.out.str().find("Reloaded: ") != std::string::npos);
+}
+
+TEST_CASE("commands: upgrade --wait waits for the old workers told to drain to exit") {
+  int polls = 0;
+  Harness h([&polls](const Request& r) {
+    if (r.command != "status") return test::UpgradeAnswer(r.command, 2, test::UpgradeEnd::kDone);
+    core::PoolStatus s = Upgraded();
+    if (++polls < 3) {
+      core::WorkerStatus old = Draining(5000);
+      old.generation = 1;
+      s.workers.push_back(old);
+      s.draining = 1;
+    }
+    return test::StatusAnswer(s);
+  });
+  CHECK(h.Run({"upgrade", "--wait"}) == kExitOk);
+  CHECK(polls == 3);
+  CHECK(h.out.str().ends_with(
+      "Upgrade done\n"
+      "Progress: 1 old workers told to drain, not exited yet: 5000\n"
+      "Every old worker has exited\n"));
+
+  // One that never exits: the deadline, exit 4.
+  Harness t([](const Request& r) {
+    if (r.command != "status") return test::UpgradeAnswer(r.command, 2, test::UpgradeEnd::kDone);
+    core::PoolStatus s = Upgraded();
+    core::WorkerStatus old = Draining(5000);
+    old.generation = 1;
+    s.workers.push_back(old);
+    return test::StatusAnswer(s);
+  });
+  CHECK(t.Run({"upgrade", "--wait", "--wait-timeout", "5"}) == kExitTimeout);
+  CHECK(t.err.str() ==
+        "einhornctl: the upgrade is done, but 1 old workers told to drain have not exited within "
+        "5s (--wait-timeout): 5000\n");
+}
+
+// A master whose status is `s`, whatever it is asked.
+Script Shows(const core::PoolStatus& s) {
+  return [s](const Request&) { return test::StatusAnswer(s); };
+}
+
+TEST_CASE("commands: wait ready, drained and upgraded") {
+  Harness ready(Shows(test::MakeStatus(2, 2, 0)));
+  CHECK(ready.Run({"wait", "ready"}) == kExitOk);
+  CHECK(ready.out.str() == "ready: ready 2/2\n");
+  CHECK(ready.Verbs() == std::vector<std::string>{"status"});
+
+  Harness booting(Shows(test::MakeStatus(2, 1, 1)));
+  CHECK(booting.Run({"wait", "ready", "--wait-timeout", "1"}) == kExitTimeout);
+  CHECK(booting.err.str() ==
+        "einhornctl: not ready within 1s (--wait-timeout): ready 1/2, booting 1, draining 0\n");
+  CHECK(booting.clock.sleeps() >= 10);
+
+  core::PoolStatus stopping = test::MakeStatus(2, 1, 0);
+  stopping.stopping = true;
+  Harness never(Shows(stopping));
+  CHECK(never.Run({"wait", "ready"}) == kExitRefused);
+  CHECK(never.err.str().find("will not be: the master is shutting down") != std::string::npos);
+
+  core::PoolStatus draining = test::MakeStatus(2, 2, 0);
+  draining.draining = 1;
+  draining.workers.push_back(Draining(6000));
+  Harness d(Shows(draining));
+  CHECK(d.Run({"wait", "drained", "--timeout", "0.5"}) == kExitTimeout);
+  CHECK(d.err.str() ==
+        "einhornctl: not drained within 0.5s (--wait-timeout): 1 told to drain, not exited yet "
+        "(pids 6000)\n");
+  Harness dd(Shows(test::MakeStatus(2, 2, 0)));
+  CHECK(dd.Run({"wait", "drained"}) == kExitOk);
+
+  Harness u(Shows(Upgraded()));
+  CHECK(u.Run({"wait", "upgraded"}) == kExitOk);
+  CHECK(u.out.str() == "upgraded: generation 2: ready 2/2\n");
+
+  core::PoolStatus rolled = test::MakeStatus(2, 2, 0);
+  rolled.last_upgrade = core::LastUpgradeStatus{false, 2, "3 new workers failed", 5};
+  Harness r(Shows(rolled));
+  CHECK(r.Run({"wait", "upgraded"}) == kExitRefused);
+  CHECK(r.err.str() ==
+        "einhornctl: not upgraded, and it will not be: the last upgrade, to generation 2, rolled "
+        "back: 3 new workers failed\n");
+
+  // While the master checks its new binary, an upgrade has not begun yet: wait.
+  core::PoolStatus reloading = Upgraded();
+  reloading.reloading = true;
+  Harness w(Shows(reloading));
+  CHECK(w.Run({"wait", "upgraded", "--wait-timeout", "0.3"}) == kExitTimeout);
+  CHECK(w.err.str().find("a master reload is under way") != std::string::npos);
+}
+
+TEST_CASE("commands: the waits' --wait-timeout 0 has no limit") {
+  int polls = 0;
+  Harness h([&polls](const Request&) {
+    return test::StatusAnswer(++polls < 50 ? test::MakeStatus(2, 1, 1) : test::MakeStatus(2, 2, 0));
+  });
+  CHECK(h.Run({"wait", "ready", "--wait-timeout", "0"}) == kExitOk);
+  CHECK(polls == 50);
 }
 
 }  // namespace

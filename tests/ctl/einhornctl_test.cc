@@ -217,19 +217,21 @@ TEST_CASE("einhornctl: set --wait polls until the pool is ready") {
   CHECK(polls->load() == 4);
   CHECK(r.out ==
         "Altering worker count, 2 -> 3. Will spin up additional workers.\n"
-        "ready 3/3, booting 0, draining 0\n");
+        "ready 3/3, booting 0, told to drain: 0 running, 0 exited\n");
   CHECK(m.requests().at(0).args == std::vector<std::string>{"3"});
 }
 
-TEST_CASE("einhornctl: set --wait times out with exit 1") {
+TEST_CASE("einhornctl: set --wait times out with exit 4") {
   Bench b;
   FakeMaster m(b.Sock(), [](const Request& r) {
     if (r.command == "set_workers") return Say("Altering");
     return StatusAnswer(MakeStatus(3, 1, 2));
   });
   const Ran r = b.Run({"-d", b.Sock(), "set", "3", "--wait", "--timeout", "0.3"});
-  CHECK(r.code == 1);
-  CHECK(r.err == "einhornctl: timed out after 0.3s: ready 1/3\n");
+  CHECK(r.code == 4);
+  CHECK(r.err ==
+        "einhornctl: timed out after 0.3s: ready 1/3, booting 2, told to drain: 0 running, 0 "
+        "exited\n");
 }
 
 TEST_CASE("einhornctl: ack over the socket path, EOF is the answer") {
@@ -298,9 +300,16 @@ TEST_CASE("einhornctl: raw streams every message") {
         "Upgrading smoothly, as commanded\n===> Launched 12388 (index: 3)\nUpgrade done\n");
 }
 
-// A master whose upgrades end as `end`, `pause` apart.
+// A master whose upgrades end as `end`, `pause` apart; its status shows one generation-2
+// worker and no old one (upgrade --wait asks once the upgrade is done).
 Script Upgrades(UpgradeEnd end, std::chrono::milliseconds pause = {}) {
   return [end, pause](const Request& r) {
+    if (r.command == "status") {
+      core::PoolStatus s = MakeStatus(1, 1, 0);
+      s.generation = 2;
+      for (core::WorkerStatus& w : s.workers) w.generation = 2;
+      return StatusAnswer(s);
+    }
     if (r.command != "upgrade" && r.command != "upgrade_fleet") return Refuse("no");
     Answer a = UpgradeAnswer(r.command, 1, end);
     a.pause = pause;
@@ -316,14 +325,15 @@ TEST_CASE("einhornctl: upgrade --wait streams until Upgrade done and exits 0") {
   CHECK_MESSAGE(r.code == 0, r.err);
   CHECK(r.out ==
         "Upgrading smoothly, as commanded\n"
-        "Progress: 0/1 new ready, 0/1 old drained\n"
-        "Progress: 1/1 new ready, 0/1 old drained\n"
+        "Progress: 0/1 new ready, 0/1 old told to drain\n"
+        "Progress: 1/1 new ready, 0/1 old told to drain\n"
         "draining worker 5000 (index 0, generation 1): replaced by a ready worker\n"
-        "Progress: 1/1 new ready, 1/1 old drained\n"
+        "Progress: 1/1 new ready, 1/1 old told to drain\n"
         "Upgraded successfully to generation 2.\n"
         "Upgrade done\n");
   CHECK(r.err.empty());
-  REQUIRE(m.requests().size() == 1);
+  REQUIRE(m.requests().size() == 2);
+  CHECK(m.requests()[1].command == "status");
   CHECK(m.requests()[0].command == "upgrade");
   CHECK(m.requests()[0].id->text == "1");
 }
@@ -350,7 +360,7 @@ TEST_CASE("einhornctl: upgrade --wait failure exits 1 with the reason on stderr"
   FakeMaster m(b.Sock(), Upgrades(UpgradeEnd::kFailed));
   const Ran r = b.Run({"-d", b.Sock(), "upgrade", "--wait"});
   CHECK(r.code == 1);
-  CHECK(Has(r.out, "Progress: 0/1 new ready, 0/1 old drained\n"));
+  CHECK(Has(r.out, "Progress: 0/1 new ready, 0/1 old told to drain\n"));
   CHECK_FALSE(Has(r.out, "failed"));
   CHECK(r.err ==
         "Upgrade to generation 2 failed: 3 new workers failed (the last: worker 5102 exited with "
@@ -364,7 +374,7 @@ TEST_CASE("einhornctl: upgrade --wait failure exits 1 with the reason on stderr"
   CHECK(Has(j.err, "Upgrade to generation 2 failed: "));
 }
 
-TEST_CASE("einhornctl: upgrade --wait exits 3 when the master hangs up or goes silent") {
+TEST_CASE("einhornctl: upgrade --wait exits 3 when the master hangs up, 4 when it goes silent") {
   Bench b;
   {
     FakeMaster m(b.Sock(), Upgrades(UpgradeEnd::kHangUp));
@@ -377,7 +387,7 @@ TEST_CASE("einhornctl: upgrade --wait exits 3 when the master hangs up or goes s
   FakeMaster m(silent, Upgrades(UpgradeEnd::kSilence));
   const auto start = std::chrono::steady_clock::now();
   const Ran r = b.Run({"-d", silent, "upgrade", "--wait", "--wait-timeout", "0.3"});
-  CHECK(r.code == 3);
+  CHECK(r.code == 4);
   CHECK(Has(r.err, "no end of the upgrade within 0.3s (--wait-timeout)"));
   CHECK(std::chrono::steady_clock::now() - start < 20s);
 }
@@ -386,10 +396,19 @@ TEST_CASE("einhornctl: reload") {
   Bench b;
   {
     FakeMaster m(b.Sock(), EinhornLike());
-    const Ran r = b.Run({"-d", b.Sock(), "reload"});
+    const Ran r = b.Run({"-d", b.Sock(), "reload", "--no-wait"});
     CHECK_MESSAGE(r.code == 0, r.err);
     CHECK(r.out == "Reloading, as commanded\n");
     CHECK(m.requests().at(0).command == "reload");
+  }
+  {
+    // Waiting (the default): the fake never reloads, so the deadline passes: exit 4.
+    const std::string waiting = b.dir().File("waiting.sock");
+    FakeMaster m(waiting, EinhornLike());
+    const Ran r = b.Run({"-d", waiting, "reload", "--wait-timeout", "0.3"});
+    CHECK(r.code == 4);
+    CHECK(r.out.rfind("Reloading, as commanded\n", 0) == 0);
+    CHECK(Has(r.err, "no outcome of the reload within 0.3s (--wait-timeout)"));
   }
   const std::string refusing = b.dir().File("refusing.sock");
   FakeMaster m(refusing, [](const Request&) {
@@ -414,10 +433,10 @@ TEST_CASE("einhornctl: upgrade --wait on a terminal overwrites progress (script)
   // The terminal turns "\n" into "\r\n".
   CHECK(Has(r.out,
             "Upgrading smoothly, as commanded\r\n"
-            "\r\x1b[KProgress: 0/1 new ready, 0/1 old drained"
-            "\r\x1b[KProgress: 1/1 new ready, 0/1 old drained\r\n"
+            "\r\x1b[KProgress: 0/1 new ready, 0/1 old told to drain"
+            "\r\x1b[KProgress: 1/1 new ready, 0/1 old told to drain\r\n"
             "draining worker 5000 (index 0, generation 1): replaced by a ready worker\r\n"
-            "\r\x1b[KProgress: 1/1 new ready, 1/1 old drained\r\n"
+            "\r\x1b[KProgress: 1/1 new ready, 1/1 old told to drain\r\n"
             "Upgraded successfully to generation 2.\r\nUpgrade done\r\n"));
 }
 

@@ -68,7 +68,7 @@ Answer UpgradeAnswer(const std::string& verb, int workers, UpgradeEnd end) {
   const std::string n = std::to_string(workers);
   const auto progress = [&n](int ready, int drained) {
     return "Progress: " + std::to_string(ready) + "/" + n + " new ready, " +
-           std::to_string(drained) + "/" + n + " old drained";
+           std::to_string(drained) + "/" + n + " old told to drain";
   };
   std::vector<std::string> lines = {
       fleet ? "Upgrading fleet, as commanded" : "Upgrading smoothly, as commanded", progress(0, 0)};

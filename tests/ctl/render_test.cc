@@ -231,6 +231,23 @@ TEST_CASE("render: status JSON uses the YAML's names and null for missing option
   CHECK(j["pending"][0]["last_exit"].is_null());
 }
 
+TEST_CASE("render: a reload under way and the reload counters, in text and JSON") {
+  core::PoolStatus s = test::MakeStatus(1, 1, 0);
+  s.reloads = 2;
+  s.reload_failures = 1;
+  s.reloading = true;
+  s.last_reload_error = "the upgrade check of /x failed (exit 1)";
+  const std::string text = RenderStatus(s);
+  CHECK(text.find("\nreloading the master: checking the new binary\n") != std::string::npos);
+  CHECK(text.find("\nlast master reload failed: the upgrade check of /x failed (exit 1)\n") !=
+        std::string::npos);
+  const nlohmann::json j = nlohmann::json::parse(RenderStatusJson(s));
+  CHECK(j["reloads"] == 2);
+  CHECK(j["reload_failures"] == 1);
+  CHECK(j["reloading"] == true);
+  CHECK(j["last_reload_error"] == "the upgrade check of /x failed (exit 1)");
+}
+
 TEST_CASE("render: messages JSON survives bytes that are not UTF-8") {
   const nlohmann::json j =
       nlohmann::json::parse(RenderMessagesJson({"ok", std::string("bad \xff byte")}, true));

@@ -27,6 +27,8 @@ PoolStatus Full() {
   s.verbosity = 2;
   s.stopping = true;
   s.reloads = 2;
+  s.reload_failures = 3;
+  s.reloading = true;
   s.watchdog_timeouts = 4;
   s.last_reload_error = "the upgrade check of /usr/bin/einhorn-cpp failed (exit 1)";
   s.booting = 1;
@@ -96,6 +98,9 @@ void CheckSame(const PoolStatus& x, const PoolStatus& y) {
   CHECK(x.ack_mode == y.ack_mode);
   CHECK(x.verbosity == y.verbosity);
   CHECK(x.stopping == y.stopping);
+  CHECK(x.reloads == y.reloads);
+  CHECK(x.reload_failures == y.reload_failures);
+  CHECK(x.reloading == y.reloading);
   CHECK(x.booting == y.booting);
   CHECK(x.ready == y.ready);
   CHECK(x.draining == y.draining);
@@ -242,6 +247,8 @@ TEST_CASE("pool status: the whole document, byte for byte") {
         "stopping: false\n"
         "reloads: 0\n"
         "last_reload_error: ~\n"
+        "reload_failures: 0\n"
+        "reloading: false\n"
         "watchdog_timeouts: 0\n"
         "counts: {booting: 0, ready: 1, draining: 0}\n"
         "upgrade: ~\n"
@@ -656,6 +663,8 @@ class Gen {
     s.stopping = Coin();
     s.reloads = Int();
     s.last_reload_error = MaybeHostile();
+    s.reload_failures = Int();
+    s.reloading = Coin();
     s.watchdog_timeouts = Int();
     s.booting = Int();
     s.ready = Int();
@@ -748,7 +757,7 @@ TEST_CASE("pool status: random statuses with hostile strings read back as writte
     CHECK_MESSAGE(Printable(yaml, &why), why);
     // One line per top-level key and per row.
     const auto lines = static_cast<std::size_t>(std::count(yaml.begin(), yaml.end(), '\n'));
-    CHECK(lines == 17 + s.workers.size() + s.pending.size() + s.listeners.size());
+    CHECK(lines == 19 + s.workers.size() + s.pending.size() + s.listeners.size());
     const Result<PoolStatus> back = PoolStatusFromYaml(yaml);
     REQUIRE_MESSAGE(back.ok(), (back.error() + "\n" + yaml));
     CheckSame(back.value(), Expected(s));

@@ -77,6 +77,21 @@ TEST_CASE("reload: the check's exit decides, and a failure names the binary, sta
         "Upgrade failed: the master could not reload first, so nothing changed: why");
 }
 
+TEST_CASE("reload: a failed check's reason keeps its whole last line, up to 4000 characters") {
+  // A config naming many restart-only keys: longer than the 300 characters kept before.
+  const std::string line = "config /etc/x.yaml: the config changes what only a restart of the "
+                           "master can change: " + std::string(900, 'k');
+  const auto failed = Reload::CheckExited("/x", ExitStatus{false, 1}, "start\n" + line + "\n",
+                                          Reload::ProofLine("s"));
+  REQUIRE(failed.has_value());
+  CHECK(*failed == "the upgrade check of /x failed (exit 1): " + line);
+  // A flood is still cut, and says so.
+  const auto flood = Reload::CheckExited("/x", ExitStatus{false, 1}, std::string(10000, 'z'),
+                                         Reload::ProofLine("s"));
+  REQUIRE(flood.has_value());
+  CHECK(flood->ends_with(std::string(kMaxReasonChars, 'z') + "..."));
+}
+
 TEST_CASE("reload: an exit 0 passes only with the digest of the very state it was given") {
   const std::string proof = Reload::ProofLine("format: einhorn-cpp-state\n");
   CHECK(proof.rfind("einhorn-cpp upgrade check: state digest ", 0) == 0);

@@ -74,6 +74,15 @@ TEST_CASE("service notify: a master reload is RELOADING=1 here and READY=1 from 
         "(exit 1)");
 }
 
+TEST_CASE("service notify: a long reload failure shows its first 400 characters in STATUS") {
+  ServiceFacts f = Pool(2, 2);
+  f.last_reload_error = std::string(390, 'a') + std::string(1000, 'b');
+  const std::string line = ServiceStatusLine(f);
+  CHECK(line.ends_with(", reload failed: " + std::string(390, 'a') + std::string(10, 'b') + "..."));
+  f.last_reload_error = std::string(400, 'c');
+  CHECK(ServiceStatusLine(f).ends_with(", reload failed: " + std::string(400, 'c')));
+}
+
 TEST_CASE("service notify: STOPPING=1 once, from any phase, then only STATUS") {
   for (int ready : {0, 4}) {
     ServiceNotifier n;

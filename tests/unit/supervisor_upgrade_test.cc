@@ -62,7 +62,7 @@ TEST_CASE("smooth upgrade with a 1s timer ack replaces one old worker per new re
   CHECK(r.fx.spawns[4].generation == 2);
   bool progress = false;
   for (const auto& [kind, text] : r.fx.notes) {
-    progress |= text == "Progress: 1/3 new ready, 1/3 old drained";
+    progress |= text == "Progress: 1/3 new ready, 1/3 old told to drain";
   }
   CHECK(progress);
 
