@@ -129,6 +129,7 @@ TEST_CASE("three INTs: the drain signal, then SIGTERM, then SIGKILL, and the mas
   CHECK(SignalsTo(fx, 101) == std::vector<Signal>{Signal::kUsr2, Signal::kTerm, Signal::kKill});
   CHECK(fx.Logged("escalating the stop: sending SIGKILL to 2 workers"));
   CHECK(s.workers().at(100).killed);
+  CHECK(s.workers().at(100).kill_at == At(3));  // when it went, as after -t
   CHECK(fx.EventsOf(EventKind::kKill).size() == 2);
   // Nothing is left to hurry: no reminder, no -t; only the exits end it.
   CHECK_FALSE(s.NextDeadline().has_value());
