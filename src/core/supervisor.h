@@ -152,7 +152,6 @@ enum class StopRepeat { kEscalate, kResend };
 
 // The rungs of the stop ladder, in order: the drain signal, SIGTERM, SIGKILL.
 enum class StopStep { kDrain, kTerm, kKill };
-const char* StopStepName(StopStep step);
 
 struct StopDecision {
   StopStep step = StopStep::kDrain;  // the rung reached once this signal is handled

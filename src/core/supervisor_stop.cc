@@ -12,18 +12,6 @@
 
 namespace einhorn::core {
 
-const char* StopStepName(StopStep step) {
-  switch (step) {
-    case StopStep::kDrain:
-      return "drain";
-    case StopStep::kTerm:
-      return "term";
-    case StopStep::kKill:
-      return "kill";
-  }
-  return "?";
-}
-
 StopDecision DecideStop(std::optional<StopStep> reached, StopKind kind, StopRepeat repeat,
                         Signal drain_signal) {
   const auto signal_of = [drain_signal](StopStep step) {

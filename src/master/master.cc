@@ -162,7 +162,7 @@ void Master::HandleSignal(int signum) {
     // decides, and says what it sends).
     case SIGTERM:
       if (supervisor_.Stopping()) {
-        spdlog::info("got SIGTERM again");
+        spdlog::info("got SIGTERM while stopping");
       } else {
         spdlog::info("got SIGTERM: stopping the workers");
       }
@@ -172,7 +172,7 @@ void Master::HandleSignal(int signum) {
     case SIGUSR2: {
       const char* name = signum == SIGINT ? "SIGINT" : "SIGUSR2";
       if (supervisor_.Stopping()) {
-        spdlog::info("got {} again", name);
+        spdlog::info("got {} while stopping", name);
       } else {
         spdlog::info("got {}: draining the workers", name);
       }
