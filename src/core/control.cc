@@ -591,6 +591,9 @@ PoolStatus Control::Status(Time now) const {
       ws.pinged_ago = ToSeconds(now - *w.pinged_at);
       if (w.pinged_request_id) ws.pinged_request_id = w.pinged_request_id->text;
     }
+    if (w.state == WorkerState::kDraining && w.draining_since) {
+      ws.draining_for = ToSeconds(now - *w.draining_since);
+    }
     if (w.slot >= 0 && static_cast<size_t>(w.slot) < slots.size()) {
       const Slot& slot = slots[static_cast<size_t>(w.slot)];
       ws.restarts = slot.restarts;

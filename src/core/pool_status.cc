@@ -125,6 +125,7 @@ void WriteWorker(std::string& out, const WorkerStatus& w) {
     OptSeconds(m.Key("pinged_ago"), w.pinged_ago);
     OptStr(m.Key("pinged_request_id"), w.pinged_request_id);
   }
+  if (w.draining_for) OptSeconds(m.Key("draining_for"), w.draining_for);
   m.Close();
 }
 
@@ -269,7 +270,8 @@ bool ReadWorker(Reader& r, const YAML::Node& row, const std::string& path, Worke
          r.Optional(row, "last_exit", p, &w->last_exit) &&
          r.Optional(row, "notify_status", p, &w->notify_status) &&
          r.Optional(row, "pinged_ago", p, &w->pinged_ago) &&
-         r.Optional(row, "pinged_request_id", p, &w->pinged_request_id);
+         r.Optional(row, "pinged_request_id", p, &w->pinged_request_id) &&
+         r.Optional(row, "draining_for", p, &w->draining_for);
 }
 
 bool ReadPending(Reader& r, const YAML::Node& row, const std::string& path, PendingSlot* s) {

@@ -20,7 +20,8 @@
 //     - {slot: 0, index: 0, pid: 101, generation: 1, state: "ready", time_to_ready: 1.001,
 //        uptime: 35.2, restarts: 0, last_exit: "exit 1",   # last_exit/time_to_ready may be ~
 //        notify_status: "serving",   # -m notify: its last STATUS=, else ~
-//        pinged_ago: 2.5, pinged_request_id: "req-1"}   # only once it sent worker:ping
+//        pinged_ago: 2.5, pinged_request_id: "req-1",   # only once it sent worker:ping
+//        draining_for: 12.5}   # only while draining: seconds since its first stop signal
 //   pending:                    # slots waiting for a respawn (crash-loop backoff)
 //     - {slot: 2, respawn_in: 3.4, consecutive_failures: 3, restarts: 5, last_exit: "signal 9"}
 //   listeners:                  # the -b sockets, in order; queue figures where Linux has them
@@ -62,6 +63,8 @@ struct WorkerStatus {
   std::optional<std::string> notify_status;  // -m notify: the worker's last STATUS=
   std::optional<double> pinged_ago;  // seconds since its last worker:ping
   std::optional<std::string> pinged_request_id;  // that ping's request_id (as text)
+  // Draining workers: seconds since it was told to stop (or said STOPPING=1).
+  std::optional<double> draining_for;
 };
 
 struct PendingSlot {

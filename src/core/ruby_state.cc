@@ -574,6 +574,7 @@ RubyTakeover PlanRubyTakeover(const RubyState& state, const std::set<Pid>& alive
     if (!r.signaled.empty()) {
       w.state = WorkerState::kDraining;
       w.signaled_at = r.last_signaled_at ? mono(*r.last_signaled_at) : now;
+      w.draining_since = w.signaled_at;
       if (s.config.signal_timeout) w.kill_at = *w.signaled_at + *s.config.signal_timeout;
       if (r.acked) w.ready_at = w.spawned_at;
       s.workers.push_back(w);
@@ -607,6 +608,7 @@ RubyTakeover PlanRubyTakeover(const RubyState& state, const std::set<Pid>& alive
     }
     w.state = WorkerState::kDraining;
     w.signaled_at = now;
+    w.draining_since = now;
     if (s.config.signal_timeout) w.kill_at = now + *s.config.signal_timeout;
     t.drain_now.push_back(w.pid);
     t.notes.push_back("worker " + std::to_string(w.pid) + " is beyond -n " +

@@ -180,6 +180,8 @@ const Names<wire::Id::Kind> kIdKinds = {{wire::Id::Kind::kInt, "int"},
 const Names<LogFormat> kLogFormats = {{LogFormat::kText, "text"}, {LogFormat::kJson, "json"}};
 const Names<StopKind> kStopKinds = {
     {StopKind::kDrain, "drain"}, {StopKind::kTerminate, "terminate"}, {StopKind::kQuit, "quit"}};
+const Names<StopStep> kStopSteps = {
+    {StopStep::kDrain, "drain"}, {StopStep::kTerm, "term"}, {StopStep::kKill, "kill"}};
 
 std::string RngText(const std::mt19937_64& rng) {
   std::ostringstream out;
@@ -344,6 +346,9 @@ struct Schema<Worker> {
     v.FieldIf(true, "signals_sent", w.signals_sent, SeqC<SignalC>{});
     v.Field("notify_status", w.notify_status, StrC{});
     v.Field("watchdog_at", w.watchdog_at, OptC<NsC>{});
+    // Written only when set (older binaries read states without it); a draining worker of an
+    // older state gets its signaled_at (DecodeOrThrow).
+    v.FieldIf(w.draining_since.has_value(), "draining_since", w.draining_since, OptC<NsC>{});
   }
 };
 
@@ -409,6 +414,10 @@ struct Schema<SupervisorSnapshot> {
     v.Field("upgrade", s.upgrade, OptC<RecC>{});
     v.Field("last_upgrade", s.last_upgrade, OptC<RecC>{});
     v.Field("stopping", s.stopping, OptC<EnumC<StopKind>>{{kStopKinds}});
+    // Written only when set: older binaries read states without them.
+    v.FieldIf(s.stop_step.has_value(), "stop_step", s.stop_step,
+              OptC<EnumC<StopStep>>{{kStopSteps}});
+    v.FieldIf(s.drain_reminder.has_value(), "drain_reminder", s.drain_reminder, OptC<NsC>{});
     v.Field("finished", s.finished, BoolC{});
     v.Field("exit_code", s.exit_code, I32C{});
     v.Field("watchdog_timeouts", s.watchdog_timeouts, I32C{});
@@ -662,8 +671,8 @@ size_t Members(const SupervisorConfig& x) {
 }
 size_t Members(const Worker& x) {
   [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15,
-                                a16] = x;
-  return 16;
+                                a16, a17] = x;
+  return 17;
 }
 size_t Members(const ExitStatus& x) { [[maybe_unused]] const auto& [a1, a2] = x; return 2; }
 size_t Members(const Slot& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6] = x; return 6; }
@@ -673,8 +682,8 @@ size_t Members(const UpgradeProgress& x) {
 }
 size_t Members(const UpgradeResult& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4] = x; return 4; }
 size_t Members(const SupervisorSnapshot& x) {
-  [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12] = x;
-  return 12;
+  [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14] = x;
+  return 14;
 }
 size_t Members(const MasterState::Listener& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6] = x; return 6; }
 size_t Members(const Peer& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4, a5] = x; return 5; }
@@ -763,6 +772,10 @@ MasterState DecodeOrThrow(std::string_view bytes, const StateLimits& limits) {
   MapReader reader(top);
   Schema<MasterState>::Visit(reader, s);
   top.Done();
+  // An image older than draining_since: its draining workers have drained since their signal.
+  for (Worker& w : s.supervisor.workers) {
+    if (w.state == WorkerState::kDraining && !w.draining_since) w.draining_since = w.signaled_at;
+  }
 
   if (Status st = Validate(s.options); !st.ok()) throw Bad("options: " + st.message());
   if (Status st = CheckSnapshot(s.supervisor); !st.ok()) {

@@ -203,58 +203,9 @@ void Supervisor::SendStop(Worker& w, Signal sig, Time now) {
     w.signals_sent.push_back(sig);
   }
   if (!w.kill_at && config_.signal_timeout) w.kill_at = After(now, *config_.signal_timeout);
+  if (!w.draining_since) w.draining_since = now;
   w.state = WorkerState::kDraining;
   fx_.Kill(w.pid, sig);
-}
-
-void Supervisor::Stop(StopKind kind, Time now) {
-  if (finished_) return;
-  const bool again = EnterStopping(
-      kind, kind == StopKind::kQuit ? "quit" : kind == StopKind::kDrain ? "drain" : "terminate",
-      now);
-  if (kind == StopKind::kQuit) {
-    Quit();
-    return;
-  }
-  StopWith(kind == StopKind::kDrain ? config_.drain_signal : Signal::kTerm, again, now);
-}
-
-// A `die` keeps the kind of a stop already under way, and is a drain otherwise.
-void Supervisor::Die(Signal signal, Time now) {
-  if (finished_) return;
-  const bool again = EnterStopping(stopping_.value_or(StopKind::kDrain),
-                                   std::string("die ") + SignalName(signal), now);
-  StopWith(signal, again, now);
-}
-
-bool Supervisor::EnterStopping(StopKind kind, const std::string& detail, Time now) {
-  const bool again = stopping_.has_value();
-  stopping_ = kind;
-  for (Slot& slot : slots_) slot.respawn_at.reset();
-  if (upgrade_) RollBack("the master is stopping", now);
-  Event stop = EventAt(EventKind::kStop, now);
-  stop.detail = detail;
-  fx_.Emit(LogLevel::kDebug, "stopping the pool: " + detail, stop);
-  return again;
-}
-
-void Supervisor::Quit() {
-  fx_.Log(LogLevel::kInfo, "quitting: sending SIGQUIT to " + std::to_string(workers_.size()) +
-                               " workers and exiting at once");
-  for (auto& [pid, w] : workers_) fx_.Kill(pid, Signal::kQuit);
-  if (config_.kill_children_on_exit) {
-    for (auto& [pid, w] : workers_) fx_.Kill(pid, config_.drain_signal);
-  }
-  finished_ = true;
-  exit_code_ = 1;
-}
-
-void Supervisor::StopWith(Signal sig, bool again, Time now) {
-  fx_.Log(LogLevel::kInfo, std::string(again ? "re-sending " : "stopping: sending ") +
-                               SignalName(sig) + " to " + std::to_string(workers_.size()) +
-                               " worker" + (workers_.size() == 1 ? "" : "s"));
-  for (auto& [pid, w] : workers_) SendStop(w, sig, now);
-  CheckFinished();
 }
 
 int Supervisor::FreeIndex() const {
@@ -349,6 +300,7 @@ void Supervisor::WorkerStopping(Pid pid, Time now) {
   if (it == workers_.end() || it->second.state == WorkerState::kDraining) return;
   Worker& w = it->second;
   w.state = WorkerState::kDraining;
+  if (!w.draining_since) w.draining_since = now;
   Event e = WorkerEvent(EventKind::kDrain, w, now);
   e.detail = "STOPPING=1";
   Say(LogLevel::kInfo, Describe(w) + " is stopping on its own (STOPPING=1)", e);
@@ -400,6 +352,7 @@ void Supervisor::Tick(Time now) {
   for (auto& [pid, w] : workers_) {
     if (w.kill_at && !w.killed && now >= *w.kill_at) KillLingering(w, now);
   }
+  RemindDraining(now);
   CheckUpgradeDeadlines(now);
   Reconcile(now);
 }
@@ -449,9 +402,12 @@ std::optional<Time> Supervisor::NextDeadline() const {
       if (slot.respawn_at) consider(*slot.respawn_at);
     }
   }
+  bool waiting = false;  // for a worker not killed yet
   for (const auto& [pid, w] : workers_) {
     if (w.kill_at && !w.killed) consider(*w.kill_at);
+    waiting = waiting || !w.killed;
   }
+  if (stopping_ && drain_reminder_ && waiting) consider(*drain_reminder_);
   if (upgrade_) {
     if (config_.upgrade.upgrade_timeout) {
       consider(After(upgrade_->started_at, *config_.upgrade.upgrade_timeout));

@@ -19,7 +19,9 @@
 // Stopping (signals to the master): drain (INT/USR2) sends the drain signal, terminate (TERM)
 // sends SIGTERM; no respawns; after the signal timeout (-t) each survivor gets SIGKILL; the
 // master finishes with 0 once no worker is left. Quit (QUIT) sends SIGQUIT and finishes at once
-// with 1, as Einhorn does.
+// with 1, as Einhorn does. Beyond Einhorn, a repeated INT or TERM climbs the stop ladder (drain
+// signal, SIGTERM, SIGKILL; DecideStop), and while the pool drains a reminder line names the
+// workers it waits for every kDrainReminderEvery (supervisor_stop.cc).
 #pragma once
 
 #include <cstdint>
@@ -124,6 +126,8 @@ struct Worker {
   std::vector<Signal> signals_sent;
   std::string notify_status;        // the last STATUS= it sent (-m notify)
   std::optional<Time> watchdog_at;  // --worker-watchdog: last WATCHDOG=1, or when it got ready
+  // When it became draining (its first stop signal, or its STOPPING=1), for `status`.
+  std::optional<Time> draining_since;
 
   bool operator==(const Worker&) const = default;
 };
@@ -140,6 +144,38 @@ struct Slot {
 };
 
 enum class StopKind { kDrain, kTerminate, kQuit };
+
+// How a stop signal that comes again acts: INT and TERM (a person's Ctrl-C, a service manager's
+// stop) climb the ladder; USR2 and `die` (a script asking for a graceful stop) send their signal
+// again, as Einhorn does for all of them.
+enum class StopRepeat { kEscalate, kResend };
+
+// The rungs of the stop ladder, in order: the drain signal, SIGTERM, SIGKILL.
+enum class StopStep { kDrain, kTerm, kKill };
+
+struct StopDecision {
+  StopStep step = StopStep::kDrain;  // the rung reached once this signal is handled
+  Signal signal = Signal::kUsr2;     // what every live worker gets now
+  bool escalated = false;            // a higher rung than before (false for the first signal)
+
+  bool operator==(const StopDecision&) const = default;
+};
+
+// What a drain (INT, USR2) or terminate (TERM) stop signal does, given the rung the pool reached
+// so far (nullopt: it is the first). The first drain sends the drain signal, the first terminate
+// SIGTERM (Einhorn's default). Then each kEscalate signal climbs one rung from the one reached:
+// drain -> SIGTERM -> SIGKILL, and SIGKILL again from there; the SIGTERM rung is skipped when
+// the drain signal is SIGTERM already (it would change nothing). A kResend signal sends its own
+// signal again and stays on its rung. kQuit is not a rung: QUIT ends at once.
+StopDecision DecideStop(std::optional<StopStep> reached, StopKind kind, StopRepeat repeat,
+                        Signal drain_signal);
+
+// While the pool drains after a stop, every this long a line names the workers it waits for.
+inline constexpr Duration kDrainReminderEvery = std::chrono::seconds(5);
+// The reminder lists this many pids, then "and N more".
+inline constexpr size_t kDrainReminderPids = 10;
+// "101, 102, 103" or, past `shown`, "101, 102 and 3 more"; the pids in the given order.
+std::string PidList(const std::vector<Pid>& pids, size_t shown);
 
 enum class AckResult { kAcked, kUnknownPid, kAlreadyAcked, kNotManual, kDraining };
 
@@ -183,6 +219,8 @@ struct SupervisorSnapshot {
   std::optional<UpgradeProgress> upgrade;
   std::optional<UpgradeResult> last_upgrade;
   std::optional<StopKind> stopping;
+  std::optional<StopStep> stop_step;   // the rung of the stop ladder reached
+  std::optional<Time> drain_reminder;  // when the next reminder is due
   bool finished = false;
   int exit_code = 0;
   int watchdog_timeouts = 0;  // workers found hung by --worker-watchdog
@@ -208,7 +246,9 @@ class Supervisor {
 
   void Start(Time now);
   void ChildExited(Pid pid, const ExitStatus& status, Time now);
-  void Stop(StopKind kind, Time now);
+  // A stop signal to the master: INT is (kDrain, kEscalate), USR2 (kDrain, kResend), TERM
+  // (kTerminate, kEscalate), QUIT kQuit. See DecideStop for what a repeated one does.
+  void Stop(StopKind kind, Time now, StopRepeat repeat = StopRepeat::kEscalate);
   // `die`: like a drain stop, with the given signal.
   void Die(Signal signal, Time now);
   void Tick(Time now);
@@ -244,6 +284,8 @@ class Supervisor {
   bool Finished() const { return finished_; }
   int ExitCode() const { return exit_code_; }
   bool Stopping() const { return stopping_.has_value(); }
+  // The rung of the stop ladder reached (nullopt: not stopping, or stopped with QUIT).
+  std::optional<StopStep> stop_step() const { return stop_step_; }
 
   const std::map<Pid, Worker>& workers() const { return workers_; }
   const std::vector<Slot>& slots() const { return slots_; }
@@ -274,6 +316,10 @@ class Supervisor {
   bool EnterStopping(StopKind kind, const std::string& detail, Time now);
   void Quit();
   void StopWith(Signal sig, bool again, Time now);
+  // A repeated stop signal that climbed the ladder (supervisor_stop.cc).
+  void Escalate(const StopDecision& d, Time now);
+  // The reminder of who the stop waits for, when due (supervisor_stop.cc).
+  void RemindDraining(Time now);
   int FreeIndex() const;
   void CheckFinished();
   // After every event: upgrade progress, spawns it allows, drains of detached workers.
@@ -301,6 +347,8 @@ class Supervisor {
   std::optional<UpgradeResult> last_upgrade_;
   int watchdog_timeouts_ = 0;
   std::optional<StopKind> stopping_;
+  std::optional<StopStep> stop_step_;
+  std::optional<Time> drain_reminder_;
   bool finished_ = false;
   int exit_code_ = 0;
 };

@@ -115,6 +115,7 @@ Status CheckSnapshot(const SupervisorSnapshot& s) {
     k.Nanos(at + "kill_at", w.kill_at);
     k.Nanos(at + "pinged_at", w.pinged_at);
     k.Nanos(at + "watchdog_at", w.watchdog_at);
+    k.Nanos(at + "draining_since", w.draining_since);
     if (k.ok() && w.slot >= 0 && s.slots[static_cast<size_t>(w.slot)].pid != w.pid) {
       k.Fail(at + "slot: slot " + std::to_string(w.slot) + " does not hold worker " +
              std::to_string(w.pid));
@@ -144,6 +145,7 @@ Status CheckSnapshot(const SupervisorSnapshot& s) {
     k.Range("upgrade.reported_drained", u.reported_drained, -1, kMaxCounter);
   }
   if (s.last_upgrade) k.Nanos("last_upgrade.finished_at", s.last_upgrade->finished_at);
+  k.Nanos("drain_reminder", s.drain_reminder);
   k.Range("watchdog_timeouts", s.watchdog_timeouts, 0, kMaxCounter);
   return k.ok() ? Status::Ok() : Status::Error(k.error());
 }
@@ -160,6 +162,8 @@ SupervisorSnapshot Supervisor::Snapshot() const {
   s.upgrade = upgrade_;
   s.last_upgrade = last_upgrade_;
   s.stopping = stopping_;
+  s.stop_step = stop_step_;
+  s.drain_reminder = drain_reminder_;
   s.finished = finished_;
   s.exit_code = exit_code_;
   s.watchdog_timeouts = watchdog_timeouts_;
@@ -179,6 +183,8 @@ Supervisor Supervisor::Restore(SupervisorSnapshot s, Effects& effects) {
   sup.upgrade_ = std::move(s.upgrade);
   sup.last_upgrade_ = std::move(s.last_upgrade);
   sup.stopping_ = s.stopping;
+  sup.stop_step_ = s.stop_step;
+  sup.drain_reminder_ = s.drain_reminder;
   sup.finished_ = s.finished;
   sup.exit_code_ = s.exit_code;
   sup.watchdog_timeouts_ = s.watchdog_timeouts;

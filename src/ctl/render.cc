@@ -95,6 +95,16 @@ std::string RenderStatusTable(const PoolStatus& s) {
                     HumanDuration(w.uptime), std::to_string(w.restarts),
                     w.last_exit.value_or("-")});
   }
+  // How long each draining worker has been draining, only when one is.
+  bool any_draining = false;
+  for (const WorkerStatus& w : s.workers) any_draining = any_draining || w.draining_for;
+  if (any_draining) {
+    live[0].push_back("DRAINING");
+    for (size_t i = 0; i < s.workers.size(); ++i) {
+      const auto& d = s.workers[i].draining_for;
+      live[i + 1].push_back(d ? HumanDuration(*d) : "-");
+    }
+  }
   // -m notify: the workers' own words, last, only when one has said something.
   bool any_status = false;
   for (const WorkerStatus& w : s.workers) any_status = any_status || w.notify_status;
@@ -147,7 +157,8 @@ std::string RenderStatusJson(const PoolStatus& s) {
                        {"last_exit", OptionalJson(w.last_exit)},
                        {"notify_status", OptionalJson(w.notify_status)},
                        {"pinged_ago", OptionalJson(w.pinged_ago)},
-                       {"pinged_request_id", OptionalJson(w.pinged_request_id)}});
+                       {"pinged_request_id", OptionalJson(w.pinged_request_id)},
+                       {"draining_for", OptionalJson(w.draining_for)}});
   }
   Json pending = Json::array();
   for (const PendingSlot& p : s.pending) {

@@ -158,15 +158,28 @@ void Master::HandleSignal(int signum) {
     case SIGCHLD:
       ReapChildren();
       return;
+    // A repeated INT or TERM climbs the stop ladder, a repeated USR2 does not (the supervisor
+    // decides, and says what it sends).
     case SIGTERM:
-      spdlog::info("got SIGTERM: stopping the workers");
-      supervisor_.Stop(core::StopKind::kTerminate, Now());
+      if (supervisor_.Stopping()) {
+        spdlog::info("got SIGTERM while stopping");
+      } else {
+        spdlog::info("got SIGTERM: stopping the workers");
+      }
+      supervisor_.Stop(core::StopKind::kTerminate, Now(), core::StopRepeat::kEscalate);
       return;
     case SIGINT:
-    case SIGUSR2:
-      spdlog::info("got {}: draining the workers", signum == SIGINT ? "SIGINT" : "SIGUSR2");
-      supervisor_.Stop(core::StopKind::kDrain, Now());
+    case SIGUSR2: {
+      const char* name = signum == SIGINT ? "SIGINT" : "SIGUSR2";
+      if (supervisor_.Stopping()) {
+        spdlog::info("got {} while stopping", name);
+      } else {
+        spdlog::info("got {}: draining the workers", name);
+      }
+      supervisor_.Stop(core::StopKind::kDrain, Now(),
+                       signum == SIGINT ? core::StopRepeat::kEscalate : core::StopRepeat::kResend);
       return;
+    }
     case SIGQUIT:
       spdlog::info("got SIGQUIT");
       supervisor_.Stop(core::StopKind::kQuit, Now());

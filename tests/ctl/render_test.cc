@@ -192,6 +192,33 @@ TEST_CASE("render: the status table, with pending slots after the live workers")
   CHECK(RenderStatus(s) == RenderStatusSummary(s) + expected);
 }
 
+TEST_CASE("render: the status table shows how long draining workers have drained") {
+  core::PoolStatus s;
+  s.target = 1;
+  core::WorkerStatus a;
+  a.pid = 101;
+  a.state = "ready";
+  a.time_to_ready = 1.0;
+  a.uptime = 35.2;
+  core::WorkerStatus b;
+  b.slot = -1;
+  b.index = 1;
+  b.pid = 102;
+  b.state = "draining";
+  b.uptime = 723;
+  b.draining_for = 75.5;
+  s.workers = {a, b};
+  CHECK(RenderStatusTable(s) ==
+        "SLOT  INDEX  PID  GEN  STATE     READY-IN  UPTIME  RESTARTS  LAST-EXIT  DRAINING\n"
+        "0     0      101  1    ready     1.00s     35s     0         -          -\n"
+        "-1    1      102  1    draining  -         12m03s  0         -          1m15s\n");
+  // Before STATUS, which stays last.
+  s.workers[0].notify_status = "serving";
+  const std::string table = RenderStatusTable(s);
+  CHECK(table.find("LAST-EXIT  DRAINING  STATUS\n") != std::string::npos);
+  CHECK(table.find("1m15s     -\n") != std::string::npos);
+}
+
 TEST_CASE("render: an empty pool is a header only") {
   core::PoolStatus s;
   CHECK(RenderStatusTable(s) ==
@@ -225,6 +252,9 @@ TEST_CASE("render: status JSON uses the YAML's names and null for missing option
   CHECK(j["workers"][0]["pinged_request_id"] == "req-1");
   CHECK(j["workers"][1]["pinged_ago"].is_null());
   CHECK(j["workers"][1]["pinged_request_id"].is_null());
+  CHECK(j["workers"][0]["draining_for"].is_null());
+  s.workers[1].draining_for = 3.25;
+  CHECK(nlohmann::json::parse(RenderStatusJson(s))["workers"][1]["draining_for"] == 3.25);
   REQUIRE(j["pending"].size() == 1);
   CHECK(j["pending"][0]["slot"] == 7);
   CHECK(j["pending"][0]["respawn_in"] == 1.5);

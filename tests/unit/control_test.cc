@@ -377,6 +377,33 @@ TEST_CASE("control: status replies with the status YAML") {
   CHECK(pool.control.Status(At(11)).draining == 2);
 }
 
+TEST_CASE("control: status shows how long each draining worker has drained") {
+  Pool pool(3);
+  pool.sup.Ack(100, At(1));
+  pool.sup.Ack(101, At(1));
+  pool.sup.Ack(102, At(1));
+  pool.sup.SetTarget(2, At(2));  // 102 drains from 2
+  pool.sup.Stop(StopKind::kDrain, At(4));
+  pool.sup.Stop(StopKind::kDrain, At(5));  // SIGTERM: the drain began at 4 all the same
+  const PoolStatus st = pool.control.Status(At(6.5));
+  REQUIRE(st.workers.size() == 3);
+  for (const WorkerStatus& w : st.workers) {
+    INFO(w.pid);
+    REQUIRE(w.draining_for.has_value());
+    CHECK(*w.draining_for == doctest::Approx(w.pid == 102 ? 4.5 : 2.5));
+  }
+  CHECK(pool.control.Status(At(9)).workers[0].draining_for == doctest::Approx(5));
+  // In the reply too; the `state` verb (Einhorn's document) is unchanged by it.
+  CHECK(PoolStatusToYaml(st).find("draining_for: 2.5}") != std::string::npos);
+}
+
+TEST_CASE("control: a worker that is not draining has no draining_for") {
+  Pool pool(1);
+  const PoolStatus st = pool.control.Status(At(1));
+  REQUIRE(st.workers.size() == 1);
+  CHECK_FALSE(st.workers[0].draining_for.has_value());
+}
+
 // `state` answers as Einhorn: Ruby's YAML.dump({:state => State}) (einhorn_state_test.cc has
 // the document itself); before this it answered with the status YAML.
 TEST_CASE("control: state replies with Einhorn's state document, following inc") {

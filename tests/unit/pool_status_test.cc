@@ -136,6 +136,7 @@ void CheckSame(const PoolStatus& x, const PoolStatus& y) {
     CHECK(a.last_exit == b.last_exit);
     CHECK(a.pinged_ago == b.pinged_ago);
     CHECK(a.pinged_request_id == b.pinged_request_id);
+    CHECK(a.draining_for == b.draining_for);
   }
   REQUIRE(x.pending.size() == y.pending.size());
   for (size_t i = 0; i < x.pending.size(); ++i) {
@@ -221,6 +222,32 @@ TEST_CASE("pool status: the YAML is readable and typed as documented") {
                   "reason: \"3 new workers failed: exit 1\", ago: 600.25}\n") != std::string::npos);
   CHECK(yaml.find("pending:\n  - {slot: 2, respawn_in: 3.4,") != std::string::npos);
   CHECK(yaml.back() == '\n');
+}
+
+TEST_CASE("pool status: a draining worker's row ends with how long it has drained") {
+  PoolStatus s = Full();
+  s.workers[1].draining_for = 12.5;  // 102, draining
+  const std::string yaml = PoolStatusToYaml(s);
+  CHECK(yaml.find("  - {slot: 1, index: 5, pid: 102, generation: 2, state: \"draining\", "
+                  "time_to_ready: 0.25, uptime: 7200.5, restarts: 7, last_exit: ~, "
+                  "notify_status: ~, draining_for: 12.5}\n") != std::string::npos);
+  // Only there: the other rows are as before.
+  CHECK(yaml.find("draining_for") == yaml.rfind("draining_for"));
+  const Result<PoolStatus> back = PoolStatusFromYaml(yaml);
+  REQUIRE_MESSAGE(back.ok(), back.error());
+  CheckSame(back.value(), s);
+  CHECK(back.value().workers[1].draining_for == 12.5);
+  CHECK_FALSE(back.value().workers[0].draining_for.has_value());
+  // A reply of an older master has no such key: none.
+  CHECK(PoolStatusFromYaml(PoolStatusToYaml(Full())).value().workers[1].draining_for ==
+        std::nullopt);
+  s.workers[1].draining_for = -1;
+  CHECK(PoolStatusFromYaml(PoolStatusToYaml(s)).ok());
+  const Result<PoolStatus> bad = PoolStatusFromYaml(
+      "master_pid: 5\ntarget: 1\ncounts: {booting: 0, ready: 0, draining: 1}\n"
+      "workers: [{slot: 0, pid: 1, state: \"draining\", draining_for: \"x\"}]\n");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error() == "status: workers[0].draining_for: expected a number");
 }
 
 TEST_CASE("pool status: the whole document, byte for byte") {

@@ -902,6 +902,52 @@ TEST_CASE("state: a worker's ping and the signals it was sent travel, and older 
             .find("signals_sent[0]: expected one of") != std::string::npos);
 }
 
+TEST_CASE("state: the stop ladder's rung, the reminder and drain starts travel, and older states lack them") {
+  MasterState m = RichState();
+  bool draining = false;
+  for (const Worker& w : m.supervisor.workers) {
+    if (w.state != WorkerState::kDraining) continue;
+    draining = true;
+    CHECK(w.draining_since.has_value());  // set by the supervisor that drained it
+  }
+  REQUIRE(draining);
+  m.supervisor.stop_step = StopStep::kTerm;
+  m.supervisor.drain_reminder = Seconds(1234);
+  m.supervisor.stopping = StopKind::kDrain;
+  const std::string text = EncodeState(m);
+  CHECK(text.find("\n  stop_step: term\n") != std::string::npos);
+  CHECK(text.find("\n  drain_reminder: 1234000000000\n") != std::string::npos);
+  CHECK(text.find(", draining_since: ") != std::string::npos);
+  auto d = DecodeState(text);
+  REQUIRE_MESSAGE(d.ok(), d.error());
+  CHECK(d.value() == m);
+  CHECK(Refusal(Edit(text, "stop_step: term", "stop_step: gentle")).find("stop_step") !=
+        std::string::npos);
+
+  // Unset, they are not written: an older binary reads the state of a pool that is not
+  // stopping and has nothing draining.
+  const std::string plain = EncodeState(RichState());
+  CHECK(plain.find("stop_step") == std::string::npos);
+  CHECK(plain.find("drain_reminder") == std::string::npos);
+
+  // An image from before draining_since: a draining worker drains since its signal.
+  std::string old = plain;
+  for (size_t at = old.find(", draining_since: "); at != std::string::npos;
+       at = old.find(", draining_since: ")) {
+    old.erase(at, old.find('}', at) - at);
+  }
+  REQUIRE(old.find("draining_since") == std::string::npos);
+  auto o = DecodeState(old);
+  REQUIRE_MESSAGE(o.ok(), o.error());
+  for (const Worker& w : o.value().supervisor.workers) {
+    if (w.state == WorkerState::kDraining) {
+      CHECK(w.draining_since == w.signaled_at);
+    } else {
+      CHECK_FALSE(w.draining_since.has_value());
+    }
+  }
+}
+
 TEST_CASE("state: every signal a die may have recorded travels (die CONT, die WINCH...)") {
   MasterState m = RichState();
   Worker* signalled = nullptr;

@@ -213,7 +213,8 @@ TEST_CASE("drain stop sends the drain signal, stops respawning and finishes with
   CHECK(fx.kills[0].pid == 101);
   CHECK(fx.kills[0].signal == Signal::kUsr2);
   CHECK(s.workers().at(101).state == WorkerState::kDraining);
-  CHECK_FALSE(s.NextDeadline().has_value());  // no respawn, no ack, no -t
+  // No respawn, no ack, no -t: only the drain reminder (supervisor_stop_test.cc).
+  CHECK(s.NextDeadline() == At(0.2) + kDrainReminderEvery);
   s.Tick(At(5));
   CHECK(fx.spawns.size() == 2);
   CHECK_FALSE(s.Finished());
@@ -249,7 +250,7 @@ TEST_CASE("terminate sends SIGTERM and escalates to SIGKILL after the signal tim
   CHECK(s.ExitCode() == 0);
 }
 
-TEST_CASE("a second stop re-sends without postponing the escalation") {
+TEST_CASE("a second stop escalates without postponing the -t escalation") {
   FakeEffects fx;
   auto c = Config(1);
   c.signal_timeout = Seconds(5);
@@ -259,7 +260,7 @@ TEST_CASE("a second stop re-sends without postponing the escalation") {
   s.Stop(StopKind::kTerminate, At(3));
   REQUIRE(fx.kills.size() == 2);
   CHECK(fx.kills[1].signal == Signal::kTerm);
-  CHECK(fx.Logged("re-sending SIGTERM"));
+  CHECK(fx.Logged("escalating the stop: sending SIGTERM"));
   CHECK(s.NextDeadline() == At(6));
 }
 
