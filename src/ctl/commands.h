@@ -3,6 +3,7 @@
 // two flags, so every command runs in the unit tests against a scripted master.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <iosfwd>
 #include <memory>
@@ -64,6 +65,10 @@ struct Context {
   Clock* clock = nullptr;
   // Called at most once, and only by commands that talk to the master.
   std::function<core::Result<std::unique_ptr<Connection>>()> connect;
+  // The shell runs one command after another on one connection: the request ids go on from
+  // one command to the next (an upgrade streams its progress with its own id, which a later
+  // request must not reuse). Null: each command counts from 1.
+  std::int64_t* next_request_id = nullptr;
 };
 
 // Runs a parsed command line and returns the exit code.
