@@ -586,6 +586,9 @@ const CommandDef kCommands[] = {
      nullptr, EventsCommand},
     {"metrics", "Print the master's metrics (Prometheus text format)", nullptr, nullptr,
      MetricsCommand},
+    {"shell", "Read commands from stdin (an interactive shell on a terminal, like einhornsh)",
+     nullptr, nullptr,
+     [](const Invocation& inv, Context& ctx, Session&) { return Shell(inv, ctx); }},
 };
 
 const CommandDef* FindCommand(const std::string& name) {
@@ -596,6 +599,8 @@ const CommandDef* FindCommand(const std::string& name) {
 }
 
 }  // namespace
+
+bool IsCommand(const std::string& name) { return FindCommand(name) != nullptr; }
 
 CLI::Validator Seconds(bool zero_ok) {
   return CLI::Validator(
@@ -637,7 +642,8 @@ int Run(const Invocation& inv, Context& ctx) {
   Session session(ctx);
   if (inv.command.empty()) {
     if (!ctx.stdin_tty) {
-      *ctx.err << "einhornctl: a COMMAND is required when standard input is not a terminal\n"
+      *ctx.err << "einhornctl: a COMMAND is required when standard input is not a terminal "
+                  "(einhornctl shell reads commands from it)\n"
                << "Run 'einhornctl --help' for usage.\n";
       return kExitUsage;
     }

@@ -23,6 +23,8 @@ class Validator;
 
 namespace einhorn::ctl {
 
+class LineReader;  // shell.h
+
 // One request, before it gets its id.
 struct RequestSpec {
   std::string verb;
@@ -39,6 +41,9 @@ std::vector<RequestSpec> PlanRequests(const Invocation& invocation);
 // Adds every command of the command table (commands.cc) to einhornctl's command line, with its
 // help and arguments, in the order --help lists them.
 void AddCommands(CLI::App& app, Invocation& invocation);
+
+// Whether `name` is one of einhornctl's commands (the shell sends any other word as it is).
+bool IsCommand(const std::string& name);
 
 // A number of seconds for einhornctl's waits: finite, above 0 (or 0 when `zero_ok`, which
 // means no limit) and at most the master's own cap on durations (1e6 s). CLI11's
@@ -58,6 +63,7 @@ struct Context {
   std::ostream* out = nullptr;
   std::ostream* err = nullptr;
   std::istream* in = nullptr;  // the interactive shell's input
+  LineReader* lines = nullptr;  // the shell's line editor on a terminal (else `in` is read)
   bool stdin_tty = false;
   bool stdout_tty = false;
   std::string user;          // $USER, for ehlo
