@@ -382,18 +382,28 @@ const std::vector<Key>& Keys() {
        false,
        {"--metrics-listen",
         "Serve Prometheus metrics (GET /metrics) on 127.0.0.1:PORT, [::1]:PORT or unix:/PATH; no "
-        "authentication, so loopback or UNIX socket only",
+        "authentication, so loopback or UNIX socket only (unless --metrics-listen-public)",
         "ADDR"},
        [](const Ctx& c, N n, P p, Options* o) {
          o->metrics_listen.clear();
          if (n.IsNull()) return;
          const std::string& addr = Scalar(c, n, p, "an address");
-         if (auto spec = ParseMetricsListen(addr); !spec.ok()) Fail(c, n, p, spec.error());
+         // Loopback or not is checked once every key and flag is in (metrics_listen_public).
+         if (auto spec = ParseMetricsListen(addr, true); !spec.ok()) Fail(c, n, p, spec.error());
          o->metrics_listen = addr;
        },
        [](const Options& o) {
          return o.metrics_listen.empty() ? Null() : YAML::Node(o.metrics_listen);
        }},
+      // Restart only, as metrics_listen.
+      {"metrics_listen_public",
+       false,
+       {"--metrics-listen-public",
+        "Let --metrics-listen take any address, not only loopback (e.g. 0.0.0.0:9100 in a "
+        "container); the endpoint has no authentication",
+        nullptr},
+       [](const Ctx& c, N n, P p, Options* o) { o->metrics_listen_public = Bool(c, n, p); },
+       [](const Options& o) { return YAML::Node(o.metrics_listen_public); }},
       {"reexec_as",
        true,
        {"--reexec-as", "Reload execs CMDLINE (split as a shell would) instead of this binary",

@@ -169,6 +169,7 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
   std::string log_format;
   CLI::Option* log_format_opt = option("log_format", log_format);
   option("metrics_listen", o.metrics_listen);
+  flag("metrics_listen_public", o.metrics_listen_public);
 
   CLI::Option* config_opt =
       app.add_option("--config", config_path,
@@ -304,8 +305,11 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
     if (!format.ok()) return UsageError(format.error());
     o.log_format = format.value();
   }
+  if (o.metrics_listen_public && o.metrics_listen.empty()) {
+    return UsageError("--metrics-listen-public needs --metrics-listen ADDR");
+  }
   if (!o.metrics_listen.empty()) {
-    if (auto spec = ParseMetricsListen(o.metrics_listen); !spec.ok()) {
+    if (auto spec = ParseMetricsListen(o.metrics_listen, o.metrics_listen_public); !spec.ok()) {
       return UsageError(spec.error());
     }
   }
