@@ -145,8 +145,7 @@ struct HistoryFile::Dir {
   sys::ParentDir parent;
 };
 
-HistoryFile::HistoryFile(std::string path, std::ostream& err)
-    : path_(std::move(path)), err_(err) {
+HistoryFile::HistoryFile(std::string path, std::ostream& err) : path_(std::move(path)), err_(err) {
   const std::string dir = path_.substr(0, path_.rfind('/'));
   if (core::Status s = MakeDirs(dir); !s.ok()) {
     Refuse(s.message());

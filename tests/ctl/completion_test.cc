@@ -66,7 +66,8 @@ Words HelpOptions(const std::string& help) {
 Words HelpSubcommands(const std::string& help) {
   Words subs;
   for (const std::string& line : Section(help, "Subcommands:")) {
-    if (line.starts_with("  ") && line[2] != ' ') subs.insert(line.substr(2, line.find(' ', 2) - 2));
+    if (line.starts_with("  ") && line[2] != ' ')
+      subs.insert(line.substr(2, line.find(' ', 2) - 2));
   }
   return subs;
 }
@@ -102,7 +103,8 @@ Words CaseOpts(const std::string& script, const std::string& sub) {
 // The options that take a value, in the loop that finds the worker command.
 Words Valued(const std::string& script) {
   std::smatch m;
-  REQUIRE(std::regex_search(script, m, std::regex("\\n +(-n\\|--number\\|[^)]*)\\) \\(\\( ?i\\+\\+ ?\\)\\)")));
+  REQUIRE(std::regex_search(script, m,
+                            std::regex("\\n +(-n\\|--number\\|[^)]*)\\) \\(\\( ?i\\+\\+ ?\\)\\)")));
   return Split(m[1].str(), "|");
 }
 
@@ -164,10 +166,10 @@ TEST_CASE("completion: einhorn-cpp's scripts complete exactly its options") {
 // What bash completes for `line` (the last word being completed), with only the script loaded.
 std::string BashComplete(const std::string& file, const std::string& function,
                          const std::string& line) {
-  const std::string program =
-      "source '" + kDir + "/" + file + "'; COMP_WORDS=(" + line + "); " +
-      "[[ '" + line + "' == *' ' ]] && COMP_WORDS+=(''); " +
-      "COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); " + function + "; echo \"${COMPREPLY[*]}\"";
+  const std::string program = "source '" + kDir + "/" + file + "'; COMP_WORDS=(" + line + "); " +
+                              "[[ '" + line + "' == *' ' ]] && COMP_WORDS+=(''); " +
+                              "COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); " + function +
+                              "; echo \"${COMPREPLY[*]}\"";
   std::string out = Output({"/bin/bash", "--norc", "--noprofile", "-c", program});
   if (!out.empty() && out.back() == '\n') out.pop_back();
   return out;

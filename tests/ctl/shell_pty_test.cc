@@ -75,8 +75,8 @@ class Pty {
         seen_ = at + needle.size();
         return true;
       }
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
-                                                                              Clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       if (left.count() <= 0 || !ReadSome(static_cast<int>(left.count()))) return false;
     }
   }
@@ -122,9 +122,8 @@ struct ShellBench {
   std::string history = state + "/einhorn-cpp/history";
 
   Pty Start() {
-    return Pty({EINHORNCTL_BIN, "-d", sock},
-               {"XDG_STATE_HOME=" + state, "HOME=" + dir.path(), "TERM=xterm", "USER=tester",
-                "EDITRC=/dev/null"});
+    return Pty({EINHORNCTL_BIN, "-d", sock}, {"XDG_STATE_HOME=" + state, "HOME=" + dir.path(),
+                                              "TERM=xterm", "USER=tester", "EDITRC=/dev/null"});
   }
 };
 
