@@ -2,11 +2,7 @@
 // history recall, the history file's rules, Ctrl-C, and CLI commands typed into the shell,
 // against a fake master on a real socket.
 #include <doctest/doctest.h>
-#include <poll.h>
-#include <pty.h>
-#include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -16,102 +12,12 @@
 
 #include "fake_master.h"
 #include "proc.h"
-
-extern char** environ;
+#include "proc_pty.h"
 
 namespace einhorn::test {
 namespace {
 
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
-
-// A program on the slave side of a new pty, which is its controlling terminal (so that Ctrl-C
-// is a SIGINT, as at a real keyboard).
-class Pty {
- public:
-  Pty(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
-    // The inherited environment, minus the names `env` sets, then `env`.
-    std::vector<std::string> envs;
-    for (char** e = environ; *e != nullptr; ++e) {
-      const std::string entry = *e;
-      const std::string prefix = entry.substr(0, entry.find('=') + 1);
-      bool overridden = false;
-      for (const std::string& x : env) overridden = overridden || x.starts_with(prefix);
-      if (!overridden) envs.push_back(entry);
-    }
-    envs.insert(envs.end(), env.begin(), env.end());
-    std::vector<char*> cargv, cenv;
-    for (const std::string& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
-    cargv.push_back(nullptr);
-    for (const std::string& e : envs) cenv.push_back(const_cast<char*>(e.c_str()));
-    cenv.push_back(nullptr);
-    struct winsize ws {};
-    ws.ws_row = 24;
-    ws.ws_col = 200;
-    pid_ = ::forkpty(&master_, nullptr, nullptr, &ws);
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      ::execve(cargv[0], cargv.data(), cenv.data());
-      ::_exit(127);
-    }
-  }
-  ~Pty() {
-    if (pid_ > 0 && !status_) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    if (master_ >= 0) ::close(master_);
-  }
-
-  void Type(const std::string& keys) {
-    REQUIRE(::write(master_, keys.data(), keys.size()) == static_cast<ssize_t>(keys.size()));
-  }
-  // Reads the terminal until `needle` appears in what came after the previous WaitFor's match.
-  bool WaitFor(const std::string& needle, std::chrono::milliseconds within = 10s) {
-    const auto deadline = Clock::now() + within;
-    for (;;) {
-      const size_t at = out_.find(needle, seen_);
-      if (at != std::string::npos) {
-        seen_ = at + needle.size();
-        return true;
-      }
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      if (left.count() <= 0 || !ReadSome(static_cast<int>(left.count()))) return false;
-    }
-  }
-  // The exit code (-1 for a signal), or nullopt if it did not exit in time.
-  std::optional<int> WaitExit(std::chrono::milliseconds within = 10s) {
-    const auto deadline = Clock::now() + within;
-    while (!status_ && Clock::now() < deadline) {
-      int st = 0;
-      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-        status_ = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-        break;
-      }
-      ReadSome(10);
-    }
-    return status_;
-  }
-  const std::string& out() const { return out_; }
-
- private:
-  bool ReadSome(int ms) {
-    pollfd p{master_, POLLIN, 0};
-    if (::poll(&p, 1, ms) <= 0) return true;
-    char buf[4096];
-    const ssize_t n = ::read(master_, buf, sizeof buf);
-    if (n <= 0) return false;  // EIO: the program closed the terminal
-    out_.append(buf, static_cast<size_t>(n));
-    return true;
-  }
-
-  pid_t pid_ = -1;
-  int master_ = -1;
-  std::string out_;
-  size_t seen_ = 0;
-  std::optional<int> status_;
-};
 
 constexpr const char* kUp = "\x1b[A";
 
