@@ -165,11 +165,37 @@ std::string EscapeLabelValue(std::string_view value) {
   return out;
 }
 
-Result<BindSpec> ParseMetricsListen(const std::string& text) {
+namespace {
+
+// A dotted quad a.b.c.d with each part 0..255.
+bool IsDottedQuad(std::string_view host) {
+  int parts = 0;
+  bool ok = !host.empty();
+  std::string_view rest = host;
+  while (ok && !rest.empty()) {
+    const size_t dot = rest.find('.');
+    const std::string_view part = rest.substr(0, dot);
+    int v = -1;
+    const auto r = std::from_chars(part.data(), part.data() + part.size(), v);
+    ok = !part.empty() && part.size() <= 3 && r.ec == std::errc() &&
+         r.ptr == part.data() + part.size() && v <= 255;
+    ++parts;
+    rest = dot == std::string_view::npos ? std::string_view() : rest.substr(dot + 1);
+    if (dot != std::string_view::npos && rest.empty()) ok = false;
+  }
+  return ok && parts == 4;
+}
+
+}  // namespace
+
+Result<BindSpec> ParseMetricsListen(const std::string& text, bool allow_public) {
   using R = Result<BindSpec>;
   const std::string usage =
-      " (use 127.0.0.1:PORT, [::1]:PORT or unix:/PATH: the endpoint has no authentication, so "
-      "it is served on loopback or a UNIX socket only)";
+      allow_public
+          ? " (use an IP address and a port, e.g. 0.0.0.0:9100 or [::]:9100, or unix:/PATH)"
+          : " (use 127.0.0.1:PORT, [::1]:PORT or unix:/PATH: the endpoint has no authentication, "
+            "so it is served on loopback or a UNIX socket only, unless --metrics-listen-public "
+            "is given)";
   if (text.find(',') != std::string::npos) {
     return R::Error("--metrics-listen '" + text + "': takes no flags" + usage);
   }
@@ -177,28 +203,16 @@ Result<BindSpec> ParseMetricsListen(const std::string& text) {
   if (!parsed.ok()) return R::Error("--metrics-listen: " + parsed.error());
   BindSpec spec = std::move(parsed).value();
   if (spec.family == BindSpec::Family::kUnix) return spec;
-  bool loopback = false;
-  if (spec.family == BindSpec::Family::kInet6) {
-    loopback = spec.host == "::1" || spec.host == "0:0:0:0:0:0:0:1";
-  } else {
-    // A dotted quad 127.a.b.c with each part 0..255.
-    int parts = 0;
-    bool ok = spec.host.rfind("127.", 0) == 0;
-    std::string_view rest = spec.host;
-    while (ok && !rest.empty()) {
-      const size_t dot = rest.find('.');
-      const std::string_view part = rest.substr(0, dot);
-      int v = -1;
-      const auto r = std::from_chars(part.data(), part.data() + part.size(), v);
-      ok = !part.empty() && part.size() <= 3 && r.ec == std::errc() &&
-           r.ptr == part.data() + part.size() && v <= 255;
-      ++parts;
-      rest = dot == std::string_view::npos ? std::string_view() : rest.substr(dot + 1);
-      if (dot != std::string_view::npos && rest.empty()) ok = false;
+  const bool v6 = spec.family == BindSpec::Family::kInet6;
+  const bool loopback = v6 ? spec.host == "::1" || spec.host == "0:0:0:0:0:0:0:1"
+                           : spec.host.rfind("127.", 0) == 0 && IsDottedQuad(spec.host);
+  if (allow_public) {
+    // An address, not a name: what a name resolves to may change under a running master.
+    if (!v6 && !IsDottedQuad(spec.host)) {
+      return R::Error("--metrics-listen '" + text + "': " + spec.host +
+                      " is not an IP address" + usage);
     }
-    loopback = ok && parts == 4;
-  }
-  if (!loopback) {
+  } else if (!loopback) {
     return R::Error("--metrics-listen '" + text + "': " + spec.host + " is not a loopback address" +
                     usage);
   }

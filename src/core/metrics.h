@@ -24,8 +24,10 @@ namespace einhorn::core {
 // --metrics-listen ADDR: "127.0.0.1:9100" (any 127.x.y.z), "[::1]:9100" or "unix:/PATH"; port
 // 0 picks a free one. The endpoint has no authentication, so anything that is not loopback or
 // a UNIX socket (whose file mode decides who may connect) is refused, host names included.
+// With `allow_public` (--metrics-listen-public, the operator's explicit opt-in, for a container
+// that Prometheus scrapes from outside) any IPv4 or IPv6 address is taken, still no host name.
 // TCP listeners get SO_REUSEADDR, so a restarted master can bind the port again at once.
-Result<BindSpec> ParseMetricsListen(const std::string& text);
+Result<BindSpec> ParseMetricsListen(const std::string& text, bool allow_public = false);
 
 // Cumulative-at-render histogram with fixed upper bounds (le); +Inf is implied.
 struct Histogram {

@@ -126,7 +126,9 @@ void ReadMetricsListen(const ConfigValue& v, Options* o) {
   o->metrics_listen.clear();
   if (v.IsNull()) return;
   const std::string& addr = v.Scalar("an address");
-  if (auto spec = ParseMetricsListen(addr); !spec.ok()) v.Fail(spec.error());
+  // Loopback or not is checked once every key and flag is in (metrics_listen_public, which
+  // may come after it): FindProblem.
+  if (auto spec = ParseMetricsListen(addr, true); !spec.ok()) v.Fail(spec.error());
   o->metrics_listen = addr;
 }
 YAML::Node ShowMetricsListen(const Options& o) {
@@ -134,7 +136,9 @@ YAML::Node ShowMetricsListen(const Options& o) {
 }
 Status MetricsListenFlag(const std::string& text, Options* o) {
   if (!text.empty()) {
-    if (auto spec = ParseMetricsListen(text); !spec.ok()) return Status::Error(spec.error());
+    if (auto spec = ParseMetricsListen(text, true); !spec.ok()) {
+      return Status::Error(spec.error());
+    }
   }
   o->metrics_listen = text;
   return Status::Ok();
@@ -356,7 +360,8 @@ const std::vector<OptionDef>& OptionTable() {
        .field = &Options::metrics_listen,
        .flag = {"--metrics-listen",
                 "Serve Prometheus metrics (GET /metrics) on 127.0.0.1:PORT, [::1]:PORT or "
-                "unix:/PATH; no authentication, so loopback or UNIX socket only",
+                "unix:/PATH; no authentication, so loopback or UNIX socket only (unless "
+                "--metrics-listen-public)",
                 "ADDR"},
        .shown_default = "off",
        .state_pos = 29,
@@ -364,6 +369,14 @@ const std::vector<OptionDef>& OptionTable() {
        .read = ReadMetricsListen,
        .show = ShowMetricsListen,
        .from_flag = MetricsListenFlag},
+      // Restart only, as metrics_listen.
+      {.key = "metrics_listen_public",
+       .field = &Options::metrics_listen_public,
+       .flag = {"--metrics-listen-public",
+                "Let --metrics-listen take any address, not only loopback (e.g. 0.0.0.0:9100 in "
+                "a container); the endpoint has no authentication"},
+       .state_pos = 30,
+       .state_if_set = true},
       {.key = "reexec_as",
        .field = &Options::reexec_as,
        .live = true,

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "core/metrics.h"
+
 namespace einhorn::core {
 namespace {
 
@@ -199,6 +201,15 @@ std::optional<Problem> FindProblem(const Options& o) {
   }
   if (o.upgrade_max_failures < 1) {
     return Problem{"upgrade_max_failures", "--upgrade-max-failures must be at least 1"};
+  }
+  if (o.metrics_listen_public && o.metrics_listen.empty()) {
+    return Problem{"metrics_listen_public", "--metrics-listen-public needs --metrics-listen ADDR"};
+  }
+  // Loopback or not depends on metrics_listen_public, which may come after it in a file.
+  if (!o.metrics_listen.empty()) {
+    if (auto spec = ParseMetricsListen(o.metrics_listen, o.metrics_listen_public); !spec.ok()) {
+      return Problem{"metrics_listen", spec.error()};
+    }
   }
   for (const std::string& name : o.drop_env_vars) {
     if (name.empty() || name.find('=') != std::string::npos) {

@@ -77,6 +77,9 @@ struct Options {
   // --metrics-listen ADDR: GET /metrics over HTTP there; loopback HOST:PORT or unix:/PATH only
   // (core/metrics.h ParseMetricsListen). Empty: no endpoint (`einhornctl metrics` still works).
   std::string metrics_listen;
+  // --metrics-listen-public: metrics_listen may be any address (0.0.0.0:9100), not only
+  // loopback. The endpoint stays unauthenticated: the operator's explicit choice.
+  bool metrics_listen_public = false;
 
   // Upgrades (see core/upgrade.h). Unset max_unacked means the number of CPUs, as Einhorn.
   std::optional<int> max_unacked;             // --max-unacked: unready new workers at a time

@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <istream>
 #include <ostream>
 #include <set>
 #include <sstream>
@@ -18,6 +17,7 @@
 #include "core/pool_status.h"
 #include "core/wire.h"
 #include "ctl/render.h"
+#include "ctl/shell.h"
 #include "ctl/waits.h"
 
 namespace einhorn::ctl {
@@ -131,10 +131,12 @@ struct Listen {
   std::optional<double> deadline;
 };
 
-// One connection, opened on first use, and the request ids 1, 2, 3, ...
+// One connection, opened on first use, and the request ids 1, 2, 3, ... (or those after the
+// previous command's, in the shell: Context::next_request_id).
 class Session {
  public:
-  explicit Session(Context& ctx) : ctx_(ctx) {}
+  explicit Session(Context& ctx)
+      : ctx_(ctx), next_id_(ctx.next_request_id != nullptr ? *ctx.next_request_id : own_next_id_) {}
 
   // Sends `verb` and hands every reply up to the final one to `on_reply`.
   template <typename OnReply>
@@ -218,7 +220,8 @@ class Session {
 
   Context& ctx_;
   std::unique_ptr<Connection> conn_;
-  std::int64_t next_id_ = 1;
+  std::int64_t own_next_id_ = 1;
+  std::int64_t& next_id_;
 };
 
 enum class Fetch { kOk, kRefused, kUnreachable };
@@ -714,44 +717,6 @@ int WaitCommand(const Invocation& inv, Context& ctx, Session& session) {
   }
 }
 
-std::vector<std::string> SplitWords(const std::string& line) {
-  std::vector<std::string> words;
-  std::istringstream in(line);
-  for (std::string w; in >> w;) words.push_back(w);
-  return words;
-}
-
-// Like einhornsh: ehlo, then one request per line until quit, exit or end of input.
-int Shell(const Invocation& inv, Context& ctx, Session& session) {
-  Output output(ctx, /*json=*/false);
-  Status s = session.Ehlo(ctx.user, [&](const Reply& r) { output.Add(r); });
-  if (!s.ok()) return output.Unreachable(s);
-  *ctx.out << "Enter 'help' if you're not sure what to do.\n"
-           << "Type \"quit\" or \"exit\" to quit at any time.\n";
-  for (;;) {
-    *ctx.out << "einhorn> " << std::flush;
-    std::string text;
-    if (!std::getline(*ctx.in, text)) {
-      *ctx.out << "\n" << std::flush;
-      return kExitOk;
-    }
-    std::vector<std::string> words = SplitWords(text);
-    if (words.empty()) continue;
-    if (words[0] == "quit" || words[0] == "exit") return kExitOk;
-    const std::string verb = words[0];
-    words.erase(words.begin());
-    if (verb == "status" && words.empty() && !inv.json) {
-      // The YAML is for programs; people get the table.
-      PoolStatus st;
-      if (FetchStatus(session, output, &st) == Fetch::kUnreachable) return kExitUnreachable;
-      if (st.master_pid != 0) *ctx.out << RenderStatus(st) << std::flush;
-      continue;
-    }
-    s = session.Call(verb, words, [&](const Reply& r) { output.Add(r); });
-    if (!s.ok()) return output.Unreachable(s);
-  }
-}
-
 // ack and ehlo: one exchange (`send` given the printer of each reply), every reply printed.
 template <typename Send>
 int PrintReplies(const Invocation& inv, Context& ctx, const Send& send) {
@@ -917,6 +882,9 @@ const CommandDef kCommands[] = {
      nullptr, EventsCommand},
     {"metrics", "Print the master's metrics (Prometheus text format)", nullptr, nullptr,
      MetricsCommand},
+    {"shell", "Read commands from stdin (an interactive shell on a terminal, like einhornsh)",
+     nullptr, nullptr,
+     [](const Invocation& inv, Context& ctx, Session&) { return Shell(inv, ctx); }},
 };
 
 const CommandDef* FindCommand(const std::string& name) {
@@ -927,6 +895,8 @@ const CommandDef* FindCommand(const std::string& name) {
 }
 
 }  // namespace
+
+bool IsCommand(const std::string& name) { return FindCommand(name) != nullptr; }
 
 CLI::Validator Seconds(bool zero_ok) {
   return CLI::Validator(
@@ -968,11 +938,12 @@ int Run(const Invocation& inv, Context& ctx) {
   Session session(ctx);
   if (inv.command.empty()) {
     if (!ctx.stdin_tty) {
-      *ctx.err << "einhornctl: a COMMAND is required when standard input is not a terminal\n"
+      *ctx.err << "einhornctl: a COMMAND is required when standard input is not a terminal "
+                  "(einhornctl shell reads commands from it)\n"
                << "Run 'einhornctl --help' for usage.\n";
       return kExitUsage;
     }
-    return Shell(inv, ctx, session);
+    return Shell(inv, ctx);
   }
   const CommandDef* c = FindCommand(inv.command);
   if (c != nullptr && c->run != nullptr) return c->run(inv, ctx, session);

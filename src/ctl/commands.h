@@ -3,6 +3,7 @@
 // two flags, so every command runs in the unit tests against a scripted master.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <iosfwd>
 #include <memory>
@@ -22,6 +23,8 @@ class Validator;
 
 namespace einhorn::ctl {
 
+class LineReader;  // shell.h
+
 // One request, before it gets its id.
 struct RequestSpec {
   std::string verb;
@@ -39,6 +42,9 @@ std::vector<RequestSpec> PlanRequests(const Invocation& invocation);
 // Adds every command of the command table (commands.cc) to einhornctl's command line, with its
 // help and arguments, in the order --help lists them.
 void AddCommands(CLI::App& app, Invocation& invocation);
+
+// Whether `name` is one of einhornctl's commands (the shell sends any other word as it is).
+bool IsCommand(const std::string& name);
 
 // A number of seconds for einhornctl's waits: finite, above 0 (or 0 when `zero_ok`, which
 // means no limit) and at most the master's own cap on durations (1e6 s). CLI11's
@@ -58,6 +64,7 @@ struct Context {
   std::ostream* out = nullptr;
   std::ostream* err = nullptr;
   std::istream* in = nullptr;  // the interactive shell's input
+  LineReader* lines = nullptr;  // the shell's line editor on a terminal (else `in` is read)
   bool stdin_tty = false;
   bool stdout_tty = false;
   std::string user;          // $USER, for ehlo
@@ -66,6 +73,10 @@ struct Context {
   // Called by commands that talk to the master: once, or again after the connection was lost
   // (reload's wait, across the master's re-exec).
   std::function<core::Result<std::unique_ptr<Connection>>()> connect;
+  // The shell runs one command after another on one connection: the request ids go on from
+  // one command to the next (an upgrade streams its progress with its own id, which a later
+  // request must not reuse). Null: each command counts from 1.
+  std::int64_t* next_request_id = nullptr;
 };
 
 // Runs a parsed command line and returns the exit code.

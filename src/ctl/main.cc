@@ -6,11 +6,13 @@
 
 #include <chrono>
 #include <iostream>
+#include <memory>
 #include <thread>
 
 #include "ctl/cli.h"
 #include "ctl/client.h"
 #include "ctl/commands.h"
+#include "ctl/line_editor.h"
 
 extern char** environ;
 
@@ -88,6 +90,14 @@ int main(int argc, char** argv) {
     return where.fd ? ctl::AdoptFd(*where.fd, inv.timeout)
                     : ctl::ConnectUnix(where.path, inv.timeout);
   };
+  // The shell on a terminal edits its lines with libedit and keeps a history.
+  std::unique_ptr<ctl::LineReader> editor;
+  if ((inv.command.empty() || inv.command == "shell") && ctx.stdin_tty) {
+    const passwd* pw = ::getpwuid(::getuid());
+    editor = ctl::OpenLineEditor(ctl::HistoryPath(env, pw != nullptr ? pw->pw_dir : ""),
+                                 std::cerr);
+    ctx.lines = editor.get();
+  }
   const int code = ctl::Run(inv, ctx);
   std::cout.flush();
   return code;

@@ -491,7 +491,7 @@ core::Status OpenListeners(const core::Options& o, std::vector<std::string>* env
 core::Result<sys::Listener> OpenMetricsListener(const core::Options& o) {
   using R = core::Result<sys::Listener>;
   if (o.metrics_listen.empty()) return sys::Listener{};
-  auto spec = core::ParseMetricsListen(o.metrics_listen);
+  auto spec = core::ParseMetricsListen(o.metrics_listen, o.metrics_listen_public);
   auto opened = spec.ok() ? sys::OpenListener(spec.value(), 64) : R::Error(spec.error());
   if (!opened.ok()) return R::Error("--metrics-listen " + o.metrics_listen + ": " + opened.error());
   return opened;

@@ -661,6 +661,57 @@ TEST_CASE("commands: the interactive shell") {
   CHECK(eof.Verbs() == std::vector<std::string>{"ehlo", "help"});
 }
 
+TEST_CASE("commands: the shell reads each line as einhornctl's command line") {
+  Harness h(test::EinhornLike());
+  h.stdin_tty = true;
+  CHECK(h.Run({}, "set 8\ninc 2\ndec\nset abc\nsignal HUP; set_workers 3\n"
+                  "upgrade\nstatus --json\n-d /x status\nshell\nack\nlog-level bogus\n") ==
+        kExitOk);
+  // `set abc`, `-d /x status`, `shell`, `ack` and `log-level bogus` send nothing.
+  CHECK(h.Verbs() == std::vector<std::string>{"ehlo", "set_workers", "inc", "inc", "dec",
+                                              "signal", "set_workers", "upgrade", "status"});
+  CHECK(h.sent[1].args == std::vector<std::string>{"8"});
+  CHECK(h.sent[6].args == std::vector<std::string>{"3"});
+  // The ids go on from one command to the next.
+  for (size_t i = 1; i < h.sent.size(); ++i) {
+    CHECK(h.sent[i].id.has_value());
+    if (h.sent[i].id) CHECK(h.sent[i].id->text == std::to_string(i + 1));
+  }
+  const std::string out = h.out.str();
+  CHECK(out.find("Altering worker count, 2 -> 8.") != std::string::npos);
+  CHECK(out.find("\"target\": 3") != std::string::npos);  // status --json
+  const std::string err = h.err.str();
+  CHECK(err.find("einhornctl: Could not convert: N = abc\n") != std::string::npos);
+  CHECK(err.find("the shell talks to one master") != std::string::npos);
+  CHECK(err.find("already in the shell") != std::string::npos);
+  CHECK(err.find("ack is for workers") != std::string::npos);
+  CHECK(err.find("Run 'einhornctl --help'") == std::string::npos);
+  CHECK(h.connects == 1);
+}
+
+TEST_CASE("commands: einhornctl shell without a terminal reads commands quietly") {
+  Harness h(test::EinhornLike());
+  CHECK(h.Run({"shell"}, "inc\nset 5\n") == kExitOk);
+  CHECK(h.Verbs() == std::vector<std::string>{"inc", "set_workers"});  // no ehlo
+  CHECK(h.out.str() ==
+        "Incrementing number of workers from 2 -> 3\n"
+        "Altering worker count, 3 -> 5. Will spin up additional workers.\n");
+
+  Harness refused(test::EinhornLike());  // the exit code is the last command's
+  CHECK(refused.Run({"shell"}, "inc\nbogus\n") == kExitRefused);
+  Harness recovered(test::EinhornLike());
+  CHECK(recovered.Run({"shell"}, "bogus\ninc\n") == kExitOk);
+  Harness quoted(test::EinhornLike());
+  CHECK(quoted.Run({"shell"}, "raw config 'a: 1'\nraw 'x\n") == kExitUsage);
+  CHECK(quoted.sent.at(0).args == std::vector<std::string>{"a: 1"});
+  CHECK(quoted.err.str().find("unmatched quote") != std::string::npos);
+
+  Harness gone(test::EinhornLike());
+  gone.reachable = false;
+  CHECK(gone.Run({"shell"}, "inc\ninc\n") == kExitUnreachable);
+  CHECK(gone.connects == 1);
+}
+
 // A master whose ring gains one event per `events` request (seq 1, 2, ...) and that hangs up
 // after `calls` requests.
 Script GrowingEvents(int calls) {

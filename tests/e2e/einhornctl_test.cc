@@ -12,6 +12,7 @@
 #include "core/pool_status.h"
 #include "harness.h"
 #include "pool_query.h"
+#include "proc_pty.h"
 
 namespace einhorn::test {
 namespace {
@@ -231,6 +232,31 @@ TEST_CASE("einhornctl upgrade --wait exits 0 when done and 1 with the reason whe
     const auto s = Status(m);
     return s && s->generation == 4 && s->last_upgrade && s->last_upgrade->ok;
   }, 20s));
+}
+
+TEST_CASE("einhornctl's shell on a terminal drives a real pool like the CLI") {
+  MasterRun m({"-n", "1", "-m", "0"}, {TEST_WORKER_BIN, "--report", "{reports}"});
+  REQUIRE(PollUntil([&] { return PoolIs(m, 1, 1); }, 10s));
+  const std::string state = m.dir().File("state");
+  Pty p({EINHORNCTL_BIN, "-d", Sock(m)},
+        {"XDG_STATE_HOME=" + state, "TERM=xterm", "USER=tester", "EDITRC=/dev/null"});
+  REQUIRE_MESSAGE(p.WaitFor("Welcome, tester!"), p.out());
+  REQUIRE(p.WaitFor("einhorn> "));
+  p.Type("set 2 --wait\r");  // the CLI's command and flag, in the shell
+  REQUIRE_MESSAGE(p.WaitFor("ready 2/2, booting 0"), p.out());
+  CHECK(PoolIs(m, 2, 2));
+  REQUIRE(p.WaitFor("einhorn> "));
+  p.Type(std::string("\x1b[A") + std::string(8, '\x7f') + "3\r");  // up arrow, edited: set 3
+  REQUIRE_MESSAGE(p.WaitFor("Altering worker count, 2 -> 3"), p.out());
+  CHECK(PollUntil([&] { return PoolIs(m, 3, 3); }, 10s));
+  REQUIRE(p.WaitFor("einhorn> "));
+  p.Type("set_workers 1\r");  // einhornsh's verb, sent as it is
+  REQUIRE_MESSAGE(p.WaitFor("3 -> 1"), p.out());
+  CHECK(PollUntil([&] { return PoolIs(m, 1, 1); }, 10s));
+  REQUIRE(p.WaitFor("einhorn> "));
+  p.Type("exit\r");
+  CHECK(p.WaitExit() == 0);
+  CHECK(ReadFile(state + "/einhorn-cpp/history") == "set 2 --wait\nset 3\nset_workers 1\nexit\n");
 }
 
 }  // namespace

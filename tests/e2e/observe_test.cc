@@ -315,6 +315,33 @@ TEST_CASE("the metrics endpoint on a UNIX socket, and non-loopback addresses ref
   }
 }
 
+TEST_CASE("--metrics-listen-public serves a non-loopback address, kept across a reload") {
+  const Finished refused = RunToExit({"--metrics-listen", "0.0.0.0:0", "--", TEST_WORKER_BIN});
+  CHECK(refused.status.code == 2);
+  CHECK(refused.err.find("0.0.0.0 is not a loopback address") != std::string::npos);
+  CHECK(refused.err.find("unless --metrics-listen-public is given") != std::string::npos);
+  const Finished name = RunToExit(
+      {"--metrics-listen-public", "--metrics-listen", "localhost:0", "--", TEST_WORKER_BIN});
+  CHECK(name.status.code == 2);
+  CHECK(name.err.find("localhost is not an IP address") != std::string::npos);
+
+  MasterRun m({"-n", "1", "-m", "0", "--metrics-listen", "0.0.0.0:0", "--metrics-listen-public"},
+              {TEST_WORKER_BIN});
+  REQUIRE(PollUntil([&] { return PoolSettled(m, 1, 1); }, 10s));
+  const std::string address = MetricsAddress(m);
+  REQUIRE(address.rfind("0.0.0.0:", 0) == 0);
+  const std::string url = "http://127.0.0.1:" + std::to_string(PortOf(address)) + "/metrics";
+  const Finished curl = RunProgram({"curl", "-sS", "--fail", "--max-time", "10", url});
+  CHECK(curl.status.code == 0);
+  CHECK(Sample(curl.out, "einhorn_spawns_total") == 1);
+  // The new image gets the option with the state and takes the same listener.
+  REQUIRE(Ctl(m, {"reload"}).status.code == 0);
+  REQUIRE(PollUntil([&] { return m.LogHas("reloaded: einhorn-cpp"); }, 20s));
+  const Finished after = RunProgram({"curl", "-sS", "--fail", "--max-time", "10", url});
+  CHECK(after.status.code == 0);
+  CHECK(Sample(after.out, "einhorn_reloads_total{outcome=\"done\"}") == 1);
+}
+
 TEST_CASE("log lines as JSON with event fields, and journald priorities on text") {
   MasterRun json({"-n", "1", "-m", "0", "--log-format", "json"}, {TEST_WORKER_BIN});
   REQUIRE(PollUntil([&] { return PoolSettled(json, 1, 1); }, 10s));

@@ -194,6 +194,16 @@ TEST_CASE("errors name the file, the line and the key") {
   CHECK(LoadError("nice: 99\n").rfind("app.yaml:1: nice: invalid --nice", 0) == 0);
   CHECK(LoadError("log_format: xml\n").rfind("app.yaml:1: log_format: ", 0) == 0);
   CHECK(LoadError("metrics_listen: 0.0.0.0:9100\n").rfind("app.yaml:1: metrics_listen: ", 0) == 0);
+  CHECK(LoadError("number: 2\nmetrics_listen: 0.0.0.0:9100\n")
+            .rfind("app.yaml:2: metrics_listen: --metrics-listen '0.0.0.0:9100': 0.0.0.0 is not a "
+                   "loopback address",
+                   0) == 0);
+  CHECK(LoadError("metrics_listen: 0.0.0.0:9100\nmetrics_listen_public: false\n")
+            .rfind("app.yaml:1: metrics_listen: ", 0) == 0);
+  CHECK(LoadError("metrics_listen: localhost:1\nmetrics_listen_public: true\n")
+            .rfind("app.yaml:1: metrics_listen: ", 0) == 0);
+  CHECK(LoadError("metrics_listen_public: maybe\n").rfind("app.yaml:1: metrics_listen_public: ", 0) ==
+        0);
 }
 
 TEST_CASE("values out of range name the key and its line") {
@@ -275,11 +285,12 @@ reexec_as: [env, "A=1", einhorn-cpp]
 
 TEST_CASE("every key is documented as live or restart-only") {
   const std::vector<std::string> keys = ConfigKeys();
-  CHECK(keys.size() == 30);
+  CHECK(keys.size() == 31);
   CHECK(IsLiveKey("number"));
   CHECK(IsLiveKey("command"));
   CHECK_FALSE(IsLiveKey("bind"));
   CHECK_FALSE(IsLiveKey("worker_watchdog"));
+  CHECK_FALSE(IsLiveKey("metrics_listen_public"));
   CHECK_FALSE(IsLiveKey("no_such_key"));
 }
 
@@ -309,4 +320,15 @@ TEST_CASE("reload refuses a change that needs a restart, naming every such key")
 }
 
 }  // namespace
+TEST_CASE("metrics_listen_public lets metrics_listen take any address, before or after it") {
+  for (const char* text : {"metrics_listen_public: true\nmetrics_listen: 0.0.0.0:9100\n",
+                           "metrics_listen: 0.0.0.0:9100\nmetrics_listen_public: true\n"}) {
+    CAPTURE(text);
+    auto loaded = LoadConfig(ConfigSource{"app.yaml", text});
+    REQUIRE_MESSAGE(loaded.ok(), loaded.error());
+    CHECK(loaded.value().options.metrics_listen == "0.0.0.0:9100");
+    CHECK(loaded.value().options.metrics_listen_public);
+  }
+}
+
 }  // namespace einhorn::core

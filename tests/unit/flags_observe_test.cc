@@ -39,6 +39,30 @@ TEST_CASE("flags: --metrics-listen takes a loopback or UNIX address, off by defa
                        "address",
                        0) == 0);
   CHECK(Parse({"--metrics-listen", "nonsense", "w"}).kind == FlagsOutcome::Kind::kExit);
+  // The refusal names the way out.
+  CHECK(open.err.find("unless --metrics-listen-public is given") != std::string::npos);
+}
+
+TEST_CASE("flags: --metrics-listen-public lets --metrics-listen take any IP address") {
+  const FlagsOutcome any = Parse({"--metrics-listen", "0.0.0.0:9100", "--metrics-listen-public", "w"});
+  REQUIRE_MESSAGE(any.kind == FlagsOutcome::Kind::kRun, any.err);
+  CHECK(any.options.metrics_listen == "0.0.0.0:9100");
+  CHECK(any.options.metrics_listen_public);
+  CHECK_FALSE(Parse({"w"}).options.metrics_listen_public);
+  CHECK(Parse({"--metrics-listen-public", "--metrics-listen", "[::]:0", "w"}).kind ==
+        FlagsOutcome::Kind::kRun);
+  // Still an address, a port and no flags.
+  for (const char* bad : {"example.com:80", "*:9100", "0.0.0.0:99999", "0.0.0.0:-1", "1e10",
+                          "0.0.0.0:9100,r", "256.0.0.1:80", "0.0.0.0:", ":9100"}) {
+    CAPTURE(bad);
+    const FlagsOutcome r = Parse({"--metrics-listen-public", "--metrics-listen", bad, "w"});
+    REQUIRE(r.kind == FlagsOutcome::Kind::kExit);
+    CHECK(r.exit_code == kExitUsage);
+    CHECK(r.err.rfind("einhorn-cpp: --metrics-listen", 0) == 0);
+  }
+  const FlagsOutcome alone = Parse({"--metrics-listen-public", "w"});
+  REQUIRE(alone.kind == FlagsOutcome::Kind::kExit);
+  CHECK(alone.err == "einhorn-cpp: --metrics-listen-public needs --metrics-listen ADDR");
 }
 
 }  // namespace

@@ -279,5 +279,24 @@ TEST_CASE("metrics: --metrics-listen takes loopback or a UNIX socket only") {
   CHECK_FALSE(ParseMetricsListen("").ok());
 }
 
+TEST_CASE("metrics: --metrics-listen-public takes any IP address, never a name") {
+  for (const char* good : {"0.0.0.0:9100", "10.0.0.1:0", "127.0.0.1:9100", "[::]:9100",
+                           "[2001:db8::1]:80", "unix:/run/m.sock"}) {
+    CAPTURE(good);
+    const auto r = ParseMetricsListen(good, true);
+    REQUIRE_MESSAGE(r.ok(), r.error());
+    if (r.value().family != BindSpec::Family::kUnix) CHECK(r.value().reuseaddr);
+  }
+  for (const char* bad : {"*:9100", "localhost:9100", "example.com:80", "256.1.1.1:80",
+                          "0.0.0.0:99999", "0.0.0.0:9100,r", "0.0.0:80", "", "0.0.0.0"}) {
+    CAPTURE(bad);
+    const auto r = ParseMetricsListen(bad, true);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().rfind("--metrics-listen", 0) == 0);
+  }
+  CHECK(ParseMetricsListen("localhost:9100", true).error().find("is not an IP address") !=
+        std::string::npos);
+}
+
 }  // namespace
 }  // namespace einhorn::core

@@ -89,6 +89,7 @@ TEST_CASE("state telemetry: the metrics listener and the new options travel") {
   MasterState m = Base();
   m.options.log_format = LogFormat::kJson;
   m.options.metrics_listen = "127.0.0.1:9100";
+  m.options.metrics_listen_public = true;
   m.metrics.spec.text = "127.0.0.1:9100";
   m.metrics.spec.host = "127.0.0.1";
   m.metrics.spec.port = 9100;
