@@ -394,6 +394,40 @@ const std::vector<Key>& Keys() {
        [](const Options& o) {
          return o.metrics_listen.empty() ? Null() : YAML::Node(o.metrics_listen);
        }},
+      // Live: the choice is made per worker at its spawn, so workers started after a reload
+      // take the new one.
+      {"worker_output",
+       true,
+       {"--worker-output",
+        "Workers' stdout and stderr: inherit (default; json under --log-format json), prefix "
+        "(whole lines tagged with pid, slot, generation and stream) or json",
+        "inherit|prefix|json"},
+       [](const Ctx& c, N n, P p, Options* o) {
+         o->worker_output.reset();
+         if (n.IsNull()) return;
+         auto mode = ParseWorkerOutput(Scalar(c, n, p, "inherit, prefix or json"));
+         if (!mode.ok()) Fail(c, n, p, mode.error());
+         o->worker_output = mode.value();
+       },
+       [](const Options& o) {
+         return o.worker_output ? YAML::Node(WorkerOutputName(*o.worker_output)) : Null();
+       }},
+      {"worker_log_dir",
+       true,
+       {"--worker-log-dir",
+        "Also write each slot's lines to DIR/slot-N.log (reopened on SIGUSR1, for logrotate)",
+        "DIR"},
+       [](const Ctx& c, N n, P p, Options* o) {
+         o->worker_log_dir.clear();
+         if (n.IsNull()) return;
+         o->worker_log_dir = Scalar(c, n, p, "an absolute directory path");
+         if (o->worker_log_dir.empty() || o->worker_log_dir.front() != '/') {
+           Fail(c, n, p, "expected an absolute directory path, got " + Shown(o->worker_log_dir));
+         }
+       },
+       [](const Options& o) {
+         return o.worker_log_dir.empty() ? Null() : YAML::Node(o.worker_log_dir);
+       }},
       {"reexec_as",
        true,
        {"--reexec-as", "Reload execs CMDLINE (split as a shell would) instead of this binary",

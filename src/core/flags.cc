@@ -169,6 +169,9 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
   std::string log_format;
   CLI::Option* log_format_opt = option("log_format", log_format);
   option("metrics_listen", o.metrics_listen);
+  std::string worker_output;
+  CLI::Option* worker_output_opt = option("worker_output", worker_output);
+  option("worker_log_dir", o.worker_log_dir);
 
   CLI::Option* config_opt =
       app.add_option("--config", config_path,
@@ -303,6 +306,11 @@ FlagsOutcome ParseFlags(const std::vector<std::string>& argv,
     auto format = ParseLogFormat(log_format);
     if (!format.ok()) return UsageError(format.error());
     o.log_format = format.value();
+  }
+  if (worker_output_opt->count() > 0) {
+    auto mode = ParseWorkerOutput(worker_output);
+    if (!mode.ok()) return UsageError(mode.error());
+    o.worker_output = mode.value();
   }
   if (!o.metrics_listen.empty()) {
     if (auto spec = ParseMetricsListen(o.metrics_listen); !spec.ok()) {

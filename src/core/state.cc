@@ -175,6 +175,9 @@ const Names<wire::Id::Kind> kIdKinds = {{wire::Id::Kind::kInt, "int"},
                                          {wire::Id::Kind::kBool, "bool"},
                                          {wire::Id::Kind::kString, "string"}};
 const Names<LogFormat> kLogFormats = {{LogFormat::kText, "text"}, {LogFormat::kJson, "json"}};
+const Names<WorkerOutput> kWorkerOutputs = {{WorkerOutput::kInherit, "inherit"},
+                                             {WorkerOutput::kPrefix, "prefix"},
+                                             {WorkerOutput::kJson, "json"}};
 const Names<StopKind> kStopKinds = {
     {StopKind::kDrain, "drain"}, {StopKind::kTerminate, "terminate"}, {StopKind::kQuit, "quit"}};
 const auto& kSignals = kSignalNames;  // every signal: a `die SIG` may be recorded
@@ -272,6 +275,9 @@ struct Schema<Options> {
     v.FieldIf(o.log_format != LogFormat::kText, "log_format", o.log_format,
               EnumC<LogFormat>{kLogFormats});
     v.FieldIf(!o.metrics_listen.empty(), "metrics_listen", o.metrics_listen, StrC{});
+    v.FieldIf(o.worker_output.has_value(), "worker_output", o.worker_output,
+              OptC<EnumC<WorkerOutput>>{{kWorkerOutputs}});
+    v.FieldIf(!o.worker_log_dir.empty(), "worker_log_dir", o.worker_log_dir, StrC{});
   }
 };
 
@@ -636,8 +642,8 @@ size_t Members(const NiceSpec& x) { [[maybe_unused]] const auto& [a1, a2, a3] = 
 size_t Members(const Options& x) {
   [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15,
                                 a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28,
-                                a29, a30] = x;
-  return 30;
+                                a29, a30, a31, a32] = x;
+  return 32;
 }
 size_t Members(const UpgradePolicy& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6] = x; return 6; }
 size_t Members(const SupervisorConfig& x) {

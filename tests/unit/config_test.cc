@@ -308,5 +308,22 @@ TEST_CASE("reload refuses a change that needs a restart, naming every such key")
         "[127.0.0.1:80]), backlog (100 -> 5); nothing was changed");
 }
 
+TEST_CASE("config: worker_output and worker_log_dir, and back in --check-config's output") {
+  const LoadedConfig c = Load("worker_output: prefix\nworker_log_dir: /var/log/app\n");
+  CHECK(c.options.worker_output == WorkerOutput::kPrefix);
+  CHECK(c.options.worker_log_dir == "/var/log/app");
+  const std::string rendered = RenderConfig(c.options);
+  CHECK(rendered.find("worker_output: prefix") != std::string::npos);
+  CHECK(rendered.find("worker_log_dir: /var/log/app") != std::string::npos);
+  CHECK_FALSE(Load("worker_output: ~\n").options.worker_output.has_value());
+  CHECK(LoadError("worker_output: raw\n") ==
+        "app.yaml:1: worker_output: --worker-output must be inherit, prefix or json (got 'raw')");
+  CHECK(LoadError("worker_log_dir: logs\n") ==
+        "app.yaml:1: worker_log_dir: expected an absolute directory path, got 'logs'");
+  // Live keys: a reload takes them for the workers it starts from then on.
+  CHECK(IsLiveKey("worker_output"));
+  CHECK(IsLiveKey("worker_log_dir"));
+}
+
 }  // namespace
 }  // namespace einhorn::core

@@ -918,5 +918,18 @@ TEST_CASE("state: every signal a die may have recorded travels (die CONT, die WI
   CHECK(d.value() == m);
 }
 
+TEST_CASE("state: worker_output and worker_log_dir travel, written only when set") {
+  MasterState m = SmallRichState();
+  const std::string plain = EncodeState(m);
+  CHECK(plain.find("worker_output") == std::string::npos);
+  CHECK(plain.find("worker_log_dir") == std::string::npos);
+  m.options.worker_output = WorkerOutput::kJson;
+  m.options.worker_log_dir = "/var/log/app";
+  const std::string text = EncodeState(m);
+  auto d = DecodeState(text);
+  REQUIRE_MESSAGE(d.ok(), d.error());
+  CHECK(d.value() == m);
+}
+
 }  // namespace
 }  // namespace einhorn::core
