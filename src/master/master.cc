@@ -83,6 +83,9 @@ int Master::Run() {
                                           StderrIsJournal()});
   // A pipe reader that goes away must not kill the master (Einhorn dies of EPIPE here).
   signal(SIGPIPE, SIG_IGN);
+  // A file at its size limit (RLIMIT_FSIZE: a --worker-log-dir file, the log) fails the write
+  // with EFBIG instead of killing the master. Workers get default dispositions (sys/spawn).
+  signal(SIGXFSZ, SIG_IGN);
   signals_.resize(kHandledSignals.size());
   for (size_t i = 0; i < kHandledSignals.size(); ++i) {
     uv_signal_init(&loop_, &signals_[i]);

@@ -199,7 +199,7 @@ void WorkerOutputRelay::WriteFile(int slot) {
     if (!parent.ok()) {
       f.failed = true;
       f.retry_at_ns = uv_hrtime() + kRetryAfterNs;
-      return FileError("cannot open worker log " + path + ": " + parent.error());
+      return FileError(f, "cannot open worker log " + path + ": " + parent.error());
     }
     struct stat st {};
     auto opened = sys::OpenEntry(parent.value(), O_WRONLY | O_CREAT | O_APPEND, 0640,
@@ -212,23 +212,31 @@ void WorkerOutputRelay::WriteFile(int slot) {
     if (!opened.ok()) {
       f.failed = true;
       f.retry_at_ns = uv_hrtime() + kRetryAfterNs;
-      return FileError(opened.error());
+      return FileError(f, opened.error());
     }
     f.fd = std::move(opened).value();
-    if (f.failed) spdlog::info("worker log {}: writing again", path);
+    if (f.reported) spdlog::info("worker log {}: writing again", path);
     f.failed = false;
+    f.reported = false;
   }
   if (!WriteOut(f.fd.get(), to_file_)) {
     const int e = errno;
     f.fd.reset();
     f.failed = true;
     f.retry_at_ns = uv_hrtime() + kRetryAfterNs;
-    FileError("cannot write worker log " + path + ": " + sys::ErrnoText(e) +
+    FileError(f, "cannot write worker log " + path + ": " + sys::ErrnoText(e) +
               "; its lines are dropped until it works again");
   }
 }
 
-void WorkerOutputRelay::FileError(const std::string& what) {
+void WorkerOutputRelay::FileError(LogFile& file, const std::string& what) {
+  // The first failure of each file is always told (there is one file per slot); its retries,
+  // every kRetryAfterNs, and the other files' go through the limiter.
+  if (!file.reported) {
+    file.reported = true;
+    spdlog::error("{}", what);
+    return;
+  }
   const core::Time now{static_cast<core::Time::rep>(uv_hrtime())};
   const core::LogLimiter::Verdict v = file_errors_.Note(now);
   if (v.ended && v.ended->unlogged > 0) {

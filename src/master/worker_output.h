@@ -90,6 +90,7 @@ class WorkerOutputRelay {
   struct LogFile {
     sys::UniqueFd fd;
     bool failed = false;
+    bool reported = false;          // this failure was logged (once per file, until it works)
     std::uint64_t retry_at_ns = 0;  // uv_hrtime
   };
 
@@ -105,7 +106,7 @@ class WorkerOutputRelay {
   void WriteFile(int slot);
   void Forget(Pipe* pipe);
   void StampTime();
-  void FileError(const std::string& what);
+  void FileError(LogFile& file, const std::string& what);
 
   uv_loop_t* loop_;
   Settings settings_;
