@@ -36,7 +36,7 @@ namespace einhorn::master {
 
 class WorkerOutputRelay {
  public:
-  static constexpr size_t kReadChunk = 64 * 1024;
+  static constexpr size_t kReadChunk = 4 * 1024;
 
   struct Settings {
     core::WorkerOutput mode = core::WorkerOutput::kInherit;
