@@ -158,7 +158,7 @@ template <Number T>
 Status FlagValue(const OptionDef& d, const SettingFlag& f, T Options::*m, Options* o) {
   return Convert(d, f.text, &(o->*m));
 }
-template <typename T>
+template <Number T>
 Status FlagValue(const OptionDef& d, const SettingFlag& f, std::optional<T> Options::*m,
                  Options* o) {
   T v{};

@@ -144,6 +144,35 @@ Status MetricsListenFlag(const std::string& text, Options* o) {
   return Status::Ok();
 }
 
+void ReadWorkerOutput(const ConfigValue& v, Options* o) {
+  o->worker_output.reset();
+  if (v.IsNull()) return;
+  auto mode = ParseWorkerOutput(v.Scalar("inherit, prefix or json"));
+  if (!mode.ok()) v.Fail(mode.error());
+  o->worker_output = mode.value();
+}
+YAML::Node ShowWorkerOutput(const Options& o) {
+  return o.worker_output ? YAML::Node(WorkerOutputName(*o.worker_output)) : ConfigNull();
+}
+Status WorkerOutputFlag(const std::string& text, Options* o) {
+  auto mode = ParseWorkerOutput(text);
+  if (!mode.ok()) return Status::Error(mode.error());
+  o->worker_output = mode.value();
+  return Status::Ok();
+}
+
+void ReadWorkerLogDir(const ConfigValue& v, Options* o) {
+  o->worker_log_dir.clear();
+  if (v.IsNull()) return;
+  o->worker_log_dir = v.Scalar("an absolute directory path");
+  if (o->worker_log_dir.empty() || o->worker_log_dir.front() != '/') {
+    v.Fail("expected an absolute directory path, got " + ConfigShown(o->worker_log_dir));
+  }
+}
+YAML::Node ShowWorkerLogDir(const Options& o) {
+  return o.worker_log_dir.empty() ? ConfigNull() : YAML::Node(o.worker_log_dir);
+}
+
 void ReadCommand(const ConfigValue& v, Options* o) { o->command = v.Words(); }
 
 void ReadReexecAs(const ConfigValue& v, Options* o) {
@@ -377,6 +406,33 @@ const std::vector<OptionDef>& OptionTable() {
                 "a container); the endpoint has no authentication"},
        .state_pos = 30,
        .state_if_set = true},
+      // Live: the choice is made per worker at its spawn, so workers started after a reload
+      // take the new one.
+      {.key = "worker_output",
+       .field = &Options::worker_output,
+       .live = true,
+       .flag = {"--worker-output",
+                "Workers' stdout and stderr: inherit (json under --log-format json), prefix "
+                "(whole lines tagged with pid, slot, generation and stream) or json",
+                "inherit|prefix|json"},
+       .shown_default = "inherit",
+       .state_pos = 31,
+       .state_if_set = true,
+       .read = ReadWorkerOutput,
+       .show = ShowWorkerOutput,
+       .from_flag = WorkerOutputFlag},
+      {.key = "worker_log_dir",
+       .field = &Options::worker_log_dir,
+       .live = true,
+       .flag = {"--worker-log-dir",
+                "Also write each slot's lines to DIR/slot-N.log (reopened on SIGUSR1, for "
+                "logrotate)",
+                "DIR"},
+       .shown_default = "none",
+       .state_pos = 32,
+       .state_if_set = true,
+       .read = ReadWorkerLogDir,
+       .show = ShowWorkerLogDir},
       {.key = "reexec_as",
        .field = &Options::reexec_as,
        .live = true,

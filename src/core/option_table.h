@@ -112,7 +112,8 @@ using Field =
     std::variant<int Options::*, double Options::*, bool Options::*, std::string Options::*,
                  std::vector<std::string> Options::*, std::optional<int> Options::*,
                  std::optional<double> Options::*, std::vector<BindSpec> Options::*,
-                 AckMode Options::*, NiceSpec Options::*, Signal Options::*, LogFormat Options::*>;
+                 AckMode Options::*, NiceSpec Options::*, Signal Options::*, LogFormat Options::*,
+                 std::optional<WorkerOutput> Options::*>;
 
 struct OptionDef {
   const char* key;

@@ -68,6 +68,31 @@ const char* LogFormatName(LogFormat format) {
   return format == LogFormat::kJson ? "json" : "text";
 }
 
+Result<WorkerOutput> ParseWorkerOutput(const std::string& text) {
+  if (text == "inherit") return WorkerOutput::kInherit;
+  if (text == "prefix") return WorkerOutput::kPrefix;
+  if (text == "json") return WorkerOutput::kJson;
+  return Result<WorkerOutput>::Error("--worker-output must be inherit, prefix or json (got '" +
+                                     text + "')");
+}
+
+const char* WorkerOutputName(WorkerOutput mode) {
+  switch (mode) {
+    case WorkerOutput::kInherit:
+      return "inherit";
+    case WorkerOutput::kPrefix:
+      return "prefix";
+    case WorkerOutput::kJson:
+      return "json";
+  }
+  return "inherit";
+}
+
+WorkerOutput EffectiveWorkerOutput(const Options& o) {
+  if (o.worker_output) return *o.worker_output;
+  return o.log_format == LogFormat::kJson ? WorkerOutput::kJson : WorkerOutput::kInherit;
+}
+
 Result<AckMode> ParseAckMode(const std::string& text) {
   AckMode mode;
   if (text == "manual") {
@@ -171,6 +196,13 @@ std::optional<Problem> FindProblem(const Options& o) {
   if (o.command.front().empty()) return Problem{"command", "the worker command is an empty string"};
   if (!o.reexec_as.empty() && o.reexec_as.front().empty()) {
     return Problem{"reexec_as", "--reexec-as: the program to exec is an empty string"};
+  }
+  if (!o.worker_log_dir.empty() &&
+      (o.worker_log_dir.front() != '/' || o.worker_log_dir.find('\0') != std::string::npos ||
+       o.worker_log_dir.size() > 4096)) {
+    return Problem{"worker_log_dir",
+                   "--worker-log-dir must be an absolute path (got '" +
+                       o.worker_log_dir.substr(0, 200) + "')"};
   }
   if (o.max_unacked && *o.max_unacked < 1) {
     return Problem{"max_unacked", "--max-unacked must be at least 1"};

@@ -44,6 +44,14 @@ enum class LogFormat { kText, kJson };
 Result<LogFormat> ParseLogFormat(const std::string& text);  // "text", "json"
 const char* LogFormatName(LogFormat format);
 
+// --worker-output: where the workers' stdout and stderr go. kInherit: straight to the master's
+// own stdout and stderr, as Einhorn; kPrefix and kJson: through a pipe per stream that the
+// master reads, relaying whole lines tagged with pid, slot, generation and stream, as text
+// lines in the master's format or as JSON lines (core/worker_output.h).
+enum class WorkerOutput { kInherit, kPrefix, kJson };
+Result<WorkerOutput> ParseWorkerOutput(const std::string& text);  // "inherit", "prefix", "json"
+const char* WorkerOutputName(WorkerOutput mode);
+
 struct Options {
   int number = 1;
   std::vector<BindSpec> binds;
@@ -80,6 +88,11 @@ struct Options {
   // --metrics-listen-public: metrics_listen may be any address (0.0.0.0:9100), not only
   // loopback. The endpoint stays unauthenticated: the operator's explicit choice.
   bool metrics_listen_public = false;
+  // --worker-output; unset: inherit, or json under --log-format json (EffectiveWorkerOutput).
+  std::optional<WorkerOutput> worker_output;
+  // --worker-log-dir DIR (absolute): each slot's lines also go to DIR/slot-N.log, reopened on
+  // SIGUSR1. Empty: no files.
+  std::string worker_log_dir;
 
   // Upgrades (see core/upgrade.h). Unset max_unacked means the number of CPUs, as Einhorn.
   std::optional<int> max_unacked;             // --max-unacked: unready new workers at a time
@@ -129,6 +142,10 @@ std::optional<Problem> FindProblem(const Options& o);
 // to the timer plus a minute, so that an Einhorn command line with a long timer ack (-m 90)
 // keeps working; to no limit (0) where that minute would pass kMaxSettingSeconds.
 void FitAckTimeout(Options* o);
+
+// What --worker-output means with --log-format: unset is inherit, or json when the master's
+// log is json.
+WorkerOutput EffectiveWorkerOutput(const Options& o);
 
 // Checks the ranges the flag parser cannot: FindProblem's message.
 Status Validate(const Options& o);

@@ -178,6 +178,11 @@ const Names<wire::Id::Kind> kIdKinds = {{wire::Id::Kind::kInt, "int"},
                                          {wire::Id::Kind::kBool, "bool"},
                                          {wire::Id::Kind::kString, "string"}};
 const Names<LogFormat> kLogFormats = {{LogFormat::kText, "text"}, {LogFormat::kJson, "json"}};
+const Names<WorkerOutput> kWorkerOutputs = {{WorkerOutput::kInherit, "inherit"},
+                                             {WorkerOutput::kPrefix, "prefix"},
+                                             {WorkerOutput::kJson, "json"}};
+const Names<OutputStream> kOutputStreams = {{OutputStream::kStdout, "stdout"},
+                                            {OutputStream::kStderr, "stderr"}};
 const Names<StopKind> kStopKinds = {
     {StopKind::kDrain, "drain"}, {StopKind::kTerminate, "terminate"}, {StopKind::kQuit, "quit"}};
 const Names<StopStep> kStopSteps = {
@@ -252,6 +257,7 @@ RecC CodecOf(AckMode*) { return {}; }
 RecC CodecOf(NiceSpec*) { return {}; }
 SignalC CodecOf(Signal*) { return {}; }
 EnumC<LogFormat> CodecOf(LogFormat*) { return {kLogFormats}; }
+OptC<EnumC<WorkerOutput>> CodecOf(std::optional<WorkerOutput>*) { return {{kWorkerOutputs}}; }
 
 template <typename T>
 constexpr bool kIsVector = false;
@@ -480,6 +486,28 @@ struct Schema<MasterState::NotifySocket> {
   }
 };
 
+template <>
+struct Schema<WorkerTag> {
+  template <typename V, typename T>
+  static void Visit(V& v, T& t) {
+    v.Field("pid", t.pid, RangeC{1, kMaxId});
+    v.Field("slot", t.slot, RangeC{0, kMaxId});
+    v.Field("generation", t.generation, RangeC{0, kMaxId});
+    v.Field("stream", t.stream, EnumC<OutputStream>{kOutputStreams});
+  }
+};
+
+template <>
+struct Schema<MasterState::WorkerPipe> {
+  template <typename V, typename T>
+  static void Visit(V& v, T& w) {
+    v.Field("tag", w.tag, RecC{});
+    v.Field("fd", w.fd, I32C{});
+    v.Field("pending", w.pending, StrC{});
+    v.Field("dropping", w.dropping, BoolC{});
+  }
+};
+
 // After `format` and `version` (format_version), which EncodeState and DecodeOrThrow write and
 // check first; before `end`.
 template <>
@@ -507,6 +535,8 @@ struct Schema<MasterState> {
     // Optional: a state written before events and metrics existed has neither.
     v.MapIf(s.telemetry != Telemetry::Snapshot{}, "telemetry", s.telemetry, TelemetryC{});
     v.FieldIf(s.metrics.fd >= 0, "metrics", s.metrics, RecC{});
+    // Optional: a state written before --worker-output existed, or without pipes, has none.
+    v.ListIf(!s.worker_pipes.empty(), "worker_pipes", s.worker_pipes, RecC{});
   }
 };
 
@@ -661,8 +691,8 @@ size_t Members(const NiceSpec& x) { [[maybe_unused]] const auto& [a1, a2, a3] = 
 size_t Members(const Options& x) {
   [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15,
                                 a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28,
-                                a29, a30, a31] = x;
-  return 31;
+                                a29, a30, a31, a32, a33] = x;
+  return 33;
 }
 size_t Members(const UpgradePolicy& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6] = x; return 6; }
 size_t Members(const SupervisorConfig& x) {
@@ -690,10 +720,12 @@ size_t Members(const Peer& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4, a5
 size_t Members(const wire::Id& x) { [[maybe_unused]] const auto& [a1, a2] = x; return 2; }
 size_t Members(const MasterState::Client& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4] = x; return 4; }
 size_t Members(const MasterState::NotifySocket& x) { [[maybe_unused]] const auto& [a1, a2] = x; return 2; }
+size_t Members(const MasterState::WorkerPipe& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4] = x; return 4; }
+size_t Members(const WorkerTag& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4] = x; return 4; }
 size_t Members(const MasterState& x) {
   [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15,
-                                a16, a17, a18, a19] = x;
-  return 19;
+                                a16, a17, a18, a19, a20] = x;
+  return 20;
 }
 // clang-format on
 
@@ -804,6 +836,9 @@ std::vector<CarriedFd> CarriedFds(const MasterState& s) {
   }
   fds.push_back({s.lock_fd, "lock_fd", true});
   fds.push_back({s.metrics.fd, "metrics.fd", true});
+  for (size_t i = 0; i < s.worker_pipes.size(); ++i) {
+    fds.push_back({s.worker_pipes[i].fd, indexed("worker_pipes", i) + ".fd", false});
+  }
   return fds;
 }
 
@@ -836,6 +871,8 @@ std::vector<StateSchemaCoverage> StateSchemaCoverages() {
           CoverageOf<wire::Id>("wire::Id"),
           CoverageOf<MasterState::Client>("MasterState::Client"),
           CoverageOf<MasterState::NotifySocket>("MasterState::NotifySocket"),
+          CoverageOf<WorkerTag>("WorkerTag"),
+          CoverageOf<MasterState::WorkerPipe>("MasterState::WorkerPipe"),
           CoverageOf<MasterState>("MasterState")};
 }
 

@@ -38,6 +38,7 @@
 #include "core/supervisor.h"
 #include "core/telemetry.h"
 #include "core/wire.h"
+#include "core/worker_output.h"
 
 namespace einhorn::core {
 
@@ -108,6 +109,18 @@ struct MasterState {
   Telemetry::Snapshot telemetry;
   // --metrics-listen: its listening socket (fd -1: none), kept open across the exec.
   Listener metrics;
+  // --worker-output prefix|json, --worker-log-dir: the read end of each worker's stdout and
+  // stderr pipe, with who writes there and the half-read line (core/worker_output.h). A pipe
+  // outlives its worker while a descendant holds the write end. Written when not empty.
+  struct WorkerPipe {
+    WorkerTag tag;
+    int fd = -1;
+    std::string pending;    // at most kMaxWorkerLineBytes
+    bool dropping = false;  // the rest of a cut line
+
+    bool operator==(const WorkerPipe&) const = default;
+  };
+  std::vector<WorkerPipe> worker_pipes;
 
   bool operator==(const MasterState&) const = default;
 };

@@ -40,6 +40,8 @@ core::LogLevel FromSpdlog(spdlog::level::level_enum level) {
   return core::LogLevel::kInfo;
 }
 
+}  // namespace
+
 bool StderrIsJournal() {
   const char* stream = std::getenv("JOURNAL_STREAM");
   struct stat st {};
@@ -47,6 +49,8 @@ bool StderrIsJournal() {
   return core::JournalStreamMatches(stream, static_cast<std::uint64_t>(st.st_dev),
                                     static_cast<std::uint64_t>(st.st_ino));
 }
+
+namespace {
 
 class LineFormatter final : public spdlog::formatter {
  public:

@@ -20,5 +20,7 @@ void SetLogFormat(core::LogFormat format);
 // A line that tells of a lifecycle event: in json, the event's fields go with it.
 void LogEvent(core::LogLevel level, const std::string& message, const core::Event& event);
 spdlog::level::level_enum ToSpdlog(core::LogLevel level);
+// Whether stderr is the systemd journal (JOURNAL_STREAM names its device and inode).
+bool StderrIsJournal();
 
 }  // namespace einhorn::master

@@ -318,6 +318,9 @@ MasterSetup SetupFromState(core::MasterState state, const std::vector<std::strin
   }
   restored.then_upgrades = state.then_upgrades;
   for (const auto& n : state.notify_sockets) restored.notify_sockets.emplace_back(n.worker, n.fd);
+  for (const auto& p : state.worker_pipes) {
+    restored.worker_pipes.push_back({p.tag, p.fd, p.pending, p.dropping});
+  }
   restored.reloads = state.reloads;
   restored.previous_version = state.written_by;
   restored.resize_to = resize_to;

@@ -77,8 +77,15 @@ int Master::Run() {
   loop_.data = this;
   uv_timer_init(&loop_, &timer_);
   timer_.data = this;
+  output_ = std::make_unique<WorkerOutputRelay>(
+      &loop_, WorkerOutputRelay::Settings{core::EffectiveWorkerOutput(setup_.options),
+                                          setup_.options.worker_log_dir, getpid(),
+                                          StderrIsJournal()});
   // A pipe reader that goes away must not kill the master (Einhorn dies of EPIPE here).
   signal(SIGPIPE, SIG_IGN);
+  // A file at its size limit (RLIMIT_FSIZE: a --worker-log-dir file, the log) fails the write
+  // with EFBIG instead of killing the master. Workers get default dispositions (sys/spawn).
+  signal(SIGXFSZ, SIG_IGN);
   signals_.resize(kHandledSignals.size());
   for (size_t i = 0; i < kHandledSignals.size(); ++i) {
     uv_signal_init(&loop_, &signals_[i]);
@@ -122,6 +129,7 @@ int Master::Run() {
   if (metrics_) metrics_->Close();
   while (!pending_execs_.empty()) ForgetExec(pending_execs_.begin()->second);
   while (!notify_channels_.empty()) DropNotify(notify_channels_.begin()->first);
+  output_->Close();
 
   uv_walk(
       &loop_, [](uv_handle_t* h, void*) { if (!uv_is_closing(h)) uv_close(h, nullptr); },
@@ -130,6 +138,7 @@ int Master::Run() {
   uv_loop_close(&loop_);
   server_.reset();
   metrics_.reset();
+  output_.reset();
   return supervisor_.ExitCode();
 }
 
@@ -200,6 +209,17 @@ void Master::HandleSignal(int signum) {
     case SIGTTOU:
       control_.Decrement("SIGTTOU", Now());
       return;
+    case SIGUSR1: {
+      // logrotate's postrotate (as gunicorn's and nginx's USR1). Einhorn dies of USR1.
+      if (setup_.options.worker_log_dir.empty()) {
+        spdlog::info("got SIGUSR1: no log files to reopen (no --worker-log-dir)");
+        return;
+      }
+      const size_t closed = output_->Reopen();
+      spdlog::info("got SIGUSR1: reopening the worker logs in {} ({} open)",
+                   setup_.options.worker_log_dir, closed);
+      return;
+    }
     default:
       const auto sig = sys::FromPlatformSignal(signum);
       spdlog::warn("got {}: not yet supported, ignored", sig ? core::SignalName(*sig) : "a signal");
@@ -215,6 +235,8 @@ void Master::ReapChildren() {
 }
 
 void Master::ChildEnded(pid_t pid, const core::ExitStatus& status) {
+  // Its last lines before the line that says it exited.
+  output_->WorkerExited(pid);
   // A dead child's pipe is at EOF or holds its exec error: say why before the exit.
   CheckExec(pid);
   if (const auto it = pending_execs_.find(pid); it != pending_execs_.end()) {
@@ -284,8 +306,36 @@ core::SpawnOutcome Master::Spawn(const core::SpawnRequest& request) {
     plan.env.push_back("WATCHDOG_USEC=" + std::to_string(usec));
     plan.set_watchdog_pid = true;
   }
+  // --worker-output prefix|json, --worker-log-dir: stdout and stderr into pipes we read.
+  std::optional<WorkerOutputRelay::Pipes> pipes;
+  if (output_->Wanted()) {
+    auto opened = output_->Open();
+    if (!opened.ok()) {
+      if (channel) {
+        close(channel->first);
+        close(channel->second);
+      }
+      if (notify) close(notify->fd);
+      return core::SpawnOutcome{0, "worker output: " + opened.error()};
+    }
+    pipes = opened.value();
+    plan.stdout_fd = pipes->out_write;
+    plan.stderr_fd = pipes->err_write;
+  }
   // The loop goes on while the child execs; its status pipe says later if exec failed.
   auto started = sys::StartSpawn(plan);
+  if (pipes) {
+    close(pipes->out_write);
+    close(pipes->err_write);
+    if (started.ok()) {
+      output_->Attach(core::WorkerTag{started.value().pid, request.index, request.generation,
+                                      core::OutputStream::kStdout},
+                      pipes->out_read, pipes->err_read);
+    } else {
+      close(pipes->out_read);
+      close(pipes->err_read);
+    }
+  }
   if (notify) {
     if (started.ok()) {
       WatchNotify(started.value().pid, notify->fd);

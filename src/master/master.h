@@ -23,6 +23,7 @@
 #include "core/worker_env.h"
 #include "master/control_server.h"
 #include "master/metrics_server.h"
+#include "master/worker_output.h"
 #include "sys/listeners.h"
 #include "sys/process.h"
 #include "sys/spawn.h"
@@ -60,6 +61,7 @@ struct MasterSetup {
     // Taken over from Ruby Einhorn: adopted workers beyond -n, already marked draining in
     // `supervisor`, that get the drain signal once the loop runs (master/ruby_takeover.h).
     std::vector<pid_t> drain_now;
+    std::vector<WorkerOutputRelay::Carried> worker_pipes;  // --worker-output's pipes
   };
   std::optional<Restored> restored;
 };
@@ -160,6 +162,7 @@ class Master final : public core::Effects, public core::ControlHost {
   core::Telemetry telemetry_;
   std::int64_t wall_offset_ns_ = 0;
   std::unique_ptr<MetricsServer> metrics_;
+  std::unique_ptr<WorkerOutputRelay> output_;  // --worker-output, --worker-log-dir
   std::map<pid_t, PendingExec*> pending_execs_;  // children whose exec is not confirmed yet
   std::map<pid_t, NotifyChannel*> notify_channels_;
   core::LogLimiter notify_strangers_;

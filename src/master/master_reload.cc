@@ -125,7 +125,8 @@ void Master::StartReloadCheck() {
   for (const std::string& c : setup_.options.command) plan.argv.push_back(c);
   plan.env = target.value().env;
   plan.pass_fds = {state_fd.value()};
-  plan.output_fd = output_fd.value();
+  plan.stdout_fd = output_fd.value();
+  plan.stderr_fd = output_fd.value();
   plan.pdeath_signal = SIGKILL;
   auto started = sys::StartSpawn(plan);
   if (!started.ok()) {
@@ -274,6 +275,9 @@ core::Status Master::ExecNewImage() {
   for (const auto& [worker, channel] : notify_channels_) {
     state.notify_sockets.push_back({worker, NotifyFd(channel)});
   }
+  for (const WorkerOutputRelay::Carried& p : output_->Export()) {
+    state.worker_pipes.push_back({p.tag, p.fd, p.pending, p.dropping});
+  }
   for (const ControlServer::Carried& c : carried) {
     core::MasterState::Client client;
     client.fd = c.fd;
@@ -338,6 +342,8 @@ void Master::AfterRestore() {
   Record(done);
   for (const ControlServer::Carried& c : r.clients) server_->Restore(c);
   for (const auto& [worker, fd] : r.notify_sockets) WatchNotify(worker, fd);
+  // Before the sweep below: a worker that died during the exec has its last lines there.
+  for (const WorkerOutputRelay::Carried& p : r.worker_pipes) output_->Restore(p);
   for (const pid_t pid : r.drain_now) {
     spdlog::info("takeover: sending {} to worker {} (beyond -n)",
                  core::SignalName(setup_.options.drain_signal), pid);

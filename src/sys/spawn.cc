@@ -84,7 +84,8 @@ struct ChildArgs {
   bool set_nice;
   int nice;
   int max_fd;  // close loop bound when close_range is missing
-  int output_fd;
+  int stdout_fd;
+  int stderr_fd;
 };
 
 [[noreturn]] void Fail(int err_fd, Step step, int err) {
@@ -155,11 +156,15 @@ bool CloseRangeExcept(unsigned first, unsigned last, int keep, int max_fd) {
     Fail(a.err_write, Step::kNice, errno);
   }
 
-  if (a.output_fd >= 0) {
-    for (int target : {1, 2}) {
-      while (dup2(a.output_fd, target) < 0) {
-        if (errno != EINTR && errno != EBUSY) Fail(a.err_write, Step::kDupTarget, errno);
-      }
+  // dup2 onto another number clears CLOEXEC. stderr first when its source is fd 1 (a master
+  // started with fd 1 closed gets 1 from pipe2), so that placing stdout does not overwrite it.
+  const bool stderr_first = a.stderr_fd == 1;
+  const int outputs[2][2] = {{stderr_first ? a.stderr_fd : a.stdout_fd, stderr_first ? 2 : 1},
+                             {stderr_first ? a.stdout_fd : a.stderr_fd, stderr_first ? 1 : 2}};
+  for (const auto& [from, target] : outputs) {
+    if (from < 0 || from == target) continue;
+    while (dup2(from, target) < 0) {
+      if (errno != EINTR && errno != EBUSY) Fail(a.err_write, Step::kDupTarget, errno);
     }
   }
 
@@ -284,7 +289,8 @@ core::Result<StartedChild> StartSpawn(const SpawnPlan& plan) {
       .set_nice = plan.nice.has_value(),
       .nice = plan.nice.value_or(0),
       .max_fd = max_fd,
-      .output_fd = plan.output_fd,
+      .stdout_fd = plan.stdout_fd,
+      .stderr_fd = plan.stderr_fd,
   };
 
   // Blocked across fork so that no master handler runs in the child before the reset.

@@ -25,7 +25,8 @@ struct SpawnPlan {
   std::optional<int> pdeath_signal;  // prctl(PR_SET_PDEATHSIG); the child then checks that
   pid_t expected_parent = 0;         // getppid() is still this, else _exit(1)
   std::optional<int> nice;           // absolute niceness for the child
-  int output_fd = -1;                // >= 0: the child's stdout and stderr (else inherited)
+  int stdout_fd = -1;                // >= 0: the child's stdout (else inherited)
+  int stderr_fd = -1;                // >= 0: the child's stderr (else inherited)
 };
 
 // Starts the child in its own process group with default signal dispositions, an empty signal

@@ -667,11 +667,13 @@ TEST_CASE("commands: the shell reads each line as einhornctl's command line") {
   CHECK(h.Run({}, "set 8\ninc 2\ndec\nset abc\nsignal HUP; set_workers 3\n"
                   "upgrade\nstatus --json\n-d /x status\nshell\nack\nlog-level bogus\n") ==
         kExitOk);
-  // `set abc`, `-d /x status`, `shell`, `ack` and `log-level bogus` send nothing.
+  // `set abc`, `-d /x status`, `shell`, `ack` and `log-level bogus` send nothing; `signal`
+  // asks for the status first, to name the workers it reached.
   CHECK(h.Verbs() == std::vector<std::string>{"ehlo", "set_workers", "inc", "inc", "dec",
-                                              "signal", "set_workers", "upgrade", "status"});
+                                              "status", "signal", "set_workers", "upgrade",
+                                              "status"});
   CHECK(h.sent[1].args == std::vector<std::string>{"8"});
-  CHECK(h.sent[6].args == std::vector<std::string>{"3"});
+  CHECK(h.sent[7].args == std::vector<std::string>{"3"});
   // The ids go on from one command to the next.
   for (size_t i = 1; i < h.sent.size(); ++i) {
     CHECK(h.sent[i].id.has_value());

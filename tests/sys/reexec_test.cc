@@ -1,5 +1,5 @@
 // The syscalls of a master re-exec (sys/reexec.h) on real fds, signals and processes, and the
-// spawn plan's output_fd that captures the upgrade check's output.
+// spawn plan's stdout_fd and stderr_fd that captures the upgrade check's output.
 #include "sys/reexec.h"
 
 #include <doctest/doctest.h>
@@ -233,14 +233,15 @@ TEST_CASE("reexec: BlockSignals holds signals back until RestoreSignalMask") {
   sigaction(SIGUSR1, &old_action, nullptr);
 }
 
-TEST_CASE("spawn: output_fd becomes the child's stdout and stderr, and nothing else") {
+TEST_CASE("spawn: one fd as stdout_fd and stderr_fd becomes the child's stdout and stderr, and nothing else") {
   auto out = sys::BytesMemfd("einhorn-test-output", "");
   REQUIRE(out.ok());
   sys::SpawnPlan plan;
   plan.path = "/bin/sh";
   plan.argv = {"sh", "-c", "echo out; echo err >&2; ls /proc/$$/fd"};
   plan.env = {"PATH=/usr/bin:/bin"};
-  plan.output_fd = out.value();
+  plan.stdout_fd = out.value();
+  plan.stderr_fd = out.value();
   auto pid = sys::Spawn(plan);
   REQUIRE_MESSAGE(pid.ok(), pid.error());
   ChildGuard child(pid.value());
@@ -259,7 +260,8 @@ TEST_CASE("spawn: output_fd becomes the child's stdout and stderr, and nothing e
   auto empty = sys::BytesMemfd("einhorn-test-output", "");
   REQUIRE(empty.ok());
   plan.path = "/nonexistent-dir/sh";
-  plan.output_fd = empty.value();
+  plan.stdout_fd = empty.value();
+  plan.stderr_fd = empty.value();
   auto failed = sys::Spawn(plan);
   REQUIRE_FALSE(failed.ok());
   CHECK(failed.error() == "execve /nonexistent-dir/sh: No such file or directory");
@@ -267,6 +269,35 @@ TEST_CASE("spawn: output_fd becomes the child's stdout and stderr, and nothing e
   REQUIRE(nothing.ok());
   CHECK(nothing.value().empty());
   close(empty.value());
+}
+
+TEST_CASE("spawn: stdout_fd and stderr_fd apart, as --worker-output's pipes") {
+  int out[2];
+  int err[2];
+  REQUIRE(pipe2(out, O_CLOEXEC) == 0);
+  REQUIRE(pipe2(err, O_CLOEXEC) == 0);
+  sys::SpawnPlan plan;
+  plan.path = "/bin/sh";
+  // No pipeline: the shell would hold the pipe's fds while ls looks.
+  plan.argv = {"sh", "-c", "echo to-out; echo to-err >&2; ls /proc/$$/fd"};
+  plan.env = {"PATH=/usr/bin:/bin"};
+  plan.stdout_fd = out[1];
+  plan.stderr_fd = err[1];
+  auto pid = sys::Spawn(plan);
+  REQUIRE_MESSAGE(pid.ok(), pid.error());
+  close(out[1]);
+  close(err[1]);
+  ChildGuard child(pid.value());
+  REQUIRE(child.Wait(10s).has_value());
+  // The write ends were closed here and exited there: both pipes are at EOF.
+  auto said_out = sys::ReadWholeFd(out[0], 4096);
+  auto said_err = sys::ReadWholeFd(err[0], 4096);
+  REQUIRE(said_out.ok());
+  REQUIRE(said_err.ok());
+  CHECK(said_out.value() == "to-out\n0\n1\n2\n");
+  CHECK(said_err.value() == "to-err\n");
+  close(out[0]);
+  close(err[0]);
 }
 
 }  // namespace

@@ -285,7 +285,7 @@ reexec_as: [env, "A=1", einhorn-cpp]
 
 TEST_CASE("every key is documented as live or restart-only") {
   const std::vector<std::string> keys = ConfigKeys();
-  CHECK(keys.size() == 31);
+  CHECK(keys.size() == 33);
   CHECK(IsLiveKey("number"));
   CHECK(IsLiveKey("command"));
   CHECK_FALSE(IsLiveKey("bind"));
@@ -317,6 +317,23 @@ TEST_CASE("reload refuses a change that needs a restart, naming every such key")
   CHECK(r.error() ==
         "the config changes what only a restart of the master can change: bind ([] -> "
         "[127.0.0.1:80]), backlog (100 -> 5); nothing was changed");
+}
+
+TEST_CASE("config: worker_output and worker_log_dir, and back in --check-config's output") {
+  const LoadedConfig c = Load("worker_output: prefix\nworker_log_dir: /var/log/app\n");
+  CHECK(c.options.worker_output == WorkerOutput::kPrefix);
+  CHECK(c.options.worker_log_dir == "/var/log/app");
+  const std::string rendered = RenderConfig(c.options);
+  CHECK(rendered.find("worker_output: prefix") != std::string::npos);
+  CHECK(rendered.find("worker_log_dir: /var/log/app") != std::string::npos);
+  CHECK_FALSE(Load("worker_output: ~\n").options.worker_output.has_value());
+  CHECK(LoadError("worker_output: raw\n") ==
+        "app.yaml:1: worker_output: --worker-output must be inherit, prefix or json (got 'raw')");
+  CHECK(LoadError("worker_log_dir: logs\n") ==
+        "app.yaml:1: worker_log_dir: expected an absolute directory path, got 'logs'");
+  // Live keys: a reload takes them for the workers it starts from then on.
+  CHECK(IsLiveKey("worker_output"));
+  CHECK(IsLiveKey("worker_log_dir"));
 }
 
 }  // namespace

@@ -67,3 +67,37 @@ TEST_CASE("flags: --metrics-listen-public lets --metrics-listen take any IP addr
 
 }  // namespace
 }  // namespace einhorn::core
+
+namespace einhorn::core {
+namespace {
+
+TEST_CASE("flags: --worker-output inherit, prefix or json, unset by default") {
+  const FlagsOutcome plain = Parse({"w"});
+  REQUIRE(plain.kind == FlagsOutcome::Kind::kRun);
+  CHECK_FALSE(plain.options.worker_output.has_value());
+  CHECK(EffectiveWorkerOutput(plain.options) == WorkerOutput::kInherit);
+  // Unset follows --log-format json; an explicit inherit does not.
+  CHECK(EffectiveWorkerOutput(Parse({"--log-format", "json", "w"}).options) ==
+        WorkerOutput::kJson);
+  CHECK(EffectiveWorkerOutput(
+            Parse({"--log-format", "json", "--worker-output", "inherit", "w"}).options) ==
+        WorkerOutput::kInherit);
+  CHECK(Parse({"--worker-output", "prefix", "w"}).options.worker_output == WorkerOutput::kPrefix);
+  CHECK(Parse({"--worker-output", "json", "w"}).options.worker_output == WorkerOutput::kJson);
+  const FlagsOutcome bad = Parse({"--worker-output", "raw", "w"});
+  REQUIRE(bad.kind == FlagsOutcome::Kind::kExit);
+  CHECK(bad.exit_code == kExitUsage);
+  CHECK(bad.err == "einhorn-cpp: --worker-output must be inherit, prefix or json (got 'raw')");
+}
+
+TEST_CASE("flags: --worker-log-dir takes an absolute directory") {
+  CHECK(Parse({"w"}).options.worker_log_dir.empty());
+  CHECK(Parse({"--worker-log-dir", "/var/log/app", "w"}).options.worker_log_dir == "/var/log/app");
+  const FlagsOutcome rel = Parse({"--worker-log-dir", "logs", "w"});
+  REQUIRE(rel.kind == FlagsOutcome::Kind::kExit);
+  CHECK(rel.exit_code == kExitUsage);
+  CHECK(rel.err == "einhorn-cpp: --worker-log-dir must be an absolute path (got 'logs')");
+}
+
+}  // namespace
+}  // namespace einhorn::core

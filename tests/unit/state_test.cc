@@ -90,6 +90,8 @@ Options RichOptions() {
   o.command = HostileStrings();
   o.command.front() = "/bin/app";
   o.reexec_as = {"env", "A=b c", "", "/usr/local/bin/einhorn-cpp \xff"};
+  o.worker_output = WorkerOutput::kPrefix;
+  o.worker_log_dir = "/var/log/app \xff";
   o.max_unacked = 2;
   o.max_upgrade_additional = 0;
   o.ack_timeout = 30;
@@ -174,6 +176,8 @@ MasterState RichState() {
   unknown.upgrade_id = wire::Id{wire::Id::Kind::kString, "id \"x\"\n\xff"};
   m.clients = {channel, acking, watcher, unknown};
   m.notify_sockets = {{105, 14}, {107, 15}};
+  m.worker_pipes = {{{105, 0, 2, OutputStream::kStdout}, 30, "half a line \xff\r", false},
+                    {{105, 0, 2, OutputStream::kStderr}, 31, "", true}};
   m.lock_fd = 5;
   m.startup_env = HostileStrings();
   m.startup_env.push_back("PATH=/usr/bin:/bin");
@@ -239,6 +243,9 @@ TEST_CASE("the rich test state sets every field") {
   CHECK(o.canary != od.canary);
   CHECK(o.drain_signal != od.drain_signal);
   CHECK(o.reexec_as != od.reexec_as);
+  CHECK(o.worker_output != od.worker_output);
+  CHECK(o.worker_log_dir != od.worker_log_dir);
+  CHECK(m.worker_pipes != d.worker_pipes);
   for (const BindSpec& b : o.binds) CHECK(b != BindSpec{});
 
   CHECK(m.self_path != d.self_path);
@@ -323,7 +330,7 @@ TEST_CASE("the rich test state sets every field") {
 // below (the rich state sets every field), this proves a field in the schema is carried.
 TEST_CASE("the state's schema names every member of every carried struct") {
   const std::vector<StateSchemaCoverage> all = StateSchemaCoverages();
-  CHECK(all.size() == 18);
+  CHECK(all.size() == 20);
   for (const StateSchemaCoverage& c : all) {
     INFO(c.type);
     CHECK(c.members > 0);
@@ -442,7 +449,12 @@ TEST_CASE("the clients are readable records") {
   CHECK(text.find("  - {fd: 2, peer: {pid: 0, uid: -1, gid: -1, lineage: [], bound_worker: "
                   "null},") != std::string::npos);
   CHECK(text.find("\nself_path: ") != std::string::npos);
-  CHECK(text.find("\nthen_upgrades: [smooth, fleet]\nreloads: 3\nend: true\n") != std::string::npos);
+  // The rich state has worker pipes, the last optional key before end.
+  CHECK(text.find("\nthen_upgrades: [smooth, fleet]\nreloads: 3\nworker_pipes:\n  - {tag: {pid: 105, "
+                  "slot: 0, generation: 2, stream: stdout}, fd: 30, pending: !!binary "
+                  "\"aGFsZiBhIGxpbmUg/w0=\", dropping: false}\n  - {tag: {pid: 105, slot: 0, "
+                  "generation: 2, stream: stderr}, fd: 31, pending: \"\", dropping: true}\nend: "
+                  "true\n") != std::string::npos);
   MasterState m = RichState();
   m.then_upgrades.clear();
   m.clients.clear();
@@ -962,6 +974,30 @@ TEST_CASE("state: every signal a die may have recorded travels (die CONT, die WI
   auto d = DecodeState(text);
   REQUIRE_MESSAGE(d.ok(), d.error());
   CHECK(d.value() == m);
+}
+
+TEST_CASE("state: worker_output and worker_log_dir travel, written only when set") {
+  MasterState m = SmallRichState();
+  m.options.worker_output.reset();
+  m.options.worker_log_dir.clear();
+  m.worker_pipes.clear();
+  const std::string plain = EncodeState(m);
+  CHECK(plain.find("worker_pipes") == std::string::npos);
+  REQUIRE(DecodeState(plain).ok());
+  CHECK(plain.find("worker_output") == std::string::npos);
+  CHECK(plain.find("worker_log_dir") == std::string::npos);
+  m.options.worker_output = WorkerOutput::kJson;
+  m.options.worker_log_dir = "/var/log/app";
+  m.worker_pipes = {{{99, 3, 1, OutputStream::kStderr}, 40, "x", false}};
+  const std::string text = EncodeState(m);
+  auto d = DecodeState(text);
+  REQUIRE_MESSAGE(d.ok(), d.error());
+  CHECK(d.value() == m);
+  // The pipes are carried fds like any other: each once, and a worker's pid.
+  m.worker_pipes[0].fd = 14;
+  CHECK(Refusal(EncodeState(m)) == "worker_pipes[0].fd: fd 14 is also notify_sockets[0].fd");
+  CHECK(Refusal(Edit(text, "{pid: 99,", "{pid: 0,")).find("worker_pipes[0].tag.pid") !=
+        std::string::npos);
 }
 
 }  // namespace
