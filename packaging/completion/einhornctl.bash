@@ -16,7 +16,7 @@ _einhornctl_sockets() {
 _einhornctl() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
   local global_opts="-h --help --version -d --socket-path -c --command-name --json --timeout"
-  local commands="status inc dec set signal quieter louder log-level die ack ehlo help state raw upgrade reload events metrics shell"
+  local commands="status inc dec set signal quieter louder log-level die ack ehlo help state raw upgrade reload wait events metrics shell"
   case $prev in
     -d|--socket-path) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     -c|--command-name) _einhornctl_sockets; return ;;
@@ -44,7 +44,7 @@ _einhornctl() {
     status) opts="-h --help" ;;
     inc) opts="-h --help" ;;
     dec) opts="-h --help" ;;
-    set) opts="-h --help --wait --timeout" ;;
+    set) opts="-h --help --wait --wait-timeout" ;;
     signal) opts="-h --help"; args="HUP INT QUIT USR1 USR2 TERM TTIN TTOU WINCH CONT KILL" ;;
     quieter) opts="-h --help" ;;
     louder) opts="-h --help" ;;
@@ -56,7 +56,8 @@ _einhornctl() {
     state) opts="-h --help" ;;
     raw) opts="-h --help"; args="ehlo help state inc dec set_workers upgrade upgrade_fleet reload die quieter louder signal config" ;;
     upgrade) opts="-h --help --fleet --wait --wait-timeout" ;;
-    reload) opts="-h --help" ;;
+    reload) opts="-h --help --no-wait --wait-timeout" ;;
+    wait) opts="-h --help --wait-timeout"; args="ready drained upgraded" ;;
     events) opts="-h --help --since -f --follow --interval" ;;
     metrics) opts="-h --help" ;;
     shell) opts="-h --help" ;;
