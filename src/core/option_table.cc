@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <string>
 
-#include "core/metrics.h"
 #include "core/shell_words.h"
 
 namespace einhorn::core {
@@ -122,26 +121,14 @@ Status LogFormatFlag(const std::string& text, Options* o) {
   return Status::Ok();
 }
 
+// The address is checked by FindProblem, once every key and flag is in: whether it must be
+// loopback depends on metrics_listen_public, which may come after it.
 void ReadMetricsListen(const ConfigValue& v, Options* o) {
   o->metrics_listen.clear();
-  if (v.IsNull()) return;
-  const std::string& addr = v.Scalar("an address");
-  // Loopback or not is checked once every key and flag is in (metrics_listen_public, which
-  // may come after it): FindProblem.
-  if (auto spec = ParseMetricsListen(addr, true); !spec.ok()) v.Fail(spec.error());
-  o->metrics_listen = addr;
+  if (!v.IsNull()) o->metrics_listen = v.Scalar("an address");
 }
 YAML::Node ShowMetricsListen(const Options& o) {
   return o.metrics_listen.empty() ? ConfigNull() : YAML::Node(o.metrics_listen);
-}
-Status MetricsListenFlag(const std::string& text, Options* o) {
-  if (!text.empty()) {
-    if (auto spec = ParseMetricsListen(text, true); !spec.ok()) {
-      return Status::Error(spec.error());
-    }
-  }
-  o->metrics_listen = text;
-  return Status::Ok();
 }
 
 void ReadWorkerOutput(const ConfigValue& v, Options* o) {
@@ -396,8 +383,7 @@ const std::vector<OptionDef>& OptionTable() {
        .state_pos = 29,
        .state_if_set = true,
        .read = ReadMetricsListen,
-       .show = ShowMetricsListen,
-       .from_flag = MetricsListenFlag},
+       .show = ShowMetricsListen},
       // Restart only, as metrics_listen.
       {.key = "metrics_listen_public",
        .field = &Options::metrics_listen_public,

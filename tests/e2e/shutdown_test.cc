@@ -105,7 +105,7 @@ TEST_CASE("a second INT sends SIGTERM and a third SIGKILL to a worker that ignor
   CHECK(m.SignalsOf(worker) == Sigs{"USR2", "TERM"});  // SIGKILL cannot be recorded
 }
 
-TEST_CASE("USR2 again only re-sends USR2; a TERM then sends SIGTERM, and a second TERM SIGKILL") {
+TEST_CASE("USR2 again only re-sends USR2, then a TERM sends SIGTERM and a second TERM SIGKILL") {
   MasterRun m({"-n", "1", "-m", "0"},
               {TEST_WORKER_BIN, "--report", "{reports}", "--ignore", "USR2", "--ignore", "TERM"});
   REQUIRE(m.WaitForWorkers(1));

@@ -188,7 +188,7 @@ TEST_CASE("USR2 never escalates, and an INT after it does") {
   CHECK(SignalsTo(fx, 100).back() == Signal::kKill);
 }
 
-TEST_CASE("die is a first rung and never climbs; an INT after it does") {
+TEST_CASE("die is a first rung and never climbs, but an INT after it does") {
   FakeEffects fx;
   Supervisor s(Config(1), fx);
   s.Start(At(0));
