@@ -272,19 +272,22 @@ Result<PoolStatus> AskStatus(Session& session, bool* lost,
   return core::PoolStatusFromYaml(last.message);
 }
 
+// FetchStatus for a command that stops when it fails: the exit code then; nullopt with the
+// status in `status`. `progress`: the terminal whose progress line is to be ended first.
+std::optional<int> StatusOrExit(Session& session, Output& output, PoolStatus* status,
+                                std::ostream* progress = nullptr) {
+  const Fetch f = FetchStatus(session, output, status);
+  if (f == Fetch::kOk) return std::nullopt;
+  if (progress) *progress << "\n";
+  return f == Fetch::kRefused ? output.Finish(kExitRefused) : kExitUnreachable;
+}
+
 int StatusCommand(Context& ctx, Session& session, bool json) {
   Output output(ctx, json);
   PoolStatus status;
-  switch (FetchStatus(session, output, &status)) {
-    case Fetch::kOk:
-      *ctx.out << (json ? RenderStatusJson(status) : RenderStatus(status)) << std::flush;
-      return kExitOk;
-    case Fetch::kRefused:
-      return output.Finish(kExitRefused);
-    case Fetch::kUnreachable:
-      return kExitUnreachable;
-  }
-  return kExitUnreachable;
+  if (const std::optional<int> code = StatusOrExit(session, output, &status)) return *code;
+  *ctx.out << (json ? RenderStatusJson(status) : RenderStatus(status)) << std::flush;
+  return kExitOk;
 }
 
 // Sends `specs` in order, stopping at the first refusal.
@@ -327,14 +330,7 @@ int SignalCommand(const Invocation& inv, Context& ctx, Session& session) {
 int LogLevelCommand(const Invocation& inv, Context& ctx, Session& session) {
   Output output(ctx, inv.json);
   PoolStatus status;
-  switch (FetchStatus(session, output, &status)) {
-    case Fetch::kOk:
-      break;
-    case Fetch::kRefused:
-      return output.Finish(kExitRefused);
-    case Fetch::kUnreachable:
-      return kExitUnreachable;
-  }
+  if (const std::optional<int> code = StatusOrExit(session, output, &status)) return *code;
   int want = 0;
   while (want < 2 && inv.level != core::kLogLevelNames[want]) ++want;
   const int steps = want - status.verbosity;
@@ -382,15 +378,9 @@ int SetCommand(const Invocation& inv, Context& ctx, Session& session) {
   };
   for (;;) {
     PoolStatus st;
-    switch (FetchStatus(session, output, &st)) {
-      case Fetch::kOk:
-        break;
-      case Fetch::kRefused:
-        if (progress) *ctx.out << "\n";
-        return output.Finish(kExitRefused);
-      case Fetch::kUnreachable:
-        if (progress) *ctx.out << "\n";
-        return kExitUnreachable;
+    if (const std::optional<int> code =
+            StatusOrExit(session, output, &st, progress ? ctx.out : nullptr)) {
+      return *code;
     }
     drains.Update(st);
     if (st.target == n && st.ready == n && st.booting == 0 && st.draining == 0) {
@@ -685,15 +675,9 @@ int WaitCommand(const Invocation& inv, Context& ctx, Session& session) {
   const bool progress = ctx.stdout_tty && !inv.json;
   for (;;) {
     PoolStatus st;
-    switch (FetchStatus(session, output, &st)) {
-      case Fetch::kOk:
-        break;
-      case Fetch::kRefused:
-        if (progress) *ctx.out << "\n";
-        return output.Finish(kExitRefused);
-      case Fetch::kUnreachable:
-        if (progress) *ctx.out << "\n";
-        return kExitUnreachable;
+    if (const std::optional<int> code =
+            StatusOrExit(session, output, &st, progress ? ctx.out : nullptr)) {
+      return *code;
     }
     const WaitVerdict verdict = CheckWait(*condition, st);
     if (verdict.kind == WaitVerdict::Kind::kReached) {
