@@ -41,7 +41,7 @@ Master::Master(MasterSetup setup)
                       ? core::Supervisor::Restore(setup_.restored->supervisor, *this)
                       : core::Supervisor(core::ConfigFromOptions(setup_.options, JitterSeed()),
                                          *this)),
-      control_(supervisor_, *this,
+      control_(supervisor_, core::ControlHost::Of(*this),
                core::MasterInfo{getpid(), setup_.options.command_name, core::kVersion,
                                 AckModeText(setup_.options.ack_mode)}),
       verbosity_(setup_.restored ? setup_.restored->verbosity : setup_.options.verbosity),

@@ -66,7 +66,12 @@ struct MasterSetup {
   std::optional<Restored> restored;
 };
 
-class Master final : public core::Effects, public core::ControlHost {
+// The Supervisor's Effects, and each concern of Control's host (core/control.h).
+class Master final : public core::Effects,
+                     public core::ControlLog,
+                     public core::ControlTelemetry,
+                     public core::ControlFacts,
+                     public core::ControlReload {
  public:
   explicit Master(MasterSetup setup);
   Master(const Master&) = delete;
@@ -84,7 +89,7 @@ class Master final : public core::Effects, public core::ControlHost {
   void Emit(core::LogLevel level, const std::string& message, const core::Event& event) override;
   void Record(const core::Event& event) override;
   void CountCommand(const std::string& verb) override;
-  const core::Telemetry* telemetry() const override { return &telemetry_; }
+  const core::Telemetry* Kept() const override { return &telemetry_; }
   std::vector<core::ListenerStats> Listeners() const override;
   void AddProcessFacts(core::MetricsInput* input) const override;
 
