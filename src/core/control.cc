@@ -280,7 +280,7 @@ void Control::UpgradeCommand(const Call& c) {
   const UpgradeStart start =
       host_.reload.Reload(smooth ? UpgradeStrategy::kSmooth : UpgradeStrategy::kFleet, c.now);
   wire::Reply rep = start.started ? Ok(start.message) : Err(start.message);
-  Audit(c.by, smooth ? "upgrade" : "upgrade_fleet", rep, c.now);
+  AuditCommand(c.by, smooth ? "upgrade" : "upgrade_fleet", rep, c.now);
   // As Einhorn: only a client that sent an id is streamed the rest; old-style clients
   // (go-einhorn's `request_id` key among them) get this reply alone.
   if (start.started && c.r.id) {
@@ -294,18 +294,18 @@ void Control::UpgradeCommand(const Call& c) {
 void Control::ReloadCommand(const Call& c) {
   const UpgradeStart start = host_.reload.Reload(std::nullopt, c.now);
   wire::Reply rep = start.started ? Ok(start.message) : Err(start.message);
-  Audit(c.by, "reload", rep, c.now);
+  AuditCommand(c.by, "reload", rep, c.now);
   c.Reply(rep);
 }
 
-void Control::Audit(const std::string& by, const std::string& verb, const wire::Reply& reply,
-                    Time now) {
+void Control::AuditCommand(const std::string& by, const std::string& verb, const wire::Reply& reply,
+                           Time now) {
   Event e = EventAt(EventKind::kControl, now);
   e.by = by;
   e.detail = verb;
   if (reply.error) e.detail += " refused: " + reply.message.substr(0, kMaxEventDetail);
-  host_.log.Audit(reply.error ? LogLevel::kWarn : LogLevel::kInfo,
-                  "control: " + verb + " from " + by + ": " + reply.message, e);
+  host_.log.LogEventAlways(reply.error ? LogLevel::kWarn : LogLevel::kInfo,
+                           "control: " + verb + " from " + by + ": " + reply.message, e);
 }
 
 void Control::Resized(int from, int to, const std::string& by, Time now) {
@@ -313,14 +313,14 @@ void Control::Resized(int from, int to, const std::string& by, Time now) {
   e.from = from;
   e.to = to;
   e.by = by;
-  host_.telemetry.Record(e);
+  host_.telemetry.RecordEvent(e);
 }
 
 void Control::Refused(const Peer& peer, const std::string& reason, Time now) {
   Event e = EventAt(EventKind::kControlRefused, now);
   e.by = PeerName(peer);
   e.detail = reason;
-  host_.telemetry.Record(e);
+  host_.telemetry.RecordEvent(e);
 }
 
 wire::Reply Control::Increment(const std::string& by, Time now) {
@@ -337,7 +337,7 @@ wire::Reply Control::Increment(const std::string& by, Time now) {
     supervisor_.SetTarget(from + 1, now);
     Resized(from, from + 1, by, now);
   }
-  Audit(by, "inc", rep, now);
+  AuditCommand(by, "inc", rep, now);
   return rep;
 }
 
@@ -355,7 +355,7 @@ wire::Reply Control::Decrement(const std::string& by, Time now) {
     supervisor_.SetTarget(from - 1, now);
     Resized(from, from - 1, by, now);
   }
-  Audit(by, "dec", rep, now);
+  AuditCommand(by, "dec", rep, now);
   return rep;
 }
 
@@ -379,7 +379,7 @@ wire::Reply Control::SetWorkers(const wire::Request& r, const std::string& by, T
     supervisor_.SetTarget(n, now);
     Resized(from, n, by, now);
   }
-  Audit(by, "set_workers", rep, now);
+  AuditCommand(by, "set_workers", rep, now);
   return rep;
 }
 
@@ -387,7 +387,7 @@ wire::Reply Control::Verbosity(int delta, const std::string& by, Time now) {
   const int level = std::clamp(host_.log.Verbosity() + delta, 0, 2);
   host_.log.SetVerbosity(level);
   wire::Reply rep = Ok("Verbosity set to " + std::to_string(level));
-  Audit(by, delta > 0 ? "quieter" : "louder", rep, now);
+  AuditCommand(by, delta > 0 ? "quieter" : "louder", rep, now);
   return rep;
 }
 
@@ -415,7 +415,8 @@ wire::Reply Control::SendSignal(const wire::Request& r, const std::string& by, T
   }
   // Einhorn's reply to a valid `signal` is always empty; the log says what happened.
   if (!rep.error) rep = Ok(std::string(signals.size() > 1 ? signals.size() - 1 : 0, '\n'));
-  Audit(by, "signal", rep.error ? rep : Ok("sent " + (sent.empty() ? "nothing" : sent)), now);
+  AuditCommand(by, "signal", rep.error ? rep : Ok("sent " + (sent.empty() ? "nothing" : sent)),
+               now);
   return rep;
 }
 
@@ -430,7 +431,7 @@ wire::Reply Control::DieCommand(const wire::Request& r, const std::string& by, T
     rep = Ok("Einhorn is going down! ");  // the trailing space is Einhorn's
     supervisor_.Die(sig, now);
   }
-  Audit(by, "die", rep, now);
+  AuditCommand(by, "die", rep, now);
   return rep;
 }
 

@@ -50,7 +50,7 @@ class ControlLog {
   virtual void Log(LogLevel level, const std::string& message) = 0;
   // The one line each mutating command leaves, and its `control` event; the shell shows the
   // line whatever the verbosity.
-  virtual void Audit(LogLevel level, const std::string& message, const Event& event) {
+  virtual void LogEventAlways(LogLevel level, const std::string& message, const Event& event) {
     (void)event;
     Log(level, message);
   }
@@ -62,7 +62,7 @@ class ControlTelemetry {
   virtual ~ControlTelemetry() = default;
   // An event with no log line of its own (a resize, which the audit line tells; a refused
   // peer, which the server logs).
-  virtual void Record(const Event& event) { (void)event; }
+  virtual void RecordEvent(const Event& event) { (void)event; }
   // Every request, for einhorn_control_commands_total ("invalid": not a request).
   virtual void CountCommand(const std::string& verb) { (void)verb; }
   // What the master remembers; nullptr: nothing is kept.
@@ -171,8 +171,8 @@ class Control {
   // A refused worker:ack, logged through refused_acks_: any peer allowed on the socket (other
   // users with --control-allow-uid) can send them as fast as it likes.
   void RefuseAck(const std::string& line, Time now);
-  void Audit(const std::string& by, const std::string& verb, const wire::Reply& reply,
-             Time now);
+  void AuditCommand(const std::string& by, const std::string& verb, const wire::Reply& reply,
+                    Time now);
   void Resized(int from, int to, const std::string& by, Time now);
   wire::Reply Events(const wire::Request& r) const;
 

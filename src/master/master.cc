@@ -198,7 +198,7 @@ void Master::HandleSignal(int signum) {
       asked.kind = core::EventKind::kControl;
       asked.by = "SIGHUP";
       asked.detail = "upgrade";
-      Audit(core::LogLevel::kInfo, "got SIGHUP: smooth upgrade", asked);
+      LogEventAlways(core::LogLevel::kInfo, "got SIGHUP: smooth upgrade", asked);
       const core::UpgradeStart start = Reload(core::UpgradeStrategy::kSmooth, Now());
       if (!start.started) spdlog::warn("not upgrading: {}", start.message);
       return;
@@ -421,11 +421,12 @@ void Master::UpgradeNote(core::UpgradeNoteKind kind, const std::string& text) {
   notes_.emplace_back(kind, text);
 }
 
-void Master::Audit(core::LogLevel level, const std::string& message, const core::Event& event) {
+void Master::LogEventAlways(core::LogLevel level, const std::string& message,
+                            const core::Event& event) {
   // -q must not hide who changed the pool: lift the level for this one line.
   const spdlog::level::level_enum was = spdlog::get_level();
   spdlog::set_level(std::min(was, ToSpdlog(level)));
-  LogEvent(level, message, Keep(event));
+  master::LogEvent(level, message, StoreEvent(event));
   spdlog::set_level(was);
 }
 

@@ -165,11 +165,11 @@ struct RecordingHost : ControlLog, ControlTelemetry, ControlFacts, ControlReload
   UpgradeStart Reload(std::optional<UpgradeStrategy>, Time) override {
     return {true, "Reloading, as commanded"};
   }
-  void Audit(LogLevel, const std::string& message, const Event& event) override {
+  void LogEventAlways(LogLevel, const std::string& message, const Event& event) override {
     audits.push_back(message);
     telemetry_kept.Record(event);
   }
-  void Record(const Event& event) override { telemetry_kept.Record(event); }
+  void RecordEvent(const Event& event) override { telemetry_kept.Record(event); }
   void CountCommand(const std::string& verb) override { telemetry_kept.CountCommand(verb); }
   const Telemetry* Kept() const override { return &telemetry_kept; }
   std::vector<ListenerStats> Listeners() const override { return listeners; }
