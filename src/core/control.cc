@@ -561,6 +561,80 @@ std::string Control::EinhornState() const {
   return EinhornStateYaml(supervisor_, facts);
 }
 
+namespace {
+
+WorkerStatus WorkerStatusOf(Pid pid, const Worker& w, const std::vector<Slot>& slots, Time now) {
+  WorkerStatus ws;
+  ws.slot = w.slot;
+  ws.index = w.index;
+  ws.pid = pid;
+  ws.generation = w.generation;
+  ws.state = WorkerStateName(w.state);
+  if (w.ready_at) ws.time_to_ready = ToSeconds(*w.ready_at - w.spawned_at);
+  ws.uptime = ToSeconds(now - w.spawned_at);
+  if (!w.notify_status.empty()) ws.notify_status = w.notify_status;
+  if (w.pinged_at) {
+    ws.pinged_ago = ToSeconds(now - *w.pinged_at);
+    if (w.pinged_request_id) ws.pinged_request_id = w.pinged_request_id->text;
+  }
+  if (w.state == WorkerState::kDraining && w.draining_since) {
+    ws.draining_for = ToSeconds(now - *w.draining_since);
+  }
+  if (w.slot >= 0 && static_cast<size_t>(w.slot) < slots.size()) {
+    const Slot& slot = slots[static_cast<size_t>(w.slot)];
+    ws.restarts = slot.restarts;
+    if (slot.last_exit) ws.last_exit = slot.last_exit->ToString();
+  }
+  return ws;
+}
+
+// The slots waiting out a respawn delay.
+std::vector<PendingSlot> PendingSlots(const std::vector<Slot>& slots, Time now) {
+  std::vector<PendingSlot> pending;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    if (slots[i].pid || !slots[i].respawn_at) continue;
+    PendingSlot p;
+    p.slot = static_cast<int>(i);
+    p.respawn_in = std::max(0.0, ToSeconds(*slots[i].respawn_at - now));
+    p.consecutive_failures = slots[i].consecutive_failures;
+    p.restarts = slots[i].restarts;
+    if (slots[i].last_exit) p.last_exit = slots[i].last_exit->ToString();
+    pending.push_back(p);
+  }
+  return pending;
+}
+
+UpgradeStatus UpgradeStatusOf(const UpgradeProgress& u, const std::map<Pid, Worker>& workers,
+                              Time now) {
+  UpgradeStatus us;
+  us.strategy = UpgradeStrategyName(u.strategy);
+  us.from_generation = u.from_generation;
+  us.to_generation = u.to_generation;
+  us.elapsed = ToSeconds(now - u.started_at);
+  us.failures = u.failures;
+  for (const auto& [pid, w] : workers) {
+    if (w.generation == u.to_generation) {
+      us.new_ready += w.state == WorkerState::kReady ? 1 : 0;
+    } else {
+      ++us.old_remaining;
+    }
+  }
+  return us;
+}
+
+// Pool slots first, in order; workers drained out of the pool (slot -1) last.
+void SortBySlot(std::vector<WorkerStatus>* workers) {
+  std::stable_sort(workers->begin(), workers->end(),
+                   [](const WorkerStatus& a, const WorkerStatus& b) {
+                     const auto key = [](const WorkerStatus& w) {
+                       return w.slot < 0 ? kMaxWorkers + 1 : w.slot;
+                     };
+                     return key(a) < key(b);
+                   });
+}
+
+}  // namespace
+
 PoolStatus Control::Status(Time now) const {
   PoolStatus st;
   st.master_pid = info_.pid;
@@ -581,27 +655,7 @@ PoolStatus Control::Status(Time now) const {
   }
   const auto& slots = supervisor_.slots();
   for (const auto& [pid, w] : supervisor_.workers()) {
-    WorkerStatus ws;
-    ws.slot = w.slot;
-    ws.index = w.index;
-    ws.pid = pid;
-    ws.generation = w.generation;
-    ws.state = WorkerStateName(w.state);
-    if (w.ready_at) ws.time_to_ready = ToSeconds(*w.ready_at - w.spawned_at);
-    ws.uptime = ToSeconds(now - w.spawned_at);
-    if (!w.notify_status.empty()) ws.notify_status = w.notify_status;
-    if (w.pinged_at) {
-      ws.pinged_ago = ToSeconds(now - *w.pinged_at);
-      if (w.pinged_request_id) ws.pinged_request_id = w.pinged_request_id->text;
-    }
-    if (w.state == WorkerState::kDraining && w.draining_since) {
-      ws.draining_for = ToSeconds(now - *w.draining_since);
-    }
-    if (w.slot >= 0 && static_cast<size_t>(w.slot) < slots.size()) {
-      const Slot& slot = slots[static_cast<size_t>(w.slot)];
-      ws.restarts = slot.restarts;
-      if (slot.last_exit) ws.last_exit = slot.last_exit->ToString();
-    }
+    WorkerStatus ws = WorkerStatusOf(pid, w, slots, now);
     switch (w.state) {
       case WorkerState::kBooting:
         ++st.booting;
@@ -615,39 +669,10 @@ PoolStatus Control::Status(Time now) const {
     }
     st.workers.push_back(std::move(ws));
   }
-  // Pool slots first, in order; workers drained out of the pool (slot -1) last.
-  std::stable_sort(st.workers.begin(), st.workers.end(),
-                   [](const WorkerStatus& a, const WorkerStatus& b) {
-                     const auto key = [](const WorkerStatus& w) {
-                       return w.slot < 0 ? kMaxWorkers + 1 : w.slot;
-                     };
-                     return key(a) < key(b);
-                   });
-  for (size_t i = 0; i < slots.size(); ++i) {
-    if (slots[i].pid || !slots[i].respawn_at) continue;
-    PendingSlot p;
-    p.slot = static_cast<int>(i);
-    p.respawn_in = std::max(0.0, ToSeconds(*slots[i].respawn_at - now));
-    p.consecutive_failures = slots[i].consecutive_failures;
-    p.restarts = slots[i].restarts;
-    if (slots[i].last_exit) p.last_exit = slots[i].last_exit->ToString();
-    st.pending.push_back(p);
-  }
+  SortBySlot(&st.workers);
+  st.pending = PendingSlots(slots, now);
   if (const auto& u = supervisor_.upgrade()) {
-    UpgradeStatus us;
-    us.strategy = UpgradeStrategyName(u->strategy);
-    us.from_generation = u->from_generation;
-    us.to_generation = u->to_generation;
-    us.elapsed = ToSeconds(now - u->started_at);
-    us.failures = u->failures;
-    for (const auto& [pid, w] : supervisor_.workers()) {
-      if (w.generation == u->to_generation) {
-        us.new_ready += w.state == WorkerState::kReady ? 1 : 0;
-      } else {
-        ++us.old_remaining;
-      }
-    }
-    st.upgrade = us;
+    st.upgrade = UpgradeStatusOf(*u, supervisor_.workers(), now);
   }
   if (const auto& last = supervisor_.last_upgrade()) {
     st.last_upgrade = LastUpgradeStatus{last->ok, last->generation, last->reason,
