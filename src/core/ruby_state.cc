@@ -571,56 +571,54 @@ Result<RubyState> ParseRubyState(std::string_view bytes) {
   return out;
 }
 
-RubyTakeover PlanRubyTakeover(const RubyState& state, const std::set<Pid>& alive, Time now,
-                              WallNanos now_wall, std::uint64_t jitter_seed) {
-  RubyTakeover t;
-  SupervisorSnapshot& s = t.supervisor;
-  s.config = ConfigFromOptions(state.options, jitter_seed);
-  s.rng.seed(jitter_seed);
-  s.slots.resize(static_cast<size_t>(s.config.target));
-  s.generation = 1;
-  s.next_generation = 2;
-  const auto mono = [&](WallNanos wall) {
+namespace {
+
+// Ruby Einhorn's wall-clock times on the supervisor's monotonic clock.
+struct MonoClock {
+  Time now;
+  WallNanos now_wall;
+  Time At(WallNanos wall) const {
     // A time in the future (a clock step) reads as now; before boot as the boot.
     const std::int64_t ago = std::max<std::int64_t>(0, now_wall - wall);
     return Time(std::max<std::int64_t>(0, now.count() - ago));
-  };
-
-  std::vector<const RubyWorker*> serving;
-  for (const RubyWorker& r : state.workers) {
-    if (!alive.contains(r.pid)) {
-      t.notes.push_back("worker " + std::to_string(r.pid) + " (index " + std::to_string(r.index) +
-                        ") is gone (it died during the exec); dropped, its slot respawns");
-      continue;
-    }
-    Worker w;
-    w.pid = r.pid;
-    w.slot = -1;
-    w.index = r.index;
-    w.generation = 1;
-    const auto timer = state.ack_timer_starts.find(r.pid);
-    w.spawned_at = timer != state.ack_timer_starts.end() ? mono(timer->second)
-                   : r.spinup_time                       ? mono(*r.spinup_time)
-                                                         : now;
-    if (r.pinged_at) w.pinged_at = mono(*r.pinged_at);
-    if (!r.signaled.empty()) {
-      w.state = WorkerState::kDraining;
-      w.signaled_at = r.last_signaled_at ? mono(*r.last_signaled_at) : now;
-      w.draining_since = w.signaled_at;
-      if (s.config.signal_timeout) w.kill_at = *w.signaled_at + *s.config.signal_timeout;
-      if (r.acked) w.ready_at = w.spawned_at;
-      s.workers.push_back(w);
-      continue;
-    }
-    if (r.acked) {
-      w.state = WorkerState::kReady;
-      w.ready_at = w.spawned_at;
-      w.watchdog_at = now;
-    }
-    s.workers.push_back(w);
-    serving.push_back(&r);
   }
-  // Who keeps a slot: acked first, then the newest version, then the lowest index.
+};
+
+// A live Ruby worker as ours, not in a slot yet: draining if Einhorn had signalled it, ready if
+// it had acked.
+Worker AdoptWorker(const RubyWorker& r, const RubyState& state, const SupervisorConfig& config,
+                   const MonoClock& clock) {
+  const Time now = clock.now;
+  Worker w;
+  w.pid = r.pid;
+  w.slot = -1;
+  w.index = r.index;
+  w.generation = 1;
+  const auto timer = state.ack_timer_starts.find(r.pid);
+  w.spawned_at = timer != state.ack_timer_starts.end() ? clock.At(timer->second)
+                 : r.spinup_time                       ? clock.At(*r.spinup_time)
+                                                       : now;
+  if (r.pinged_at) w.pinged_at = clock.At(*r.pinged_at);
+  if (!r.signaled.empty()) {
+    w.state = WorkerState::kDraining;
+    w.signaled_at = r.last_signaled_at ? clock.At(*r.last_signaled_at) : now;
+    w.draining_since = w.signaled_at;
+    if (config.signal_timeout) w.kill_at = *w.signaled_at + *config.signal_timeout;
+    if (r.acked) w.ready_at = w.spawned_at;
+    return w;
+  }
+  if (r.acked) {
+    w.state = WorkerState::kReady;
+    w.ready_at = w.spawned_at;
+    w.watchdog_at = now;
+  }
+  return w;
+}
+
+// The serving workers take the slots: acked first, then the newest version, then the lowest
+// index. Those beyond -n are drained; empty slots respawn now.
+void AssignSlots(std::vector<const RubyWorker*> serving, Time now, RubyTakeover* t) {
+  SupervisorSnapshot& s = t->supervisor;
   std::stable_sort(serving.begin(), serving.end(), [](const RubyWorker* a, const RubyWorker* b) {
     if (a->acked != b->acked) return a->acked;
     if (a->version != b->version) return a->version > b->version;
@@ -642,13 +640,39 @@ RubyTakeover PlanRubyTakeover(const RubyState& state, const std::set<Pid>& alive
     w.signaled_at = now;
     w.draining_since = now;
     if (s.config.signal_timeout) w.kill_at = now + *s.config.signal_timeout;
-    t.drain_now.push_back(w.pid);
-    t.notes.push_back("worker " + std::to_string(w.pid) + " is beyond -n " +
-                      std::to_string(s.config.target) + "; drained");
+    t->drain_now.push_back(w.pid);
+    t->notes.push_back("worker " + std::to_string(w.pid) + " is beyond -n " +
+                       std::to_string(s.config.target) + "; drained");
   }
   for (Slot& slot : s.slots) {
     if (!slot.pid) slot.respawn_at = now;
   }
+}
+
+}  // namespace
+
+RubyTakeover PlanRubyTakeover(const RubyState& state, const std::set<Pid>& alive, Time now,
+                              WallNanos now_wall, std::uint64_t jitter_seed) {
+  RubyTakeover t;
+  SupervisorSnapshot& s = t.supervisor;
+  s.config = ConfigFromOptions(state.options, jitter_seed);
+  s.rng.seed(jitter_seed);
+  s.slots.resize(static_cast<size_t>(s.config.target));
+  s.generation = 1;
+  s.next_generation = 2;
+  const MonoClock clock{now, now_wall};
+
+  std::vector<const RubyWorker*> serving;
+  for (const RubyWorker& r : state.workers) {
+    if (!alive.contains(r.pid)) {
+      t.notes.push_back("worker " + std::to_string(r.pid) + " (index " + std::to_string(r.index) +
+                        ") is gone (it died during the exec); dropped, its slot respawns");
+      continue;
+    }
+    s.workers.push_back(AdoptWorker(r, state, s.config, clock));
+    if (r.signaled.empty()) serving.push_back(&r);
+  }
+  AssignSlots(std::move(serving), now, &t);
   std::sort(s.workers.begin(), s.workers.end(),
             [](const Worker& a, const Worker& b) { return a.pid < b.pid; });
   if (state.reloading_for_upgrade || state.upgrading) {
