@@ -151,8 +151,8 @@ std::span<const Control::VerbRow> Control::Verbs() {
        [](Control& self, const Call& c) { c.Reply(self.Verbosity(-1, c.by, c.now)); }},
       {V::kMetrics, "metrics", "Counters and gauges in the Prometheus text format",
        [](Control& self, const Call& c) {
-         c.Reply(self.host_.telemetry() != nullptr ? Ok(self.MetricsText())
-                                                   : Err("this master keeps no metrics"));
+         c.Reply(self.host_.telemetry.Kept() != nullptr ? Ok(self.MetricsText())
+                                                        : Err("this master keeps no metrics"));
        }},
       {V::kQuieter, "quieter", "Decrease verbosity",
        [](Control& self, const Call& c) { c.Reply(self.Verbosity(+1, c.by, c.now)); }},
@@ -193,7 +193,7 @@ std::span<const Control::VerbRow> Control::Verbs() {
   return kRows;
 }
 
-Control::Control(Supervisor& supervisor, ControlHost& host, MasterInfo info)
+Control::Control(Supervisor& supervisor, ControlHost host, MasterInfo info)
     : supervisor_(supervisor), host_(host), info_(std::move(info)) {}
 
 std::vector<std::string> Control::VerbNames() {
@@ -240,10 +240,11 @@ ControlOutcome Control::Handle(const wire::ParseResult& parsed, const Peer& peer
     out.replies.push_back(std::move(rep));
   };
 
-  host_.CountCommand(parsed.kind == wire::ParseResult::Kind::kOk && r.has_command ? r.command
-                                                                                    : "invalid");
+  host_.telemetry.CountCommand(
+      parsed.kind == wire::ParseResult::Kind::kOk && r.has_command ? r.command : "invalid");
   if (parsed.kind == wire::ParseResult::Kind::kNotParsed) {
-    host_.Log(LogLevel::kDebug, "control: unparsable request from " + by + ": " + parsed.detail);
+    host_.log.Log(LogLevel::kDebug,
+                  "control: unparsable request from " + by + ": " + parsed.detail);
     out.replies.push_back(Err("Could not parse command"));
     return out;
   }
@@ -277,9 +278,9 @@ wire::Reply Control::Ehlo(const wire::Request& r) const {
 void Control::UpgradeCommand(const Call& c) {
   const bool smooth = c.verb == ControlVerb::kUpgrade;
   const UpgradeStart start =
-      host_.Reload(smooth ? UpgradeStrategy::kSmooth : UpgradeStrategy::kFleet, c.now);
+      host_.reload.Reload(smooth ? UpgradeStrategy::kSmooth : UpgradeStrategy::kFleet, c.now);
   wire::Reply rep = start.started ? Ok(start.message) : Err(start.message);
-  Audit(c.by, smooth ? "upgrade" : "upgrade_fleet", rep, c.now);
+  AuditCommand(c.by, smooth ? "upgrade" : "upgrade_fleet", rep, c.now);
   // As Einhorn: only a client that sent an id is streamed the rest; old-style clients
   // (go-einhorn's `request_id` key among them) get this reply alone.
   if (start.started && c.r.id) {
@@ -291,20 +292,20 @@ void Control::UpgradeCommand(const Call& c) {
 
 // Final, and sent before the re-exec, as Einhorn; how it went is in the log and status.
 void Control::ReloadCommand(const Call& c) {
-  const UpgradeStart start = host_.Reload(std::nullopt, c.now);
+  const UpgradeStart start = host_.reload.Reload(std::nullopt, c.now);
   wire::Reply rep = start.started ? Ok(start.message) : Err(start.message);
-  Audit(c.by, "reload", rep, c.now);
+  AuditCommand(c.by, "reload", rep, c.now);
   c.Reply(rep);
 }
 
-void Control::Audit(const std::string& by, const std::string& verb, const wire::Reply& reply,
-                    Time now) {
+void Control::AuditCommand(const std::string& by, const std::string& verb, const wire::Reply& reply,
+                           Time now) {
   Event e = EventAt(EventKind::kControl, now);
   e.by = by;
   e.detail = verb;
   if (reply.error) e.detail += " refused: " + reply.message.substr(0, kMaxEventDetail);
-  host_.Audit(reply.error ? LogLevel::kWarn : LogLevel::kInfo,
-              "control: " + verb + " from " + by + ": " + reply.message, e);
+  host_.log.LogEventAlways(reply.error ? LogLevel::kWarn : LogLevel::kInfo,
+                           "control: " + verb + " from " + by + ": " + reply.message, e);
 }
 
 void Control::Resized(int from, int to, const std::string& by, Time now) {
@@ -312,14 +313,14 @@ void Control::Resized(int from, int to, const std::string& by, Time now) {
   e.from = from;
   e.to = to;
   e.by = by;
-  host_.Record(e);
+  host_.telemetry.RecordEvent(e);
 }
 
 void Control::Refused(const Peer& peer, const std::string& reason, Time now) {
   Event e = EventAt(EventKind::kControlRefused, now);
   e.by = PeerName(peer);
   e.detail = reason;
-  host_.Record(e);
+  host_.telemetry.RecordEvent(e);
 }
 
 wire::Reply Control::Increment(const std::string& by, Time now) {
@@ -336,7 +337,7 @@ wire::Reply Control::Increment(const std::string& by, Time now) {
     supervisor_.SetTarget(from + 1, now);
     Resized(from, from + 1, by, now);
   }
-  Audit(by, "inc", rep, now);
+  AuditCommand(by, "inc", rep, now);
   return rep;
 }
 
@@ -354,7 +355,7 @@ wire::Reply Control::Decrement(const std::string& by, Time now) {
     supervisor_.SetTarget(from - 1, now);
     Resized(from, from - 1, by, now);
   }
-  Audit(by, "dec", rep, now);
+  AuditCommand(by, "dec", rep, now);
   return rep;
 }
 
@@ -378,15 +379,15 @@ wire::Reply Control::SetWorkers(const wire::Request& r, const std::string& by, T
     supervisor_.SetTarget(n, now);
     Resized(from, n, by, now);
   }
-  Audit(by, "set_workers", rep, now);
+  AuditCommand(by, "set_workers", rep, now);
   return rep;
 }
 
 wire::Reply Control::Verbosity(int delta, const std::string& by, Time now) {
-  const int level = std::clamp(host_.Verbosity() + delta, 0, 2);
-  host_.SetVerbosity(level);
+  const int level = std::clamp(host_.log.Verbosity() + delta, 0, 2);
+  host_.log.SetVerbosity(level);
   wire::Reply rep = Ok("Verbosity set to " + std::to_string(level));
-  Audit(by, delta > 0 ? "quieter" : "louder", rep, now);
+  AuditCommand(by, delta > 0 ? "quieter" : "louder", rep, now);
   return rep;
 }
 
@@ -414,7 +415,8 @@ wire::Reply Control::SendSignal(const wire::Request& r, const std::string& by, T
   }
   // Einhorn's reply to a valid `signal` is always empty; the log says what happened.
   if (!rep.error) rep = Ok(std::string(signals.size() > 1 ? signals.size() - 1 : 0, '\n'));
-  Audit(by, "signal", rep.error ? rep : Ok("sent " + (sent.empty() ? "nothing" : sent)), now);
+  AuditCommand(by, "signal", rep.error ? rep : Ok("sent " + (sent.empty() ? "nothing" : sent)),
+               now);
   return rep;
 }
 
@@ -429,7 +431,7 @@ wire::Reply Control::DieCommand(const wire::Request& r, const std::string& by, T
     rep = Ok("Einhorn is going down! ");  // the trailing space is Einhorn's
     supervisor_.Die(sig, now);
   }
-  Audit(by, "die", rep, now);
+  AuditCommand(by, "die", rep, now);
   return rep;
 }
 
@@ -467,16 +469,17 @@ void Control::WorkerAck(const wire::Request& r, const Peer& peer, Time now) {
                 now);
       return;
     case AckResult::kAlreadyAcked:
-      host_.Log(LogLevel::kInfo,
-                "control: worker " + std::to_string(pid) + " already acked; ignoring new ack");
+      host_.log.Log(LogLevel::kInfo,
+                    "control: worker " + std::to_string(pid) + " already acked; ignoring new ack");
       return;
     case AckResult::kNotManual:
-      host_.Log(LogLevel::kInfo, "control: received a manual ack for " + std::to_string(pid) +
-                                     ", but the ack mode is " + info_.ack_mode + "; ignoring it");
+      host_.log.Log(LogLevel::kInfo, "control: received a manual ack for " + std::to_string(pid) +
+                                         ", but the ack mode is " + info_.ack_mode +
+                                         "; ignoring it");
       return;
     case AckResult::kDraining:
-      host_.Log(LogLevel::kInfo, "control: worker " + std::to_string(pid) +
-                                     " acked while draining; ignoring it");
+      host_.log.Log(LogLevel::kInfo, "control: worker " + std::to_string(pid) +
+                                         " acked while draining; ignoring it");
       return;
   }
 }
@@ -484,15 +487,15 @@ void Control::WorkerAck(const wire::Request& r, const Peer& peer, Time now) {
 void Control::RefuseAck(const std::string& line, Time now) {
   const LogLimiter::Verdict v = refused_acks_.Note(now);
   if (v.ended && v.ended->unlogged > 0) {
-    host_.Log(LogLevel::kWarn, "control: refused " + std::to_string(v.ended->count) +
-                                   " worker:ack requests in all in the run before, " +
-                                   std::to_string(v.ended->unlogged) + " of them not logged");
+    host_.log.Log(LogLevel::kWarn, "control: refused " + std::to_string(v.ended->count) +
+                                       " worker:ack requests in all in the run before, " +
+                                       std::to_string(v.ended->unlogged) + " of them not logged");
   }
   if (!v.log) return;
-  host_.Log(LogLevel::kWarn,
-            v.count == 1 ? line
-                         : line + " (" + std::to_string(v.count) +
-                               " refused in this run; the next run says how many in all)");
+  host_.log.Log(LogLevel::kWarn,
+                v.count == 1 ? line
+                             : line + " (" + std::to_string(v.count) +
+                                   " refused in this run; the next run says how many in all)");
 }
 
 void Control::WorkerPing(const wire::Request& r, const Peer& peer, Time now) {
@@ -504,17 +507,17 @@ void Control::WorkerPing(const wire::Request& r, const Peer& peer, Time now) {
   // Kept per worker until its next ping, carried across reloads and shown by state: an
   // identifier, not a payload.
   if (r.ping_request_id && r.ping_request_id->text.size() > kMaxPingRequestId) {
-    host_.Log(LogLevel::kDebug, "control: worker:ping refused: its request_id is longer than " +
-                                    std::to_string(kMaxPingRequestId) + " bytes");
+    host_.log.Log(LogLevel::kDebug, "control: worker:ping refused: its request_id is longer than " +
+                                        std::to_string(kMaxPingRequestId) + " bytes");
     return;
   }
-  if (!pid || !supervisor_.Ping(*pid, now, r.ping_request_id, host_.WallClockNs())) {
-    host_.Log(LogLevel::kDebug, "control: worker:ping for an unknown pid");
+  if (!pid || !supervisor_.Ping(*pid, now, r.ping_request_id, host_.facts.WallClockNs())) {
+    host_.log.Log(LogLevel::kDebug, "control: worker:ping for an unknown pid");
   }
 }
 
 wire::Reply Control::Events(const wire::Request& r) const {
-  const Telemetry* telemetry = host_.telemetry();
+  const Telemetry* telemetry = host_.telemetry.Kept();
   if (telemetry == nullptr) return Err("this master keeps no events");
   std::uint64_t since = 0;
   if (r.args_state != wire::Request::ArgsState::kAbsent) {
@@ -530,7 +533,7 @@ wire::Reply Control::Events(const wire::Request& r) const {
 
 std::string Control::MetricsText() const {
   MetricsInput in;
-  if (const Telemetry* telemetry = host_.telemetry()) in.counters = &telemetry->counters();
+  if (const Telemetry* telemetry = host_.telemetry.Kept()) in.counters = &telemetry->counters();
   in.target = supervisor_.target();
   in.generation = supervisor_.generation();
   in.upgrading = supervisor_.upgrade().has_value();
@@ -545,18 +548,92 @@ std::string Control::MetricsText() const {
   for (const auto& [pid, w] : supervisor_.workers()) {
     ++in.workers[{WorkerStateName(w.state), w.generation}];
   }
-  in.listeners = host_.Listeners();
-  host_.AddProcessFacts(&in);
+  in.listeners = host_.facts.Listeners();
+  host_.facts.AddProcessFacts(&in);
   return RenderMetrics(in);
 }
 
 std::string Control::EinhornState() const {
-  EinhornStateFacts facts = host_.EinhornFacts();
+  EinhornStateFacts facts = host_.facts.EinhornFacts();
   facts.master_pid = info_.pid;
-  facts.verbosity = host_.Verbosity();
-  facts.reloads = host_.Reloads();
+  facts.verbosity = host_.log.Verbosity();
+  facts.reloads = host_.reload.Reloads();
   return EinhornStateYaml(supervisor_, facts);
 }
+
+namespace {
+
+WorkerStatus WorkerStatusOf(Pid pid, const Worker& w, const std::vector<Slot>& slots, Time now) {
+  WorkerStatus ws;
+  ws.slot = w.slot;
+  ws.index = w.index;
+  ws.pid = pid;
+  ws.generation = w.generation;
+  ws.state = WorkerStateName(w.state);
+  if (w.ready_at) ws.time_to_ready = ToSeconds(*w.ready_at - w.spawned_at);
+  ws.uptime = ToSeconds(now - w.spawned_at);
+  if (!w.notify_status.empty()) ws.notify_status = w.notify_status;
+  if (w.pinged_at) {
+    ws.pinged_ago = ToSeconds(now - *w.pinged_at);
+    if (w.pinged_request_id) ws.pinged_request_id = w.pinged_request_id->text;
+  }
+  if (w.state == WorkerState::kDraining && w.draining_since) {
+    ws.draining_for = ToSeconds(now - *w.draining_since);
+  }
+  if (w.slot >= 0 && static_cast<size_t>(w.slot) < slots.size()) {
+    const Slot& slot = slots[static_cast<size_t>(w.slot)];
+    ws.restarts = slot.restarts;
+    if (slot.last_exit) ws.last_exit = slot.last_exit->ToString();
+  }
+  return ws;
+}
+
+// The slots waiting out a respawn delay.
+std::vector<PendingSlot> PendingSlots(const std::vector<Slot>& slots, Time now) {
+  std::vector<PendingSlot> pending;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    if (slots[i].pid || !slots[i].respawn_at) continue;
+    PendingSlot p;
+    p.slot = static_cast<int>(i);
+    p.respawn_in = std::max(0.0, ToSeconds(*slots[i].respawn_at - now));
+    p.consecutive_failures = slots[i].consecutive_failures;
+    p.restarts = slots[i].restarts;
+    if (slots[i].last_exit) p.last_exit = slots[i].last_exit->ToString();
+    pending.push_back(p);
+  }
+  return pending;
+}
+
+UpgradeStatus UpgradeStatusOf(const UpgradeProgress& u, const std::map<Pid, Worker>& workers,
+                              Time now) {
+  UpgradeStatus us;
+  us.strategy = UpgradeStrategyName(u.strategy);
+  us.from_generation = u.from_generation;
+  us.to_generation = u.to_generation;
+  us.elapsed = ToSeconds(now - u.started_at);
+  us.failures = u.failures;
+  for (const auto& [pid, w] : workers) {
+    if (w.generation == u.to_generation) {
+      us.new_ready += w.state == WorkerState::kReady ? 1 : 0;
+    } else {
+      ++us.old_remaining;
+    }
+  }
+  return us;
+}
+
+// Pool slots first, in order; workers drained out of the pool (slot -1) last.
+void SortBySlot(std::vector<WorkerStatus>* workers) {
+  std::stable_sort(workers->begin(), workers->end(),
+                   [](const WorkerStatus& a, const WorkerStatus& b) {
+                     const auto key = [](const WorkerStatus& w) {
+                       return w.slot < 0 ? kMaxWorkers + 1 : w.slot;
+                     };
+                     return key(a) < key(b);
+                   });
+}
+
+}  // namespace
 
 PoolStatus Control::Status(Time now) const {
   PoolStatus st;
@@ -566,39 +643,19 @@ PoolStatus Control::Status(Time now) const {
   st.target = supervisor_.target();
   st.generation = supervisor_.generation();
   st.ack_mode = info_.ack_mode;
-  st.verbosity = host_.Verbosity();
+  st.verbosity = host_.log.Verbosity();
   st.stopping = supervisor_.Stopping();
-  st.reloads = host_.Reloads();
-  st.last_reload_error = host_.LastReloadError();
-  st.reload_failures = host_.ReloadFailures();
-  st.reloading = host_.Reloading();
+  st.reloads = host_.reload.Reloads();
+  st.last_reload_error = host_.reload.LastReloadError();
+  st.reload_failures = host_.reload.ReloadFailures();
+  st.reloading = host_.reload.Reloading();
   st.watchdog_timeouts = supervisor_.watchdog_timeouts();
-  for (const ListenerStats& l : host_.Listeners()) {
+  for (const ListenerStats& l : host_.facts.Listeners()) {
     st.listeners.push_back(ListenerStatus{l.name, l.accept_queue, l.backlog});
   }
   const auto& slots = supervisor_.slots();
   for (const auto& [pid, w] : supervisor_.workers()) {
-    WorkerStatus ws;
-    ws.slot = w.slot;
-    ws.index = w.index;
-    ws.pid = pid;
-    ws.generation = w.generation;
-    ws.state = WorkerStateName(w.state);
-    if (w.ready_at) ws.time_to_ready = ToSeconds(*w.ready_at - w.spawned_at);
-    ws.uptime = ToSeconds(now - w.spawned_at);
-    if (!w.notify_status.empty()) ws.notify_status = w.notify_status;
-    if (w.pinged_at) {
-      ws.pinged_ago = ToSeconds(now - *w.pinged_at);
-      if (w.pinged_request_id) ws.pinged_request_id = w.pinged_request_id->text;
-    }
-    if (w.state == WorkerState::kDraining && w.draining_since) {
-      ws.draining_for = ToSeconds(now - *w.draining_since);
-    }
-    if (w.slot >= 0 && static_cast<size_t>(w.slot) < slots.size()) {
-      const Slot& slot = slots[static_cast<size_t>(w.slot)];
-      ws.restarts = slot.restarts;
-      if (slot.last_exit) ws.last_exit = slot.last_exit->ToString();
-    }
+    WorkerStatus ws = WorkerStatusOf(pid, w, slots, now);
     switch (w.state) {
       case WorkerState::kBooting:
         ++st.booting;
@@ -612,39 +669,10 @@ PoolStatus Control::Status(Time now) const {
     }
     st.workers.push_back(std::move(ws));
   }
-  // Pool slots first, in order; workers drained out of the pool (slot -1) last.
-  std::stable_sort(st.workers.begin(), st.workers.end(),
-                   [](const WorkerStatus& a, const WorkerStatus& b) {
-                     const auto key = [](const WorkerStatus& w) {
-                       return w.slot < 0 ? kMaxWorkers + 1 : w.slot;
-                     };
-                     return key(a) < key(b);
-                   });
-  for (size_t i = 0; i < slots.size(); ++i) {
-    if (slots[i].pid || !slots[i].respawn_at) continue;
-    PendingSlot p;
-    p.slot = static_cast<int>(i);
-    p.respawn_in = std::max(0.0, ToSeconds(*slots[i].respawn_at - now));
-    p.consecutive_failures = slots[i].consecutive_failures;
-    p.restarts = slots[i].restarts;
-    if (slots[i].last_exit) p.last_exit = slots[i].last_exit->ToString();
-    st.pending.push_back(p);
-  }
+  SortBySlot(&st.workers);
+  st.pending = PendingSlots(slots, now);
   if (const auto& u = supervisor_.upgrade()) {
-    UpgradeStatus us;
-    us.strategy = UpgradeStrategyName(u->strategy);
-    us.from_generation = u->from_generation;
-    us.to_generation = u->to_generation;
-    us.elapsed = ToSeconds(now - u->started_at);
-    us.failures = u->failures;
-    for (const auto& [pid, w] : supervisor_.workers()) {
-      if (w.generation == u->to_generation) {
-        us.new_ready += w.state == WorkerState::kReady ? 1 : 0;
-      } else {
-        ++us.old_remaining;
-      }
-    }
-    st.upgrade = us;
+    st.upgrade = UpgradeStatusOf(*u, supervisor_.workers(), now);
   }
   if (const auto& last = supervisor_.last_upgrade()) {
     st.last_upgrade = LastUpgradeStatus{last->ok, last->generation, last->reason,

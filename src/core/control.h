@@ -1,13 +1,15 @@
 // The command socket's verbs (EINHORN-CONTRACT.md section 3.5): what each request does to the
 // supervisor and what the peer is told, with Einhorn's reply texts. Pure: the shell parses the
 // bytes (wire.h), checks the peer's credentials and writes the replies; anything that needs the
-// OS (is this peer a descendant of that worker?) is asked of the ControlHost.
+// OS (is this peer a descendant of that worker?) is asked of the host (ControlHost).
 //
 // Beyond Einhorn: a worker:ack counts only when it comes from the worker itself or one of its
 // descendants, or on that worker's own -g channel; replies that report a failure carry
 // `error: true`; resizing is refused while the master shuts down.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -36,44 +38,79 @@ struct Peer {
   bool operator==(const Peer&) const = default;
 };
 
-class ControlHost {
+// What Control asks of the shell, one interface per concern; the master implements all four,
+// a test's fake only what it checks (every concern but logging and reload has defaults).
+
+// Logging: the verbosity the operator sets, and the lines commands leave.
+class ControlLog {
  public:
-  virtual ~ControlHost() = default;
+  virtual ~ControlLog() = default;
   virtual int Verbosity() const = 0;  // 0 debug, 1 info, 2 errors only
   virtual void SetVerbosity(int verbosity) = 0;
   virtual void Log(LogLevel level, const std::string& message) = 0;
   // The one line each mutating command leaves, and its `control` event; the shell shows the
   // line whatever the verbosity.
-  virtual void Audit(LogLevel level, const std::string& message, const Event& event) {
+  virtual void LogEventAlways(LogLevel level, const std::string& message, const Event& event) {
     (void)event;
     Log(level, message);
   }
+};
+
+// Telemetry: the events and counters the master keeps, for `events` and `metrics`.
+class ControlTelemetry {
+ public:
+  virtual ~ControlTelemetry() = default;
   // An event with no log line of its own (a resize, which the audit line tells; a refused
   // peer, which the server logs).
-  virtual void Record(const Event& event) { (void)event; }
+  virtual void RecordEvent(const Event& event) { (void)event; }
   // Every request, for einhorn_control_commands_total ("invalid": not a request).
   virtual void CountCommand(const std::string& verb) { (void)verb; }
-  // What the master remembers, for `events` and `metrics`; nullptr: nothing is kept.
-  virtual const Telemetry* telemetry() const { return nullptr; }
-  // What only the shell can read: the listeners' accept queues, for `status` and `metrics`,
-  // and the master process's own figures (resident memory, open fds, the host's listen
-  // overflows), for `metrics`.
+  // What the master remembers; nullptr: nothing is kept.
+  virtual const Telemetry* Kept() const { return nullptr; }
+};
+
+// Observation: what only the shell can read.
+class ControlFacts {
+ public:
+  virtual ~ControlFacts() = default;
+  // The listeners' accept queues, for `status` and `metrics`, and the master process's own
+  // figures (resident memory, open fds, the host's listen overflows), for `metrics`.
   virtual std::vector<ListenerStats> Listeners() const { return {}; }
   virtual void AddProcessFacts(MetricsInput* input) const { (void)input; }
+  // `state` (Einhorn's document, core/einhorn_state.h): Control fills in master_pid,
+  // verbosity and reloads itself.
+  virtual EinhornStateFacts EinhornFacts() const { return {}; }
+  // The wall clock, ns since the Unix epoch, for a worker:ping's time (nullopt: none).
+  virtual std::optional<std::int64_t> WallClockNs() const { return std::nullopt; }
+};
+
+// Reload: the master's re-exec, and what `status` and `state` tell of it.
+class ControlReload {
+ public:
+  virtual ~ControlReload() = default;
   // reload (then_upgrade empty), upgrade and upgrade_fleet: the master re-execs itself first
   // and the new image starts the worker upgrade. `started` false: refused, with the reason.
   // The master's answer is core::Reload::Request's.
   virtual UpgradeStart Reload(std::optional<UpgradeStrategy> then_upgrade, Time now) = 0;
   virtual int Reloads() const { return 0; }
-  // `state` (Einhorn's document, core/einhorn_state.h): what only the shell knows. Control
-  // fills in master_pid, verbosity and reloads itself.
-  virtual EinhornStateFacts EinhornFacts() const { return {}; }
-  // The wall clock, ns since the Unix epoch, for a worker:ping's time (nullopt: none).
-  virtual std::optional<std::int64_t> WallClockNs() const { return std::nullopt; }
   virtual std::optional<std::string> LastReloadError() const { return std::nullopt; }
   // Reloads that failed in this image, and whether one is under way (status).
   virtual int ReloadFailures() const { return 0; }
   virtual bool Reloading() const { return false; }
+};
+
+// What the shell lends Control: one object per concern (often the same one).
+struct ControlHost {
+  ControlLog& log;
+  ControlTelemetry& telemetry;
+  ControlFacts& facts;
+  ControlReload& reload;
+
+  // One object that implements every concern (the master, a test's fake).
+  template <class All>
+  static ControlHost Of(All& all) {
+    return ControlHost{all, all, all, all};
+  }
 };
 
 struct MasterInfo {
@@ -97,7 +134,7 @@ inline constexpr size_t kMaxPingRequestId = 1024;
 
 class Control {
  public:
-  Control(Supervisor& supervisor, ControlHost& host, MasterInfo info);
+  Control(Supervisor& supervisor, ControlHost host, MasterInfo info);
 
   ControlOutcome Handle(const wire::ParseResult& parsed, const Peer& peer, Time now);
   PoolStatus Status(Time now) const;
@@ -134,13 +171,13 @@ class Control {
   // A refused worker:ack, logged through refused_acks_: any peer allowed on the socket (other
   // users with --control-allow-uid) can send them as fast as it likes.
   void RefuseAck(const std::string& line, Time now);
-  void Audit(const std::string& by, const std::string& verb, const wire::Reply& reply,
-             Time now);
+  void AuditCommand(const std::string& by, const std::string& verb, const wire::Reply& reply,
+                    Time now);
   void Resized(int from, int to, const std::string& by, Time now);
   wire::Reply Events(const wire::Request& r) const;
 
   Supervisor& supervisor_;
-  ControlHost& host_;
+  ControlHost host_;
   MasterInfo info_;
   LogLimiter refused_acks_;
 };

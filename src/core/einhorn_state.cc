@@ -269,38 +269,56 @@ std::string RubyTime(std::int64_t wall_ns) {
   return buf;
 }
 
-std::string EinhornStateYaml(const Supervisor& supervisor, const EinhornStateFacts& facts) {
-  const Options& o = facts.options;
-  // The supervisor's clock is monotonic; Einhorn's times are wall-clock ones.
-  const auto wall = [&](Time t) { return t.count() + facts.wall_offset_ns; };
-  const auto wall_opt = [&](std::optional<Time> t) -> std::optional<std::int64_t> {
-    return t ? std::optional<std::int64_t>(wall(*t)) : std::nullopt;
-  };
+namespace {
 
-  Val children = Map();
-  std::optional<Time> last_spinup;
-  for (const auto& [pid, w] : supervisor.workers()) {
-    Val c = Map();
-    Put(&c, "type", Sym("worker"));
-    Put(&c, "version", Int(w.generation - 1));
-    Put(&c, "acked", Bool(w.ready_at.has_value()));
-    Val signaled;
-    signaled.kind = Val::Kind::kSet;
-    for (Signal s : w.signals_sent) signaled.set.push_back(RubySignalName(s));
-    if (w.killed) signaled.set.push_back("KILL");
-    Put(&c, "signaled", std::move(signaled));
-    // The KILL after -t is sent at kill_at (the supervisor's Tick runs then).
-    Put(&c, "last_signaled_at", RTime(w.killed ? wall_opt(w.kill_at) : wall_opt(w.signaled_at)));
-    Put(&c, "index", Int(w.index));
-    Put(&c, "spinup_time", RTime(wall(w.spawned_at)));
-    if (w.pinged_at) {
-      Put(&c, "pinged_at", RTime(w.pinged_wall_ns ? w.pinged_wall_ns : wall_opt(w.pinged_at)));
-      Put(&c, "pinged_request_id", w.pinged_request_id ? IdValue(*w.pinged_request_id) : Nil());
-    }
-    children.map.emplace_back(std::to_string(pid), std::move(c));
-    if (!last_spinup || w.spawned_at > *last_spinup) last_spinup = w.spawned_at;
+// The supervisor's clock is monotonic; Einhorn's times are wall-clock ones.
+struct WallClock {
+  std::int64_t offset_ns = 0;
+  std::int64_t At(Time t) const { return t.count() + offset_ns; }
+  std::optional<std::int64_t> At(std::optional<Time> t) const {
+    return t ? std::optional<std::int64_t>(At(*t)) : std::nullopt;
   }
+};
 
+// One of :children, Einhorn's worker hash.
+Val ChildValue(const Worker& w, const WallClock& wall) {
+  Val c = Map();
+  Put(&c, "type", Sym("worker"));
+  Put(&c, "version", Int(w.generation - 1));
+  Put(&c, "acked", Bool(w.ready_at.has_value()));
+  Val signaled;
+  signaled.kind = Val::Kind::kSet;
+  for (Signal s : w.signals_sent) signaled.set.push_back(RubySignalName(s));
+  if (w.killed) signaled.set.push_back("KILL");
+  Put(&c, "signaled", std::move(signaled));
+  // The KILL after -t is sent at kill_at (the supervisor's Tick runs then).
+  Put(&c, "last_signaled_at", RTime(w.killed ? wall.At(w.kill_at) : wall.At(w.signaled_at)));
+  Put(&c, "index", Int(w.index));
+  Put(&c, "spinup_time", RTime(wall.At(w.spawned_at)));
+  if (w.pinged_at) {
+    Put(&c, "pinged_at", RTime(w.pinged_wall_ns ? w.pinged_wall_ns : wall.At(w.pinged_at)));
+    Put(&c, "pinged_request_id", w.pinged_request_id ? IdValue(*w.pinged_request_id) : Nil());
+  }
+  return c;
+}
+
+Val ChildrenValue(const Supervisor& supervisor, const WallClock& wall) {
+  Val children = Map();
+  for (const auto& [pid, w] : supervisor.workers()) {
+    children.map.emplace_back(std::to_string(pid), ChildValue(w, wall));
+  }
+  return children;
+}
+
+std::optional<Time> LastSpinup(const Supervisor& supervisor) {
+  std::optional<Time> last;
+  for (const auto& [pid, w] : supervisor.workers()) {
+    if (!last || w.spawned_at > *last) last = w.spawned_at;
+  }
+  return last;
+}
+
+Val PoolConfigValue(const Supervisor& supervisor, const Options& o) {
   Val config = Map();
   Put(&config, "number", Int(supervisor.target()));
   Put(&config, "backlog", Int(o.backlog));
@@ -309,73 +327,104 @@ std::string EinhornStateYaml(const Supervisor& supervisor, const EinhornStateFac
   if (o.max_upgrade_additional) {
     Put(&config, "max_upgrade_additional", Int(*o.max_upgrade_additional));
   }
+  return config;
+}
 
-  Val bind = Seq();
-  for (const BindSpec& spec : o.binds) bind.seq.push_back(Bind(spec));
-  Val bind_fds = Seq();
-  for (int fd : facts.bind_fds) bind_fds.seq.push_back(Int(fd));
-  Val bound_ports = Seq();
-  for (const std::optional<int>& port : facts.bound_ports) {
-    bound_ports.seq.push_back(port ? Int(*port) : Nil());
-  }
-  std::vector<std::string> cmd = o.command;
-  if (!cmd.empty() && !facts.command_path.empty()) cmd.front() = facts.command_path;
+Val IntsValue(const std::vector<int>& items) {
+  Val seq = Seq();
+  for (int i : items) seq.seq.push_back(Int(i));
+  return seq;
+}
 
+Val BoundPortsValue(const std::vector<std::optional<int>>& ports) {
+  Val seq = Seq();
+  for (const std::optional<int>& port : ports) seq.seq.push_back(port ? Int(*port) : Nil());
+  return seq;
+}
+
+// :upgrading and the fields around it.
+struct UpgradeFacts {
+  bool reloading_for_upgrade = false;
+  bool smooth = false;  // the strategy of the upgrade under way or about to start
+  std::optional<std::int64_t> last_upgraded;
+};
+
+UpgradeFacts UpgradeFactsOf(const Supervisor& supervisor, const EinhornStateFacts& facts,
+                            const WallClock& wall) {
+  UpgradeFacts u;
   const auto& upgrade = supervisor.upgrade();
   const auto& last_upgrade = supervisor.last_upgrade();
-  const bool reloading_for_upgrade = facts.reloading && !facts.then_upgrades.empty();
-  bool smooth = false;  // the strategy of the upgrade under way or about to start
-  if (reloading_for_upgrade) {
-    smooth = facts.then_upgrades.back() == UpgradeStrategy::kSmooth;
+  u.reloading_for_upgrade = facts.reloading && !facts.then_upgrades.empty();
+  if (u.reloading_for_upgrade) {
+    u.smooth = facts.then_upgrades.back() == UpgradeStrategy::kSmooth;
   } else if (upgrade) {
-    smooth = upgrade->strategy == UpgradeStrategy::kSmooth;
+    u.smooth = upgrade->strategy == UpgradeStrategy::kSmooth;
   }
-  std::optional<std::int64_t> last_upgraded;
   if (upgrade) {
-    last_upgraded = wall(upgrade->started_at);
+    u.last_upgraded = wall.At(upgrade->started_at);
   } else if (last_upgrade) {
-    last_upgraded = wall(last_upgrade->finished_at);
+    u.last_upgraded = wall.At(last_upgrade->finished_at);
   }
-  // Einhorn counts worker deaths before an ack since the last ack; the slots' streaks are ours.
+  return u;
+}
+
+// Einhorn counts worker deaths before an ack since the last ack; the slots' streaks are ours.
+long long DeathsBeforeAck(const Supervisor& supervisor) {
   long long deaths = 0;
   for (const Slot& slot : supervisor.slots()) deaths += slot.consecutive_failures;
+  return deaths;
+}
 
+Val NiceValue(const Options& o) {
   Val nice = Map();
   Put(&nice, "master", o.nice.master ? Int(*o.nice.master) : Nil());
   Put(&nice, "worker", o.nice.worker ? Int(*o.nice.worker) : Nil());
   // einhorn-cpp renices with setpriority(2); a RENICE_CMD given is kept but never run.
   Put(&nice, "renice_cmd", OptStr(o.nice.renice_cmd));
+  return nice;
+}
+
+}  // namespace
+
+std::string EinhornStateYaml(const Supervisor& supervisor, const EinhornStateFacts& facts) {
+  const Options& o = facts.options;
+  const WallClock wall{facts.wall_offset_ns};
+  Val bind = Seq();
+  for (const BindSpec& spec : o.binds) bind.seq.push_back(Bind(spec));
+  std::vector<std::string> cmd = o.command;
+  if (!cmd.empty() && !facts.command_path.empty()) cmd.front() = facts.command_path;
+  const UpgradeFacts u = UpgradeFactsOf(supervisor, facts, wall);
 
   Val state = Map();
-  Put(&state, "children", std::move(children));
-  Put(&state, "config", std::move(config));
+  Put(&state, "children", ChildrenValue(supervisor, wall));
+  Put(&state, "config", PoolConfigValue(supervisor, o));
   Put(&state, "versions", Map());
   Put(&state, "version", Int(supervisor.generation() - 1));
   Put(&state, "sockets", Map());
   Put(&state, "orig_cmd", Strings(o.command));
   Put(&state, "bind", std::move(bind));
-  Put(&state, "bind_fds", std::move(bind_fds));
-  Put(&state, "bound_ports", std::move(bound_ports));
+  Put(&state, "bind_fds", IntsValue(facts.bind_fds));
+  Put(&state, "bound_ports", BoundPortsValue(facts.bound_ports));
   Put(&state, "cmd", Strings(cmd));
   Put(&state, "script_name", Nil());
   Put(&state, "respawn", Bool(!supervisor.Stopping()));
-  Put(&state, "upgrading", Bool(upgrade.has_value()));
-  Put(&state, "smooth_upgrade", Bool(smooth));
-  Put(&state, "reloading_for_upgrade", Bool(reloading_for_upgrade));
+  Put(&state, "upgrading", Bool(supervisor.upgrade().has_value()));
+  Put(&state, "smooth_upgrade", Bool(u.smooth));
+  Put(&state, "reloading_for_upgrade", Bool(u.reloading_for_upgrade));
   Put(&state, "path", Nil());
   Put(&state, "cmd_name", OptStr(o.command_name));
   Put(&state, "verbosity", Int(facts.verbosity));
   Put(&state, "generation", Int(facts.reloads));
-  Put(&state, "last_spinup", RTime(wall_opt(last_spinup)));
+  Put(&state, "last_spinup", RTime(wall.At(LastSpinup(supervisor))));
   Put(&state, "ack_mode", AckModeValue(o.ack_mode));
   Put(&state, "kill_children_on_exit", Bool(o.kill_children_on_exit));
   Put(&state, "command_socket_as_fd", Bool(o.command_socket_as_fd));
   Put(&state, "socket_path", OptStr(o.socket_path));
   Put(&state, "pidfile", OptStr(o.pidfile));
   Put(&state, "lockfile", OptStr(o.lockfile));
-  Put(&state, "consecutive_deaths_before_ack", Int(deaths));
-  Put(&state, "last_upgraded", RTime(last_upgraded));
-  Put(&state, "nice", std::move(nice));
+  Put(&state, "consecutive_deaths_before_ack", Int(DeathsBeforeAck(supervisor)));
+  Put(&state, "last_upgraded", RTime(u.last_upgraded));
+  Put(&state, "nice", NiceValue(o));
   Put(&state, "reexec_commandline", o.reexec_as.empty() ? Nil() : Strings(o.reexec_as));
   Put(&state, "drop_environment_variables", Strings(o.drop_env_vars));
   Put(&state, "signal_timeout", o.signal_timeout ? Number(*o.signal_timeout) : Nil());

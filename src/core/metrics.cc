@@ -246,13 +246,10 @@ std::optional<HostListenStats> ParseProcNetstat(std::string_view text) {
   return std::nullopt;
 }
 
-std::string RenderMetrics(const MetricsInput& in) {
-  static const Counters kZero;
-  const Counters& c = in.counters != nullptr ? *in.counters : kZero;
-  std::string out;
-  out.reserve(8192);
-  Writer w(out);
+namespace {
 
+// What the master counted since its first image (the counters travel across a reload).
+void WriteCounters(Writer& w, const Counters& c) {
   w.Counter("einhorn_spawns_total", "Workers started.", c.spawns);
   w.Counter("einhorn_spawn_failures_total",
             "Workers that could not be started (fork failed or no notify socket).",
@@ -296,12 +293,18 @@ std::string RenderMetrics(const MetricsInput& in) {
     w.Sample("einhorn_control_refused_peers_total", {{"reason", kRefusalReasons[i]}},
              c.refused_peers[i]);
   }
+}
+
+void WriteHistograms(Writer& w, const Counters& c) {
   w.HistogramFamily("einhorn_worker_time_to_ready_seconds",
                     "Time from a worker's spawn to its readiness.", c.time_to_ready);
   w.HistogramFamily("einhorn_upgrade_duration_seconds",
                     "Time from an upgrade's start to its end (success or rollback).",
                     c.upgrade_duration);
+}
 
+// The pool now.
+void WritePoolGauges(Writer& w, const MetricsInput& in) {
   w.Family("einhorn_workers", "gauge", "Live workers by state and generation.");
   for (const auto& [key, n] : in.workers) {
     w.Sample("einhorn_workers", {{"state", key.first}, {"generation", std::to_string(key.second)}},
@@ -312,6 +315,10 @@ std::string RenderMetrics(const MetricsInput& in) {
   w.Gauge("einhorn_upgrade_in_progress", "1 while a worker upgrade runs.", in.upgrading ? 1 : 0);
   w.Gauge("einhorn_pending_respawns", "Pool slots waiting out a crash-loop backoff.",
           in.pending_respawns);
+}
+
+// The master process's own figures, when the shell could read them.
+void WriteProcessGauges(Writer& w, const MetricsInput& in) {
   if (in.resident_memory_bytes) {
     w.Gauge("process_resident_memory_bytes", "The master's resident memory size in bytes.",
             static_cast<double>(*in.resident_memory_bytes));
@@ -320,15 +327,19 @@ std::string RenderMetrics(const MetricsInput& in) {
     w.Gauge("process_open_fds", "The master's open file descriptors.",
             static_cast<double>(*in.open_fds));
   }
+}
+
+// Each family only if some listener has the figure.
+void WriteListenerGauges(Writer& w, const std::vector<ListenerStats>& listeners) {
   bool queues = false, backlogs = false;
-  for (const ListenerStats& l : in.listeners) {
+  for (const ListenerStats& l : listeners) {
     queues = queues || l.accept_queue.has_value();
     backlogs = backlogs || l.backlog.has_value();
   }
   if (queues) {
     w.Family("einhorn_listener_accept_queue", "gauge",
              "Connections waiting in a listening socket's accept queue.");
-    for (const ListenerStats& l : in.listeners) {
+    for (const ListenerStats& l : listeners) {
       if (l.accept_queue) {
         w.SampleDouble("einhorn_listener_accept_queue", {{"listener", l.name}},
                        static_cast<double>(*l.accept_queue));
@@ -338,13 +349,16 @@ std::string RenderMetrics(const MetricsInput& in) {
   if (backlogs) {
     w.Family("einhorn_listener_backlog", "gauge",
              "The accept queue's limit (the listen() backlog the kernel applies).");
-    for (const ListenerStats& l : in.listeners) {
+    for (const ListenerStats& l : listeners) {
       if (l.backlog) {
         w.SampleDouble("einhorn_listener_backlog", {{"listener", l.name}},
                        static_cast<double>(*l.backlog));
       }
     }
   }
+}
+
+void WriteHostCounters(Writer& w, const MetricsInput& in) {
   if (in.host) {
     w.Counter("einhorn_host_tcp_listen_overflows_total",
               "TCP accept-queue overflows of the whole network namespace, not this master's "
@@ -355,6 +369,22 @@ std::string RenderMetrics(const MetricsInput& in) {
               "(/proc/net/netstat TcpExt ListenDrops).",
               in.host->drops);
   }
+}
+
+}  // namespace
+
+std::string RenderMetrics(const MetricsInput& in) {
+  static const Counters kZero;
+  const Counters& c = in.counters != nullptr ? *in.counters : kZero;
+  std::string out;
+  out.reserve(8192);
+  Writer w(out);
+  WriteCounters(w, c);
+  WriteHistograms(w, c);
+  WritePoolGauges(w, in);
+  WriteProcessGauges(w, in);
+  WriteListenerGauges(w, in.listeners);
+  WriteHostCounters(w, in);
   return out;
 }
 

@@ -163,7 +163,10 @@ void ApplyDefaultPaths(Options* o, const std::map<std::string, std::string>& env
   if (o->lockfile.empty()) o->lockfile = DefaultPath(env, o->command_name, ".lock");
 }
 
-std::optional<Problem> FindProblem(const Options& o) {
+namespace {
+
+// -n, the command socket path, -l.
+std::optional<Problem> PoolProblem(const Options& o) {
   if (o.number < 1) {
     return Problem{"number",
                    "-n/--number must be at least 1 (got " + std::to_string(o.number) + ")"};
@@ -177,6 +180,11 @@ std::optional<Problem> FindProblem(const Options& o) {
                        " bytes, the limit of a UNIX socket path: " + o.socket_path};
   }
   if (o.backlog < 0) return Problem{"backlog", "-l/--backlog must not be negative"};
+  return std::nullopt;
+}
+
+// -s, -t and the ack timer.
+std::optional<Problem> TimingProblem(const Options& o) {
   if (auto p = SecondsProblem("seconds", "-s/--seconds", o.seconds, false)) return p;
   if (o.signal_timeout) {
     if (auto p = SecondsProblem("signal_timeout", "-t/--signal-timeout", *o.signal_timeout, true)) {
@@ -189,6 +197,11 @@ std::optional<Problem> FindProblem(const Options& o) {
       return p;
     }
   }
+  return std::nullopt;
+}
+
+// The worker command, --reexec-as and --worker-log-dir.
+std::optional<Problem> CommandProblem(const Options& o) {
   if (o.command.empty()) {
     return Problem{"command",
                    "no worker command given (usage: einhorn-cpp [options] [--] COMMAND [ARGS...])"};
@@ -204,6 +217,11 @@ std::optional<Problem> FindProblem(const Options& o) {
                    "--worker-log-dir must be an absolute path (got '" +
                        o.worker_log_dir.substr(0, 200) + "')"};
   }
+  return std::nullopt;
+}
+
+// The upgrade's limits and deadlines, and --worker-watchdog.
+std::optional<Problem> UpgradeProblem(const Options& o) {
   if (o.max_unacked && *o.max_unacked < 1) {
     return Problem{"max_unacked", "--max-unacked must be at least 1"};
   }
@@ -234,6 +252,11 @@ std::optional<Problem> FindProblem(const Options& o) {
   if (o.upgrade_max_failures < 1) {
     return Problem{"upgrade_max_failures", "--upgrade-max-failures must be at least 1"};
   }
+  return std::nullopt;
+}
+
+// --metrics-listen and --drop-env-var.
+std::optional<Problem> ServiceProblem(const Options& o) {
   if (o.metrics_listen_public && o.metrics_listen.empty()) {
     return Problem{"metrics_listen_public", "--metrics-listen-public needs --metrics-listen ADDR"};
   }
@@ -247,6 +270,16 @@ std::optional<Problem> FindProblem(const Options& o) {
     if (name.empty() || name.find('=') != std::string::npos) {
       return Problem{"drop_env_var", "--drop-env-var '" + name + "' is not a variable name"};
     }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<Problem> FindProblem(const Options& o) {
+  // In this order: the first problem found is the one reported.
+  for (auto* check : {PoolProblem, TimingProblem, CommandProblem, UpgradeProblem, ServiceProblem}) {
+    if (auto p = check(o)) return p;
   }
   return std::nullopt;
 }

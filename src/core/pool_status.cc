@@ -30,7 +30,7 @@ void Int(std::string& out, long long value) {
 // Rounded to the millisecond and written as the shortest fixed-notation decimal that reads back
 // as the same double, so 1.001 reads "1.001" (not 1.0009999999999999). Never an exponent, always
 // a '.': YAML 1.1 readers may take "1e+16" for a string, and "7200" is an integer to them.
-void Seconds(std::string& out, double seconds) {
+void AppendSeconds(std::string& out, double seconds) {
   if (std::isnan(seconds)) {
     out += ".nan";
     return;
@@ -84,7 +84,7 @@ void OptStr(std::string& out, const std::optional<std::string>& value) {
 
 void OptSeconds(std::string& out, const std::optional<double>& value) {
   if (value) {
-    Seconds(out, *value);
+    AppendSeconds(out, *value);
   } else {
     out += '~';
   }
@@ -116,7 +116,7 @@ void WriteWorker(std::string& out, const WorkerStatus& w) {
   Int(m.Key("generation"), w.generation);
   Str(m.Key("state"), w.state);
   OptSeconds(m.Key("time_to_ready"), w.time_to_ready);
-  Seconds(m.Key("uptime"), w.uptime);
+  AppendSeconds(m.Key("uptime"), w.uptime);
   Int(m.Key("restarts"), w.restarts);
   OptStr(m.Key("last_exit"), w.last_exit);
   OptStr(m.Key("notify_status"), w.notify_status);
@@ -132,7 +132,7 @@ void WriteWorker(std::string& out, const WorkerStatus& w) {
 void WritePending(std::string& out, const PendingSlot& p) {
   FlowMap m(out);
   Int(m.Key("slot"), p.slot);
-  Seconds(m.Key("respawn_in"), p.respawn_in);
+  AppendSeconds(m.Key("respawn_in"), p.respawn_in);
   Int(m.Key("consecutive_failures"), p.consecutive_failures);
   Int(m.Key("restarts"), p.restarts);
   OptStr(m.Key("last_exit"), p.last_exit);
@@ -148,7 +148,7 @@ void WriteUpgrade(std::string& out, const std::optional<UpgradeStatus>& u) {
   Str(m.Key("strategy"), u->strategy);
   Int(m.Key("from_generation"), u->from_generation);
   Int(m.Key("to_generation"), u->to_generation);
-  Seconds(m.Key("elapsed"), u->elapsed);
+  AppendSeconds(m.Key("elapsed"), u->elapsed);
   Int(m.Key("failures"), u->failures);
   Int(m.Key("new_ready"), u->new_ready);
   Int(m.Key("old_remaining"), u->old_remaining);
@@ -164,7 +164,7 @@ void WriteLastUpgrade(std::string& out, const std::optional<LastUpgradeStatus>& 
   Bool(m.Key("ok"), u->ok);
   Int(m.Key("generation"), u->generation);
   Str(m.Key("reason"), u->reason);
-  Seconds(m.Key("ago"), u->ago);
+  AppendSeconds(m.Key("ago"), u->ago);
   m.Close();
 }
 

@@ -263,6 +263,146 @@ void ReadDescriptors(Reader& r, const YAML::Node& list, RubyState* out) {
   }
 }
 
+// :children, one worker per pid (the first listed), in pid order.
+void ReadChildren(Reader& r, const YAML::Node& st, RubyState* out) {
+  const YAML::Node children = Get(st, "children");
+  if (!Reader::IsNil(children) && !children.IsMap()) {
+    r.Problem(":children: not a map; no worker is adopted");
+  } else if (children) {
+    for (const auto& kv : children) {
+      const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : "?";
+      const auto pid = r.Int(kv.first, ":children: key '" + key + "'", 1, kMaxPid);
+      if (pid) ReadWorker(r, static_cast<Pid>(*pid), kv.second, ":children:" + key, out);
+    }
+  }
+  std::stable_sort(out->workers.begin(), out->workers.end(),
+                   [](const RubyWorker& a, const RubyWorker& b) { return a.pid < b.pid; });
+  // yaml-cpp keeps duplicate keys (and 012 is 12): one worker per pid, the first listed.
+  for (size_t i = 1; i < out->workers.size();) {
+    if (out->workers[i].pid == out->workers[i - 1].pid) {
+      r.Problem(":children: pid " + std::to_string(out->workers[i].pid) +
+                " is listed twice; the second is ignored");
+      out->workers.erase(out->workers.begin() + static_cast<std::ptrdiff_t>(i));
+    } else {
+      ++i;
+    }
+  }
+}
+
+// :config: the pool's numbers.
+void ReadConfig(Reader& r, const YAML::Node& st, Options* options) {
+  Options& o = *options;
+  const YAML::Node config = Get(st, "config");
+  if (r.Map(config, ":config",
+            {"number", "backlog", "seconds", "max_unacked", "max_upgrade_additional",
+             "gc_before_fork"})) {
+    o.number =
+        static_cast<int>(r.Int(Get(config, "number"), ":config:number", 1, 1'000'000).value_or(1));
+    o.backlog = static_cast<int>(
+        r.Int(Get(config, "backlog"), ":config:backlog", 1, 1 << 20).value_or(100));
+    o.seconds = r.Number(Get(config, "seconds"), ":config:seconds", 0, 86400).value_or(1);
+    if (auto v = r.Int(Get(config, "max_unacked"), ":config:max_unacked", 1, 1'000'000)) {
+      o.max_unacked = static_cast<int>(*v);
+    }
+    if (auto v = r.Int(Get(config, "max_upgrade_additional"), ":config:max_upgrade_additional", 1,
+                       1'000'000)) {
+      o.max_upgrade_additional = static_cast<int>(*v);
+    }
+    if (r.Bool(Get(config, "gc_before_fork"), ":config:gc_before_fork").value_or(false)) {
+      r.Problem(
+          ":config:gc_before_fork: a Ruby preload setting einhorn-cpp does not have; "
+          "ignored");
+    }
+  }
+}
+
+// :bind_fds and :bound_ports, position by position.
+void ReadListenerFds(Reader& r, const YAML::Node& st, RubyState* out) {
+  const YAML::Node fds = Get(st, "bind_fds");
+  if (!Reader::IsNil(fds) && fds.IsSequence()) {
+    for (size_t i = 0; i < fds.size(); ++i) {
+      out->bind_fds.push_back(static_cast<int>(
+          r.Int(fds[i], ":bind_fds[" + std::to_string(i) + "]", 0, kMaxFd).value_or(-1)));
+    }
+  } else if (!Reader::IsNil(fds)) {
+    r.Problem(":bind_fds: not a list; no listening socket is kept");
+  }
+  const YAML::Node ports = Get(st, "bound_ports");
+  if (!Reader::IsNil(ports) && ports.IsSequence()) {
+    for (size_t i = 0; i < ports.size(); ++i) {
+      out->bound_ports.push_back(static_cast<int>(
+          r.Int(ports[i], ":bound_ports[" + std::to_string(i) + "]", 0, 65535).value_or(0)));
+    }
+  }
+}
+
+// What the master was doing (respawn, an upgrade under way), and the Ruby preload einhorn-cpp
+// does not do.
+void ReadRunState(Reader& r, const YAML::Node& st, RubyState* out) {
+  out->respawn = r.Bool(Get(st, "respawn"), ":respawn").value_or(true);
+  out->upgrading = r.Bool(Get(st, "upgrading"), ":upgrading").value_or(false);
+  out->smooth_upgrade = r.Bool(Get(st, "smooth_upgrade"), ":smooth_upgrade").value_or(false);
+  out->reloading_for_upgrade =
+      r.Bool(Get(st, "reloading_for_upgrade"), ":reloading_for_upgrade").value_or(false);
+  if (auto path = r.String(Get(st, "path"), ":path")) {
+    r.Problem(":path: '" + *path +
+              "' is a Ruby preload (-p), which einhorn-cpp does not do; "
+              "new workers run the command");
+  }
+  if (r.Bool(Get(st, "preloaded"), ":preloaded").value_or(false)) {
+    r.Problem(":preloaded: the workers were preloaded Ruby forks; new ones run the command");
+  }
+}
+
+// :ack_mode: timer (with its timeout) or manual.
+void ReadAckMode(Reader& r, const YAML::Node& st, Options* options) {
+  Options& o = *options;
+  const YAML::Node ack = Get(st, "ack_mode");
+  if (r.Map(ack, ":ack_mode", {"type", "timeout"})) {
+    const auto type = r.Symbol(Get(ack, "type"), ":ack_mode:type");
+    if (type == "manual") {
+      o.ack_mode.kind = AckMode::Kind::kManual;
+    } else if (type == "timer") {
+      o.ack_mode.kind = AckMode::Kind::kTimer;
+      o.ack_mode.timer_seconds =
+          r.Number(Get(ack, "timeout"), ":ack_mode:timeout", 0, 86400).value_or(1);
+    } else {
+      r.Problem(":ack_mode:type: '" + type.value_or("") + "' is not timer or manual; timer 1 s");
+    }
+  }
+}
+
+// :kill_children_on_exit, the command socket, the pid and lock files, :nice, the re-exec
+// command line, the dropped variables and the signal timeout.
+void ReadProcessOptions(Reader& r, const YAML::Node& st, Options* options) {
+  Options& o = *options;
+  o.kill_children_on_exit =
+      r.Bool(Get(st, "kill_children_on_exit"), ":kill_children_on_exit").value_or(false);
+  o.command_socket_as_fd =
+      r.Bool(Get(st, "command_socket_as_fd"), ":command_socket_as_fd").value_or(false);
+  o.socket_path = r.String(Get(st, "socket_path"), ":socket_path").value_or("");
+  o.pidfile = r.String(Get(st, "pidfile"), ":pidfile").value_or("");
+  o.lockfile = r.String(Get(st, "lockfile"), ":lockfile").value_or("");
+
+  const YAML::Node nice = Get(st, "nice");
+  if (r.Map(nice, ":nice", {"master", "worker", "renice_cmd"})) {
+    if (auto v = r.Int(Get(nice, "master"), ":nice:master", -20, 19)) {
+      o.nice.master = static_cast<int>(*v);
+    }
+    if (auto v = r.Int(Get(nice, "worker"), ":nice:worker", -20, 19)) {
+      o.nice.worker = static_cast<int>(*v);
+    }
+    o.nice.renice_cmd = r.String(Get(nice, "renice_cmd"), ":nice:renice_cmd").value_or("");
+  }
+  if (auto v = r.Strings(Get(st, "reexec_commandline"), ":reexec_commandline")) o.reexec_as = *v;
+  if (auto v = r.Strings(Get(st, "drop_environment_variables"), ":drop_environment_variables")) {
+    o.drop_env_vars = *v;
+  }
+  if (auto v = r.Number(Get(st, "signal_timeout"), ":signal_timeout", 0, 1e6)) {
+    o.signal_timeout = *v;
+  }
+}
+
 void ReadState(Reader& r, const YAML::Node& st, RubyState* out) {
   r.Map(st, ":state",
         {"children",
@@ -298,131 +438,23 @@ void ReadState(Reader& r, const YAML::Node& st, RubyState* out) {
          "drop_environment_variables",
          "signal_timeout",
          "preloaded"});
-  Options& o = out->options;
-
-  const YAML::Node children = Get(st, "children");
-  if (!Reader::IsNil(children) && !children.IsMap()) {
-    r.Problem(":children: not a map; no worker is adopted");
-  } else if (children) {
-    for (const auto& kv : children) {
-      const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : "?";
-      const auto pid = r.Int(kv.first, ":children: key '" + key + "'", 1, kMaxPid);
-      if (pid) ReadWorker(r, static_cast<Pid>(*pid), kv.second, ":children:" + key, out);
-    }
-  }
-  std::stable_sort(out->workers.begin(), out->workers.end(),
-                   [](const RubyWorker& a, const RubyWorker& b) { return a.pid < b.pid; });
-  // yaml-cpp keeps duplicate keys (and 012 is 12): one worker per pid, the first listed.
-  for (size_t i = 1; i < out->workers.size();) {
-    if (out->workers[i].pid == out->workers[i - 1].pid) {
-      r.Problem(":children: pid " + std::to_string(out->workers[i].pid) +
-                " is listed twice; the second is ignored");
-      out->workers.erase(out->workers.begin() + static_cast<std::ptrdiff_t>(i));
-    } else {
-      ++i;
-    }
-  }
-
-  const YAML::Node config = Get(st, "config");
-  if (r.Map(config, ":config",
-            {"number", "backlog", "seconds", "max_unacked", "max_upgrade_additional",
-             "gc_before_fork"})) {
-    o.number =
-        static_cast<int>(r.Int(Get(config, "number"), ":config:number", 1, 1'000'000).value_or(1));
-    o.backlog = static_cast<int>(
-        r.Int(Get(config, "backlog"), ":config:backlog", 1, 1 << 20).value_or(100));
-    o.seconds = r.Number(Get(config, "seconds"), ":config:seconds", 0, 86400).value_or(1);
-    if (auto v = r.Int(Get(config, "max_unacked"), ":config:max_unacked", 1, 1'000'000)) {
-      o.max_unacked = static_cast<int>(*v);
-    }
-    if (auto v = r.Int(Get(config, "max_upgrade_additional"), ":config:max_upgrade_additional", 1,
-                       1'000'000)) {
-      o.max_upgrade_additional = static_cast<int>(*v);
-    }
-    if (r.Bool(Get(config, "gc_before_fork"), ":config:gc_before_fork").value_or(false)) {
-      r.Problem(
-          ":config:gc_before_fork: a Ruby preload setting einhorn-cpp does not have; "
-          "ignored");
-    }
-  }
+  ReadChildren(r, st, out);
+  ReadConfig(r, st, &out->options);
   out->version = static_cast<int>(r.Int(Get(st, "version"), ":version", 0, 1 << 30).value_or(0));
   out->generation =
       static_cast<int>(r.Int(Get(st, "generation"), ":generation", 0, 1 << 30).value_or(0));
 
-  if (auto cmd = r.Strings(Get(st, "cmd"), ":cmd")) o.command = *cmd;
+  if (auto cmd = r.Strings(Get(st, "cmd"), ":cmd")) out->options.command = *cmd;
   ReadBinds(r, st, out);
-  const YAML::Node fds = Get(st, "bind_fds");
-  if (!Reader::IsNil(fds) && fds.IsSequence()) {
-    for (size_t i = 0; i < fds.size(); ++i) {
-      out->bind_fds.push_back(static_cast<int>(
-          r.Int(fds[i], ":bind_fds[" + std::to_string(i) + "]", 0, kMaxFd).value_or(-1)));
-    }
-  } else if (!Reader::IsNil(fds)) {
-    r.Problem(":bind_fds: not a list; no listening socket is kept");
-  }
-  const YAML::Node ports = Get(st, "bound_ports");
-  if (!Reader::IsNil(ports) && ports.IsSequence()) {
-    for (size_t i = 0; i < ports.size(); ++i) {
-      out->bound_ports.push_back(static_cast<int>(
-          r.Int(ports[i], ":bound_ports[" + std::to_string(i) + "]", 0, 65535).value_or(0)));
-    }
-  }
-
-  out->respawn = r.Bool(Get(st, "respawn"), ":respawn").value_or(true);
-  out->upgrading = r.Bool(Get(st, "upgrading"), ":upgrading").value_or(false);
-  out->smooth_upgrade = r.Bool(Get(st, "smooth_upgrade"), ":smooth_upgrade").value_or(false);
-  out->reloading_for_upgrade =
-      r.Bool(Get(st, "reloading_for_upgrade"), ":reloading_for_upgrade").value_or(false);
-  if (auto path = r.String(Get(st, "path"), ":path")) {
-    r.Problem(":path: '" + *path +
-              "' is a Ruby preload (-p), which einhorn-cpp does not do; "
-              "new workers run the command");
-  }
-  if (r.Bool(Get(st, "preloaded"), ":preloaded").value_or(false)) {
-    r.Problem(":preloaded: the workers were preloaded Ruby forks; new ones run the command");
-  }
+  ReadListenerFds(r, st, out);
+  ReadRunState(r, st, out);
+  Options& o = out->options;
   o.command_name = r.String(Get(st, "cmd_name"), ":cmd_name").value_or("");
   const long long verbosity = r.Int(Get(st, "verbosity"), ":verbosity", -100, 100).value_or(1);
   o.verbosity = static_cast<int>(std::clamp(verbosity, 0LL, 2LL));
 
-  const YAML::Node ack = Get(st, "ack_mode");
-  if (r.Map(ack, ":ack_mode", {"type", "timeout"})) {
-    const auto type = r.Symbol(Get(ack, "type"), ":ack_mode:type");
-    if (type == "manual") {
-      o.ack_mode.kind = AckMode::Kind::kManual;
-    } else if (type == "timer") {
-      o.ack_mode.kind = AckMode::Kind::kTimer;
-      o.ack_mode.timer_seconds =
-          r.Number(Get(ack, "timeout"), ":ack_mode:timeout", 0, 86400).value_or(1);
-    } else {
-      r.Problem(":ack_mode:type: '" + type.value_or("") + "' is not timer or manual; timer 1 s");
-    }
-  }
-  o.kill_children_on_exit =
-      r.Bool(Get(st, "kill_children_on_exit"), ":kill_children_on_exit").value_or(false);
-  o.command_socket_as_fd =
-      r.Bool(Get(st, "command_socket_as_fd"), ":command_socket_as_fd").value_or(false);
-  o.socket_path = r.String(Get(st, "socket_path"), ":socket_path").value_or("");
-  o.pidfile = r.String(Get(st, "pidfile"), ":pidfile").value_or("");
-  o.lockfile = r.String(Get(st, "lockfile"), ":lockfile").value_or("");
-
-  const YAML::Node nice = Get(st, "nice");
-  if (r.Map(nice, ":nice", {"master", "worker", "renice_cmd"})) {
-    if (auto v = r.Int(Get(nice, "master"), ":nice:master", -20, 19)) {
-      o.nice.master = static_cast<int>(*v);
-    }
-    if (auto v = r.Int(Get(nice, "worker"), ":nice:worker", -20, 19)) {
-      o.nice.worker = static_cast<int>(*v);
-    }
-    o.nice.renice_cmd = r.String(Get(nice, "renice_cmd"), ":nice:renice_cmd").value_or("");
-  }
-  if (auto v = r.Strings(Get(st, "reexec_commandline"), ":reexec_commandline")) o.reexec_as = *v;
-  if (auto v = r.Strings(Get(st, "drop_environment_variables"), ":drop_environment_variables")) {
-    o.drop_env_vars = *v;
-  }
-  if (auto v = r.Number(Get(st, "signal_timeout"), ":signal_timeout", 0, 1e6)) {
-    o.signal_timeout = *v;
-  }
+  ReadAckMode(r, st, &o);
+  ReadProcessOptions(r, st, &o);
 }
 
 }  // namespace
@@ -539,56 +571,54 @@ Result<RubyState> ParseRubyState(std::string_view bytes) {
   return out;
 }
 
-RubyTakeover PlanRubyTakeover(const RubyState& state, const std::set<Pid>& alive, Time now,
-                              WallNanos now_wall, std::uint64_t jitter_seed) {
-  RubyTakeover t;
-  SupervisorSnapshot& s = t.supervisor;
-  s.config = ConfigFromOptions(state.options, jitter_seed);
-  s.rng.seed(jitter_seed);
-  s.slots.resize(static_cast<size_t>(s.config.target));
-  s.generation = 1;
-  s.next_generation = 2;
-  const auto mono = [&](WallNanos wall) {
+namespace {
+
+// Ruby Einhorn's wall-clock times on the supervisor's monotonic clock.
+struct MonoClock {
+  Time now;
+  WallNanos now_wall;
+  Time At(WallNanos wall) const {
     // A time in the future (a clock step) reads as now; before boot as the boot.
     const std::int64_t ago = std::max<std::int64_t>(0, now_wall - wall);
     return Time(std::max<std::int64_t>(0, now.count() - ago));
-  };
-
-  std::vector<const RubyWorker*> serving;
-  for (const RubyWorker& r : state.workers) {
-    if (!alive.contains(r.pid)) {
-      t.notes.push_back("worker " + std::to_string(r.pid) + " (index " + std::to_string(r.index) +
-                        ") is gone (it died during the exec); dropped, its slot respawns");
-      continue;
-    }
-    Worker w;
-    w.pid = r.pid;
-    w.slot = -1;
-    w.index = r.index;
-    w.generation = 1;
-    const auto timer = state.ack_timer_starts.find(r.pid);
-    w.spawned_at = timer != state.ack_timer_starts.end() ? mono(timer->second)
-                   : r.spinup_time                       ? mono(*r.spinup_time)
-                                                         : now;
-    if (r.pinged_at) w.pinged_at = mono(*r.pinged_at);
-    if (!r.signaled.empty()) {
-      w.state = WorkerState::kDraining;
-      w.signaled_at = r.last_signaled_at ? mono(*r.last_signaled_at) : now;
-      w.draining_since = w.signaled_at;
-      if (s.config.signal_timeout) w.kill_at = *w.signaled_at + *s.config.signal_timeout;
-      if (r.acked) w.ready_at = w.spawned_at;
-      s.workers.push_back(w);
-      continue;
-    }
-    if (r.acked) {
-      w.state = WorkerState::kReady;
-      w.ready_at = w.spawned_at;
-      w.watchdog_at = now;
-    }
-    s.workers.push_back(w);
-    serving.push_back(&r);
   }
-  // Who keeps a slot: acked first, then the newest version, then the lowest index.
+};
+
+// A live Ruby worker as ours, not in a slot yet: draining if Einhorn had signalled it, ready if
+// it had acked.
+Worker AdoptWorker(const RubyWorker& r, const RubyState& state, const SupervisorConfig& config,
+                   const MonoClock& clock) {
+  const Time now = clock.now;
+  Worker w;
+  w.pid = r.pid;
+  w.slot = -1;
+  w.index = r.index;
+  w.generation = 1;
+  const auto timer = state.ack_timer_starts.find(r.pid);
+  w.spawned_at = timer != state.ack_timer_starts.end() ? clock.At(timer->second)
+                 : r.spinup_time                       ? clock.At(*r.spinup_time)
+                                                       : now;
+  if (r.pinged_at) w.pinged_at = clock.At(*r.pinged_at);
+  if (!r.signaled.empty()) {
+    w.state = WorkerState::kDraining;
+    w.signaled_at = r.last_signaled_at ? clock.At(*r.last_signaled_at) : now;
+    w.draining_since = w.signaled_at;
+    if (config.signal_timeout) w.kill_at = *w.signaled_at + *config.signal_timeout;
+    if (r.acked) w.ready_at = w.spawned_at;
+    return w;
+  }
+  if (r.acked) {
+    w.state = WorkerState::kReady;
+    w.ready_at = w.spawned_at;
+    w.watchdog_at = now;
+  }
+  return w;
+}
+
+// The serving workers take the slots: acked first, then the newest version, then the lowest
+// index. Those beyond -n are drained; empty slots respawn now.
+void AssignSlots(std::vector<const RubyWorker*> serving, Time now, RubyTakeover* t) {
+  SupervisorSnapshot& s = t->supervisor;
   std::stable_sort(serving.begin(), serving.end(), [](const RubyWorker* a, const RubyWorker* b) {
     if (a->acked != b->acked) return a->acked;
     if (a->version != b->version) return a->version > b->version;
@@ -610,13 +640,39 @@ RubyTakeover PlanRubyTakeover(const RubyState& state, const std::set<Pid>& alive
     w.signaled_at = now;
     w.draining_since = now;
     if (s.config.signal_timeout) w.kill_at = now + *s.config.signal_timeout;
-    t.drain_now.push_back(w.pid);
-    t.notes.push_back("worker " + std::to_string(w.pid) + " is beyond -n " +
-                      std::to_string(s.config.target) + "; drained");
+    t->drain_now.push_back(w.pid);
+    t->notes.push_back("worker " + std::to_string(w.pid) + " is beyond -n " +
+                       std::to_string(s.config.target) + "; drained");
   }
   for (Slot& slot : s.slots) {
     if (!slot.pid) slot.respawn_at = now;
   }
+}
+
+}  // namespace
+
+RubyTakeover PlanRubyTakeover(const RubyState& state, const std::set<Pid>& alive, Time now,
+                              WallNanos now_wall, std::uint64_t jitter_seed) {
+  RubyTakeover t;
+  SupervisorSnapshot& s = t.supervisor;
+  s.config = ConfigFromOptions(state.options, jitter_seed);
+  s.rng.seed(jitter_seed);
+  s.slots.resize(static_cast<size_t>(s.config.target));
+  s.generation = 1;
+  s.next_generation = 2;
+  const MonoClock clock{now, now_wall};
+
+  std::vector<const RubyWorker*> serving;
+  for (const RubyWorker& r : state.workers) {
+    if (!alive.contains(r.pid)) {
+      t.notes.push_back("worker " + std::to_string(r.pid) + " (index " + std::to_string(r.index) +
+                        ") is gone (it died during the exec); dropped, its slot respawns");
+      continue;
+    }
+    s.workers.push_back(AdoptWorker(r, state, s.config, clock));
+    if (r.signaled.empty()) serving.push_back(&r);
+  }
+  AssignSlots(std::move(serving), now, &t);
   std::sort(s.workers.begin(), s.workers.end(),
             [](const Worker& a, const Worker& b) { return a.pid < b.pid; });
   if (state.reloading_for_upgrade || state.upgrading) {

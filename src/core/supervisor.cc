@@ -79,7 +79,7 @@ void Supervisor::SpawnInto(int slot_index, Time now) {
   w.generation = generation_;
   w.spawned_at = now;
   slot.pid = w.pid;
-  Say(LogLevel::kInfo, "spawned " + Describe(w), WorkerEvent(EventKind::kSpawn, w, now));
+  Announce(LogLevel::kInfo, "spawned " + Describe(w), WorkerEvent(EventKind::kSpawn, w, now));
   auto [it, inserted] = workers_.insert_or_assign(w.pid, w);
   (void)inserted;
   if (config_.ack_mode.kind == AckMode::Kind::kTimer && config_.ack_mode.timer_seconds <= 0) {
@@ -93,8 +93,8 @@ void Supervisor::SpawnFailed(int slot_index, const std::string& error, Time now)
   e.slot = slot_index;
   e.generation = generation_;
   e.detail = error;
-  Say(LogLevel::kError,
-      "slot " + std::to_string(slot_index) + ": could not start the worker: " + error, e);
+  Announce(LogLevel::kError,
+           "slot " + std::to_string(slot_index) + ": could not start the worker: " + error, e);
   if (upgrade_) NewWorkerFailed("worker could not be started: " + error);
   ++slots_[static_cast<size_t>(slot_index)].consecutive_failures;
   ScheduleRespawn(slot_index, now);
@@ -109,7 +109,7 @@ void Supervisor::BecomeReady(Worker& w, const std::string& how, Time now) {
   w.watchdog_at = now;
   Event e = WorkerEvent(EventKind::kReady, w, now);
   e.seconds = ToSeconds(now - w.spawned_at);
-  Say(LogLevel::kInfo, Describe(w) + " is ready " + how, e);
+  Announce(LogLevel::kInfo, Describe(w) + " is ready " + how, e);
 }
 
 Duration Supervisor::BackoffFor(int failures) {
@@ -133,9 +133,10 @@ void Supervisor::ScheduleRespawn(int slot_index, Time now) {
   e.seconds = ToSeconds(delay);
   e.detail = std::to_string(slot.consecutive_failures) + " consecutive failure" +
              (slot.consecutive_failures == 1 ? "" : "s");
-  Say(LogLevel::kInfo, "slot " + std::to_string(slot_index) + ": respawning in " +
-                           LogSeconds(delay) + " after " + e.detail,
-      e);
+  Announce(LogLevel::kInfo,
+           "slot " + std::to_string(slot_index) + ": respawning in " + LogSeconds(delay) +
+               " after " + e.detail,
+           e);
 }
 
 void Supervisor::ChildExited(Pid pid, const ExitStatus& status, Time now) {
@@ -153,7 +154,7 @@ void Supervisor::ChildExited(Pid pid, const ExitStatus& status, Time now) {
   const bool new_worker_failed =
       upgrade_ && !stopping_ && w.generation == generation_ &&
       w.state != WorkerState::kDraining && !(w.ready_at && uptime >= config_.backoff_base);
-  SayExited(w, status, uptime, now);
+  AnnounceExit(w, status, uptime, now);
   RefillSlot(w, status, uptime, now);
   if (new_worker_failed) {
     NewWorkerFailed(Describe(w) + " exited with " + status.ToString() +
@@ -164,17 +165,18 @@ void Supervisor::ChildExited(Pid pid, const ExitStatus& status, Time now) {
   CheckFinished();
 }
 
-void Supervisor::SayExited(const Worker& w, const ExitStatus& status, Duration uptime, Time now) {
+void Supervisor::AnnounceExit(const Worker& w, const ExitStatus& status, Duration uptime,
+                              Time now) {
   Event exited = WorkerEvent(EventKind::kExit, w, now);
   exited.exit = status;
   exited.during_drain = w.state == WorkerState::kDraining;
   exited.seconds = ToSeconds(uptime);
-  Say(w.state == WorkerState::kDraining || !(status.signaled || status.code != 0)
-          ? LogLevel::kInfo
-          : LogLevel::kWarn,
-      Describe(w) + " exited with " + status.ToString() + " after " + LogSeconds(uptime) +
-          (w.ready_at ? "" : ", before it was ready"),
-      exited);
+  Announce(w.state == WorkerState::kDraining || !(status.signaled || status.code != 0)
+               ? LogLevel::kInfo
+               : LogLevel::kWarn,
+           Describe(w) + " exited with " + status.ToString() + " after " + LogSeconds(uptime) +
+               (w.ready_at ? "" : ", before it was ready"),
+           exited);
 }
 
 void Supervisor::RefillSlot(const Worker& w, const ExitStatus& status, Duration uptime,
@@ -281,7 +283,7 @@ AckResult Supervisor::Ack(Pid pid, Time now) {
 void Supervisor::DrainWorker(Worker& w, const std::string& why, Time now) {
   Event e = WorkerEvent(EventKind::kDrain, w, now);
   e.detail = why;
-  Say(LogLevel::kInfo, "draining " + Describe(w) + ": " + why, e);
+  Announce(LogLevel::kInfo, "draining " + Describe(w) + ": " + why, e);
   SendStop(w, config_.drain_signal, now);
 }
 
@@ -303,7 +305,7 @@ void Supervisor::WorkerStopping(Pid pid, Time now) {
   if (!w.draining_since) w.draining_since = now;
   Event e = WorkerEvent(EventKind::kDrain, w, now);
   e.detail = "STOPPING=1";
-  Say(LogLevel::kInfo, Describe(w) + " is stopping on its own (STOPPING=1)", e);
+  Announce(LogLevel::kInfo, Describe(w) + " is stopping on its own (STOPPING=1)", e);
   Reconcile(now);
 }
 
@@ -361,9 +363,10 @@ void Supervisor::WatchdogExpired(Worker& w, Time now) {
   ++watchdog_timeouts_;
   Event e = WorkerEvent(EventKind::kWatchdogTimeout, w, now);
   e.seconds = ToSeconds(now - *w.watchdog_at);
-  Say(LogLevel::kWarn, Describe(w) + " sent no WATCHDOG=1 for " + LogSeconds(now - *w.watchdog_at) +
-                           ": it is hung; sending SIGABRT",
-      e);
+  Announce(LogLevel::kWarn,
+           Describe(w) + " sent no WATCHDOG=1 for " + LogSeconds(now - *w.watchdog_at) +
+               ": it is hung; sending SIGABRT",
+           e);
   w.kill_at = After(now, config_.signal_timeout.value_or(config_.rollback_kill_after));
   SendStop(w, Signal::kAbrt, now);
 }
@@ -373,8 +376,9 @@ void Supervisor::KillLingering(Worker& w, Time now) {
   const std::string alive = LogSeconds(now - w.signaled_at.value_or(now));
   Event e = WorkerEvent(EventKind::kKill, w, now);
   e.detail = "alive " + alive + " after its stop signal";
-  Say(LogLevel::kWarn,
-      Describe(w) + " is still alive " + alive + " after it was signalled; sending SIGKILL", e);
+  Announce(LogLevel::kWarn,
+           Describe(w) + " is still alive " + alive + " after it was signalled; sending SIGKILL",
+           e);
   fx_.Kill(w.pid, Signal::kKill);
 }
 

@@ -63,7 +63,7 @@ class Effects {
   virtual void Log(LogLevel level, const std::string& message) = 0;
   // A lifecycle event (core/events.h) and its log line: the shell logs the line (with the
   // event's fields in JSON logs) and records the event. Without a recorder, it is only logged.
-  virtual void Emit(LogLevel level, const std::string& message, const Event& event) {
+  virtual void LogEvent(LogLevel level, const std::string& message, const Event& event) {
     (void)event;
     Log(level, message);
   }
@@ -101,7 +101,7 @@ SupervisorConfig ConfigFromOptions(const Options& o, std::uint64_t jitter_seed);
 //   draining  refused            ignored     signalled again    -                SIGKILL    gone
 // Each column is one private transition of Supervisor that logs its line and emits its event:
 // BecomeReady, WorkerStopping, SendStop (DrainWorker with its line), WatchdogExpired,
-// KillLingering, ChildExited (SayExited, RefillSlot).
+// KillLingering, ChildExited (AnnounceExit, RefillSlot).
 enum class WorkerState { kBooting, kReady, kDraining };
 const char* WorkerStateName(WorkerState s);
 
@@ -302,7 +302,7 @@ class Supervisor {
   void BecomeReady(Worker& w, const std::string& how, Time now);
   // A worker that exited: its line and event, then its slot's respawn (now, or after the
   // backoff when it failed).
-  void SayExited(const Worker& w, const ExitStatus& status, Duration uptime, Time now);
+  void AnnounceExit(const Worker& w, const ExitStatus& status, Duration uptime, Time now);
   void RefillSlot(const Worker& w, const ExitStatus& status, Duration uptime, Time now);
   // any -> draining: told to go with the drain signal, `why` in its line and event.
   void DrainWorker(Worker& w, const std::string& why, Time now);
@@ -331,9 +331,9 @@ class Supervisor {
   void FinishUpgrade(Time now);
   void RollBack(const std::string& reason, Time now);
   // Logs, and during an upgrade streams the line to its subscribers (Einhorn's tagged lines).
-  void Say(LogLevel level, const std::string& text);
+  void Announce(LogLevel level, const std::string& text);
   // The same, for a line that tells of a lifecycle event.
-  void Say(LogLevel level, const std::string& text, const Event& event);
+  void Announce(LogLevel level, const std::string& text, const Event& event);
   void ReportProgress(const PoolCounts& c, Time now);
 
   SupervisorConfig config_;

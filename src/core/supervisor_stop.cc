@@ -90,7 +90,7 @@ bool Supervisor::EnterStopping(StopKind kind, const std::string& detail, Time no
   if (upgrade_) RollBack("the master is stopping", now);
   Event stop = EventAt(EventKind::kStop, now);
   stop.detail = detail;
-  fx_.Emit(LogLevel::kDebug, "stopping the pool: " + detail, stop);
+  fx_.LogEvent(LogLevel::kDebug, "stopping the pool: " + detail, stop);
   return again;
 }
 
@@ -140,7 +140,7 @@ void Supervisor::Escalate(const StopDecision& d, Time now) {
       Event e = WorkerEvent(EventKind::kKill, w, now);
       e.detail = "the stop was escalated";
       // One warning line above says it for all; this is the event, and a debug line.
-      fx_.Emit(LogLevel::kDebug, Describe(w) + ": sending SIGKILL (the stop was escalated)", e);
+      fx_.LogEvent(LogLevel::kDebug, Describe(w) + ": sending SIGKILL (the stop was escalated)", e);
     }
     fx_.Kill(w.pid, Signal::kKill);
   }

@@ -21,18 +21,18 @@ UpgradeStart Supervisor::Upgrade(UpgradeStrategy strategy, Time now) {
     from = upgrade_->from_generation;
     start.from = from;
     start.detail += ", superseding the upgrade to generation " + std::to_string(generation_);
-    Say(LogLevel::kInfo,
-        "Currently upgrading (" + std::to_string(c.attached_ready) + " / " +
-            std::to_string(config_.target) + " ready; starting over with generation " +
-            std::to_string(next_generation_) + ")...",
-        start);
+    Announce(LogLevel::kInfo,
+             "Currently upgrading (" + std::to_string(c.attached_ready) + " / " +
+                 std::to_string(config_.target) + " ready; starting over with generation " +
+                 std::to_string(next_generation_) + ")...",
+             start);
   } else {
     start.from = from;
-    upgrade_.emplace();  // so that Say streams this first line too
-    Say(LogLevel::kInfo,
-        "Starting " + name + " upgrade from generation " + std::to_string(generation_) + " to " +
-            std::to_string(next_generation_) + "...",
-        start);
+    upgrade_.emplace();  // so that Announce streams this first line too
+    Announce(LogLevel::kInfo,
+             "Starting " + name + " upgrade from generation " + std::to_string(generation_) +
+                 " to " + std::to_string(next_generation_) + "...",
+             start);
   }
   // The workers in the slots become the old generation: detached, serving until replaced.
   for (const Slot& slot : slots_) {
@@ -148,7 +148,7 @@ void Supervisor::ReportProgress(const PoolCounts& c, Time now) {
   e.generation = u.to_generation;
   e.detail = std::to_string(ready) + "/" + std::to_string(c.target) + " new ready, " +
              std::to_string(drained) + "/" + std::to_string(u.old_at_start) + " old told to drain";
-  Say(LogLevel::kInfo, "Progress: " + e.detail, e);
+  Announce(LogLevel::kInfo, "Progress: " + e.detail, e);
 }
 
 void Supervisor::CheckUpgradeDeadlines(Time now) {
@@ -177,8 +177,8 @@ void Supervisor::NewWorkerFailed(const std::string& what) {
   UpgradeProgress& u = *upgrade_;
   ++u.failures;
   u.last_failure = what;
-  Say(LogLevel::kWarn, "new " + what + " (failure " + std::to_string(u.failures) + " of " +
-                           std::to_string(config_.upgrade.max_failures) + ")");
+  Announce(LogLevel::kWarn, "new " + what + " (failure " + std::to_string(u.failures) + " of " +
+                                std::to_string(config_.upgrade.max_failures) + ")");
 }
 
 void Supervisor::FinishUpgrade(Time now) {
@@ -186,8 +186,8 @@ void Supervisor::FinishUpgrade(Time now) {
   done.from = upgrade_->from_generation;
   done.to = generation_;
   done.seconds = ToSeconds(now - upgrade_->started_at);
-  Say(LogLevel::kInfo, "Upgraded successfully to generation " + std::to_string(generation_) + ".",
-      done);
+  Announce(LogLevel::kInfo,
+           "Upgraded successfully to generation " + std::to_string(generation_) + ".", done);
   last_upgrade_ = UpgradeResult{true, generation_, "", now};
   upgrade_.reset();
   fx_.Log(LogLevel::kInfo, "upgrade: Upgrade done");
@@ -237,17 +237,17 @@ void Supervisor::RollBack(const std::string& reason, Time now) {
   const std::string text = "Upgrade to generation " + std::to_string(failed) + " failed: " +
                            reason + ". Rolled back: generation " + std::to_string(from) +
                            " keeps serving (" + std::to_string(serving) + " ready)";
-  fx_.Emit(LogLevel::kError, "upgrade: " + text, rolled);
+  fx_.LogEvent(LogLevel::kError, "upgrade: " + text, rolled);
   fx_.UpgradeNote(UpgradeNoteKind::kFailed, text);
 }
 
-void Supervisor::Say(LogLevel level, const std::string& text) {
+void Supervisor::Announce(LogLevel level, const std::string& text) {
   fx_.Log(level, text);
   if (upgrade_) fx_.UpgradeNote(UpgradeNoteKind::kProgress, text);
 }
 
-void Supervisor::Say(LogLevel level, const std::string& text, const Event& event) {
-  fx_.Emit(level, text, event);
+void Supervisor::Announce(LogLevel level, const std::string& text, const Event& event) {
+  fx_.LogEvent(level, text, event);
   if (upgrade_) fx_.UpgradeNote(UpgradeNoteKind::kProgress, text);
 }
 

@@ -79,7 +79,7 @@ ParsedCommandLine ParseCommandLine(const std::vector<std::string>& argv) {
   d->excludes(c);
   app.add_flag("--json", inv.json, "Print JSON instead of text");
   app.add_option("--timeout", inv.timeout, "Seconds to wait for each reply (default 30)")
-      ->check(Seconds(false));
+      ->check(SecondsValidator(false));
 
   AddCommands(app, inv);
 

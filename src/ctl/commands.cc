@@ -724,10 +724,10 @@ CLI::Option* AddWaitTimeout(CLI::App& sub, double& seconds, int default_seconds,
       sub.add_option("--wait-timeout", seconds,
                      "Seconds the wait may take in all (default " +
                          std::to_string(default_seconds) + ", 0 = no limit); then exit 4")
-          ->check(Seconds(true));
+          ->check(SecondsValidator(true));
   if (hidden_timeout) {
     sub.add_option("--timeout", seconds, "Old spelling of --wait-timeout")
-        ->check(Seconds(true))
+        ->check(SecondsValidator(true))
         ->group("");
   }
   return option;
@@ -861,7 +861,7 @@ const CommandDef kCommands[] = {
        sub.add_flag("-f,--follow", inv.follow, "Keep printing new events as they happen");
        sub.add_option("--interval", inv.follow_interval,
                       "Seconds between polls of --follow (default 0.5)")
-           ->check(Seconds(false));
+           ->check(SecondsValidator(false));
      },
      nullptr, EventsCommand},
     {"metrics", "Print the master's metrics (Prometheus text format)", nullptr, nullptr,
@@ -882,7 +882,7 @@ const CommandDef* FindCommand(const std::string& name) {
 
 bool IsCommand(const std::string& name) { return FindCommand(name) != nullptr; }
 
-CLI::Validator Seconds(bool zero_ok) {
+CLI::Validator SecondsValidator(bool zero_ok) {
   return CLI::Validator(
       [zero_ok](std::string& text) -> std::string {
         double v = 0;

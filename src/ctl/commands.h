@@ -49,7 +49,7 @@ bool IsCommand(const std::string& name);
 // A number of seconds for einhornctl's waits: finite, above 0 (or 0 when `zero_ok`, which
 // means no limit) and at most the master's own cap on durations (1e6 s). CLI11's
 // PositiveNumber lets nan through, and 1e10 overflowed the clock arithmetic.
-CLI::Validator Seconds(bool zero_ok);
+CLI::Validator SecondsValidator(bool zero_ok);
 
 // Time for the waits (set --wait, upgrade --wait, reload, wait), faked in tests.
 class Clock {

@@ -91,6 +91,38 @@ std::vector<std::string> SplitCommands(const std::string& line) {
 
 constexpr std::string_view kUsageHint = "Run 'einhornctl --help' for usage.\n";
 
+// A line that is not one of our commands: to the master as it is, as einhornsh sends every line.
+Invocation RawCommand(const std::vector<std::string>& words) {
+  Invocation raw;
+  raw.command = "raw";
+  raw.verb = words[0];
+  raw.args.assign(words.begin() + 1, words.end());
+  return raw;
+}
+
+// --help, or a usage error: einhornctl's text without its hint, which the shell has no use for.
+int ShowParseOutcome(ParsedCommandLine& parsed, Context& ctx) {
+  if (parsed.err.ends_with(kUsageHint)) parsed.err.resize(parsed.err.size() - kUsageHint.size());
+  *ctx.out << parsed.out << std::flush;
+  *ctx.err << parsed.err << std::flush;
+  return parsed.exit_code;
+}
+
+// Why the shell does not run `command` ("": it does).
+std::string Refusal(const Invocation& command) {
+  if (command.command.empty()) {
+    return "which command? (help lists the master's, --help einhornctl's)";
+  }
+  if (!command.socket_path.empty() || !command.name.empty()) {
+    return "the shell talks to one master: give -d or -c before `shell`";
+  }
+  if (command.command == "shell") return "already in the shell";
+  if (command.command == "ack") {
+    return "ack is for workers (the master hangs up after it), not for the shell";
+  }
+  return "";
+}
+
 }  // namespace
 
 int Shell(const Invocation& inv, Context& ctx) {
@@ -105,36 +137,13 @@ int Shell(const Invocation& inv, Context& ctx) {
   // One command of a line: its exit code.
   auto run_words = [&](const std::vector<std::string>& words) {
     // Not one of ours: to the master as it is, as einhornsh sends every line.
-    if (!words[0].starts_with("-") && !IsCommand(words[0])) {
-      Invocation raw;
-      raw.command = "raw";
-      raw.verb = words[0];
-      raw.args.assign(words.begin() + 1, words.end());
-      return run(raw);
-    }
+    if (!words[0].starts_with("-") && !IsCommand(words[0])) return run(RawCommand(words));
     std::vector<std::string> argv{"einhornctl"};
     argv.insert(argv.end(), words.begin(), words.end());
     ParsedCommandLine parsed = ParseCommandLine(argv);
-    if (!parsed.run) {  // --help, or a usage error
-      if (parsed.err.ends_with(kUsageHint)) {
-        parsed.err.resize(parsed.err.size() - kUsageHint.size());
-      }
-      *ctx.out << parsed.out << std::flush;
-      *ctx.err << parsed.err << std::flush;
-      return parsed.exit_code;
-    }
+    if (!parsed.run) return ShowParseOutcome(parsed, ctx);  // --help, or a usage error
     const Invocation& command = parsed.invocation;
-    std::string refusal;
-    if (command.command.empty()) {
-      refusal = "which command? (help lists the master's, --help einhornctl's)";
-    } else if (!command.socket_path.empty() || !command.name.empty()) {
-      refusal = "the shell talks to one master: give -d or -c before `shell`";
-    } else if (command.command == "shell") {
-      refusal = "already in the shell";
-    } else if (command.command == "ack") {
-      refusal = "ack is for workers (the master hangs up after it), not for the shell";
-    }
-    if (!refusal.empty()) {
+    if (const std::string refusal = Refusal(command); !refusal.empty()) {
       *ctx.err << "einhornctl: " << refusal << "\n" << std::flush;
       return kExitUsage;
     }

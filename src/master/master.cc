@@ -41,7 +41,7 @@ Master::Master(MasterSetup setup)
                       ? core::Supervisor::Restore(setup_.restored->supervisor, *this)
                       : core::Supervisor(core::ConfigFromOptions(setup_.options, JitterSeed()),
                                          *this)),
-      control_(supervisor_, *this,
+      control_(supervisor_, core::ControlHost::Of(*this),
                core::MasterInfo{getpid(), setup_.options.command_name, core::kVersion,
                                 AckModeText(setup_.options.ack_mode)}),
       verbosity_(setup_.restored ? setup_.restored->verbosity : setup_.options.verbosity),
@@ -198,7 +198,7 @@ void Master::HandleSignal(int signum) {
       asked.kind = core::EventKind::kControl;
       asked.by = "SIGHUP";
       asked.detail = "upgrade";
-      Audit(core::LogLevel::kInfo, "got SIGHUP: smooth upgrade", asked);
+      LogEventAlways(core::LogLevel::kInfo, "got SIGHUP: smooth upgrade", asked);
       const core::UpgradeStart start = Reload(core::UpgradeStrategy::kSmooth, Now());
       if (!start.started) spdlog::warn("not upgrading: {}", start.message);
       return;
@@ -271,60 +271,89 @@ void Master::AfterEvent() {
   uv_timer_start(&timer_, &Master::OnTimer, static_cast<std::uint64_t>(ms), 0);
 }
 
+namespace {
+
+// The fds one spawn opens besides the listeners; the master takes each over once the child is
+// started, or closes it.
+struct SpawnExtras {
+  std::optional<std::pair<int, int>> channel;  // -g: ours, the worker's
+  std::optional<sys::WorkerNotifySocket> notify;
+  std::optional<WorkerOutputRelay::Pipes> pipes;
+
+  // After a failure before the fork (the pipes are opened last: never open then).
+  void CloseAll() {
+    if (channel) {
+      close(channel->first);
+      close(channel->second);
+    }
+    if (notify) close(notify->fd);
+  }
+};
+
+// -g: a private, pre-connected command channel at the fd after the listeners. Einhorn's
+// version of this is lost at exec (CLOEXEC); ours is placed by the spawn plan.
+core::Status AddChannel(sys::SpawnPlan* plan, SpawnExtras* extras) {
+  auto pair = sys::StreamSocketPair();
+  if (!pair.ok()) return core::Status::Error(pair.error());
+  extras->channel = pair.value();
+  plan->env.push_back("EINHORN_SOCK_FD=" +
+                      std::to_string(core::kFirstListenFd + plan->pass_fds.size()));
+  plan->pass_fds.push_back(extras->channel->second);
+  return core::Status::Ok();
+}
+
+// -m notify: the worker's own NOTIFY_SOCKET; what arrives there is checked to come from it.
+core::Status AddNotifySocket(sys::SpawnPlan* plan, SpawnExtras* extras) {
+  auto opened = sys::OpenWorkerNotifySocket();
+  if (!opened.ok()) return core::Status::Error("NOTIFY_SOCKET: " + opened.error());
+  extras->notify = opened.value();
+  plan->env.push_back("NOTIFY_SOCKET=" + extras->notify->address);
+  return core::Status::Ok();
+}
+
+void AddWatchdog(double seconds, sys::SpawnPlan* plan) {
+  const auto usec = static_cast<long long>(seconds * 1e6);
+  plan->env.push_back("WATCHDOG_USEC=" + std::to_string(usec));
+  plan->set_watchdog_pid = true;
+}
+
+// --worker-output prefix|json, --worker-log-dir: stdout and stderr into pipes we read.
+core::Status AddOutputPipes(WorkerOutputRelay& output, sys::SpawnPlan* plan, SpawnExtras* extras) {
+  auto opened = output.Open();
+  if (!opened.ok()) return core::Status::Error("worker output: " + opened.error());
+  extras->pipes = opened.value();
+  plan->stdout_fd = extras->pipes->out_write;
+  plan->stderr_fd = extras->pipes->err_write;
+  return core::Status::Ok();
+}
+
+core::Status PrepareExtras(const core::Options& o, WorkerOutputRelay& output, sys::SpawnPlan* plan,
+                           SpawnExtras* extras) {
+  if (o.command_socket_as_fd) {
+    if (core::Status st = AddChannel(plan, extras); !st.ok()) return st;
+  }
+  if (o.ack_mode.kind == core::AckMode::Kind::kNotify || o.worker_watchdog) {
+    if (core::Status st = AddNotifySocket(plan, extras); !st.ok()) return st;
+  }
+  if (o.worker_watchdog) AddWatchdog(*o.worker_watchdog, plan);
+  if (output.Wanted()) return AddOutputPipes(output, plan, extras);
+  return core::Status::Ok();
+}
+
+}  // namespace
+
 core::SpawnOutcome Master::Spawn(const core::SpawnRequest& request) {
   sys::SpawnPlan plan = plan_template_;
   env_input_.child_index = request.index;
   plan.env = core::BuildWorkerEnv(env_input_);
-  // -g: a private, pre-connected command channel at the fd after the listeners. Einhorn's
-  // version of this is lost at exec (CLOEXEC); ours is placed by the spawn plan.
-  std::optional<std::pair<int, int>> channel;
-  if (setup_.options.command_socket_as_fd) {
-    auto pair = sys::StreamSocketPair();
-    if (!pair.ok()) return core::SpawnOutcome{0, pair.error()};
-    channel = pair.value();
-    plan.env.push_back("EINHORN_SOCK_FD=" +
-                       std::to_string(core::kFirstListenFd + plan.pass_fds.size()));
-    plan.pass_fds.push_back(channel->second);
-  }
-  // -m notify: the worker's own NOTIFY_SOCKET; what arrives there is checked to come from it.
-  std::optional<sys::WorkerNotifySocket> notify;
-  if (setup_.options.ack_mode.kind == core::AckMode::Kind::kNotify ||
-      setup_.options.worker_watchdog) {
-    auto opened = sys::OpenWorkerNotifySocket();
-    if (!opened.ok()) {
-      if (channel) {
-        close(channel->first);
-        close(channel->second);
-      }
-      return core::SpawnOutcome{0, "NOTIFY_SOCKET: " + opened.error()};
-    }
-    notify = opened.value();
-    plan.env.push_back("NOTIFY_SOCKET=" + notify->address);
-  }
-  if (setup_.options.worker_watchdog) {
-    const auto usec = static_cast<long long>(*setup_.options.worker_watchdog * 1e6);
-    plan.env.push_back("WATCHDOG_USEC=" + std::to_string(usec));
-    plan.set_watchdog_pid = true;
-  }
-  // --worker-output prefix|json, --worker-log-dir: stdout and stderr into pipes we read.
-  std::optional<WorkerOutputRelay::Pipes> pipes;
-  if (output_->Wanted()) {
-    auto opened = output_->Open();
-    if (!opened.ok()) {
-      if (channel) {
-        close(channel->first);
-        close(channel->second);
-      }
-      if (notify) close(notify->fd);
-      return core::SpawnOutcome{0, "worker output: " + opened.error()};
-    }
-    pipes = opened.value();
-    plan.stdout_fd = pipes->out_write;
-    plan.stderr_fd = pipes->err_write;
+  SpawnExtras extras;
+  if (const core::Status st = PrepareExtras(setup_.options, *output_, &plan, &extras); !st.ok()) {
+    extras.CloseAll();
+    return core::SpawnOutcome{0, st.message()};
   }
   // The loop goes on while the child execs; its status pipe says later if exec failed.
   auto started = sys::StartSpawn(plan);
-  if (pipes) {
+  if (const auto& pipes = extras.pipes) {
     close(pipes->out_write);
     close(pipes->err_write);
     if (started.ok()) {
@@ -336,14 +365,14 @@ core::SpawnOutcome Master::Spawn(const core::SpawnRequest& request) {
       close(pipes->err_read);
     }
   }
-  if (notify) {
+  if (const auto& notify = extras.notify) {
     if (started.ok()) {
       WatchNotify(started.value().pid, notify->fd);
     } else {
       close(notify->fd);
     }
   }
-  if (channel) {
+  if (const auto& channel = extras.channel) {
     close(channel->second);
     if (started.ok()) {
       server_->AddWorkerChannel(channel->first, started.value().pid);
@@ -421,11 +450,12 @@ void Master::UpgradeNote(core::UpgradeNoteKind kind, const std::string& text) {
   notes_.emplace_back(kind, text);
 }
 
-void Master::Audit(core::LogLevel level, const std::string& message, const core::Event& event) {
+void Master::LogEventAlways(core::LogLevel level, const std::string& message,
+                            const core::Event& event) {
   // -q must not hide who changed the pool: lift the level for this one line.
   const spdlog::level::level_enum was = spdlog::get_level();
   spdlog::set_level(std::min(was, ToSpdlog(level)));
-  LogEvent(level, message, Keep(event));
+  master::LogEvent(level, message, StoreEvent(event));
   spdlog::set_level(was);
 }
 

@@ -66,7 +66,12 @@ struct MasterSetup {
   std::optional<Restored> restored;
 };
 
-class Master final : public core::Effects, public core::ControlHost {
+// The Supervisor's Effects, and each concern of Control's host (core/control.h).
+class Master final : public core::Effects,
+                     public core::ControlLog,
+                     public core::ControlTelemetry,
+                     public core::ControlFacts,
+                     public core::ControlReload {
  public:
   explicit Master(MasterSetup setup);
   Master(const Master&) = delete;
@@ -81,17 +86,18 @@ class Master final : public core::Effects, public core::ControlHost {
   void UpgradeNote(core::UpgradeNoteKind kind, const std::string& text) override;
   // Lifecycle events (core/events.h): stamped with the wall clock, kept in telemetry_, and
   // logged with their fields (master_observe.cc).
-  void Emit(core::LogLevel level, const std::string& message, const core::Event& event) override;
-  void Record(const core::Event& event) override;
+  void LogEvent(core::LogLevel level, const std::string& message,
+                const core::Event& event) override;
+  void RecordEvent(const core::Event& event) override;
   void CountCommand(const std::string& verb) override;
-  const core::Telemetry* telemetry() const override { return &telemetry_; }
+  const core::Telemetry* Kept() const override { return &telemetry_; }
   std::vector<core::ListenerStats> Listeners() const override;
   void AddProcessFacts(core::MetricsInput* input) const override;
 
   int Verbosity() const override { return verbosity_; }
   void SetVerbosity(int verbosity) override;
-  void Audit(core::LogLevel level, const std::string& message,
-             const core::Event& event) override;
+  void LogEventAlways(core::LogLevel level, const std::string& message,
+                      const core::Event& event) override;
   core::UpgradeStart Reload(std::optional<core::UpgradeStrategy> then_upgrade,
                             core::Time now) override;
   int Reloads() const override { return reloads_; }
@@ -130,7 +136,7 @@ class Master final : public core::Effects, public core::ControlHost {
   // The wall clock minus Now(), read once per image (`state`'s times).
   std::int64_t ReadWallOffset() const;
   // Stamps the wall clock, keeps the event; returns it as kept (with its sequence number).
-  core::Event Keep(core::Event event);
+  core::Event StoreEvent(core::Event event);
   void StartMetricsServer();
 
   // Master re-exec (master_reload.cc).

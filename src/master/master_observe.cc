@@ -66,18 +66,18 @@ core::EinhornStateFacts Master::EinhornFacts() const {
   return facts;
 }
 
-core::Event Master::Keep(core::Event event) {
+core::Event Master::StoreEvent(core::Event event) {
   event.wall_ns = WallNow();
   if (event.mono == core::Time{}) event.mono = Now();
   event.seq = telemetry_.Record(event);
   return event;
 }
 
-void Master::Emit(core::LogLevel level, const std::string& message, const core::Event& event) {
-  LogEvent(level, message, Keep(event));
+void Master::LogEvent(core::LogLevel level, const std::string& message, const core::Event& event) {
+  master::LogEvent(level, message, StoreEvent(event));  // the line (logging.h)
 }
 
-void Master::Record(const core::Event& event) { Keep(event); }
+void Master::RecordEvent(const core::Event& event) { StoreEvent(event); }
 
 void Master::CountCommand(const std::string& verb) { telemetry_.CountCommand(verb); }
 

@@ -63,7 +63,7 @@ core::UpgradeStart Master::Reload(std::optional<core::UpgradeStrategy> then_upgr
     started.detail = then_upgrade ? std::string("started, then a ") +
                                         core::UpgradeStrategyName(*then_upgrade) + " upgrade"
                                   : "started";
-    Record(started);
+    RecordEvent(started);
     StartReloadCheck();
   }
   return core::UpgradeStart{begin.accepted, begin.message};
@@ -324,7 +324,7 @@ void Master::ReloadFailed(const std::string& reason) {
   core::Event failed;
   failed.kind = core::EventKind::kReload;
   failed.detail = "failed: " + reason.substr(0, 200);
-  Emit(core::LogLevel::kError, core::Reload::FailureText(reason), failed);
+  LogEvent(core::LogLevel::kError, core::Reload::FailureText(reason), failed);
   if (upgrading) {
     UpgradeNote(core::UpgradeNoteKind::kFailed, core::Reload::UpgradeFailureText(reason));
   }
@@ -339,7 +339,7 @@ void Master::AfterRestore() {
   core::Event done;
   done.kind = core::EventKind::kReload;
   done.detail = "done";
-  Record(done);
+  RecordEvent(done);
   for (const ControlServer::Carried& c : r.clients) server_->Restore(c);
   for (const auto& [worker, fd] : r.notify_sockets) WatchNotify(worker, fd);
   // Before the sweep below: a worker that died during the exec has its last lines there.

@@ -9,9 +9,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <climits>
 #include <cstdio>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "sys/posix.h"
 
@@ -216,48 +219,56 @@ std::string ChildErrorText(const ChildError& record, const std::string& path) {
 
 }  // namespace
 
-core::Result<StartedChild> StartSpawn(const SpawnPlan& plan) {
-  using R = core::Result<StartedChild>;
-  if (plan.path.empty() || plan.argv.empty()) return R::Error("spawn: empty command");
-  for (int fd : plan.pass_fds) {
-    if (fd < 0) return R::Error("spawn: invalid fd " + std::to_string(fd) + " in pass_fds");
-  }
+namespace {
 
-  // All allocation happens here, before fork.
+// The child's argv and environment as exec wants them, with room for the values only the child
+// knows (LISTEN_PID, WATCHDOG_PID). All allocation happens here, before fork; the pointers stay
+// valid when the struct moves (a vector's move keeps its buffer).
+struct ChildStrings {
   std::vector<char*> argv;
-  argv.reserve(plan.argv.size() + 1);
-  for (const std::string& s : plan.argv) argv.push_back(const_cast<char*>(s.c_str()));
-  argv.push_back(nullptr);
-
-  std::vector<char> listen_pid;
   std::vector<char*> envp;
-  envp.reserve(plan.env.size() + 3);
-  for (const std::string& s : plan.env) envp.push_back(const_cast<char*>(s.c_str()));
-  if (plan.set_listen_pid) {
-    listen_pid.assign(kListenPidSize, '\0');
-    memcpy(listen_pid.data(), kListenPidPrefix, sizeof(kListenPidPrefix) - 1);
-    envp.push_back(listen_pid.data());
-  }
+  std::vector<char> listen_pid;
   std::vector<char> watchdog_pid;
-  if (plan.set_watchdog_pid) {
-    watchdog_pid.assign(sizeof(kWatchdogPidPrefix) + 20, '\0');
-    memcpy(watchdog_pid.data(), kWatchdogPidPrefix, sizeof(kWatchdogPidPrefix) - 1);
-    envp.push_back(watchdog_pid.data());
+};
+
+ChildStrings PrepareStrings(const SpawnPlan& plan) {
+  ChildStrings c;
+  c.argv.reserve(plan.argv.size() + 1);
+  for (const std::string& s : plan.argv) c.argv.push_back(const_cast<char*>(s.c_str()));
+  c.argv.push_back(nullptr);
+
+  c.envp.reserve(plan.env.size() + 3);
+  for (const std::string& s : plan.env) c.envp.push_back(const_cast<char*>(s.c_str()));
+  if (plan.set_listen_pid) {
+    c.listen_pid.assign(kListenPidSize, '\0');
+    memcpy(c.listen_pid.data(), kListenPidPrefix, sizeof(kListenPidPrefix) - 1);
+    c.envp.push_back(c.listen_pid.data());
   }
-  envp.push_back(nullptr);
+  if (plan.set_watchdog_pid) {
+    c.watchdog_pid.assign(sizeof(kWatchdogPidPrefix) + 20, '\0');
+    memcpy(c.watchdog_pid.data(), kWatchdogPidPrefix, sizeof(kWatchdogPidPrefix) - 1);
+    c.envp.push_back(c.watchdog_pid.data());
+  }
+  c.envp.push_back(nullptr);
+  return c;
+}
 
-  std::vector<int> scratch(plan.pass_fds.size(), -1);
-  const int fd_count = static_cast<int>(plan.pass_fds.size());
-
+// The highest fd the child closes up to.
+int MaxFd() {
   struct rlimit nofile;
   int max_fd = 65535;
   if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY) {
     max_fd = static_cast<int>(nofile.rlim_cur < static_cast<rlim_t>(INT_MAX) ? nofile.rlim_cur
                                                                              : INT_MAX);
   }
+  return max_fd;
+}
 
-  int pipe_fds[2];
-  if (pipe2(pipe_fds, O_CLOEXEC) != 0) return R::Error(PosixError("pipe2", errno));
+// The CLOEXEC pipe the child reports its failure on, both ends above the passed fds.
+core::Result<std::array<int, 2>> StatusPipe(int fd_count) {
+  using R = core::Result<std::array<int, 2>>;
+  std::array<int, 2> pipe_fds{};
+  if (pipe2(pipe_fds.data(), O_CLOEXEC) != 0) return R::Error(PosixError("pipe2", errno));
   // The child's write end must survive phase two, so it may not sit where a passed fd goes.
   for (int& fd : pipe_fds) {
     if (fd < 3 + fd_count) {
@@ -272,43 +283,65 @@ core::Result<StartedChild> StartSpawn(const SpawnPlan& plan) {
       fd = moved;
     }
   }
+  return pipe_fds;
+}
 
-  const ChildArgs args{
-      .path = plan.path.c_str(),
-      .argv = argv.data(),
-      .envp = envp.data(),
-      .listen_pid = plan.set_listen_pid ? listen_pid.data() : nullptr,
-      .watchdog_pid = plan.set_watchdog_pid ? watchdog_pid.data() : nullptr,
-      .pass_fds = plan.pass_fds.data(),
-      .scratch_fds = scratch.data(),
-      .fd_count = fd_count,
-      .err_read = pipe_fds[0],
-      .err_write = pipe_fds[1],
-      .pdeath_signal = plan.pdeath_signal.value_or(0),
-      .expected_parent = plan.expected_parent != 0 ? plan.expected_parent : getpid(),
-      .set_nice = plan.nice.has_value(),
-      .nice = plan.nice.value_or(0),
-      .max_fd = max_fd,
-      .stdout_fd = plan.stdout_fd,
-      .stderr_fd = plan.stderr_fd,
-  };
-
-  // Blocked across fork so that no master handler runs in the child before the reset.
+// fork with every signal blocked, so that no master handler runs in the child before the
+// reset; the child never returns. Sets *fork_errno when fork fails.
+pid_t ForkChild(const ChildArgs& args, int* fork_errno) {
   sigset_t all;
   sigset_t saved;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &saved);
   const pid_t pid = fork();
   if (pid == 0) ChildMain(args);
-  const int fork_errno = errno;
+  *fork_errno = errno;
   pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  return pid;
+}
 
-  close(pipe_fds[1]);
+}  // namespace
+
+core::Result<StartedChild> StartSpawn(const SpawnPlan& plan) {
+  using R = core::Result<StartedChild>;
+  if (plan.path.empty() || plan.argv.empty()) return R::Error("spawn: empty command");
+  for (int fd : plan.pass_fds) {
+    if (fd < 0) return R::Error("spawn: invalid fd " + std::to_string(fd) + " in pass_fds");
+  }
+  ChildStrings strings = PrepareStrings(plan);
+  std::vector<int> scratch(plan.pass_fds.size(), -1);
+  const int fd_count = static_cast<int>(plan.pass_fds.size());
+  const core::Result<std::array<int, 2>> pipe_fds = StatusPipe(fd_count);
+  if (!pipe_fds.ok()) return R::Error(pipe_fds.error());
+
+  const ChildArgs args{
+      .path = plan.path.c_str(),
+      .argv = strings.argv.data(),
+      .envp = strings.envp.data(),
+      .listen_pid = plan.set_listen_pid ? strings.listen_pid.data() : nullptr,
+      .watchdog_pid = plan.set_watchdog_pid ? strings.watchdog_pid.data() : nullptr,
+      .pass_fds = plan.pass_fds.data(),
+      .scratch_fds = scratch.data(),
+      .fd_count = fd_count,
+      .err_read = pipe_fds.value()[0],
+      .err_write = pipe_fds.value()[1],
+      .pdeath_signal = plan.pdeath_signal.value_or(0),
+      .expected_parent = plan.expected_parent != 0 ? plan.expected_parent : getpid(),
+      .set_nice = plan.nice.has_value(),
+      .nice = plan.nice.value_or(0),
+      .max_fd = MaxFd(),
+      .stdout_fd = plan.stdout_fd,
+      .stderr_fd = plan.stderr_fd,
+  };
+
+  int fork_errno = 0;
+  const pid_t pid = ForkChild(args, &fork_errno);
+  close(pipe_fds.value()[1]);
   if (pid < 0) {
-    close(pipe_fds[0]);
+    close(pipe_fds.value()[0]);
     return R::Error(PosixError("fork", fork_errno));
   }
-  return StartedChild{pid, pipe_fds[0]};
+  return StartedChild{pid, pipe_fds.value()[0]};
 }
 
 core::Result<pid_t> Spawn(const SpawnPlan& plan) {
@@ -354,78 +387,87 @@ ExecOutcome ReadExecOutcome(int status_fd, const std::string& path) {
   return {ExecState::kFailed, ChildErrorText(record, path)};
 }
 
-core::Result<std::string> ResolveCommand(const std::string& word, const std::string& path_env) {
-  using R = core::Result<std::string>;
-  if (word.empty()) return R::Error("empty command");
+namespace {
 
-  auto make_absolute = [](const std::string& p) -> R {
-    if (p[0] == '/') return p;
-    char buf[PATH_MAX];
-    if (getcwd(buf, sizeof(buf)) == nullptr) return R::Error(PosixError("getcwd", errno));
-    std::string rel = p;
-    while (rel.rfind("./", 0) == 0) rel.erase(0, 2);
-    std::string cwd = buf;
-    if (cwd.back() != '/') cwd += '/';
-    return cwd + rel;
-  };
+using PathResult = core::Result<std::string>;
 
-  enum class Check { kOk, kMissing, kDirectory, kNotRegular, kNotExecutable };
-  auto check = [](const std::string& p, int* err, mode_t* mode) {
-    struct stat st;
-    if (stat(p.c_str(), &st) != 0) {
-      *err = errno;
-      return Check::kMissing;
+PathResult MakeAbsolute(const std::string& p) {
+  if (p[0] == '/') return p;
+  char buf[PATH_MAX];
+  if (getcwd(buf, sizeof(buf)) == nullptr) return PathResult::Error(PosixError("getcwd", errno));
+  std::string rel = p;
+  while (rel.rfind("./", 0) == 0) rel.erase(0, 2);
+  std::string cwd = buf;
+  if (cwd.back() != '/') cwd += '/';
+  return cwd + rel;
+}
+
+enum class FileCheck { kOk, kMissing, kDirectory, kNotRegular, kNotExecutable };
+
+FileCheck CheckProgram(const std::string& p, int* err, mode_t* mode) {
+  struct stat st;
+  if (stat(p.c_str(), &st) != 0) {
+    *err = errno;
+    return FileCheck::kMissing;
+  }
+  *mode = st.st_mode & 07777;
+  if (S_ISDIR(st.st_mode)) return FileCheck::kDirectory;
+  if (!S_ISREG(st.st_mode)) return FileCheck::kNotRegular;
+  if (access(p.c_str(), X_OK) != 0) return FileCheck::kNotExecutable;
+  return FileCheck::kOk;
+}
+
+std::string ModeText(mode_t m) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(m & 07777));
+  return std::string(buf);
+}
+
+// Why `word` (with a '/') could not be found.
+std::string MissingText(const std::string& word, int err) {
+  // A dangling symbolic link (current -> a release that was removed) says where it points.
+  struct stat lst;
+  if (err == ENOENT && lstat(word.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode)) {
+    char target[PATH_MAX];
+    const ssize_t n = readlink(word.c_str(), target, sizeof target - 1);
+    std::string to = n > 0 ? std::string(target, static_cast<size_t>(n)) : "?";
+    if (to.size() > 200) to = to.substr(0, 200) + "...";
+    for (char& c : to) {
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
     }
-    *mode = st.st_mode & 07777;
-    if (S_ISDIR(st.st_mode)) return Check::kDirectory;
-    if (!S_ISREG(st.st_mode)) return Check::kNotRegular;
-    if (access(p.c_str(), X_OK) != 0) return Check::kNotExecutable;
-    return Check::kOk;
-  };
-  auto mode_text = [](mode_t m) {
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(m & 07777));
-    return std::string(buf);
-  };
+    return word + ": a symbolic link to " + to + ", which does not exist";
+  }
+  std::string where;
+  if (word[0] != '/') {
+    char buf[PATH_MAX];
+    if (getcwd(buf, sizeof(buf)) != nullptr) {
+      where = std::string(" (relative to ") + buf + ", the current directory)";
+    }
+  }
+  return PosixError(word, err) + where;
+}
 
+// A command word with a '/': that file, or why not.
+PathResult ResolvePath(const std::string& word) {
   int err = 0;
   mode_t mode = 0;
-  if (word.find('/') != std::string::npos) {
-    switch (check(word, &err, &mode)) {
-      case Check::kOk:
-        return make_absolute(word);
-      case Check::kMissing: {
-        // A dangling symbolic link (current -> a release that was removed) says where it points.
-        struct stat lst;
-        if (err == ENOENT && lstat(word.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode)) {
-          char target[PATH_MAX];
-          const ssize_t n = readlink(word.c_str(), target, sizeof target - 1);
-          std::string to = n > 0 ? std::string(target, static_cast<size_t>(n)) : "?";
-          if (to.size() > 200) to = to.substr(0, 200) + "...";
-          for (char& c : to) {
-            if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-          }
-          return R::Error(word + ": a symbolic link to " + to + ", which does not exist");
-        }
-        std::string where;
-        if (word[0] != '/') {
-          char buf[PATH_MAX];
-          if (getcwd(buf, sizeof(buf)) != nullptr) {
-            where = std::string(" (relative to ") + buf + ", the current directory)";
-          }
-        }
-        return R::Error(PosixError(word, err) + where);
-      }
-      case Check::kDirectory:
-        return R::Error(word + ": is a directory, not a program");
-      case Check::kNotRegular:
-        return R::Error(word + ": not a regular file");
-      case Check::kNotExecutable:
-        return R::Error(word + ": not executable (mode " + mode_text(mode) + ")");
-    }
-    return R::Error(word + ": cannot be executed");
+  switch (CheckProgram(word, &err, &mode)) {
+    case FileCheck::kOk:
+      return MakeAbsolute(word);
+    case FileCheck::kMissing:
+      return PathResult::Error(MissingText(word, err));
+    case FileCheck::kDirectory:
+      return PathResult::Error(word + ": is a directory, not a program");
+    case FileCheck::kNotRegular:
+      return PathResult::Error(word + ": not a regular file");
+    case FileCheck::kNotExecutable:
+      return PathResult::Error(word + ": not executable (mode " + ModeText(mode) + ")");
   }
+  return PathResult::Error(word + ": cannot be executed");
+}
 
+// A bare command word: the first executable file of that name in the search path.
+PathResult SearchPath(const std::string& word, const std::string& path_env) {
   std::string search = path_env;
   if (search.empty()) {
     // As execvp does when PATH is unset: the system's default search path.
@@ -440,16 +482,26 @@ core::Result<std::string> ResolveCommand(const std::string& word, const std::str
     std::string dir = search.substr(start, colon == std::string::npos ? colon : colon - start);
     if (dir.empty()) dir = ".";  // POSIX: an empty entry is the current directory
     const std::string candidate = dir + "/" + word;
-    const Check c = check(candidate, &err, &mode);
-    if (c == Check::kOk) return make_absolute(candidate);
-    if (c == Check::kNotExecutable && not_executable.empty()) {
-      not_executable = candidate + ": not executable (mode " + mode_text(mode) + ")";
+    int err = 0;
+    mode_t mode = 0;
+    const FileCheck c = CheckProgram(candidate, &err, &mode);
+    if (c == FileCheck::kOk) return MakeAbsolute(candidate);
+    if (c == FileCheck::kNotExecutable && not_executable.empty()) {
+      not_executable = candidate + ": not executable (mode " + ModeText(mode) + ")";
     }
     if (colon == std::string::npos) break;
     start = colon + 1;
   }
-  if (!not_executable.empty()) return R::Error(not_executable);
-  return R::Error("could not find " + word + " in PATH (" + search + ")");
+  if (!not_executable.empty()) return PathResult::Error(not_executable);
+  return PathResult::Error("could not find " + word + " in PATH (" + search + ")");
+}
+
+}  // namespace
+
+core::Result<std::string> ResolveCommand(const std::string& word, const std::string& path_env) {
+  if (word.empty()) return PathResult::Error("empty command");
+  if (word.find('/') != std::string::npos) return ResolvePath(word);
+  return SearchPath(word, path_env);
 }
 
 }  // namespace einhorn::sys

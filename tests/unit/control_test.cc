@@ -23,7 +23,7 @@ using test::FakeEffects;
 
 Time At(double seconds) { return Seconds(seconds); }
 
-struct FakeHost : ControlHost {
+struct FakeHost : ControlLog, ControlTelemetry, ControlFacts, ControlReload {
   int verbosity = 1;
   int set_calls = 0;
   std::vector<std::pair<LogLevel, std::string>> logs;
@@ -78,7 +78,8 @@ SupervisorConfig Config(int n, bool manual) {
 struct Pool {
   explicit Pool(int n, bool manual = true, SupervisorConfig config = {})
       : sup(Adjust(config, n, manual), fx),
-        control(sup, host, MasterInfo{kMasterPid, "web", "1.2.3", manual ? "manual" : "timer 1s"}) {
+        control(sup, ControlHost::Of(host),
+                MasterInfo{kMasterPid, "web", "1.2.3", manual ? "manual" : "timer 1s"}) {
     host.sup = &sup;
     sup.Start(At(0));
   }
@@ -243,7 +244,7 @@ TEST_CASE("control: ehlo greets the user with the master pid and command name") 
   FakeEffects fx;
   FakeHost host;
   Supervisor sup(Config(1, false), fx);
-  Control bare(sup, host, MasterInfo{77, "", "9.9", "timer 1s"});
+  Control bare(sup, ControlHost::Of(host), MasterInfo{77, "", "9.9", "timer 1s"});
   const ControlOutcome out = bare.Handle(wire::ParseRequest("command: ehlo"), Operator(), At(0));
   REQUIRE(out.replies.size() == 1);
   CHECK(Lines(out.replies[0].message)[0] ==
@@ -451,7 +452,7 @@ TEST_CASE("control: inc stops at the maximum") {
   FakeEffects fx;
   FakeHost host;
   Supervisor sup(Config(kMaxWorkers, false), fx);  // not started: only the target matters
-  Control control(sup, host, MasterInfo{1, "", "v", "timer 1s"});
+  Control control(sup, ControlHost::Of(host), MasterInfo{1, "", "v", "timer 1s"});
   const wire::Reply r = control.Increment("SIGTTIN", At(0));
   CHECK(r.error);
   CHECK(r.message == "Can't increase the number of workers (already at the maximum of 10000)");
@@ -459,7 +460,7 @@ TEST_CASE("control: inc stops at the maximum") {
   CHECK(host.Logged(LogLevel::kWarn, "control: inc from SIGTTIN: Can't increase"));
 
   Supervisor below(Config(kMaxWorkers - 1, false), fx);
-  Control c2(below, host, MasterInfo{1, "", "v", "timer 1s"});
+  Control c2(below, ControlHost::Of(host), MasterInfo{1, "", "v", "timer 1s"});
   CHECK(c2.Increment("SIGTTIN", At(0)).message ==
         "Incrementing number of workers from 9999 -> 10000");
   CHECK(below.target() == kMaxWorkers);

@@ -18,7 +18,7 @@ struct FakeEffects : core::Effects {
   std::vector<Kill> kills;
   std::vector<std::pair<core::LogLevel, std::string>> logs;
   std::vector<std::pair<core::UpgradeNoteKind, std::string>> notes;  // UpgradeNote, in order
-  std::vector<core::Event> events;  // Emit, in order (their lines are in logs too)
+  std::vector<core::Event> events;  // LogEvent, in order (their lines are in logs too)
   core::Pid next_pid = 100;
   std::string fail_with;  // non-empty: every spawn fails with this error
 
@@ -29,7 +29,7 @@ struct FakeEffects : core::Effects {
   }
   void Kill(core::Pid pid, core::Signal s) override { kills.push_back({pid, s}); }
   void Log(core::LogLevel l, const std::string& m) override { logs.emplace_back(l, m); }
-  void Emit(core::LogLevel l, const std::string& m, const core::Event& e) override {
+  void LogEvent(core::LogLevel l, const std::string& m, const core::Event& e) override {
     logs.emplace_back(l, m);
     events.push_back(e);
   }

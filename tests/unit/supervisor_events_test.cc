@@ -155,7 +155,7 @@ TEST_CASE("supervisor events: a spawn that fails and a stop") {
 }
 
 // A host that keeps what the master would: telemetry, audit lines.
-struct RecordingHost : ControlHost {
+struct RecordingHost : ControlLog, ControlTelemetry, ControlFacts, ControlReload {
   Telemetry telemetry_kept;
   std::vector<std::string> audits;
   std::vector<ListenerStats> listeners = {{"127.0.0.1:8080", 2, 128}};
@@ -165,13 +165,13 @@ struct RecordingHost : ControlHost {
   UpgradeStart Reload(std::optional<UpgradeStrategy>, Time) override {
     return {true, "Reloading, as commanded"};
   }
-  void Audit(LogLevel, const std::string& message, const Event& event) override {
+  void LogEventAlways(LogLevel, const std::string& message, const Event& event) override {
     audits.push_back(message);
     telemetry_kept.Record(event);
   }
-  void Record(const Event& event) override { telemetry_kept.Record(event); }
+  void RecordEvent(const Event& event) override { telemetry_kept.Record(event); }
   void CountCommand(const std::string& verb) override { telemetry_kept.CountCommand(verb); }
-  const Telemetry* telemetry() const override { return &telemetry_kept; }
+  const Telemetry* Kept() const override { return &telemetry_kept; }
   std::vector<ListenerStats> Listeners() const override { return listeners; }
   void AddProcessFacts(MetricsInput* in) const override { in->open_fds = 9; }
 };
@@ -180,7 +180,7 @@ struct Pool {
   FakeEffects fx;
   RecordingHost host;
   Supervisor sup{Cfg(2, true), fx};
-  Control control{sup, host, MasterInfo{4242, "web", "1.2.3", "manual"}};
+  Control control{sup, ControlHost::Of(host), MasterInfo{4242, "web", "1.2.3", "manual"}};
   Pool() { sup.Start(At(0)); }
   wire::Reply Ask(const std::string& request, const Peer& peer = Peer{77, 1000, 1000, {77}, {}}) {
     const ControlOutcome out = control.Handle(wire::ParseRequest(request), peer, At(1));
