@@ -4,6 +4,7 @@
 #include <pty.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <stdexcept>
@@ -50,6 +51,14 @@ Pty::~Pty() {
 }
 
 void Pty::Type(const std::string& keys) {
+  // Keys typed before the line editor has the terminal would meet the kernel's cooked mode
+  // (echoed as they are, an arrow as three bytes): wait a little for the program to switch the
+  // terminal out of canonical mode. tcgetattr on the master reads the slave's settings.
+  const auto deadline = Clock::now() + std::chrono::seconds(2);
+  termios t{};
+  while (tcgetattr(master_, &t) == 0 && (t.c_lflag & ICANON) != 0 && Clock::now() < deadline) {
+    ReadSome(5);
+  }
   size_t done = 0;
   while (done < keys.size()) {
     const ssize_t n = ::write(master_, keys.data() + done, keys.size() - done);
