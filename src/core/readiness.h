@@ -4,7 +4,8 @@
 // The rule:
 //   - a stopping master (TERM, INT, QUIT, USR2, `die`) is not ready: an orchestrator must stop
 //     sending it traffic while its workers drain;
-//   - a target of 0 workers (`set 0`, `-n 0`) is not ready: nobody accepts on the sockets;
+//   - a target of 0 workers is not ready: nobody would accept on the sockets (-n and `set`
+//     refuse 0 today; the rule is here should that change);
 //   - otherwise ready when the ready workers reach ceil(target * share / 100) (share is
 //     --ready-share, 1..100). Ready workers of every generation count, so an upgrade under way
 //     keeps the pod ready while the old workers serve (the upgrade never goes below N serving);
