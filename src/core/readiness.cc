@@ -20,8 +20,8 @@ Readiness DecideReadiness(const ReadinessInput& in) {
   if (in.target <= 0) return {false, "not ready: no workers wanted, ready " + counts + "\n"};
   const int needed = ReadyNeeded(in.target, in.share_percent);
   if (in.ready >= needed) return {true, "ready " + counts + upgrade + "\n"};
-  return {false, "not ready: ready " + counts + ", need " + std::to_string(needed) + upgrade +
-                     "\n"};
+  return {false,
+          "not ready: ready " + counts + ", need " + std::to_string(needed) + upgrade + "\n"};
 }
 
 }  // namespace einhorn::core

@@ -17,8 +17,8 @@
 namespace einhorn::core {
 
 struct ReadinessInput {
-  int target = 0;          // workers wanted (-n, inc/dec/set)
-  int ready = 0;           // live workers in state ready, any generation
+  int target = 0;           // workers wanted (-n, inc/dec/set)
+  int ready = 0;            // live workers in state ready, any generation
   int share_percent = 100;  // --ready-share
   bool stopping = false;
   bool upgrading = false;  // only shown in the body

@@ -34,8 +34,7 @@ struct Write {
 }  // namespace
 
 MetricsServer::MetricsServer(uv_loop_t* loop, std::function<std::string()> render,
-                             std::function<core::Readiness()> readiness,
-                             MetricsServerLimits limits)
+                             std::function<core::Readiness()> readiness, MetricsServerLimits limits)
     : loop_(loop), render_(std::move(render)), readiness_(std::move(readiness)), limits_(limits) {}
 
 MetricsServer::~MetricsServer() = default;

@@ -53,10 +53,11 @@ std::string GatedWorker(const TempDir& d, bool first_at_once = false) {
   const std::string path = d.File("worker.sh");
   std::string script = "#!/bin/sh\n";
   if (first_at_once) {
-    script += "mkdir '" + d.File("first") + "' 2>/dev/null && exec '" TEST_WORKER_BIN
-              "' --ack json --ignore TERM\n";
+    script += "mkdir '" + d.File("first") +
+              "' 2>/dev/null && exec '" TEST_WORKER_BIN "' --ack json --ignore TERM\n";
   }
-  script += "while [ ! -e '" + d.File("go") + "' ]; do sleep 0.05; done\n"
+  script += "while [ ! -e '" + d.File("go") +
+            "' ]; do sleep 0.05; done\n"
             "exec '" TEST_WORKER_BIN "' --ack json --ignore TERM\n";
   WriteFile(path, script, 0755);
   return path;
@@ -110,9 +111,9 @@ TEST_CASE("probes: /livez answers, /readyz waits for the acks and turns 503 once
 TEST_CASE("probes: --ready-share and a resize, on a UNIX socket") {
   TempDir d;
   const std::string sock = d.File("metrics.sock");
-  MasterRun m({"-n", "2", "-m", "manual", "--ready-share", "50", "--metrics-listen",
-               "unix:" + sock},
-              {GatedWorker(d, true)});
+  MasterRun m(
+      {"-n", "2", "-m", "manual", "--ready-share", "50", "--metrics-listen", "unix:" + sock},
+      {GatedWorker(d, true)});
   const std::string url = "http://localhost";
   const std::vector<std::string> via = {"--unix-socket", sock};
   CHECK(PollUntil([&] { return Probe(url + "/readyz", via).code == "200"; }, 10s));

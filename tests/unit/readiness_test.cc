@@ -62,7 +62,8 @@ TEST_CASE("readiness: an upgrade counts old and new ready workers together") {
   CHECK(Decide(4, 4, 100, false, true).body == "ready 4/4 (upgrade under way)\n");
   CHECK(Decide(4, 6, 100, false, true).ready);  // more than the target during the overlap
   CHECK_FALSE(Decide(4, 3, 100, false, true).ready);
-  CHECK(Decide(4, 3, 100, false, true).body == "not ready: ready 3/4, need 4 (upgrade under way)\n");
+  CHECK(Decide(4, 3, 100, false, true).body ==
+        "not ready: ready 3/4, need 4 (upgrade under way)\n");
 }
 
 TEST_CASE("readiness: every body is one line") {
