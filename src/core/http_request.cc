@@ -60,7 +60,15 @@ HttpVerdict JudgeHttpRequest(std::string_view received, size_t max_head) {
   if (method != "GET" && method != "HEAD") return {Kind::kBadMethod, false};
   v.head_only = method == "HEAD";
   const std::string_view path = target.substr(0, target.find('?'));
-  v.kind = path == "/metrics" ? Kind::kMetrics : Kind::kNotFound;
+  if (path == "/metrics") {
+    v.kind = Kind::kMetrics;
+  } else if (path == "/livez") {
+    v.kind = Kind::kLive;
+  } else if (path == "/readyz") {
+    v.kind = Kind::kReady;
+  } else {
+    v.kind = Kind::kNotFound;
+  }
   return v;
 }
 
@@ -72,10 +80,17 @@ std::string HttpResponse(const HttpVerdict& verdict, const std::string& body) {
   std::string extra;
   switch (verdict.kind) {
     case Kind::kMetrics:
+    case Kind::kReady:
+      break;
+    case Kind::kLive:
+      text = "ok\n";
+      break;
+    case Kind::kNotReady:
+      status = "503 Service Unavailable";
       break;
     case Kind::kNotFound:
       status = "404 Not Found";
-      text = "Not found: the metrics are at /metrics\n";
+      text = "Not found: the metrics are at /metrics (probes: /livez, /readyz)\n";
       break;
     case Kind::kBadMethod:
       status = "405 Method Not Allowed";

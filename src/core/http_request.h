@@ -1,5 +1,6 @@
 // The little HTTP the --metrics-listen endpoint speaks (master/metrics_server.h): one request
-// per connection, HTTP/1.0 or 1.1, GET or HEAD /metrics, answered and closed. Every byte is
+// per connection, HTTP/1.0 or 1.1, GET or HEAD of /metrics, /livez or /readyz, answered and
+// closed. Every byte is
 // untrusted; this decides, from the bytes received so far, whether the request head is
 // complete and what to answer. Pure.
 #pragma once
@@ -16,6 +17,10 @@ struct HttpVerdict {
   enum class Kind {
     kIncomplete,  // wait for more bytes
     kMetrics,     // 200 with the exposition text (body left out for HEAD)
+    kLive,        // /livez: 200 "ok" (the loop answering is the proof that it turns)
+    kReady,       // /readyz: 200 with the readiness line (core/readiness.h)
+    kNotReady,    // /readyz: 503 with the readiness line; JudgeHttpRequest says kReady, the
+                  // server turns it into this when the decision is "not ready"
     kNotFound,    // 404: another path
     kBadMethod,   // 405: not GET or HEAD
     kBadRequest,  // 400: not an HTTP/1.x request line
@@ -31,8 +36,8 @@ struct HttpVerdict {
 HttpVerdict JudgeHttpRequest(std::string_view received, size_t max_head = kMaxHttpRequestHead);
 
 // The whole response: status line, Content-Type, Content-Length, Connection: close, and the
-// body unless head_only. For kMetrics `body` is the exposition text; the others carry a short
-// text of their own.
+// body unless head_only. For kMetrics `body` is the exposition text, for kReady and kNotReady
+// the readiness line; the others carry a short text of their own.
 std::string HttpResponse(const HttpVerdict& verdict, const std::string& body);
 
 }  // namespace einhorn::core

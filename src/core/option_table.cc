@@ -392,6 +392,16 @@ const std::vector<OptionDef>& OptionTable() {
                 "a container); the endpoint has no authentication"},
        .state_pos = 30,
        .state_if_set = true},
+      // Live: read by each GET /readyz.
+      {.key = "ready_share",
+       .field = &Options::ready_share,
+       .live = true,
+       .flag = {"--ready-share",
+                "GET /readyz on --metrics-listen answers 200 once PCT % (1..100) of the target "
+                "workers are ready",
+                "PCT"},
+       .state_pos = 33,
+       .state_if_set = true},
       // Live: the choice is made per worker at its spawn, so workers started after a reload
       // take the new one.
       {.key = "worker_output",

@@ -255,7 +255,7 @@ std::optional<Problem> UpgradeProblem(const Options& o) {
   return std::nullopt;
 }
 
-// --metrics-listen and --drop-env-var.
+// --metrics-listen, --ready-share and --drop-env-var.
 std::optional<Problem> ServiceProblem(const Options& o) {
   if (o.metrics_listen_public && o.metrics_listen.empty()) {
     return Problem{"metrics_listen_public", "--metrics-listen-public needs --metrics-listen ADDR"};
@@ -265,6 +265,10 @@ std::optional<Problem> ServiceProblem(const Options& o) {
     if (auto spec = ParseMetricsListen(o.metrics_listen, o.metrics_listen_public); !spec.ok()) {
       return Problem{"metrics_listen", spec.error()};
     }
+  }
+  if (o.ready_share < 1 || o.ready_share > 100) {
+    return Problem{"ready_share", "--ready-share must be a whole percentage from 1 to 100 (got " +
+                                      std::to_string(o.ready_share) + ")"};
   }
   for (const std::string& name : o.drop_env_vars) {
     if (name.empty() || name.find('=') != std::string::npos) {

@@ -88,6 +88,9 @@ struct Options {
   // --metrics-listen-public: metrics_listen may be any address (0.0.0.0:9100), not only
   // loopback. The endpoint stays unauthenticated: the operator's explicit choice.
   bool metrics_listen_public = false;
+  // --ready-share PCT (1..100): GET /readyz answers 200 once this share of the target workers
+  // is ready (core/readiness.h).
+  int ready_share = 100;
   // --worker-output; unset: inherit, or json under --log-format json (EffectiveWorkerOutput).
   std::optional<WorkerOutput> worker_output;
   // --worker-log-dir DIR (absolute): each slot's lines also go to DIR/slot-N.log, reopened on

@@ -138,6 +138,7 @@ class Master final : public core::Effects,
   // Stamps the wall clock, keeps the event; returns it as kept (with its sequence number).
   core::Event StoreEvent(core::Event event);
   void StartMetricsServer();
+  core::Readiness Readiness() const;  // GET /readyz
 
   // Master re-exec (master_reload.cc).
   void StartReloadCheck();

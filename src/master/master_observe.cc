@@ -102,9 +102,22 @@ void Master::AddProcessFacts(core::MetricsInput* input) const {
   input->host = sys::ReadHostListenStats();
 }
 
+core::Readiness Master::Readiness() const {
+  core::ReadinessInput in;
+  in.target = supervisor_.target();
+  for (const auto& [pid, w] : supervisor_.workers()) {
+    in.ready += w.state == core::WorkerState::kReady ? 1 : 0;
+  }
+  in.share_percent = setup_.options.ready_share;
+  in.stopping = supervisor_.Stopping();
+  in.upgrading = supervisor_.upgrade().has_value();
+  return core::DecideReadiness(in);
+}
+
 void Master::StartMetricsServer() {
   if (setup_.metrics.fd < 0) return;
-  metrics_ = std::make_unique<MetricsServer>(&loop_, [this] { return control_.MetricsText(); });
+  metrics_ = std::make_unique<MetricsServer>(
+      &loop_, [this] { return control_.MetricsText(); }, [this] { return Readiness(); });
   const bool unix_socket = setup_.metrics.spec.family == core::BindSpec::Family::kUnix;
   if (!metrics_->Listen(setup_.metrics.fd, unix_socket)) {
     // The fd is closed; the master goes on without its endpoint (`einhornctl metrics` works).
@@ -113,8 +126,8 @@ void Master::StartMetricsServer() {
     return;
   }
   if (!setup_.restored) {
-    spdlog::info("metrics: serving GET /metrics on {} (no authentication: loopback or a UNIX "
-                 "socket only)",
+    spdlog::info("metrics: serving GET /metrics on {} (and the probes /livez, /readyz; no "
+                 "authentication: loopback or a UNIX socket only)",
                  setup_.metrics.bound);
   }
 }

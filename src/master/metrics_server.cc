@@ -34,8 +34,8 @@ struct Write {
 }  // namespace
 
 MetricsServer::MetricsServer(uv_loop_t* loop, std::function<std::string()> render,
-                             MetricsServerLimits limits)
-    : loop_(loop), render_(std::move(render)), limits_(limits) {}
+                             std::function<core::Readiness()> readiness, MetricsServerLimits limits)
+    : loop_(loop), render_(std::move(render)), readiness_(std::move(readiness)), limits_(limits) {}
 
 MetricsServer::~MetricsServer() = default;
 
@@ -138,11 +138,19 @@ void MetricsServer::Received(Connection* c, const char* data, size_t len) {
   Answer(c, verdict);
 }
 
-void MetricsServer::Answer(Connection* c, const core::HttpVerdict& verdict) {
+void MetricsServer::Answer(Connection* c, core::HttpVerdict verdict) {
+  using Kind = core::HttpVerdict::Kind;
   c->answered = true;
+  std::string body;
+  if (verdict.kind == Kind::kMetrics) {
+    body = render_();
+  } else if (verdict.kind == Kind::kReady) {
+    core::Readiness r = readiness_();
+    if (!r.ready) verdict.kind = Kind::kNotReady;
+    body = std::move(r.body);
+  }
   auto* w = new Write;
-  w->bytes = core::HttpResponse(
-      verdict, verdict.kind == core::HttpVerdict::Kind::kMetrics ? render_() : std::string());
+  w->bytes = core::HttpResponse(verdict, body);
   w->req.data = w;
   uv_buf_t buf = uv_buf_init(w->bytes.data(), static_cast<unsigned>(w->bytes.size()));
   const int err = uv_write(&w->req, c->s(), &buf, 1, [](uv_write_t* req, int) {

@@ -1,5 +1,6 @@
 // --metrics-listen: GET /metrics over HTTP/1.0 or 1.1 from the master's libuv loop, for a
-// Prometheus scraper on the same host. Deliberately small: one request per connection, answered
+// Prometheus scraper on the same host, and the orchestrator's probes: GET /livez (answered by
+// the loop itself, so an answer proves it turns) and GET /readyz (core/readiness.h). Deliberately small: one request per connection, answered
 // (core/http_request.h decides what) and closed. Every byte is untrusted: request heads are
 // capped, slow or silent peers time out, connections beyond a limit are closed at once, and
 // nothing a peer sends reaches the supervisor; the text is only rendered for a valid request.
@@ -14,6 +15,7 @@
 #include <string>
 
 #include "core/http_request.h"
+#include "core/readiness.h"
 
 namespace einhorn::master {
 
@@ -25,8 +27,10 @@ struct MetricsServerLimits {
 
 class MetricsServer {
  public:
-  // `render` produces the exposition text when a valid request arrives.
+  // `render` produces the exposition text when a valid request for /metrics arrives,
+  // `readiness` the decision for /readyz.
   MetricsServer(uv_loop_t* loop, std::function<std::string()> render,
+                std::function<core::Readiness()> readiness,
                 MetricsServerLimits limits = MetricsServerLimits{});
   ~MetricsServer();
   MetricsServer(const MetricsServer&) = delete;
@@ -50,13 +54,14 @@ class MetricsServer {
   static void OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept;
   void Accept();
   void Received(Connection* c, const char* data, size_t len);
-  void Answer(Connection* c, const core::HttpVerdict& verdict);
+  void Answer(Connection* c, core::HttpVerdict verdict);
   void Destroy(Connection* c);
   void DestroyAfter(Connection* c, uint64_t ms);  // in `ms` ms, unless it is gone by then
   uv_stream_t* listener() { return reinterpret_cast<uv_stream_t*>(&listener_); }
 
   uv_loop_t* loop_;
   std::function<std::string()> render_;
+  std::function<core::Readiness()> readiness_;
   MetricsServerLimits limits_;
   Stream listener_{};
   bool unix_ = false;

@@ -88,5 +88,35 @@ TEST_CASE("http: responses close the connection and carry their length") {
   CHECK(HttpResponse(HttpVerdict{Kind::kBadRequest, false}, "").rfind("HTTP/1.1 400 ", 0) == 0);
 }
 
+TEST_CASE("http: the probes /livez and /readyz") {
+  CHECK(Judge("GET /livez HTTP/1.1\r\nHost: x\r\n\r\n") == Kind::kLive);
+  CHECK(Judge("GET /readyz HTTP/1.0\r\n\r\n") == Kind::kReady);
+  CHECK(Judge("GET /readyz?verbose HTTP/1.1\r\n\r\n") == Kind::kReady);
+  const HttpVerdict head = JudgeHttpRequest("HEAD /livez HTTP/1.1\r\n\r\n");
+  CHECK(head.kind == Kind::kLive);
+  CHECK(head.head_only);
+  CHECK(Judge("GET /livez/ HTTP/1.1\r\n\r\n") == Kind::kNotFound);
+  CHECK(Judge("GET /readyzz HTTP/1.1\r\n\r\n") == Kind::kNotFound);
+  CHECK(Judge("GET /healthz HTTP/1.1\r\n\r\n") == Kind::kNotFound);
+  CHECK(Judge("POST /readyz HTTP/1.1\r\n\r\n") == Kind::kBadMethod);
+  CHECK(Judge("DELETE /livez HTTP/1.1\r\n\r\n") == Kind::kBadMethod);
+
+  CHECK(HttpResponse(HttpVerdict{Kind::kLive, false}, "") ==
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        "Content-Length: 3\r\nConnection: close\r\n\r\nok\n");
+  CHECK(HttpResponse(HttpVerdict{Kind::kLive, true}, "") ==
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        "Content-Length: 3\r\nConnection: close\r\n\r\n");
+  CHECK(HttpResponse(HttpVerdict{Kind::kReady, false}, "ready 2/2\n") ==
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        "Content-Length: 10\r\nConnection: close\r\n\r\nready 2/2\n");
+  CHECK(HttpResponse(HttpVerdict{Kind::kNotReady, false}, "not ready: ready 1/2, need 2\n") ==
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        "Content-Length: 29\r\nConnection: close\r\n\r\nnot ready: ready 1/2, need 2\n");
+  CHECK(HttpResponse(HttpVerdict{Kind::kNotReady, true}, "x\n") ==
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        "Content-Length: 2\r\nConnection: close\r\n\r\n");
+}
+
 }  // namespace
 }  // namespace einhorn::core
