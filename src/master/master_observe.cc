@@ -127,8 +127,11 @@ void Master::StartMetricsServer() {
   }
   if (!setup_.restored) {
     spdlog::info("metrics: serving GET /metrics on {} (and the probes /livez, /readyz; no "
-                 "authentication: loopback or a UNIX socket only)",
-                 setup_.metrics.bound);
+                 "authentication: {})",
+                 setup_.metrics.bound,
+                 setup_.options.metrics_listen_public
+                     ? "reachable from wherever the address is, by --metrics-listen-public"
+                     : "loopback or a UNIX socket only");
   }
 }
 
