@@ -59,23 +59,6 @@ int CountLines(const std::string& log, const std::string& needle) {
   return n;
 }
 
-// "metrics: serving GET /metrics on ADDR (...)" in the log.
-std::string MetricsAddress(const MasterRun& m) {
-  std::string address;
-  PollUntil(
-      [&] {
-        const std::string log = m.Log();
-        const std::string mark = "metrics: serving GET /metrics on ";
-        const size_t at = log.find(mark);
-        if (at == std::string::npos) return false;
-        const size_t start = at + mark.size();
-        address = log.substr(start, log.find(' ', start) - start);
-        return true;
-      },
-      10s);
-  return address;
-}
-
 // Connects to 127.0.0.1:port, sends `bytes` (as much as the peer takes), then reads until EOF.
 // nullopt if the connection fails or nothing ends it within the timeout.
 std::optional<std::string> RawHttp(int port, const std::string& bytes,

@@ -58,4 +58,20 @@ UpgradeRun RunUpgrade(const MasterRun& m, const std::string& verb,
   return run;
 }
 
+std::string MetricsAddress(const MasterRun& m) {
+  std::string address;
+  PollUntil(
+      [&] {
+        const std::string log = m.Log();
+        const std::string mark = "metrics: serving GET /metrics on ";
+        const size_t at = log.find(mark);
+        if (at == std::string::npos) return false;
+        const size_t start = at + mark.size();
+        address = log.substr(start, log.find(' ', start) - start);
+        return true;
+      },
+      std::chrono::seconds(10));
+  return address;
+}
+
 }  // namespace einhorn::test

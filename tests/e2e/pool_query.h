@@ -22,6 +22,10 @@ std::set<pid_t> Pids(const MasterRun& m);
 // Exactly n workers alive, all ready and of `generation`.
 bool PoolSettled(const MasterRun& m, int n, int generation);
 
+// The address the metrics endpoint serves on, from the master's start-up line "metrics: serving
+// GET /metrics on ADDR (...)"; empty if that line does not come within 10 s.
+std::string MetricsAddress(const MasterRun& m);
+
 // An `upgrade` (or `upgrade_fleet`) sent with an id and followed to its final message.
 struct UpgradeRun {
   bool ended = false;  // a final message (no `wait`) arrived

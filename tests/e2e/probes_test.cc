@@ -13,23 +13,6 @@
 namespace einhorn::test {
 namespace {
 
-// "metrics: serving GET /metrics on ADDR (...)" in the log.
-std::string MetricsAddress(const MasterRun& m) {
-  std::string address;
-  PollUntil(
-      [&] {
-        const std::string log = m.Log();
-        const std::string mark = "metrics: serving GET /metrics on ";
-        const size_t at = log.find(mark);
-        if (at == std::string::npos) return false;
-        const size_t start = at + mark.size();
-        address = log.substr(start, log.find(' ', start) - start);
-        return true;
-      },
-      10s);
-  return address;
-}
-
 struct Answer {
   std::string code;  // "200", "503"...; empty if curl failed
   std::string body;
