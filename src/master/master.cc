@@ -127,7 +127,6 @@ int Master::Run() {
   }
   server_->Close();
   if (metrics_) metrics_->Close();
-  while (!pending_execs_.empty()) ForgetExec(pending_execs_.begin()->second);
   while (!notify_channels_.empty()) DropNotify(notify_channels_.begin()->first);
   output_->Close();
 
@@ -237,10 +236,10 @@ void Master::ReapChildren() {
 void Master::ChildEnded(pid_t pid, const core::ExitStatus& status) {
   // Its last lines before the line that says it exited.
   output_->WorkerExited(pid);
-  // A dead child's pipe is at EOF or holds its exec error: say why before the exit.
-  CheckExec(pid);
-  if (const auto it = pending_execs_.find(pid); it != pending_execs_.end()) {
-    ForgetExec(it->second);
+  // A child whose exec failed: why, before the exit.
+  if (const auto it = exec_errors_.find(pid); it != exec_errors_.end()) {
+    spdlog::error("worker {} could not be started: {}", pid, it->second);
+    exec_errors_.erase(it);
   }
   server_->DropWorkerChannel(pid);
   DropNotify(pid);
@@ -351,8 +350,8 @@ core::SpawnOutcome Master::Spawn(const core::SpawnRequest& request) {
     extras.CloseAll();
     return core::SpawnOutcome{0, st.message()};
   }
-  // The loop goes on while the child execs; its status pipe says later if exec failed.
-  auto started = sys::StartSpawn(plan);
+  // Returns once the child has exec'd or failed (sys/spawn.h): no pipe, no callback.
+  auto started = sys::Launch(plan);
   if (const auto& pipes = extras.pipes) {
     close(pipes->out_write);
     close(pipes->err_write);
@@ -381,55 +380,12 @@ core::SpawnOutcome Master::Spawn(const core::SpawnRequest& request) {
     }
   }
   if (!started.ok()) return core::SpawnOutcome{0, started.error()};
-  WatchExec(started.value().pid, started.value().status_fd);
+  // A failed exec is a worker that exits 127 at once: it is said when its exit is handled,
+  // just before the exit line, as one would read it.
+  if (!started.value().exec_error.empty()) {
+    exec_errors_[started.value().pid] = started.value().exec_error;
+  }
   return core::SpawnOutcome{started.value().pid, ""};
-}
-
-struct Master::PendingExec {
-  uv_poll_t poll{};
-  Master* master = nullptr;
-  pid_t pid = 0;
-  int fd = -1;
-};
-
-void Master::WatchExec(pid_t pid, int fd) {
-  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-  auto* p = new PendingExec;
-  p->master = this;
-  p->pid = pid;
-  p->fd = fd;
-  p->poll.data = p;
-  if (uv_poll_init(&loop_, &p->poll, fd) != 0) {
-    close(fd);
-    delete p;
-    return;
-  }
-  uv_poll_start(&p->poll, UV_READABLE, [](uv_poll_t* h, int, int) {
-    auto* pending = static_cast<PendingExec*>(h->data);
-    pending->master->CheckExec(pending->pid);
-  });
-  pending_execs_[pid] = p;
-}
-
-void Master::CheckExec(pid_t pid) {
-  const auto it = pending_execs_.find(pid);
-  if (it == pending_execs_.end()) return;
-  const sys::ExecOutcome out = sys::ReadExecOutcome(it->second->fd, setup_.command_path);
-  if (out.state == sys::ExecState::kPending) return;
-  if (out.state == sys::ExecState::kFailed) {
-    spdlog::error("worker {} could not be started: {}", pid, out.error);
-  }
-  ForgetExec(it->second);
-}
-
-void Master::ForgetExec(PendingExec* p) {
-  pending_execs_.erase(p->pid);
-  uv_poll_stop(&p->poll);
-  uv_close(reinterpret_cast<uv_handle_t*>(&p->poll), [](uv_handle_t* h) {
-    auto* pending = static_cast<PendingExec*>(h->data);
-    close(pending->fd);
-    delete pending;
-  });
 }
 
 void Master::Kill(core::Pid pid, core::Signal signal) {
