@@ -311,8 +311,8 @@ pid_t CloneChild(const ChildArgs& args, int* clone_errno) {
   sigset_t saved;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &saved);
-  const pid_t pid = clone(&ChildEntry, top, CLONE_VM | CLONE_VFORK | SIGCHLD,
-                          const_cast<ChildArgs*>(&args));
+  const pid_t pid =
+      clone(&ChildEntry, top, CLONE_VM | CLONE_VFORK | SIGCHLD, const_cast<ChildArgs*>(&args));
   *clone_errno = errno;
   pthread_sigmask(SIG_SETMASK, &saved, nullptr);
   return pid;

@@ -107,8 +107,7 @@ TEST_CASE("Launch: the caller keeps its dispositions, mask and fds; the child ge
   pthread_sigmask(SIG_SETMASK, nullptr, &mask_before);
   const size_t fds_before = test::OpenFds(getpid());
 
-  sys::SpawnPlan plan = ShellPlan(
-      "exec grep -E '^Sig(Blk|Ign)' /proc/self/status > \"$OUT\"", out);
+  sys::SpawnPlan plan = ShellPlan("exec grep -E '^Sig(Blk|Ign)' /proc/self/status > \"$OUT\"", out);
   auto r = sys::Launch(plan);
   REQUIRE_MESSAGE(r.ok(), r.error());
   const int status = WaitExit(r.value().pid);
@@ -142,8 +141,7 @@ TEST_CASE("Launch: WATCHDOG_PID and LISTEN_PID are each child's own pid, over ma
   // Many in a row: the child's stack is reused, each child formats its own pid.
   for (int i = 0; i < 40; ++i) {
     const std::string out = dir.File("out" + std::to_string(i));
-    sys::SpawnPlan plan =
-        ShellPlan("echo \"$LISTEN_PID $WATCHDOG_PID $$\" > \"$OUT\"", out);
+    sys::SpawnPlan plan = ShellPlan("echo \"$LISTEN_PID $WATCHDOG_PID $$\" > \"$OUT\"", out);
     plan.set_listen_pid = true;
     plan.set_watchdog_pid = true;
     auto r = sys::Launch(plan);
