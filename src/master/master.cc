@@ -68,6 +68,12 @@ Master::Master(MasterSetup setup)
   if (sys::ServiceManagerListens()) service_.emplace(setup_.restored.has_value());
   env_input_.master_pid = getpid();
   env_input_.sock_path = o.socket_path;
+  // The environment is the same for every worker but for its index: built once, and each spawn
+  // rewrites that one entry in place.
+  plan_template_.env = core::BuildWorkerEnv(env_input_);
+  for (size_t i = 0; i < plan_template_.env.size(); ++i) {
+    if (plan_template_.env[i].starts_with("EINHORN_CHILD_INDEX=")) child_index_entry_ = i;
+  }
 }
 
 core::Time Master::Now() const { return core::Time(uv_hrtime()); }
@@ -341,10 +347,46 @@ core::Status PrepareExtras(const core::Options& o, WorkerOutputRelay& output, sy
 
 }  // namespace
 
+namespace {
+
+// Puts a plan back as it was once a spawn is done with it: the extras that spawn appended
+// (PrepareExtras) come off again, on every path.
+class PlanRestore {
+ public:
+  explicit PlanRestore(sys::SpawnPlan& plan)
+      : plan_(plan),
+        env_(plan.env.size()),
+        fds_(plan.pass_fds.size()),
+        stdout_fd_(plan.stdout_fd),
+        stderr_fd_(plan.stderr_fd),
+        watchdog_pid_(plan.set_watchdog_pid) {}
+  ~PlanRestore() {
+    plan_.env.resize(env_);
+    plan_.pass_fds.resize(fds_);
+    plan_.stdout_fd = stdout_fd_;
+    plan_.stderr_fd = stderr_fd_;
+    plan_.set_watchdog_pid = watchdog_pid_;
+  }
+  PlanRestore(const PlanRestore&) = delete;
+  PlanRestore& operator=(const PlanRestore&) = delete;
+
+ private:
+  sys::SpawnPlan& plan_;
+  size_t env_;
+  size_t fds_;
+  int stdout_fd_;
+  int stderr_fd_;
+  bool watchdog_pid_;
+};
+
+}  // namespace
+
 core::SpawnOutcome Master::Spawn(const core::SpawnRequest& request) {
-  sys::SpawnPlan plan = plan_template_;
-  env_input_.child_index = request.index;
-  plan.env = core::BuildWorkerEnv(env_input_);
+  // The template itself, not a copy of it (one spawn at a time, from the loop's thread): a
+  // copy of argv and the whole environment per worker is what this avoids.
+  sys::SpawnPlan& plan = plan_template_;
+  const PlanRestore restore(plan);
+  plan.env[child_index_entry_] = "EINHORN_CHILD_INDEX=" + std::to_string(request.index);
   SpawnExtras extras;
   if (const core::Status st = PrepareExtras(setup_.options, *output_, &plan, &extras); !st.ok()) {
     extras.CloseAll();

@@ -156,7 +156,8 @@ class Master final : public core::Effects,
 
   MasterSetup setup_;
   sys::SpawnPlan plan_template_;
-  core::WorkerEnvInput env_input_;  // child_index filled per spawn
+  core::WorkerEnvInput env_input_;
+  size_t child_index_entry_ = 0;  // plan_template_.env's EINHORN_CHILD_INDEX, set per spawn
   core::Supervisor supervisor_;
   core::Control control_;
   int verbosity_;
