@@ -68,6 +68,12 @@ Master::Master(MasterSetup setup)
   if (sys::ServiceManagerListens()) service_.emplace(setup_.restored.has_value());
   env_input_.master_pid = getpid();
   env_input_.sock_path = o.socket_path;
+  // The environment is the same for every worker but for its index: built once, and each spawn
+  // rewrites that one entry in place.
+  plan_template_.env = core::BuildWorkerEnv(env_input_);
+  for (size_t i = 0; i < plan_template_.env.size(); ++i) {
+    if (plan_template_.env[i].starts_with("EINHORN_CHILD_INDEX=")) child_index_entry_ = i;
+  }
 }
 
 core::Time Master::Now() const { return core::Time(uv_hrtime()); }
@@ -127,7 +133,6 @@ int Master::Run() {
   }
   server_->Close();
   if (metrics_) metrics_->Close();
-  while (!pending_execs_.empty()) ForgetExec(pending_execs_.begin()->second);
   while (!notify_channels_.empty()) DropNotify(notify_channels_.begin()->first);
   output_->Close();
 
@@ -237,10 +242,10 @@ void Master::ReapChildren() {
 void Master::ChildEnded(pid_t pid, const core::ExitStatus& status) {
   // Its last lines before the line that says it exited.
   output_->WorkerExited(pid);
-  // A dead child's pipe is at EOF or holds its exec error: say why before the exit.
-  CheckExec(pid);
-  if (const auto it = pending_execs_.find(pid); it != pending_execs_.end()) {
-    ForgetExec(it->second);
+  // A child whose exec failed: why, before the exit.
+  if (const auto it = exec_errors_.find(pid); it != exec_errors_.end()) {
+    spdlog::error("worker {} could not be started: {}", pid, it->second);
+    exec_errors_.erase(it);
   }
   server_->DropWorkerChannel(pid);
   DropNotify(pid);
@@ -342,17 +347,53 @@ core::Status PrepareExtras(const core::Options& o, WorkerOutputRelay& output, sy
 
 }  // namespace
 
+namespace {
+
+// Puts a plan back as it was once a spawn is done with it: the extras that spawn appended
+// (PrepareExtras) come off again, on every path.
+class PlanRestore {
+ public:
+  explicit PlanRestore(sys::SpawnPlan& plan)
+      : plan_(plan),
+        env_(plan.env.size()),
+        fds_(plan.pass_fds.size()),
+        stdout_fd_(plan.stdout_fd),
+        stderr_fd_(plan.stderr_fd),
+        watchdog_pid_(plan.set_watchdog_pid) {}
+  ~PlanRestore() {
+    plan_.env.resize(env_);
+    plan_.pass_fds.resize(fds_);
+    plan_.stdout_fd = stdout_fd_;
+    plan_.stderr_fd = stderr_fd_;
+    plan_.set_watchdog_pid = watchdog_pid_;
+  }
+  PlanRestore(const PlanRestore&) = delete;
+  PlanRestore& operator=(const PlanRestore&) = delete;
+
+ private:
+  sys::SpawnPlan& plan_;
+  size_t env_;
+  size_t fds_;
+  int stdout_fd_;
+  int stderr_fd_;
+  bool watchdog_pid_;
+};
+
+}  // namespace
+
 core::SpawnOutcome Master::Spawn(const core::SpawnRequest& request) {
-  sys::SpawnPlan plan = plan_template_;
-  env_input_.child_index = request.index;
-  plan.env = core::BuildWorkerEnv(env_input_);
+  // The template itself, not a copy of it (one spawn at a time, from the loop's thread): a
+  // copy of argv and the whole environment per worker is what this avoids.
+  sys::SpawnPlan& plan = plan_template_;
+  const PlanRestore restore(plan);
+  plan.env[child_index_entry_] = "EINHORN_CHILD_INDEX=" + std::to_string(request.index);
   SpawnExtras extras;
   if (const core::Status st = PrepareExtras(setup_.options, *output_, &plan, &extras); !st.ok()) {
     extras.CloseAll();
     return core::SpawnOutcome{0, st.message()};
   }
-  // The loop goes on while the child execs; its status pipe says later if exec failed.
-  auto started = sys::StartSpawn(plan);
+  // Returns once the child has exec'd or failed (sys/spawn.h): no pipe, no callback.
+  auto started = sys::Launch(plan);
   if (const auto& pipes = extras.pipes) {
     close(pipes->out_write);
     close(pipes->err_write);
@@ -381,55 +422,12 @@ core::SpawnOutcome Master::Spawn(const core::SpawnRequest& request) {
     }
   }
   if (!started.ok()) return core::SpawnOutcome{0, started.error()};
-  WatchExec(started.value().pid, started.value().status_fd);
+  // A failed exec is a worker that exits 127 at once: it is said when its exit is handled,
+  // just before the exit line, as one would read it.
+  if (!started.value().exec_error.empty()) {
+    exec_errors_[started.value().pid] = started.value().exec_error;
+  }
   return core::SpawnOutcome{started.value().pid, ""};
-}
-
-struct Master::PendingExec {
-  uv_poll_t poll{};
-  Master* master = nullptr;
-  pid_t pid = 0;
-  int fd = -1;
-};
-
-void Master::WatchExec(pid_t pid, int fd) {
-  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-  auto* p = new PendingExec;
-  p->master = this;
-  p->pid = pid;
-  p->fd = fd;
-  p->poll.data = p;
-  if (uv_poll_init(&loop_, &p->poll, fd) != 0) {
-    close(fd);
-    delete p;
-    return;
-  }
-  uv_poll_start(&p->poll, UV_READABLE, [](uv_poll_t* h, int, int) {
-    auto* pending = static_cast<PendingExec*>(h->data);
-    pending->master->CheckExec(pending->pid);
-  });
-  pending_execs_[pid] = p;
-}
-
-void Master::CheckExec(pid_t pid) {
-  const auto it = pending_execs_.find(pid);
-  if (it == pending_execs_.end()) return;
-  const sys::ExecOutcome out = sys::ReadExecOutcome(it->second->fd, setup_.command_path);
-  if (out.state == sys::ExecState::kPending) return;
-  if (out.state == sys::ExecState::kFailed) {
-    spdlog::error("worker {} could not be started: {}", pid, out.error);
-  }
-  ForgetExec(it->second);
-}
-
-void Master::ForgetExec(PendingExec* p) {
-  pending_execs_.erase(p->pid);
-  uv_poll_stop(&p->poll);
-  uv_close(reinterpret_cast<uv_handle_t*>(&p->poll), [](uv_handle_t* h) {
-    auto* pending = static_cast<PendingExec*>(h->data);
-    close(pending->fd);
-    delete pending;
-  });
 }
 
 void Master::Kill(core::Pid pid, core::Signal signal) {

@@ -117,10 +117,6 @@ class Master final : public core::Effects,
   // After a reload: every carried worker that is no longer our live child ends here.
   void CheckCarriedWorkers();
   void AfterEvent();
-  struct PendingExec;
-  void WatchExec(pid_t pid, int fd);
-  void CheckExec(pid_t pid);
-  void ForgetExec(PendingExec* p);
   // -m notify: each worker's NOTIFY_SOCKET (master_notify.cc).
   struct NotifyChannel;
   void WatchNotify(pid_t worker, int fd);
@@ -160,7 +156,8 @@ class Master final : public core::Effects,
 
   MasterSetup setup_;
   sys::SpawnPlan plan_template_;
-  core::WorkerEnvInput env_input_;  // child_index filled per spawn
+  core::WorkerEnvInput env_input_;
+  size_t child_index_entry_ = 0;  // plan_template_.env's EINHORN_CHILD_INDEX, set per spawn
   core::Supervisor supervisor_;
   core::Control control_;
   int verbosity_;
@@ -170,7 +167,7 @@ class Master final : public core::Effects,
   std::int64_t wall_offset_ns_ = 0;
   std::unique_ptr<MetricsServer> metrics_;
   std::unique_ptr<WorkerOutputRelay> output_;  // --worker-output, --worker-log-dir
-  std::map<pid_t, PendingExec*> pending_execs_;  // children whose exec is not confirmed yet
+  std::map<pid_t, std::string> exec_errors_;  // children whose exec failed, not reaped yet
   std::map<pid_t, NotifyChannel*> notify_channels_;
   core::LogLimiter notify_strangers_;
   uv_timer_t notify_summary_{};

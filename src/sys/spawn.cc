@@ -2,7 +2,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -58,19 +60,28 @@ const char* StepName(Step step) {
   return "spawn";
 }
 
-// The record the child writes to the error pipe. Its size is far below PIPE_BUF, so the write
-// is atomic and the parent reads all of it or nothing.
+// What the child failed at. The child writes it into the parent's memory (it shares it until
+// exec); the status pipe of StartSpawn carries the same record, far below PIPE_BUF, so that
+// write is atomic and the reader gets all of it or nothing. step 0: no failure.
 struct ChildError {
   int step;
   int err;
 };
+
+// The functions the child runs between clone and exec are not instrumented by AddressSanitizer:
+// they run on a stack the sanitizer does not know, where its bookkeeping (the unpoisoning
+// before a noreturn call, redzones left behind by a frame that never returns) would misfire.
+#define EINHORN_CHILD_CODE __attribute__((no_sanitize_address))
 
 constexpr char kListenPidPrefix[] = "LISTEN_PID=";
 constexpr char kWatchdogPidPrefix[] = "WATCHDOG_PID=";
 // Prefix, up to 20 digits of a 64-bit pid, NUL.
 constexpr size_t kListenPidSize = sizeof(kListenPidPrefix) + 20;
 
-// Everything the child needs, computed before fork so the child never allocates.
+// Everything the child needs, computed before the clone so the child never allocates. The
+// child shares the parent's memory until exec: the only memory it writes is what this struct
+// points to for that purpose (error, scratch_fds, the digits of listen_pid and watchdog_pid),
+// all of it owned by the one Launch call that waits for it.
 struct ChildArgs {
   const char* path;
   char* const* argv;
@@ -80,26 +91,23 @@ struct ChildArgs {
   const int* pass_fds;
   int* scratch_fds;  // one slot per pass_fd, for the phase-one copies
   int fd_count;
-  int err_read;
-  int err_write;
+  ChildError* error;  // the failed step, read by the parent once the clone returns
   int pdeath_signal;  // 0: none
   pid_t expected_parent;
   bool set_nice;
   int nice;
-  int max_fd;  // close loop bound when close_range is missing
   int stdout_fd;
   int stderr_fd;
 };
 
-[[noreturn]] void Fail(int err_fd, Step step, int err) {
-  const ChildError record{static_cast<int>(step), err};
-  while (write(err_fd, &record, sizeof(record)) < 0 && errno == EINTR) {
-  }
+[[noreturn]] EINHORN_CHILD_CODE void Fail(ChildError* error, Step step, int err) {
+  error->err = err;
+  error->step = static_cast<int>(step);
   _exit(127);
 }
 
 // Async-signal-safe decimal formatting of a non-negative pid into `out` (NUL-terminated).
-void FormatPid(pid_t pid, char* out) {
+EINHORN_CHILD_CODE void FormatPid(pid_t pid, char* out) {
   char digits[24];
   int n = 0;
   auto v = static_cast<unsigned long>(pid);
@@ -111,29 +119,26 @@ void FormatPid(pid_t pid, char* out) {
   *out = '\0';
 }
 
-// Closes [first, last] except `keep`. close_range is one syscall; the loop is for kernels
-// older than 5.9, bounded by the fd limit read before fork.
-bool CloseRangeExcept(unsigned first, unsigned last, int keep, int max_fd) {
-  auto close_span = [max_fd](unsigned lo, unsigned hi) {
-    if (lo > hi) return true;
-    if (close_range(lo, hi, 0) == 0) return true;
-    if (errno != ENOSYS) return false;
-    const unsigned bound = hi < static_cast<unsigned>(max_fd) ? hi : static_cast<unsigned>(max_fd);
-    for (unsigned fd = lo; fd <= bound; ++fd) close(static_cast<int>(fd));
-    return true;
-  };
-  const auto k = static_cast<unsigned>(keep);
-  if (k < first || k > last) return close_span(first, last);
-  return close_span(first, k - 1) && (k == UINT_MAX || close_span(k + 1, last));
+// Closes every fd from `first` on. close_range is one syscall; the loop is for kernels older
+// than 5.9, bounded by the fd limit.
+EINHORN_CHILD_CODE bool CloseFrom(unsigned first) {
+  if (close_range(first, UINT_MAX, 0) == 0) return true;
+  if (errno != ENOSYS) return false;
+  struct rlimit nofile;
+  rlim_t max_fd = 65535;
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY) {
+    max_fd = nofile.rlim_cur < static_cast<rlim_t>(INT_MAX) ? nofile.rlim_cur : INT_MAX;
+  }
+  for (rlim_t fd = first; fd < max_fd; ++fd) close(static_cast<int>(fd));
+  return true;
 }
 
-// The child between fork and exec: one straight line of async-signal-safe calls. Signals are
-// all blocked on entry (the parent blocked them around fork), so no handler inherited from the
-// master can run here.
-[[noreturn]] void ChildMain(const ChildArgs& a) {
-  // The read end belongs to the parent; closing it now also frees its number.
-  close(a.err_read);
-
+// The child between clone and exec: one straight line of async-signal-safe calls, on a stack
+// of its own, in the parent's memory (the parent is suspended until the exec or the _exit).
+// Signals are all blocked on entry (the parent blocked them around the clone), so no handler
+// inherited from the master can run here. Its signal dispositions are its own copy (no
+// CLONE_SIGHAND), so resetting them does not touch the parent's.
+[[noreturn]] EINHORN_CHILD_CODE void ChildMain(const ChildArgs& a) {
   // Dispositions set to a handler are reset by exec anyway, but SIG_IGN survives exec (a master
   // ignoring SIGPIPE would hand that to every worker), so reset all of them.
   struct sigaction dfl;
@@ -147,16 +152,16 @@ bool CloseRangeExcept(unsigned first, unsigned last, int keep, int max_fd) {
 
   // Own process group: signals aimed at the master's group (a terminal's ^C) do not hit
   // workers directly, and the master can signal a worker's whole subtree.
-  if (setpgid(0, 0) != 0) Fail(a.err_write, Step::kSetpgid, errno);
+  if (setpgid(0, 0) != 0) Fail(a.error, Step::kSetpgid, errno);
 
   if (a.pdeath_signal != 0) {
-    if (prctl(PR_SET_PDEATHSIG, a.pdeath_signal) != 0) Fail(a.err_write, Step::kPdeathsig, errno);
+    if (prctl(PR_SET_PDEATHSIG, a.pdeath_signal) != 0) Fail(a.error, Step::kPdeathsig, errno);
     // The parent may have died before prctl took effect; then no signal will ever come.
     if (getppid() != a.expected_parent) _exit(1);
   }
 
   if (a.set_nice && setpriority(PRIO_PROCESS, 0, a.nice) != 0) {
-    Fail(a.err_write, Step::kNice, errno);
+    Fail(a.error, Step::kNice, errno);
   }
 
   // dup2 onto another number clears CLOEXEC. stderr first when its source is fd 1 (a master
@@ -167,7 +172,7 @@ bool CloseRangeExcept(unsigned first, unsigned last, int keep, int max_fd) {
   for (const auto& [from, target] : outputs) {
     if (from < 0 || from == target) continue;
     while (dup2(from, target) < 0) {
-      if (errno != EINTR && errno != EBUSY) Fail(a.err_write, Step::kDupTarget, errno);
+      if (errno != EINTR && errno != EBUSY) Fail(a.error, Step::kDupTarget, errno);
     }
   }
 
@@ -176,21 +181,20 @@ bool CloseRangeExcept(unsigned first, unsigned last, int keep, int max_fd) {
   const int first_free = 3 + a.fd_count;
   for (int i = 0; i < a.fd_count; ++i) {
     a.scratch_fds[i] = fcntl(a.pass_fds[i], F_DUPFD_CLOEXEC, first_free);
-    if (a.scratch_fds[i] < 0) Fail(a.err_write, Step::kDupHigh, errno);
+    if (a.scratch_fds[i] < 0) Fail(a.error, Step::kDupHigh, errno);
   }
   // Phase two: place them. dup2 onto a different number yields a descriptor without
   // FD_CLOEXEC, but clear it explicitly anyway: it is the whole point of passing the fd.
   for (int i = 0; i < a.fd_count; ++i) {
     const int target = 3 + i;
     while (dup2(a.scratch_fds[i], target) < 0) {
-      if (errno != EINTR && errno != EBUSY) Fail(a.err_write, Step::kDupTarget, errno);
+      if (errno != EINTR && errno != EBUSY) Fail(a.error, Step::kDupTarget, errno);
     }
-    if (fcntl(target, F_SETFD, 0) != 0) Fail(a.err_write, Step::kClearCloexec, errno);
+    if (fcntl(target, F_SETFD, 0) != 0) Fail(a.error, Step::kClearCloexec, errno);
   }
-  // Everything else goes: the scratch copies and whatever the master holds, except the error
-  // pipe, which is CLOEXEC and closes on a successful exec.
-  if (!CloseRangeExcept(static_cast<unsigned>(first_free), UINT_MAX, a.err_write, a.max_fd)) {
-    Fail(a.err_write, Step::kCloseRange, errno);
+  // Everything else goes: the scratch copies and whatever the master holds.
+  if (!CloseFrom(static_cast<unsigned>(first_free))) {
+    Fail(a.error, Step::kCloseRange, errno);
   }
 
   if (a.listen_pid != nullptr) {
@@ -204,10 +208,10 @@ bool CloseRangeExcept(unsigned first, unsigned last, int keep, int max_fd) {
   // delivered with its default action, which is what it would do to the worker anyway.
   sigset_t empty;
   sigemptyset(&empty);
-  if (sigprocmask(SIG_SETMASK, &empty, nullptr) != 0) Fail(a.err_write, Step::kSigmask, errno);
+  if (sigprocmask(SIG_SETMASK, &empty, nullptr) != 0) Fail(a.error, Step::kSigmask, errno);
 
   execve(a.path, a.argv, a.envp);
-  Fail(a.err_write, Step::kExecve, errno);
+  Fail(a.error, Step::kExecve, errno);
 }
 
 std::string ChildErrorText(const ChildError& record, const std::string& path) {
@@ -253,67 +257,81 @@ ChildStrings PrepareStrings(const SpawnPlan& plan) {
   return c;
 }
 
-// The highest fd the child closes up to.
-int MaxFd() {
-  struct rlimit nofile;
-  int max_fd = 65535;
-  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY) {
-    max_fd = static_cast<int>(nofile.rlim_cur < static_cast<rlim_t>(INT_MAX) ? nofile.rlim_cur
-                                                                             : INT_MAX);
+// The child's stack. The clone shares our memory, so the child needs a stack of its own; the
+// parent is suspended until the child has exec'd or exited (CLONE_VFORK), so one stack per
+// thread serves every spawn of that thread. Mapped on first use, with a guard page below it;
+// only the pages the child touches (a few) ever become resident.
+class ChildStack {
+ public:
+  ChildStack() = default;
+  ChildStack(const ChildStack&) = delete;
+  ChildStack& operator=(const ChildStack&) = delete;
+  ~ChildStack() {
+    if (base_ != nullptr) munmap(base_, kSize + kGuard);
   }
-  return max_fd;
-}
-
-// The CLOEXEC pipe the child reports its failure on, both ends above the passed fds.
-core::Result<std::array<int, 2>> StatusPipe(int fd_count) {
-  using R = core::Result<std::array<int, 2>>;
-  std::array<int, 2> pipe_fds{};
-  if (pipe2(pipe_fds.data(), O_CLOEXEC) != 0) return R::Error(PosixError("pipe2", errno));
-  // The child's write end must survive phase two, so it may not sit where a passed fd goes.
-  for (int& fd : pipe_fds) {
-    if (fd < 3 + fd_count) {
-      const int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3 + fd_count);
-      if (moved < 0) {
+  // The stack's top (it grows down), or nullptr with errno set.
+  void* Top() {
+    if (base_ == nullptr) {
+      void* p = mmap(nullptr, kSize + kGuard, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+      if (p == MAP_FAILED) return nullptr;
+      if (mprotect(p, kGuard, PROT_NONE) != 0) {
         const int err = errno;
-        close(pipe_fds[0]);
-        close(pipe_fds[1]);
-        return R::Error(PosixError("fcntl(F_DUPFD_CLOEXEC)", err));
+        munmap(p, kSize + kGuard);
+        errno = err;
+        return nullptr;
       }
-      close(fd);
-      fd = moved;
+      base_ = p;
     }
+    return static_cast<char*>(base_) + kGuard + kSize;
   }
-  return pipe_fds;
-}
 
-// fork with every signal blocked, so that no master handler runs in the child before the
-// reset; the child never returns. Sets *fork_errno when fork fails.
-pid_t ForkChild(const ChildArgs& args, int* fork_errno) {
+ private:
+  // Far more than ChildMain needs (a few hundred bytes, a few KiB under AddressSanitizer).
+  static constexpr size_t kSize = 256 * 1024;
+  static constexpr size_t kGuard = 4096;
+  void* base_ = nullptr;
+};
+
+EINHORN_CHILD_CODE int ChildEntry(void* arg) { ChildMain(*static_cast<const ChildArgs*>(arg)); }
+
+// clone(CLONE_VM | CLONE_VFORK), as glibc's posix_spawn and CPython's vfork path do: no copy
+// of the master's page tables, and no copy-on-write faults in the master afterwards, which a
+// fork pays for in proportion to the master's size. Returns when the child has exec'd or
+// exited. Every signal is blocked around it, so that no master handler runs in the child
+// before the reset. Sets *clone_errno when the clone fails.
+pid_t CloneChild(const ChildArgs& args, int* clone_errno) {
+  static thread_local ChildStack stack;
+  void* top = stack.Top();
+  if (top == nullptr) {
+    *clone_errno = errno;
+    return -1;
+  }
   sigset_t all;
   sigset_t saved;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &saved);
-  const pid_t pid = fork();
-  if (pid == 0) ChildMain(args);
-  *fork_errno = errno;
+  const pid_t pid =
+      clone(&ChildEntry, top, CLONE_VM | CLONE_VFORK | SIGCHLD, const_cast<ChildArgs*>(&args));
+  *clone_errno = errno;
   pthread_sigmask(SIG_SETMASK, &saved, nullptr);
   return pid;
 }
 
-}  // namespace
-
-core::Result<StartedChild> StartSpawn(const SpawnPlan& plan) {
-  using R = core::Result<StartedChild>;
-  if (plan.path.empty() || plan.argv.empty()) return R::Error("spawn: empty command");
+std::string PlanProblem(const SpawnPlan& plan) {
+  if (plan.path.empty() || plan.argv.empty()) return "spawn: empty command";
   for (int fd : plan.pass_fds) {
-    if (fd < 0) return R::Error("spawn: invalid fd " + std::to_string(fd) + " in pass_fds");
+    if (fd < 0) return "spawn: invalid fd " + std::to_string(fd) + " in pass_fds";
   }
+  return "";
+}
+
+// Starts the child of a checked plan; returns its pid once it has exec'd (error->step == 0) or
+// failed (the step and errno in *error), or -1 with *clone_errno when there is no child.
+pid_t LaunchChild(const SpawnPlan& plan, ChildError* error, int* clone_errno) {
   ChildStrings strings = PrepareStrings(plan);
   std::vector<int> scratch(plan.pass_fds.size(), -1);
-  const int fd_count = static_cast<int>(plan.pass_fds.size());
-  const core::Result<std::array<int, 2>> pipe_fds = StatusPipe(fd_count);
-  if (!pipe_fds.ok()) return R::Error(pipe_fds.error());
-
+  *error = ChildError{0, 0};
   const ChildArgs args{
       .path = plan.path.c_str(),
       .argv = strings.argv.data(),
@@ -322,54 +340,68 @@ core::Result<StartedChild> StartSpawn(const SpawnPlan& plan) {
       .watchdog_pid = plan.set_watchdog_pid ? strings.watchdog_pid.data() : nullptr,
       .pass_fds = plan.pass_fds.data(),
       .scratch_fds = scratch.data(),
-      .fd_count = fd_count,
-      .err_read = pipe_fds.value()[0],
-      .err_write = pipe_fds.value()[1],
+      .fd_count = static_cast<int>(plan.pass_fds.size()),
+      .error = error,
       .pdeath_signal = plan.pdeath_signal.value_or(0),
       .expected_parent = plan.expected_parent != 0 ? plan.expected_parent : getpid(),
       .set_nice = plan.nice.has_value(),
       .nice = plan.nice.value_or(0),
-      .max_fd = MaxFd(),
       .stdout_fd = plan.stdout_fd,
       .stderr_fd = plan.stderr_fd,
   };
+  return CloneChild(args, clone_errno);
+}
 
-  int fork_errno = 0;
-  const pid_t pid = ForkChild(args, &fork_errno);
-  close(pipe_fds.value()[1]);
+}  // namespace
+
+core::Result<Launched> Launch(const SpawnPlan& plan) {
+  using R = core::Result<Launched>;
+  if (std::string problem = PlanProblem(plan); !problem.empty()) return R::Error(problem);
+  ChildError error{};
+  int clone_errno = 0;
+  const pid_t pid = LaunchChild(plan, &error, &clone_errno);
+  if (pid < 0) return R::Error(PosixError("clone", clone_errno));
+  Launched launched;
+  launched.pid = pid;
+  if (error.step != 0) launched.exec_error = ChildErrorText(error, plan.path);
+  return launched;
+}
+
+core::Result<StartedChild> StartSpawn(const SpawnPlan& plan) {
+  using R = core::Result<StartedChild>;
+  if (std::string problem = PlanProblem(plan); !problem.empty()) return R::Error(problem);
+  // The pipe first: once the child exists, its outcome must have somewhere to go.
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return R::Error(PosixError("pipe2", errno));
+  ChildError error{};
+  int clone_errno = 0;
+  const pid_t pid = LaunchChild(plan, &error, &clone_errno);
   if (pid < 0) {
-    close(pipe_fds.value()[0]);
-    return R::Error(PosixError("fork", fork_errno));
+    close(fds[0]);
+    close(fds[1]);
+    return R::Error(PosixError("clone", clone_errno));
   }
-  return StartedChild{pid, pipe_fds.value()[0]};
+  // The outcome is known already; the pipe carries it as it did when the child wrote it.
+  if (error.step != 0) {
+    while (write(fds[1], &error, sizeof(error)) < 0 && errno == EINTR) {
+    }
+  }
+  close(fds[1]);
+  return StartedChild{pid, fds[0]};
 }
 
 core::Result<pid_t> Spawn(const SpawnPlan& plan) {
   using R = core::Result<pid_t>;
-  auto started = StartSpawn(plan);
-  if (!started.ok()) return R::Error(started.error());
-  const pid_t pid = started.value().pid;
-  const int status_fd = started.value().status_fd;
-
-  ChildError record{};
-  ssize_t n;
-  do {
-    n = read(status_fd, &record, sizeof(record));
-  } while (n < 0 && errno == EINTR);
-  const int read_errno = errno;
-  close(status_fd);
-  if (n == 0) return pid;  // EOF: the CLOEXEC write end closed on a successful exec
-
+  auto launched = Launch(plan);
+  if (!launched.ok()) return R::Error(launched.error());
+  const pid_t pid = launched.value().pid;
+  if (launched.value().exec_error.empty()) return pid;
   // The child failed and is exiting: reap it here so the SIGCHLD reaper never reports a worker
   // that was never started.
   int status;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  if (n != static_cast<ssize_t>(sizeof(record))) {
-    return R::Error("spawn " + plan.path + ": lost the child's status (" +
-                    (n < 0 ? ErrnoText(read_errno) : std::string("short read")) + ")");
-  }
-  return R::Error(ChildErrorText(record, plan.path));
+  return R::Error(launched.value().exec_error);
 }
 
 ExecOutcome ReadExecOutcome(int status_fd, const std::string& path) {

@@ -1,6 +1,14 @@
 // fork+exec of one worker, with every decision made before the fork (STYLE.md, "Spawning").
 // The child side is one straight-line function that only makes async-signal-safe calls: no
 // allocation, logging or exceptions between fork and exec.
+//
+// The "fork" is clone(CLONE_VM | CLONE_VFORK), as glibc's posix_spawn and CPython's vfork path
+// do: the child runs on a stack of its own in the caller's memory, and the caller is suspended
+// until the child has exec'd or exited. So no page table is copied and the caller takes no
+// copy-on-write fault afterwards (a fork costs both, in proportion to the caller's size), and
+// the outcome of the exec is known when the call returns, without a pipe. The cost: the
+// caller waits for the child's setup and the kernel's part of execve (tens of microseconds),
+// and a binary on a filesystem that hangs would hang the caller with it.
 #pragma once
 
 #include <sys/types.h>
@@ -35,11 +43,20 @@ struct SpawnPlan {
 // error names the step and errno, e.g. "execve /bin/nope: No such file or directory".
 core::Result<pid_t> Spawn(const SpawnPlan& plan);
 
-// The same without waiting for the exec: returns right after fork with the read end of the
-// child's status pipe (CLOEXEC; blocking unless the caller sets O_NONBLOCK). The pipe reaches
-// EOF once exec succeeded, or carries the failed step, after which the child exits 127 and is
-// reaped like any other child. The master uses this so that starting N workers costs N forks,
-// not N execs one after another. The caller owns status_fd.
+// The same, leaving a failed child to the caller's reaper: the error is only for "no child"
+// (a bad plan, or clone failed). Otherwise the child exists: it exec'd (exec_error empty), or
+// it failed at the step exec_error names and exits 127, to be reaped like any other child.
+// The master starts its workers with this (one call per worker, no fd, no callback).
+struct Launched {
+  pid_t pid = -1;
+  std::string exec_error;  // e.g. "execve /bin/nope: No such file or directory"
+};
+core::Result<Launched> Launch(const SpawnPlan& plan);
+
+// Launch for callers that want the outcome as an fd to poll: returns with the read end of a
+// status pipe (CLOEXEC; blocking unless the caller sets O_NONBLOCK) that reads EOF when exec
+// succeeded, or carries the failed step, after which the child exits 127 and is reaped like
+// any other child. The caller owns status_fd.
 struct StartedChild {
   pid_t pid = -1;
   int status_fd = -1;

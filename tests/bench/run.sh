@@ -13,6 +13,8 @@
 #                 reloads every 2 s; with keep-alive and with Connection: close
 #   control       p50/p99 round trip of `status` and `inc` with 1000 workers
 #   crashloop     master CPU% and spawns/s over 20 s of an instantly-exiting worker
+#   spawncost     (not in all) the master's CPU per spawn and 1000 ready beside the fork, vfork
+#                 and posix_spawn floors; CPU share of 100 crash-looping slots over 60 s
 # Environment: BUILD (default build-bench), REPS (default 3), OUT=FILE (also write the table
 # there), BENCH_KEEP=1 (keep the logs in /tmp/einhorn-bench.*), and each scenario's knobs.
 # Needs: g++, cmake, the build dependencies, jq and wrk (`scripts/install-deps bench`).
@@ -27,8 +29,8 @@ scenarios=()
 for s in "${@:-all}"; do
   case $s in
     all) scenarios+=("${all[@]}") ;;
-    spawn | memory | upgrade | zerodowntime | control | crashloop) scenarios+=("$s") ;;
-    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    spawn | memory | upgrade | zerodowntime | control | crashloop | spawncost) scenarios+=("$s") ;;
+    -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown scenario '$s' (one of: all ${all[*]})" >&2; exit 2 ;;
   esac
 done
@@ -46,7 +48,7 @@ cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DEINHORN_TESTS=OFF >/dev/null
 cmake --build "$BUILD" -j2 --target einhorn-cpp einhornctl einhorn-example-http >/dev/null
 
 . tests/bench/lib/common.sh
-for s in "${all[@]}"; do . "tests/bench/scenarios/$s.sh"; done
+for s in "${all[@]}" spawncost; do . "tests/bench/scenarios/$s.sh"; done
 bench_init
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)

@@ -1,7 +1,7 @@
 // Two probes for the spawn benchmark (tests/bench/scenarios/spawn.sh). Built by the scripts
 // with plain g++ (libc and the standard library only).
 //
-//   spawn_probe floor N exec|ack WORKER [ARGS...]
+//   spawn_probe floor N exec|ack [fork|vfork|posix_spawn] WORKER [ARGS...]
 //     The physical limit: N bare fork+execs of WORKER from one process, with nothing else going
 //     on. Each child gets what an einhorn-cpp worker gets for the fd and the ack (a listening
 //     TCP socket on 127.0.0.1 as fd 3 with EINHORN_FD_0=3 and EINHORN_FD_COUNT=1, and
@@ -10,6 +10,11 @@
 //     status pipe reads EOF). `ack`: done once N `worker:ack` lines have arrived on the socket.
 //     Prints "DONE LAST_FORK" as CLOCK_REALTIME seconds: when it was done, and when the last
 //     fork returned. Then it SIGKILLs and reaps its children.
+//     With a method named, that method starts the children and a third figure follows: the
+//     probe's own CPU seconds (utime + stime) from its first spawn to DONE. `fork` is the
+//     above; `vfork` is vfork() (the parent waits until the child exec'd, so the outcome is
+//     known without a pipe); `posix_spawn` is glibc's (clone(CLONE_VM|CLONE_VFORK) inside),
+//     with fd 3 placed by a file action and no PR_SET_PDEATHSIG (posix_spawn has none).
 //
 //   spawn_probe wait-log LOG N PATTERN PID STALL_S
 //     Follows LOG (as it grows) until N lines contain PATTERN, then prints CLOCK_REALTIME
@@ -19,9 +24,11 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -117,7 +124,36 @@ void CollectAcks(int listen_fd, int want) {
   for (const Conn& c : conns) close(c.fd);
 }
 
-int Floor(int n, bool ack, char** argv) {
+enum class Method { kFork, kVfork, kPosixSpawn };
+
+double CpuSeconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+// vfork in a function of its own, so that no local of the caller's loop lives across it.
+[[gnu::noinline]] pid_t VforkExec(pid_t parent, int tcp, char** argv, char** envp) {
+  // The child shares our memory until it execs; exec_errno is its only write.
+  volatile int exec_errno = 0;
+  const pid_t pid = vfork();
+  if (pid < 0) Die("vfork");
+  if (pid == 0) {
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(126);
+    if (dup2(tcp, 3) < 0) _exit(126);
+    execve(argv[0], argv, envp);
+    exec_errno = errno;
+    _exit(127);
+  }
+  if (exec_errno != 0) {
+    errno = exec_errno;
+    Die(std::string("execve ") + argv[0]);
+  }
+  return pid;
+}
+
+int Floor(int n, bool ack, Method method, bool print_cpu, char** argv) {
   // One status pipe per child, plus the ack connections: more than a default soft limit of
   // 1024 allows at N = 1000.
   rlimit nofile{};
@@ -147,7 +183,31 @@ int Floor(int n, bool ack, char** argv) {
   std::vector<pid_t> pids;
   std::vector<int> status_fds;
   pids.reserve(static_cast<size_t>(n));
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, tcp, 3);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t empty;
+  sigemptyset(&empty);
+  posix_spawnattr_setsigmask(&attr, &empty);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
+  const double cpu0 = CpuSeconds();
   for (int i = 0; i < n; ++i) {
+    if (method == Method::kPosixSpawn) {
+      pid_t pid = -1;
+      const int err = posix_spawn(&pid, argv[0], &actions, &attr, argv, envp.data());
+      if (err != 0) {
+        errno = err;
+        Die(std::string("posix_spawn ") + argv[0]);
+      }
+      pids.push_back(pid);
+      continue;
+    }
+    if (method == Method::kVfork) {
+      pids.push_back(VforkExec(parent, tcp, argv, envp.data()));
+      continue;
+    }
     int p[2];
     if (pipe2(p, O_CLOEXEC) != 0) Die("pipe2");
     const pid_t pid = fork();
@@ -191,7 +251,12 @@ int Floor(int n, bool ack, char** argv) {
     }
   }
   const double done = RealNow();
-  std::printf("%.6f %.6f\n", done, last_fork);
+  const double cpu = CpuSeconds() - cpu0;
+  if (print_cpu) {
+    std::printf("%.6f %.6f %.6f\n", done, last_fork, cpu);
+  } else {
+    std::printf("%.6f %.6f\n", done, last_fork);
+  }
   std::fflush(stdout);
 
   for (pid_t pid : pids) kill(pid, SIGKILL);
@@ -243,7 +308,7 @@ int WaitLog(const char* log, int n, const std::string& pattern, pid_t pid, doubl
 
 int Usage() {
   std::fprintf(stderr,
-               "usage: spawn_probe floor N exec|ack WORKER [ARGS...]\n"
+               "usage: spawn_probe floor N exec|ack [fork|vfork|posix_spawn] WORKER [ARGS...]\n"
                "       spawn_probe wait-log LOG N PATTERN PID STALL_S\n");
   return 2;
 }
@@ -255,7 +320,13 @@ int main(int argc, char** argv) {
     const int n = std::atoi(argv[2]);
     const std::string mode = argv[3];
     if (n < 1 || (mode != "exec" && mode != "ack")) return Usage();
-    return Floor(n, mode == "ack", argv + 4);
+    const std::string word = argv[4];
+    Method method = Method::kFork;
+    const bool named = word == "fork" || word == "vfork" || word == "posix_spawn";
+    if (word == "vfork") method = Method::kVfork;
+    if (word == "posix_spawn") method = Method::kPosixSpawn;
+    if (named && argc < 6) return Usage();
+    return Floor(n, mode == "ack", method, named, argv + (named ? 5 : 4));
   }
   if (argc == 7 && std::strcmp(argv[1], "wait-log") == 0) {
     const int n = std::atoi(argv[3]);

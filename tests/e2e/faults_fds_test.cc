@@ -7,6 +7,7 @@
 // cannot be printed>"). The master therefore answers a status before its fds run out, so that
 // the types on the paths exercised here are already in UBSan's cache.
 #include <doctest/doctest.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -77,7 +78,10 @@ std::string LineWith(const std::string& log, const std::string& needle) {
 
 TEST_CASE("out of fds the master refuses with the reason, backs spawns off, does not spin, and "
           "recovers") {
-  MasterRun m({"-n", "2", "-m", "0", "-s", "0.1"}, {TEST_WORKER_BIN, "--report", "{reports}"});
+  // -g: each spawn opens an fd in the master (the worker's command channel). A plain worker's
+  // spawn opens none (sys::Launch needs no status pipe), and would start even now.
+  MasterRun m({"-n", "2", "-m", "0", "-s", "0.1", "-g"},
+              {TEST_WORKER_BIN, "--report", "{reports}"});
   REQUIRE(m.WaitForWorkers(2));
   REQUIRE(PollUntil([&] { return PoolSettled(m, 2, 1); }, 10s));
   rlimit original{};
@@ -106,7 +110,7 @@ TEST_CASE("out of fds the master refuses with the reason, backs spawns off, does
   CHECK_FALSE(held.empty());
   CHECK(m.WaitForLog("out of file descriptors (Too many open files)"));
 
-  // A spawn needs fds too: it fails with the reason and is retried with backoff.
+  // A spawn that needs an fd: it fails with the reason and is retried with backoff.
   auto inc = held[0]->Ask("{\"id\": 2, \"command\": \"inc\"}\n");
   REQUIRE(inc.has_value());
   CHECK(inc->message == "Incrementing number of workers from 2 -> 3");
@@ -145,8 +149,44 @@ TEST_CASE("out of fds the master refuses with the reason, backs spawns off, does
   CHECK(PollUntil([&] { return (st = Status(m)).has_value(); }, 5s));
   CHECK(m.WaitForLog("command socket: accepting connections again after refusing"));
   CHECK(PollUntil([&] { return PoolSettled(m, 3, 1); }, 20s));
-  CHECK(PollUntil([&] { return OpenFds(m.pid()) == baseline; }, 10s));
+  // Besides the third worker's -g channel.
+  CHECK(PollUntil([&] { return OpenFds(m.pid()) == baseline + 1; }, 10s));
   CHECK(m.process().running());
+}
+
+// A worker without binds or per-worker extras is started without any fd in the master: the
+// spawn knows the exec's outcome when clone returns, so there is no status pipe to open.
+TEST_CASE("out of fds the master still starts a plain worker (a spawn opens no fd)") {
+  MasterRun m({"-n", "1", "-m", "0", "-s", "0.1"}, {TEST_WORKER_BIN, "--report", "{reports}"});
+  REQUIRE(m.WaitForWorkers(1));
+  REQUIRE(PollUntil([&] { return PoolSettled(m, 1, 1); }, 10s));
+  rlimit original{};
+  REQUIRE(prlimit(m.pid(), RLIMIT_NOFILE, nullptr, &original) == 0);
+  const size_t baseline = SettledFds(m.pid());
+  // Every fd below the limit taken, by connections the master keeps (as above); the worker
+  // itself gets the same limit with only 0-2 open, room enough to load and run.
+  SetSoftFdLimit(m.pid(), baseline + 3);
+  std::vector<std::unique_ptr<ControlClient>> held;
+  bool refused = false;
+  for (int i = 0; i < 64 && !refused; ++i) {
+    auto c = std::make_unique<ControlClient>(Sock(m));
+    REQUIRE(c->connected());
+    auto r = c->Ask(kStatus);
+    REQUIRE(r.has_value());
+    refused = RefusedFor(r, kOutOfFds);
+    if (!refused) held.push_back(std::move(c));
+  }
+  REQUIRE(refused);
+
+  REQUIRE(kill(m.pid(), SIGTTIN) == 0);  // inc, without a connection
+  CHECK(PollUntil([&] { return ChildrenOf(m.pid()).size() == 2; }, 10s));
+  CHECK(m.WaitForLog("(index 1, generation 1) is ready"));
+  CHECK(m.Log().find("could not start the worker") == std::string::npos);
+  CHECK(m.Log().find("could not be started") == std::string::npos);
+
+  held.clear();
+  SetSoftFdLimit(m.pid(), original.rlim_cur);
+  CHECK(PollUntil([&] { return PoolSettled(m, 2, 1); }, 20s));
 }
 
 // Raises this process's soft fd limit to the hard one; returns the new soft limit.
