@@ -86,7 +86,7 @@ TEST_CASE("Launch: returns once exec'd, or with the failed step and a child left
   }
 }
 
-TEST_CASE("Launch: the caller keeps its dispositions, mask and fds; the child gets defaults") {
+TEST_CASE("Launch: the caller keeps its dispositions, mask and fds and the child gets defaults") {
   TempDir dir;
   const std::string out = dir.File("out");
   struct sigaction handler {};
