@@ -213,6 +213,7 @@ void Supervisor::SendStop(Worker& w, Signal sig, Time now) {
 int Supervisor::FreeIndex() const {
   std::vector<bool> used(workers_.size() + 1, false);
   for (const auto& [pid, w] : workers_) {
+    ++scan_steps_;
     if (w.index >= 0 && static_cast<size_t>(w.index) < used.size()) {
       used[static_cast<size_t>(w.index)] = true;
     }

@@ -292,6 +292,11 @@ class Supervisor {
   const SupervisorConfig& config() const { return config_; }
   int generation() const { return generation_; }
 
+  // For the tests that keep the supervisor linear in the number of workers: the elements the
+  // per-event work visited so far (workers and slots scanned by FreeIndex, Count, Reconcile,
+  // DrainDetached). Every event must cost O(log n) of them, not O(n).
+  std::uint64_t scan_steps() const { return scan_steps_; }
+
  private:
   // One function per transition; each logs its line and emits its event.
   void SpawnInto(int slot, Time now);
@@ -351,6 +356,7 @@ class Supervisor {
   std::optional<Time> drain_reminder_;
   bool finished_ = false;
   int exit_code_ = 0;
+  mutable std::uint64_t scan_steps_ = 0;
 };
 
 }  // namespace einhorn::core

@@ -58,6 +58,7 @@ PoolCounts Supervisor::Count() const {
   c.target = config_.target;
   c.alive = static_cast<int>(workers_.size());
   for (const auto& [pid, w] : workers_) {
+    ++scan_steps_;
     if (w.state == WorkerState::kDraining) continue;
     const bool ready = w.state == WorkerState::kReady;
     if (w.slot >= 0) {
@@ -67,6 +68,7 @@ PoolCounts Supervisor::Count() const {
     }
   }
   for (const Slot& slot : slots_) {
+    ++scan_steps_;
     if (slot.pid) continue;
     if (!slot.respawn_at) {
       ++c.empty_slots;
@@ -97,6 +99,7 @@ void Supervisor::Reconcile(Time now) {
     const UpgradeStep step = PlanStep(upgrading, config_.upgrade, Count());
     int spawned = 0;
     for (size_t i = 0; i < slots_.size() && spawned < step.spawn; ++i) {
+      ++scan_steps_;
       // Spawn errors count as failures: stop at the one that aborts the upgrade.
       if (upgrade_ && upgrade_->failures >= config_.upgrade.max_failures) break;
       if (!slots_[i].pid && !slots_[i].respawn_at) {
@@ -118,6 +121,7 @@ void Supervisor::DrainDetached(const UpgradeStep& step, Time now) {
   // Oldest generation first, then oldest worker first.
   std::vector<Worker*> ready;
   for (auto& [pid, w] : workers_) {
+    ++scan_steps_;
     if (w.slot >= 0 || w.state == WorkerState::kDraining) continue;
     if (w.state == WorkerState::kReady) {
       ready.push_back(&w);
