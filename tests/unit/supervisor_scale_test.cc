@@ -36,6 +36,7 @@ void AckAndReap(Supervisor& s, Time now) {
     if (booting.empty() && draining.empty()) return;
     for (const Pid p : booting) s.Ack(p, now);
     for (const Pid p : draining) s.ChildExited(p, ExitStatus{false, 0}, now);
+    REQUIRE(s.TalliesMatch());
   }
 }
 
@@ -54,10 +55,42 @@ TEST_CASE("supervisor scale: start, ack and upgrade of n workers scan O(n) eleme
     REQUIRE(s.last_upgrade().has_value());
     CHECK(s.last_upgrade()->ok);
     CHECK(s.workers().size() == static_cast<size_t>(n));
+    CHECK(s.ready_count() == n);
+    CHECK(s.booting_count() == 0);
+    CHECK(s.draining_count() == 0);
     // ~3 events per worker (spawn, ack, exit) at each of start and upgrade, each O(1)
     // elements; the old code scanned every worker at each of them.
     CHECK(s.scan_steps() <= static_cast<std::uint64_t>(n) * 40);
   }
+}
+
+// The tallies follow every transition: crash loops, a shrink and a grow, a stop.
+TEST_CASE("supervisor scale: the tallies equal a recount through resizes, failures and a stop") {
+  FakeEffects fx;
+  Supervisor s(Manual(6, 2), fx);
+  Time now = Seconds(10);
+  s.Start(now);
+  CHECK(s.TalliesMatch());
+  s.Ack(100, now);
+  s.Ack(101, now);
+  s.ChildExited(102, ExitStatus{false, 1}, now);  // before ready: a respawn is pending
+  CHECK(s.TalliesMatch());
+  s.SetTarget(3, now);
+  CHECK(s.TalliesMatch());
+  s.SetTarget(8, now);
+  CHECK(s.TalliesMatch());
+  now += Seconds(5);
+  s.Tick(now);
+  CHECK(s.TalliesMatch());
+  REQUIRE(s.Upgrade(UpgradeStrategy::kSmooth, now).started);
+  CHECK(s.TalliesMatch());
+  const Pid first_new = fx.spawns.empty() ? 0 : static_cast<Pid>(99 + fx.spawns.size());
+  s.ChildExited(first_new, ExitStatus{true, 9}, now);  // the canary dies
+  CHECK(s.TalliesMatch());
+  s.Stop(StopKind::kDrain, now);
+  CHECK(s.TalliesMatch());
+  CHECK(s.ready_count() + s.booting_count() + s.draining_count() ==
+        static_cast<int>(s.workers().size()));
 }
 
 }  // namespace
