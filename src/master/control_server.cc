@@ -344,9 +344,13 @@ void ControlServer::Accept(int fd) {
     return;
   }
   // The workers' -g channels do not count.
-  if (connections_.size() - worker_channels_.size() >= limits_.max_connections) {
+  size_t max_connections = limits_.max_connections;
+  if (limits_.live_workers) {
+    max_connections = std::max(max_connections, limits_.live_workers() + kConnectionsBeyondWorkers);
+  }
+  if (connections_.size() - worker_channels_.size() >= max_connections) {
     NoteRefusal(Connection::PeerName(peer),
-                "too many connections (" + std::to_string(limits_.max_connections) + ")");
+                "too many connections (" + std::to_string(max_connections) + ")");
     control_.Refused(peer, "too_many_connections", now_());
     RefuseNow(fd, ErrorReply("Too many connections to the command socket; try again later"));
     return;

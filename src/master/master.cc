@@ -108,8 +108,11 @@ int Master::Run() {
         &watchdog_, [](uv_timer_t*) { sys::NotifyServiceManager("WATCHDOG=1"); }, 0, ms);
   }
 
+  ServerLimits limits;
+  limits.live_workers = [this] { return supervisor_.workers().size(); };
   server_ = std::make_unique<ControlServer>(
-      &loop_, control_, setup_.access, [this] { return Now(); }, [this] { AfterEvent(); });
+      &loop_, control_, setup_.access, [this] { return Now(); }, [this] { AfterEvent(); },
+      std::move(limits));
   if (setup_.control.fd >= 0) server_->Listen(setup_.control.fd);
   StartMetricsServer();
 

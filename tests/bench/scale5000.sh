@@ -26,9 +26,10 @@ command -v jq >/dev/null || { echo "scale5000.sh: jq is missing (scripts/install
 here=$(dirname "$0")
 . "$here/lib/common.sh"
 
-# --- limits: each worker is a process and costs the master a few fds (output pipes, the
-# notify socket): ask for 8 fds and 2 processes per worker, with room.
-need_fds=$((N * 8 + 1024))
+# --- limits: each worker is a process; the master keeps no fd per worker unless it relays
+# their output (--worker-output) or gives them a channel (-g): ask for one fd and 2 processes
+# per worker, with room.
+need_fds=$((N + 1024))
 need_procs=$((N * 2 + 1024))
 pid_max=$(cat /proc/sys/kernel/pid_max)
 threads_max=$(cat /proc/sys/kernel/threads-max)
