@@ -106,6 +106,8 @@ for ((rep = 0; rep < REPS; rep++)); do
       bench_fail "einhornctl status failed"
     "$rtt" exec "$N" "status --json" 20 "$ctl" -d "$SOCK" status --json >>"$BENCH_TMP/rtt.out" ||
       bench_fail "einhornctl status --json failed"
+    bench_note "control socket and einhornctl at N=$N:"
+    cat "$BENCH_TMP/rtt.out" >&2
     text_b=$(ctl status | wc -c)
     json_b=$(ctl status --json | wc -c)
     row scale "N=$N" "einhornctl status output (bytes)" "$text_b" - "--json: $json_b bytes"
