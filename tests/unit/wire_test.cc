@@ -846,7 +846,7 @@ TEST_CASE("ParseReply: the fast message path reads as yaml-cpp, whatever the byt
     }
   }
   // Lines that are not EncodeReply's: the fast path steps aside.
-  for (const std::string line :
+  for (const std::string& line :
        {std::string("---%0Amessage: \"a\\qb\"%0A"), std::string("---%0Amessage: \"open"),
         std::string("---%0Amessage: \"a\"%0Amessage: \"b\"%0A"),
         std::string("---%0Amessage: \"a\" # c%0A"), std::string("{message: x}"),
