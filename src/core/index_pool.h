@@ -27,7 +27,7 @@ class IndexPool {
   std::size_t held() const { return held_; }
 
  private:
-  void Grow();  // moves the frontier up by one, taking in an index kept aside
+  void Grow();                // moves the frontier up by one, taking in an index kept aside
   std::vector<int> holders_;  // holders of each index below the frontier
   std::set<int> free_;        // the indexes below the frontier that no one holds
   std::map<int, int> aside_;  // holders of indexes at or above the frontier

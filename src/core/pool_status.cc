@@ -310,8 +310,7 @@ class Reader {
   }
 
   template <typename Node, typename T>
-  bool Optional(const Node& map, const char* key, const std::string& path,
-                std::optional<T>* out) {
+  bool Optional(const Node& map, const char* key, const std::string& path, std::optional<T>* out) {
     const auto& node = map[key];
     out->reset();
     if (!node.IsDefined() || node.IsNull()) return true;
@@ -679,12 +678,24 @@ class FastParser {
       }
       if (p_ >= t_.size()) throw Bail{};
       switch (t_[p_++]) {
-        case '"': n.quoted_ += '"'; break;
-        case '\\': n.quoted_ += '\\'; break;
-        case 'n': n.quoted_ += '\n'; break;
-        case 'r': n.quoted_ += '\r'; break;
-        case 't': n.quoted_ += '\t'; break;
-        case 'x': AppendUtf8(n.quoted_, HexDigits(2)); break;
+        case '"':
+          n.quoted_ += '"';
+          break;
+        case '\\':
+          n.quoted_ += '\\';
+          break;
+        case 'n':
+          n.quoted_ += '\n';
+          break;
+        case 'r':
+          n.quoted_ += '\r';
+          break;
+        case 't':
+          n.quoted_ += '\t';
+          break;
+        case 'x':
+          AppendUtf8(n.quoted_, HexDigits(2));
+          break;
         case 'u': {
           const unsigned cp = HexDigits(4);
           if (cp >= 0xD800 && cp <= 0xDFFF) throw Bail{};  // surrogates: yaml-cpp's business
@@ -731,9 +742,7 @@ Result<PoolStatus> PoolStatusFromYamlSlow(const std::string& text) {
   }
 }
 
-std::optional<PoolStatus> PoolStatusFromYamlFast(const std::string& text) {
-  return FastRead(text);
-}
+std::optional<PoolStatus> PoolStatusFromYamlFast(const std::string& text) { return FastRead(text); }
 
 Result<PoolStatus> PoolStatusFromYaml(const std::string& text) {
   if (std::optional<PoolStatus> fast = FastRead(text)) return std::move(*fast);

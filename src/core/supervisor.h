@@ -386,8 +386,8 @@ class Supervisor {
 
   // Derived from workers_ and slots_ (Restore rebuilds them; the snapshot does not carry
   // them), so that no event costs a scan of the pool: the structures that keep it linear.
-  IndexPool indexes_;         // EINHORN_CHILD_INDEX held, and the lowest free one
-  int attached_ready_ = 0;    // not draining, in a slot
+  IndexPool indexes_;       // EINHORN_CHILD_INDEX held, and the lowest free one
+  int attached_ready_ = 0;  // not draining, in a slot
   int attached_booting_ = 0;
   // Detached, not draining: ready ones in the order they are drained (oldest generation, then
   // oldest worker), booting ones by pid.

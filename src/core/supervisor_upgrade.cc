@@ -70,7 +70,9 @@ PoolCounts Supervisor::Count() const {
   c.detached_booting = static_cast<int>(detached_booting_.size());
   c.empty_slots = static_cast<int>(empty_slots_.size());
 #ifndef NDEBUG
-  if (!TalliesMatch()) throw std::logic_error("supervisor: the pool's tallies drifted from a recount");
+  if (!TalliesMatch()) {
+    throw std::logic_error("supervisor: the pool's tallies drifted from a recount");
+  }
 #endif
   return c;
 }

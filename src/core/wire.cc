@@ -523,11 +523,21 @@ std::optional<std::string> FastQuoted(std::string_view doc, size_t* pos) {
     if (c != '\\' || i >= doc.size()) return std::nullopt;
     unsigned cp = 0;
     switch (doc[i++]) {
-      case '"': out += '"'; continue;
-      case '\\': out += '\\'; continue;
-      case 'n': out += '\n'; continue;
-      case 'r': out += '\r'; continue;
-      case 't': out += '\t'; continue;
+      case '"':
+        out += '"';
+        continue;
+      case '\\':
+        out += '\\';
+        continue;
+      case 'n':
+        out += '\n';
+        continue;
+      case 'r':
+        out += '\r';
+        continue;
+      case 't':
+        out += '\t';
+        continue;
       case 'x':
         if (!hex(2, &cp)) return std::nullopt;
         break;

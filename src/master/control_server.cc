@@ -493,8 +493,7 @@ void ControlServer::BroadcastUpgrade(core::UpgradeNoteKind kind, const std::stri
     // An upgrade of thousands of workers streams tens of thousands of lines: a subscriber that
     // reads slower than that (a loaded machine) skips progress lines once half its write queue
     // is full, and is told how many, rather than being dropped as a peer that reads nothing.
-    const size_t queued =
-        uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(&c->pipe));
+    const size_t queued = uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(&c->pipe));
     if (kind == core::UpgradeNoteKind::kProgress && queued > limits_.max_write_queue / 2) {
       ++c->skipped_notes;
       continue;

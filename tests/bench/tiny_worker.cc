@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
   sigemptyset(&stops);
   for (const int s : {SIGUSR2, SIGTERM, SIGINT}) sigaddset(&stops, s);
   sigprocmask(SIG_BLOCK, &stops, &old);
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = OnStop;
   sigaction(SIGUSR2, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);

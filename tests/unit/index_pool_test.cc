@@ -41,7 +41,7 @@ TEST_CASE("index pool: the lowest free index, as a scan finds it, through random
       } else if (op == 8) {
         // A restored worker's index: near the others, far above them, or a duplicate.
         const int i = rng() % 3 == 0 ? static_cast<int>(rng() % (1u << 30))
-                                      : static_cast<int>(rng() % (count + 8));
+                                     : static_cast<int>(rng() % (count + 8));
         pool.Hold(i);
         ++held[i];
         ++count;
