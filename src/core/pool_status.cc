@@ -205,29 +205,113 @@ void WriteRows(std::string& out, const char* key, const std::vector<Row>& rows,
 // The reader walks a fixed schema, never the whole tree, so aliases (even cyclic ones) cannot
 // make it loop; every mistake becomes an error naming the key path.
 
+// One value of the subset of YAML that PoolStatusToYaml writes (see FastParse below): what
+// the Reader needs of a YAML::Node, on string_views into the text. Anything the fast parser is
+// not sure reads exactly as yaml-cpp reads it throws Bail, and the text goes to yaml-cpp.
+struct Bail {};
+
+class FlatNode {
+ public:
+  enum class Kind { kUndefined, kNull, kPlain, kQuoted, kMap, kSeq };
+
+  bool IsDefined() const { return kind_ != Kind::kUndefined; }
+  bool IsNull() const { return kind_ == Kind::kNull; }
+  bool IsScalar() const { return kind_ == Kind::kPlain || kind_ == Kind::kQuoted; }
+  bool IsMap() const { return kind_ == Kind::kMap; }
+  bool IsSequence() const { return kind_ == Kind::kSeq; }
+  std::size_t size() const { return kind_ == Kind::kSeq ? seq_.size() : map_.size(); }
+  const FlatNode& operator[](std::size_t i) const { return seq_.at(i); }
+  // The first entry with that key (yaml-cpp's lookup keeps duplicates and finds the first).
+  const FlatNode& operator[](std::string_view key) const {
+    for (const auto& [k, v] : map_) {
+      if (k == key) return v;
+    }
+    static const FlatNode kUndefinedNode;
+    return kUndefinedNode;
+  }
+
+  Kind kind_ = Kind::kUndefined;
+  std::string_view plain_;  // kPlain: the scalar's text
+  std::string quoted_;      // kQuoted: the decoded string
+  std::vector<std::pair<std::string_view, FlatNode>> map_;
+  std::vector<FlatNode> seq_;
+};
+
+// yaml-cpp's conversions, for the scalars FastParse lets through (its plain scalars are only
+// integers without leading zeros, decimals, .inf/-.inf/.nan, true and false). A quoted scalar
+// where a number or bool is wanted bails (yaml-cpp would convert its text).
+bool Decode(const YAML::Node& node, int* out) { return YAML::convert<int>::decode(node, *out); }
+bool Decode(const YAML::Node& node, long long* out) {
+  return YAML::convert<long long>::decode(node, *out);
+}
+bool Decode(const YAML::Node& node, double* out) {
+  return YAML::convert<double>::decode(node, *out);
+}
+bool Decode(const YAML::Node& node, bool* out) { return YAML::convert<bool>::decode(node, *out); }
+bool Decode(const YAML::Node& node, std::string* out) {
+  return YAML::convert<std::string>::decode(node, *out);
+}
+
+template <typename T>
+void DecodeInteger(const FlatNode& node, T* out) {
+  if (node.kind_ != FlatNode::Kind::kPlain) throw Bail{};
+  const std::string_view t = node.plain_;
+  T value{};
+  const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), value);
+  if (ec != std::errc{} || end != t.data() + t.size()) throw Bail{};
+  *out = value;
+}
+bool Decode(const FlatNode& node, int* out) { return DecodeInteger(node, out), true; }
+bool Decode(const FlatNode& node, long long* out) { return DecodeInteger(node, out), true; }
+bool Decode(const FlatNode& node, double* out) {
+  if (node.kind_ != FlatNode::Kind::kPlain) throw Bail{};
+  const std::string_view t = node.plain_;
+  if (t == ".inf") {
+    *out = HUGE_VAL;
+  } else if (t == "-.inf") {
+    *out = -HUGE_VAL;
+  } else if (t == ".nan") {
+    *out = std::nan("");
+  } else {
+    const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), *out);
+    if (ec != std::errc{} || end != t.data() + t.size()) throw Bail{};
+  }
+  return true;
+}
+bool Decode(const FlatNode& node, bool* out) {
+  if (node.kind_ != FlatNode::Kind::kPlain || (node.plain_ != "true" && node.plain_ != "false")) {
+    throw Bail{};
+  }
+  *out = node.plain_ == "true";
+  return true;
+}
+bool Decode(const FlatNode& node, std::string* out) {
+  *out = node.kind_ == FlatNode::Kind::kQuoted ? node.quoted_ : std::string(node.plain_);
+  return true;
+}
+
 class Reader {
  public:
   explicit Reader(std::string* error) : error_(error) {}
 
-  template <typename T>
-  bool Required(const YAML::Node& map, const char* key, const std::string& path, T* out) {
-    const YAML::Node node = map[key];
+  template <typename Node, typename T>
+  bool Required(const Node& map, const char* key, const std::string& path, T* out) {
+    const auto& node = map[key];
     if (!node.IsDefined() || node.IsNull()) return Fail(path + key + ": missing");
     return Convert(node, path + key, out);
   }
 
   // Absent or null leaves *out untouched.
-  template <typename T>
-  bool Optional(const YAML::Node& map, const char* key, const std::string& path, T* out) {
-    const YAML::Node node = map[key];
+  template <typename Node, typename T>
+  bool Optional(const Node& map, const char* key, const std::string& path, T* out) {
+    const auto& node = map[key];
     if (!node.IsDefined() || node.IsNull()) return true;
     return Convert(node, path + key, out);
   }
 
-  template <typename T>
-  bool Optional(const YAML::Node& map, const char* key, const std::string& path,
-                std::optional<T>* out) {
-    const YAML::Node node = map[key];
+  template <typename Node, typename T>
+  bool Optional(const Node& map, const char* key, const std::string& path, std::optional<T>* out) {
+    const auto& node = map[key];
     out->reset();
     if (!node.IsDefined() || node.IsNull()) return true;
     T value{};
@@ -242,9 +326,9 @@ class Reader {
   }
 
  private:
-  template <typename T>
-  bool Convert(const YAML::Node& node, const std::string& path, T* out) {
-    if (!node.IsScalar() || !YAML::convert<T>::decode(node, *out)) {
+  template <typename Node, typename T>
+  bool Convert(const Node& node, const std::string& path, T* out) {
+    if (!node.IsScalar() || !Decode(node, out)) {
       return Fail(path + ": expected " + Expected(out));
     }
     return true;
@@ -259,7 +343,8 @@ class Reader {
   std::string* error_;
 };
 
-bool ReadWorker(Reader& r, const YAML::Node& row, const std::string& path, WorkerStatus* w) {
+template <typename Node>
+bool ReadWorker(Reader& r, const Node& row, const std::string& path, WorkerStatus* w) {
   if (!row.IsMap()) return r.Fail(path + ": expected a mapping");
   const std::string p = path + ".";
   return r.Required(row, "slot", p, &w->slot) && r.Required(row, "pid", p, &w->pid) &&
@@ -274,7 +359,8 @@ bool ReadWorker(Reader& r, const YAML::Node& row, const std::string& path, Worke
          r.Optional(row, "draining_for", p, &w->draining_for);
 }
 
-bool ReadPending(Reader& r, const YAML::Node& row, const std::string& path, PendingSlot* s) {
+template <typename Node>
+bool ReadPending(Reader& r, const Node& row, const std::string& path, PendingSlot* s) {
   if (!row.IsMap()) return r.Fail(path + ": expected a mapping");
   const std::string p = path + ".";
   return r.Required(row, "slot", p, &s->slot) && r.Optional(row, "respawn_in", p, &s->respawn_in) &&
@@ -283,7 +369,8 @@ bool ReadPending(Reader& r, const YAML::Node& row, const std::string& path, Pend
          r.Optional(row, "last_exit", p, &s->last_exit);
 }
 
-bool ReadListener(Reader& r, const YAML::Node& row, const std::string& path, ListenerStatus* l) {
+template <typename Node>
+bool ReadListener(Reader& r, const Node& row, const std::string& path, ListenerStatus* l) {
   if (!row.IsMap()) return r.Fail(path + ": expected a mapping");
   const std::string p = path + ".";
   return r.Required(row, "name", p, &l->name) &&
@@ -291,7 +378,8 @@ bool ReadListener(Reader& r, const YAML::Node& row, const std::string& path, Lis
          r.Optional(row, "backlog", p, &l->backlog);
 }
 
-bool ReadUpgrade(Reader& r, const YAML::Node& map, UpgradeStatus* u) {
+template <typename Node>
+bool ReadUpgrade(Reader& r, const Node& map, UpgradeStatus* u) {
   const std::string p = "upgrade.";
   return r.Required(map, "strategy", p, &u->strategy) &&
          r.Required(map, "to_generation", p, &u->to_generation) &&
@@ -302,17 +390,18 @@ bool ReadUpgrade(Reader& r, const YAML::Node& map, UpgradeStatus* u) {
          r.Optional(map, "old_remaining", p, &u->old_remaining);
 }
 
-bool ReadLastUpgrade(Reader& r, const YAML::Node& map, LastUpgradeStatus* u) {
+template <typename Node>
+bool ReadLastUpgrade(Reader& r, const Node& map, LastUpgradeStatus* u) {
   const std::string p = "last_upgrade.";
   return r.Required(map, "ok", p, &u->ok) && r.Required(map, "generation", p, &u->generation) &&
          r.Optional(map, "reason", p, &u->reason) && r.Optional(map, "ago", p, &u->ago);
 }
 
 // Reads the optional mapping under `key` (absent or null: empty) with `parse`.
-template <typename Section, typename Parse>
-bool ReadSection(Reader& r, const YAML::Node& root, const char* key,
-                 std::optional<Section>* section, Parse parse) {
-  const YAML::Node map = root[key];
+template <typename Node, typename Section, typename Parse>
+bool ReadSection(Reader& r, const Node& root, const char* key, std::optional<Section>* section,
+                 Parse parse) {
+  const auto& map = root[key];
   section->reset();
   if (!map.IsDefined() || map.IsNull()) return true;
   if (!map.IsMap()) return r.Fail(std::string(key) + ": expected a mapping");
@@ -323,13 +412,14 @@ bool ReadSection(Reader& r, const YAML::Node& root, const char* key,
 }
 
 // Reads the list under `key` (absent or null: empty) with `read_row` for each element.
-template <typename Row, typename ReadRow>
-bool ReadRows(Reader& r, const YAML::Node& root, const char* key, std::vector<Row>* rows,
+template <typename Node, typename Row, typename ReadRow>
+bool ReadRows(Reader& r, const Node& root, const char* key, std::vector<Row>* rows,
               ReadRow read_row) {
-  const YAML::Node list = root[key];
+  const auto& list = root[key];
   rows->clear();
   if (!list.IsDefined() || list.IsNull()) return true;
   if (!list.IsSequence()) return r.Fail(std::string(key) + ": expected a list");
+  rows->reserve(list.size());
   for (std::size_t i = 0; i < list.size(); ++i) {
     Row row;
     if (!read_row(r, list[i], std::string(key) + "[" + std::to_string(i) + "]", &row)) {
@@ -374,48 +464,289 @@ std::string PoolStatusToYaml(const PoolStatus& s) {
   return out;
 }
 
-Result<PoolStatus> PoolStatusFromYaml(const std::string& text) {
+namespace {
+
+template <typename Node>
+bool ReadStatus(Reader& r, const Node& root, PoolStatus* out) {
+  PoolStatus& s = *out;
+  const auto& counts = root["counts"];
+  bool ok = r.Required(root, "master_pid", "", &s.master_pid) &&
+            r.Required(root, "target", "", &s.target) &&
+            r.Optional(root, "version", "", &s.version) &&
+            r.Optional(root, "command_name", "", &s.command_name) &&
+            r.Optional(root, "generation", "", &s.generation) &&
+            r.Optional(root, "ack_mode", "", &s.ack_mode) &&
+            r.Optional(root, "verbosity", "", &s.verbosity) &&
+            r.Optional(root, "stopping", "", &s.stopping) &&
+            r.Optional(root, "reloads", "", &s.reloads) &&
+            r.Optional(root, "last_reload_error", "", &s.last_reload_error) &&
+            r.Optional(root, "reload_failures", "", &s.reload_failures) &&
+            r.Optional(root, "reloading", "", &s.reloading) &&
+            r.Optional(root, "watchdog_timeouts", "", &s.watchdog_timeouts);
+  if (ok) {
+    if (!counts.IsDefined() || counts.IsNull()) {
+      ok = r.Fail("counts: missing");
+    } else if (!counts.IsMap()) {
+      ok = r.Fail("counts: expected a mapping");
+    } else {
+      ok = r.Required(counts, "booting", "counts.", &s.booting) &&
+           r.Required(counts, "ready", "counts.", &s.ready) &&
+           r.Required(counts, "draining", "counts.", &s.draining);
+    }
+  }
+  return ok && ReadSection(r, root, "upgrade", &s.upgrade, ReadUpgrade<Node>) &&
+         ReadSection(r, root, "last_upgrade", &s.last_upgrade, ReadLastUpgrade<Node>) &&
+         ReadRows(r, root, "workers", &s.workers, ReadWorker<Node>) &&
+         ReadRows(r, root, "pending", &s.pending, ReadPending<Node>) &&
+         ReadRows(r, root, "listeners", &s.listeners, ReadListener<Node>);
+}
+
+// --- the fast path ----------------------------------------------------------------------------
+// yaml-cpp needs ~1.5 s for the status of 5000 workers (its scanner and node graph), far from
+// einhornctl's 100 ms budget. The master writes a small fixed subset of YAML (see the header's
+// layout), which this parses in one pass into FlatNodes: top-level `key: value` lines, `key:`
+// followed by `  - {flow map}` rows, `key: []`, one-line flow maps of scalars; scalars only as
+// PoolStatusToYaml writes them. Anything else (a comment, another indentation, a plain scalar
+// of another shape, an escape it does not write, a reader error) throws Bail and the whole text
+// is read by yaml-cpp, so the result, and every error message, is yaml-cpp's reading.
+
+class FastParser {
+ public:
+  explicit FastParser(std::string_view text) : t_(text) {}
+
+  FlatNode Document() {
+    FlatNode root;
+    root.kind_ = FlatNode::Kind::kMap;
+    while (p_ < t_.size()) {
+      if (t_[p_] == '\n') {  // a blank line
+        ++p_;
+        continue;
+      }
+      const std::string_view key = Key();
+      Expect(':');
+      FlatNode value;
+      if (AtEol()) {  // `key:` then rows, or nothing (null)
+        ++p_;
+        value = Rows();
+      } else {
+        Expect(' ');
+        value = Value();
+        if (!AtEol()) throw Bail{};
+        ++p_;
+      }
+      root.map_.emplace_back(key, std::move(value));
+    }
+    return root;
+  }
+
+ private:
+  bool AtEol() const { return p_ < t_.size() && t_[p_] == '\n'; }
+  void Expect(char c) {
+    if (p_ >= t_.size() || t_[p_] != c) throw Bail{};
+    ++p_;
+  }
+  static bool KeyChar(char c) { return (c >= 'a' && c <= 'z') || c == '_'; }
+
+  std::string_view Key() {
+    const std::size_t start = p_;
+    while (p_ < t_.size() && KeyChar(t_[p_])) ++p_;
+    if (p_ == start) throw Bail{};
+    return t_.substr(start, p_ - start);
+  }
+
+  FlatNode Rows() {
+    FlatNode seq;
+    seq.kind_ = FlatNode::Kind::kSeq;
+    while (t_.substr(p_, 4) == "  - ") {
+      p_ += 4;
+      if (p_ >= t_.size() || t_[p_] != '{') throw Bail{};
+      seq.seq_.push_back(FlowMap());
+      if (!AtEol()) throw Bail{};
+      ++p_;
+    }
+    if (seq.seq_.empty()) seq.kind_ = FlatNode::Kind::kNull;  // `key:` alone is null
+    return seq;
+  }
+
+  FlatNode Value() {
+    if (p_ < t_.size() && t_[p_] == '{') return FlowMap();
+    if (t_.substr(p_, 2) == "[]") {
+      p_ += 2;
+      FlatNode seq;
+      seq.kind_ = FlatNode::Kind::kSeq;
+      return seq;
+    }
+    return Scalar();
+  }
+
+  FlatNode FlowMap() {
+    Expect('{');
+    FlatNode map;
+    map.kind_ = FlatNode::Kind::kMap;
+    if (p_ < t_.size() && t_[p_] == '}') {
+      ++p_;
+      return map;
+    }
+    for (;;) {
+      const std::string_view key = Key();
+      Expect(':');
+      Expect(' ');
+      map.map_.emplace_back(key, Scalar());
+      if (p_ < t_.size() && t_[p_] == '}') {
+        ++p_;
+        return map;
+      }
+      Expect(',');
+      Expect(' ');
+    }
+  }
+
+  FlatNode Scalar() {
+    if (p_ < t_.size() && t_[p_] == '"') return Quoted();
+    const std::size_t start = p_;
+    while (p_ < t_.size() && t_[p_] != '\n' && t_[p_] != ',' && t_[p_] != '}') ++p_;
+    FlatNode n;
+    n.plain_ = t_.substr(start, p_ - start);
+    if (n.plain_ == "~") {
+      n.kind_ = FlatNode::Kind::kNull;
+    } else if (PlainNumber(n.plain_) || n.plain_ == "true" || n.plain_ == "false" ||
+               n.plain_ == ".inf" || n.plain_ == "-.inf" || n.plain_ == ".nan") {
+      n.kind_ = FlatNode::Kind::kPlain;
+    } else {
+      throw Bail{};
+    }
+    return n;
+  }
+
+  // -?D+ or -?D+.D+, no leading zero before another digit (yaml-cpp reads "010" as octal).
+  static bool PlainNumber(std::string_view t) {
+    std::size_t i = t.starts_with('-') ? 1 : 0;
+    auto digits = [&] {
+      const std::size_t start = i;
+      while (i < t.size() && t[i] >= '0' && t[i] <= '9') ++i;
+      return i - start;
+    };
+    const std::size_t first = i;
+    const std::size_t n = digits();
+    if (n == 0 || (n > 1 && t[first] == '0')) return false;
+    if (i == t.size()) return true;
+    if (t[i] != '.') return false;
+    ++i;
+    return digits() > 0 && i == t.size();
+  }
+
+  static int Hex(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    throw Bail{};
+  }
+
+  unsigned HexDigits(int n) {
+    if (p_ + static_cast<std::size_t>(n) > t_.size()) throw Bail{};
+    unsigned v = 0;
+    for (int i = 0; i < n; ++i) v = v * 16 + static_cast<unsigned>(Hex(t_[p_++]));
+    return v;
+  }
+
+  static void AppendUtf8(std::string& out, unsigned cp) {
+    if (cp < 0x80) {
+      out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+      out += static_cast<char>(0xC0 | (cp >> 6));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+      out += static_cast<char>(0xE0 | (cp >> 12));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+  }
+
+  FlatNode Quoted() {
+    Expect('"');
+    FlatNode n;
+    n.kind_ = FlatNode::Kind::kQuoted;
+    for (;;) {
+      if (p_ >= t_.size()) throw Bail{};
+      const char c = t_[p_++];
+      if (c == '"') return n;
+      // Raw control characters and line breaks are the writer's escapes, never raw.
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) throw Bail{};
+      if (c != '\\') {
+        n.quoted_ += c;
+        continue;
+      }
+      if (p_ >= t_.size()) throw Bail{};
+      switch (t_[p_++]) {
+        case '"':
+          n.quoted_ += '"';
+          break;
+        case '\\':
+          n.quoted_ += '\\';
+          break;
+        case 'n':
+          n.quoted_ += '\n';
+          break;
+        case 'r':
+          n.quoted_ += '\r';
+          break;
+        case 't':
+          n.quoted_ += '\t';
+          break;
+        case 'x':
+          AppendUtf8(n.quoted_, HexDigits(2));
+          break;
+        case 'u': {
+          const unsigned cp = HexDigits(4);
+          if (cp >= 0xD800 && cp <= 0xDFFF) throw Bail{};  // surrogates: yaml-cpp's business
+          AppendUtf8(n.quoted_, cp);
+          break;
+        }
+        default:
+          throw Bail{};
+      }
+    }
+  }
+
+  std::string_view t_;
+  std::size_t p_ = 0;
+};
+
+// The status read without yaml-cpp, or nullopt where the fast path is not sure.
+std::optional<PoolStatus> FastRead(const std::string& text) {
+  try {
+    const FlatNode root = FastParser(text).Document();
+    PoolStatus s;
+    std::string error;
+    Reader r(&error);
+    if (!ReadStatus(r, root, &s)) return std::nullopt;  // yaml-cpp says what is wrong
+    return s;
+  } catch (const Bail&) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+Result<PoolStatus> PoolStatusFromYamlSlow(const std::string& text) {
   try {
     const YAML::Node root = YAML::Load(text);
     if (!root.IsMap()) return Result<PoolStatus>::Error("status: expected a YAML mapping");
     PoolStatus s;
     std::string error;
     Reader r(&error);
-    const YAML::Node counts = root["counts"];
-    bool ok = r.Required(root, "master_pid", "", &s.master_pid) &&
-              r.Required(root, "target", "", &s.target) &&
-              r.Optional(root, "version", "", &s.version) &&
-              r.Optional(root, "command_name", "", &s.command_name) &&
-              r.Optional(root, "generation", "", &s.generation) &&
-              r.Optional(root, "ack_mode", "", &s.ack_mode) &&
-              r.Optional(root, "verbosity", "", &s.verbosity) &&
-              r.Optional(root, "stopping", "", &s.stopping) &&
-              r.Optional(root, "reloads", "", &s.reloads) &&
-              r.Optional(root, "last_reload_error", "", &s.last_reload_error) &&
-              r.Optional(root, "reload_failures", "", &s.reload_failures) &&
-              r.Optional(root, "reloading", "", &s.reloading) &&
-              r.Optional(root, "watchdog_timeouts", "", &s.watchdog_timeouts);
-    if (ok) {
-      if (!counts.IsDefined() || counts.IsNull()) {
-        ok = r.Fail("counts: missing");
-      } else if (!counts.IsMap()) {
-        ok = r.Fail("counts: expected a mapping");
-      } else {
-        ok = r.Required(counts, "booting", "counts.", &s.booting) &&
-             r.Required(counts, "ready", "counts.", &s.ready) &&
-             r.Required(counts, "draining", "counts.", &s.draining);
-      }
-    }
-    ok = ok && ReadSection(r, root, "upgrade", &s.upgrade, ReadUpgrade) &&
-         ReadSection(r, root, "last_upgrade", &s.last_upgrade, ReadLastUpgrade) &&
-         ReadRows(r, root, "workers", &s.workers, ReadWorker) &&
-         ReadRows(r, root, "pending", &s.pending, ReadPending) &&
-         ReadRows(r, root, "listeners", &s.listeners, ReadListener);
-    if (!ok) return Result<PoolStatus>::Error("status: " + error);
+    if (!ReadStatus(r, root, &s)) return Result<PoolStatus>::Error("status: " + error);
     return s;
   } catch (const YAML::Exception& e) {
     return Result<PoolStatus>::Error(std::string("status: not YAML: ") + e.what());
   }
+}
+
+std::optional<PoolStatus> PoolStatusFromYamlFast(const std::string& text) { return FastRead(text); }
+
+Result<PoolStatus> PoolStatusFromYaml(const std::string& text) {
+  if (std::optional<PoolStatus> fast = FastRead(text)) return std::move(*fast);
+  return PoolStatusFromYamlSlow(text);
 }
 
 }  // namespace einhorn::core

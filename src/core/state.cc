@@ -304,6 +304,9 @@ struct Schema<UpgradePolicy> {
   template <typename V, typename T>
   static void Visit(V& v, T& p) {
     v.Field("max_unacked", p.max_unacked, I32C{});
+    // Written only when set (the default since --max-unacked scales with the pool), so a
+    // state with an explicit value reads in older binaries as before.
+    v.FieldIf(p.scale_unacked, "scale_unacked", p.scale_unacked, BoolC{});
     v.Field("max_additional", p.max_additional, OptC<I32C>{});
     v.Field("canary", p.canary, BoolC{});
     v.Field("ack_timeout", p.ack_timeout, OptC<NsC>{});
@@ -694,7 +697,7 @@ size_t Members(const Options& x) {
                                 a29, a30, a31, a32, a33, a34] = x;
   return 34;
 }
-size_t Members(const UpgradePolicy& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6] = x; return 6; }
+size_t Members(const UpgradePolicy& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7] = x; return 7; }
 size_t Members(const SupervisorConfig& x) {
   [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12] = x;
   return 12;

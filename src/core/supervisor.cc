@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <thread>
 
 #include "core/supervisor_text.h"
 
@@ -41,7 +42,11 @@ SupervisorConfig ConfigFromOptions(const Options& o, std::uint64_t jitter_seed) 
   if (o.signal_timeout) c.signal_timeout = Seconds(*o.signal_timeout);
   c.drain_signal = o.drain_signal;
   c.kill_children_on_exit = o.kill_children_on_exit;
-  c.upgrade.max_unacked = o.max_unacked.value_or(1);
+  // Without --max-unacked: Einhorn's default (the CPU count) as a floor, scaled with the pool
+  // (UpgradePolicy). An explicit value is used as is, as Einhorn does.
+  c.upgrade.max_unacked =
+      o.max_unacked.value_or(std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
+  c.upgrade.scale_unacked = !o.max_unacked.has_value();
   c.upgrade.max_additional = o.max_upgrade_additional;
   c.upgrade.canary = o.canary;
   if (o.ack_timeout > 0) c.upgrade.ack_timeout = Seconds(o.ack_timeout);
@@ -57,6 +62,7 @@ Supervisor::Supervisor(SupervisorConfig config, Effects& effects)
 
 void Supervisor::Start(Time now) {
   slots_.resize(static_cast<size_t>(config_.target));
+  RebuildSlotSets();
   fx_.Log(LogLevel::kInfo, "launching " + std::to_string(config_.target) + " worker" +
                                (config_.target == 1 ? "" : "s"));
   for (int i = 0; i < config_.target; ++i) SpawnInto(i, now);
@@ -65,6 +71,7 @@ void Supervisor::Start(Time now) {
 void Supervisor::SpawnInto(int slot_index, Time now) {
   Slot& slot = slots_[static_cast<size_t>(slot_index)];
   slot.respawn_at.reset();
+  SlotChanged(slot_index);
   const int index = FreeIndex();
   const SpawnOutcome outcome = fx_.Spawn(SpawnRequest{slot_index, index, generation_});
   if (!outcome.ok()) {
@@ -79,9 +86,16 @@ void Supervisor::SpawnInto(int slot_index, Time now) {
   w.generation = generation_;
   w.spawned_at = now;
   slot.pid = w.pid;
+  SlotChanged(slot_index);
   Announce(LogLevel::kInfo, "spawned " + Describe(w), WorkerEvent(EventKind::kSpawn, w, now));
+  if (const auto old = workers_.find(w.pid); old != workers_.end()) {  // a pid the kernel reused
+    Untally(old->second);
+    indexes_.Release(old->second.index);
+  }
   auto [it, inserted] = workers_.insert_or_assign(w.pid, w);
   (void)inserted;
+  indexes_.Hold(index);
+  Tally(it->second);
   if (config_.ack_mode.kind == AckMode::Kind::kTimer && config_.ack_mode.timer_seconds <= 0) {
     BecomeReady(it->second, "(timer ack of 0s)", now);
   }
@@ -104,7 +118,9 @@ void Supervisor::SpawnFailed(int slot_index, const std::string& error, Time now)
 // worker:ack or READY=1): the watchdog's clock starts here too, or a worker ready at fork
 // (-m 0) would never be watched.
 void Supervisor::BecomeReady(Worker& w, const std::string& how, Time now) {
+  Untally(w);
   w.state = WorkerState::kReady;
+  Tally(w);
   w.ready_at = now;
   w.watchdog_at = now;
   Event e = WorkerEvent(EventKind::kReady, w, now);
@@ -128,6 +144,7 @@ void Supervisor::ScheduleRespawn(int slot_index, Time now) {
   Slot& slot = slots_[static_cast<size_t>(slot_index)];
   const Duration delay = BackoffFor(slot.consecutive_failures);
   slot.respawn_at = After(now, delay);
+  SlotChanged(slot_index);
   Event e = EventAt(EventKind::kRespawnDelay, now);
   e.slot = slot_index;
   e.seconds = ToSeconds(delay);
@@ -147,6 +164,8 @@ void Supervisor::ChildExited(Pid pid, const ExitStatus& status, Time now) {
     return;
   }
   const Worker w = it->second;
+  Untally(w);
+  indexes_.Release(w.index);
   workers_.erase(it);
   const Duration uptime = now - w.spawned_at;
   // A new worker that dies before it is ready, or soon after (within -s), is a failure of the
@@ -185,6 +204,7 @@ void Supervisor::RefillSlot(const Worker& w, const ExitStatus& status, Duration 
   Slot& slot = slots_[static_cast<size_t>(w.slot)];
   if (slot.pid != w.pid) return;
   slot.pid.reset();
+  SlotChanged(w.slot);
   slot.last_exit = status;
   if (stopping_) return;
   // A worker that never became ready, or that died within the backoff base of its start, is
@@ -206,31 +226,26 @@ void Supervisor::SendStop(Worker& w, Signal sig, Time now) {
   }
   if (!w.kill_at && config_.signal_timeout) w.kill_at = After(now, *config_.signal_timeout);
   if (!w.draining_since) w.draining_since = now;
+  Untally(w);
   w.state = WorkerState::kDraining;
   fx_.Kill(w.pid, sig);
 }
 
-int Supervisor::FreeIndex() const {
-  std::vector<bool> used(workers_.size() + 1, false);
-  for (const auto& [pid, w] : workers_) {
-    if (w.index >= 0 && static_cast<size_t>(w.index) < used.size()) {
-      used[static_cast<size_t>(w.index)] = true;
-    }
-  }
-  return static_cast<int>(std::find(used.begin(), used.end(), false) - used.begin());
-}
+int Supervisor::FreeIndex() const { return indexes_.Lowest(); }
 
 void Supervisor::SetTarget(int n, Time now) {
   if (n < 1 || finished_ || stopping_) return;
   const int old = config_.target;
   config_.target = n;
   if (n > old) {
+    const int had = std::min(old, static_cast<int>(slots_.size()));  // fewer before Start
     slots_.resize(static_cast<size_t>(n));
     // Due now, started by the next Tick: the shell answers the client first, so a resize
     // never waits for fork and exec. During an upgrade, the upgrade's budgets fill them.
     if (!upgrade_) {
       for (int i = old; i < n; ++i) slots_[static_cast<size_t>(i)].respawn_at = now;
     }
+    for (int i = had; i < n; ++i) SlotChanged(i);
     Reconcile(now);
     return;
   }
@@ -255,7 +270,7 @@ void Supervisor::SetTarget(int n, Time now) {
     if (!slot.pid) continue;
     Worker& w = workers_.at(*slot.pid);
     DrainWorker(w, "the pool shrinks to " + std::to_string(n), now);  // its event has slot i
-    w.slot = -1;
+    w.slot = -1;  // draining: no tally to move
   }
   std::vector<Slot> kept;
   for (int i = 0; i < old; ++i) {
@@ -265,6 +280,7 @@ void Supervisor::SetTarget(int n, Time now) {
     kept.push_back(slot);
   }
   slots_ = std::move(kept);
+  RebuildSlotSets();
   Reconcile(now);
 }
 
@@ -301,6 +317,7 @@ void Supervisor::WorkerStopping(Pid pid, Time now) {
   auto it = workers_.find(pid);
   if (it == workers_.end() || it->second.state == WorkerState::kDraining) return;
   Worker& w = it->second;
+  Untally(w);
   w.state = WorkerState::kDraining;
   if (!w.draining_since) w.draining_since = now;
   Event e = WorkerEvent(EventKind::kDrain, w, now);
@@ -336,10 +353,11 @@ void Supervisor::Tick(Time now) {
     }
   }
   if (!stopping_) {
-    for (size_t i = 0; i < slots_.size(); ++i) {
-      if (slots_[i].respawn_at && now >= *slots_[i].respawn_at) {
-        SpawnInto(static_cast<int>(i), now);
-      }
+    // The slots waiting for a respawn only, lowest first (SpawnInto moves them out).
+    const std::vector<int> waiting(waiting_slots_.begin(), waiting_slots_.end());
+    for (const int i : waiting) {
+      const Slot& slot = slots_[static_cast<size_t>(i)];
+      if (!slot.pid && slot.respawn_at && now >= *slot.respawn_at) SpawnInto(i, now);
     }
   }
   if (config_.worker_watchdog) {

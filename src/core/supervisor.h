@@ -28,10 +28,13 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/events.h"
+#include "core/index_pool.h"
 #include "core/options.h"
 #include "core/types.h"
 #include "core/upgrade.h"
@@ -292,6 +295,23 @@ class Supervisor {
   const SupervisorConfig& config() const { return config_; }
   int generation() const { return generation_; }
 
+  // For the tests that keep the supervisor linear in the number of workers: the elements the
+  // per-event work visited so far (workers and slots scanned by FreeIndex, Count, Reconcile,
+  // DrainDetached). Every event must cost O(log n) of them, not O(n).
+  std::uint64_t scan_steps() const { return scan_steps_; }
+  // Live workers by state in O(1) (from the tallies below), and the ready ones in the pool's
+  // slots (during an upgrade, all of the new generation's).
+  int ready_count() const { return attached_ready_ + static_cast<int>(detached_ready_.size()); }
+  int booting_count() const {
+    return attached_booting_ + static_cast<int>(detached_booting_.size());
+  }
+  int draining_count() const {
+    return static_cast<int>(workers_.size()) - ready_count() - booting_count();
+  }
+  int attached_ready_count() const { return attached_ready_; }
+  // For tests: whether the counts kept with every change equal a recount of the pool.
+  bool TalliesMatch() const;
+
  private:
   // One function per transition; each logs its line and emits its event.
   void SpawnInto(int slot, Time now);
@@ -325,7 +345,18 @@ class Supervisor {
   // After every event: upgrade progress, spawns it allows, drains of detached workers.
   void Reconcile(Time now);
   void DrainDetached(const UpgradeStep& step, Time now);
+  // O(1), from the tallies below; Recount is the scan they must equal (checked in debug
+  // builds and by TalliesMatch).
   PoolCounts Count() const;
+  PoolCounts Recount() const;
+  // The tallies follow every change of a worker's state or slot: Untally before it, Tally
+  // after (both ignore draining workers, which count only as alive). SlotChanged files one
+  // slot under empty or waiting; the Rebuild ones redo everything after a bulk change.
+  void Tally(const Worker& w);
+  void Untally(const Worker& w);
+  void SlotChanged(int slot);
+  void RebuildSlotSets();
+  void RebuildTallies();
   void CheckUpgradeDeadlines(Time now);
   void NewWorkerFailed(const std::string& what);
   void FinishUpgrade(Time now);
@@ -351,6 +382,19 @@ class Supervisor {
   std::optional<Time> drain_reminder_;
   bool finished_ = false;
   int exit_code_ = 0;
+  mutable std::uint64_t scan_steps_ = 0;
+
+  // Derived from workers_ and slots_ (Restore rebuilds them; the snapshot does not carry
+  // them), so that no event costs a scan of the pool: the structures that keep it linear.
+  IndexPool indexes_;       // EINHORN_CHILD_INDEX held, and the lowest free one
+  int attached_ready_ = 0;  // not draining, in a slot
+  int attached_booting_ = 0;
+  // Detached, not draining: ready ones in the order they are drained (oldest generation, then
+  // oldest worker), booting ones by pid.
+  std::set<std::tuple<int, Time, Pid>> detached_ready_;
+  std::set<Pid> detached_booting_;
+  std::set<int> empty_slots_;    // no worker and no respawn pending, filled lowest first
+  std::set<int> waiting_slots_;  // no worker, a respawn pending
 };
 
 }  // namespace einhorn::core

@@ -188,6 +188,8 @@ Supervisor Supervisor::Restore(SupervisorSnapshot s, Effects& effects) {
   sup.finished_ = s.finished;
   sup.exit_code_ = s.exit_code;
   sup.watchdog_timeouts_ = s.watchdog_timeouts;
+  sup.RebuildTallies();
+  sup.RebuildSlotSets();
   return sup;
 }
 

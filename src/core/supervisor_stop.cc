@@ -87,6 +87,7 @@ bool Supervisor::EnterStopping(StopKind kind, const std::string& detail, Time no
   const bool again = stopping_.has_value();
   stopping_ = kind;
   for (Slot& slot : slots_) slot.respawn_at.reset();
+  RebuildSlotSets();
   if (upgrade_) RollBack("the master is stopping", now);
   Event stop = EventAt(EventKind::kStop, now);
   stop.detail = detail;
@@ -133,6 +134,7 @@ void Supervisor::Escalate(const StopDecision& d, Time now) {
   for (auto& [pid, w] : workers_) {
     if (!w.signaled_at) w.signaled_at = now;
     if (!w.draining_since) w.draining_since = now;
+    Untally(w);
     w.state = WorkerState::kDraining;
     if (!w.killed) {
       w.killed = true;

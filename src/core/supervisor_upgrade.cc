@@ -2,6 +2,7 @@
 // budgets, finishing it, and rolling it back. The arithmetic of each step is PlanStep
 // (upgrade.cc); this file counts the pool and carries the step out.
 #include <algorithm>
+#include <stdexcept>
 #include <tuple>
 
 #include "core/supervisor.h"
@@ -36,11 +37,15 @@ UpgradeStart Supervisor::Upgrade(UpgradeStrategy strategy, Time now) {
   }
   // The workers in the slots become the old generation: detached, serving until replaced.
   for (const Slot& slot : slots_) {
-    if (slot.pid) workers_.at(*slot.pid).slot = -1;
+    if (!slot.pid) continue;
+    Worker& w = workers_.at(*slot.pid);
+    Untally(w);
+    w.slot = -1;
+    Tally(w);
   }
-  int serving = 0;
-  for (const auto& [pid, w] : workers_) serving += w.state == WorkerState::kReady ? 1 : 0;
+  const int serving = attached_ready_ + static_cast<int>(detached_ready_.size());
   slots_.assign(static_cast<size_t>(config_.target), Slot{});
+  RebuildSlotSets();
   generation_ = next_generation_++;
   UpgradeProgress& u = upgrade_.emplace();
   u.strategy = strategy;
@@ -56,8 +61,104 @@ UpgradeStart Supervisor::Upgrade(UpgradeStrategy strategy, Time now) {
 PoolCounts Supervisor::Count() const {
   PoolCounts c;
   c.target = config_.target;
+  const int waiting = static_cast<int>(waiting_slots_.size());
+  c.alive = static_cast<int>(workers_.size()) + waiting;
+  c.attached_ready = attached_ready_;
+  // A slot waiting for its respawn holds an unready worker to be (see Recount).
+  c.attached_booting = attached_booting_ + waiting;
+  c.detached_ready = static_cast<int>(detached_ready_.size());
+  c.detached_booting = static_cast<int>(detached_booting_.size());
+  c.empty_slots = static_cast<int>(empty_slots_.size());
+#ifndef NDEBUG
+  if (!TalliesMatch()) {
+    throw std::logic_error("supervisor: the pool's tallies drifted from a recount");
+  }
+#endif
+  return c;
+}
+
+bool Supervisor::TalliesMatch() const {
+  const std::uint64_t steps = scan_steps_;  // the check is not the work it checks
+  const PoolCounts r = Recount();
+  scan_steps_ = steps;
+  const int waiting = static_cast<int>(waiting_slots_.size());
+  size_t empty = 0, pending = 0;
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    if (slots_[i].pid) continue;
+    const bool in_empty = empty_slots_.contains(static_cast<int>(i));
+    const bool in_waiting = waiting_slots_.contains(static_cast<int>(i));
+    if (slots_[i].respawn_at ? (!in_waiting || in_empty) : (!in_empty || in_waiting)) return false;
+    ++(slots_[i].respawn_at ? pending : empty);
+  }
+  int new_ready = 0;  // during an upgrade, the slots hold only the new generation
+  for (const auto& [pid, w] : workers_) {
+    new_ready += w.state == WorkerState::kReady && w.generation == generation_ ? 1 : 0;
+  }
+  if (upgrade_ && new_ready != attached_ready_) return false;
+  return empty == empty_slots_.size() && pending == waiting_slots_.size() &&
+         r.alive == static_cast<int>(workers_.size()) + waiting &&
+         r.attached_ready == attached_ready_ && r.attached_booting == attached_booting_ + waiting &&
+         r.detached_ready == static_cast<int>(detached_ready_.size()) &&
+         r.detached_booting == static_cast<int>(detached_booting_.size()) &&
+         r.empty_slots == static_cast<int>(empty_slots_.size()) &&
+         indexes_.held() == workers_.size();
+}
+
+void Supervisor::Tally(const Worker& w) {
+  if (w.state == WorkerState::kDraining) return;
+  const bool ready = w.state == WorkerState::kReady;
+  if (w.slot >= 0) {
+    ++(ready ? attached_ready_ : attached_booting_);
+  } else if (ready) {
+    detached_ready_.emplace(w.generation, w.spawned_at, w.pid);
+  } else {
+    detached_booting_.insert(w.pid);
+  }
+}
+
+void Supervisor::Untally(const Worker& w) {
+  if (w.state == WorkerState::kDraining) return;
+  const bool ready = w.state == WorkerState::kReady;
+  if (w.slot >= 0) {
+    --(ready ? attached_ready_ : attached_booting_);
+  } else if (ready) {
+    detached_ready_.erase({w.generation, w.spawned_at, w.pid});
+  } else {
+    detached_booting_.erase(w.pid);
+  }
+}
+
+void Supervisor::SlotChanged(int slot) {
+  empty_slots_.erase(slot);
+  waiting_slots_.erase(slot);
+  const Slot& s = slots_[static_cast<size_t>(slot)];
+  if (s.pid) return;
+  (s.respawn_at ? waiting_slots_ : empty_slots_).insert(slot);
+}
+
+void Supervisor::RebuildSlotSets() {
+  empty_slots_.clear();
+  waiting_slots_.clear();
+  for (size_t i = 0; i < slots_.size(); ++i) SlotChanged(static_cast<int>(i));
+}
+
+void Supervisor::RebuildTallies() {
+  attached_ready_ = attached_booting_ = 0;
+  detached_ready_.clear();
+  detached_booting_.clear();
+  indexes_ = IndexPool{};
+  for (const auto& [pid, w] : workers_) {
+    Tally(w);
+    indexes_.Hold(w.index);
+  }
+}
+
+PoolCounts Supervisor::Recount() const {
+  PoolCounts c;
+  c.target = config_.target;
   c.alive = static_cast<int>(workers_.size());
   for (const auto& [pid, w] : workers_) {
+    ++scan_steps_;
     if (w.state == WorkerState::kDraining) continue;
     const bool ready = w.state == WorkerState::kReady;
     if (w.slot >= 0) {
@@ -67,6 +168,7 @@ PoolCounts Supervisor::Count() const {
     }
   }
   for (const Slot& slot : slots_) {
+    ++scan_steps_;
     if (slot.pid) continue;
     if (!slot.respawn_at) {
       ++c.empty_slots;
@@ -96,13 +198,13 @@ void Supervisor::Reconcile(Time now) {
     if (upgrade_) upgrading = upgrade_->strategy;
     const UpgradeStep step = PlanStep(upgrading, config_.upgrade, Count());
     int spawned = 0;
-    for (size_t i = 0; i < slots_.size() && spawned < step.spawn; ++i) {
+    // The empty slots, lowest first; SpawnInto fills each or files it as waiting.
+    while (spawned < step.spawn && !empty_slots_.empty()) {
+      ++scan_steps_;
       // Spawn errors count as failures: stop at the one that aborts the upgrade.
       if (upgrade_ && upgrade_->failures >= config_.upgrade.max_failures) break;
-      if (!slots_[i].pid && !slots_[i].respawn_at) {
-        SpawnInto(static_cast<int>(i), now);
-        ++spawned;
-      }
+      SpawnInto(*empty_slots_.begin(), now);
+      ++spawned;
     }
     if (spawned > 0) continue;
     DrainDetached(step, now);
@@ -115,26 +217,26 @@ void Supervisor::Reconcile(Time now) {
 }
 
 void Supervisor::DrainDetached(const UpgradeStep& step, Time now) {
-  // Oldest generation first, then oldest worker first.
-  std::vector<Worker*> ready;
-  for (auto& [pid, w] : workers_) {
-    if (w.slot >= 0 || w.state == WorkerState::kDraining) continue;
-    if (w.state == WorkerState::kReady) {
-      ready.push_back(&w);
-    } else if (step.drain_booting) {
+  // Booting ones by pid, then the ready ones, oldest generation first, then oldest worker
+  // first: the order of the sets. Copied first: a drain takes the worker out of its set.
+  if (step.drain_booting) {
+    const std::vector<Pid> booting(detached_booting_.begin(), detached_booting_.end());
+    for (const Pid pid : booting) {
+      ++scan_steps_;
+      Worker& w = workers_.at(pid);
       DrainWorker(w, "not ready and no longer in the pool", now);
       // It serves nobody: killed if it lingers (after -t, or as a rolled-back one), or one that
       // ignores the signal would hold the max_upgrade_additional room of the next upgrade.
       if (!w.kill_at) w.kill_at = After(now, config_.rollback_kill_after);
     }
   }
-  std::sort(ready.begin(), ready.end(), [](const Worker* a, const Worker* b) {
-    return std::tie(a->generation, a->spawned_at, a->pid) <
-           std::tie(b->generation, b->spawned_at, b->pid);
-  });
-  for (int i = 0; i < step.drain_ready && i < static_cast<int>(ready.size()); ++i) {
-    DrainWorker(*ready[static_cast<size_t>(i)], "replaced by a ready worker", now);
+  std::vector<Pid> ready;
+  for (auto it = detached_ready_.begin();
+       it != detached_ready_.end() && static_cast<int>(ready.size()) < step.drain_ready; ++it) {
+    ++scan_steps_;
+    ready.push_back(std::get<2>(*it));
   }
+  for (const Pid pid : ready) DrainWorker(workers_.at(pid), "replaced by a ready worker", now);
 }
 
 void Supervisor::ReportProgress(const PoolCounts& c, Time now) {
@@ -211,12 +313,15 @@ void Supervisor::RollBack(const std::string& reason, Time now) {
   const Duration grace = config_.signal_timeout.value_or(config_.rollback_kill_after);
   for (auto& [pid, w] : workers_) {
     if (w.generation != failed || w.state == WorkerState::kDraining) continue;
+    Untally(w);
     w.slot = -1;
+    Tally(w);
     if (w.state == WorkerState::kReady) continue;
     SendStop(w, config_.drain_signal, now);
     if (!w.kill_at) w.kill_at = After(now, grace);
   }
   slots_.assign(static_cast<size_t>(config_.target), Slot{});
+  RebuildSlotSets();
   if (!stopping_) {
     std::vector<Worker*> old;
     for (auto& [pid, w] : workers_) {
@@ -225,10 +330,13 @@ void Supervisor::RollBack(const std::string& reason, Time now) {
     std::sort(old.begin(), old.end(),
               [](const Worker* a, const Worker* b) { return a->index < b->index; });
     for (size_t i = 0; i < old.size() && i < slots_.size(); ++i) {
+      Untally(*old[i]);
       old[i]->slot = static_cast<int>(i);
+      Tally(*old[i]);
       slots_[i].pid = old[i]->pid;
       slots_[i].starts = 1;
     }
+    RebuildSlotSets();
     // Replacements run the command as it is now: a rollback cannot restore old files.
     for (size_t i = old.size(); i < slots_.size(); ++i) SpawnInto(static_cast<int>(i), now);
   }

@@ -28,8 +28,12 @@ namespace einhorn::core {
 enum class UpgradeStrategy { kSmooth, kFleet };
 const char* UpgradeStrategyName(UpgradeStrategy s);  // "smooth", "fleet"
 
+// Unready new workers allowed at once by a smooth upgrade: max_unacked, or with scale_unacked
+// (the default, when --max-unacked is not given) the larger of max_unacked (then the CPU count,
+// Einhorn's default) and a tenth of the pool, rounded up (ScaledMaxUnacked).
 struct UpgradePolicy {
   int max_unacked = 1;
+  bool scale_unacked = false;
   std::optional<int> max_additional;  // 0 acts as 1: a smooth upgrade needs room for one
   bool canary = true;
   std::optional<Duration> ack_timeout;      // per new worker
@@ -55,6 +59,9 @@ struct UpgradeStep {
   int drain_ready = 0;  // detached ready workers to drain now
   bool drain_booting = false;  // drain every detached unready worker (they serve nobody)
 };
+
+// The unready new workers a smooth upgrade of a pool of `target` allows at once.
+int MaxUnacked(const UpgradePolicy& policy, int target);
 
 // `upgrading` is empty outside an upgrade: then nothing is spawned here (the supervisor fills
 // slots itself) and detached workers drain as soon as the attached ones can replace them.

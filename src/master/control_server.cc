@@ -26,6 +26,7 @@ struct ControlServer::Connection {
   bool closing = false;    // uv_close called: no more reads, writes or requests
   bool finishing = false;  // flushing the last replies before closing
   std::optional<wire::Id> upgrade_id;  // subscribed to the upgrade's messages
+  size_t skipped_notes = 0;            // progress lines not sent: it read too slowly
   int open_handles = 2;
 
   explicit Connection(size_t max_line) : lines(max_line) {}
@@ -344,9 +345,13 @@ void ControlServer::Accept(int fd) {
     return;
   }
   // The workers' -g channels do not count.
-  if (connections_.size() - worker_channels_.size() >= limits_.max_connections) {
+  size_t max_connections = limits_.max_connections;
+  if (limits_.live_workers) {
+    max_connections = std::max(max_connections, limits_.live_workers() + kConnectionsBeyondWorkers);
+  }
+  if (connections_.size() - worker_channels_.size() >= max_connections) {
     NoteRefusal(Connection::PeerName(peer),
-                "too many connections (" + std::to_string(limits_.max_connections) + ")");
+                "too many connections (" + std::to_string(max_connections) + ")");
     control_.Refused(peer, "too_many_connections", now_());
     RefuseNow(fd, ErrorReply("Too many connections to the command socket; try again later"));
     return;
@@ -485,6 +490,23 @@ void ControlServer::BroadcastUpgrade(core::UpgradeNoteKind kind, const std::stri
     if (c->upgrade_id && !c->closing && !c->finishing) subscribed.push_back(c);
   }
   for (Connection* c : subscribed) {
+    // An upgrade of thousands of workers streams tens of thousands of lines: a subscriber that
+    // reads slower than that (a loaded machine) skips progress lines once half its write queue
+    // is full, and is told how many, rather than being dropped as a peer that reads nothing.
+    const size_t queued = uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(&c->pipe));
+    if (kind == core::UpgradeNoteKind::kProgress && queued > limits_.max_write_queue / 2) {
+      ++c->skipped_notes;
+      continue;
+    }
+    if (c->skipped_notes > 0) {
+      wire::Reply skipped;
+      skipped.message = "(" + std::to_string(c->skipped_notes) +
+                        " progress lines skipped: this client reads slower than they come)";
+      skipped.request_id = c->upgrade_id;
+      skipped.wait = true;
+      c->skipped_notes = 0;
+      Send(c, skipped);  // cannot overflow: the queue is at most half full
+    }
     wire::Reply r;
     r.message = text;
     r.request_id = c->upgrade_id;

@@ -28,11 +28,17 @@ struct AccessPolicy {
 };
 
 struct ServerLimits {
+  // At least; with live_workers, at least that many plus kConnectionsBeyondWorkers: every
+  // worker of a large pool may ack (or ping) at the same moment, and a refused ack is lost
+  // (Einhorn's clients send it once), which left 1000 workers half unready.
   size_t max_connections = 256;
+  std::function<size_t()> live_workers;
   size_t max_line = core::wire::kMaxLineBytes;
   uint64_t half_line_timeout_ms = 10'000;
   size_t max_write_queue = 1 << 20;  // a peer that reads nothing is dropped past this
 };
+
+inline constexpr size_t kConnectionsBeyondWorkers = 64;
 
 class ControlServer {
  public:

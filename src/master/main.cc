@@ -13,7 +13,6 @@
 #include <map>
 #include <optional>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -106,12 +105,9 @@ core::Result<std::string> ReadConfigFile(const std::string& path) {
   return text;
 }
 
-// Einhorn's default: one unready new worker per CPU during an upgrade.
-void FillRuntimeDefaults(core::Options* o) {
-  if (!o->max_unacked) {
-    o->max_unacked = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  }
-}
+// Nothing to fill any more: an unset --max-unacked is resolved by core::ConfigFromOptions
+// (the CPU count, scaled with the pool), and stays unset in `state`, as in Einhorn's.
+void FillRuntimeDefaults(core::Options* o) { (void)o; }
 
 // What a reload reads: the config file again, under the first command line's flags. The
 // result says which settings change; a change that needs a restart is an error.

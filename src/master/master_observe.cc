@@ -105,9 +105,7 @@ void Master::AddProcessFacts(core::MetricsInput* input) const {
 core::Readiness Master::Readiness() const {
   core::ReadinessInput in;
   in.target = supervisor_.target();
-  for (const auto& [pid, w] : supervisor_.workers()) {
-    in.ready += w.state == core::WorkerState::kReady ? 1 : 0;
-  }
+  in.ready = supervisor_.ready_count();
   in.share_percent = setup_.options.ready_share;
   in.stopping = supervisor_.Stopping();
   in.upgrading = supervisor_.upgrade().has_value();

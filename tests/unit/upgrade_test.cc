@@ -285,3 +285,29 @@ TEST_CASE("strategy names") {
 
 }  // namespace
 }  // namespace einhorn::core
+
+namespace einhorn::core {
+namespace {
+
+// The default --max-unacked (scale_unacked): Einhorn's one per CPU for a small pool, a tenth
+// of a large one, so that an upgrade of 1000 fast workers is not serialised on 2 CPUs.
+TEST_CASE("upgrade: the default max_unacked scales with the pool, an explicit one does not") {
+  UpgradePolicy p = Policy(2, std::nullopt, true);
+  CHECK(MaxUnacked(p, 1000) == 2);  // explicit: exactly as given, as Einhorn
+  p.scale_unacked = true;
+  CHECK(MaxUnacked(p, 1) == 2);
+  CHECK(MaxUnacked(p, 20) == 2);
+  CHECK(MaxUnacked(p, 21) == 3);
+  CHECK(MaxUnacked(p, 1000) == 100);
+  CHECK(MaxUnacked(p, 5000) == 500);
+  p.max_unacked = 16;  // 16 CPUs
+  CHECK(MaxUnacked(p, 100) == 16);
+  // PlanStep uses it: after the canary, 100 new workers boot at once in a pool of 1000.
+  const UpgradeStep step = PlanStep(kSmooth, p, Counts(1000, 1, 0, 999, 0));
+  CHECK(step.spawn == 100);
+  p.scale_unacked = false;
+  CHECK(PlanStep(kSmooth, p, Counts(1000, 1, 0, 999, 0)).spawn == 16);
+}
+
+}  // namespace
+}  // namespace einhorn::core

@@ -4,6 +4,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cstdint>
+#include <iterator>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -809,6 +811,54 @@ TEST_CASE("ParseReply reads what a Ruby master writes (contract section 3.9)") {
                           "{message: !!python/object x}", "message: x%0A---%0Amessage: y"}) {
     INFO(bad);
     CHECK_FALSE(ParseReply(bad).has_value());
+  }
+}
+
+// ParseReply decodes the message of the master's own replies without yaml-cpp (the status of
+// 5000 workers is an 800 KB message); it must read every line exactly as yaml-cpp does.
+TEST_CASE("ParseReply: the fast message path reads as yaml-cpp, whatever the bytes") {
+  std::mt19937_64 rng(7);
+  const std::string alphabet[] = {"a", "Z", " ", "\"", "\\", "\n", "\r", "\t", "%", "+", "#",
+                                  "\x01", "\x7f", "\xc3\xa9", "\xc2\x85", "\xe2\x80\xa8",
+                                  "\xef\xbb\xbf", "\xff", "\x80", "---", ": ", "\xf0\x9f\x98\x80"};
+  for (int i = 0; i < 3000; ++i) {
+    std::string message;
+    for (auto n = rng() % 40; n > 0; --n) message += alphabet[rng() % std::size(alphabet)];
+    Reply reply;
+    reply.message = message;
+    if (rng() % 2) reply.request_id = Id{Id::Kind::kInt, std::to_string(rng() % 1000)};
+    if (rng() % 3 == 0) reply.request_id = Id{Id::Kind::kString, message.substr(0, 5)};
+    reply.wait = rng() % 2;
+    reply.error = rng() % 2;
+    const std::string line = WithoutNewline(EncodeReply(reply));
+    CAPTURE(line);
+    const std::optional<Reply> fast = ParseReply(line);
+    const std::optional<Reply> slow = ParseReplySlow(line);
+    REQUIRE(fast.has_value() == slow.has_value());
+    if (!fast) continue;
+    CHECK(fast->message == slow->message);
+    CHECK(fast->wait == slow->wait);
+    CHECK(fast->error == slow->error);
+    REQUIRE(fast->request_id.has_value() == slow->request_id.has_value());
+    if (fast->request_id) {
+      CHECK(fast->request_id->kind == slow->request_id->kind);
+      CHECK(fast->request_id->text == slow->request_id->text);
+    }
+  }
+  // Lines that are not EncodeReply's: the fast path steps aside.
+  for (const std::string& line :
+       {std::string("---%0Amessage: \"a\\qb\"%0A"), std::string("---%0Amessage: \"open"),
+        std::string("---%0Amessage: \"a\"%0Amessage: \"b\"%0A"),
+        std::string("---%0Amessage: \"a\" # c%0A"), std::string("{message: x}"),
+        std::string("---%0Amessage: \"a\"%0Await: yes%0A")}) {
+    CAPTURE(line);
+    const std::optional<Reply> fast = ParseReply(line);
+    const std::optional<Reply> slow = ParseReplySlow(line);
+    REQUIRE(fast.has_value() == slow.has_value());
+    if (fast) {
+      CHECK(fast->message == slow->message);
+      CHECK(fast->wait == slow->wait);
+    }
   }
 }
 
