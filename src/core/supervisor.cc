@@ -59,17 +59,29 @@ void Supervisor::Start(Time now) {
   slots_.resize(static_cast<size_t>(config_.target));
   fx_.Log(LogLevel::kInfo, "launching " + std::to_string(config_.target) + " worker" +
                                (config_.target == 1 ? "" : "s"));
-  for (int i = 0; i < config_.target; ++i) SpawnInto(i, now);
+  SpawnRange(0, config_.target, now);
 }
 
-void Supervisor::SpawnInto(int slot_index, Time now) {
+void Supervisor::SpawnRange(int from, int to, Time now) {
+  for (int i = from; i < to; ++i) {
+    if (SpawnInto(i, now)) continue;
+    for (int j = i + 1; j < to; ++j) slots_[static_cast<size_t>(j)].respawn_at = now;
+    return;
+  }
+}
+
+bool Supervisor::SpawnInto(int slot_index, Time now) {
   Slot& slot = slots_[static_cast<size_t>(slot_index)];
   slot.respawn_at.reset();
   const int index = FreeIndex();
   const SpawnOutcome outcome = fx_.Spawn(SpawnRequest{slot_index, index, generation_});
+  if (outcome.deferred) {
+    slot.respawn_at = now;  // pending, due at once: the shell asks again on its next turn
+    return false;
+  }
   if (!outcome.ok()) {
     SpawnFailed(slot_index, outcome.error, now);
-    return;
+    return true;
   }
   if (slot.starts++ > 0) ++slot.restarts;
   Worker w;
@@ -85,6 +97,7 @@ void Supervisor::SpawnInto(int slot_index, Time now) {
   if (config_.ack_mode.kind == AckMode::Kind::kTimer && config_.ack_mode.timer_seconds <= 0) {
     BecomeReady(it->second, "(timer ack of 0s)", now);
   }
+  return true;
 }
 
 // Exec failed (or fork, or the notify socket): a failure of the slot, as a death before ready.
@@ -337,8 +350,10 @@ void Supervisor::Tick(Time now) {
   }
   if (!stopping_) {
     for (size_t i = 0; i < slots_.size(); ++i) {
-      if (slots_[i].respawn_at && now >= *slots_[i].respawn_at) {
-        SpawnInto(static_cast<int>(i), now);
+      // After a deferral, the other due slots wait for the next turn too.
+      if (slots_[i].respawn_at && now >= *slots_[i].respawn_at &&
+          !SpawnInto(static_cast<int>(i), now)) {
+        break;
       }
     }
   }

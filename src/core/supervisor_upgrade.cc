@@ -94,17 +94,25 @@ void Supervisor::Reconcile(Time now) {
     }
     std::optional<UpgradeStrategy> upgrading;
     if (upgrade_) upgrading = upgrade_->strategy;
-    const UpgradeStep step = PlanStep(upgrading, config_.upgrade, Count());
+    UpgradeStep step = PlanStep(upgrading, config_.upgrade, Count());
     int spawned = 0;
+    bool deferred = false;
     for (size_t i = 0; i < slots_.size() && spawned < step.spawn; ++i) {
       // Spawn errors count as failures: stop at the one that aborts the upgrade.
       if (upgrade_ && upgrade_->failures >= config_.upgrade.max_failures) break;
       if (!slots_[i].pid && !slots_[i].respawn_at) {
-        SpawnInto(static_cast<int>(i), now);
+        if (!SpawnInto(static_cast<int>(i), now)) {
+          deferred = true;  // pending now: the rest of the step waits for the next Tick
+          break;
+        }
         ++spawned;
       }
     }
-    if (spawned > 0) continue;
+    if (deferred) {
+      step = PlanStep(upgrading, config_.upgrade, Count());
+    } else if (spawned > 0) {
+      continue;
+    }
     DrainDetached(step, now);
     if (upgrade_) {
       ReportProgress(Count(), now);
@@ -230,7 +238,7 @@ void Supervisor::RollBack(const std::string& reason, Time now) {
       slots_[i].starts = 1;
     }
     // Replacements run the command as it is now: a rollback cannot restore old files.
-    for (size_t i = old.size(); i < slots_.size(); ++i) SpawnInto(static_cast<int>(i), now);
+    SpawnRange(static_cast<int>(old.size()), static_cast<int>(slots_.size()), now);
   }
   int serving = 0;
   for (const auto& [pid, w] : workers_) serving += w.state == WorkerState::kReady ? 1 : 0;

@@ -19,6 +19,10 @@
 namespace einhorn::master {
 namespace {
 
+// The time one turn of the loop may spend forking once it has started one worker: short enough
+// that a `status` asked meanwhile waits about this long (issue 20: p99 <= 5 ms).
+constexpr core::Duration kSpawnSlice = std::chrono::milliseconds(1);
+
 std::uint64_t JitterSeed() {
   std::random_device rd;
   return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
@@ -77,6 +81,8 @@ int Master::Run() {
   loop_.data = this;
   uv_timer_init(&loop_, &timer_);
   timer_.data = this;
+  uv_idle_init(&loop_, &soon_);
+  soon_.data = this;
   output_ = std::make_unique<WorkerOutputRelay>(
       &loop_, WorkerOutputRelay::Settings{core::EffectiveWorkerOutput(setup_.options),
                                           setup_.options.worker_log_dir, getpid(),
@@ -155,11 +161,19 @@ void Master::OnSignal(uv_signal_t* handle, int signum) noexcept {
 void Master::OnTimer(uv_timer_t* handle) noexcept {
   auto* self = static_cast<Master*>(handle->data);
   try {
-    self->supervisor_.Tick(self->Now());
+    self->TickNow();
     self->AfterEvent();
   } catch (const std::exception& e) {
+    self->spawn_turn_.open = false;
     spdlog::error("internal error in a timer: {}", e.what());
   }
+}
+
+void Master::TickNow() {
+  const core::Time now = Now();
+  spawn_turn_ = SpawnTurn{true, now, 0};
+  supervisor_.Tick(now);
+  spawn_turn_.open = false;
 }
 
 void Master::HandleSignal(int signum) {
@@ -255,18 +269,40 @@ void Master::AfterEvent() {
   NotifyServiceManager();
   if (supervisor_.Finished()) {
     uv_timer_stop(&timer_);
+    uv_idle_stop(&soon_);
     uv_stop(&loop_);
     return;
   }
   const std::optional<core::Time> deadline = supervisor_.NextDeadline();
   if (!deadline) {
     uv_timer_stop(&timer_);
+    uv_idle_stop(&soon_);
     return;
   }
   // Both are >= 0 (a far deadline saturates at Time::max(), core::After), so the difference
   // cannot wrap. Round up: a timer that fires early would only re-arm itself.
   const core::Time now = Now();
-  const std::int64_t wait = *deadline <= now ? 0 : (*deadline - now).count();
+  if (*deadline <= now) {
+    // Due now (a slice of spawns left for later, a resize): after the next poll for I/O. A
+    // 0 ms timer re-armed from its own callback could run again before any I/O is polled.
+    uv_timer_stop(&timer_);
+    if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&soon_))) {
+      uv_idle_start(&soon_, [](uv_idle_t* handle) {
+        auto* self = static_cast<Master*>(handle->data);
+        uv_idle_stop(handle);
+        try {
+          self->TickNow();
+          self->AfterEvent();
+        } catch (const std::exception& e) {
+          self->spawn_turn_.open = false;
+          spdlog::error("internal error in a timer: {}", e.what());
+        }
+      });
+    }
+    return;
+  }
+  uv_idle_stop(&soon_);
+  const std::int64_t wait = (*deadline - now).count();
   const std::int64_t ms = wait / 1'000'000 + (wait % 1'000'000 != 0 ? 1 : 0);
   uv_timer_start(&timer_, &Master::OnTimer, static_cast<std::uint64_t>(ms), 0);
 }
@@ -343,13 +379,19 @@ core::Status PrepareExtras(const core::Options& o, WorkerOutputRelay& output, sy
 }  // namespace
 
 core::SpawnOutcome Master::Spawn(const core::SpawnRequest& request) {
+  // Outside a tick, or past this turn's slice: later (the slot stays pending, due now).
+  if (!spawn_turn_.open ||
+      (spawn_turn_.spawned > 0 && Now() - spawn_turn_.started >= kSpawnSlice)) {
+    return core::SpawnOutcome::Deferred();
+  }
+  ++spawn_turn_.spawned;
   sys::SpawnPlan plan = plan_template_;
   env_input_.child_index = request.index;
   plan.env = core::BuildWorkerEnv(env_input_);
   SpawnExtras extras;
   if (const core::Status st = PrepareExtras(setup_.options, *output_, &plan, &extras); !st.ok()) {
     extras.CloseAll();
-    return core::SpawnOutcome{0, st.message()};
+    return core::SpawnOutcome{0, st.message(), false};
   }
   // The loop goes on while the child execs; its status pipe says later if exec failed.
   auto started = sys::StartSpawn(plan);
@@ -380,9 +422,9 @@ core::SpawnOutcome Master::Spawn(const core::SpawnRequest& request) {
       close(channel->first);
     }
   }
-  if (!started.ok()) return core::SpawnOutcome{0, started.error()};
+  if (!started.ok()) return core::SpawnOutcome{0, started.error(), false};
   WatchExec(started.value().pid, started.value().status_fd);
-  return core::SpawnOutcome{started.value().pid, ""};
+  return core::SpawnOutcome{started.value().pid, "", false};
 }
 
 struct Master::PendingExec {
