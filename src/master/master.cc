@@ -169,6 +169,17 @@ void Master::OnTimer(uv_timer_t* handle) noexcept {
   }
 }
 
+void Master::SoonTurn() {
+  try {
+    if (reap_more_) ReapChildren();
+    TickNow();
+    AfterEvent();
+  } catch (const std::exception& e) {
+    spawn_turn_.open = false;
+    spdlog::error("internal error in a timer: {}", e.what());
+  }
+}
+
 void Master::TickNow() {
   const core::Time now = Now();
   spawn_turn_ = SpawnTurn{true, now, 0};
@@ -242,9 +253,20 @@ void Master::HandleSignal(int signum) {
 }
 
 void Master::ReapChildren() {
-  for (const sys::Reaped& r : sys::ReapAll()) {
-    if (ReloadCheckExited(r.pid, r.status)) continue;
-    ChildEnded(r.pid, r.status);
+  constexpr size_t kBatch = 16;
+  const core::Time started = Now();
+  reap_more_ = false;
+  for (;;) {
+    const std::vector<sys::Reaped> reaped = sys::ReapSome(kBatch);
+    for (const sys::Reaped& r : reaped) {
+      if (ReloadCheckExited(r.pid, r.status)) continue;
+      ChildEnded(r.pid, r.status);
+    }
+    if (reaped.size() < kBatch) return;
+    if (Now() - started >= kSpawnSlice) {
+      reap_more_ = true;  // the rest after the next poll for I/O (SoonTurn)
+      return;
+    }
   }
 }
 
@@ -274,34 +296,26 @@ void Master::AfterEvent() {
     return;
   }
   const std::optional<core::Time> deadline = supervisor_.NextDeadline();
-  if (!deadline) {
-    uv_timer_stop(&timer_);
-    uv_idle_stop(&soon_);
-    return;
-  }
-  // Both are >= 0 (a far deadline saturates at Time::max(), core::After), so the difference
-  // cannot wrap. Round up: a timer that fires early would only re-arm itself.
   const core::Time now = Now();
-  if (*deadline <= now) {
-    // Due now (a slice of spawns left for later, a resize): after the next poll for I/O. A
-    // 0 ms timer re-armed from its own callback could run again before any I/O is polled.
+  if (reap_more_ || (deadline && *deadline <= now)) {
+    // Due now (a slice of spawns or of exits left for later, a resize): after the next poll
+    // for I/O. A 0 ms timer re-armed from its own callback could run again before any I/O.
     uv_timer_stop(&timer_);
     if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&soon_))) {
       uv_idle_start(&soon_, [](uv_idle_t* handle) {
-        auto* self = static_cast<Master*>(handle->data);
         uv_idle_stop(handle);
-        try {
-          self->TickNow();
-          self->AfterEvent();
-        } catch (const std::exception& e) {
-          self->spawn_turn_.open = false;
-          spdlog::error("internal error in a timer: {}", e.what());
-        }
+        static_cast<Master*>(handle->data)->SoonTurn();
       });
     }
     return;
   }
   uv_idle_stop(&soon_);
+  if (!deadline) {
+    uv_timer_stop(&timer_);
+    return;
+  }
+  // Both are >= 0 (a far deadline saturates at Time::max(), core::After), so the difference
+  // cannot wrap. Round up: a timer that fires early would only re-arm itself.
   const std::int64_t wait = (*deadline - now).count();
   const std::int64_t ms = wait / 1'000'000 + (wait % 1'000'000 != 0 ? 1 : 0);
   uv_timer_start(&timer_, &Master::OnTimer, static_cast<std::uint64_t>(ms), 0);

@@ -113,7 +113,11 @@ class Master final : public core::Effects,
   // The supervisor's Tick, the only turn of the loop that may fork (a slice of them).
   void TickNow();
   void HandleSignal(int signum);
+  // Reaps and handles ended children for about kSpawnSlice; sets reap_more_ when some may be
+  // left, for the next turn (a burst of 1000 exits is handled in slices, between answers).
   void ReapChildren();
+  // The idle handle's turn: reaping left over, then the supervisor's Tick.
+  void SoonTurn();
   // One child ended (reaped, or found gone): the bookkeeping every exit gets.
   void ChildEnded(pid_t pid, const core::ExitStatus& status);
   // After a reload: every carried worker that is no longer our live child ends here.
@@ -193,6 +197,7 @@ class Master final : public core::Effects,
     int spawned = 0;
   };
   SpawnTurn spawn_turn_;
+  bool reap_more_ = false;  // ReapChildren stopped at its slice: zombies may be left
   std::vector<uv_signal_t> signals_;
 
   core::Reload reload_;
