@@ -65,18 +65,34 @@ void Supervisor::Start(Time now) {
   RebuildSlotSets();
   fx_.Log(LogLevel::kInfo, "launching " + std::to_string(config_.target) + " worker" +
                                (config_.target == 1 ? "" : "s"));
-  for (int i = 0; i < config_.target; ++i) SpawnInto(i, now);
+  SpawnRange(0, config_.target, now);
 }
 
-void Supervisor::SpawnInto(int slot_index, Time now) {
+void Supervisor::SpawnRange(int from, int to, Time now) {
+  for (int i = from; i < to; ++i) {
+    if (SpawnInto(i, now)) continue;
+    for (int j = i + 1; j < to; ++j) {
+      slots_[static_cast<size_t>(j)].respawn_at = now;
+      SlotChanged(j);
+    }
+    return;
+  }
+}
+
+bool Supervisor::SpawnInto(int slot_index, Time now) {
   Slot& slot = slots_[static_cast<size_t>(slot_index)];
   slot.respawn_at.reset();
   SlotChanged(slot_index);
   const int index = FreeIndex();
   const SpawnOutcome outcome = fx_.Spawn(SpawnRequest{slot_index, index, generation_});
+  if (outcome.deferred) {
+    slot.respawn_at = now;  // pending, due at once: the shell asks again on its next turn
+    SlotChanged(slot_index);
+    return false;
+  }
   if (!outcome.ok()) {
     SpawnFailed(slot_index, outcome.error, now);
-    return;
+    return true;
   }
   if (slot.starts++ > 0) ++slot.restarts;
   Worker w;
@@ -99,6 +115,7 @@ void Supervisor::SpawnInto(int slot_index, Time now) {
   if (config_.ack_mode.kind == AckMode::Kind::kTimer && config_.ack_mode.timer_seconds <= 0) {
     BecomeReady(it->second, "(timer ack of 0s)", now);
   }
+  return true;
 }
 
 // Exec failed (or fork, or the notify socket): a failure of the slot, as a death before ready.
@@ -353,11 +370,12 @@ void Supervisor::Tick(Time now) {
     }
   }
   if (!stopping_) {
-    // The slots waiting for a respawn only, lowest first (SpawnInto moves them out).
+    // The slots waiting for a respawn only, lowest first (SpawnInto moves them out). After a
+    // deferral, the other due slots wait for the next turn too.
     const std::vector<int> waiting(waiting_slots_.begin(), waiting_slots_.end());
     for (const int i : waiting) {
       const Slot& slot = slots_[static_cast<size_t>(i)];
-      if (!slot.pid && slot.respawn_at && now >= *slot.respawn_at) SpawnInto(i, now);
+      if (!slot.pid && slot.respawn_at && now >= *slot.respawn_at && !SpawnInto(i, now)) break;
     }
   }
   if (config_.worker_watchdog) {

@@ -48,10 +48,23 @@ struct SpawnRequest {
   int generation = 1;
 };
 
+// A spawn starts the worker (pid), fails (error: a failure of the slot), or is deferred: "not
+// now, ask again soon", not a failure. The shell defers to keep answering while it forks a big
+// batch (it spends a small budget of each turn of its loop on spawns, and none while it handles
+// a control command or a signal); a zygote still loading could defer the same way. A deferred
+// slot stays pending, due at once (Slot::respawn_at = now, so NextDeadline() is now): it counts
+// as a booting worker for the upgrade's budgets (max_unacked, max_additional, the canary), gets
+// no line, no event and no failure, and the supervisor asks for no other spawn in that call.
 struct SpawnOutcome {
   Pid pid = 0;        // > 0 on success
   std::string error;  // why the worker could not be started (exec errno, fork failure)
+  bool deferred = false;
   bool ok() const { return pid > 0; }
+  static SpawnOutcome Deferred() {
+    SpawnOutcome o;
+    o.deferred = true;
+    return o;
+  }
 };
 
 // What an upgrade tells the clients that asked for it (they get every message until the final
@@ -314,7 +327,10 @@ class Supervisor {
 
  private:
   // One function per transition; each logs its line and emits its event.
-  void SpawnInto(int slot, Time now);
+  // False when the shell deferred it (the slot is then pending, due now).
+  bool SpawnInto(int slot, Time now);
+  // SpawnInto for each slot in [from, to); after a deferral the rest are pending too.
+  void SpawnRange(int from, int to, Time now);
   void SpawnFailed(int slot, const std::string& error, Time now);
   void ScheduleRespawn(int slot, Time now);
   Duration BackoffFor(int consecutive_failures);

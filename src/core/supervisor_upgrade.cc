@@ -196,17 +196,25 @@ void Supervisor::Reconcile(Time now) {
     }
     std::optional<UpgradeStrategy> upgrading;
     if (upgrade_) upgrading = upgrade_->strategy;
-    const UpgradeStep step = PlanStep(upgrading, config_.upgrade, Count());
+    UpgradeStep step = PlanStep(upgrading, config_.upgrade, Count());
     int spawned = 0;
+    bool deferred = false;
     // The empty slots, lowest first; SpawnInto fills each or files it as waiting.
     while (spawned < step.spawn && !empty_slots_.empty()) {
       ++scan_steps_;
       // Spawn errors count as failures: stop at the one that aborts the upgrade.
       if (upgrade_ && upgrade_->failures >= config_.upgrade.max_failures) break;
-      SpawnInto(*empty_slots_.begin(), now);
+      if (!SpawnInto(*empty_slots_.begin(), now)) {
+        deferred = true;  // pending now: the rest of the step waits for the next Tick
+        break;
+      }
       ++spawned;
     }
-    if (spawned > 0) continue;
+    if (deferred) {
+      step = PlanStep(upgrading, config_.upgrade, Count());
+    } else if (spawned > 0) {
+      continue;
+    }
     DrainDetached(step, now);
     if (upgrade_) {
       ReportProgress(Count(), now);
@@ -338,7 +346,7 @@ void Supervisor::RollBack(const std::string& reason, Time now) {
     }
     RebuildSlotSets();
     // Replacements run the command as it is now: a rollback cannot restore old files.
-    for (size_t i = old.size(); i < slots_.size(); ++i) SpawnInto(static_cast<int>(i), now);
+    SpawnRange(static_cast<int>(old.size()), static_cast<int>(slots_.size()), now);
   }
   int serving = 0;
   for (const auto& [pid, w] : workers_) serving += w.state == WorkerState::kReady ? 1 : 0;

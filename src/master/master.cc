@@ -19,6 +19,10 @@
 namespace einhorn::master {
 namespace {
 
+// The time one turn of the loop may spend forking once it has started one worker: short enough
+// that a `status` asked meanwhile waits about this long (issue 20: p99 <= 5 ms).
+constexpr core::Duration kSpawnSlice = std::chrono::milliseconds(1);
+
 std::uint64_t JitterSeed() {
   std::random_device rd;
   return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
@@ -83,6 +87,8 @@ int Master::Run() {
   loop_.data = this;
   uv_timer_init(&loop_, &timer_);
   timer_.data = this;
+  uv_idle_init(&loop_, &soon_);
+  soon_.data = this;
   output_ = std::make_unique<WorkerOutputRelay>(
       &loop_, WorkerOutputRelay::Settings{core::EffectiveWorkerOutput(setup_.options),
                                           setup_.options.worker_log_dir, getpid(),
@@ -163,11 +169,30 @@ void Master::OnSignal(uv_signal_t* handle, int signum) noexcept {
 void Master::OnTimer(uv_timer_t* handle) noexcept {
   auto* self = static_cast<Master*>(handle->data);
   try {
-    self->supervisor_.Tick(self->Now());
+    self->TickNow();
     self->AfterEvent();
   } catch (const std::exception& e) {
+    self->spawn_turn_.open = false;
     spdlog::error("internal error in a timer: {}", e.what());
   }
+}
+
+void Master::SoonTurn() {
+  try {
+    if (reap_more_) ReapChildren();
+    TickNow();
+    AfterEvent();
+  } catch (const std::exception& e) {
+    spawn_turn_.open = false;
+    spdlog::error("internal error in a timer: {}", e.what());
+  }
+}
+
+void Master::TickNow() {
+  const core::Time now = Now();
+  spawn_turn_ = SpawnTurn{true, now, 0};
+  supervisor_.Tick(now);
+  spawn_turn_.open = false;
 }
 
 void Master::HandleSignal(int signum) {
@@ -236,9 +261,20 @@ void Master::HandleSignal(int signum) {
 }
 
 void Master::ReapChildren() {
-  for (const sys::Reaped& r : sys::ReapAll()) {
-    if (ReloadCheckExited(r.pid, r.status)) continue;
-    ChildEnded(r.pid, r.status);
+  constexpr size_t kBatch = 16;
+  const core::Time started = Now();
+  reap_more_ = false;
+  for (;;) {
+    const std::vector<sys::Reaped> reaped = sys::ReapSome(kBatch);
+    for (const sys::Reaped& r : reaped) {
+      if (ReloadCheckExited(r.pid, r.status)) continue;
+      ChildEnded(r.pid, r.status);
+    }
+    if (reaped.size() < kBatch) return;
+    if (Now() - started >= kSpawnSlice) {
+      reap_more_ = true;  // the rest after the next poll for I/O (SoonTurn)
+      return;
+    }
   }
 }
 
@@ -263,18 +299,32 @@ void Master::AfterEvent() {
   NotifyServiceManager();
   if (supervisor_.Finished()) {
     uv_timer_stop(&timer_);
+    uv_idle_stop(&soon_);
     uv_stop(&loop_);
     return;
   }
   const std::optional<core::Time> deadline = supervisor_.NextDeadline();
+  const core::Time now = Now();
+  if (reap_more_ || (deadline && *deadline <= now)) {
+    // Due now (a slice of spawns or of exits left for later, a resize): after the next poll
+    // for I/O. A 0 ms timer re-armed from its own callback could run again before any I/O.
+    uv_timer_stop(&timer_);
+    if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&soon_))) {
+      uv_idle_start(&soon_, [](uv_idle_t* handle) {
+        uv_idle_stop(handle);
+        static_cast<Master*>(handle->data)->SoonTurn();
+      });
+    }
+    return;
+  }
+  uv_idle_stop(&soon_);
   if (!deadline) {
     uv_timer_stop(&timer_);
     return;
   }
   // Both are >= 0 (a far deadline saturates at Time::max(), core::After), so the difference
   // cannot wrap. Round up: a timer that fires early would only re-arm itself.
-  const core::Time now = Now();
-  const std::int64_t wait = *deadline <= now ? 0 : (*deadline - now).count();
+  const std::int64_t wait = (*deadline - now).count();
   const std::int64_t ms = wait / 1'000'000 + (wait % 1'000'000 != 0 ? 1 : 0);
   uv_timer_start(&timer_, &Master::OnTimer, static_cast<std::uint64_t>(ms), 0);
 }
@@ -385,6 +435,12 @@ class PlanRestore {
 }  // namespace
 
 core::SpawnOutcome Master::Spawn(const core::SpawnRequest& request) {
+  // Outside a tick, or past this turn's slice: later (the slot stays pending, due now).
+  if (!spawn_turn_.open ||
+      (spawn_turn_.spawned > 0 && Now() - spawn_turn_.started >= kSpawnSlice)) {
+    return core::SpawnOutcome::Deferred();
+  }
+  ++spawn_turn_.spawned;
   // The template itself, not a copy of it (one spawn at a time, from the loop's thread): a
   // copy of argv and the whole environment per worker is what this avoids.
   sys::SpawnPlan& plan = plan_template_;
@@ -393,7 +449,7 @@ core::SpawnOutcome Master::Spawn(const core::SpawnRequest& request) {
   SpawnExtras extras;
   if (const core::Status st = PrepareExtras(setup_.options, *output_, &plan, &extras); !st.ok()) {
     extras.CloseAll();
-    return core::SpawnOutcome{0, st.message()};
+    return core::SpawnOutcome{0, st.message(), false};
   }
   // Returns once the child has exec'd or failed (sys/spawn.h): no pipe, no callback.
   auto started = sys::Launch(plan);
@@ -424,13 +480,13 @@ core::SpawnOutcome Master::Spawn(const core::SpawnRequest& request) {
       close(channel->first);
     }
   }
-  if (!started.ok()) return core::SpawnOutcome{0, started.error()};
+  if (!started.ok()) return core::SpawnOutcome{0, started.error(), false};
   // A failed exec is a worker that exits 127 at once: it is said when its exit is handled,
   // just before the exit line, as one would read it.
   if (!started.value().exec_error.empty()) {
     exec_errors_[started.value().pid] = started.value().exec_error;
   }
-  return core::SpawnOutcome{started.value().pid, ""};
+  return core::SpawnOutcome{started.value().pid, "", false};
 }
 
 void Master::Kill(core::Pid pid, core::Signal signal) {

@@ -110,8 +110,14 @@ class Master final : public core::Effects,
  private:
   static void OnSignal(uv_signal_t* handle, int signum) noexcept;
   static void OnTimer(uv_timer_t* handle) noexcept;
+  // The supervisor's Tick, the only turn of the loop that may fork (a slice of them).
+  void TickNow();
   void HandleSignal(int signum);
+  // Reaps and handles ended children for about kSpawnSlice; sets reap_more_ when some may be
+  // left, for the next turn (a burst of 1000 exits is handled in slices, between answers).
   void ReapChildren();
+  // The idle handle's turn: reaping left over, then the supervisor's Tick.
+  void SoonTurn();
   // One child ended (reaped, or found gone): the bookkeeping every exit gets.
   void ChildEnded(pid_t pid, const core::ExitStatus& status);
   // After a reload: every carried worker that is no longer our live child ends here.
@@ -175,6 +181,20 @@ class Master final : public core::Effects,
   // client's first reply goes out before the stream it subscribed to.
   std::vector<std::pair<core::UpgradeNoteKind, std::string>> notes_;
   uv_timer_t timer_{};
+  // A deadline that is due now runs from this idle handle instead: once per turn of the loop,
+  // after polling I/O, so that a batch of spawns is cut in slices with answers in between.
+  uv_idle_t soon_{};
+  // Spawns run only inside TickNow, and within a slice of it: after the first spawn of a turn,
+  // the shell defers the rest (core::SpawnOutcome::Deferred) once kSpawnSlice has passed. A
+  // control command, a signal or a child's exit never forks: a resize or an upgrade answers
+  // first, and its workers are started by the turns that follow.
+  struct SpawnTurn {
+    bool open = false;
+    core::Time started{};
+    int spawned = 0;
+  };
+  SpawnTurn spawn_turn_;
+  bool reap_more_ = false;  // ReapChildren stopped at its slice: zombies may be left
   std::vector<uv_signal_t> signals_;
 
   core::Reload reload_;

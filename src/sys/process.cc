@@ -89,9 +89,11 @@ bool Ended(int status, core::ExitStatus* out) {
 
 }  // namespace
 
-std::vector<Reaped> ReapAll() {
+std::vector<Reaped> ReapAll() { return ReapSome(static_cast<size_t>(-1)); }
+
+std::vector<Reaped> ReapSome(size_t max) {
   std::vector<Reaped> out;
-  while (true) {
+  while (out.size() < max) {
     int status = 0;
     const pid_t pid = waitpid(-1, &status, WNOHANG);
     if (pid < 0 && errno == EINTR) continue;

@@ -28,6 +28,8 @@ struct Reaped {
 };
 // waitpid(-1, WNOHANG) until nothing is left to reap.
 std::vector<Reaped> ReapAll();
+// The same, stopping after `max` children have ended (fewer returned: none is left).
+std::vector<Reaped> ReapSome(size_t max);
 // waitpid(pid, WNOHANG) for one pid: still running (and our child), ended (reaped now, with its
 // status), or not our child (ECHILD: someone else reaped it, or it never was ours).
 struct ChildProbe {

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <string>
 
 #include "proc.h"
@@ -74,6 +75,37 @@ TEST_CASE("signals: every core::Signal maps to a platform signal and back") {
   CHECK_FALSE(sys::FromPlatformSignal(SIGSTKFLT).has_value());
   CHECK_FALSE(sys::FromPlatformSignal(SIGRTMIN).has_value());
   CHECK_FALSE(sys::FromPlatformSignal(0).has_value());
+}
+
+TEST_CASE("ReapSome stops at its count and leaves the other zombies for the next call") {
+  std::vector<pid_t> pids;
+  std::vector<std::unique_ptr<test::ChildGuard>> guards;
+  for (int i = 0; i < 3; ++i) {
+    pids.push_back(SpawnOrFail("exit " + std::to_string(10 + i)));
+    guards.push_back(std::make_unique<test::ChildGuard>(pids.back()));
+  }
+  // Every one a zombie: waitid(WNOWAIT) sees it ended without reaping it.
+  for (const pid_t pid : pids) {
+    CHECK(test::PollUntil(
+        [pid] {
+          siginfo_t info{};
+          return waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+                 info.si_pid == pid;
+        },
+        10s, 2ms));
+  }
+  std::vector<sys::Reaped> got = sys::ReapSome(2);
+  CHECK(got.size() == 2);
+  const std::vector<sys::Reaped> rest = sys::ReapSome(2);
+  CHECK(rest.size() == 1);  // fewer than asked: none is left
+  got.insert(got.end(), rest.begin(), rest.end());
+  for (const sys::Reaped& r : got) {
+    const auto it = std::find(pids.begin(), pids.end(), r.pid);
+    REQUIRE(it != pids.end());
+    CHECK(r.status.code == 10 + (it - pids.begin()));
+    guards[static_cast<size_t>(it - pids.begin())]->reset(-1);
+  }
+  CHECK(sys::ReapSome(2).empty());
 }
 
 TEST_CASE("DescribeExit") {

@@ -21,8 +21,17 @@ struct FakeEffects : core::Effects {
   std::vector<core::Event> events;  // LogEvent, in order (their lines are in logs too)
   core::Pid next_pid = 100;
   std::string fail_with;  // non-empty: every spawn fails with this error
+  // The shell's spawn budget: -1 none; otherwise the spawns that go ahead (each counts it down)
+  // before the next ones are deferred (SpawnOutcome::Deferred, not recorded in `spawns`).
+  int budget = -1;
+  int deferrals = 0;  // spawns deferred so far
 
   core::SpawnOutcome Spawn(const core::SpawnRequest& r) override {
+    if (budget == 0) {
+      ++deferrals;
+      return core::SpawnOutcome::Deferred();
+    }
+    if (budget > 0) --budget;
     spawns.push_back(r);
     if (!fail_with.empty()) return core::SpawnOutcome{0, fail_with};
     return core::SpawnOutcome{next_pid++, ""};
