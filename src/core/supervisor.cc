@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/recycle_spec.h"
 #include "core/supervisor_text.h"
 
 namespace einhorn::core {
@@ -49,6 +50,14 @@ SupervisorConfig ConfigFromOptions(const Options& o, std::uint64_t jitter_seed) 
   c.upgrade.max_failures = o.upgrade_max_failures;
   c.jitter_seed = jitter_seed;
   if (o.worker_watchdog) c.worker_watchdog = Seconds(*o.worker_watchdog);
+  if (!o.max_worker_lifetime.empty()) {
+    // Checked by FindProblem before; an unparsable one (never) is no limit.
+    const Result<LifetimeSpec> spec = ParseLifetimeSpec(o.max_worker_lifetime);
+    if (spec.ok()) {
+      c.max_worker_lifetime = Seconds(spec.value().seconds);
+      c.lifetime_jitter = spec.value().jitter_pct / 100;
+    }
+  }
   return c;
 }
 

@@ -91,7 +91,13 @@ RecycleResult Supervisor::Recycle(Pid pid, RecycleCause cause, Time now) {
   }
   Reconcile(now);
   // Reconcile never erases a worker: w is still there.
-  return w.slot < 0 ? RecycleResult::kStarted : RecycleResult::kQueued;
+  if (w.slot < 0) return RecycleResult::kStarted;
+  fx_.Log(LogLevel::kInfo,
+          "recycle of " + Describe(w) + " (" + RecycleCauseName(cause) + ") queued: " +
+              (upgrade_ ? "an upgrade is running"
+                        : "at most " + std::to_string(RecycleAdditional()) + " extra worker" +
+                              (RecycleAdditional() == 1 ? "" : "s") + " at once"));
+  return RecycleResult::kQueued;
 }
 
 int Supervisor::RecycleAll(RecycleCause cause, Time now) {
