@@ -16,7 +16,7 @@ _einhornctl_sockets() {
 _einhornctl() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
   local global_opts="-h --help --version -d --socket-path -c --command-name --json --timeout"
-  local commands="status inc dec set signal quieter louder log-level die ack ehlo help state raw upgrade reload wait events metrics shell"
+  local commands="status inc dec set signal quieter louder log-level die ack ehlo help state raw upgrade recycle reload wait events metrics shell"
   case $prev in
     -d|--socket-path) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     -c|--command-name) _einhornctl_sockets; return ;;
@@ -54,8 +54,9 @@ _einhornctl() {
     ehlo) opts="-h --help" ;;
     help) opts="-h --help" ;;
     state) opts="-h --help" ;;
-    raw) opts="-h --help"; args="ehlo help state inc dec set_workers upgrade upgrade_fleet reload die quieter louder signal config" ;;
+    raw) opts="-h --help"; args="ehlo help state inc dec set_workers upgrade upgrade_fleet recycle reload die quieter louder signal config" ;;
     upgrade) opts="-h --help --fleet --wait --wait-timeout" ;;
+    recycle) opts="-h --help --all --wait --wait-timeout" ;;
     reload) opts="-h --help --no-wait --wait-timeout" ;;
     wait) opts="-h --help --wait-timeout"; args="ready drained upgraded" ;;
     events) opts="-h --help --since -f --follow --interval" ;;

@@ -80,6 +80,7 @@ enum class ControlVerb {
   kLouder,
   kMetrics,
   kQuieter,
+  kRecycle,
   kReload,
   kSetWorkers,
   kSignal,
@@ -89,6 +90,7 @@ enum class ControlVerb {
   kUpgradeFleet,
   kWorkerAck,
   kWorkerPing,
+  kWorkerRecycle,
 };
 
 wire::Reply ConfigCommand(const wire::Request& r) {
@@ -156,6 +158,10 @@ std::span<const Control::VerbRow> Control::Verbs() {
        }},
       {V::kQuieter, "quieter", "Decrease verbosity",
        [](Control& self, const Call& c) { c.Reply(self.Verbosity(+1, c.by, c.now)); }},
+      {V::kRecycle, "recycle",
+       "Replace a worker (args: PID) or every worker (args: all) with a new one of the same "
+       "generation, the replacement ready before the old one drains, a few at a time",
+       [](Control& self, const Call& c) { c.Reply(self.RecycleCommand(c.r, c.by, c.now)); }},
       {V::kReload, "reload",
        "Re-exec the einhorn-cpp master in place, keeping its workers, sockets and pid",
        [](Control& self, const Call& c) { self.ReloadCommand(c); }},
@@ -187,6 +193,12 @@ std::span<const Control::VerbRow> Control::Verbs() {
       {V::kWorkerPing, "worker:ping", nullptr,
        [](Control& self, const Call& c) {
          self.WorkerPing(c.r, c.peer, c.now);
+         c.out.close = true;
+       }},
+      // As worker:ack: from the worker itself (or a descendant, or on its -g channel), no reply.
+      {V::kWorkerRecycle, "worker:recycle", nullptr,
+       [](Control& self, const Call& c) {
+         self.WorkerRecycle(c.r, c.peer, c.now);
          c.out.close = true;
        }},
   };
@@ -435,31 +447,86 @@ wire::Reply Control::DieCommand(const wire::Request& r, const std::string& by, T
   return rep;
 }
 
-void Control::WorkerAck(const wire::Request& r, const Peer& peer, Time now) {
+std::optional<Pid> Control::WorkerItself(const wire::Request& r, const Peer& peer,
+                                         const std::string& verb, const char* what, Time now) {
   const std::string from = peer.bound_worker
                                ? "the -g channel of worker " + std::to_string(*peer.bound_worker)
                                : "pid " + std::to_string(peer.pid);
   // On a -g channel the pid may be left out; one that is given must still be an integer.
   if (!r.pid && (!peer.bound_worker || r.pid_present)) {
-    RefuseAck("control: refused worker:ack from " + from + ": no integer pid in the request",
+    RefuseAck("control: refused " + verb + " from " + from + ": no integer pid in the request",
               now);
-    return;
+    return std::nullopt;
   }
   const Pid pid = r.pid ? static_cast<Pid>(*r.pid) : *peer.bound_worker;
   if (r.pid && (*r.pid <= 0 || *r.pid > 0x7fffffff)) {
-    RefuseAck("control: refused worker:ack from " + from + ": bad pid", now);
-    return;
+    RefuseAck("control: refused " + verb + " from " + from + ": bad pid", now);
+    return std::nullopt;
   }
   const bool allowed =
       peer.bound_worker ? *peer.bound_worker == pid
                         : std::find(peer.lineage.begin(), peer.lineage.end(), pid) !=
                               peer.lineage.end();
   if (!allowed) {
-    RefuseAck("control: refused worker:ack for " + std::to_string(pid) + " from " + from +
-                  ": only the worker itself or its descendants may ack it",
+    RefuseAck("control: refused " + verb + " for " + std::to_string(pid) + " from " + from +
+                  ": only the worker itself or its descendants may " + what + " it",
               now);
-    return;
+    return std::nullopt;
   }
+  return pid;
+}
+
+void Control::WorkerRecycle(const wire::Request& r, const Peer& peer, Time now) {
+  const std::optional<Pid> pid = WorkerItself(r, peer, "worker:recycle", "recycle", now);
+  if (!pid) return;
+  const RecycleResult result = supervisor_.Recycle(*pid, RecycleCause::kWorker, now);
+  // Started and queued are logged by the supervisor; the rest only here. An unknown pid is
+  // refused as an unknown ack is (a stranger cannot get this far: it is not in the lineage).
+  if (result == RecycleResult::kUnknownPid) {
+    RefuseAck("control: could not find a worker with pid " + std::to_string(*pid) +
+                  "; ignoring its worker:recycle",
+              now);
+  } else if (result != RecycleResult::kStarted && result != RecycleResult::kQueued) {
+    host_.log.Log(LogLevel::kInfo,
+                  "control: worker:recycle: " + RecycleResultText(result, *pid));
+  }
+}
+
+wire::Reply Control::RecycleCommand(const wire::Request& r, const std::string& by, Time now) {
+  wire::Reply rep;
+  int pid = 0;
+  if (auto bad = CheckArgs(r)) {
+    rep = *bad;
+  } else if (r.args.size() != 1 ||
+             (r.args[0] != "all" && (!ParseCount(r.args[0], &pid) || pid < 1))) {
+    rep = Err("Usage: recycle PID | recycle all (got " +
+              (r.args.empty() ? std::string("no argument")
+                              : Quoted(r.args[0].substr(0, 64)) +
+                                    (r.args.size() > 1 ? " and more" : "")) +
+              ")");
+  } else if (supervisor_.Stopping()) {
+    rep = Err(RecycleResultText(RecycleResult::kStopping, 0));
+  } else if (r.args[0] == "all") {
+    const int n = supervisor_.RecycleAll(RecycleCause::kOperator, now);
+    const int extra = supervisor_.RecycleAdditional();
+    rep = Ok(n == 0 ? std::string("No ready worker to recycle (those pending already stay)")
+                    : "Recycling " + std::to_string(n) + " worker" + (n == 1 ? "" : "s") +
+                          ", at most " + std::to_string(extra) + " extra at once");
+  } else {
+    const RecycleResult result = supervisor_.Recycle(pid, RecycleCause::kOperator, now);
+    const std::string text = RecycleResultText(result, pid);
+    const bool ok = result == RecycleResult::kStarted || result == RecycleResult::kQueued ||
+                    result == RecycleResult::kAlreadyPending;
+    rep = ok ? Ok(text) : Err(text);
+  }
+  AuditCommand(by, "recycle", rep, now);
+  return rep;
+}
+
+void Control::WorkerAck(const wire::Request& r, const Peer& peer, Time now) {
+  const std::optional<Pid> self = WorkerItself(r, peer, "worker:ack", "ack", now);
+  if (!self) return;
+  const Pid pid = *self;
   switch (supervisor_.Ack(pid, now)) {
     case AckResult::kAcked:
       return;  // the supervisor logs the readiness
@@ -540,6 +607,10 @@ std::string Control::MetricsText() const {
   for (const Slot& slot : supervisor_.slots()) {
     in.pending_respawns += !slot.pid && slot.respawn_at ? 1 : 0;
   }
+  for (size_t i = 0; i < kRecycleCauses; ++i) {
+    in.recycles.emplace_back(RecycleCauseName(static_cast<RecycleCause>(i)),
+                             static_cast<std::uint64_t>(supervisor_.recycles()[i]));
+  }
   // The current generation's series exist even at 0, so that a pool with no ready worker
   // shows as einhorn_workers{state="ready"} 0, not as a missing series.
   for (WorkerState s : {WorkerState::kBooting, WorkerState::kReady, WorkerState::kDraining}) {
@@ -579,6 +650,15 @@ WorkerStatus WorkerStatusOf(Pid pid, const Worker& w, const std::vector<Slot>& s
   }
   if (w.state == WorkerState::kDraining && w.draining_since) {
     ws.draining_for = ToSeconds(now - *w.draining_since);
+  }
+  if (w.recycle) {
+    ws.recycle = RecycleCauseName(*w.recycle);
+    ws.recycle_state = w.state == WorkerState::kDraining ? "draining"
+                       : w.slot >= 0                     ? "queued"
+                                                         : "replacing";
+  }
+  if (w.recycle_due && !w.recycle && w.state != WorkerState::kDraining) {
+    ws.recycle_in = ToSeconds(*w.recycle_due - now);
   }
   if (w.slot >= 0 && static_cast<size_t>(w.slot) < slots.size()) {
     const Slot& slot = slots[static_cast<size_t>(w.slot)];

@@ -168,6 +168,14 @@ class Control {
   wire::Reply Verbosity(int delta, const std::string& by, Time now);
   void WorkerAck(const wire::Request& r, const Peer& peer, Time now);
   void WorkerPing(const wire::Request& r, const Peer& peer, Time now);
+  // worker:recycle: the worker asks to be recycled (RecycleCause::kWorker).
+  void WorkerRecycle(const wire::Request& r, const Peer& peer, Time now);
+  // `recycle PID` / `recycle all`: an operator's rolling restart (RecycleCause::kOperator).
+  wire::Reply RecycleCommand(const wire::Request& r, const std::string& by, Time now);
+  // The worker a worker:ack or worker:recycle is about, when the peer may speak for it (the
+  // worker itself, a descendant, or its own -g channel); nullopt after a refusal line.
+  std::optional<Pid> WorkerItself(const wire::Request& r, const Peer& peer,
+                                  const std::string& verb, const char* what, Time now);
   // A refused worker:ack, logged through refused_acks_: any peer allowed on the socket (other
   // users with --control-allow-uid) can send them as fast as it likes.
   void RefuseAck(const std::string& line, Time now);

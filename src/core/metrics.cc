@@ -315,6 +315,14 @@ void WritePoolGauges(Writer& w, const MetricsInput& in) {
   w.Gauge("einhorn_upgrade_in_progress", "1 while a worker upgrade runs.", in.upgrading ? 1 : 0);
   w.Gauge("einhorn_pending_respawns", "Pool slots waiting out a crash-loop backoff.",
           in.pending_respawns);
+  if (!in.recycles.empty()) {
+    w.Family("einhorn_worker_recycles_total", "counter",
+             "Workers recycled (replaced, then drained once the replacement was ready), by "
+             "cause: memory, memory_hard, age, worker (worker:recycle, RECYCLE=1), operator.");
+    for (const auto& [cause, n] : in.recycles) {
+      w.Sample("einhorn_worker_recycles_total", {{"cause", cause}}, n);
+    }
+  }
 }
 
 // The master process's own figures, when the shell could read them.

@@ -104,6 +104,9 @@ struct MetricsInput {
   int generation = 1;
   bool upgrading = false;
   int pending_respawns = 0;  // slots waiting out a crash-loop backoff
+  // Recycles started since the first image (the supervisor carries them across reloads), by
+  // cause name, every cause present: einhorn_worker_recycles_total{cause}.
+  std::vector<std::pair<std::string, std::uint64_t>> recycles;
   // Live workers by (state, generation); states are "booting", "ready", "draining".
   std::map<std::pair<std::string, int>, int> workers;
   std::optional<std::uint64_t> resident_memory_bytes;

@@ -16,6 +16,8 @@ NotifyMessage ParseNotifyMessage(std::string_view datagram) {
       m.stopping = true;
     } else if (line == "WATCHDOG=1") {
       m.watchdog = true;
+    } else if (line == "RECYCLE=1") {
+      m.recycle = true;
     } else if (line.substr(0, 7) == "STATUS=") {
       std::string text(line.substr(7, kMaxNotifyStatus));
       for (char& c : text) {

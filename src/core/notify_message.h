@@ -13,6 +13,7 @@ struct NotifyMessage {
   bool ready = false;     // READY=1
   bool stopping = false;  // STOPPING=1
   bool watchdog = false;  // WATCHDOG=1
+  bool recycle = false;   // RECYCLE=1 (einhorn-cpp's own): replace me, then drain me
   std::optional<std::string> status;  // STATUS=..., control bytes replaced, capped
 };
 

@@ -359,6 +359,18 @@ const std::vector<OptionDef>& OptionTable() {
                 "SECS"},
        .shown_default = "off",
        .state_pos = 20},
+      // Live: each worker's lifetime is drawn at its spawn, so workers started after a reload
+      // take the new one.
+      {.key = "max_worker_lifetime",
+       .field = &Options::max_worker_lifetime,
+       .live = true,
+       .flag = {"--max-worker-lifetime",
+                "Recycle each worker after SECS (replacement ready first, then drained), minus a "
+                "random 0..PCT % (default 10) so a pool started together spreads out",
+                "SECS[,jitter=PCT]"},
+       .shown_default = "off",
+       .state_pos = 34,
+       .state_if_set = true},
       {.key = "log_format",
        .field = &Options::log_format,
        .live = true,

@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "core/metrics.h"
+#include "core/recycle_spec.h"
 
 namespace einhorn::core {
 namespace {
@@ -251,6 +252,10 @@ std::optional<Problem> UpgradeProblem(const Options& o) {
   }
   if (o.upgrade_max_failures < 1) {
     return Problem{"upgrade_max_failures", "--upgrade-max-failures must be at least 1"};
+  }
+  if (!o.max_worker_lifetime.empty()) {
+    const Result<LifetimeSpec> spec = ParseLifetimeSpec(o.max_worker_lifetime);
+    if (!spec.ok()) return Problem{"max_worker_lifetime", spec.error()};
   }
   return std::nullopt;
 }

@@ -81,6 +81,9 @@ struct Options {
   // --worker-watchdog SECS: WATCHDOG_USEC in each worker; a ready worker that sends no
   // WATCHDOG=1 on its NOTIFY_SOCKET for that long is hung: SIGABRT, SIGKILL, respawn.
   std::optional<double> worker_watchdog;
+  // --max-worker-lifetime SECS[,jitter=PCT] (core/recycle_spec.h): each worker is recycled
+  // after about that long. Empty: no limit.
+  std::string max_worker_lifetime;
   LogFormat log_format = LogFormat::kText;  // --log-format
   // --metrics-listen ADDR: GET /metrics over HTTP there; loopback HOST:PORT or unix:/PATH only
   // (core/metrics.h ParseMetricsListen). Empty: no endpoint (`einhornctl metrics` still works).

@@ -126,6 +126,12 @@ void WriteWorker(std::string& out, const WorkerStatus& w) {
     OptStr(m.Key("pinged_request_id"), w.pinged_request_id);
   }
   if (w.draining_for) OptSeconds(m.Key("draining_for"), w.draining_for);
+  // Only while a recycle is pending, or with a lifetime: other rows stay as they were.
+  if (w.recycle) {
+    OptStr(m.Key("recycle"), w.recycle);
+    OptStr(m.Key("recycle_state"), w.recycle_state);
+  }
+  if (w.recycle_in) OptSeconds(m.Key("recycle_in"), w.recycle_in);
   m.Close();
 }
 
@@ -356,7 +362,10 @@ bool ReadWorker(Reader& r, const Node& row, const std::string& path, WorkerStatu
          r.Optional(row, "notify_status", p, &w->notify_status) &&
          r.Optional(row, "pinged_ago", p, &w->pinged_ago) &&
          r.Optional(row, "pinged_request_id", p, &w->pinged_request_id) &&
-         r.Optional(row, "draining_for", p, &w->draining_for);
+         r.Optional(row, "draining_for", p, &w->draining_for) &&
+         r.Optional(row, "recycle", p, &w->recycle) &&
+         r.Optional(row, "recycle_state", p, &w->recycle_state) &&
+         r.Optional(row, "recycle_in", p, &w->recycle_in);
 }
 
 template <typename Node>

@@ -21,7 +21,10 @@
 //        uptime: 35.2, restarts: 0, last_exit: "exit 1",   # last_exit/time_to_ready may be ~
 //        notify_status: "serving",   # -m notify: its last STATUS=, else ~
 //        pinged_ago: 2.5, pinged_request_id: "req-1",   # only once it sent worker:ping
-//        draining_for: 12.5}   # only while draining: seconds since its first stop signal
+//        draining_for: 12.5,   # only while draining: seconds since its first stop signal
+//        recycle: "age", recycle_state: "queued" | "replacing" | "draining",  # only while a
+//                              # recycle of it is pending (Supervisor::Recycle); its age is uptime
+//        recycle_in: 3590.2}   # only with --max-worker-lifetime: seconds until it is due
 //   pending:                    # slots waiting for a respawn (crash-loop backoff)
 //     - {slot: 2, respawn_in: 3.4, consecutive_failures: 3, restarts: 5, last_exit: "signal 9"}
 //   listeners:                  # the -b sockets, in order; queue figures where Linux has them
@@ -65,6 +68,13 @@ struct WorkerStatus {
   std::optional<std::string> pinged_request_id;  // that ping's request_id (as text)
   // Draining workers: seconds since it was told to stop (or said STOPPING=1).
   std::optional<double> draining_for;
+  // A recycle asked for: its cause (core::RecycleCauseName) and where it stands: queued (it
+  // still fills its slot), replacing (its replacement boots; it serves on), draining.
+  std::optional<std::string> recycle;
+  std::optional<std::string> recycle_state;
+  // --max-worker-lifetime: seconds until it is due for its age (negative: overdue, queued).
+  std::optional<double> recycle_in;
+  // (Memory figures per worker go here, beside the recycle fields.)
 };
 
 struct PendingSlot {

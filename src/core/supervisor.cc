@@ -4,6 +4,7 @@
 #include <cmath>
 #include <thread>
 
+#include "core/recycle_spec.h"
 #include "core/supervisor_text.h"
 
 namespace einhorn::core {
@@ -54,6 +55,14 @@ SupervisorConfig ConfigFromOptions(const Options& o, std::uint64_t jitter_seed) 
   c.upgrade.max_failures = o.upgrade_max_failures;
   c.jitter_seed = jitter_seed;
   if (o.worker_watchdog) c.worker_watchdog = Seconds(*o.worker_watchdog);
+  if (!o.max_worker_lifetime.empty()) {
+    // Checked by FindProblem before; an unparsable one (never) is no limit.
+    const Result<LifetimeSpec> spec = ParseLifetimeSpec(o.max_worker_lifetime);
+    if (spec.ok()) {
+      c.max_worker_lifetime = Seconds(spec.value().seconds);
+      c.lifetime_jitter = spec.value().jitter_pct / 100;
+    }
+  }
   return c;
 }
 
@@ -101,6 +110,7 @@ bool Supervisor::SpawnInto(int slot_index, Time now) {
   w.index = index;
   w.generation = generation_;
   w.spawned_at = now;
+  DrawLifetime(w);
   slot.pid = w.pid;
   SlotChanged(slot_index);
   Announce(LogLevel::kInfo, "spawned " + Describe(w), WorkerEvent(EventKind::kSpawn, w, now));
@@ -191,6 +201,7 @@ void Supervisor::ChildExited(Pid pid, const ExitStatus& status, Time now) {
       upgrade_ && !stopping_ && w.generation == generation_ &&
       w.state != WorkerState::kDraining && !(w.ready_at && uptime >= config_.backoff_base);
   AnnounceExit(w, status, uptime, now);
+  RecycleEnded(w, now);
   RefillSlot(w, status, uptime, now);
   if (new_worker_failed) {
     NewWorkerFailed(Describe(w) + " exited with " + status.ToString() +
@@ -392,6 +403,7 @@ void Supervisor::Tick(Time now) {
   }
   RemindDraining(now);
   CheckUpgradeDeadlines(now);
+  MarkAgedWorkers(now);
   Reconcile(now);
 }
 
@@ -440,6 +452,11 @@ std::optional<Time> Supervisor::NextDeadline() const {
   if (!stopping_) {
     for (const Slot& slot : slots_) {
       if (slot.respawn_at) consider(*slot.respawn_at);
+    }
+    for (const auto& [pid, w] : workers_) {
+      if (w.recycle_due && !w.recycle && w.slot >= 0 && w.state == WorkerState::kReady) {
+        consider(*w.recycle_due);
+      }
     }
   }
   bool waiting = false;  // for a worker not killed yet

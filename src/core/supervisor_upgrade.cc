@@ -215,10 +215,15 @@ void Supervisor::Reconcile(Time now) {
     } else if (spawned > 0) {
       continue;
     }
-    DrainDetached(step, now);
+    StartQueuedRecycles(now);
+    // A recycle started just now may have a replacement ready at once (-m 0): count again.
+    DrainDetached(upgrade_ ? step : PlanStep(std::nullopt, config_.upgrade, Count()), now);
     if (upgrade_) {
       ReportProgress(Count(), now);
-      if (step.done) FinishUpgrade(now);
+      if (step.done) {
+        FinishUpgrade(now);
+        continue;  // once more without the upgrade: the recycles it held may start
+      }
     }
     return;
   }
@@ -244,7 +249,14 @@ void Supervisor::DrainDetached(const UpgradeStep& step, Time now) {
     ++scan_steps_;
     ready.push_back(std::get<2>(*it));
   }
-  for (const Pid pid : ready) DrainWorker(workers_.at(pid), "replaced by a ready worker", now);
+  for (const Pid pid : ready) {
+    Worker& w = workers_.at(pid);
+    DrainWorker(w,
+                w.recycle ? std::string("recycled (") + RecycleCauseName(*w.recycle) +
+                                "): its replacement is ready"
+                          : std::string("replaced by a ready worker"),
+                now);
+  }
 }
 
 void Supervisor::ReportProgress(const PoolCounts& c, Time now) {

@@ -41,7 +41,8 @@ struct Invocation {
   bool fleet = false;        // upgrade --fleet
   std::string level;         // log-level
   std::string signal;        // signal SIG, die [SIG] ("" = none given)
-  core::Pid pid = 0;         // ack [PID] (0 = the parent process)
+  core::Pid pid = 0;         // ack [PID] (0 = the parent process), recycle PID
+  bool all = false;          // recycle --all
   std::string verb;          // raw VERB
   std::vector<std::string> args;  // raw ARGS...
   // upgrade --wait --wait-timeout: seconds for the whole wait (0 = no limit). Not --timeout,

@@ -403,6 +403,58 @@ int SetCommand(const Invocation& inv, Context& ctx, Session& session) {
   }
 }
 
+// recycle PID|--all [--wait]: the master answers at once; --wait then polls `status` until no
+// recycle is pending (each ends when its old worker exits), the recycled pid is gone, and the
+// pool is ready again (at least target ready, none booting, none draining).
+int RecycleCommand(const Invocation& inv, Context& ctx, Session& session) {
+  Output output(ctx, inv.json);
+  const std::string arg = inv.all ? "all" : std::to_string(inv.pid);
+  const Status s = session.Call("recycle", {arg}, [&](const Reply& r) { output.Add(r); });
+  if (!s.ok()) return output.Unreachable(s);
+  if (output.error()) return output.Finish(kExitRefused);
+  if (!inv.wait) return output.Finish(kExitOk);
+
+  const std::optional<double> deadline = DeadlineAfter(ctx, inv.wait_timeout);
+  const bool progress = ctx.stdout_tty && !inv.json;
+  auto line = [](const PoolStatus& st, int pending) {
+    return std::to_string(pending) + " recycle" + (pending == 1 ? "" : "s") + " pending, ready " +
+           std::to_string(st.ready) + "/" + std::to_string(st.target) + ", booting " +
+           std::to_string(st.booting) + ", draining " + std::to_string(st.draining);
+  };
+  for (;;) {
+    PoolStatus st;
+    if (const std::optional<int> code =
+            StatusOrExit(session, output, &st, progress ? ctx.out : nullptr)) {
+      return *code;
+    }
+    int pending = 0;
+    bool pid_alive = false;
+    for (const core::WorkerStatus& w : st.workers) {
+      pending += w.recycle ? 1 : 0;
+      pid_alive = pid_alive || (!inv.all && w.pid == inv.pid);
+    }
+    if (pending == 0 && !pid_alive && st.ready >= st.target && st.booting == 0 &&
+        st.draining == 0) {
+      if (progress) *ctx.out << "\r\x1b[K";
+      output.Note("recycled: " + line(st, 0));
+      return output.Finish(kExitOk);
+    }
+    const std::optional<double> sleep = NextPoll(ctx, deadline);
+    if (st.stopping || !sleep) {
+      if (progress) *ctx.out << "\n" << std::flush;
+      if (st.stopping) {
+        output.Diagnose("the master is shutting down: " + line(st, pending));
+        return output.Finish(kExitRefused);
+      }
+      output.Diagnose("timed out after " + ShortSeconds(inv.wait_timeout) + ": " +
+                      line(st, pending));
+      return output.Finish(kExitTimeout);
+    }
+    if (progress) *ctx.out << "\r\x1b[Kwaiting: " << line(st, pending) << std::flush;
+    ctx.clock->Sleep(*sleep);
+  }
+}
+
 // After "Upgrade done" (every new worker ready, every old one told to drain), upgrade --wait is
 // done once the old workers have exited too: until then they hold their connections, memory
 // and the old code.
@@ -837,6 +889,27 @@ const CommandDef kCommands[] = {
      },
      [](const Invocation& inv) { return Requests(1, inv.fleet ? "upgrade_fleet" : "upgrade"); },
      UpgradeCommand},
+    {"recycle",
+     "Replace a worker (PID) or every worker (--all) by a new one of the same generation: the "
+     "replacement is ready before the old one drains, a few at a time",
+     [](CLI::App& sub, Invocation& inv) {
+       CLI::Option* pid =
+           sub.add_option("PID", inv.pid, "The worker to recycle")->check(CLI::PositiveNumber);
+       CLI::Option* all = sub.add_flag("--all", inv.all, "Every ready worker (a rolling restart)");
+       pid->excludes(all);
+       sub.add_flag("--wait", inv.wait,
+                    "Wait until no recycle is pending and the pool is ready again (none "
+                    "booting or draining)");
+       AddWaitTimeout(sub, inv.wait_timeout, 60, /*hidden_timeout=*/false);
+       sub.callback([&inv] {
+         if (inv.pid <= 0 && !inv.all) throw CLI::ValidationError("recycle: give a PID or --all");
+       });
+     },
+     [](const Invocation& inv) {
+       return std::vector<RequestSpec>{
+           {"recycle", {inv.all ? std::string("all") : std::to_string(inv.pid)}}};
+     },
+     RecycleCommand},
     {"reload", "Re-exec the master in place (workers kept) and wait for the outcome",
      [](CLI::App& sub, Invocation& inv) {
        CLI::Option* no_wait = sub.add_flag(

@@ -105,6 +105,17 @@ std::string RenderStatusTable(const PoolStatus& s) {
       live[i + 1].push_back(d ? HumanDuration(*d) : "-");
     }
   }
+  // A pending recycle (cause and stage), only when one is pending.
+  bool any_recycle = false;
+  for (const WorkerStatus& w : s.workers) any_recycle = any_recycle || w.recycle;
+  if (any_recycle) {
+    live[0].push_back("RECYCLE");
+    for (size_t i = 0; i < s.workers.size(); ++i) {
+      const WorkerStatus& w = s.workers[i];
+      live[i + 1].push_back(w.recycle ? *w.recycle + " (" + w.recycle_state.value_or("?") + ")"
+                                      : "-");
+    }
+  }
   // -m notify: the workers' own words, last, only when one has said something.
   bool any_status = false;
   for (const WorkerStatus& w : s.workers) any_status = any_status || w.notify_status;
@@ -158,7 +169,10 @@ std::string RenderStatusJson(const PoolStatus& s) {
                        {"notify_status", OptionalJson(w.notify_status)},
                        {"pinged_ago", OptionalJson(w.pinged_ago)},
                        {"pinged_request_id", OptionalJson(w.pinged_request_id)},
-                       {"draining_for", OptionalJson(w.draining_for)}});
+                       {"draining_for", OptionalJson(w.draining_for)},
+                       {"recycle", OptionalJson(w.recycle)},
+                       {"recycle_state", OptionalJson(w.recycle_state)},
+                       {"recycle_in", OptionalJson(w.recycle_in)}});
   }
   Json pending = Json::array();
   for (const PendingSlot& p : s.pending) {

@@ -1,6 +1,6 @@
 // -m notify: each worker gets its own NOTIFY_SOCKET (systemd's protocol), and what arrives
 // there is the worker's readiness (READY=1), its words for `status` (STATUS=) and its notice
-// that it is leaving (STOPPING=1). A datagram counts only when its sender (SCM_CREDENTIALS)
+// that it is leaving (STOPPING=1), and its wish to be recycled (RECYCLE=1). A datagram counts only when its sender (SCM_CREDENTIALS)
 // is the worker or one of its descendants, as for worker:ack.
 #include <unistd.h>
 
@@ -81,6 +81,8 @@ void Master::ReadNotify(NotifyChannel* ch) {
         spdlog::debug("READY=1 from worker {} not taken (it is draining or gone)", worker);
       }
     }
+    // After READY=1: a worker may say both in one datagram. The supervisor logs what it does.
+    if (m.recycle) supervisor_.Recycle(worker, core::RecycleCause::kWorker, Now());
     if (m.stopping) supervisor_.WorkerStopping(worker, Now());
   }
 }

@@ -45,6 +45,30 @@ TEST_CASE("durations past the cap, NaN or infinite are refused: exit 2, one line
         std::string::npos);
 }
 
+TEST_CASE("--max-worker-lifetime: invalid or huge values are refused: exit 2, one line") {
+  for (const char* value : {"1e10", "inf", "nan", "0", "-5", "1000001", "60,jitter=91",
+                            "60,jitter=nan", "60,jitter=-1", "60,bogus=1", "1h"}) {
+    INFO(value);
+    const Finished f = RunToExit({"--max-worker-lifetime", value, TEST_WORKER_BIN});
+    CHECK_FALSE(f.status.signaled);
+    CHECK(f.status.code == 2);
+    CHECK(Lines(f.err) == 1);
+    CHECK(f.err.rfind("einhorn-cpp: --max-worker-lifetime must be SECS[,jitter=PCT]", 0) == 0);
+  }
+  TempDir d;
+  const std::string file = d.File("app.yaml");
+  WriteFile(file, "command: [" TEST_WORKER_BIN "]\nmax_worker_lifetime: \"inf,jitter=5\"\n");
+  const Finished c = RunToExit({"--config", file});
+  CHECK(c.status.code == 2);
+  CHECK(Lines(c.err) == 1);
+  CHECK(c.err.find("max_worker_lifetime") != std::string::npos);
+  // Valid ones are taken, from the file too.
+  WriteFile(file, "command: [" TEST_WORKER_BIN "]\nmax_worker_lifetime: \"3600,jitter=5%\"\n");
+  const Finished ok = RunToExit({"--check-config", file});
+  CHECK_MESSAGE(ok.status.code == 0, ok.err);
+  CHECK(ok.out.find("max_worker_lifetime: 3600,jitter=5%") != std::string::npos);
+}
+
 TEST_CASE("durations at the cap work: a positive respawn delay, a reload, a clean SIGTERM") {
   MasterRun m({"-n", "2", "-m", "0.1", "-s", "1000000", "-t", "1000000", "--ack-timeout", "1000000",
                "--upgrade-timeout", "1000000", "--worker-watchdog", "1000000"},

@@ -214,13 +214,20 @@ class Feeder {
   std::thread thread_;
 };
 
+size_t Count(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
 bool PoolAtRest(const MasterRun& m, int n) {
   const auto st = Status(m);
   return st && st->ready == n && st->booting == 0 && st->draining == 0 &&
          static_cast<int>(st->workers.size()) == n;
 }
 
-TEST_CASE("jobs: beanstalkd workers lose and cut short no job through resizes, upgrades and a kill") {
+TEST_CASE(
+    "jobs: beanstalkd workers lose and cut short no job through resizes, upgrades and a kill") {
   const auto ruby = LookUpInPath("ruby");
   const auto beanstalkd_bin = LookUpInPath("beanstalkd");
   if (!ruby || !beanstalkd_bin) {
@@ -236,8 +243,8 @@ TEST_CASE("jobs: beanstalkd workers lose and cut short no job through resizes, u
   Beanstalkd queue(*beanstalkd_bin);
   TempDir results_dir;
   const std::string results = results_dir.File("results");
-  const std::vector<std::string> env = {"BEANSTALKD_URL=" + queue.url(),
-                                        "JOBS_RESULTS=" + results, "JOBS_SLEEP_MS=5"};
+  const std::vector<std::string> env = {"BEANSTALKD_URL=" + queue.url(), "JOBS_RESULTS=" + results,
+                                        "JOBS_SLEEP_MS=5"};
 
   MasterRun m({"-n", "4", "-m", "manual"}, {*ruby, example + "/bin/work"}, env);
   REQUIRE_MESSAGE(PollUntil([&] { return PoolAtRest(m, 4); }, 30s), m.Log());
@@ -345,10 +352,9 @@ TEST_CASE("jobs: beanstalkd workers lose and cut short no job through resizes, u
   MESSAGE("jobs: " << ids.size() << " enqueued, " << r.dones.size() << " completed, " << lost
                    << " lost, " << duplicates << " run twice (all on the SIGKILLed worker "
                    << killed << "), " << cut_by_kill << " cut short by the SIGKILL, "
-                   << cut_otherwise << " cut short by a drain; " << drained
-                   << " workers drained, " << workers_seen.size()
-                   << " workers ran jobs, never fewer than " << feeder.min_backlog()
-                   << " jobs waiting");
+                   << cut_otherwise << " cut short by a drain; " << drained << " workers drained, "
+                   << workers_seen.size() << " workers ran jobs, never fewer than "
+                   << feeder.min_backlog() << " jobs waiting");
   MESSAGE(ctl.Summary(started));
 
   // A gentle end: SIGTERM to the master stops the idle workers, which exit 0.
@@ -357,6 +363,87 @@ TEST_CASE("jobs: beanstalkd workers lose and cut short no job through resizes, u
   REQUIRE(status.has_value());
   CHECK(status->code == 0);
   for (pid_t pid : alive) CHECK(WorkerEnds(m)[pid] == "exit 0");
+}
+
+// MAX_JOBS: each worker asks to be recycled (worker:recycle) after that many jobs, so under a
+// steady stream the pool recycles over and over; each old worker is drained only once its
+// replacement is ready, and finishes the job in hand. No job is lost, cut short or run twice
+// (no worker is SIGKILLed here), and the ready count never drops below N.
+TEST_CASE("jobs: MAX_JOBS recycles under a steady stream lose and cut short no job") {
+  const auto ruby = LookUpInPath("ruby");
+  const auto beanstalkd_bin = LookUpInPath("beanstalkd");
+  if (!ruby || !beanstalkd_bin) {
+    MESSAGE("skipped: ruby or beanstalkd is not installed (it is in CI)");
+    return;
+  }
+  if (RunProgram({*ruby, "-e", "require 'beaneater'"}, 30s).status.code != 0) {
+    MESSAGE("skipped: the beaneater gem is not installed (ruby-beaneater, it is in CI)");
+    return;
+  }
+  const std::string example = JobsExampleDir();
+  Beanstalkd queue(*beanstalkd_bin);
+  TempDir results_dir;
+  const std::string results = results_dir.File("results");
+  const std::vector<std::string> env = {"BEANSTALKD_URL=" + queue.url(), "JOBS_RESULTS=" + results,
+                                        "JOBS_SLEEP_MS=5", "MAX_JOBS=100"};
+  MasterRun m({"-n", "4", "-m", "manual"}, {*ruby, example + "/bin/work"}, env);
+  REQUIRE_MESSAGE(PollUntil([&] { return PoolAtRest(m, 4); }, 30s), m.Log());
+  ReadySampler sampler(m);
+  Feeder feeder(queue.port(), 1, 6000);
+  auto recycles = [&m] {
+    return static_cast<long>(Count(m.Log(), "recycled (worker): its replacement is ready"));
+  };
+  CHECK_MESSAGE(PollUntil([&] { return recycles() >= 30 || feeder.next_id() >= 6000; }, 120s),
+                m.Log());
+  feeder.Stop();
+  CHECK_FALSE(feeder.failed());
+  const long last_id = feeder.next_id() - 1;
+  BeanstalkClient stats(queue.port());
+  REQUIRE(stats.connected());
+  auto queue_empty = [&] {
+    return stats.Stat("stats", "current-jobs-ready") == 0 &&
+           stats.Stat("stats", "current-jobs-reserved") == 0 &&
+           stats.Stat("stats", "current-jobs-delayed") == 0;
+  };
+  REQUIRE_MESSAGE(PollUntil(queue_empty, 60s), m.Log());
+  REQUIRE(PollUntil([&] { return PoolAtRest(m, 4); }, 30s));
+  sampler.Stop();
+  CHECK(stats.Stat("stats", "current-jobs-buried") == 0);
+  CHECK(stats.Stat("stats", "cmd-delete") == last_id);
+
+  const JobResults r = ReadJobResults(results);
+  CHECK(r.bad_lines == 0);
+  std::vector<long> ids;
+  for (long id = 1; id <= last_id; ++id) ids.push_back(id);
+  const auto [lost, duplicates, duplicates_not_killed, cut_by_kill, cut_otherwise, workers_seen] =
+      TallyJobs(r, ids, 0);
+  long drained = 0;
+  for (const auto& [pid, how] : WorkerEnds(m)) {
+    CHECK_MESSAGE(how == "exit 0", "worker " << pid << " " << how);
+    if (m.LogHas("jobs worker " + std::to_string(pid) + ": drained after ")) ++drained;
+  }
+  CHECK(recycles() >= 10);
+  CHECK(lost == 0);
+  CHECK(duplicates == 0);
+  CHECK(cut_otherwise == 0);
+  CHECK(sampler.min_ready() == 4);
+  MESSAGE("jobs with MAX_JOBS=100 on 4 workers:\n"
+          << "  enqueued            " << ids.size() << "\n"
+          << "  completed           " << r.dones.size() << "\n"
+          << "  lost                " << lost << "\n"
+          << "  run twice           " << duplicates << " (no worker was SIGKILLed)\n"
+          << "  cut short by drain  " << cut_otherwise << "\n"
+          << "  recycles            " << recycles() << " (worker:recycle)\n"
+          << "  workers drained     " << drained << ", all exit 0\n"
+          << "  workers ran jobs    " << workers_seen.size() << "\n"
+          << "  fewest ready        " << sampler.min_ready() << " of 4 (" << sampler.samples()
+          << " samples)\n"
+          << "  fewest jobs waiting " << feeder.min_backlog());
+
+  REQUIRE(m.process().Signal(SIGTERM));
+  const auto status = m.process().WaitExit(15s);
+  REQUIRE(status.has_value());
+  CHECK(status->code == 0);
 }
 
 }  // namespace

@@ -1,7 +1,10 @@
 // What the e2e tests ask a running master over its command socket, shared by the test files.
 #pragma once
 
+#include <atomic>
+#include <climits>
 #include <optional>
+#include <thread>
 #include <set>
 #include <chrono>
 #include <string>
@@ -36,5 +39,35 @@ struct UpgradeRun {
 };
 UpgradeRun RunUpgrade(const MasterRun& m, const std::string& verb = "upgrade",
                       std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+// (Shared by the upgrade and recycle tests.)
+// Samples the master's status every few milliseconds and keeps the fewest ready workers seen:
+// the upgrade invariant, observed from outside.
+class ReadySampler {
+ public:
+  explicit ReadySampler(const MasterRun& m)
+      : thread_([this, &m] {
+          while (!stop_) {
+            if (const auto st = Status(m)) {
+              min_ready_ = std::min(min_ready_.load(), st->ready);
+              ++samples_;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+          }
+        }) {}
+  ~ReadySampler() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  int min_ready() const { return min_ready_; }
+  int samples() const { return samples_; }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<int> min_ready_{INT_MAX};
+  std::atomic<int> samples_{0};
+  std::thread thread_;
+};
 
 }  // namespace einhorn::test

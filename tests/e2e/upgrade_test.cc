@@ -19,35 +19,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Samples the master's status every few milliseconds and keeps the fewest ready workers seen:
-// the upgrade invariant, observed from outside.
-class ReadySampler {
- public:
-  explicit ReadySampler(const MasterRun& m)
-      : thread_([this, &m] {
-          while (!stop_) {
-            if (const auto st = Status(m)) {
-              min_ready_ = std::min(min_ready_.load(), st->ready);
-              ++samples_;
-            }
-            std::this_thread::sleep_for(5ms);
-          }
-        }) {}
-  ~ReadySampler() { Stop(); }
-  void Stop() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-  }
-  int min_ready() const { return min_ready_; }
-  int samples() const { return samples_; }
-
- private:
-  std::atomic<bool> stop_{false};
-  std::atomic<int> min_ready_{INT_MAX};
-  std::atomic<int> samples_{0};
-  std::thread thread_;
-};
-
 // A worker whose next generation the test controls with flag files, as a deploy would by
 // changing the code on disk: "crash" exits at once, "hang" never acks.
 std::string WriteDeployableWorker(const TempDir& d) {

@@ -268,7 +268,7 @@ TEST_CASE("control: help lists the described verbs sorted in the Einhorn format"
   // worker:* are not listed.
   const std::vector<std::string> expected = {
       "config", "dec",     "die",    "events",      "help",   "inc",
-      "louder", "metrics", "quieter", "reload",     "set_workers", "signal",
+      "louder", "metrics", "quieter", "recycle", "reload", "set_workers", "signal",
       "state",  "status",  "upgrade", "upgrade_fleet"};
   CHECK(names == expected);
 
@@ -950,6 +950,88 @@ TEST_CASE("control: worker:ack for a worker the peer does not descend from is re
   // The master itself is an ancestor, not a descendant.
   Ack(pool, R"({"command": "worker:ack", "pid": 100})", ProcessPeer({kMasterPid, 1000}));
   CHECK(StateOf(pool, 100) == WorkerState::kBooting);
+}
+
+// worker:recycle is authenticated as worker:ack: a worker may only recycle itself (or be
+// recycled by its descendants, or on its own -g channel); no reply, the connection closes.
+TEST_CASE("control: worker:recycle only from the worker itself") {
+  Pool pool(2);
+  Ack(pool, R"({"command": "worker:ack", "pid": 100})", ProcessPeer({100, kMasterPid}), 1);
+  Ack(pool, R"({"command": "worker:ack", "pid": 101})", ProcessPeer({101, kMasterPid}), 1);
+  // Forged: the operator, another worker, a stranger pretending by pid.
+  Peer odd = ProcessPeer({6000, kMasterPid});
+  odd.pid = 100;
+  for (const Peer& peer : {Operator(), ProcessPeer({101, kMasterPid}), odd, Peer{}}) {
+    const ControlOutcome out =
+        Send(pool, R"({"command": "worker:recycle", "pid": 100})", peer, 2);
+    CHECK(out.replies.empty());
+    CHECK(out.close);
+    CHECK_FALSE(pool.sup.workers().at(100).recycle.has_value());
+  }
+  CHECK(pool.host.Logged(LogLevel::kWarn,
+                         "control: refused worker:recycle for 100 from pid 4000: only the "
+                         "worker itself or its descendants may recycle it"));
+  CHECK(pool.fx.spawns.size() == 2);
+  const ControlOutcome out = Send(pool, R"({"command": "worker:recycle", "pid": 100})",
+                                  ProcessPeer({5001, 100, kMasterPid}), 3);
+  CHECK(out.replies.empty());
+  CHECK(out.close);
+  CHECK(pool.sup.workers().at(100).recycle == RecycleCause::kWorker);
+  CHECK(pool.sup.workers().at(100).slot == -1);
+  CHECK(pool.fx.spawns.size() == 3);
+  // On its -g channel, the pid may be left out; another worker's pid there is refused.
+  Send(pool, R"({"command": "worker:recycle", "pid": 100})", Channel(101), 4);
+  CHECK_FALSE(pool.sup.workers().at(101).recycle.has_value());
+  Send(pool, R"({"command": "worker:recycle"})", Channel(101), 4);
+  CHECK(pool.sup.workers().at(101).recycle == RecycleCause::kWorker);  // queued behind 100
+}
+
+TEST_CASE("control: recycle PID and recycle all, and their refusals") {
+  Pool pool(2);
+  for (Pid p : {100, 101}) {
+    Ack(pool, "command: worker:ack\npid: " + std::to_string(p) + "\n",
+        ProcessPeer({p, kMasterPid}), 1);
+  }
+  auto reply = [&pool](std::string_view doc) {
+    const ControlOutcome out = Send(pool, doc, Operator(), 2);
+    REQUIRE(out.replies.size() == 1);
+    return out.replies[0];
+  };
+  wire::Reply r = reply(R"({"command": "recycle", "args": ["999"]})");
+  CHECK(r.error);
+  CHECK(r.message == "No worker with pid 999");
+  for (std::string_view bad : {R"({"command": "recycle"})", R"({"command": "recycle", "args": []})",
+                               R"({"command": "recycle", "args": ["-1"]})",
+                               R"({"command": "recycle", "args": ["1e9"]})",
+                               R"({"command": "recycle", "args": ["ALL"]})",
+                               R"({"command": "recycle", "args": ["100", "101"]})"}) {
+    r = reply(bad);
+    CHECK_MESSAGE(r.error, bad);
+    CHECK_MESSAGE(r.message.find("\n") == std::string::npos, bad);
+  }
+  r = reply(R"({"command": "recycle", "args": ["100"]})");
+  CHECK_FALSE(r.error);
+  CHECK(r.message == "Recycling worker 100: its replacement is starting");
+  r = reply(R"({"command": "recycle", "args": ["100"]})");
+  CHECK_FALSE(r.error);
+  CHECK(r.message == "A recycle of worker 100 is pending already");
+  r = reply(R"({"command": "recycle", "args": ["all"]})");
+  CHECK_FALSE(r.error);
+  CHECK(r.message == "Recycling 1 worker, at most 1 extra at once");
+  CHECK(pool.host.Logged(LogLevel::kInfo, "control: recycle from uid 1000 pid 4000"));
+  // status shows them, and metrics count the started one.
+  const PoolStatus st = pool.control.Status(At(3));
+  int pending = 0;
+  for (const WorkerStatus& w : st.workers) {
+    if (w.recycle) {
+      ++pending;
+      CHECK(*w.recycle == "operator");
+      CHECK((w.recycle_state == "queued" || w.recycle_state == "replacing"));
+    }
+  }
+  CHECK(pending == 2);
+  CHECK(pool.control.MetricsText().find("einhorn_worker_recycles_total{cause=\"operator\"} 1") !=
+        std::string::npos);
 }
 
 TEST_CASE("control: worker:ack needs an integer pid outside a -g channel") {

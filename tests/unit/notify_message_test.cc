@@ -17,6 +17,11 @@ TEST_CASE("notify message: the assignments the master acts on") {
   CHECK(*m.status == "serving 12 req/s");
   CHECK(ParseNotifyMessage("STOPPING=1\n").stopping);
   CHECK(ParseNotifyMessage("WATCHDOG=1").watchdog);
+  CHECK(ParseNotifyMessage("STATUS=x\nRECYCLE=1\n").recycle);
+  CHECK_FALSE(m.recycle);
+  for (const char* d : {"RECYCLE=0", "RECYCLE=1 ", "recycle=1", "RECYCLE"}) {
+    CHECK_FALSE(ParseNotifyMessage(d).recycle);
+  }
 }
 
 TEST_CASE("notify message: anything else is ignored, values must match exactly") {
