@@ -30,6 +30,9 @@ enum class MemoryMeasure { kRss, kPss };
 Result<MemoryMeasure> ParseMemoryMeasure(const std::string& text);  // "rss", "pss"
 const char* MemoryMeasureName(MemoryMeasure m);
 
+// --memory-interval's floor: below it the sampling would be the master's main work.
+inline constexpr double kMinMemoryInterval = 0.01;
+
 // 1 PiB: far past any machine's memory, and exact as a double.
 inline constexpr double kMaxMemoryBytes = 1125899906842624.0;
 
