@@ -152,6 +152,8 @@ EventClass ClassOf(EventKind kind) {
     case EventKind::kKill:
     case EventKind::kWatchdogTimeout:
     case EventKind::kUpgradeProgress:
+    case EventKind::kRecycle:
+    case EventKind::kRecycleDone:
     case EventKind::kOther:
       return EventClass::kLifecycle;
   }
@@ -345,6 +347,10 @@ std::string EventSummary(const Event& e) {
       return "in " + secs + (e.detail.empty() ? "" : " (" + e.detail + ")");
     case EventKind::kWatchdogTimeout:
       return "no WATCHDOG=1 for " + secs;
+    case EventKind::kRecycle:
+      return e.detail + (e.seconds ? ", age " + secs : "");
+    case EventKind::kRecycleDone:
+      return e.detail + (e.seconds ? " after " + secs : "");
     case EventKind::kUpgradeStart:
       return (e.detail.empty() ? "" : e.detail + ": ") + "generation " + gen(e.from) + " -> " +
              gen(e.to);

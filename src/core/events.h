@@ -52,10 +52,14 @@ enum class EventKind {
   kStop,             // detail: drain | terminate | quit | die SIG
   kControl,          // a mutating command: detail: the verb (and " refused: why"); by
   kControlRefused,   // by; detail: permission | too_many_connections | out_of_fds
+  kRecycle,          // slot (the one it leaves), pid, generation; seconds: its age;
+                     // detail: the cause (memory | memory_hard | age | worker | operator)
+  kRecycleDone,      // slot -1, pid, generation; seconds: since the recycle was asked for;
+                     // detail: the cause, and ", before it started" if it exited while queued
   kOther,            // read from a newer master: detail starts with its event name
 };
 // Every kind by its name, in the events reply, JSON log lines and the carried state.
-inline constexpr std::array<std::pair<EventKind, std::string_view>, 18> kEventKindNames{{
+inline constexpr std::array<std::pair<EventKind, std::string_view>, 20> kEventKindNames{{
     {EventKind::kSpawn, "spawn"},
     {EventKind::kSpawnFailed, "spawn_failed"},
     {EventKind::kReady, "ready"},
@@ -73,6 +77,8 @@ inline constexpr std::array<std::pair<EventKind, std::string_view>, 18> kEventKi
     {EventKind::kStop, "stop"},
     {EventKind::kControl, "control"},
     {EventKind::kControlRefused, "control_refused"},
+    {EventKind::kRecycle, "recycle"},
+    {EventKind::kRecycleDone, "recycle_done"},
     {EventKind::kOther, "other"},
 }};
 const char* EventKindName(EventKind kind);  // "spawn", "upgrade_rollback", ...

@@ -187,6 +187,11 @@ const Names<OutputStream> kOutputStreams = {{OutputStream::kStdout, "stdout"},
                                             {OutputStream::kStderr, "stderr"}};
 const Names<StopKind> kStopKinds = {
     {StopKind::kDrain, "drain"}, {StopKind::kTerminate, "terminate"}, {StopKind::kQuit, "quit"}};
+const Names<RecycleCause> kRecycleCauseNames = {{RecycleCause::kMemory, "memory"},
+                                                 {RecycleCause::kMemoryHard, "memory_hard"},
+                                                 {RecycleCause::kAge, "age"},
+                                                 {RecycleCause::kWorker, "worker"},
+                                                 {RecycleCause::kOperator, "operator"}};
 const Names<StopStep> kStopSteps = {
     {StopStep::kDrain, "drain"}, {StopStep::kTerm, "term"}, {StopStep::kKill, "kill"}};
 
@@ -339,6 +344,11 @@ struct Schema<SupervisorConfig> {
     v.Field("jitter_seed", c.jitter_seed, U64C{});
     v.Field("jitter", c.jitter, DblC{});
     v.Field("worker_watchdog", c.worker_watchdog, OptC<NsC>{});
+    // Written only when set: older binaries read states without them.
+    v.FieldIf(c.max_worker_lifetime.has_value(), "max_worker_lifetime", c.max_worker_lifetime,
+              OptC<NsC>{});
+    v.FieldIf(c.lifetime_jitter != SupervisorConfig{}.lifetime_jitter, "lifetime_jitter",
+              c.lifetime_jitter, DblC{});
     v.Field("upgrade", c.upgrade, RecC{});
     v.Field("rollback_kill_after", c.rollback_kill_after, NsC{});
   }
@@ -368,6 +378,10 @@ struct Schema<Worker> {
     // Written only when set (older binaries read states without it); a draining worker of an
     // older state gets its signaled_at (DecodeOrThrow).
     v.FieldIf(w.draining_since.has_value(), "draining_since", w.draining_since, OptC<NsC>{});
+    // Written only when set, as draining_since.
+    v.FieldIf(w.recycle.has_value(), "recycle", w.recycle, OptC<EnumC<RecycleCause>>{{kRecycleCauseNames}});
+    v.FieldIf(w.recycle_asked_at.has_value(), "recycle_asked_at", w.recycle_asked_at, OptC<NsC>{});
+    v.FieldIf(w.recycle_due.has_value(), "recycle_due", w.recycle_due, OptC<NsC>{});
   }
 };
 
@@ -440,6 +454,7 @@ struct Schema<SupervisorSnapshot> {
     v.Field("finished", s.finished, BoolC{});
     v.Field("exit_code", s.exit_code, I32C{});
     v.Field("watchdog_timeouts", s.watchdog_timeouts, I32C{});
+    v.FieldIf(!s.recycles.empty(), "recycles", s.recycles, SeqC<I32C>{});
   }
 };
 
@@ -710,13 +725,13 @@ size_t Members(const Options& x) {
 }
 size_t Members(const UpgradePolicy& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6] = x; return 6; }
 size_t Members(const SupervisorConfig& x) {
-  [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12] = x;
-  return 12;
+  [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14] = x;
+  return 14;
 }
 size_t Members(const Worker& x) {
   [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15,
-                                a16, a17] = x;
-  return 17;
+                                a16, a17, a18, a19, a20] = x;
+  return 20;
 }
 size_t Members(const ExitStatus& x) { [[maybe_unused]] const auto& [a1, a2] = x; return 2; }
 size_t Members(const Slot& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6] = x; return 6; }
@@ -726,8 +741,9 @@ size_t Members(const UpgradeProgress& x) {
 }
 size_t Members(const UpgradeResult& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4] = x; return 4; }
 size_t Members(const SupervisorSnapshot& x) {
-  [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14] = x;
-  return 14;
+  [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14,
+                                a15] = x;
+  return 15;
 }
 size_t Members(const MasterState::Listener& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6] = x; return 6; }
 size_t Members(const Peer& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4, a5] = x; return 5; }

@@ -78,6 +78,7 @@ void Supervisor::SpawnInto(int slot_index, Time now) {
   w.index = index;
   w.generation = generation_;
   w.spawned_at = now;
+  DrawLifetime(w);
   slot.pid = w.pid;
   Announce(LogLevel::kInfo, "spawned " + Describe(w), WorkerEvent(EventKind::kSpawn, w, now));
   auto [it, inserted] = workers_.insert_or_assign(w.pid, w);
@@ -155,6 +156,7 @@ void Supervisor::ChildExited(Pid pid, const ExitStatus& status, Time now) {
       upgrade_ && !stopping_ && w.generation == generation_ &&
       w.state != WorkerState::kDraining && !(w.ready_at && uptime >= config_.backoff_base);
   AnnounceExit(w, status, uptime, now);
+  RecycleEnded(w, now);
   RefillSlot(w, status, uptime, now);
   if (new_worker_failed) {
     NewWorkerFailed(Describe(w) + " exited with " + status.ToString() +
@@ -356,6 +358,7 @@ void Supervisor::Tick(Time now) {
   }
   RemindDraining(now);
   CheckUpgradeDeadlines(now);
+  MarkAgedWorkers(now);
   Reconcile(now);
 }
 
@@ -404,6 +407,11 @@ std::optional<Time> Supervisor::NextDeadline() const {
   if (!stopping_) {
     for (const Slot& slot : slots_) {
       if (slot.respawn_at) consider(*slot.respawn_at);
+    }
+    for (const auto& [pid, w] : workers_) {
+      if (w.recycle_due && !w.recycle && w.slot >= 0 && w.state == WorkerState::kReady) {
+        consider(*w.recycle_due);
+      }
     }
   }
   bool waiting = false;  // for a worker not killed yet

@@ -22,13 +22,17 @@
 // with 1, as Einhorn does. Beyond Einhorn, a repeated INT or TERM climbs the stop ladder (drain
 // signal, SIGTERM, SIGKILL; DecideStop), and while the pool drains a reminder line names the
 // workers it waits for every kDrainReminderEvery (supervisor_stop.cc).
+// Recycling (supervisor_recycle.cc): a worker is replaced in its slot without the pool ever
+// serving fewer than N; see Supervisor::Recycle.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/events.h"
@@ -89,6 +93,10 @@ struct SupervisorConfig {
   // --worker-watchdog: a ready worker silent this long gets SIGABRT, then SIGKILL after -t
   // (or rollback_kill_after).
   std::optional<Duration> worker_watchdog;
+  // --max-worker-lifetime: each worker is recycled (RecycleCause::kAge) after this long, scaled
+  // by a factor drawn for it at spawn, uniform in [1 - lifetime_jitter, 1].
+  std::optional<Duration> max_worker_lifetime;
+  double lifetime_jitter = 0.1;
 
   bool operator==(const SupervisorConfig&) const = default;
 };
@@ -104,6 +112,31 @@ SupervisorConfig ConfigFromOptions(const Options& o, std::uint64_t jitter_seed);
 // KillLingering, ChildExited (AnnounceExit, RefillSlot).
 enum class WorkerState { kBooting, kReady, kDraining };
 const char* WorkerStateName(WorkerState s);
+
+// Why a worker is recycled (replaced in its slot, then drained once the replacement is ready):
+// past the soft memory limit, past the hard one (drained at once), past --max-worker-lifetime,
+// asked for by the worker itself (worker:recycle, RECYCLE=1), or by an operator (`recycle`).
+enum class RecycleCause { kMemory, kMemoryHard, kAge, kWorker, kOperator };
+inline constexpr size_t kRecycleCauses = 5;
+// "memory", "memory_hard", "age", "worker", "operator" (status, events, the metric's label).
+const char* RecycleCauseName(RecycleCause c);
+std::optional<RecycleCause> ParseRecycleCause(std::string_view name);
+
+enum class RecycleResult {
+  kStarted,         // its replacement was spawned now (or its slot waits out the backoff)
+  kQueued,          // it waits for room (pacing) or for the running upgrade to end
+  kUnknownPid,      // not a worker of this master
+  kAlreadyPending,  // a recycle of it is queued or under way already, or an upgrade replaces it
+  kDraining,        // it is told to go already
+  kNotReady,        // booting: it serves nobody yet (only a hard memory recycle takes it)
+  kStopping,        // the master is shutting down
+};
+// One line for the asker: "recycle of worker 42 started", "worker 42 is draining already".
+std::string RecycleResultText(RecycleResult r, Pid pid);
+
+// Recycles never run more than this many extra workers at once when --max-upgrade-additional
+// is unset (a set value of 0 acts as 1, as for upgrades: a recycle needs room for one).
+inline constexpr int kDefaultRecycleAdditional = 1;
 
 struct Worker {
   Pid pid = 0;
@@ -128,6 +161,12 @@ struct Worker {
   std::optional<Time> watchdog_at;  // --worker-watchdog: last WATCHDOG=1, or when it got ready
   // When it became draining (its first stop signal, or its STOPPING=1), for `status`.
   std::optional<Time> draining_since;
+  // A recycle asked for (its cause, and when): queued while the worker still fills its slot,
+  // under way once it is detached (slot -1; its replacement fills the slot), until it exits.
+  std::optional<RecycleCause> recycle;
+  std::optional<Time> recycle_asked_at;
+  // --max-worker-lifetime: from then on it is recycled for its age (set at spawn, jittered).
+  std::optional<Time> recycle_due;
 
   bool operator==(const Worker&) const = default;
 };
@@ -224,6 +263,8 @@ struct SupervisorSnapshot {
   bool finished = false;
   int exit_code = 0;
   int watchdog_timeouts = 0;  // workers found hung by --worker-watchdog
+  // Recycles started, by RecycleCause (empty in the state of an older image: all 0).
+  std::vector<int> recycles;
 
   bool operator==(const SupervisorSnapshot&) const = default;
 };
@@ -277,6 +318,30 @@ class Supervisor {
   // During an upgrade, a new one supersedes it, as Einhorn.
   UpgradeStart Upgrade(UpgradeStrategy strategy, Time now);
   const std::optional<UpgradeProgress>& upgrade() const { return upgrade_; }
+
+  // Recycling a worker (supervisor_recycle.cc): it is detached from its slot and keeps
+  // serving; a replacement is spawned into the slot; once the replacement is ready, the old
+  // one gets the drain signal (and SIGKILL after -t), as the detached workers of an upgrade.
+  //  - Ready workers never drop below N because of a recycle (the drain waits for the
+  //    replacement). A replacement that dies before ready is retried with the slot's backoff
+  //    while the old worker keeps serving.
+  //  - Pacing: at most --max-upgrade-additional (kDefaultRecycleAdditional when unset) workers
+  //    above N are alive at once, draining ones included; the others queue, oldest request
+  //    first. While an upgrade runs, every recycle queues (the upgrade replaces them anyway).
+  //  - A worker recycled within -s of its start counts as a failure of its slot: the
+  //    replacement waits out the crash-loop backoff. An older one resets the slot's streak.
+  //  - kMemoryHard does not wait: the worker is drained at once and its replacement spawned
+  //    at once, whatever the pacing (also when a softer recycle of it is pending).
+  //  - Only ready workers are recycled by the soft causes (kNotReady otherwise).
+  //  - A worker that exits while its recycle is pending is handled as any exit, once.
+  RecycleResult Recycle(Pid pid, RecycleCause cause, Time now);
+  // `recycle --all`: every ready worker in a slot without a recycle pending; returns how many
+  // were queued or started.
+  int RecycleAll(RecycleCause cause, Time now);
+  // Recycles started, by cause (the index is the RecycleCause).
+  const std::array<int, kRecycleCauses>& recycles() const { return recycles_; }
+  // The extra workers recycles may run at once.
+  int RecycleAdditional() const;
   const std::optional<UpgradeResult>& last_upgrade() const { return last_upgrade_; }
 
   // The earliest time at which Tick() has something to do.
@@ -335,6 +400,12 @@ class Supervisor {
   // The same, for a line that tells of a lifecycle event.
   void Announce(LogLevel level, const std::string& text, const Event& event);
   void ReportProgress(const PoolCounts& c, Time now);
+  // Recycling (supervisor_recycle.cc).
+  void StartRecycle(Worker& w, Time now);
+  void StartQueuedRecycles(Time now);
+  void MarkAgedWorkers(Time now);
+  void DrawLifetime(Worker& w);
+  void RecycleEnded(const Worker& w, Time now);
 
   SupervisorConfig config_;
   Effects& fx_;
@@ -346,6 +417,7 @@ class Supervisor {
   std::optional<UpgradeProgress> upgrade_;
   std::optional<UpgradeResult> last_upgrade_;
   int watchdog_timeouts_ = 0;
+  std::array<int, kRecycleCauses> recycles_{};
   std::optional<StopKind> stopping_;
   std::optional<StopStep> stop_step_;
   std::optional<Time> drain_reminder_;

@@ -72,6 +72,8 @@ void CheckConfig(const SupervisorConfig& c, Checker& k) {
   k.Setting("config.backoff_cap", c.backoff_cap);
   k.Setting("config.signal_timeout", c.signal_timeout);
   k.Setting("config.worker_watchdog", c.worker_watchdog);
+  k.Setting("config.max_worker_lifetime", c.max_worker_lifetime);
+  k.SecondsIn("config.lifetime_jitter", c.lifetime_jitter, 1);
   k.SecondsIn("config.jitter", c.jitter, 1);
   k.Range("config.upgrade.max_unacked", c.upgrade.max_unacked, 1, kMaxCounter);
   if (c.upgrade.max_additional) {
@@ -116,6 +118,8 @@ Status CheckSnapshot(const SupervisorSnapshot& s) {
     k.Nanos(at + "pinged_at", w.pinged_at);
     k.Nanos(at + "watchdog_at", w.watchdog_at);
     k.Nanos(at + "draining_since", w.draining_since);
+    k.Nanos(at + "recycle_asked_at", w.recycle_asked_at);
+    k.Nanos(at + "recycle_due", w.recycle_due);
     if (k.ok() && w.slot >= 0 && s.slots[static_cast<size_t>(w.slot)].pid != w.pid) {
       k.Fail(at + "slot: slot " + std::to_string(w.slot) + " does not hold worker " +
              std::to_string(w.pid));
@@ -147,6 +151,13 @@ Status CheckSnapshot(const SupervisorSnapshot& s) {
   if (s.last_upgrade) k.Nanos("last_upgrade.finished_at", s.last_upgrade->finished_at);
   k.Nanos("drain_reminder", s.drain_reminder);
   k.Range("watchdog_timeouts", s.watchdog_timeouts, 0, kMaxCounter);
+  if (s.recycles.size() > kRecycleCauses) {
+    k.Fail("recycles: " + std::to_string(s.recycles.size()) + " counters for " +
+           std::to_string(kRecycleCauses) + " causes");
+  }
+  for (size_t i = 0; i < s.recycles.size() && k.ok(); ++i) {
+    k.Range("recycles[" + std::to_string(i) + "]", s.recycles[i], 0, kMaxCounter);
+  }
   return k.ok() ? Status::Ok() : Status::Error(k.error());
 }
 
@@ -167,6 +178,7 @@ SupervisorSnapshot Supervisor::Snapshot() const {
   s.finished = finished_;
   s.exit_code = exit_code_;
   s.watchdog_timeouts = watchdog_timeouts_;
+  s.recycles.assign(recycles_.begin(), recycles_.end());
   return s;
 }
 
@@ -188,6 +200,10 @@ Supervisor Supervisor::Restore(SupervisorSnapshot s, Effects& effects) {
   sup.finished_ = s.finished;
   sup.exit_code_ = s.exit_code;
   sup.watchdog_timeouts_ = s.watchdog_timeouts;
+  // An older image carried none: all 0.
+  for (size_t i = 0; i < s.recycles.size() && i < kRecycleCauses; ++i) {
+    sup.recycles_[i] = s.recycles[i];
+  }
   return sup;
 }
 

@@ -105,10 +105,15 @@ void Supervisor::Reconcile(Time now) {
       }
     }
     if (spawned > 0) continue;
-    DrainDetached(step, now);
+    StartQueuedRecycles(now);
+    // A recycle started just now may have a replacement ready at once (-m 0): count again.
+    DrainDetached(upgrade_ ? step : PlanStep(std::nullopt, config_.upgrade, Count()), now);
     if (upgrade_) {
       ReportProgress(Count(), now);
-      if (step.done) FinishUpgrade(now);
+      if (step.done) {
+        FinishUpgrade(now);
+        continue;  // once more without the upgrade: the recycles it held may start
+      }
     }
     return;
   }
@@ -133,7 +138,12 @@ void Supervisor::DrainDetached(const UpgradeStep& step, Time now) {
            std::tie(b->generation, b->spawned_at, b->pid);
   });
   for (int i = 0; i < step.drain_ready && i < static_cast<int>(ready.size()); ++i) {
-    DrainWorker(*ready[static_cast<size_t>(i)], "replaced by a ready worker", now);
+    Worker& w = *ready[static_cast<size_t>(i)];
+    DrainWorker(w,
+                w.recycle ? std::string("recycled (") + RecycleCauseName(*w.recycle) +
+                                "): its replacement is ready"
+                          : std::string("replaced by a ready worker"),
+                now);
   }
 }
 

@@ -60,6 +60,8 @@ void Telemetry::Count(const Event& e) {
       }
       return;
     case EventKind::kDrain:
+    case EventKind::kRecycle:  // counted from the supervisor (einhorn_worker_recycles_total)
+    case EventKind::kRecycleDone:
     case EventKind::kUpgradeStart:
     case EventKind::kUpgradeProgress:
     case EventKind::kResize:

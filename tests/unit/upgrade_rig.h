@@ -109,6 +109,19 @@ class Rig {
   void Stop(StopKind kind, double t) {
     Call("Stop", t, {}, [&] { s.Stop(kind, At(t)); });
   }
+  // A recycle (supervisor_recycle.cc) is held to every check above; only the hard memory
+  // limit may drain a ready worker before its replacement is ready.
+  RecycleResult Recycle(Pid pid, RecycleCause cause, double t) {
+    RecycleResult r{};
+    Call("Recycle " + std::to_string(pid), t, {.hard_recycle = cause == RecycleCause::kMemoryHard},
+         [&] { r = s.Recycle(pid, cause, At(t)); });
+    return r;
+  }
+  int RecycleAll(double t) {
+    int n = 0;
+    Call("RecycleAll", t, {}, [&] { n = s.RecycleAll(RecycleCause::kOperator, At(t)); });
+    return n;
+  }
   void Die(Signal signal, double t) {
     Call("Die", t, {}, [&] { s.Die(signal, At(t)); });
   }
@@ -166,6 +179,7 @@ class Rig {
     bool ready_exit = false;  // a ready worker exits on its own: serving may drop
     bool resize = false;      // SetTarget: the removed slots' workers drain, ready or not
     bool upgrade = false;     // Upgrade: starts or supersedes an upgrade, draining as it likes
+    bool hard_recycle = false;  // Recycle past the hard memory limit: drains at once
   };
 
   // Runs f at time t (seconds), then checks everything. `what` names the call in violations.
@@ -205,7 +219,8 @@ class Rig {
       }
     }
     if (!stopped &&
-        !ServingHolds(serving_before - removed_ready, Serving(), s.target(), call.ready_exit)) {
+        !ServingHolds(serving_before - removed_ready, Serving(), s.target(),
+                      call.ready_exit || call.hard_recycle)) {
       Violation("serving dropped from " + std::to_string(serving_before) + " to " +
                     std::to_string(Serving()) + " with N=" + std::to_string(s.target()),
                 what);
@@ -290,7 +305,8 @@ class Rig {
                              s.upgrade()->strategy == kSmooth &&
                              upgrade_before->to_generation == s.upgrade()->to_generation;
     const bool steady = (!upgrade_before && !s.upgrade()) || same_smooth;
-    if (!call.resize && !call.upgrade && steady && drained_ready > newly_ready) {
+    if (!call.resize && !call.upgrade && !call.hard_recycle && steady &&
+        drained_ready > newly_ready) {
       Violation(std::to_string(drained_ready) + " ready workers drained for " +
                     std::to_string(newly_ready) + " newly ready",
                 what);
