@@ -140,6 +140,8 @@ std::vector<MemoryWatch::Decision> MemoryWatch::Observe(const MemoryLimit& limit
     seen.bytes = s.bytes;
     seen.processes = s.processes;
     seen.at = now;
+    seen.asked_recycle = seen.asked_recycle || s.recycle_pending || s.drain_pending;
+    seen.asked_drain = seen.asked_drain || s.drain_pending;
     const MemoryVerdict verdict = s.draining ? MemoryVerdict::kNone : JudgeMemory(limit, s.bytes);
     Decision d{s.pid, verdict, s.bytes, 0, false};
     if (verdict == MemoryVerdict::kDrainNow && !seen.asked_drain) {
@@ -160,6 +162,13 @@ std::vector<MemoryWatch::Decision> MemoryWatch::Observe(const MemoryLimit& limit
   }
   seen_ = std::move(next);
   return decisions;
+}
+
+void MemoryWatch::AskAgain(Pid pid, MemoryVerdict verdict) {
+  auto it = seen_.find(pid);
+  if (it == seen_.end()) return;
+  if (verdict == MemoryVerdict::kDrainNow) it->second.asked_drain = false;
+  if (verdict == MemoryVerdict::kRecycle) it->second.asked_recycle = false;
 }
 
 const MemoryWatch::Seen* MemoryWatch::Find(Pid pid) const {

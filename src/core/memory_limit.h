@@ -65,6 +65,10 @@ class MemoryWatch {
     std::uint64_t bytes = 0;
     int processes = 1;  // the worker and its descendants counted
     bool draining = false;  // already on its way out: never asked
+    // What the supervisor already has for it (Worker::recycle, carried across a reload): a
+    // recycle pending is not asked again, a hard one not at all.
+    bool recycle_pending = false;
+    bool drain_pending = false;
   };
   struct Decision {
     Pid pid = 0;
@@ -89,6 +93,9 @@ class MemoryWatch {
                                 Time now);
   // A worker that has gone (reaped): forgotten, so a reused pid starts afresh.
   void Forget(Pid pid) { seen_.erase(pid); }
+  // The supervisor could not take the request yet (a booting worker is not recycled by the
+  // soft limit): ask again at the next round.
+  void AskAgain(Pid pid, MemoryVerdict verdict);
   // A worker's last sample (for status and the metrics), or nullptr if never sampled.
   const Seen* Find(Pid pid) const;
   const std::map<Pid, Seen>& seen() const { return seen_; }

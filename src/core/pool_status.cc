@@ -126,6 +126,10 @@ void WriteWorker(std::string& out, const WorkerStatus& w) {
     OptStr(m.Key("pinged_request_id"), w.pinged_request_id);
   }
   if (w.draining_for) OptSeconds(m.Key("draining_for"), w.draining_for);
+  if (w.memory_bytes) {
+    Int(m.Key("memory_bytes"), *w.memory_bytes);
+    OptSeconds(m.Key("memory_sampled_ago"), w.memory_sampled_ago);
+  }
   m.Close();
 }
 
@@ -271,7 +275,9 @@ bool ReadWorker(Reader& r, const YAML::Node& row, const std::string& path, Worke
          r.Optional(row, "notify_status", p, &w->notify_status) &&
          r.Optional(row, "pinged_ago", p, &w->pinged_ago) &&
          r.Optional(row, "pinged_request_id", p, &w->pinged_request_id) &&
-         r.Optional(row, "draining_for", p, &w->draining_for);
+         r.Optional(row, "draining_for", p, &w->draining_for) &&
+         r.Optional(row, "memory_bytes", p, &w->memory_bytes) &&
+         r.Optional(row, "memory_sampled_ago", p, &w->memory_sampled_ago);
 }
 
 bool ReadPending(Reader& r, const YAML::Node& row, const std::string& path, PendingSlot* s) {

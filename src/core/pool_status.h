@@ -21,7 +21,9 @@
 //        uptime: 35.2, restarts: 0, last_exit: "exit 1",   # last_exit/time_to_ready may be ~
 //        notify_status: "serving",   # -m notify: its last STATUS=, else ~
 //        pinged_ago: 2.5, pinged_request_id: "req-1",   # only once it sent worker:ping
-//        draining_for: 12.5}   # only while draining: seconds since its first stop signal
+//        draining_for: 12.5,   # only while draining: seconds since its first stop signal
+//        memory_bytes: 52428800, memory_sampled_ago: 1.2}   # only once sampled
+//                              # (--max-worker-memory): the worker and its descendants
 //   pending:                    # slots waiting for a respawn (crash-loop backoff)
 //     - {slot: 2, respawn_in: 3.4, consecutive_failures: 3, restarts: 5, last_exit: "signal 9"}
 //   listeners:                  # the -b sockets, in order; queue figures where Linux has them
@@ -65,6 +67,10 @@ struct WorkerStatus {
   std::optional<std::string> pinged_request_id;  // that ping's request_id (as text)
   // Draining workers: seconds since it was told to stop (or said STOPPING=1).
   std::optional<double> draining_for;
+  // --max-worker-memory: the last sample of the worker and its descendants (RSS or PSS,
+  // --memory-measure), and how long ago it was taken; absent before the first sample.
+  std::optional<long long> memory_bytes;
+  std::optional<double> memory_sampled_ago;
 };
 
 struct PendingSlot {

@@ -108,6 +108,8 @@ int Master::Run() {
         &watchdog_, [](uv_timer_t*) { sys::NotifyServiceManager("WATCHDOG=1"); }, 0, ms);
   }
 
+  StartMemoryWatch();
+
   server_ = std::make_unique<ControlServer>(
       &loop_, control_, setup_.access, [this] { return Now(); }, [this] { AfterEvent(); });
   if (setup_.control.fd >= 0) server_->Listen(setup_.control.fd);
@@ -244,6 +246,7 @@ void Master::ChildEnded(pid_t pid, const core::ExitStatus& status) {
   }
   server_->DropWorkerChannel(pid);
   DropNotify(pid);
+  memory_watch_.Forget(pid);
   supervisor_.ChildExited(pid, status, Now());
 }
 

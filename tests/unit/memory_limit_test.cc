@@ -157,3 +157,36 @@ TEST_CASE("memory watch: a pool that bloats at once writes a handful of lines") 
 
 }  // namespace
 }  // namespace einhorn::core
+
+namespace einhorn::core {
+namespace {
+
+TEST_CASE("memory watch: a recycle the supervisor carries (a reload) is not asked again") {
+  const MemoryLimit limit{50 * kM, 80 * kM};
+  MemoryWatch w;
+  MemoryWatch::Sample s{5, std::uint64_t(60 * kM)};
+  s.recycle_pending = true;
+  CHECK(w.Observe(limit, {s}, At(1)).empty());
+  // Past hard with a soft recycle pending: escalated.
+  s.bytes = std::uint64_t(90 * kM);
+  auto d = w.Observe(limit, {s}, At(2));
+  REQUIRE(d.size() == 1);
+  CHECK(d[0].verdict == MemoryVerdict::kDrainNow);
+  // A hard one carried: nothing.
+  MemoryWatch w2;
+  s.drain_pending = true;
+  CHECK(w2.Observe(limit, {s}, At(1)).empty());
+}
+
+TEST_CASE("memory watch: a request the supervisor could not take yet is asked again") {
+  const MemoryLimit limit{50 * kM, 0};
+  MemoryWatch w;
+  const MemoryWatch::Sample s{5, std::uint64_t(60 * kM)};
+  REQUIRE(w.Observe(limit, {s}, At(1)).size() == 1);
+  CHECK(w.Observe(limit, {s}, At(2)).empty());
+  w.AskAgain(5, MemoryVerdict::kRecycle);  // it was booting
+  CHECK(w.Observe(limit, {s}, At(3)).size() == 1);
+}
+
+}  // namespace
+}  // namespace einhorn::core

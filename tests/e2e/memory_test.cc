@@ -1,0 +1,190 @@
+// --max-worker-memory with real processes: a worker that grows is replaced before it reaches the
+// hard limit and the pool never serves with fewer than N ready workers; a child that bloats is
+// counted through its parent; a worker that exits while its recycle is pending is handled once.
+// The workers are small Python scripts (skipped, saying so, without python3).
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <climits>
+#include <thread>
+
+#include "harness.h"
+#include "pool_query.h"
+
+namespace einhorn::test {
+namespace {
+
+// Grows by RATE MiB/s up to CAP MiB (touched pages: resident), in itself or (MODE child) in a
+// child it forks; with MODE once, only the first worker to find no FLAG file bloats, then exits
+// after EXIT_MS. Dies with its parent's drain signal (Python's default for SIGUSR2) and, as a
+// child, once its parent is gone.
+constexpr const char* kGrower = R"PY(
+import os, sys, time
+rate, cap, mode = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+flag = sys.argv[4] if len(sys.argv) > 4 else ''
+exit_ms = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+chunks = []
+def grow(limit_mib, watch_parent):
+    parent = os.getppid()
+    start = time.monotonic()
+    while True:
+        want = min(limit_mib, int((time.monotonic() - start) * rate))
+        while len(chunks) < want:
+            chunks.append(b'\x01' * (1 << 20))
+        if watch_parent and os.getppid() != parent:
+            os._exit(0)
+        time.sleep(0.02)
+if mode == 'self':
+    grow(cap, False)
+elif mode == 'child':
+    if os.fork() == 0:
+        grow(cap, True)
+    while True:
+        time.sleep(1)
+elif mode == 'once':
+    try:
+        fd = os.open(flag, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        while True:
+            time.sleep(1)
+    chunks.append(b'\x01' * (cap << 20))
+    time.sleep(exit_ms / 1000.0)
+    sys.exit(0)
+)PY";
+
+bool HavePython() { return RunProgram({"python3", "-c", "pass"}, 10s).status.code == 0; }
+
+size_t Count(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+// The fewest ready workers `status` showed, sampled every few ms (as the upgrade tests do).
+class ReadySampler {
+ public:
+  explicit ReadySampler(const MasterRun& m)
+      : thread_([this, &m] {
+          while (!stop_) {
+            if (const auto st = Status(m)) {
+              min_ready_ = std::min(min_ready_.load(), st->ready);
+              for (const auto& w : st->workers) {
+                if (w.memory_bytes) max_bytes_ = std::max<long long>(max_bytes_, *w.memory_bytes);
+              }
+              ++samples_;
+            }
+            std::this_thread::sleep_for(5ms);
+          }
+        }) {}
+  ~ReadySampler() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  int min_ready() const { return min_ready_; }
+  int samples() const { return samples_; }
+  long long max_bytes() const { return max_bytes_; }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<int> min_ready_{INT_MAX};
+  std::atomic<int> samples_{0};
+  std::atomic<long long> max_bytes_{0};
+  std::thread thread_;
+};
+
+TEST_CASE("memory: a worker growing 10 MB/s under 50M,hard=80M is replaced before hard, N ready") {
+  if (!HavePython()) {
+    MESSAGE("skipped: no python3 to run the growing worker");
+    return;
+  }
+  TempDir scratch;
+  const std::string grower = scratch.File("grower.py");
+  WriteFile(grower, kGrower);
+  MasterRun m({"-n", "2", "-m", "0.3", "-s", "0.1", "-t", "5", "--max-worker-memory",
+               "50M,hard=80M", "--memory-interval", "0.2"},
+              {"python3", grower, "10", "1000", "self"});
+  REQUIRE(PollUntil([&] { return PoolSettled(m, 2, 1); }, 20s));
+  ReadySampler sampler(m);
+  // Each worker passes 50M about 4 s after its start: at least 4 recycles within 20 s.
+  const bool enough = PollUntil([&] { return Count(m.Log(), "(memory, age") >= 4; }, 30s);
+  sampler.Stop();
+  const std::string log = m.Log();
+  INFO(log);
+  REQUIRE(enough);
+  CHECK(sampler.samples() > 20);
+  CHECK(sampler.min_ready() >= 2);
+  CHECK(Count(log, "(memory_hard") == 0);
+  CHECK(Count(log, "past the hard limit") == 0);
+  CHECK(m.LogHas("past the soft limit of 50M"));
+  CHECK(m.LogHas("memory limit: 50M,hard=80M per worker with its descendants (rss)"));
+  // Seen by status: some worker passed 50M, none reached 80M.
+  CHECK(sampler.max_bytes() >= 50LL << 20);
+  CHECK(sampler.max_bytes() < 80LL << 20);
+}
+
+TEST_CASE("memory: a worker whose child bloats is counted through its descendants") {
+  if (!HavePython()) {
+    MESSAGE("skipped: no python3 to run the growing worker");
+    return;
+  }
+  TempDir scratch;
+  const std::string grower = scratch.File("grower.py");
+  WriteFile(grower, kGrower);
+  // The child grows to 70M and stops: only the tree (parent + child) passes 50M.
+  MasterRun m({"-n", "1", "-m", "0.2", "-s", "0.1", "--max-worker-memory", "50M",
+               "--memory-interval", "0.2"},
+              {"python3", grower, "100", "70", "child"});
+  REQUIRE(PollUntil([&] { return PoolSettled(m, 1, 1); }, 20s));
+  const pid_t first = *Pids(m).begin();
+  REQUIRE(m.WaitForLog("recycling worker " + std::to_string(first), 20s));
+  INFO(m.Log());
+  CHECK(m.LogHas("worker " + std::to_string(first) + " uses "));
+  CHECK(m.LogHas("(2 processes), past the soft limit of 50M"));
+  // The parent alone is far below the limit.
+  CHECK(m.LogHas("(memory, age"));
+}
+
+TEST_CASE("memory: a worker that exits while its recycle is pending is handled once") {
+  if (!HavePython()) {
+    MESSAGE("skipped: no python3 to run the growing worker");
+    return;
+  }
+  TempDir scratch;
+  const std::string grower = scratch.File("grower.py");
+  WriteFile(grower, kGrower);
+  // The first worker takes 60M at once and exits 1.5 s later; its replacement needs 3 s to be
+  // ready (-m 3), so the exit comes while the recycle is under way.
+  MasterRun m({"-n", "1", "-m", "3", "-s", "0.1", "--max-worker-memory", "50M",
+               "--memory-interval", "0.2"},
+              {"python3", grower, "0", "60", "once", scratch.File("flag"), "1500"});
+  REQUIRE(PollUntil([&] { return Status(m) && Status(m)->workers.size() == 1; }, 20s));
+  const pid_t first = *Pids(m).begin();
+  const std::string who = "worker " + std::to_string(first);
+  REQUIRE(m.WaitForLog("recycling " + who, 20s));
+  REQUIRE(m.WaitForLog("recycle of " + who, 20s));
+  // Then one ready worker, the replacement; no second one spawned for the exit.
+  REQUIRE(PollUntil([&] { return PoolSettled(m, 1, 1); }, 20s));
+  // A wrong second replacement would show as a second worker within a second.
+  CHECK_FALSE(PollUntil(
+      [&] {
+        const auto st = Status(m);
+        return st && st->workers.size() != 1;
+      },
+      1s));
+  const std::string log = m.Log();
+  INFO(log);
+  CHECK(Count(log, "recycling " + who) == 1);
+  CHECK(Count(log, "recycle of " + who) == 1);
+  const auto st = Status(m);
+  REQUIRE(st);
+  CHECK(st->workers.size() == 1);
+  CHECK(st->workers[0].pid != first);
+  CHECK(st->workers[0].restarts == 1);  // one replacement in the slot, not two
+}
+
+}  // namespace
+}  // namespace einhorn::test
