@@ -63,7 +63,7 @@ class MemoryWatch {
   struct Sample {
     Pid pid = 0;
     std::uint64_t bytes = 0;
-    int processes = 1;  // the worker and its descendants counted
+    int processes = 1;      // the worker and its descendants counted
     bool draining = false;  // already on its way out: never asked
     // What the supervisor already has for it (Worker::recycle, carried across a reload): a
     // recycle pending is not asked again, a hard one not at all.

@@ -44,6 +44,7 @@ void Master::StartMemoryWatch() {
 void Master::SampleMemory() {
   if (!memory_sampler_ || supervisor_.Finished() || supervisor_.Stopping()) return;
   const core::Options& o = setup_.options;
+  const core::Time began = Now();
   memory_sampler_->BeginRound();
   std::vector<core::MemoryWatch::Sample> samples;
   samples.reserve(supervisor_.workers().size());
@@ -60,6 +61,12 @@ void Master::SampleMemory() {
     samples.push_back(s);
   }
   const core::Time now = Now();
+  if (spdlog::should_log(spdlog::level::debug)) {
+    int processes = 0;
+    for (const auto& s : samples) processes += s.processes;
+    spdlog::debug("memory: sampled {} workers ({} processes) in {:.3f} ms", samples.size(),
+                  processes, std::chrono::duration<double, std::milli>(now - began).count());
+  }
   for (const core::MemoryWatch::Decision& d :
        memory_watch_.Observe(o.max_worker_memory, samples, now)) {
     const bool hard = d.verdict == core::MemoryVerdict::kDrainNow;
@@ -70,9 +77,9 @@ void Master::SampleMemory() {
     if (d.log) {
       const core::MemoryWatch::Seen* seen = memory_watch_.Find(d.pid);
       spdlog::info("worker {} uses {} bytes ({} process{}), past the {} limit of {}: {}", d.pid,
-                   d.bytes, seen ? seen->processes : 1,
-                   seen && seen->processes != 1 ? "es" : "", hard ? "hard" : "soft",
-                   core::FormatMemorySize(d.limit), core::RecycleResultText(r, d.pid));
+                   d.bytes, seen ? seen->processes : 1, seen && seen->processes != 1 ? "es" : "",
+                   hard ? "hard" : "soft", core::FormatMemorySize(d.limit),
+                   core::RecycleResultText(r, d.pid));
     }
   }
 }

@@ -103,8 +103,7 @@ std::optional<std::vector<pid_t>> ProcessChildren(pid_t pid) {
   while (const dirent* e = readdir(dir)) {
     if (!IsPid(e->d_name)) continue;
     char file[320];
-    std::snprintf(file, sizeof file, "/proc/%d/task/%s/children", static_cast<int>(pid),
-                  e->d_name);
+    std::snprintf(file, sizeof file, "/proc/%d/task/%s/children", static_cast<int>(pid), e->d_name);
     char buf[4096];
     const int fd = open(file, O_RDONLY | O_CLOEXEC);
     if (fd < 0) continue;  // the thread ended since the listing (or no CONFIG_PROC_CHILDREN)

@@ -158,9 +158,9 @@ TEST_CASE("memory: a worker that exits while its recycle is pending is handled o
   WriteFile(grower, kGrower);
   // The first worker takes 60M at once and exits 1.5 s later; its replacement needs 3 s to be
   // ready (-m 3), so the exit comes while the recycle is under way.
-  MasterRun m({"-n", "1", "-m", "3", "-s", "0.1", "--max-worker-memory", "50M",
-               "--memory-interval", "0.2"},
-              {"python3", grower, "0", "60", "once", scratch.File("flag"), "1500"});
+  MasterRun m(
+      {"-n", "1", "-m", "3", "-s", "0.1", "--max-worker-memory", "50M", "--memory-interval", "0.2"},
+      {"python3", grower, "0", "60", "once", scratch.File("flag"), "1500"});
   REQUIRE(PollUntil([&] { return Status(m) && Status(m)->workers.size() == 1; }, 20s));
   const pid_t first = *Pids(m).begin();
   const std::string who = "worker " + std::to_string(first);

@@ -147,9 +147,7 @@ TEST_CASE("memory: a zombie descendant counts 0, a renamed root is found the sam
 
 TEST_CASE("memory: a root that is gone is nullopt, and so are its children") {
   pid_t pid = StartTree(0, -1);
-  {
-    test::ChildGuard guard(pid);
-  }  // killed and reaped
+  { test::ChildGuard guard(pid); }  // killed and reaped
   CHECK_FALSE(sys::ProcessMemory(pid, MemoryMeasure::kRss));
   CHECK_FALSE(sys::ProcessMemory(pid, MemoryMeasure::kPss));
   CHECK_FALSE(sys::ProcessChildren(pid));
