@@ -143,7 +143,7 @@ std::vector<MemoryWatch::Decision> MemoryWatch::Observe(const MemoryLimit& limit
     seen.asked_recycle = seen.asked_recycle || s.recycle_pending || s.drain_pending;
     seen.asked_drain = seen.asked_drain || s.drain_pending;
     const MemoryVerdict verdict = s.draining ? MemoryVerdict::kNone : JudgeMemory(limit, s.bytes);
-    Decision d{s.pid, verdict, s.bytes, 0, false};
+    Decision d{s.pid, verdict, s.bytes, 0};
     if (verdict == MemoryVerdict::kDrainNow && !seen.asked_drain) {
       seen.asked_drain = true;
       seen.asked_recycle = true;  // a drain supersedes a recycle
@@ -154,10 +154,7 @@ std::vector<MemoryWatch::Decision> MemoryWatch::Observe(const MemoryLimit& limit
     } else {
       d.verdict = MemoryVerdict::kNone;
     }
-    if (d.verdict != MemoryVerdict::kNone) {
-      d.log = log_limit_.Note(now).log;
-      decisions.push_back(d);
-    }
+    if (d.verdict != MemoryVerdict::kNone) decisions.push_back(d);
     next.emplace(s.pid, seen);
   }
   seen_ = std::move(next);

@@ -75,8 +75,6 @@ class MemoryWatch {
     MemoryVerdict verdict = MemoryVerdict::kNone;
     std::uint64_t bytes = 0;
     double limit = 0;  // the limit it passed
-    bool log = false;  // write a line for it (rate-limited: a pool that bloats at once writes a
-                       // handful, the rest are summed up by the limiter)
   };
   struct Seen {
     std::uint64_t bytes = 0;
@@ -96,6 +94,9 @@ class MemoryWatch {
   // The supervisor could not take the request yet (a booting worker is not recycled by the
   // soft limit): ask again at the next round.
   void AskAgain(Pid pid, MemoryVerdict verdict);
+  // Whether to write the line of a decision the supervisor took, at `now`: rate-limited, so
+  // that a pool that bloats at once writes a handful of lines (the events say the rest).
+  bool ShouldLog(Time now) { return log_limit_.Note(now).log; }
   // A worker's last sample (for status and the metrics), or nullptr if never sampled.
   const Seen* Find(Pid pid) const;
   const std::map<Pid, Seen>& seen() const { return seen_; }

@@ -49,6 +49,9 @@ void Master::SampleMemory() {
   std::vector<core::MemoryWatch::Sample> samples;
   samples.reserve(supervisor_.workers().size());
   for (const auto& [pid, w] : supervisor_.workers()) {
+    // Forked but not yet exec'd: it still maps the master's own pages (its RSS is the
+    // master's), which must not count against the worker.
+    if (pending_execs_.count(pid) != 0) continue;
     const auto tree = memory_sampler_->Sample(pid);
     if (!tree) continue;  // gone: its SIGCHLD is on its way
     core::MemoryWatch::Sample s;
@@ -73,8 +76,11 @@ void Master::SampleMemory() {
     const core::RecycleResult r = supervisor_.Recycle(
         d.pid, hard ? core::RecycleCause::kMemoryHard : core::RecycleCause::kMemory, now);
     // A booting worker is not recycled by the soft limit: asked again once it is ready.
-    if (r == core::RecycleResult::kNotReady) memory_watch_.AskAgain(d.pid, d.verdict);
-    if (d.log) {
+    if (r == core::RecycleResult::kNotReady) {
+      memory_watch_.AskAgain(d.pid, d.verdict);
+      continue;
+    }
+    if (memory_watch_.ShouldLog(now)) {
       const core::MemoryWatch::Seen* seen = memory_watch_.Find(d.pid);
       spdlog::info("worker {} uses {} bytes ({} process{}), past the {} limit of {}: {}", d.pid,
                    d.bytes, seen ? seen->processes : 1, seen && seen->processes != 1 ? "es" : "",

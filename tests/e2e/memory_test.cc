@@ -82,9 +82,9 @@ size_t Count(const std::string& text, const std::string& needle) {
 }
 
 // The fewest ready workers `status` showed, sampled every few ms (as the upgrade tests do).
-class ReadySampler {
+class MemoryReadySampler {
  public:
-  explicit ReadySampler(const MasterRun& m)
+  explicit MemoryReadySampler(const MasterRun& m)
       : thread_([this, &m] {
           while (!stop_) {
             if (const auto st = Status(m)) {
@@ -97,7 +97,7 @@ class ReadySampler {
             std::this_thread::sleep_for(5ms);
           }
         }) {}
-  ~ReadySampler() { Stop(); }
+  ~MemoryReadySampler() { Stop(); }
   void Stop() {
     stop_ = true;
     if (thread_.joinable()) thread_.join();
@@ -126,7 +126,7 @@ TEST_CASE("memory: a worker growing 10 MB/s under 50M,hard=80M is replaced befor
                "50M,hard=80M", "--memory-interval", "0.2"},
               {Python(), grower, "10", "1000", "self"});
   REQUIRE(PollUntil([&] { return PoolSettled(m, 2, 1); }, 20s));
-  ReadySampler sampler(m);
+  MemoryReadySampler sampler(m);
   // Each worker passes 50M about 4 s after its start: at least 4 recycles within 20 s.
   const bool enough = PollUntil([&] { return Count(m.Log(), "(memory, age") >= 4; }, 30s);
   sampler.Stop();
@@ -159,10 +159,11 @@ TEST_CASE("memory: a worker whose child bloats is counted through its descendant
   REQUIRE(PollUntil([&] { return PoolSettled(m, 1, 1); }, 20s));
   const pid_t first = *Pids(m).begin();
   REQUIRE(m.WaitForLog("recycling worker " + std::to_string(first), 20s));
+  // The master's line on it follows the supervisor's.
+  CHECK(m.WaitForLog("worker " + std::to_string(first) + " uses ", 10s));
   INFO(m.Log());
-  CHECK(m.LogHas("worker " + std::to_string(first) + " uses "));
+  // Counted with its child: the parent alone is far below the limit.
   CHECK(m.LogHas("(2 processes), past the soft limit of 50M"));
-  // The parent alone is far below the limit.
   CHECK(m.LogHas("(memory, age"));
 }
 
