@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <thread>
@@ -179,7 +180,7 @@ TEST_CASE("memory: a worker that exits while its recycle is pending is handled o
   // 3 s, so the exit comes while the recycle is under way.
   MasterRun m({"-n", "1", "-m", "manual", "-s", "0.1", "--max-worker-memory", "50M",
                "--memory-interval", "0.2"},
-      {Python(), grower, "0", "60", "once", scratch.File("flag"), "1500"});
+              {Python(), grower, "0", "60", "once", scratch.File("flag"), "1500"});
   REQUIRE(PollUntil([&] { return Status(m) && Status(m)->workers.size() == 1; }, 20s));
   const pid_t first = *Pids(m).begin();
   const std::string who = "worker " + std::to_string(first);
@@ -203,6 +204,30 @@ TEST_CASE("memory: a worker that exits while its recycle is pending is handled o
   CHECK(st->workers.size() == 1);
   CHECK(st->workers[0].pid != first);
   CHECK(st->workers[0].restarts == 1);  // one replacement in the slot, not two
+}
+
+TEST_CASE("memory: invalid limits, intervals and measures are one error line, exit 2") {
+  for (const auto& args :
+       std::vector<std::vector<std::string>>{{"--max-worker-memory", "0"},
+                                             {"--max-worker-memory", "-50M"},
+                                             {"--max-worker-memory", "inf"},
+                                             {"--max-worker-memory", "nan"},
+                                             {"--max-worker-memory", "1e10"},
+                                             {"--max-worker-memory", "2048T"},
+                                             {"--max-worker-memory", "80M,hard=50M"},
+                                             {"--max-worker-memory", "50M,hard=0"},
+                                             {"--memory-interval", "0"},
+                                             {"--memory-interval", "-1"},
+                                             {"--memory-interval", "nan"},
+                                             {"--memory-measure", "uss"}}) {
+    std::vector<std::string> argv = args;
+    argv.push_back(TEST_WORKER_BIN);
+    INFO(args[0], " ", args[1]);
+    const Finished f = RunToExit(argv);
+    CHECK(f.status.code == 2);
+    CHECK(std::count(f.err.begin(), f.err.end(), '\n') == 1);
+    CHECK(f.err.rfind("einhorn-cpp: --m", 0) == 0);
+  }
 }
 
 }  // namespace
