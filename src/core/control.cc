@@ -618,6 +618,10 @@ std::string Control::MetricsText() const {
   }
   for (const auto& [pid, w] : supervisor_.workers()) {
     ++in.workers[{WorkerStateName(w.state), w.generation}];
+    if (w.slot < 0) continue;  // detached (recycled, shrunk): its slot has a new worker
+    if (const MemoryWatch::Seen* m = host_.facts.WorkerMemory(pid)) {
+      in.worker_memory[w.slot] = m->bytes;
+    }
   }
   in.listeners = host_.facts.Listeners();
   host_.facts.AddProcessFacts(&in);
@@ -736,6 +740,10 @@ PoolStatus Control::Status(Time now) const {
   const auto& slots = supervisor_.slots();
   for (const auto& [pid, w] : supervisor_.workers()) {
     WorkerStatus ws = WorkerStatusOf(pid, w, slots, now);
+    if (const MemoryWatch::Seen* m = host_.facts.WorkerMemory(pid)) {
+      ws.memory_bytes = static_cast<long long>(m->bytes);
+      ws.memory_sampled_ago = ToSeconds(now - m->at);
+    }
     switch (w.state) {
       case WorkerState::kBooting:
         ++st.booting;

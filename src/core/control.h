@@ -17,6 +17,7 @@
 #include "core/einhorn_state.h"
 #include "core/events.h"
 #include "core/log_limit.h"
+#include "core/memory_limit.h"
 #include "core/metrics.h"
 #include "core/pool_status.h"
 #include "core/supervisor.h"
@@ -82,6 +83,12 @@ class ControlFacts {
   virtual EinhornStateFacts EinhornFacts() const { return {}; }
   // The wall clock, ns since the Unix epoch, for a worker:ping's time (nullopt: none).
   virtual std::optional<std::int64_t> WallClockNs() const { return std::nullopt; }
+  // --max-worker-memory: a worker's last memory sample (status, the metrics); nullptr when it
+  // was not sampled (no limit set, or not yet).
+  virtual const MemoryWatch::Seen* WorkerMemory(Pid pid) const {
+    (void)pid;
+    return nullptr;
+  }
 };
 
 // Reload: the master's re-exec, and what `status` and `state` tell of it.

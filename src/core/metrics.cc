@@ -313,6 +313,14 @@ void WritePoolGauges(Writer& w, const MetricsInput& in) {
   w.Gauge("einhorn_target_workers", "The number of workers the pool is sized for.", in.target);
   w.Gauge("einhorn_generation", "The generation new workers get.", in.generation);
   w.Gauge("einhorn_upgrade_in_progress", "1 while a worker upgrade runs.", in.upgrading ? 1 : 0);
+  if (!in.worker_memory.empty()) {
+    w.Family("einhorn_worker_memory_bytes", "gauge",
+             "Memory of the worker in each slot with its descendants (RSS, or PSS with "
+             "--memory-measure pss), as last sampled for --max-worker-memory.");
+    for (const auto& [slot, bytes] : in.worker_memory) {
+      w.Sample("einhorn_worker_memory_bytes", {{"slot", std::to_string(slot)}}, bytes);
+    }
+  }
   w.Gauge("einhorn_pending_respawns", "Pool slots waiting out a crash-loop backoff.",
           in.pending_respawns);
   if (!in.recycles.empty()) {

@@ -113,6 +113,9 @@ struct MetricsInput {
   std::optional<std::int64_t> open_fds;
   std::vector<ListenerStats> listeners;
   std::optional<HostListenStats> host;
+  // --max-worker-memory: the last memory sample of the worker in each slot (the worker and its
+  // descendants), by slot; einhorn_worker_memory_bytes{slot}.
+  std::map<int, std::uint64_t> worker_memory;
 };
 
 // The exposition text (Content-Type: text/plain; version=0.0.4), ending with '\n'.

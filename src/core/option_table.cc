@@ -179,6 +179,40 @@ Status ReexecAsFlag(const std::string& text, Options* o) {
   return Status::Ok();
 }
 
+void ReadMemoryLimit(const ConfigValue& v, Options* o) {
+  o->max_worker_memory = MemoryLimit{};
+  if (v.IsNull()) return;
+  // A bare number of bytes is a plain YAML integer; a size with a unit is a string.
+  auto limit = ParseMemoryLimit(v.Scalar("SIZE[,hard=SIZE]"));
+  if (!limit.ok()) v.Fail(limit.error());
+  o->max_worker_memory = limit.value();
+}
+YAML::Node ShowMemoryLimit(const Options& o) {
+  if (!o.max_worker_memory.enabled()) return ConfigNull();
+  return YAML::Node(FormatMemoryLimit(o.max_worker_memory));
+}
+Status MemoryLimitFlag(const std::string& text, Options* o) {
+  auto limit = ParseMemoryLimit(text);
+  if (!limit.ok()) return Status::Error(limit.error());
+  o->max_worker_memory = limit.value();
+  return Status::Ok();
+}
+
+void ReadMemoryMeasure(const ConfigValue& v, Options* o) {
+  auto m = ParseMemoryMeasure(v.Scalar("rss or pss"));
+  if (!m.ok()) v.Fail(m.error());
+  o->memory_measure = m.value();
+}
+YAML::Node ShowMemoryMeasure(const Options& o) {
+  return YAML::Node(MemoryMeasureName(o.memory_measure));
+}
+Status MemoryMeasureFlag(const std::string& text, Options* o) {
+  auto m = ParseMemoryMeasure(text);
+  if (!m.ok()) return Status::Error(m.error());
+  o->memory_measure = m.value();
+  return Status::Ok();
+}
+
 }  // namespace
 
 // The entries, in the order of --help and --check-config; state_pos is the order of the
@@ -441,6 +475,40 @@ const std::vector<OptionDef>& OptionTable() {
        .state_if_set = true,
        .read = ReadWorkerLogDir,
        .show = ShowWorkerLogDir},
+      // Live: the master reads them at each sampling round (a new interval re-arms its timer).
+      {.key = "max_worker_memory",
+       .field = &Options::max_worker_memory,
+       .live = true,
+       .flag = {"--max-worker-memory",
+                "Recycle a worker whose memory (with its descendants') passes SIZE (50M, 1G, "
+                "bytes): a replacement first, then the drain; past hard=SIZE, drain it at once",
+                "SIZE[,hard=SIZE]"},
+       .shown_default = "none",
+       .state_pos = 35,
+       .state_if_set = true,
+       .read = ReadMemoryLimit,
+       .show = ShowMemoryLimit,
+       .from_flag = MemoryLimitFlag},
+      {.key = "memory_interval",
+       .field = &Options::memory_interval,
+       .live = true,
+       .flag = {"--memory-interval", "How often --max-worker-memory samples every worker, in SECS",
+                "SECS"},
+       .state_pos = 36,
+       .state_if_set = true},
+      {.key = "memory_measure",
+       .field = &Options::memory_measure,
+       .live = true,
+       .flag = {"--memory-measure",
+                "--max-worker-memory's figure: rss (/proc/PID/statm, cheap; counts pages a "
+                "forked child shares twice) or pss (smaps_rollup, shared pages divided, slower)",
+                "rss|pss"},
+       .shown_default = "rss",
+       .state_pos = 37,
+       .state_if_set = true,
+       .read = ReadMemoryMeasure,
+       .show = ShowMemoryMeasure,
+       .from_flag = MemoryMeasureFlag},
       {.key = "reexec_as",
        .field = &Options::reexec_as,
        .live = true,

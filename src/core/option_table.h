@@ -113,7 +113,8 @@ using Field =
                  std::vector<std::string> Options::*, std::optional<int> Options::*,
                  std::optional<double> Options::*, std::vector<BindSpec> Options::*,
                  AckMode Options::*, NiceSpec Options::*, Signal Options::*, LogFormat Options::*,
-                 std::optional<WorkerOutput> Options::*>;
+                 std::optional<WorkerOutput> Options::*, MemoryLimit Options::*,
+                 MemoryMeasure Options::*>;
 
 struct OptionDef {
   const char* key;

@@ -275,6 +275,21 @@ std::optional<Problem> ServiceProblem(const Options& o) {
     return Problem{"ready_share", "--ready-share must be a whole percentage from 1 to 100 (got " +
                                       std::to_string(o.ready_share) + ")"};
   }
+  if (o.memory_interval < kMinMemoryInterval || !(o.memory_interval <= kMaxSettingSeconds)) {
+    return Problem{"memory_interval", "--memory-interval must be a number of seconds from " +
+                                          FormatSeconds(kMinMemoryInterval) + " to " +
+                                          FormatSeconds(kMaxSettingSeconds) + " (got " +
+                                          FormatSeconds(o.memory_interval) + ")"};
+  }
+  if (o.max_worker_memory.enabled() || o.max_worker_memory.hard > 0) {
+    // A carried state is read back without the flag's parser: the same ranges again.
+    auto again = ParseMemoryLimit(FormatMemoryLimit(o.max_worker_memory));
+    if (!again.ok() || !(again.value() == o.max_worker_memory)) {
+      return Problem{"max_worker_memory", again.ok() ? "--max-worker-memory: not a whole number "
+                                                       "of bytes, or hard without soft"
+                                                     : again.error()};
+    }
+  }
   for (const std::string& name : o.drop_env_vars) {
     if (name.empty() || name.find('=') != std::string::npos) {
       return Problem{"drop_env_var", "--drop-env-var '" + name + "' is not a variable name"};

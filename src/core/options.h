@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/bind_spec.h"
+#include "core/memory_limit.h"
 #include "core/status.h"
 #include "core/types.h"
 
@@ -108,6 +109,12 @@ struct Options {
   int upgrade_max_failures = 3;  // --upgrade-max-failures: new-worker deaths before ready
   bool canary = true;            // --no-canary turns it off
   Signal drain_signal = Signal::kUsr2;  // --drain-signal
+
+  // Memory (core/memory_limit.h): --max-worker-memory SIZE[,hard=SIZE] (off by default),
+  // sampled every --memory-interval seconds as --memory-measure (rss or pss).
+  MemoryLimit max_worker_memory;
+  double memory_interval = 5;
+  MemoryMeasure memory_measure = MemoryMeasure::kRss;
 
   bool operator==(const Options&) const = default;
 };

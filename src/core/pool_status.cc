@@ -132,6 +132,10 @@ void WriteWorker(std::string& out, const WorkerStatus& w) {
     OptStr(m.Key("recycle_state"), w.recycle_state);
   }
   if (w.recycle_in) OptSeconds(m.Key("recycle_in"), w.recycle_in);
+  if (w.memory_bytes) {
+    Int(m.Key("memory_bytes"), *w.memory_bytes);
+    OptSeconds(m.Key("memory_sampled_ago"), w.memory_sampled_ago);
+  }
   m.Close();
 }
 
@@ -365,7 +369,9 @@ bool ReadWorker(Reader& r, const Node& row, const std::string& path, WorkerStatu
          r.Optional(row, "draining_for", p, &w->draining_for) &&
          r.Optional(row, "recycle", p, &w->recycle) &&
          r.Optional(row, "recycle_state", p, &w->recycle_state) &&
-         r.Optional(row, "recycle_in", p, &w->recycle_in);
+         r.Optional(row, "recycle_in", p, &w->recycle_in) &&
+         r.Optional(row, "memory_bytes", p, &w->memory_bytes) &&
+         r.Optional(row, "memory_sampled_ago", p, &w->memory_sampled_ago);
 }
 
 template <typename Node>

@@ -25,6 +25,8 @@
 //        recycle: "age", recycle_state: "queued" | "replacing" | "draining",  # only while a
 //                              # recycle of it is pending (Supervisor::Recycle); its age is uptime
 //        recycle_in: 3590.2}   # only with --max-worker-lifetime: seconds until it is due
+//        memory_bytes: 52428800, memory_sampled_ago: 1.2}   # only once sampled
+//                              # (--max-worker-memory): the worker and its descendants
 //   pending:                    # slots waiting for a respawn (crash-loop backoff)
 //     - {slot: 2, respawn_in: 3.4, consecutive_failures: 3, restarts: 5, last_exit: "signal 9"}
 //   listeners:                  # the -b sockets, in order; queue figures where Linux has them
@@ -74,7 +76,10 @@ struct WorkerStatus {
   std::optional<std::string> recycle_state;
   // --max-worker-lifetime: seconds until it is due for its age (negative: overdue, queued).
   std::optional<double> recycle_in;
-  // (Memory figures per worker go here, beside the recycle fields.)
+  // --max-worker-memory: the last sample of the worker and its descendants (RSS or PSS,
+  // --memory-measure), and how long ago it was taken; absent before the first sample.
+  std::optional<long long> memory_bytes;
+  std::optional<double> memory_sampled_ago;
 };
 
 struct PendingSlot {

@@ -181,6 +181,8 @@ const Names<LogFormat> kLogFormats = {{LogFormat::kText, "text"}, {LogFormat::kJ
 const Names<WorkerOutput> kWorkerOutputs = {{WorkerOutput::kInherit, "inherit"},
                                              {WorkerOutput::kPrefix, "prefix"},
                                              {WorkerOutput::kJson, "json"}};
+const Names<MemoryMeasure> kMemoryMeasures = {{MemoryMeasure::kRss, "rss"},
+                                              {MemoryMeasure::kPss, "pss"}};
 const Names<OutputStream> kOutputStreams = {{OutputStream::kStdout, "stdout"},
                                             {OutputStream::kStderr, "stderr"}};
 const Names<StopKind> kStopKinds = {
@@ -250,6 +252,15 @@ struct Schema<NiceSpec> {
   }
 };
 
+template <>
+struct Schema<MemoryLimit> {
+  template <typename V, typename T>
+  static void Visit(V& v, T& m) {
+    v.Field("soft", m.soft, DblC{});
+    v.Field("hard", m.hard, DblC{});
+  }
+};
+
 // A setting's codec, by the type of its Options member (option_table.h's Field).
 I32C CodecOf(int*) { return {}; }
 DblC CodecOf(double*) { return {}; }
@@ -263,6 +274,8 @@ RecC CodecOf(NiceSpec*) { return {}; }
 SignalC CodecOf(Signal*) { return {}; }
 EnumC<LogFormat> CodecOf(LogFormat*) { return {kLogFormats}; }
 OptC<EnumC<WorkerOutput>> CodecOf(std::optional<WorkerOutput>*) { return {{kWorkerOutputs}}; }
+RecC CodecOf(MemoryLimit*) { return {}; }
+EnumC<MemoryMeasure> CodecOf(MemoryMeasure*) { return {kMemoryMeasures}; }
 
 template <typename T>
 constexpr bool kIsVector = false;
@@ -706,11 +719,12 @@ struct Counter {
 size_t Members(const BindSpec& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7, a8] = x; return 8; }
 size_t Members(const AckMode& x) { [[maybe_unused]] const auto& [a1, a2] = x; return 2; }
 size_t Members(const NiceSpec& x) { [[maybe_unused]] const auto& [a1, a2, a3] = x; return 3; }
+size_t Members(const MemoryLimit& x) { [[maybe_unused]] const auto& [a1, a2] = x; return 2; }
 size_t Members(const Options& x) {
   [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15,
                                 a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28,
-                                a29, a30, a31, a32, a33, a34, a35] = x;
-  return 35;
+                                a29, a30, a31, a32, a33, a34, a35, a36, a37, a38] = x;
+  return 38;
 }
 size_t Members(const UpgradePolicy& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7] = x; return 7; }
 size_t Members(const SupervisorConfig& x) {
@@ -876,6 +890,7 @@ std::vector<StateSchemaCoverage> StateSchemaCoverages() {
   return {CoverageOf<BindSpec>("BindSpec"),
           CoverageOf<AckMode>("AckMode"),
           CoverageOf<NiceSpec>("NiceSpec"),
+          CoverageOf<MemoryLimit>("MemoryLimit"),
           CoverageOf<Options>("Options"),
           CoverageOf<UpgradePolicy>("UpgradePolicy"),
           CoverageOf<SupervisorConfig>("SupervisorConfig"),

@@ -24,6 +24,7 @@ std::string Dump(const Json& j) { return j.dump(2, ' ', false, Json::error_handl
 
 Json OptionalJson(const std::optional<std::string>& v) { return v ? Json(*v) : Json(nullptr); }
 Json OptionalJson(const std::optional<double>& v) { return v ? Json(*v) : Json(nullptr); }
+Json OptionalJson(const std::optional<long long>& v) { return v ? Json(*v) : Json(nullptr); }
 
 // Left-aligned columns two spaces apart, padded to `width`; the last cell of a row is not
 // padded, so that rows carry no trailing blanks.
@@ -116,6 +117,16 @@ std::string RenderStatusTable(const PoolStatus& s) {
                                       : "-");
     }
   }
+  // --max-worker-memory: each worker's last sample (with its descendants), only when sampled.
+  bool any_memory = false;
+  for (const WorkerStatus& w : s.workers) any_memory = any_memory || w.memory_bytes;
+  if (any_memory) {
+    live[0].push_back("MEMORY");
+    for (size_t i = 0; i < s.workers.size(); ++i) {
+      const auto& b = s.workers[i].memory_bytes;
+      live[i + 1].push_back(b ? std::to_string((*b + (1 << 19)) >> 20) + "M" : "-");
+    }
+  }
   // -m notify: the workers' own words, last, only when one has said something.
   bool any_status = false;
   for (const WorkerStatus& w : s.workers) any_status = any_status || w.notify_status;
@@ -173,6 +184,8 @@ std::string RenderStatusJson(const PoolStatus& s) {
                        {"recycle", OptionalJson(w.recycle)},
                        {"recycle_state", OptionalJson(w.recycle_state)},
                        {"recycle_in", OptionalJson(w.recycle_in)}});
+                       {"memory_bytes", OptionalJson(w.memory_bytes)},
+                       {"memory_sampled_ago", OptionalJson(w.memory_sampled_ago)}});
   }
   Json pending = Json::array();
   for (const PendingSlot& p : s.pending) {

@@ -120,6 +120,8 @@ int Master::Run() {
         &watchdog_, [](uv_timer_t*) { sys::NotifyServiceManager("WATCHDOG=1"); }, 0, ms);
   }
 
+  StartMemoryWatch();
+
   ServerLimits limits;
   limits.live_workers = [this] { return supervisor_.workers().size(); };
   server_ = std::make_unique<ControlServer>(
@@ -288,6 +290,7 @@ void Master::ChildEnded(pid_t pid, const core::ExitStatus& status) {
   }
   server_->DropWorkerChannel(pid);
   DropNotify(pid);
+  memory_watch_.Forget(pid);
   supervisor_.ChildExited(pid, status, Now());
 }
 

@@ -25,6 +25,7 @@
 #include "master/metrics_server.h"
 #include "master/worker_output.h"
 #include "sys/listeners.h"
+#include "sys/memory.h"
 #include "sys/process.h"
 #include "sys/spawn.h"
 
@@ -103,6 +104,7 @@ class Master final : public core::Effects,
   int Reloads() const override { return reloads_; }
   core::EinhornStateFacts EinhornFacts() const override;
   std::optional<std::int64_t> WallClockNs() const override;
+  const core::MemoryWatch::Seen* WorkerMemory(core::Pid pid) const override;
   std::optional<std::string> LastReloadError() const override { return last_reload_error_; }
   int ReloadFailures() const override { return reload_failures_; }
   bool Reloading() const override { return reload_.running(); }
@@ -216,6 +218,13 @@ class Master final : public core::Effects,
 
   std::optional<core::ServiceNotifier> service_;  // NOTIFY_SOCKET set
   uv_timer_t watchdog_{};                          // WATCHDOG=1 at half of WATCHDOG_USEC
+
+  // --max-worker-memory (master_memory.cc).
+  void StartMemoryWatch();
+  void SampleMemory();
+  core::MemoryWatch memory_watch_;
+  std::unique_ptr<sys::MemorySampler> memory_sampler_;  // only with a limit
+  uv_timer_t memory_timer_{};
 };
 
 }  // namespace einhorn::master

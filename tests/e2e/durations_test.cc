@@ -20,7 +20,8 @@ size_t Lines(const std::string& s) {
 
 TEST_CASE("durations past the cap, NaN or infinite are refused: exit 2, one line") {
   for (const char* flag :
-       {"-t", "-s", "-m", "--ack-timeout", "--upgrade-timeout", "--worker-watchdog"}) {
+       {"-t", "-s", "-m", "--ack-timeout", "--upgrade-timeout", "--worker-watchdog",
+        "--memory-interval"}) {
     for (const char* value : {"1e10", "1e300", "inf", "-inf", "nan", "1000001"}) {
       INFO(flag, " ", value);
       const Finished f = RunToExit({flag, value, TEST_WORKER_BIN});

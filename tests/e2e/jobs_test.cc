@@ -446,5 +446,93 @@ TEST_CASE("jobs: MAX_JOBS recycles under a steady stream lose and cut short no j
   CHECK(status->code == 0);
 }
 
+
+// --max-worker-memory under a steady stream of jobs: every worker leaks on every job, so the
+// pool is recycled many times over (a replacement first, then the drain: the old worker
+// finishes the job in hand). No job is lost, none is cut short, none runs twice.
+TEST_CASE("jobs: workers that leak on every job are recycled by memory, no job lost or cut short") {
+  const auto ruby = LookUpInPath("ruby");
+  const auto beanstalkd_bin = LookUpInPath("beanstalkd");
+  if (!ruby || !beanstalkd_bin) {
+    MESSAGE("skipped: ruby or beanstalkd is not installed (it is in CI)");
+    return;
+  }
+  if (RunProgram({*ruby, "-e", "require 'beaneater'"}, 30s).status.code != 0) {
+    MESSAGE("skipped: the beaneater gem is not installed (ruby-beaneater, it is in CI)");
+    return;
+  }
+  const auto started = Clock::now();
+  const std::string example = JobsExampleDir();
+  Beanstalkd queue(*beanstalkd_bin);
+  TempDir results_dir;
+  const std::string results = results_dir.File("results");
+  // 256 KiB kept per job: a worker passes the soft limit after about 100 jobs.
+  const std::vector<std::string> env = {"BEANSTALKD_URL=" + queue.url(),
+                                        "JOBS_RESULTS=" + results, "JOBS_SLEEP_MS=5",
+                                        "JOBS_LEAK_KB=256"};
+  MasterRun m({"-n", "4", "-m", "manual", "--max-worker-memory", "60M,hard=400M",
+               "--memory-interval", "0.2"},
+              {*ruby, example + "/bin/work"}, env);
+  REQUIRE_MESSAGE(PollUntil([&] { return PoolAtRest(m, 4); }, 30s), m.Log());
+  Feeder feeder(queue.port(), 1, 40000);
+  auto count = [](const std::string& text, const std::string& needle) {
+    size_t n = 0;
+    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  const bool recycled =
+      PollUntil([&] { return count(m.Log(), "(memory, age") >= 12; }, 120s);
+  feeder.Stop();
+  CHECK_FALSE(feeder.failed());
+  REQUIRE_MESSAGE(recycled, m.Log());
+  const long last_id = feeder.next_id() - 1;
+
+  BeanstalkClient stats(queue.port());
+  REQUIRE(stats.connected());
+  auto queue_empty = [&] {
+    return stats.Stat("stats", "current-jobs-ready") == 0 &&
+           stats.Stat("stats", "current-jobs-reserved") == 0 &&
+           stats.Stat("stats", "current-jobs-delayed") == 0;
+  };
+  REQUIRE_MESSAGE(PollUntil(queue_empty, 60s), m.Log());
+  CHECK(stats.Stat("stats", "current-jobs-buried") == 0);
+  CHECK(stats.Stat("stats", "cmd-delete") == last_id);
+
+  const JobResults r = ReadJobResults(results);
+  CHECK(r.bad_lines == 0);
+  std::vector<long> ids;
+  for (long id = 1; id <= last_id; ++id) ids.push_back(id);
+  const auto [lost, duplicates, duplicates_not_killed, cut_by_kill, cut_otherwise, workers_seen] =
+      TallyJobs(r, ids, 0);
+  const std::string log = m.Log();
+  const size_t memory_recycles = count(log, "(memory, age");
+  const size_t hard = count(log, "(memory_hard");
+  // Every worker that is gone was drained after its replacement was ready, and exited 0.
+  long drained = 0, killed = 0;
+  for (const auto& [pid, how] : WorkerEnds(m)) {
+    CHECK_MESSAGE(how == "exit 0", "worker " << pid << " " << how);
+    killed += how == "signal 9";
+    if (m.LogHas("jobs worker " + std::to_string(pid) + ": drained after ")) ++drained;
+  }
+  CHECK(lost == 0);
+  CHECK(duplicates == 0);
+  CHECK(cut_otherwise == 0);
+  CHECK(cut_by_kill == 0);
+  CHECK(hard == 0);
+  CHECK(killed == 0);
+  MESSAGE("memory recycles under jobs:\n"
+          << "| jobs enqueued | completed | lost | run twice | cut short by a drain | "
+             "memory recycles | hard | workers drained | SIGKILLed | workers that ran jobs |\n"
+          << "|---|---|---|---|---|---|---|---|---|---|\n"
+          << "| " << ids.size() << " | " << r.dones.size() << " | " << lost << " | "
+          << duplicates << " | " << cut_otherwise << " | " << memory_recycles << " | " << hard
+          << " | " << drained << " | " << killed << " | " << workers_seen.size() << " |");
+  MESSAGE("whole test " << std::chrono::duration<double>(Clock::now() - started).count() << " s");
+  REQUIRE(m.process().Signal(SIGTERM));
+  CHECK(m.process().WaitExit(30s).has_value());
+}
+
 }  // namespace
 }  // namespace einhorn::test

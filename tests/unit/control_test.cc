@@ -51,6 +51,11 @@ struct FakeHost : ControlLog, ControlTelemetry, ControlFacts, ControlReload {
     return f;
   }
   std::optional<std::int64_t> wall_ns;
+  const MemoryWatch::Seen* WorkerMemory(Pid pid) const override {
+    auto it = memory.find(pid);
+    return it == memory.end() ? nullptr : &it->second;
+  }
+  std::map<Pid, MemoryWatch::Seen> memory;
 
   Supervisor* sup = nullptr;
   std::vector<std::optional<UpgradeStrategy>> reloads;
@@ -396,6 +401,23 @@ TEST_CASE("control: status shows how long each draining worker has drained") {
   CHECK(pool.control.Status(At(9)).workers[0].draining_for == doctest::Approx(5));
   // In the reply too; the `state` verb (Einhorn's document) is unchanged by it.
   CHECK(PoolStatusToYaml(st).find("draining_for: 2.5}") != std::string::npos);
+}
+
+TEST_CASE("control: status and the metrics show each sampled worker's memory") {
+  Pool pool(2);
+  pool.host.memory[100] = MemoryWatch::Seen{52428800, 2, At(3)};
+  const PoolStatus st = pool.control.Status(At(4.5));
+  REQUIRE(st.workers.size() == 2);
+  REQUIRE(st.workers[0].memory_bytes.has_value());
+  CHECK(*st.workers[0].memory_bytes == 52428800);
+  CHECK(*st.workers[0].memory_sampled_ago == doctest::Approx(1.5));
+  CHECK_FALSE(st.workers[1].memory_bytes.has_value());
+  CHECK(PoolStatusToYaml(st).find("memory_bytes: 52428800, memory_sampled_ago: 1.5}") !=
+        std::string::npos);
+  const std::string metrics = pool.control.MetricsText();
+  CHECK(metrics.find("# TYPE einhorn_worker_memory_bytes gauge\n"
+                     "einhorn_worker_memory_bytes{slot=\"0\"} 52428800\n") != std::string::npos);
+  CHECK(metrics.find("slot=\"1\"") == std::string::npos);
 }
 
 TEST_CASE("control: a worker that is not draining has no draining_for") {

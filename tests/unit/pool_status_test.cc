@@ -138,6 +138,8 @@ void CheckSame(const PoolStatus& x, const PoolStatus& y) {
     CHECK(a.pinged_ago == b.pinged_ago);
     CHECK(a.pinged_request_id == b.pinged_request_id);
     CHECK(a.draining_for == b.draining_for);
+    CHECK(a.memory_bytes == b.memory_bytes);
+    CHECK(a.memory_sampled_ago == b.memory_sampled_ago);
   }
   REQUIRE(x.pending.size() == y.pending.size());
   for (size_t i = 0; i < x.pending.size(); ++i) {
@@ -223,6 +225,20 @@ TEST_CASE("pool status: the YAML is readable and typed as documented") {
                   "reason: \"3 new workers failed: exit 1\", ago: 600.25}\n") != std::string::npos);
   CHECK(yaml.find("pending:\n  - {slot: 2, respawn_in: 3.4,") != std::string::npos);
   CHECK(yaml.back() == '\n');
+}
+
+TEST_CASE("pool status: a sampled worker's row ends with its memory, read back") {
+  PoolStatus s = Full();
+  s.workers[0].memory_bytes = 1LL << 40;
+  s.workers[0].memory_sampled_ago = 0.25;
+  const std::string yaml = PoolStatusToYaml(s);
+  CHECK(yaml.find("memory_bytes: 1099511627776, memory_sampled_ago: 0.25}\n") !=
+        std::string::npos);
+  CHECK(yaml.find("memory_bytes") == yaml.rfind("memory_bytes"));
+  const Result<PoolStatus> back = PoolStatusFromYaml(yaml);
+  REQUIRE_MESSAGE(back.ok(), back.error());
+  CheckSame(back.value(), s);
+  CHECK_FALSE(back.value().workers[1].memory_bytes.has_value());
 }
 
 TEST_CASE("pool status: a draining worker's row ends with how long it has drained") {

@@ -99,6 +99,9 @@ Options RichOptions() {
   o.upgrade_max_failures = 5;
   o.canary = false;
   o.drain_signal = Signal::kTerm;
+  o.max_worker_memory = MemoryLimit{50.0 * 1024 * 1024, 80.0 * 1024 * 1024};
+  o.memory_interval = 0.25;
+  o.memory_measure = MemoryMeasure::kPss;
   return o;
 }
 
@@ -245,6 +248,10 @@ TEST_CASE("the rich test state sets every field") {
   CHECK(o.reexec_as != od.reexec_as);
   CHECK(o.worker_output != od.worker_output);
   CHECK(o.worker_log_dir != od.worker_log_dir);
+  CHECK(o.max_worker_memory.soft != od.max_worker_memory.soft);
+  CHECK(o.max_worker_memory.hard != od.max_worker_memory.hard);
+  CHECK(o.memory_interval != od.memory_interval);
+  CHECK(o.memory_measure != od.memory_measure);
   CHECK(m.worker_pipes != d.worker_pipes);
   for (const BindSpec& b : o.binds) CHECK(b != BindSpec{});
 
@@ -330,7 +337,7 @@ TEST_CASE("the rich test state sets every field") {
 // below (the rich state sets every field), this proves a field in the schema is carried.
 TEST_CASE("the state's schema names every member of every carried struct") {
   const std::vector<StateSchemaCoverage> all = StateSchemaCoverages();
-  CHECK(all.size() == 20);
+  CHECK(all.size() == 21);
   for (const StateSchemaCoverage& c : all) {
     INFO(c.type);
     CHECK(c.members > 0);
