@@ -183,7 +183,7 @@ std::string RenderStatusJson(const PoolStatus& s) {
                        {"draining_for", OptionalJson(w.draining_for)},
                        {"recycle", OptionalJson(w.recycle)},
                        {"recycle_state", OptionalJson(w.recycle_state)},
-                       {"recycle_in", OptionalJson(w.recycle_in)}});
+                       {"recycle_in", OptionalJson(w.recycle_in)},
                        {"memory_bytes", OptionalJson(w.memory_bytes)},
                        {"memory_sampled_ago", OptionalJson(w.memory_sampled_ago)}});
   }

@@ -49,9 +49,8 @@ void Master::SampleMemory() {
   std::vector<core::MemoryWatch::Sample> samples;
   samples.reserve(supervisor_.workers().size());
   for (const auto& [pid, w] : supervisor_.workers()) {
-    // Forked but not yet exec'd: it still maps the master's own pages (its RSS is the
-    // master's), which must not count against the worker.
-    if (pending_execs_.count(pid) != 0) continue;
+    // No worker is sampled between fork and exec (when it would still map the master's own
+    // pages): sys::Launch returns once the child has exec'd.
     const auto tree = memory_sampler_->Sample(pid);
     if (!tree) continue;  // gone: its SIGCHLD is on its way
     core::MemoryWatch::Sample s;
