@@ -155,7 +155,7 @@ def _reset_signals():
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
-def _become_worker(sock, req, fds):
+def _become_worker(sock, req, fds, intermediate):
     """In the worker W, before any application code (protocol v1, 'How the zygote forks')."""
     os.setpgid(0, 0)
     _reset_signals()
@@ -170,6 +170,18 @@ def _become_worker(sock, req, fds):
     _close_all(set(fds + high) - {0, 1, 2})
     sock.close()
     random.seed()
+    _wait_for_reparenting(intermediate)
+
+
+def _wait_for_reparenting(intermediate):
+    """Application code must see the master as its parent (Einhorn clients check getppid()
+    against EINHORN_MASTER_PID): wait until C has exited and this process was reparented.
+    C exits right after forking, so this is a few milliseconds at most."""
+    import time
+    delay = 0.0005
+    while os.getppid() == intermediate:
+        time.sleep(delay)
+        delay = min(delay * 2, 0.01)
 
 
 def _fork_worker(sock, req, fds):
@@ -186,6 +198,7 @@ def _fork_worker(sock, req, fds):
         return None, "fork: %s" % e.strerror
     if child == 0:  # the intermediate child C
         os.close(r)
+        intermediate = os.getpid()
         try:
             worker = os.fork()
         except OSError as e:
@@ -196,7 +209,7 @@ def _fork_worker(sock, req, fds):
             os._exit(0)
         os.close(w)
         try:
-            _become_worker(sock, req, fds)
+            _become_worker(sock, req, fds, intermediate)
         except BaseException as e:  # no application code has run: nothing to clean up
             _log("worker set-up failed: %r" % (e,))
             os._exit(127)

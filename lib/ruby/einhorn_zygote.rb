@@ -206,6 +206,7 @@ module EinhornZygote
     end
     if child.nil? # the intermediate child C
       r.close
+      intermediate = Process.pid
       begin
         worker = Process.fork
       rescue SystemCallError => e
@@ -218,7 +219,7 @@ module EinhornZygote
       end
       w.close
       begin
-        become_worker(sock, req, ios)
+        become_worker(sock, req, ios, intermediate)
       rescue Exception => e # rubocop:disable Lint/RescueException: no application code ran yet
         log("worker set-up failed: #{e.class}: #{e.message}")
         exit!(127)
@@ -241,7 +242,7 @@ module EinhornZygote
   end
 
   # In the worker W, before any application code (protocol v1, "How the zygote forks").
-  def become_worker(sock, req, ios)
+  def become_worker(sock, req, ios, intermediate)
     Process.setpgid(0, 0)
     reset_signals
     ENV.replace(req["env"])
@@ -253,6 +254,18 @@ module EinhornZygote
     (ios + high).each { |io| io.close unless io.closed? || io.fileno <= 2 }
     sock.close
     reseed_random
+    wait_for_reparenting(intermediate)
+  end
+
+  # Application code must see the master as its parent (Einhorn::Worker checks Process.ppid
+  # against EINHORN_MASTER_PID): wait until C has exited and this process was reparented. C
+  # exits right after forking, so this is a few milliseconds at most.
+  def wait_for_reparenting(intermediate)
+    delay = 0.0005
+    while Process.ppid == intermediate
+      sleep(delay)
+      delay = [delay * 2, 0.01].min
+    end
   end
 
   # Ruby's own defaults (what an exec'd ruby starts with: INT raises Interrupt, PIPE is

@@ -237,6 +237,9 @@ def library_scenarios(lang):
             reports.append(rep)
             expected = dict(env, LISTEN_PID=str(w.pid))
             check(rep["pid"] == w.pid, "%s: the reported pid is the worker's" % lang)
+            check(rep["ppid"] == os.getpid(),
+                  "%s: the worker's own getppid() is the master (no code runs before the "
+                  "reparenting)" % lang)
             check(rep["env"] == expected, "%s: the worker's environment is exactly the one sent, "
                   "LISTEN_PID its own pid (diff: %r)" % (lang, sorted(
                       set(rep["env"].items()) ^ set(expected.items()))))
@@ -404,8 +407,8 @@ def preload_scenarios():
                   "preload: Einhorn::Worker.ack! from worker %d reaches the master (%r)" %
                   (w.pid, ack[:120]))
             rep = w.report()
-            if not check(rep is not None, "preload: worker reports (stderr %s)" %
-                         w.stderr_text()[-800:]):
+            werr = w.stderr_text()
+            if not check(rep is not None, "preload: worker reports (stderr %s)" % werr[-800:]):
                 return
             reports.append(rep)
             check(rep["ppid"] == os.getpid() and rep["is_worker"],
@@ -417,7 +420,6 @@ def preload_scenarios():
             check(rep["env"] == dict(wenv, LISTEN_PID=str(w.pid)),
                   "preload: the environment is the one sent")
             check(rep["pgid"] == w.pid, "preload: own process group")
-            werr = w.stderr_text()
             check("About to tear down Einhorn state and run einhorn_main" in werr and
                   ("[WORKER %d]" % w.pid) in werr,
                   "preload: the worker logs as Einhorn's (%s)" % werr[:300])
@@ -443,7 +445,7 @@ def preload_scenarios():
         check(rep is not None and rep["argv"] == ["one", "two words"]
               and rep["program_name"] == app and rep["ppid"] == os.getpid(),
               "preload: ... and the worker execs the command, still the master's child (%r)" %
-              (rep and (rep["program_name"], rep["argv"])))
+              ((rep and (rep["program_name"], rep["argv"])),))
     run_one_preload(cmd, [], dict(zenv, TEST_FAIL_LOAD="1"), fallback, preloaded=False)
 
     # A file without einhorn_main, loaded with `load` (no .rb): exec'd workers too.
@@ -513,7 +515,7 @@ def reference_dir():
 
 
 def strip_tag(line):
-    return re.sub(r"^\[(MASTER|ZYGOTE|WORKER) \d+\] ", "", line)
+    return re.sub(r"^\[(MASTER|ZYGOTE|WORKER) \d+\] (INFO|DEBUG|ERROR): ", "", line)
 
 
 def compare_scenario():
@@ -546,7 +548,15 @@ def compare_scenario():
     time.sleep(0.3)  # the ack's log line
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    if ruby_rep is not None:  # Einhorn's worker leads its own group: it outlives the killpg
+        try:
+            os.kill(ruby_rep["pid"], signal.SIGKILL)
+            os.waitpid(ruby_rep["pid"], 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
     ruby_log = [strip_tag(l) for l in open(err_path).read().splitlines()]
+    if os.environ.get("ZYGOTE_DRIVER_DEBUG"):
+        print("\n".join(ruby_log))
     if not check(ruby_rep is not None, "compare: Ruby Einhorn's preloaded worker reports"):
         print("\n".join(ruby_log[-30:]))
         return
@@ -579,20 +589,27 @@ def compare_scenario():
         w.close_sent()
         if isinstance(reply, dict) and reply.get("pid"):
             w.pid = reply["pid"]
-            ctl.settimeout(DEADLINE)
-            conn, _ = ctl.accept()
-            conn.close()
+            ctl.setblocking(False)
+            conns = []
             path = os.path.join(ours_dir, "%d.json" % w.pid)
             end = time.monotonic() + DEADLINE
             while time.monotonic() < end and our_rep is None:
+                try:
+                    conns.append(ctl.accept()[0])  # the worker's ack; kept open until the end
+                except BlockingIOError:
+                    pass
                 if os.path.exists(path) and open(path).read().endswith("\n"):
                     our_rep = json.load(open(path))
                 time.sleep(0.05)
+            for c in conns:
+                c.close()
     finally:
         z.kill()
         w.finish()
         ctl.close()
-    if not check(our_rep is not None, "compare: our preloaded worker reports"):
+    our_worker_err = w.stderr_text()
+    if not check(our_rep is not None, "compare: our preloaded worker reports (%s)" %
+                 our_worker_err[-800:]):
         return
     check(our_rep["program_name"] == ruby_rep["program_name"],
           "compare: $0 %r (Einhorn %r)" % (our_rep["program_name"], ruby_rep["program_name"]))
@@ -610,7 +627,7 @@ def compare_scenario():
     wanted = [l for l in ruby_log if re.match(
         r"(Requiring|Loading|Successfully loaded|Proceeding with postload|Set |About to tear)", l)]
     missing = [l for l in wanted if l not in ours_log + [strip_tag(x) for x in
-                                                         w.stderr_text().splitlines()]]
+                                                         our_worker_err.splitlines()]]
     # $0 in "Set $0 = ..." is the same text; the lines are compared whole.
     check(wanted and not missing, "compare: Einhorn's preload lines, word for word (%d lines;"
           " missing %r)" % (len(wanted), missing))
