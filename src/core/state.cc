@@ -691,8 +691,8 @@ size_t Members(const NiceSpec& x) { [[maybe_unused]] const auto& [a1, a2, a3] = 
 size_t Members(const Options& x) {
   [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15,
                                 a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28,
-                                a29, a30, a31, a32, a33, a34] = x;
-  return 34;
+                                a29, a30, a31, a32, a33, a34, a35, a36] = x;
+  return 36;
 }
 size_t Members(const UpgradePolicy& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6] = x; return 6; }
 size_t Members(const SupervisorConfig& x) {
