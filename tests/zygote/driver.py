@@ -282,6 +282,16 @@ def library_scenarios(lang):
         w.close_sent()
         check(isinstance(reply, dict) and reply.get("failed") == rid and reply.get("error"),
               "%s: a request with 2 fds is answered 'failed' (got %r)" % (lang, reply))
+        # A bad environment (a number, a name with '=') fails that request only.
+        for bad_env in ({"A": 1}, {"A=B": "x"}, ["A"]):
+            w = Worker()
+            rid = z.next_id
+            z.next_id += 1
+            _, reply = z.spawn(None, w.fds(), raw={"spawn": rid, "env": bad_env,
+                                                   "self_pid_vars": []})
+            w.close_sent()
+            check(isinstance(reply, dict) and reply.get("failed") == rid,
+                  "%s: env %r is answered 'failed' (got %r)" % (lang, bad_env, reply))
         # An unknown message is ignored; the next request still works.
         z.sock.send(json.dumps({"hello": "future"}).encode())
         w3 = Worker()
@@ -325,6 +335,17 @@ def library_scenarios(lang):
               "%s: a load failure is reported as error (got %r)" % (lang, msg))
         rc = z.wait_exit()
         check(rc not in (0, "timeout"), "%s: then the zygote exits non-zero (rc %r)" % (lang, rc))
+    finally:
+        z.kill()
+
+    # A message over 65536 bytes is a protocol error: the zygote exits, non-zero.
+    z = Zygote(argv, zenv)
+    try:
+        z.recv()
+        z.sock.send(json.dumps({"spawn": 1, "env": {"X": "y" * 70000}}).encode())
+        rc = z.wait_exit()
+        check(rc not in (0, "timeout"), "%s: a message over 64 KiB ends the zygote non-zero "
+              "(rc %r)" % (lang, rc))
     finally:
         z.kill()
 
