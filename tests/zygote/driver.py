@@ -361,6 +361,36 @@ def library_scenarios(lang):
         z.kill()
 
 
+def python_module_scenario():
+    """python3 -m einhorn_zygote MODULE:FUNCTION: the import is the load."""
+    zenv = {"PATH": os.environ["PATH"], "PYTHONPATH": PYLIB}
+    z = Zygote([sys.executable, "-m", "einhorn_zygote", "report_app:main", "arg1"], zenv)
+    w = Worker()
+    try:
+        check(z.recv() == {"ready": True}, "python -m: ready after importing the module")
+        rid, reply = z.spawn(worker_env(), w.fds())
+        w.close_sent()
+        if check(isinstance(reply, dict) and reply.get("spawned") == rid,
+                 "python -m: spawn (got %r)" % (reply,)):
+            w.pid = reply["pid"]
+            rep = w.report()
+            check(rep is not None and rep["argv"][1:] == ["arg1"] and rep["ppid"] == os.getpid(),
+                  "python -m: the function runs in the worker with the module's argv (%r)" %
+                  ((rep or {}).get("argv"),))
+    finally:
+        z.kill()
+        w.finish()
+    z = Zygote([sys.executable, "-m", "einhorn_zygote", "no_such_module_here"], zenv)
+    try:
+        msg = z.recv()
+        check(isinstance(msg, dict) and "no_such_module_here" in msg.get("error", ""),
+              "python -m: a module that does not import is the load error (%r)" % (msg,))
+        rc = z.wait_exit()
+        check(rc not in (0, "timeout"), "python -m: ... and a non-zero exit (%r)" % (rc,))
+    finally:
+        z.kill()
+
+
 def preload_argv(path, cmd, opts=()):
     return ["ruby", os.path.join(RBLIB, "einhorn-preload.rb")] + list(opts) + [path, "--"] + cmd
 
@@ -664,6 +694,8 @@ def main():
     which = sys.argv[1]
     if which in ("python", "ruby"):
         library_scenarios(which)
+        if which == "python":
+            python_module_scenario()
     elif which == "preload":
         preload_scenarios()
     else:
