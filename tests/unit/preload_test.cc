@@ -29,8 +29,8 @@ TEST_CASE("-p PATH: --gc-before-fork, -c NAME and -q/-v are passed on") {
   o.command_name = "my app";
   o.verbosity = 2;
   CHECK(PreloadZygoteCommand(o, "P") == Argv{"ruby", "P", "--gc-before-fork", "--command-name",
-                                               "my app", "--verbosity", "2", "./config/boot", "--",
-                                               "./bin/server"});
+                                             "my app", "--verbosity", "2", "./config/boot", "--",
+                                             "./bin/server"});
   o.verbosity = 0;
   o.gc_before_fork = false;
   o.command_name.clear();
@@ -61,12 +61,11 @@ TEST_CASE("-p PATH: einhorn-preload.rb is looked for beside the binary, then in 
 }
 
 TEST_CASE("-p PATH: parsed from the command line into the zygote's argv") {
-  einhorn::core::FlagsOutcome out =
-      einhorn::core::ParseFlags({"einhorn-cpp", "-p", "app.rb", "--gc-before-fork", "-n", "3",
-                                 "--", "ruby", "app.rb", "a"},
-                                {});
+  einhorn::core::FlagsOutcome out = einhorn::core::ParseFlags(
+      {"einhorn-cpp", "-p", "app.rb", "--gc-before-fork", "-n", "3", "--", "ruby", "app.rb", "a"},
+      {});
   REQUIRE(out.kind == einhorn::core::FlagsOutcome::Kind::kRun);
   CHECK(PreloadZygoteCommand(out.options, "P") == Argv{"ruby", "P", "--gc-before-fork",
-                                                        "--verbosity", "1", "app.rb", "--",
-                                                        "ruby", "app.rb", "a"});
+                                                       "--verbosity", "1", "app.rb", "--", "ruby",
+                                                       "app.rb", "a"});
 }
