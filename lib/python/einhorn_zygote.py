@@ -184,12 +184,22 @@ def _wait_for_reparenting(intermediate):
         delay = min(delay * 2, 0.01)
 
 
+def _flush_stdio():
+    """Nothing buffered in the zygote may be written twice (by it and by a worker); a closed
+    stdout must not end the zygote."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
 def _fork_worker(sock, req, fds):
     """Double fork. Returns (worker pid, None) in the zygote, or (None, error text); in the
     worker it returns ('worker', None)."""
     r, w = os.pipe()  # both CLOEXEC
-    sys.stdout.flush()
-    sys.stderr.flush()
+    _flush_stdio()
     try:
         child = os.fork()
     except OSError as e:
@@ -284,8 +294,7 @@ def serve(main, load=None):
             _fail_load(sock, e)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # SIGTERM ends a zygote, whatever load() set
     signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])
-    sys.stdout.flush()
-    sys.stderr.flush()
+    _flush_stdio()
     try:
         _send(sock, {"ready": True})
     except OSError as e:

@@ -85,8 +85,7 @@ module EinhornZygote
   # Says ready (extra: more keys, e.g. {"preloaded" => true}); SIGTERM ends the zygote from now.
   def ready(sock, extra = {})
     Signal.trap("TERM", "SYSTEM_DEFAULT")
-    $stdout.flush
-    $stderr.flush
+    flush_stdio
     send_message(sock, {"ready" => true}.merge(extra))
   rescue Errno::EPIPE, Errno::ECONNRESET
     exit!(0)
@@ -192,11 +191,20 @@ module EinhornZygote
     nil
   end
 
+  # Nothing buffered in the zygote may be written twice (by it and by a worker); a closed
+  # stdout must not end the zygote.
+  def flush_stdio
+    [$stdout, $stderr].each do |io|
+      io.flush
+    rescue IOError, SystemCallError
+      nil
+    end
+  end
+
   # Double fork: [pid, nil] or [nil, error] in the zygote, [:worker, nil] in the worker.
   def fork_worker(sock, req, ios)
     r, w = IO.pipe
-    $stdout.flush
-    $stderr.flush
+    flush_stdio
     begin
       child = Process.fork
     rescue SystemCallError, NotImplementedError => e
