@@ -4,7 +4,8 @@ zygote, beside N exec'd copies of the same program, and prints a table. What it 
   - time from starting (the zygote, or the first of the N execs) to N workers saying "ready";
   - total PSS (/proc/PID/smaps_rollup) of the N workers once all are ready, and the zygote's;
 Apps (tests/bench/apps): python-numpy (einhorn_zygote.serve), ruby-activesupport
-(EinhornZygote.serve) and ruby-p (einhorn-preload.rb, Einhorn's -p, einhorn_main).
+(EinhornZygote.serve), ruby-p (einhorn-preload.rb, Einhorn's -p, einhorn_main) and ruby-p-gc
+(the same with --gc-before-fork).
 Needs python3-numpy and ruby-activesupport (scripts/install-deps bench) and Debian's
 /usr/bin/python3. Never asserts on speed; REPS runs (default 3), median (min-max).
 
@@ -35,10 +36,11 @@ def app_argv(app):
         return ["/usr/bin/python3", os.path.join(APPS, "preload_numpy.py")], {"PYTHONPATH": PYLIB}
     if app == "ruby-activesupport":
         return ["ruby", "-I" + RBLIB, os.path.join(APPS, "preload_activesupport.rb")], {}
-    if app == "ruby-p":
+    if app in ("ruby-p", "ruby-p-gc"):
         script = os.path.join(APPS, "preload_activesupport.rb")
-        return (["ruby", os.path.join(RBLIB, "einhorn-preload.rb"), "--verbosity", "2", script,
-                 "--", "ruby", "-I" + RBLIB, script], {"RUBYLIB": RBLIB})
+        gc = ["--gc-before-fork"] if app == "ruby-p-gc" else []
+        return (["ruby", os.path.join(RBLIB, "einhorn-preload.rb"), "--verbosity", "2"] + gc +
+                [script, "--", "ruby", "-I" + RBLIB, script], {"RUBYLIB": RBLIB})
     raise SystemExit("unknown app %s" % app)
 
 
@@ -72,7 +74,7 @@ def wait_lines(fds, deadline):
 
 def run_exec(app, n):
     argv, extra = app_argv(app)
-    if app == "ruby-p":  # exec mode of -p is the plain command
+    if app.startswith("ruby-p"):  # exec mode of -p is the plain command
         argv = argv[argv.index("--") + 1:]
     env = dict(os.environ, **extra)
     env.pop("EINHORN_ZYGOTE_FD", None)
@@ -131,7 +133,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=20)
     ap.add_argument("--reps", type=int, default=int(os.environ.get("REPS", "3")))
-    ap.add_argument("apps", nargs="*", default=["python-numpy", "ruby-activesupport", "ruby-p"])
+    ap.add_argument("apps", nargs="*", default=["python-numpy", "ruby-activesupport", "ruby-p",
+                                                        "ruby-p-gc"])
     a = ap.parse_args()
     driver.become_subreaper()
     print("| app | mode | %d ready after (s) | of which the zygote's load (s) | workers' total PSS "
