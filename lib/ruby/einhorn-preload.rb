@@ -1,3 +1,4 @@
+#!/usr/bin/env ruby
 # frozen_string_literal: true
 
 # Einhorn's `-p PATH` for einhorn-cpp: the zygote that einhorn-cpp -p runs as
