@@ -4,19 +4,19 @@
 
 _einhorn_cpp() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
-  local opts="-h --help -n --number -b --bind -c --command-name -e --pidfile -f --lockfile -k --kill-children-on-exit -l --backlog -m --ack-mode -q --quiet -v --verbose -s --seconds -t --signal-timeout --drop-env-var --nice --version -d --socket-path -g --command-socket-as-fd --control-allow-uid --control-allow-gid --max-unacked --max-upgrade-additional --ack-timeout --upgrade-timeout --upgrade-max-failures --no-canary --drain-signal --subreaper --worker-watchdog --max-worker-lifetime --reexec-as --log-format --metrics-listen --metrics-listen-public --ready-share --worker-output --worker-log-dir --max-worker-memory --memory-interval --memory-measure --config --check-config"
+  local opts="-h --help -n --number -b --bind -c --command-name -e --pidfile -f --lockfile -k --kill-children-on-exit -l --backlog -m --ack-mode -q --quiet -v --verbose -s --seconds -t --signal-timeout --drop-env-var --nice --version -d --socket-path -g --command-socket-as-fd --control-allow-uid --control-allow-gid --max-unacked --max-upgrade-additional --ack-timeout --upgrade-timeout --upgrade-max-failures --no-canary --drain-signal --subreaper --worker-watchdog -p --preload --gc-before-fork --max-worker-lifetime --reexec-as --log-format --metrics-listen --metrics-listen-public --ready-share --worker-output --worker-log-dir --max-worker-memory --memory-interval --memory-measure --config --check-config"
   # Everything from the first word that is not an option is the worker's command line.
   local i
   for ((i = 1; i < COMP_CWORD; i++)); do
     case ${COMP_WORDS[i]} in
       --) _command_offset $((i + 1)) 2>/dev/null || COMPREPLY=($(compgen -c -- "$cur")); return ;;
-      -n|--number|-b|--bind|-c|--command-name|-e|--pidfile|-f|--lockfile|-l|--backlog|-m|--ack-mode|-s|--seconds|-t|--signal-timeout|--drop-env-var|--nice|-d|--socket-path|--control-allow-uid|--control-allow-gid|--max-unacked|--max-upgrade-additional|--ack-timeout|--upgrade-timeout|--upgrade-max-failures|--drain-signal|--worker-watchdog|--max-worker-lifetime|--reexec-as|--log-format|--metrics-listen|--ready-share|--worker-output|--worker-log-dir|--max-worker-memory|--memory-interval|--memory-measure|--config|--check-config) ((i++)) ;;
+      -n|--number|-b|--bind|-c|--command-name|-e|--pidfile|-f|--lockfile|-l|--backlog|-m|--ack-mode|-s|--seconds|-t|--signal-timeout|--drop-env-var|--nice|-d|--socket-path|--control-allow-uid|--control-allow-gid|--max-unacked|--max-upgrade-additional|--ack-timeout|--upgrade-timeout|--upgrade-max-failures|--drain-signal|--worker-watchdog|-p|--preload|--max-worker-lifetime|--reexec-as|--log-format|--metrics-listen|--ready-share|--worker-output|--worker-log-dir|--max-worker-memory|--memory-interval|--memory-measure|--config|--check-config) ((i++)) ;;
       -*) ;;
       *) _command_offset "$i" 2>/dev/null || COMPREPLY=($(compgen -f -- "$cur")); return ;;
     esac
   done
   case $prev in
-    -e|--pidfile|-f|--lockfile|-d|--socket-path|--config|--check-config)
+    -e|--pidfile|-f|--lockfile|-d|--socket-path|--config|--check-config|-p|--preload)
       COMPREPLY=($(compgen -f -- "$cur")); return ;;
     -m|--ack-mode) COMPREPLY=($(compgen -W "manual notify" -- "$cur")); return ;;
     --log-format) COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;

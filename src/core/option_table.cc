@@ -384,6 +384,25 @@ const std::vector<OptionDef>& OptionTable() {
                 "Adopt and reap the orphans of the workers' subtrees (PR_SET_CHILD_SUBREAPER; "
                 "implied as PID 1)"},
        .state_pos = 19},
+      // Live: each generation's zygote is started with the settings of its upgrade.
+      {.key = "preload",
+       .field = &Options::preload,
+       .live = true,
+       .flag = {"-p,--preload",
+                "Einhorn's Ruby preload: load PATH once (load, or require for .rb) in a zygote and "
+                "fork the workers from it, calling einhorn_main (man einhorn-zygote)",
+                "PATH"},
+       .shown_default = "none",
+       .state_pos = 38,
+       .state_if_set = true},
+      {.key = "gc_before_fork",
+       .field = &Options::gc_before_fork,
+       .live = true,
+       .flag = {"--gc-before-fork",
+                "With -p: run the GC (and GC.compact, or Process.warmup) after requiring PATH, so "
+                "that workers share more memory"},
+       .state_pos = 39,
+       .state_if_set = true},
       // Restart only: the workers already running were not given WATCHDOG_USEC.
       {.key = "worker_watchdog",
        .field = &Options::worker_watchdog,

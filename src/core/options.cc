@@ -201,7 +201,7 @@ std::optional<Problem> TimingProblem(const Options& o) {
   return std::nullopt;
 }
 
-// The worker command, --reexec-as and --worker-log-dir.
+// The worker command, --reexec-as, --worker-log-dir and -p.
 std::optional<Problem> CommandProblem(const Options& o) {
   if (o.command.empty()) {
     return Problem{"command",
@@ -217,6 +217,13 @@ std::optional<Problem> CommandProblem(const Options& o) {
     return Problem{"worker_log_dir",
                    "--worker-log-dir must be an absolute path (got '" +
                        o.worker_log_dir.substr(0, 200) + "')"};
+  }
+  if (o.gc_before_fork && o.preload.empty()) {
+    return Problem{"gc_before_fork", "--gc-before-fork works only with -p PATH (Ruby preload)"};
+  }
+  if (!o.preload.empty() &&
+      (o.preload.find('\0') != std::string::npos || o.preload.size() > 4096)) {
+    return Problem{"preload", "-p/--preload: not a usable path"};
   }
   return std::nullopt;
 }

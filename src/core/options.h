@@ -79,6 +79,12 @@ struct Options {
   // --subreaper: PR_SET_CHILD_SUBREAPER, so orphans of the workers' subtrees are reaped here
   // (implied when the master is PID 1).
   bool subreaper = false;
+  // -p/--preload PATH: Einhorn's Ruby preload, run by a zygote (lib/ruby/einhorn-preload.rb,
+  // man einhorn-zygote.7): the worker command is started once per generation as
+  // `ruby einhorn-preload.rb ... PATH -- COMMAND` (core/preload.h), which loads PATH and forks
+  // the workers. Empty: no Ruby preload.
+  std::string preload;
+  bool gc_before_fork = false;  // --gc-before-fork: GC and compact after the preload (-p only)
   // --worker-watchdog SECS: WATCHDOG_USEC in each worker; a ready worker that sends no
   // WATCHDOG=1 on its NOTIFY_SOCKET for that long is hung: SIGABRT, SIGKILL, respawn.
   std::optional<double> worker_watchdog;

@@ -723,8 +723,8 @@ size_t Members(const MemoryLimit& x) { [[maybe_unused]] const auto& [a1, a2] = x
 size_t Members(const Options& x) {
   [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15,
                                 a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28,
-                                a29, a30, a31, a32, a33, a34, a35, a36, a37, a38] = x;
-  return 38;
+                                a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40] = x;
+  return 40;
 }
 size_t Members(const UpgradePolicy& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7] = x; return 7; }
 size_t Members(const SupervisorConfig& x) {

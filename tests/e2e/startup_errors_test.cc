@@ -44,8 +44,7 @@ TEST_CASE("usage errors exit 2 with one line") {
   CheckUsageError({"-b", "127.0.0.1", "true"}, "invalid bind '127.0.0.1'");
   CheckUsageError({"-b", "127.0.0.1:80,bogus", "true"}, "unknown flag 'bogus'");
   CheckUsageError({"--frobnicate", "true"}, "--frobnicate");
-  CheckUsageError({"-p", "x.rb", "true"}, "Ruby-only");
-  CheckUsageError({"--gc-before-fork", "true"}, "Ruby-only");
+  CheckUsageError({"--gc-before-fork", "true"}, "works only with -p PATH");
   CheckUsageError({"-m", "soon", "true"}, "invalid ack mode");
   CheckUsageError({"--with-state-fd", "3", "-n", "2", "true"}, "takes no other flag");
   CheckUsageError({"--with-state-fd", "x", "true"}, "not an fd");
