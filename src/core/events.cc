@@ -152,6 +152,7 @@ EventClass ClassOf(EventKind kind) {
     case EventKind::kKill:
     case EventKind::kWatchdogTimeout:
     case EventKind::kUpgradeProgress:
+    case EventKind::kZygote:
     case EventKind::kOther:
       return EventClass::kLifecycle;
   }
@@ -364,6 +365,7 @@ std::string EventSummary(const Event& e) {
     case EventKind::kKill:
     case EventKind::kUpgradeProgress:
     case EventKind::kStop:
+    case EventKind::kZygote:
     case EventKind::kOther:
       return e.detail;
   }

@@ -52,10 +52,12 @@ enum class EventKind {
   kStop,             // detail: drain | terminate | quit | die SIG
   kControl,          // a mutating command: detail: the verb (and " refused: why"); by
   kControlRefused,   // by; detail: permission | too_many_connections | out_of_fds
+  kZygote,           // pid, generation (--preload); detail: start | ready | exit: how |
+                     // load failed: why | start failed: why
   kOther,            // read from a newer master: detail starts with its event name
 };
 // Every kind by its name, in the events reply, JSON log lines and the carried state.
-inline constexpr std::array<std::pair<EventKind, std::string_view>, 18> kEventKindNames{{
+inline constexpr std::array<std::pair<EventKind, std::string_view>, 19> kEventKindNames{{
     {EventKind::kSpawn, "spawn"},
     {EventKind::kSpawnFailed, "spawn_failed"},
     {EventKind::kReady, "ready"},
@@ -73,6 +75,7 @@ inline constexpr std::array<std::pair<EventKind, std::string_view>, 18> kEventKi
     {EventKind::kStop, "stop"},
     {EventKind::kControl, "control"},
     {EventKind::kControlRefused, "control_refused"},
+    {EventKind::kZygote, "zygote"},
     {EventKind::kOther, "other"},
 }};
 const char* EventKindName(EventKind kind);  // "spawn", "upgrade_rollback", ...

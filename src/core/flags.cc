@@ -299,7 +299,7 @@ CommandLineExtras AddExtraFlags(CLI::App& app) {
   // CMD...`. The state at N holds every setting; CMD is only there for ps.
   x.with_state_fd = app.add_option("--with-state-fd", x.state_fd)->group(kHiddenGroup);
   x.upgrade_check = app.add_flag("--upgrade-check")->group(kHiddenGroup);
-  x.refused.emplace_back(app.add_option("-p,--preload", x.unsupported_value)->group(kHiddenGroup),
+  x.refused.emplace_back(app.add_option("-p", x.unsupported_value)->group(kHiddenGroup),
                          "is Ruby-only (preloading code into the master); run the worker as a "
                          "command instead");
   x.refused.emplace_back(app.add_flag("--gc-before-fork")->group(kHiddenGroup), "is Ruby-only");

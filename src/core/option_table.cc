@@ -429,6 +429,14 @@ const std::vector<OptionDef>& OptionTable() {
        .state_if_set = true,
        .read = ReadWorkerLogDir,
        .show = ShowWorkerLogDir},
+      // Restart only: a reload keeps the zygotes it carries.
+      {.key = "preload",
+       .field = &Options::preload,
+       .flag = {"--preload",
+                "Start the command once per generation as a zygote that loads the application "
+                "and forks the workers (its library speaks the protocol in einhorn-cpp-zygote(7))"},
+       .state_pos = 34,
+       .state_if_set = true},
       {.key = "reexec_as",
        .field = &Options::reexec_as,
        .live = true,

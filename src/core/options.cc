@@ -270,6 +270,11 @@ std::optional<Problem> ServiceProblem(const Options& o) {
     return Problem{"ready_share", "--ready-share must be a whole percentage from 1 to 100 (got " +
                                       std::to_string(o.ready_share) + ")"};
   }
+  if (o.preload && o.command_socket_as_fd) {
+    return Problem{"preload",
+                   "--preload cannot be used with -g/--command-socket-as-fd yet (the zygote "
+                   "passes a worker only its stdin, stdout and stderr)"};
+  }
   for (const std::string& name : o.drop_env_vars) {
     if (name.empty() || name.find('=') != std::string::npos) {
       return Problem{"drop_env_var", "--drop-env-var '" + name + "' is not a variable name"};

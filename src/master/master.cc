@@ -45,8 +45,12 @@ Master::Master(MasterSetup setup)
                core::MasterInfo{getpid(), setup_.options.command_name, core::kVersion,
                                 AckModeText(setup_.options.ack_mode)}),
       verbosity_(setup_.restored ? setup_.restored->verbosity : setup_.options.verbosity),
-      reloads_(setup_.restored ? setup_.restored->reloads : 0) {
-  if (setup_.restored) telemetry_.Restore(setup_.restored->telemetry);
+      reloads_(setup_.restored ? setup_.restored->reloads : 0),
+      zygotes_(ZygotePolicyFor(setup_.options)) {
+  if (setup_.restored) {
+    telemetry_.Restore(setup_.restored->telemetry);
+    zygotes_.Restore(setup_.restored->zygote_book);
+  }
   wall_offset_ns_ = ReadWallOffset();
   const core::Options& o = setup_.options;
   plan_template_.path = setup_.command_path;
@@ -113,9 +117,10 @@ int Master::Run() {
   if (setup_.control.fd >= 0) server_->Listen(setup_.control.fd);
   StartMetricsServer();
 
+  SetUpZygotes();  // --preload
   if (setup_.restored) {
     AfterRestore();
-  } else {
+  } else if (started_) {
     supervisor_.Start(Now());
   }
   AfterEvent();
@@ -129,6 +134,7 @@ int Master::Run() {
   if (metrics_) metrics_->Close();
   while (!pending_execs_.empty()) ForgetExec(pending_execs_.begin()->second);
   while (!notify_channels_.empty()) DropNotify(notify_channels_.begin()->first);
+  CloseZygotes();  // EOF: each zygote exits (ZYGOTE-PROTOCOL)
   output_->Close();
 
   uv_walk(
@@ -235,6 +241,7 @@ void Master::ReapChildren() {
 }
 
 void Master::ChildEnded(pid_t pid, const core::ExitStatus& status) {
+  if (ZygoteEnded(pid, status)) return;
   // Its last lines before the line that says it exited.
   output_->WorkerExited(pid);
   // A dead child's pipe is at EOF or holds its exec error: say why before the exit.
@@ -248,6 +255,7 @@ void Master::ChildEnded(pid_t pid, const core::ExitStatus& status) {
 }
 
 void Master::AfterEvent() {
+  ApplyZygotes();
   if (server_) {
     for (const auto& [kind, text] : notes_) server_->BroadcastUpgrade(kind, text);
   }
@@ -258,7 +266,8 @@ void Master::AfterEvent() {
     uv_stop(&loop_);
     return;
   }
-  const std::optional<core::Time> deadline = supervisor_.NextDeadline();
+  std::optional<core::Time> deadline = supervisor_.NextDeadline();
+  if (const auto z = zygotes_.NextDeadline(); z && (!deadline || *z < *deadline)) deadline = z;
   if (!deadline) {
     uv_timer_stop(&timer_);
     return;
@@ -327,6 +336,11 @@ core::Status AddOutputPipes(WorkerOutputRelay& output, sys::SpawnPlan* plan, Spa
   return core::Status::Ok();
 }
 
+core::Result<sys::StartedChild> Forked(const core::Result<pid_t>& forked) {
+  if (!forked.ok()) return core::Result<sys::StartedChild>::Error(forked.error());
+  return sys::StartedChild{forked.value(), -1};
+}
+
 core::Status PrepareExtras(const core::Options& o, WorkerOutputRelay& output, sys::SpawnPlan* plan,
                            SpawnExtras* extras) {
   if (o.command_socket_as_fd) {
@@ -351,8 +365,10 @@ core::SpawnOutcome Master::Spawn(const core::SpawnRequest& request) {
     extras.CloseAll();
     return core::SpawnOutcome{0, st.message()};
   }
-  // The loop goes on while the child execs; its status pipe says later if exec failed.
-  auto started = sys::StartSpawn(plan);
+  // The loop goes on while the child execs; its status pipe says later if exec failed. Under
+  // --preload the request's zygote forks it (master_zygote.cc): no exec to watch.
+  auto started = setup_.options.preload ? Forked(ForkFromZygote(request, plan))
+                                        : sys::StartSpawn(plan);
   if (const auto& pipes = extras.pipes) {
     close(pipes->out_write);
     close(pipes->err_write);
@@ -381,7 +397,7 @@ core::SpawnOutcome Master::Spawn(const core::SpawnRequest& request) {
     }
   }
   if (!started.ok()) return core::SpawnOutcome{0, started.error()};
-  WatchExec(started.value().pid, started.value().status_fd);
+  if (started.value().status_fd >= 0) WatchExec(started.value().pid, started.value().status_fd);
   return core::SpawnOutcome{started.value().pid, ""};
 }
 
