@@ -169,6 +169,7 @@ class Master final : public core::Effects,
   void CloseZygotes();
   void ZygoteBroken(pid_t pid, const std::string& why);
   void ReadZygote(pid_t pid);
+  void ZygoteHungUp(pid_t pid);
   void ZygoteReady(pid_t pid);
   void RequestPreloadUpgrade(core::UpgradeStrategy strategy);
   bool ZygoteEnded(pid_t pid, const core::ExitStatus& status);

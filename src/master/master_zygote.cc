@@ -209,6 +209,18 @@ void Master::ZygoteBroken(pid_t pid, const std::string& why) {
   sys::SendSignal(pid, core::Signal::kKill);
 }
 
+void Master::ZygoteHungUp(pid_t pid) {
+  // Mostly a zygote that died (its fds close just before it becomes a zombie): wait a moment
+  // for its exit, so that its end says how it died rather than "it closed its socket".
+  for (int i = 0; i < 50; ++i) {
+    const sys::ChildProbe probe = sys::ProbeChild(pid);
+    if (probe.kind == sys::ChildProbe::Kind::kExited) return ChildEnded(pid, probe.status);
+    if (probe.kind == sys::ChildProbe::Kind::kNotOurs) break;
+    usleep(1000);
+  }
+  ZygoteBroken(pid, "it closed its socket");
+}
+
 void Master::ReadZygote(pid_t pid) {
   for (;;) {
     const auto it = zygote_links_.find(pid);
@@ -218,7 +230,7 @@ void Master::ReadZygote(pid_t pid) {
       case sys::Received::Kind::kNothing:
         return;
       case sys::Received::Kind::kEof:
-        return ZygoteBroken(pid, "it closed its socket");
+        return ZygoteHungUp(pid);
       case sys::Received::Kind::kError:
         return ZygoteBroken(pid, "reading its socket: " + r.error);
       case sys::Received::Kind::kTooBig:
@@ -345,7 +357,8 @@ core::Result<pid_t> Master::ForkFromZygote(const core::SpawnRequest& request,
       return broken("no reply to spawn request " + std::to_string(id) + " within " +
                     core::LogSeconds(timeout / 1000.0));
     case sys::Received::Kind::kEof:
-      return broken("it closed its socket");
+      ZygoteHungUp(zpid);
+      return R::Error("zygote " + std::to_string(zpid) + " went away during a spawn request");
     case sys::Received::Kind::kError:
       return broken("reading its socket: " + r.error);
     case sys::Received::Kind::kTooBig:

@@ -183,6 +183,23 @@ MasterState RichState() {
   m.startup_env.push_back("PATH=/usr/bin:/bin");
   m.then_upgrades = {UpgradeStrategy::kSmooth, UpgradeStrategy::kFleet};
   m.reloads = 3;
+  Zygote loaded;
+  loaded.pid = 120;
+  loaded.generation = 2;
+  loaded.state = ZygoteState::kReady;
+  loaded.started_at = std::chrono::nanoseconds(1'000'000'001);
+  loaded.ready_at = std::chrono::nanoseconds(2'000'000'002);
+  loaded.spawns = 4;
+  Zygote gating;
+  gating.pid = 121;
+  gating.generation = 3;
+  gating.started_at = std::chrono::nanoseconds(3'000'000'003);
+  gating.closed_at = std::chrono::nanoseconds(4'000'000'004);
+  gating.gates = UpgradeStrategy::kFleet;
+  gating.fault = "protocol error: \xff\n";
+  m.zygotes = {{loaded, 60, 5}, {gating, 61, 1}};
+  m.zygote_failures = 2;
+  m.zygote_respawn_at = std::chrono::nanoseconds(5'000'000'005);
   return m;
 }
 
@@ -330,7 +347,7 @@ TEST_CASE("the rich test state sets every field") {
 // below (the rich state sets every field), this proves a field in the schema is carried.
 TEST_CASE("the state's schema names every member of every carried struct") {
   const std::vector<StateSchemaCoverage> all = StateSchemaCoverages();
-  CHECK(all.size() == 20);
+  CHECK(all.size() == 22);
   for (const StateSchemaCoverage& c : all) {
     INFO(c.type);
     CHECK(c.members > 0);
