@@ -466,12 +466,17 @@ TEST_CASE("the clients are readable records") {
   CHECK(text.find("  - {fd: 2, peer: {pid: 0, uid: -1, gid: -1, lineage: [], bound_worker: "
                   "null},") != std::string::npos);
   CHECK(text.find("\nself_path: ") != std::string::npos);
-  // The rich state has worker pipes, the last optional key before end.
+  // The rich state has worker pipes.
   CHECK(text.find("\nthen_upgrades: [smooth, fleet]\nreloads: 3\nworker_pipes:\n  - {tag: {pid: 105, "
                   "slot: 0, generation: 2, stream: stdout}, fd: 30, pending: !!binary "
                   "\"aGFsZiBhIGxpbmUg/w0=\", dropping: false}\n  - {tag: {pid: 105, slot: 0, "
-                  "generation: 2, stream: stderr}, fd: 31, pending: \"\", dropping: true}\nend: "
-                  "true\n") != std::string::npos);
+                  "generation: 2, stream: stderr}, fd: 31, pending: \"\", dropping: true}\nzygotes:\n"
+                  "  - {zygote: {pid: 120, generation: 2, state: ready, started_at: 1000000001, "
+                  "ready_at: 2000000002, closed_at: null, spawns: 4, gates: null, fault: \"\"}, "
+                  "fd: 60, next_id: 5}\n") != std::string::npos);
+  // --preload's zygotes, the last optional keys before end.
+  CHECK(text.find("\nzygote_failures: 2\nzygote_respawn_at: 5000000005\nend: true\n") !=
+        std::string::npos);
   MasterState m = RichState();
   m.then_upgrades.clear();
   m.clients.clear();
