@@ -82,6 +82,11 @@ class ControlFacts {
   virtual EinhornStateFacts EinhornFacts() const { return {}; }
   // The wall clock, ns since the Unix epoch, for a worker:ping's time (nullopt: none).
   virtual std::optional<std::int64_t> WallClockNs() const { return std::nullopt; }
+  // --preload: the zygotes, for `status`.
+  virtual std::vector<ZygoteStatus> Zygotes(Time now) const {
+    (void)now;
+    return {};
+  }
 };
 
 // Reload: the master's re-exec, and what `status` and `state` tell of it.

@@ -96,6 +96,7 @@ class Master final : public core::Effects,
   const core::Telemetry* Kept() const override { return &telemetry_; }
   std::vector<core::ListenerStats> Listeners() const override;
   void AddProcessFacts(core::MetricsInput* input) const override;
+  std::vector<core::ZygoteStatus> Zygotes(core::Time now) const override;
 
   int Verbosity() const override { return verbosity_; }
   void SetVerbosity(int verbosity) override;

@@ -411,6 +411,15 @@ std::vector<core::MasterState::ZygoteLink> Master::ExportZygotes() const {
   return out;
 }
 
+std::vector<core::ZygoteStatus> Master::Zygotes(core::Time now) const {
+  std::vector<core::ZygoteStatus> out;
+  for (const core::Zygote& z : zygotes_.zygotes()) {
+    out.push_back({z.pid, z.generation, core::ZygoteStateName(z.state), z.spawns,
+                   core::ToSeconds(now - z.started_at)});
+  }
+  return out;
+}
+
 void Master::CloseZygotes() {
   while (!zygote_links_.empty()) CloseZygoteLink(zygote_links_.begin()->first);
 }

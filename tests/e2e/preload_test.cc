@@ -112,6 +112,13 @@ TEST_CASE("preload: workers forked by the zygote are the master's children with 
   const auto st = Status(m);
   REQUIRE(st.has_value());
   CHECK(st->workers.size() == 3);
+  REQUIRE(st->zygotes.size() == 1);
+  CHECK(st->zygotes[0].pid == zygote);
+  CHECK(st->zygotes[0].generation == 1);
+  CHECK(st->zygotes[0].state == "ready");
+  CHECK(st->zygotes[0].spawns == 3);
+  const Finished json = RunProgram({EINHORNCTL_BIN, "-d", Sock(m), "status", "--json"});
+  CHECK(json.out.find("\"zygotes\":[{\"pid\":" + std::to_string(zygote)) != std::string::npos);
 }
 
 TEST_CASE("preload: a worker's exit is seen with its status and it is respawned through the zygote") {

@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include "core/pool_status.h"
 #include "core/supervisor.h"
 #include "fake_effects.h"
 
@@ -348,6 +349,29 @@ TEST_CASE("supervisor: an upgrade that fails before it begins uses up its genera
   CHECK(fx.notes.back().second.find("failed to load: exit 1. Rolled back: generation 1 keeps "
                                     "serving") != std::string::npos);
   CHECK(s.workers().size() == 2);  // nothing was drained
+}
+
+}  // namespace
+}  // namespace einhorn::core
+
+namespace einhorn::core {
+namespace {
+
+TEST_CASE("zygote: status carries the zygotes, and only when there are some") {
+  PoolStatus st;
+  st.master_pid = 10;
+  const std::string plain = PoolStatusToYaml(st);
+  CHECK(plain.find("zygotes") == std::string::npos);
+  st.zygotes.push_back({77, 3, "loading", 0, 1.5});
+  st.zygotes.push_back({78, 2, "ready", 12, 30});
+  const std::string yaml = PoolStatusToYaml(st);
+  const auto back = PoolStatusFromYaml(yaml);
+  REQUIRE(back.ok());
+  REQUIRE(back.value().zygotes.size() == 2);
+  CHECK(back.value().zygotes[0].pid == 77);
+  CHECK(back.value().zygotes[0].state == "loading");
+  CHECK(back.value().zygotes[1].spawns == 12);
+  CHECK(back.value().zygotes[1].age == 30);
 }
 
 }  // namespace
