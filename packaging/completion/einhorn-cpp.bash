@@ -4,7 +4,7 @@
 
 _einhorn_cpp() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
-  local opts="-h --help -n --number -b --bind -c --command-name -e --pidfile -f --lockfile -k --kill-children-on-exit -l --backlog -m --ack-mode -q --quiet -v --verbose -s --seconds -t --signal-timeout --drop-env-var --nice --version -d --socket-path -g --command-socket-as-fd --control-allow-uid --control-allow-gid --max-unacked --max-upgrade-additional --ack-timeout --upgrade-timeout --upgrade-max-failures --no-canary --drain-signal --subreaper --worker-watchdog -p --preload --gc-before-fork --max-worker-lifetime --reexec-as --log-format --metrics-listen --metrics-listen-public --ready-share --worker-output --worker-log-dir --max-worker-memory --memory-interval --memory-measure --config --check-config"
+  local opts="-h --help -n --number -b --bind -c --command-name -e --pidfile -f --lockfile -k --kill-children-on-exit -l --backlog -m --ack-mode -q --quiet -v --verbose -s --seconds -t --signal-timeout --drop-env-var --nice --version -d --socket-path -g --command-socket-as-fd --control-allow-uid --control-allow-gid --max-unacked --max-upgrade-additional --ack-timeout --upgrade-timeout --upgrade-max-failures --no-canary --drain-signal --subreaper --zygote --worker-watchdog -p --preload --gc-before-fork --max-worker-lifetime --reexec-as --log-format --metrics-listen --metrics-listen-public --ready-share --worker-output --worker-log-dir --max-worker-memory --memory-interval --memory-measure --config --check-config"
   # Everything from the first word that is not an option is the worker's command line.
   local i
   for ((i = 1; i < COMP_CWORD; i++)); do

@@ -759,6 +759,7 @@ PoolStatus Control::Status(Time now) const {
   }
   SortBySlot(&st.workers);
   st.pending = PendingSlots(slots, now);
+  st.zygotes = host_.facts.Zygotes(now);
   if (const auto& u = supervisor_.upgrade()) {
     st.upgrade = UpgradeStatusOf(*u, supervisor_.workers(), now);
   }

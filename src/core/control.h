@@ -89,6 +89,11 @@ class ControlFacts {
     (void)pid;
     return nullptr;
   }
+  // --preload: the zygotes, for `status`.
+  virtual std::vector<ZygoteStatus> Zygotes(Time now) const {
+    (void)now;
+    return {};
+  }
 };
 
 // Reload: the master's re-exec, and what `status` and `state` tell of it.

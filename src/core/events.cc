@@ -154,6 +154,7 @@ EventClass ClassOf(EventKind kind) {
     case EventKind::kUpgradeProgress:
     case EventKind::kRecycle:
     case EventKind::kRecycleDone:
+    case EventKind::kZygote:
     case EventKind::kOther:
       return EventClass::kLifecycle;
   }
@@ -370,6 +371,7 @@ std::string EventSummary(const Event& e) {
     case EventKind::kKill:
     case EventKind::kUpgradeProgress:
     case EventKind::kStop:
+    case EventKind::kZygote:
     case EventKind::kOther:
       return e.detail;
   }

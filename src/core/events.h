@@ -56,10 +56,12 @@ enum class EventKind {
                      // detail: the cause (memory | memory_hard | age | worker | operator)
   kRecycleDone,      // slot -1, pid, generation; seconds: since the recycle was asked for;
                      // detail: the cause, and ", before it started" if it exited while queued
+  kZygote,           // pid, generation (--zygote); detail: start | ready | exit: how |
+                     // load failed: why | start failed: why
   kOther,            // read from a newer master: detail starts with its event name
 };
 // Every kind by its name, in the events reply, JSON log lines and the carried state.
-inline constexpr std::array<std::pair<EventKind, std::string_view>, 20> kEventKindNames{{
+inline constexpr std::array<std::pair<EventKind, std::string_view>, 21> kEventKindNames{{
     {EventKind::kSpawn, "spawn"},
     {EventKind::kSpawnFailed, "spawn_failed"},
     {EventKind::kReady, "ready"},
@@ -79,6 +81,7 @@ inline constexpr std::array<std::pair<EventKind, std::string_view>, 20> kEventKi
     {EventKind::kControlRefused, "control_refused"},
     {EventKind::kRecycle, "recycle"},
     {EventKind::kRecycleDone, "recycle_done"},
+    {EventKind::kZygote, "zygote"},
     {EventKind::kOther, "other"},
 }};
 const char* EventKindName(EventKind kind);  // "spawn", "upgrade_rollback", ...

@@ -528,6 +528,14 @@ const std::vector<OptionDef>& OptionTable() {
        .read = ReadMemoryMeasure,
        .show = ShowMemoryMeasure,
        .from_flag = MemoryMeasureFlag},
+      // Restart only: a reload keeps the zygotes it carries.
+      {.key = "zygote",
+       .field = &Options::zygote,
+       .flag = {"--zygote",
+                "Start the command once per generation as a zygote that loads the application "
+                "and forks the workers (its library speaks the protocol in einhorn-zygote(7))"},
+       .state_pos = 40,
+       .state_if_set = true},
       {.key = "reexec_as",
        .field = &Options::reexec_as,
        .live = true,

@@ -106,6 +106,10 @@ struct Options {
   // --worker-log-dir DIR (absolute): each slot's lines also go to DIR/slot-N.log, reopened on
   // SIGUSR1. Empty: no files.
   std::string worker_log_dir;
+  // --zygote: each generation's command runs once as a zygote that loads the application and
+  // forks the workers (man einhorn-zygote.7, core/zygote.h). Not with -g (its channel is a 4th
+  // fd). -p PATH implies it (core/preload.h ZygoteMode).
+  bool zygote = false;
 
   // Upgrades (see core/upgrade.h). Unset max_unacked means the number of CPUs, as Einhorn.
   std::optional<int> max_unacked;             // --max-unacked: unready new workers at a time

@@ -194,6 +194,16 @@ void WriteListener(std::string& out, const ListenerStatus& l) {
   m.Close();
 }
 
+void WriteZygote(std::string& out, const ZygoteStatus& z) {
+  FlowMap m(out);
+  Int(m.Key("pid"), z.pid);
+  Int(m.Key("generation"), z.generation);
+  Str(m.Key("state"), z.state);
+  Int(m.Key("spawns"), z.spawns);
+  AppendSeconds(m.Key("age"), z.age);
+  m.Close();
+}
+
 // `key:` then one row per line, or `key: []`.
 template <typename Row, typename WriteRow>
 void WriteRows(std::string& out, const char* key, const std::vector<Row>& rows,
@@ -394,6 +404,15 @@ bool ReadListener(Reader& r, const Node& row, const std::string& path, ListenerS
 }
 
 template <typename Node>
+bool ReadZygote(Reader& r, const Node& row, const std::string& path, ZygoteStatus* z) {
+  if (!row.IsMap()) return r.Fail(path + ": expected a mapping");
+  const std::string p = path + ".";
+  return r.Required(row, "pid", p, &z->pid) && r.Required(row, "generation", p, &z->generation) &&
+         r.Required(row, "state", p, &z->state) && r.Optional(row, "spawns", p, &z->spawns) &&
+         r.Optional(row, "age", p, &z->age);
+}
+
+template <typename Node>
 bool ReadUpgrade(Reader& r, const Node& map, UpgradeStatus* u) {
   const std::string p = "upgrade.";
   return r.Required(map, "strategy", p, &u->strategy) &&
@@ -476,6 +495,7 @@ std::string PoolStatusToYaml(const PoolStatus& s) {
   WriteRows(out, "workers", s.workers, WriteWorker);
   WriteRows(out, "pending", s.pending, WritePending);
   WriteRows(out, "listeners", s.listeners, WriteListener);
+  if (!s.zygotes.empty()) WriteRows(out, "zygotes", s.zygotes, WriteZygote);
   return out;
 }
 
@@ -513,7 +533,8 @@ bool ReadStatus(Reader& r, const Node& root, PoolStatus* out) {
          ReadSection(r, root, "last_upgrade", &s.last_upgrade, ReadLastUpgrade<Node>) &&
          ReadRows(r, root, "workers", &s.workers, ReadWorker<Node>) &&
          ReadRows(r, root, "pending", &s.pending, ReadPending<Node>) &&
-         ReadRows(r, root, "listeners", &s.listeners, ReadListener<Node>);
+         ReadRows(r, root, "listeners", &s.listeners, ReadListener<Node>) &&
+         ReadRows(r, root, "zygotes", &s.zygotes, ReadZygote<Node>);
 }
 
 // --- the fast path ----------------------------------------------------------------------------

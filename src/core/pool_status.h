@@ -109,6 +109,15 @@ struct LastUpgradeStatus {
   double ago = 0;      // since it ended
 };
 
+// --preload: a zygote (core/zygote.h).
+struct ZygoteStatus {
+  Pid pid = 0;
+  int generation = 1;
+  std::string state;  // loading, ready, closing
+  int spawns = 0;     // workers it forked
+  double age = 0;     // seconds since it started
+};
+
 // A listening socket's accept queue (TCP: TCP_INFO; UNIX stream: sock_diag).
 struct ListenerStatus {
   std::string name;  // as bound: "127.0.0.1:8080", "unix:/run/app.sock"
@@ -141,6 +150,7 @@ struct PoolStatus {
   std::vector<WorkerStatus> workers;
   std::vector<PendingSlot> pending;
   std::vector<ListenerStatus> listeners;  // absent in replies of older masters: empty
+  std::vector<ZygoteStatus> zygotes;      // --preload; written only when there are some
 };
 
 // Never fails, whatever the strings hold; O(size of the output), no regexes (the master's loop

@@ -5,6 +5,7 @@
 namespace einhorn::core {
 
 bool RubyPreload(const Options& o) { return !o.preload.empty(); }
+bool ZygoteMode(const Options& o) { return o.zygote || RubyPreload(o); }
 
 namespace {
 

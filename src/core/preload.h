@@ -24,6 +24,8 @@ inline constexpr const char* kPreloadProgramName = "einhorn-preload.rb";
 // True when the settings ask for a zygote because of -p (the master's own switch for a zygote
 // without -p, if any, is separate).
 bool RubyPreload(const Options& o);
+// Workers are forked by a zygote: --zygote, or -p.
+bool ZygoteMode(const Options& o);
 
 // The zygote's argv for -p: `program` is the path of einhorn-preload.rb. The Ruby that runs it
 // is the worker command's own when its first word is a ruby (ruby, ruby3.1, /opt/x/bin/ruby),

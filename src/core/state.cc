@@ -183,6 +183,9 @@ const Names<WorkerOutput> kWorkerOutputs = {{WorkerOutput::kInherit, "inherit"},
                                              {WorkerOutput::kJson, "json"}};
 const Names<MemoryMeasure> kMemoryMeasures = {{MemoryMeasure::kRss, "rss"},
                                               {MemoryMeasure::kPss, "pss"}};
+const Names<ZygoteState> kZygoteStates = {{ZygoteState::kLoading, "loading"},
+                                          {ZygoteState::kReady, "ready"},
+                                          {ZygoteState::kClosing, "closing"}};
 const Names<OutputStream> kOutputStreams = {{OutputStream::kStdout, "stdout"},
                                             {OutputStream::kStderr, "stderr"}};
 const Names<StopKind> kStopKinds = {
@@ -539,6 +542,32 @@ struct Schema<MasterState::WorkerPipe> {
   }
 };
 
+template <>
+struct Schema<Zygote> {
+  template <typename V, typename T>
+  static void Visit(V& v, T& z) {
+    v.Field("pid", z.pid, RangeC{1, kMaxId});
+    v.Field("generation", z.generation, RangeC{1, kMaxId});
+    v.Field("state", z.state, EnumC<ZygoteState>{kZygoteStates});
+    v.Field("started_at", z.started_at, NsC{});
+    v.Field("ready_at", z.ready_at, OptC<NsC>{});
+    v.Field("closed_at", z.closed_at, OptC<NsC>{});
+    v.Field("spawns", z.spawns, RangeC{0, kMaxId});
+    v.Field("gates", z.gates, OptC<EnumC<UpgradeStrategy>>{{kStrategies}});
+    v.Field("fault", z.fault, StrC{});
+  }
+};
+
+template <>
+struct Schema<MasterState::ZygoteLink> {
+  template <typename V, typename T>
+  static void Visit(V& v, T& l) {
+    v.Field("zygote", l.zygote, RecC{});
+    v.Field("fd", l.fd, I32C{});
+    v.Field("next_id", l.next_id, I64C{});
+  }
+};
+
 // After `format` and `version` (format_version), which EncodeState and DecodeOrThrow write and
 // check first; before `end`.
 template <>
@@ -568,6 +597,11 @@ struct Schema<MasterState> {
     v.FieldIf(s.metrics.fd >= 0, "metrics", s.metrics, RecC{});
     // Optional: a state written before --worker-output existed, or without pipes, has none.
     v.ListIf(!s.worker_pipes.empty(), "worker_pipes", s.worker_pipes, RecC{});
+    // Optional: --preload only.
+    v.ListIf(!s.zygotes.empty(), "zygotes", s.zygotes, RecC{});
+    v.FieldIf(s.zygote_failures != 0, "zygote_failures", s.zygote_failures, RangeC{0, kMaxId});
+    v.FieldIf(s.zygote_respawn_at.has_value(), "zygote_respawn_at", s.zygote_respawn_at,
+              OptC<NsC>{});
   }
 };
 
@@ -723,8 +757,8 @@ size_t Members(const MemoryLimit& x) { [[maybe_unused]] const auto& [a1, a2] = x
 size_t Members(const Options& x) {
   [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15,
                                 a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28,
-                                a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40] = x;
-  return 40;
+                                a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41] = x;
+  return 41;
 }
 size_t Members(const UpgradePolicy& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7] = x; return 7; }
 size_t Members(const SupervisorConfig& x) {
@@ -757,9 +791,11 @@ size_t Members(const MasterState::WorkerPipe& x) { [[maybe_unused]] const auto& 
 size_t Members(const WorkerTag& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4] = x; return 4; }
 size_t Members(const MasterState& x) {
   [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15,
-                                a16, a17, a18, a19, a20] = x;
-  return 20;
+                                a16, a17, a18, a19, a20, a21, a22, a23] = x;
+  return 23;
 }
+size_t Members(const Zygote& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7, a8, a9] = x; return 9; }
+size_t Members(const MasterState::ZygoteLink& x) { [[maybe_unused]] const auto& [a1, a2, a3] = x; return 3; }
 // clang-format on
 
 template <typename T>
@@ -846,6 +882,10 @@ MasterState DecodeOrThrow(std::string_view bytes, const StateLimits& limits) {
   if (Status st = CheckSnapshot(s.supervisor); !st.ok()) {
     throw Bad("supervisor." + st.message());
   }
+  ZygoteBookSnapshot book;
+  for (const MasterState::ZygoteLink& l : s.zygotes) book.zygotes.push_back(l.zygote);
+  book.failures = s.zygote_failures;
+  if (Status st = CheckZygotes(book); !st.ok()) throw Bad(st.message());
   CheckFds(s);
   return s;
 }
@@ -871,6 +911,9 @@ std::vector<CarriedFd> CarriedFds(const MasterState& s) {
   fds.push_back({s.metrics.fd, "metrics.fd", true});
   for (size_t i = 0; i < s.worker_pipes.size(); ++i) {
     fds.push_back({s.worker_pipes[i].fd, indexed("worker_pipes", i) + ".fd", false});
+  }
+  for (size_t i = 0; i < s.zygotes.size(); ++i) {
+    fds.push_back({s.zygotes[i].fd, indexed("zygotes", i) + ".fd", false});
   }
   return fds;
 }
@@ -907,6 +950,8 @@ std::vector<StateSchemaCoverage> StateSchemaCoverages() {
           CoverageOf<MasterState::NotifySocket>("MasterState::NotifySocket"),
           CoverageOf<WorkerTag>("WorkerTag"),
           CoverageOf<MasterState::WorkerPipe>("MasterState::WorkerPipe"),
+          CoverageOf<Zygote>("Zygote"),
+          CoverageOf<MasterState::ZygoteLink>("MasterState::ZygoteLink"),
           CoverageOf<MasterState>("MasterState")};
 }
 

@@ -39,6 +39,7 @@
 #include "core/telemetry.h"
 #include "core/wire.h"
 #include "core/worker_output.h"
+#include "core/zygote.h"
 
 namespace einhorn::core {
 
@@ -121,6 +122,19 @@ struct MasterState {
     bool operator==(const WorkerPipe&) const = default;
   };
   std::vector<WorkerPipe> worker_pipes;
+  // --preload: each zygote (core/zygote.h) with the master's end of its socket, kept open
+  // across the exec, and the next spawn request id; then the zygotes' crash-loop streak.
+  // Written when there are zygotes.
+  struct ZygoteLink {
+    Zygote zygote;
+    int fd = -1;
+    std::int64_t next_id = 1;
+
+    bool operator==(const ZygoteLink&) const = default;
+  };
+  std::vector<ZygoteLink> zygotes;
+  int zygote_failures = 0;
+  std::optional<Time> zygote_respawn_at;
 
   bool operator==(const MasterState&) const = default;
 };

@@ -358,6 +358,12 @@ class Supervisor {
   const std::array<int, kRecycleCauses>& recycles() const { return recycles_; }
   // The extra workers recycles may run at once.
   int RecycleAdditional() const;
+  // --preload: an upgrade that failed before it began (its zygote did not load). Nothing of
+  // the new generation ran: its number is used up, the result is recorded as a rollback (event,
+  // last_upgrade, the subscribers' final message) and the current generation keeps serving.
+  void UpgradeFailedEarly(UpgradeStrategy strategy, const std::string& reason, Time now);
+  // The generation the next Upgrade starts.
+  int next_generation() const { return next_generation_; }
   const std::optional<UpgradeResult>& last_upgrade() const { return last_upgrade_; }
 
   // The earliest time at which Tick() has something to do.

@@ -58,6 +58,25 @@ UpgradeStart Supervisor::Upgrade(UpgradeStrategy strategy, Time now) {
                                                      : "Upgrading fleet, as commanded"};
 }
 
+void Supervisor::UpgradeFailedEarly(UpgradeStrategy strategy, const std::string& reason,
+                                    Time now) {
+  const int failed = next_generation_++;
+  Event rolled = EventAt(EventKind::kUpgradeRollback, now);
+  rolled.from = generation_;
+  rolled.to = failed;
+  rolled.seconds = 0;
+  rolled.detail = reason;
+  last_upgrade_ = UpgradeResult{false, failed, reason, now};
+  int serving = 0;
+  for (const auto& [pid, w] : workers_) serving += w.state == WorkerState::kReady ? 1 : 0;
+  const std::string text = std::string("Upgrade (") + UpgradeStrategyName(strategy) +
+                           ") to generation " + std::to_string(failed) + " failed: " + reason +
+                           ". Rolled back: generation " + std::to_string(generation_) +
+                           " keeps serving (" + std::to_string(serving) + " ready)";
+  fx_.LogEvent(LogLevel::kError, "upgrade: " + text, rolled);
+  fx_.UpgradeNote(UpgradeNoteKind::kFailed, text);
+}
+
 PoolCounts Supervisor::Count() const {
   PoolCounts c;
   c.target = config_.target;

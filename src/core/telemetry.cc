@@ -67,6 +67,7 @@ void Telemetry::Count(const Event& e) {
     case EventKind::kResize:
     case EventKind::kStop:
     case EventKind::kControl:  // counted by CountCommand, with the read-only verbs
+    case EventKind::kZygote:
     case EventKind::kOther:
       return;
   }

@@ -222,6 +222,14 @@ std::string RenderStatusJson(const PoolStatus& s) {
          {"accept_queue", l.accept_queue ? Json(*l.accept_queue) : Json(nullptr)},
          {"backlog", l.backlog ? Json(*l.backlog) : Json(nullptr)}});
   }
+  // --preload only, so that other masters' output stays as it was.
+  for (const core::ZygoteStatus& z : s.zygotes) {
+    j["zygotes"].push_back({{"pid", z.pid},
+                            {"generation", z.generation},
+                            {"state", z.state},
+                            {"spawns", z.spawns},
+                            {"age", z.age}});
+  }
   if (const auto& u = s.upgrade) {
     j["upgrade"] = {{"strategy", u->strategy},         {"from_generation", u->from_generation},
                     {"to_generation", u->to_generation}, {"elapsed", u->elapsed},
@@ -249,6 +257,10 @@ std::string RenderListeners(const PoolStatus& s) {
     if (l.backlog) out += "/" + std::to_string(*l.backlog);
     out += l.backlog && *l.accept_queue >= *l.backlog ? " (full: connections are dropped)\n"
                                                        : "\n";
+  }
+  for (const core::ZygoteStatus& z : s.zygotes) {
+    out += "zygote " + std::to_string(z.pid) + ": generation " + std::to_string(z.generation) +
+           ", " + z.state + ", " + std::to_string(z.spawns) + " workers forked\n";
   }
   return out;
 }

@@ -317,6 +317,10 @@ MasterSetup SetupFromState(core::MasterState state, const std::vector<std::strin
   for (const auto& p : state.worker_pipes) {
     restored.worker_pipes.push_back({p.tag, p.fd, p.pending, p.dropping});
   }
+  for (const auto& z : state.zygotes) restored.zygote_book.zygotes.push_back(z.zygote);
+  restored.zygote_book.failures = state.zygote_failures;
+  restored.zygote_book.respawn_at = state.zygote_respawn_at;
+  restored.zygotes = state.zygotes;
   restored.reloads = state.reloads;
   restored.previous_version = state.written_by;
   restored.resize_to = resize_to;

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <random>
 
+#include "core/preload.h"
 #include "core/flags.h"
 #include "master/logging.h"
 #include "sys/notify.h"
@@ -49,8 +50,12 @@ Master::Master(MasterSetup setup)
                core::MasterInfo{getpid(), setup_.options.command_name, core::kVersion,
                                 AckModeText(setup_.options.ack_mode)}),
       verbosity_(setup_.restored ? setup_.restored->verbosity : setup_.options.verbosity),
-      reloads_(setup_.restored ? setup_.restored->reloads : 0) {
-  if (setup_.restored) telemetry_.Restore(setup_.restored->telemetry);
+      reloads_(setup_.restored ? setup_.restored->reloads : 0),
+      zygotes_(ZygotePolicyFor(setup_.options)) {
+  if (setup_.restored) {
+    telemetry_.Restore(setup_.restored->telemetry);
+    zygotes_.Restore(setup_.restored->zygote_book);
+  }
   wall_offset_ns_ = ReadWallOffset();
   const core::Options& o = setup_.options;
   plan_template_.path = setup_.command_path;
@@ -130,9 +135,10 @@ int Master::Run() {
   if (setup_.control.fd >= 0) server_->Listen(setup_.control.fd);
   StartMetricsServer();
 
+  SetUpZygotes();  // --preload
   if (setup_.restored) {
     AfterRestore();
-  } else {
+  } else if (started_) {
     supervisor_.Start(Now());
   }
   AfterEvent();
@@ -145,6 +151,7 @@ int Master::Run() {
   server_->Close();
   if (metrics_) metrics_->Close();
   while (!notify_channels_.empty()) DropNotify(notify_channels_.begin()->first);
+  CloseZygotes();  // EOF: each zygote exits (ZYGOTE-PROTOCOL)
   output_->Close();
 
   uv_walk(
@@ -281,6 +288,7 @@ void Master::ReapChildren() {
 }
 
 void Master::ChildEnded(pid_t pid, const core::ExitStatus& status) {
+  if (ZygoteEnded(pid, status)) return;
   // Its last lines before the line that says it exited.
   output_->WorkerExited(pid);
   // A child whose exec failed: why, before the exit.
@@ -295,6 +303,7 @@ void Master::ChildEnded(pid_t pid, const core::ExitStatus& status) {
 }
 
 void Master::AfterEvent() {
+  ApplyZygotes();
   if (server_) {
     for (const auto& [kind, text] : notes_) server_->BroadcastUpgrade(kind, text);
   }
@@ -306,7 +315,8 @@ void Master::AfterEvent() {
     uv_stop(&loop_);
     return;
   }
-  const std::optional<core::Time> deadline = supervisor_.NextDeadline();
+  std::optional<core::Time> deadline = supervisor_.NextDeadline();
+  if (const auto z = zygotes_.NextDeadline(); z && (!deadline || *z < *deadline)) deadline = z;
   const core::Time now = Now();
   if (reap_more_ || (deadline && *deadline <= now)) {
     // Due now (a slice of spawns or of exits left for later, a resize): after the next poll
@@ -388,6 +398,11 @@ core::Status AddOutputPipes(WorkerOutputRelay& output, sys::SpawnPlan* plan, Spa
   return core::Status::Ok();
 }
 
+core::Result<sys::StartedChild> Forked(const core::Result<pid_t>& forked) {
+  if (!forked.ok()) return core::Result<sys::StartedChild>::Error(forked.error());
+  return sys::StartedChild{forked.value(), -1};
+}
+
 core::Status PrepareExtras(const core::Options& o, WorkerOutputRelay& output, sys::SpawnPlan* plan,
                            SpawnExtras* extras) {
   if (o.command_socket_as_fd) {
@@ -455,7 +470,8 @@ core::SpawnOutcome Master::Spawn(const core::SpawnRequest& request) {
     return core::SpawnOutcome{0, st.message(), false};
   }
   // Returns once the child has exec'd or failed (sys/spawn.h): no pipe, no callback.
-  auto started = sys::Launch(plan);
+  // Under --zygote the request's zygote forks it (master_zygote.cc): there is no exec.
+  auto started = core::ZygoteMode(setup_.options) ? Forked(ForkFromZygote(request, plan)) : sys::Launch(plan);
   if (const auto& pipes = extras.pipes) {
     close(pipes->out_write);
     close(pipes->err_write);

@@ -21,6 +21,7 @@
 #include "core/supervisor.h"
 #include "core/telemetry.h"
 #include "core/worker_env.h"
+#include "core/zygote.h"
 #include "master/control_server.h"
 #include "master/metrics_server.h"
 #include "master/worker_output.h"
@@ -63,6 +64,8 @@ struct MasterSetup {
     // `supervisor`, that get the drain signal once the loop runs (master/ruby_takeover.h).
     std::vector<pid_t> drain_now;
     std::vector<WorkerOutputRelay::Carried> worker_pipes;  // --worker-output's pipes
+    std::vector<core::MasterState::ZygoteLink> zygotes;    // --preload
+    core::ZygoteBookSnapshot zygote_book;
   };
   std::optional<Restored> restored;
 };
@@ -94,6 +97,7 @@ class Master final : public core::Effects,
   const core::Telemetry* Kept() const override { return &telemetry_; }
   std::vector<core::ListenerStats> Listeners() const override;
   void AddProcessFacts(core::MetricsInput* input) const override;
+  std::vector<core::ZygoteStatus> Zygotes(core::Time now) const override;
 
   int Verbosity() const override { return verbosity_; }
   void SetVerbosity(int verbosity) override;
@@ -158,6 +162,25 @@ class Master final : public core::Effects,
   };
   core::Result<ExecTarget> ReexecTarget() const;
   void AfterRestore();
+  // --preload (master_zygote.cc).
+  struct ZygoteLink;
+  static core::ZygotePolicy ZygotePolicyFor(const core::Options& o);
+  void SetUpZygotes();
+  core::ZygoteFacts ZygoteFactsNow() const;
+  void ApplyZygotes();
+  void StartZygote(int generation, std::optional<core::UpgradeStrategy> gates);
+  void WatchZygote(pid_t pid, int fd, std::int64_t next_id);
+  void CloseZygoteLink(pid_t pid);
+  void CloseZygotes();
+  void ZygoteBroken(pid_t pid, const std::string& why);
+  void ReadZygote(pid_t pid);
+  void ZygoteHungUp(pid_t pid);
+  void ZygoteReady(pid_t pid);
+  void RequestPreloadUpgrade(core::UpgradeStrategy strategy);
+  bool ZygoteEnded(pid_t pid, const core::ExitStatus& status);
+  core::Result<pid_t> ForkFromZygote(const core::SpawnRequest& request,
+                                     const sys::SpawnPlan& plan);
+  std::vector<core::MasterState::ZygoteLink> ExportZygotes() const;
   // systemd's notify protocol, when NOTIFY_SOCKET is set.
   void NotifyServiceManager();
   core::ServiceFacts ServiceFactsNow() const;
@@ -215,6 +238,10 @@ class Master final : public core::Effects,
   uv_timer_t reload_timer_{};  // the check's deadline, then the flush before exec
   core::Time flush_deadline_{};
   bool exec_requested_ = false;  // Run leaves uv_run to exec outside any callback
+
+  core::ZygoteBook zygotes_;
+  std::map<pid_t, ZygoteLink*> zygote_links_;
+  bool started_ = true;  // false while --preload's first zygote loads (Start not yet called)
 
   std::optional<core::ServiceNotifier> service_;  // NOTIFY_SOCKET set
   uv_timer_t watchdog_{};                          // WATCHDOG=1 at half of WATCHDOG_USEC

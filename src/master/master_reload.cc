@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/preload.h"
 #include "core/flags.h"
 #include "master/logging.h"
 #include "master/master.h"
@@ -51,6 +52,12 @@ void CloseFd(int& fd) {
 
 core::UpgradeStart Master::Reload(std::optional<core::UpgradeStrategy> then_upgrade,
                                   core::Time) {
+  if (!started_) {
+    // Nothing to carry yet but a loading zygote, and no pool to upgrade.
+    return core::UpgradeStart{false,
+                              "The first zygote is still loading (--preload); try again once "
+                              "the workers have started"};
+  }
   const core::Reload::Begin begin =
       reload_.Request(then_upgrade, supervisor_.Stopping() || supervisor_.Finished());
   if (begin.accepted) {
@@ -278,6 +285,9 @@ core::Status Master::ExecNewImage() {
   for (const WorkerOutputRelay::Carried& p : output_->Export()) {
     state.worker_pipes.push_back({p.tag, p.fd, p.pending, p.dropping});
   }
+  state.zygotes = ExportZygotes();
+  state.zygote_failures = zygotes_.Snapshot().failures;
+  state.zygote_respawn_at = zygotes_.Snapshot().respawn_at;
   for (const ControlServer::Carried& c : carried) {
     core::MasterState::Client client;
     client.fd = c.fd;
@@ -333,9 +343,10 @@ void Master::ReloadFailed(const std::string& reason) {
 void Master::AfterRestore() {
   const MasterSetup::Restored& r = *setup_.restored;
   spdlog::info("reloaded: einhorn-cpp {} took over from {} (reload #{}); {} workers, {} "
-               "command connections kept",
+               "command connections{} kept",
                core::kVersion, r.previous_version, r.reloads,
-               r.supervisor.workers.size(), r.clients.size());
+               r.supervisor.workers.size(), r.clients.size(),
+               r.zygotes.empty() ? "" : ", " + std::to_string(r.zygotes.size()) + " zygotes");
   core::Event done;
   done.kind = core::EventKind::kReload;
   done.detail = "done";
@@ -354,6 +365,12 @@ void Master::AfterRestore() {
   CheckCarriedWorkers();
   if (r.resize_to) supervisor_.SetTarget(*r.resize_to, Now());
   for (const core::UpgradeStrategy strategy : r.then_upgrades) {
+    if (core::ZygoteMode(setup_.options)) {
+      // The new generation's zygote loads the new code first; the upgrade begins once it is
+      // ready (ZygoteReady), or fails if it does not load. A later one supersedes it.
+      RequestPreloadUpgrade(strategy);
+      continue;
+    }
     const core::UpgradeStart start = supervisor_.Upgrade(strategy, Now());
     if (!start.started) {
       spdlog::warn("not upgrading: {}", start.message);

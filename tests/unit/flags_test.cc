@@ -148,6 +148,7 @@ TEST_CASE("help and version exit 0 with text on stdout") {
   CHECK(out.exit_code == 0);
   CHECK(out.out.find("--bind") != std::string::npos);
   CHECK(out.out.find("-p,--preload PATH") != std::string::npos);
+  CHECK(out.out.find("--zygote") != std::string::npos);
   out = Parse({"--version"});
   CHECK(out.exit_code == 0);
   CHECK(out.out == std::string("einhorn-cpp ") + kVersion + "\n");
@@ -365,7 +366,7 @@ TEST_CASE("the internal flags take no other flag and a real fd") {
         std::string::npos);
   CHECK(UsageErr({"--version", "--with-state-fd", "3"}).find("(got --version)") !=
         std::string::npos);
-  CHECK(UsageErr({"--preload", "a.rb", "--with-state-fd", "3"}).find("takes no other flag") !=
+  CHECK(UsageErr({"-p", "a.rb", "--with-state-fd", "3"}).find("takes no other flag") !=
         std::string::npos);
   for (const char* bad : {"-1", "x", "", "3x", "+3", " 3", "1e3", "9999999999"}) {
     INFO(bad);

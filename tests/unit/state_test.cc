@@ -186,6 +186,23 @@ MasterState RichState() {
   m.startup_env.push_back("PATH=/usr/bin:/bin");
   m.then_upgrades = {UpgradeStrategy::kSmooth, UpgradeStrategy::kFleet};
   m.reloads = 3;
+  Zygote loaded;
+  loaded.pid = 120;
+  loaded.generation = 2;
+  loaded.state = ZygoteState::kReady;
+  loaded.started_at = std::chrono::nanoseconds(1'000'000'001);
+  loaded.ready_at = std::chrono::nanoseconds(2'000'000'002);
+  loaded.spawns = 4;
+  Zygote gating;
+  gating.pid = 121;
+  gating.generation = 3;
+  gating.started_at = std::chrono::nanoseconds(3'000'000'003);
+  gating.closed_at = std::chrono::nanoseconds(4'000'000'004);
+  gating.gates = UpgradeStrategy::kFleet;
+  gating.fault = "protocol error: \xff\n";
+  m.zygotes = {{loaded, 60, 5}, {gating, 61, 1}};
+  m.zygote_failures = 2;
+  m.zygote_respawn_at = std::chrono::nanoseconds(5'000'000'005);
   return m;
 }
 
@@ -337,7 +354,7 @@ TEST_CASE("the rich test state sets every field") {
 // below (the rich state sets every field), this proves a field in the schema is carried.
 TEST_CASE("the state's schema names every member of every carried struct") {
   const std::vector<StateSchemaCoverage> all = StateSchemaCoverages();
-  CHECK(all.size() == 21);
+  CHECK(all.size() == 22);
   for (const StateSchemaCoverage& c : all) {
     INFO(c.type);
     CHECK(c.members > 0);
@@ -456,12 +473,17 @@ TEST_CASE("the clients are readable records") {
   CHECK(text.find("  - {fd: 2, peer: {pid: 0, uid: -1, gid: -1, lineage: [], bound_worker: "
                   "null},") != std::string::npos);
   CHECK(text.find("\nself_path: ") != std::string::npos);
-  // The rich state has worker pipes, the last optional key before end.
+  // The rich state has worker pipes.
   CHECK(text.find("\nthen_upgrades: [smooth, fleet]\nreloads: 3\nworker_pipes:\n  - {tag: {pid: 105, "
                   "slot: 0, generation: 2, stream: stdout}, fd: 30, pending: !!binary "
                   "\"aGFsZiBhIGxpbmUg/w0=\", dropping: false}\n  - {tag: {pid: 105, slot: 0, "
-                  "generation: 2, stream: stderr}, fd: 31, pending: \"\", dropping: true}\nend: "
-                  "true\n") != std::string::npos);
+                  "generation: 2, stream: stderr}, fd: 31, pending: \"\", dropping: true}\nzygotes:\n"
+                  "  - {zygote: {pid: 120, generation: 2, state: ready, started_at: 1000000001, "
+                  "ready_at: 2000000002, closed_at: null, spawns: 4, gates: null, fault: \"\"}, "
+                  "fd: 60, next_id: 5}\n") != std::string::npos);
+  // --preload's zygotes, the last optional keys before end.
+  CHECK(text.find("\nzygote_failures: 2\nzygote_respawn_at: 5000000005\nend: true\n") !=
+        std::string::npos);
   MasterState m = RichState();
   m.then_upgrades.clear();
   m.clients.clear();

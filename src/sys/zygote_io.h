@@ -1,0 +1,36 @@
+// The master's end of the zygote protocol (ZYGOTE-PROTOCOL v1, core/zygote.h), as thin
+// wrappers: the SOCK_SEQPACKET pair, one packet out with three fds, one packet in with a
+// deadline, and the parent of a pid (the subreaper bit is sys/process.h's). No policy.
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+
+namespace einhorn::sys {
+
+// socketpair(AF_UNIX, SOCK_SEQPACKET), both ends CLOEXEC: {master's, zygote's}.
+core::Result<std::pair<int, int>> SeqpacketPair();
+
+// One packet carrying `fds` in SCM_RIGHTS (MSG_NOSIGNAL; blocking).
+core::Status SendPacket(int fd, std::string_view bytes, const std::array<int, 3>& fds);
+
+struct Received {
+  enum class Kind { kPacket, kEof, kNothing, kTooBig, kError };
+  Kind kind = Kind::kNothing;
+  std::string bytes;  // kPacket
+  std::string error;  // kError: the errno text; kTooBig: the size
+};
+// One packet, waiting at most timeout_ms (0: only what is there now; kNothing when none came).
+// A packet larger than max_bytes is kTooBig; fds sent along with it are closed.
+Received ReceivePacket(int fd, size_t max_bytes, int timeout_ms);
+
+// The parent pid of `pid` from /proc/PID/stat; nullopt when it is gone or unreadable.
+std::optional<pid_t> ParentOf(pid_t pid);
+
+}  // namespace einhorn::sys
