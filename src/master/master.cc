@@ -398,9 +398,10 @@ core::Status AddOutputPipes(WorkerOutputRelay& output, sys::SpawnPlan* plan, Spa
   return core::Status::Ok();
 }
 
-core::Result<sys::StartedChild> Forked(const core::Result<pid_t>& forked) {
-  if (!forked.ok()) return core::Result<sys::StartedChild>::Error(forked.error());
-  return sys::StartedChild{forked.value(), -1};
+// A worker a zygote forked, as sys::Launch reports an exec'd one (it has no exec to fail).
+core::Result<sys::Launched> Forked(const core::Result<pid_t>& forked) {
+  if (!forked.ok()) return core::Result<sys::Launched>::Error(forked.error());
+  return sys::Launched{forked.value(), ""};
 }
 
 core::Status PrepareExtras(const core::Options& o, WorkerOutputRelay& output, sys::SpawnPlan* plan,

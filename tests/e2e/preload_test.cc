@@ -322,7 +322,7 @@ TEST_CASE("preload: the zygotes go when the master stops") {
 TEST_CASE("preload: refused with -g, which needs a fourth fd") {
   const Finished f = RunToExit({"--zygote", "-g", "--", TEST_ZYGOTE_BIN});
   CHECK(f.status.code == 2);
-  CHECK(f.err.find("--preload cannot be used with -g") != std::string::npos);
+  CHECK(f.err.find("--zygote cannot be used with -g") != std::string::npos);
 }
 
 }  // namespace
