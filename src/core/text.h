@@ -38,6 +38,10 @@ inline constexpr char32_t kInvalidUtf8 = 0xFFFFFFFF;
 // byte, so a caller can replace or escape the byte and go on.
 char32_t NextCodePoint(std::string_view s, size_t* i);
 
+// Appends code point cp (at most U+FFFF: the \xXX and \uXXXX escapes the readers decode) as
+// UTF-8.
+void AppendUtf8(std::string& out, char32_t cp);
+
 // The characters libyaml accepts raw in a stream (YAML 1.1 c-printable).
 bool IsYamlPrintable(char32_t cp);
 

@@ -547,16 +547,7 @@ std::optional<std::string> FastQuoted(std::string_view doc, size_t* pos) {
       default:
         return std::nullopt;
     }
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
+    text::AppendUtf8(out, cp);
   }
   return std::nullopt;
 }
