@@ -230,6 +230,8 @@ void WriteRows(std::string& out, const char* key, const std::vector<Row>& rows,
 // not sure reads exactly as yaml-cpp reads it throws Bail, and the text goes to yaml-cpp.
 struct Bail {};
 
+struct FlatEntry;
+
 class FlatNode {
  public:
   enum class Kind { kUndefined, kNull, kPlain, kQuoted, kMap, kSeq };
@@ -239,23 +241,36 @@ class FlatNode {
   bool IsScalar() const { return kind_ == Kind::kPlain || kind_ == Kind::kQuoted; }
   bool IsMap() const { return kind_ == Kind::kMap; }
   bool IsSequence() const { return kind_ == Kind::kSeq; }
-  std::size_t size() const { return kind_ == Kind::kSeq ? seq_.size() : map_.size(); }
-  const FlatNode& operator[](std::size_t i) const { return seq_.at(i); }
+  std::size_t size() const;
+  const FlatNode& operator[](std::size_t i) const;
   // The first entry with that key (yaml-cpp's lookup keeps duplicates and finds the first).
-  const FlatNode& operator[](std::string_view key) const {
-    for (const auto& [k, v] : map_) {
-      if (k == key) return v;
-    }
-    static const FlatNode kUndefinedNode;
-    return kUndefinedNode;
-  }
+  const FlatNode& operator[](std::string_view key) const;
 
   Kind kind_ = Kind::kUndefined;
   std::string_view plain_;  // kPlain: the scalar's text
   std::string quoted_;      // kQuoted: the decoded string
-  std::vector<std::pair<std::string_view, FlatNode>> map_;
+  std::vector<FlatEntry> map_;  // in order; a std::pair of an incomplete FlatNode upsets clang
   std::vector<FlatNode> seq_;
 };
+
+struct FlatEntry {
+  FlatEntry(std::string_view k, FlatNode v) : key(k), value(std::move(v)) {}
+  std::string_view key;
+  FlatNode value;
+};
+
+// Out of the class: the vectors of FlatNode need it complete (clang's libstdc++ checks).
+std::size_t FlatNode::size() const { return kind_ == Kind::kSeq ? seq_.size() : map_.size(); }
+
+const FlatNode& FlatNode::operator[](std::size_t i) const { return seq_.at(i); }
+
+const FlatNode& FlatNode::operator[](std::string_view key) const {
+  for (const FlatEntry& e : map_) {
+    if (e.key == key) return e.value;
+  }
+  static const FlatNode kUndefinedNode;
+  return kUndefinedNode;
+}
 
 // yaml-cpp's conversions, for the scalars FastParse lets through (its plain scalars are only
 // integers without leading zeros, decimals, .inf/-.inf/.nan, true and false). A quoted scalar
