@@ -882,6 +882,9 @@ MasterState DecodeOrThrow(std::string_view bytes, const StateLimits& limits) {
   if (Status st = CheckSnapshot(s.supervisor); !st.ok()) {
     throw Bad("supervisor." + st.message());
   }
+  // One recycle counter per cause, as Snapshot() gives them: an image older than a cause
+  // carried fewer (or none), and those it lacks are 0.
+  s.supervisor.recycles.resize(kRecycleCauses, 0);
   ZygoteBookSnapshot book;
   for (const MasterState::ZygoteLink& l : s.zygotes) book.zygotes.push_back(l.zygote);
   book.failures = s.zygote_failures;
