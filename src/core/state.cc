@@ -882,9 +882,10 @@ MasterState DecodeOrThrow(std::string_view bytes, const StateLimits& limits) {
   if (Status st = CheckSnapshot(s.supervisor); !st.ok()) {
     throw Bad("supervisor." + st.message());
   }
-  // One recycle counter per cause, as Snapshot() gives them: an image older than a cause
-  // carried fewer (or none), and those it lacks are 0.
-  s.supervisor.recycles.resize(kRecycleCauses, 0);
+  // The recycle counters without trailing zeros, as Snapshot() gives them (an image older
+  // than a cause carried fewer, and those it lacks are 0): one form per state.
+  std::vector<int>& recycles = s.supervisor.recycles;
+  while (!recycles.empty() && recycles.back() == 0) recycles.pop_back();
   ZygoteBookSnapshot book;
   for (const MasterState::ZygoteLink& l : s.zygotes) book.zygotes.push_back(l.zygote);
   book.failures = s.zygote_failures;

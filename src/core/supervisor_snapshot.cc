@@ -179,6 +179,8 @@ SupervisorSnapshot Supervisor::Snapshot() const {
   s.exit_code = exit_code_;
   s.watchdog_timeouts = watchdog_timeouts_;
   s.recycles.assign(recycles_.begin(), recycles_.end());
+  // Without trailing zeros: the one form DecodeState gives (older images carry fewer causes).
+  while (!s.recycles.empty() && s.recycles.back() == 0) s.recycles.pop_back();
   return s;
 }
 
