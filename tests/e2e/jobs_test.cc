@@ -220,6 +220,21 @@ size_t Count(const std::string& text, const std::string& needle) {
   return n;
 }
 
+// ruby (with the beaneater gem) and beanstalkd, or nullopt after saying which is missing.
+std::optional<std::pair<std::string, std::string>> JobsTools() {
+  const auto ruby = LookUpInPath("ruby");
+  const auto beanstalkd = LookUpInPath("beanstalkd");
+  if (!ruby || !beanstalkd) {
+    MESSAGE("skipped: ruby or beanstalkd is not installed (it is in CI)");
+    return std::nullopt;
+  }
+  if (RunProgram({*ruby, "-e", "require 'beaneater'"}, 30s).status.code != 0) {
+    MESSAGE("skipped: the beaneater gem is not installed (ruby-beaneater, it is in CI)");
+    return std::nullopt;
+  }
+  return std::pair{*ruby, *beanstalkd};
+}
+
 bool PoolAtRest(const MasterRun& m, int n) {
   const auto st = Status(m);
   return st && st->ready == n && st->booting == 0 && st->draining == 0 &&
@@ -228,30 +243,23 @@ bool PoolAtRest(const MasterRun& m, int n) {
 
 TEST_CASE(
     "jobs: beanstalkd workers lose and cut short no job through resizes, upgrades and a kill") {
-  const auto ruby = LookUpInPath("ruby");
-  const auto beanstalkd_bin = LookUpInPath("beanstalkd");
-  if (!ruby || !beanstalkd_bin) {
-    MESSAGE("skipped: ruby or beanstalkd is not installed (it is in CI)");
-    return;
-  }
-  if (RunProgram({*ruby, "-e", "require 'beaneater'"}, 30s).status.code != 0) {
-    MESSAGE("skipped: the beaneater gem is not installed (ruby-beaneater, it is in CI)");
-    return;
-  }
+  const auto tools = JobsTools();
+  if (!tools) return;
+  const auto& [ruby, beanstalkd_bin] = *tools;
   const auto started = Clock::now();
   const std::string example = JobsExampleDir();
-  Beanstalkd queue(*beanstalkd_bin);
+  Beanstalkd queue(beanstalkd_bin);
   TempDir results_dir;
   const std::string results = results_dir.File("results");
   const std::vector<std::string> env = {"BEANSTALKD_URL=" + queue.url(), "JOBS_RESULTS=" + results,
                                         "JOBS_SLEEP_MS=5"};
 
-  MasterRun m({"-n", "4", "-m", "manual"}, {*ruby, example + "/bin/work"}, env);
+  MasterRun m({"-n", "4", "-m", "manual"}, {ruby, example + "/bin/work"}, env);
   REQUIRE_MESSAGE(PollUntil([&] { return PoolAtRest(m, 4); }, 30s), m.Log());
 
   // The example producer enqueues the first 2000 jobs; the feeder keeps a backlog after them.
   const long first_batch = 2000;
-  const Finished produced = RunProgram({*ruby, example + "/bin/produce", "2000"}, 30s,
+  const Finished produced = RunProgram({ruby, example + "/bin/produce", "2000"}, 30s,
                                        {"BEANSTALKD_URL=" + queue.url(), "JOB_TTR=5"});
   REQUIRE_MESSAGE(produced.status.code == 0, produced.err);
   Feeder feeder(queue.port(), first_batch + 1, 40000);
@@ -370,23 +378,16 @@ TEST_CASE(
 // replacement is ready, and finishes the job in hand. No job is lost, cut short or run twice
 // (no worker is SIGKILLed here), and the ready count never drops below N.
 TEST_CASE("jobs: MAX_JOBS recycles under a steady stream lose and cut short no job") {
-  const auto ruby = LookUpInPath("ruby");
-  const auto beanstalkd_bin = LookUpInPath("beanstalkd");
-  if (!ruby || !beanstalkd_bin) {
-    MESSAGE("skipped: ruby or beanstalkd is not installed (it is in CI)");
-    return;
-  }
-  if (RunProgram({*ruby, "-e", "require 'beaneater'"}, 30s).status.code != 0) {
-    MESSAGE("skipped: the beaneater gem is not installed (ruby-beaneater, it is in CI)");
-    return;
-  }
+  const auto tools = JobsTools();
+  if (!tools) return;
+  const auto& [ruby, beanstalkd_bin] = *tools;
   const std::string example = JobsExampleDir();
-  Beanstalkd queue(*beanstalkd_bin);
+  Beanstalkd queue(beanstalkd_bin);
   TempDir results_dir;
   const std::string results = results_dir.File("results");
   const std::vector<std::string> env = {"BEANSTALKD_URL=" + queue.url(), "JOBS_RESULTS=" + results,
                                         "JOBS_SLEEP_MS=5", "MAX_JOBS=100"};
-  MasterRun m({"-n", "4", "-m", "manual"}, {*ruby, example + "/bin/work"}, env);
+  MasterRun m({"-n", "4", "-m", "manual"}, {ruby, example + "/bin/work"}, env);
   REQUIRE_MESSAGE(PollUntil([&] { return PoolAtRest(m, 4); }, 30s), m.Log());
   ReadySampler sampler(m);
   Feeder feeder(queue.port(), 1, 6000);
@@ -451,19 +452,12 @@ TEST_CASE("jobs: MAX_JOBS recycles under a steady stream lose and cut short no j
 // pool is recycled many times over (a replacement first, then the drain: the old worker
 // finishes the job in hand). No job is lost, none is cut short, none runs twice.
 TEST_CASE("jobs: workers that leak on every job are recycled by memory, no job lost or cut short") {
-  const auto ruby = LookUpInPath("ruby");
-  const auto beanstalkd_bin = LookUpInPath("beanstalkd");
-  if (!ruby || !beanstalkd_bin) {
-    MESSAGE("skipped: ruby or beanstalkd is not installed (it is in CI)");
-    return;
-  }
-  if (RunProgram({*ruby, "-e", "require 'beaneater'"}, 30s).status.code != 0) {
-    MESSAGE("skipped: the beaneater gem is not installed (ruby-beaneater, it is in CI)");
-    return;
-  }
+  const auto tools = JobsTools();
+  if (!tools) return;
+  const auto& [ruby, beanstalkd_bin] = *tools;
   const auto started = Clock::now();
   const std::string example = JobsExampleDir();
-  Beanstalkd queue(*beanstalkd_bin);
+  Beanstalkd queue(beanstalkd_bin);
   TempDir results_dir;
   const std::string results = results_dir.File("results");
   // 256 KiB kept per job: a worker passes the soft limit after about 100 jobs.
@@ -472,18 +466,11 @@ TEST_CASE("jobs: workers that leak on every job are recycled by memory, no job l
                                         "JOBS_LEAK_KB=256"};
   MasterRun m({"-n", "4", "-m", "manual", "--max-worker-memory", "60M,hard=400M",
                "--memory-interval", "0.2"},
-              {*ruby, example + "/bin/work"}, env);
+              {ruby, example + "/bin/work"}, env);
   REQUIRE_MESSAGE(PollUntil([&] { return PoolAtRest(m, 4); }, 30s), m.Log());
   Feeder feeder(queue.port(), 1, 40000);
-  auto count = [](const std::string& text, const std::string& needle) {
-    size_t n = 0;
-    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
-      ++n;
-    }
-    return n;
-  };
   const bool recycled =
-      PollUntil([&] { return count(m.Log(), "(memory, age") >= 12; }, 120s);
+      PollUntil([&] { return Count(m.Log(), "(memory, age") >= 12; }, 120s);
   feeder.Stop();
   CHECK_FALSE(feeder.failed());
   REQUIRE_MESSAGE(recycled, m.Log());
@@ -507,8 +494,8 @@ TEST_CASE("jobs: workers that leak on every job are recycled by memory, no job l
   const auto [lost, duplicates, duplicates_not_killed, cut_by_kill, cut_otherwise, workers_seen] =
       TallyJobs(r, ids, 0);
   const std::string log = m.Log();
-  const size_t memory_recycles = count(log, "(memory, age");
-  const size_t hard = count(log, "(memory_hard");
+  const size_t memory_recycles = Count(log, "(memory, age");
+  const size_t hard = Count(log, "(memory_hard");
   // Every worker that is gone was drained after its replacement was ready, and exited 0.
   long drained = 0, killed = 0;
   for (const auto& [pid, how] : WorkerEnds(m)) {
