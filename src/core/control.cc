@@ -487,8 +487,9 @@ void Control::WorkerRecycle(const wire::Request& r, const Peer& peer, Time now) 
                   "; ignoring its worker:recycle",
               now);
   } else if (result != RecycleResult::kStarted && result != RecycleResult::kQueued) {
-    host_.log.Log(LogLevel::kInfo,
-                  "control: worker:recycle: " + RecycleResultText(result, *pid));
+    LogLimited(idle_recycles_, LogLevel::kInfo,
+               "control: worker:recycle: " + RecycleResultText(result, *pid), "worker:recycle",
+               now);
   }
 }
 
@@ -552,14 +553,19 @@ void Control::WorkerAck(const wire::Request& r, const Peer& peer, Time now) {
 }
 
 void Control::RefuseAck(const std::string& line, Time now) {
-  const LogLimiter::Verdict v = refused_acks_.Note(now);
+  LogLimited(refused_acks_, LogLevel::kWarn, line, "worker:ack", now);
+}
+
+void Control::LogLimited(LogLimiter& limiter, LogLevel level, const std::string& line,
+                         const std::string& what, Time now) {
+  const LogLimiter::Verdict v = limiter.Note(now);
   if (v.ended && v.ended->unlogged > 0) {
-    host_.log.Log(LogLevel::kWarn, "control: refused " + std::to_string(v.ended->count) +
-                                       " worker:ack requests in all in the run before, " +
-                                       std::to_string(v.ended->unlogged) + " of them not logged");
+    host_.log.Log(level, "control: refused " + std::to_string(v.ended->count) + " " + what +
+                             " requests in all in the run before, " +
+                             std::to_string(v.ended->unlogged) + " of them not logged");
   }
   if (!v.log) return;
-  host_.log.Log(LogLevel::kWarn,
+  host_.log.Log(level,
                 v.count == 1 ? line
                              : line + " (" + std::to_string(v.count) +
                                    " refused in this run; the next run says how many in all)");

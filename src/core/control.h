@@ -191,6 +191,10 @@ class Control {
   // A refused worker:ack, logged through refused_acks_: any peer allowed on the socket (other
   // users with --control-allow-uid) can send them as fast as it likes.
   void RefuseAck(const std::string& line, Time now);
+  // One line through `limiter` (runs of a repeated line: the 1st, 10th, 100th... and a count),
+  // `what` naming the requests in the summary of a run.
+  void LogLimited(LogLimiter& limiter, LogLevel level, const std::string& line,
+                  const std::string& what, Time now);
   void AuditCommand(const std::string& by, const std::string& verb, const wire::Reply& reply,
                     Time now);
   void Resized(int from, int to, const std::string& by, Time now);
@@ -200,6 +204,9 @@ class Control {
   ControlHost host_;
   MasterInfo info_;
   LogLimiter refused_acks_;
+  // worker:recycle from the worker itself that changes nothing (pending already, draining...):
+  // a worker may send it in a loop.
+  LogLimiter idle_recycles_;
 };
 
 }  // namespace einhorn::core

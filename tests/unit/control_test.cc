@@ -1109,6 +1109,25 @@ TEST_CASE("control: a flood of refused worker:acks logs a few lines, not one eac
   CHECK(pool.host.Logged(LogLevel::kWarn, "(10000 refused in this run;"));
 }
 
+// A worker asking again and again while its recycle is pending is a line per run, not per ask.
+TEST_CASE("control: a flood of worker:recycle from the worker itself logs a few lines") {
+  Pool pool(2);
+  const Peer self = ProcessPeer({100, kMasterPid});
+  Ack(pool, R"({"command": "worker:ack", "pid": 100})", self, 1);
+  Ack(pool, R"({"command": "worker:ack", "pid": 101})", ProcessPeer({101, kMasterPid}), 1);
+  Send(pool, R"({"command": "worker:recycle", "pid": 100})", self, 2);
+  REQUIRE(pool.sup.workers().at(100).recycle == RecycleCause::kWorker);
+  const size_t spawns = pool.fx.spawns.size();
+  const size_t before = pool.host.logs.size();
+  for (int i = 0; i < 10000; ++i) {
+    Send(pool, R"({"command": "worker:recycle", "pid": 100})", self, 3 + i * 0.0001);
+  }
+  CHECK(pool.fx.spawns.size() == spawns);
+  CHECK(pool.host.logs.size() - before == 5);  // the 1st, 10th, 100th, 1000th and 10000th
+  CHECK(pool.host.Logged(LogLevel::kInfo,
+                         "control: worker:recycle: A recycle of worker 100 is pending already"));
+}
+
 TEST_CASE("control: on a -g channel worker:ack counts for the bound worker only") {
   Pool pool(3);
   // Without a pid: the channel's worker.
