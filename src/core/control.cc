@@ -572,11 +572,9 @@ void Control::LogLimited(LogLimiter& limiter, LogLevel level, const std::string&
 }
 
 void Control::WorkerPing(const wire::Request& r, const Peer& peer, Time now) {
-  std::optional<Pid> pid = peer.bound_worker;
-  if (r.pid) {
-    pid.reset();
-    if (*r.pid > 0 && *r.pid <= 0x7fffffff) pid = static_cast<Pid>(*r.pid);
-  }
+  // 0 for none: a plain value, as gcc 12's -Wmaybe-uninitialized misreads an optional here.
+  Pid pid = peer.bound_worker.value_or(0);
+  if (r.pid) pid = *r.pid > 0 && *r.pid <= 0x7fffffff ? static_cast<Pid>(*r.pid) : 0;
   // Kept per worker until its next ping, carried across reloads and shown by state: an
   // identifier, not a payload.
   if (r.ping_request_id && r.ping_request_id->text.size() > kMaxPingRequestId) {
@@ -584,7 +582,7 @@ void Control::WorkerPing(const wire::Request& r, const Peer& peer, Time now) {
                                         std::to_string(kMaxPingRequestId) + " bytes");
     return;
   }
-  if (!pid || !supervisor_.Ping(*pid, now, r.ping_request_id, host_.facts.WallClockNs())) {
+  if (pid <= 0 || !supervisor_.Ping(pid, now, r.ping_request_id, host_.facts.WallClockNs())) {
     host_.log.Log(LogLevel::kDebug, "control: worker:ping for an unknown pid");
   }
 }

@@ -197,7 +197,7 @@ class SocketConnection : public Connection {
 
   // Waits for bytes until `deadline` (none: for ever), which is `seconds` after the wait began;
   // appends them to the line buffer when `keep`. Sets eof_.
-  Status ReadSome(std::optional<Clock::time_point> deadline, double seconds, bool keep) {
+  Status ReadSome(const std::optional<Clock::time_point>& deadline, double seconds, bool keep) {
     int poll_ms = -1;
     if (deadline) {
       const auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - Clock::now());
