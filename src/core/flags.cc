@@ -76,6 +76,13 @@ class HidingFormatter : public CLI::Formatter {
     if (group == kHiddenGroup) return "";
     return CLI::Formatter::make_group(std::move(group), is_positional, std::move(opts));
   }
+  // A value_optional flag's default is the kBareFlag marker, not a value to show.
+  std::string make_option_opts(const CLI::Option* opt) const override {
+    std::string text = CLI::Formatter::make_option_opts(opt);
+    const std::string marker = std::string("=") + kBareFlag;
+    if (const size_t at = text.find(marker); at != std::string::npos) text.erase(at, marker.size());
+    return text;
+  }
 };
 
 // "-n,--number" as "-n/--number", for messages.
@@ -214,6 +221,8 @@ std::vector<SettingFlag> AddSettingFlags(CLI::App& app, int* quiet, int* verbose
     if (const char* type_name = d.flag.type_name ? d.flag.type_name : NumberName(d.field)) {
       f.opt->type_name(type_name);
     }
+    // CLI11 stores the default string as the result of a value left out.
+    if (d.flag.value_optional) f.opt->expected(0, 1)->default_str(kBareFlag);
   }
   return flags;
 }

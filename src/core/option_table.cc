@@ -213,6 +213,32 @@ Status MemoryMeasureFlag(const std::string& text, Options* o) {
   return Status::Ok();
 }
 
+// Issue 19 names the generic zygote `--preload` (config `preload: true`), Einhorn names its Ruby
+// preload `-p, --preload PATH`. Both hold: with a path it is Einhorn's; bare (Einhorn would take
+// the next flag for the path, and fail) or `true`, it is --zygote.
+void ReadPreload(const ConfigValue& v, Options* o) {
+  const std::string& text = v.Scalar("a path, or true for the zygote of --zygote");
+  const bool plain = v.node().Tag() != "!";  // a quoted 'true' is a file's name
+  if (plain && (text == "true" || text == "false")) {
+    o->preload.clear();
+    if (text == "true") o->zygote = true;
+    return;
+  }
+  o->preload = text;  // empty: none, as Einhorn's failed require of "" ran the workers exec'd
+}
+// A path named true or false is shown as ./true, which reads back as that path.
+YAML::Node ShowPreload(const Options& o) {
+  return YAML::Node(o.preload == "true" || o.preload == "false" ? "./" + o.preload : o.preload);
+}
+Status PreloadFlag(const std::string& text, Options* o) {
+  if (text == kBareFlag) {
+    o->zygote = true;
+    return Status::Ok();
+  }
+  o->preload = text;
+  return Status::Ok();
+}
+
 }  // namespace
 
 // The entries, in the order of --help and --check-config; state_pos is the order of the
@@ -390,11 +416,15 @@ const std::vector<OptionDef>& OptionTable() {
        .live = true,
        .flag = {"-p,--preload",
                 "Einhorn's Ruby preload: load PATH once (load, or require for .rb) in a zygote and "
-                "fork the workers from it, calling einhorn_main (man einhorn-zygote)",
-                "PATH"},
+                "fork the workers from it, calling einhorn_main (man einhorn-zygote); without "
+                "PATH (followed by another flag or --): as --zygote",
+                "PATH", /*value_optional=*/true},
        .shown_default = "none",
        .state_pos = 38,
-       .state_if_set = true},
+       .state_if_set = true,
+       .read = ReadPreload,
+       .show = ShowPreload,
+       .from_flag = PreloadFlag},
       {.key = "gc_before_fork",
        .field = &Options::gc_before_fork,
        .live = true,

@@ -67,7 +67,13 @@ struct FlagSpec {
   const char* names = nullptr;
   const char* help = nullptr;
   const char* type_name = nullptr;
+  // The value may be left out (the next word is another flag, `--` or nothing): from_flag then
+  // gets kBareFlag. An empty value given as such (-p "") is not bare.
+  bool value_optional = false;
 };
+
+// What from_flag gets for a flag of value_optional given without its value.
+inline constexpr const char* kBareFlag = "\x01" "bare";
 
 // One value of the config file, where it stands (for messages "FILE:LINE: PATH: ...").
 // Implemented in config.cc, the file's reader; the readers throw the loader's error.

@@ -283,6 +283,30 @@ reexec_as: [env, "A=1", einhorn-cpp]
   CHECK(Effective({"--config", "app.yaml"}, RenderConfig(defaults)) == defaults);
 }
 
+TEST_CASE("config: preload is a path, or true for the zygote of --zygote") {
+  Options o = Load("command: [x]\npreload: true\n").options;
+  CHECK(o.zygote);
+  CHECK(o.preload.empty());
+  o = Load("command: [x]\npreload: false\n").options;
+  CHECK_FALSE(o.zygote);
+  CHECK(o.preload.empty());
+  o = Load("command: [x]\npreload: app.rb\n").options;
+  CHECK_FALSE(o.zygote);
+  CHECK(o.preload == "app.rb");
+  // Quoted, true is a file's name; shown as ./true so that it reads back as that file.
+  o = Load("command: [x]\npreload: \"true\"\n").options;
+  CHECK_FALSE(o.zygote);
+  CHECK(o.preload == "true");
+  const std::string text = RenderConfig(o);
+  CHECK(text.find("preload: ./true") != std::string::npos);
+  CHECK(Load(text).options.preload == "./true");
+  CHECK(RenderConfig(Load(text).options) == text);
+  o = Load("command: [x]\npreload: \"\"\n").options;
+  CHECK_FALSE(o.zygote);
+  CHECK(o.preload.empty());
+  CHECK(LoadError("command: [x]\npreload: [a]\n").find("preload") != std::string::npos);
+}
+
 TEST_CASE("every key is documented as live or restart-only") {
   const std::vector<std::string> keys = ConfigKeys();
   CHECK(keys.size() == 41);

@@ -301,7 +301,39 @@ TEST_CASE("-p PATH and --gc-before-fork are Einhorn's Ruby preload") {
   CHECK(Run({"x"}).preload.empty());
   CHECK(UsageErr({"--gc-before-fork", "x"}).find("--gc-before-fork works only with -p PATH") !=
         std::string::npos);
-  CHECK(UsageErr({"--preload"}).find("--preload") != std::string::npos);
+  // An explicit empty PATH is no preload (Einhorn's require of "" fails, and it runs the
+  // workers exec'd), not a request for a zygote.
+  o = Run({"-p", "", "x"});
+  CHECK(o.preload.empty());
+  CHECK_FALSE(o.zygote);
+}
+
+// Issue 19 also names the generic zygote `--preload`: without a PATH (the next word is a flag,
+// `--` or nothing) it is --zygote. Einhorn took the next word as the path even then, and failed.
+TEST_CASE("--preload without PATH is the zygote of --zygote, with PATH Einhorn's preload") {
+  Options o = Run({"--preload", "-n", "2", "--", "python3", "app.py"});
+  CHECK(o.zygote);
+  CHECK(o.preload.empty());
+  CHECK(o.number == 2);
+  CHECK(o.command == std::vector<std::string>{"python3", "app.py"});
+  o = Run({"-n", "3", "--preload", "--", "x"});
+  CHECK(o.zygote);
+  CHECK(o.number == 3);
+  CHECK(o.command == std::vector<std::string>{"x"});
+  CHECK(Run({"-p", "-m", "manual", "x"}).zygote);
+  o = Run({"--preload", "app.rb", "-n", "2", "--", "x"});
+  CHECK_FALSE(o.zygote);
+  CHECK(o.preload == "app.rb");
+  // As Einhorn: a word that is not a flag is the PATH, even the worker's program.
+  o = Run({"--preload", "python3", "app.py"});
+  CHECK(o.preload == "python3");
+  CHECK(o.command == std::vector<std::string>{"app.py"});
+  CHECK_FALSE(Run({"x"}).zygote);
+  // The marker CLI11 holds for "no value" never shows.
+  const std::string help = Parse({"--help"}).out;
+  CHECK(help.find("-p,--preload PATH ") != std::string::npos);
+  CHECK(help.find('\x01') == std::string::npos);
+  CHECK(help.find("PATH=") == std::string::npos);
 }
 
 TEST_CASE("--reexec-as is shell-split into the argv reload execs") {
