@@ -135,7 +135,33 @@ def _valid_request(req):
     if not isinstance(names, list) or not all(
             isinstance(n, str) and n and "=" not in n and "\0" not in n for n in names):
         return "'self_pid_vars' is not a list of names"
+    sig = req.get("pdeath_signal")
+    if sig is not None and (isinstance(sig, bool) or not isinstance(sig, int)
+                            or not 1 <= sig <= 64):
+        return "'pdeath_signal' is not a signal number"
     return None
+
+
+_PRCTL = []  # libc's prctl, looked up in the zygote the first time a request needs it
+
+
+def _prctl():
+    if not _PRCTL:
+        import ctypes
+        _PRCTL.append(ctypes.CDLL(None, use_errno=True).prctl)
+    return _PRCTL[0]
+
+
+def _set_parent_death_signal(sig):
+    """-k: a fork cleared the parent-death signal, so the worker sets it once the master is its
+    parent (before, C's exit would fire it). As an exec'd worker, it then checks that the master
+    is still its parent: one that died just before would never send it."""
+    import ctypes
+    if _prctl()(1, sig, 0, 0, 0) != 0:  # PR_SET_PDEATHSIG
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+    master = os.environ.get("EINHORN_MASTER_PID", "")
+    if master.isdigit() and os.getppid() != int(master):
+        os._exit(1)
 
 
 # The dispositions an exec'd Python interpreter starts with: everything default, but SIGINT
@@ -169,6 +195,8 @@ def _become_worker(sock, req, fds, intermediate):
     sock.close()
     random.seed()
     _wait_for_reparenting(intermediate)
+    if req.get("pdeath_signal") is not None:
+        _set_parent_death_signal(req["pdeath_signal"])
 
 
 def _replace_environ(env, self_pid_vars):
@@ -233,6 +261,12 @@ def _fork_worker(sock, req, fds):
             os.write(w, ("E" + str(e.strerror)).encode())
             os._exit(1)
         if worker != 0:
+            # Its process group before anyone hears of it (it does the same first thing, but
+            # may not have run yet when the reply arrives).
+            try:
+                os.setpgid(worker, worker)
+            except OSError:
+                pass
             os.write(w, ("P%d" % worker).encode())
             os._exit(0)
         os.close(w)
@@ -286,6 +320,8 @@ def _serve_requests(sock):
                 continue
             _log("protocol error from the master: %s; exiting" % problem)
             os._exit(3)
+        if req.get("pdeath_signal") is not None:
+            _prctl()  # looked up once, before the fork, not in every worker
         pid, error = _fork_worker(sock, req, fds)
         if pid == "worker":
             return

@@ -130,6 +130,7 @@ module EinhornZygote
         log("protocol error from the master: #{problem}; exiting")
         exit!(3)
       end
+      prctl if req["pdeath_signal"] # looked up once, before the fork, not in every worker
       pid, error = fork_worker(sock, req, ios)
       return req if pid == :worker
 
@@ -188,7 +189,31 @@ module EinhornZygote
     names = req.fetch("self_pid_vars", [])
     return "'self_pid_vars' is not a list of names" unless names.is_a?(Array) && names.all? { |n| name_ok?(n) }
 
+    sig = req["pdeath_signal"]
+    return "'pdeath_signal' is not a signal number" unless sig.nil? || (sig.is_a?(Integer) && sig.between?(1, 64))
+
     nil
+  end
+
+  # libc's prctl through Fiddle (standard library), looked up in the zygote the first time a
+  # request needs it.
+  def prctl
+    @prctl ||= begin
+      require "fiddle"
+      Fiddle::Function.new(Fiddle.dlopen(nil)["prctl"], [Fiddle::TYPE_INT, Fiddle::TYPE_LONG,
+                                                         Fiddle::TYPE_LONG, Fiddle::TYPE_LONG,
+                                                         Fiddle::TYPE_LONG], Fiddle::TYPE_INT)
+    end
+  end
+
+  # -k: a fork cleared the parent-death signal, so the worker sets it once the master is its
+  # parent (before, C's exit would fire it). As an exec'd worker, it then checks that the master
+  # is still its parent: one that died just before would never send it.
+  def set_parent_death_signal(sig)
+    raise SystemCallError.new("prctl(PR_SET_PDEATHSIG)", Fiddle.last_error) unless prctl.call(1, sig, 0, 0, 0).zero?
+
+    master = ENV.fetch("EINHORN_MASTER_PID", "")
+    exit!(1) if master.match?(/\A\d+\z/) && Process.ppid != master.to_i
   end
 
   # Nothing buffered in the zygote may be written twice (by it and by a worker); a closed
@@ -222,6 +247,13 @@ module EinhornZygote
         exit!(1)
       end
       if worker
+        # Its process group before anyone hears of it (it does the same first thing, but may
+        # not have run yet when the reply arrives).
+        begin
+          Process.setpgid(worker, worker)
+        rescue SystemCallError
+          nil
+        end
         w.write("P#{worker}")
         exit!(0)
       end
@@ -263,6 +295,7 @@ module EinhornZygote
     sock.close
     reseed_random
     wait_for_reparenting(intermediate)
+    set_parent_death_signal(req["pdeath_signal"]) if req["pdeath_signal"]
   end
 
   # Application code must see the master as its parent (Einhorn::Worker checks Process.ppid

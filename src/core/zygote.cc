@@ -558,7 +558,8 @@ Result<ZygoteMessage> ParseZygoteMessage(std::string_view packet) {
 }
 
 std::string EncodeSpawnRequest(std::int64_t id, const std::vector<std::string>& env,
-                               const std::vector<std::string>& self_pid_vars) {
+                               const std::vector<std::string>& self_pid_vars,
+                               std::optional<int> pdeath_signal) {
   std::string out = "{\"spawn\": " + std::to_string(id) + ", \"env\": {";
   bool first = true;
   for (const std::string& e : env) {
@@ -575,7 +576,9 @@ std::string EncodeSpawnRequest(std::int64_t id, const std::vector<std::string>& 
     if (i > 0) out += ", ";
     AppendJsonString(out, self_pid_vars[i]);
   }
-  out += "]}";
+  out += "]";
+  if (pdeath_signal) out += ", \"pdeath_signal\": " + std::to_string(*pdeath_signal);
+  out += "}";
   return out;
 }
 

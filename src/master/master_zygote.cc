@@ -350,7 +350,9 @@ core::Result<pid_t> Master::ForkFromZygote(const core::SpawnRequest& request,
   if (plan.set_listen_pid) self_pid_vars.push_back("LISTEN_PID");
   if (plan.set_watchdog_pid) self_pid_vars.push_back("WATCHDOG_PID");
   const std::int64_t id = link->next_id++;
-  const std::string request_bytes = core::EncodeSpawnRequest(id, plan.env, self_pid_vars);
+  // -k: a fork clears the parent-death signal, so the worker sets it itself once reparented.
+  const std::string request_bytes =
+      core::EncodeSpawnRequest(id, plan.env, self_pid_vars, plan.pdeath_signal);
   if (request_bytes.size() > core::kMaxZygotePacket) {
     return R::Error("the worker's environment is too big for one zygote message (" +
                     std::to_string(request_bytes.size()) + " bytes)");

@@ -5,6 +5,7 @@
 // the old zygote must go once its generation has drained. (tests/bench/wrk_upgrades.sh with
 // APP=python-zygote is the same under wrk, 10 upgrades and more.)
 #include <doctest/doctest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -103,6 +104,46 @@ TEST_CASE("preload: an HTTP app forked from a Python zygote loses no request thr
   MESSAGE(load.Summary());
   CHECK(load.failed() == 0);
   CHECK(load.ok() > 100);
+}
+
+// -k: an exec'd worker gets SIGUSR2 when the master dies (prctl(PR_SET_PDEATHSIG)), but a fork
+// clears that setting, so a worker forked by a zygote must set it itself, from the spawn
+// request's "pdeath_signal", once it is the master's child. Both libraries.
+TEST_CASE("preload: with -k the workers forked by the Python and Ruby zygote libraries get SIGUSR2 when the master dies") {
+  struct Lang {
+    const char* name;
+    std::vector<std::string> worker;
+    std::vector<std::string> flags;
+    std::string env;
+  };
+  TempDir d;
+  const std::string rb_app = d.File("app.rb");
+  std::ofstream(rb_app) << "require \"einhorn_zygote\"\nEinhornZygote.serve(load: -> {}) { sleep }\n";
+  const Lang langs[] = {
+      {"python", {kPython, ZYGOTE_HTTP_APP}, {"-m", "manual", "-b", "127.0.0.1:0"},
+       std::string("PYTHONPATH=") + ZYGOTE_PYTHON_DIR},
+      {"ruby", {"/usr/bin/ruby", rb_app}, {"-m", "0.1"}, std::string("RUBYLIB=") + ZYGOTE_RUBY_DIR},
+  };
+  for (const Lang& l : langs) {
+    INFO(l.name);
+    if (access(l.worker[0].c_str(), X_OK) != 0) {
+      MESSAGE("skipped: no ", l.worker[0]);
+      continue;
+    }
+    std::vector<std::string> flags = {"--zygote", "-k", "-n", "2"};
+    flags.insert(flags.end(), l.flags.begin(), l.flags.end());
+    MasterRun m(flags, l.worker, {l.env});
+    REQUIRE(PollUntil([&] { return PoolSettled(m, 2, 1); }, 20s));
+    const std::set<pid_t> workers = Pids(m);
+    REQUIRE(workers.size() == 2);
+    for (const pid_t w : workers) REQUIRE(IsChild(m.pid(), w));
+    REQUIRE(m.process().Signal(SIGKILL));
+    REQUIRE(m.process().WaitExit(10s).has_value());
+    for (const pid_t w : workers) {
+      CHECK(PollUntil([&] { return !ProcessAlive(w); }, 10s));
+      if (ProcessAlive(w)) kill(w, SIGKILL);  // not left behind when the check failed
+    }
+  }
 }
 
 }  // namespace

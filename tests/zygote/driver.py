@@ -292,6 +292,17 @@ def library_scenarios(lang):
             w.close_sent()
             check(isinstance(reply, dict) and reply.get("failed") == rid,
                   "%s: env %r is answered 'failed' (got %r)" % (lang, bad_env, reply))
+        # A bad parent-death signal (-k) fails that request only.
+        for bad_sig in ("9", 0, 65, True, 1.5):
+            w = Worker()
+            rid = z.next_id
+            z.next_id += 1
+            _, reply = z.spawn(None, w.fds(), raw={"spawn": rid, "env": worker_env(),
+                                                   "self_pid_vars": [], "pdeath_signal": bad_sig})
+            w.close_sent()
+            check(isinstance(reply, dict) and reply.get("failed") == rid
+                  and "pdeath_signal" in reply.get("error", ""),
+                  "%s: pdeath_signal %r is answered 'failed' (got %r)" % (lang, bad_sig, reply))
         # An unknown message is ignored; the next request still works.
         z.sock.send(json.dumps({"hello": "future"}).encode())
         w3 = Worker()
