@@ -135,6 +135,10 @@ def _valid_request(req):
     if not isinstance(names, list) or not all(
             isinstance(n, str) and n and "=" not in n and "\0" not in n for n in names):
         return "'self_pid_vars' is not a list of names"
+    targets = req.get("fds", [])
+    if not isinstance(targets, list) or len(set(targets)) != len(targets) or not all(
+            isinstance(t, int) and not isinstance(t, bool) and 3 <= t < 65536 for t in targets):
+        return "'fds' is not a list of distinct fd numbers from 3"
     sig = req.get("pdeath_signal")
     if sig is not None and (isinstance(sig, bool) or not isinstance(sig, int)
                             or not 1 <= sig <= 64):
@@ -187,12 +191,15 @@ def _become_worker(sock, req, fds, intermediate):
     os.setpgid(0, 0)
     _reset_signals()
     _replace_environ(req["env"], req.get("self_pid_vars", []))
-    # Two phases, so that a received fd numbered 0..2 is not overwritten before it is copied.
-    high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for fd in fds]
-    for target, fd in enumerate(high):
-        os.dup2(fd, target, inheritable=True)
-    _close_all(set(fds + high) - {0, 1, 2})
+    # Two phases, so that a received fd sitting at a target number is not overwritten before
+    # it is copied: first copies above every target, then each to its number. The zygote socket
+    # goes first: its number is the one after the listeners, where -g's channel goes.
+    targets = [0, 1, 2] + list(req.get("fds", []))
+    high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, max(targets) + 1) for fd in fds]
     sock.close()
+    for target, fd in zip(targets, high):
+        os.dup2(fd, target, inheritable=True)
+    _close_all(set(fds + high) - set(targets))
     random.seed()
     _wait_for_reparenting(intermediate)
     if req.get("pdeath_signal") is not None:
@@ -310,8 +317,9 @@ def _serve_requests(sock):
             _close_all(fds)
             continue  # a message this version does not know: ignored (forward compatible)
         problem = _valid_request(req)
-        if problem is None and len(fds) != 3:
-            problem = "%d fds instead of 3 (stdin, stdout, stderr)" % len(fds)
+        if problem is None and len(fds) != 3 + len(req.get("fds", [])):
+            problem = "%d fds instead of %d (stdin, stdout, stderr and 'fds')" % (
+                len(fds), 3 + len(req.get("fds", [])))
         rid = req.get("spawn")
         if problem is not None:
             _close_all(fds)

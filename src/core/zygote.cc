@@ -559,7 +559,8 @@ Result<ZygoteMessage> ParseZygoteMessage(std::string_view packet) {
 
 std::string EncodeSpawnRequest(std::int64_t id, const std::vector<std::string>& env,
                                const std::vector<std::string>& self_pid_vars,
-                               std::optional<int> pdeath_signal) {
+                               std::optional<int> pdeath_signal,
+                               const std::vector<int>& fd_targets) {
   std::string out = "{\"spawn\": " + std::to_string(id) + ", \"env\": {";
   bool first = true;
   for (const std::string& e : env) {
@@ -578,6 +579,14 @@ std::string EncodeSpawnRequest(std::int64_t id, const std::vector<std::string>& 
   }
   out += "]";
   if (pdeath_signal) out += ", \"pdeath_signal\": " + std::to_string(*pdeath_signal);
+  if (!fd_targets.empty()) {
+    out += ", \"fds\": [";
+    for (size_t i = 0; i < fd_targets.size(); ++i) {
+      if (i > 0) out += ", ";
+      out += std::to_string(fd_targets[i]);
+    }
+    out += "]";
+  }
   out += "}";
   return out;
 }

@@ -106,6 +106,32 @@ TEST_CASE("preload: an HTTP app forked from a Python zygote loses no request thr
   CHECK(load.ok() > 100);
 }
 
+// -g: each worker gets its own connection to the command socket at EINHORN_SOCK_FD, which the
+// master sends with the spawn request ("fds"); the app acks over it. (Refused before.)
+TEST_CASE("preload: with -g each worker forked by the zygote gets its command-socket connection at EINHORN_SOCK_FD and acks over it") {
+  if (access(kPython, X_OK) != 0) {
+    MESSAGE("skipped: no ", kPython);
+    return;
+  }
+  MasterRun m({"--zygote", "-g", "-n", "2", "-m", "manual", "-b", "127.0.0.1:0"},
+              {kPython, ZYGOTE_HTTP_APP}, {std::string("PYTHONPATH=") + ZYGOTE_PYTHON_DIR});
+  for (int generation = 1; generation <= 2; ++generation) {
+    INFO("generation ", generation);
+    if (generation == 2) CHECK(RunUpgrade(m).last == "Upgrade done");
+    REQUIRE(PollUntil([&] { return PoolSettled(m, 2, generation); }, 20s));
+    for (const pid_t w : Pids(m)) {
+      // fd 3 is the listener; 4 is the zygote's socket in the zygote, the channel in a worker.
+      // (/proc/PID/environ shows what the zygote was exec'd with: the app says what it used.)
+      CHECK(m.LogHas("zygote_http: worker " + std::to_string(w) + " acked on EINHORN_SOCK_FD=4"));
+      char target[256] = {};
+      const std::string link = "/proc/" + std::to_string(w) + "/fd/4";
+      REQUIRE(readlink(link.c_str(), target, sizeof target - 1) > 0);
+      CHECK(std::string(target).rfind("socket:", 0) == 0);
+    }
+  }
+  CHECK_FALSE(m.LogHas("could not start the worker"));
+}
+
 // -k: an exec'd worker gets SIGUSR2 when the master dies (prctl(PR_SET_PDEATHSIG)), but a fork
 // clears that setting, so a worker forked by a zygote must set it itself, from the spawn
 // request's "pdeath_signal", once it is the master's child. Both libraries.

@@ -342,11 +342,5 @@ TEST_CASE("preload: the zygotes go when the master stops") {
   CHECK(PollUntil([&] { return !ProcessAlive(zygote); }, 10s));
 }
 
-TEST_CASE("preload: refused with -g, which needs a fourth fd") {
-  const Finished f = RunToExit({"--zygote", "-g", "--", TEST_ZYGOTE_BIN});
-  CHECK(f.status.code == 2);
-  CHECK(f.err.find("--zygote cannot be used with -g") != std::string::npos);
-}
-
 }  // namespace
 }  // namespace einhorn::test

@@ -328,6 +328,9 @@ TEST_CASE("zygote messages: the spawn request is JSON with the whole environment
   // -k: the parent-death signal, by number.
   CHECK(EncodeSpawnRequest(2, {}, {}, 12) ==
         R"({"spawn": 2, "env": {}, "self_pid_vars": [], "pdeath_signal": 12})");
+  // -g: where the fds after stdio go.
+  CHECK(EncodeSpawnRequest(3, {}, {}, std::nullopt, {4, 5}) ==
+        R"({"spawn": 3, "env": {}, "self_pid_vars": [], "fds": [4, 5]})");
 }
 
 TEST_CASE("supervisor: an upgrade that fails before it begins uses up its generation and tells the subscribers") {

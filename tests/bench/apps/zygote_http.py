@@ -9,7 +9,8 @@ from $ZYGOTE_HTTP_VERSION_FILE (default "v1") and says so on stderr:
     zygote_http: zygote ZPID loaded version V
 Each worker (forked from that zygote, or exec'd without --zygote) says on stderr
     zygote_http: worker PID forked from zygote ZPID, version V, serving
-then acks manually (worker:ack on $EINHORN_SOCK_PATH) and answers GET / with
+then acks manually (worker:ack on $EINHORN_SOCK_PATH, or with -g on the fd in $EINHORN_SOCK_FD)
+and answers GET / with
     hello from worker PID (zygote ZPID, version V)
 over HTTP/1.1 with Connection: close. SIGUSR2 drains: it stops accepting, finishes the request
 in hand and exits 0 (connections still in the shared backlog go to the other workers);
@@ -64,10 +65,15 @@ def listening_socket():
 
 
 def ack():
+    line = json.dumps({"command": "worker:ack", "pid": os.getpid()}, separators=(",", ":"))
+    channel = os.environ.get("EINHORN_SOCK_FD")
+    if channel:  # -g: a connection of our own to the command socket, at that fd
+        os.write(int(channel), line.encode() + b"\n")
+        say("worker %d acked on EINHORN_SOCK_FD=%s" % (os.getpid(), channel))
+        return
     path = os.environ.get("EINHORN_SOCK_PATH")
     if not path:
         return
-    line = json.dumps({"command": "worker:ack", "pid": os.getpid()}, separators=(",", ":"))
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as control:
         control.connect(path)
         control.sendall(line.encode() + b"\n")
