@@ -136,8 +136,9 @@ def _valid_request(req):
             isinstance(n, str) and n and "=" not in n and "\0" not in n for n in names):
         return "'self_pid_vars' is not a list of names"
     targets = req.get("fds", [])
-    if not isinstance(targets, list) or len(set(targets)) != len(targets) or not all(
-            isinstance(t, int) and not isinstance(t, bool) and 3 <= t < 65536 for t in targets):
+    if not isinstance(targets, list) or not all(
+            isinstance(t, int) and not isinstance(t, bool) and 3 <= t < 65536
+            for t in targets) or len(set(targets)) != len(targets):
         return "'fds' is not a list of distinct fd numbers from 3"
     sig = req.get("pdeath_signal")
     if sig is not None and (isinstance(sig, bool) or not isinstance(sig, int)

@@ -324,7 +324,8 @@ def library_scenarios(lang):
             check(rep is not None and rep["fds"].get(str(lfd)) is not None,
                   "%s: ... and the listen fd stays" % lang)
         os.close(w_extra)
-        for bad_fds, sent in (([40], 3), (["40"], 4), ([2], 4), ([40, 40], 5)):
+        for bad_fds, sent in (([40], 3), (["40"], 4), ([2], 4), ([40, 40], 5), ([[40]], 4),
+                              ({"40": 1}, 4)):
             w = Worker()
             rid = z.next_id
             z.next_id += 1
