@@ -75,12 +75,15 @@ pid0=$MASTER
 # `problem` (empty when so); remembers the zygote, whose predecessor must exit.
 zygotes=()
 check_zygote_generation() {
-  local want_version=$1 st gen z pids p line bad=
+  local want_version=$1 st gen z pids p line spawns bad=
   problem=
   st=$(ctl status --json) || { problem="no status"; return; }
   gen=$(jq -r .generation <<<"$st")
   z=$(jq -r --argjson g "$gen" '[.zygotes[] | select(.generation == $g and .state == "ready") | .pid] | join(" ")' <<<"$st")
   [[ $z =~ ^[0-9]+$ ]] || { problem="generation $gen has ready zygotes '$z', want one"; return; }
+  # The master's own count: that zygote forked exactly the generation's workers.
+  spawns=$(jq -r --argjson z "$z" '.zygotes[] | select(.pid == $z) | .spawns' <<<"$st")
+  [ "$spawns" = "$n" ] || bad+=" the master counts $spawns workers forked by zygote $z, want $n;"
   mapfile -t pids < <(jq -r --argjson g "$gen" '.workers[] | select(.generation == $g) | .pid' <<<"$st")
   [ "${#pids[@]}" -eq "$n" ] || bad+=" ${#pids[@]} workers of generation $gen, want $n;"
   for p in "${pids[@]}"; do

@@ -37,6 +37,16 @@ pid_t ReadyZygote(const MasterRun& m, int generation) {
   return found;
 }
 
+// How many workers the master counts as forked by zygote `pid` (status), -1 if unknown.
+int SpawnsOf(const MasterRun& m, pid_t pid) {
+  const auto st = Status(m);
+  if (!st) return -1;
+  for (const auto& z : st->zygotes) {
+    if (z.pid == pid) return z.spawns;
+  }
+  return -1;
+}
+
 // The master's log has the app's line saying `worker` was forked from `zygote` with `version`.
 bool ForkedFrom(const MasterRun& m, pid_t worker, pid_t zygote, const std::string& version) {
   return m.LogHas("zygote_http: worker " + std::to_string(worker) + " forked from zygote " +
@@ -82,6 +92,7 @@ TEST_CASE("preload: an HTTP app forked from a Python zygote loses no request thr
     CHECK(new_zygote != zygote);
     const std::set<pid_t> now = Pids(m);
     CHECK(now.size() == 3);
+    CHECK(SpawnsOf(m, new_zygote) == 3);  // the master's count agrees with the app's lines
     for (const pid_t w : now) {
       CHECK(workers.count(w) == 0);  // all new processes
       CHECK(IsChild(m.pid(), w));    // the master's children, not the zygote's
