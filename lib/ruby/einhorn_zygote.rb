@@ -18,6 +18,7 @@
 
 require "socket"
 require "json"
+require "fcntl"
 
 module EinhornZygote
   PROTOCOL_VERSION = 1
@@ -119,7 +120,8 @@ module EinhornZygote
         next # a message this version does not know: ignored (forward compatible)
       end
       problem = request_problem(req)
-      problem ||= "#{ios.size} fds instead of 3 (stdin, stdout, stderr)" if ios.size != 3
+      wanted = 3 + (problem ? 0 : req.fetch("fds", []).size)
+      problem ||= "#{ios.size} fds instead of #{wanted} (stdin, stdout, stderr and 'fds')" if ios.size != wanted
       id = req["spawn"]
       if problem
         ios.each(&:close)
@@ -130,6 +132,7 @@ module EinhornZygote
         log("protocol error from the master: #{problem}; exiting")
         exit!(3)
       end
+      prctl if req["pdeath_signal"] # looked up once, before the fork, not in every worker
       pid, error = fork_worker(sock, req, ios)
       return req if pid == :worker
 
@@ -188,7 +191,36 @@ module EinhornZygote
     names = req.fetch("self_pid_vars", [])
     return "'self_pid_vars' is not a list of names" unless names.is_a?(Array) && names.all? { |n| name_ok?(n) }
 
+    targets = req.fetch("fds", [])
+    unless targets.is_a?(Array) && targets.uniq.size == targets.size &&
+           targets.all? { |t| t.is_a?(Integer) && t >= 3 && t < 65_536 }
+      return "'fds' is not a list of distinct fd numbers from 3"
+    end
+    sig = req["pdeath_signal"]
+    return "'pdeath_signal' is not a signal number" unless sig.nil? || (sig.is_a?(Integer) && sig.between?(1, 64))
+
     nil
+  end
+
+  # libc's prctl through Fiddle (standard library), looked up in the zygote the first time a
+  # request needs it.
+  def prctl
+    @prctl ||= begin
+      require "fiddle"
+      Fiddle::Function.new(Fiddle.dlopen(nil)["prctl"], [Fiddle::TYPE_INT, Fiddle::TYPE_LONG,
+                                                         Fiddle::TYPE_LONG, Fiddle::TYPE_LONG,
+                                                         Fiddle::TYPE_LONG], Fiddle::TYPE_INT)
+    end
+  end
+
+  # -k: a fork cleared the parent-death signal, so the worker sets it once the master is its
+  # parent (before, C's exit would fire it). As an exec'd worker, it then checks that the master
+  # is still its parent: one that died just before would never send it.
+  def set_parent_death_signal(sig)
+    raise SystemCallError.new("prctl(PR_SET_PDEATHSIG)", Fiddle.last_error) unless prctl.call(1, sig, 0, 0, 0).zero?
+
+    master = ENV.fetch("EINHORN_MASTER_PID", "")
+    exit!(1) if master.match?(/\A\d+\z/) && Process.ppid != master.to_i
   end
 
   # Nothing buffered in the zygote may be written twice (by it and by a worker); a closed
@@ -222,6 +254,13 @@ module EinhornZygote
         exit!(1)
       end
       if worker
+        # Its process group before anyone hears of it (it does the same first thing, but may
+        # not have run yet when the reply arrives).
+        begin
+          Process.setpgid(worker, worker)
+        rescue SystemCallError
+          nil
+        end
         w.write("P#{worker}")
         exit!(0)
       end
@@ -255,14 +294,31 @@ module EinhornZygote
     reset_signals
     ENV.replace(req["env"])
     req.fetch("self_pid_vars", []).each { |name| ENV[name] = Process.pid.to_s }
-    # Two phases, so that a received fd numbered 0..2 is not overwritten before it is copied.
-    # (IO#dup: fcntl(F_DUPFD_CLOEXEC, 3); Ruby 3.1's Fcntl has no F_DUPFD_CLOEXEC.)
-    high = ios.map(&:dup)
-    [STDIN, STDOUT, STDERR].each_with_index { |std, i| std.reopen(high[i]) }
-    (ios + high).each { |io| io.close unless io.closed? || io.fileno <= 2 }
+    # Two phases, so that a received fd sitting at a target number is not overwritten before it
+    # is copied: first copies above every target (F_DUPFD, then close-on-exec: Ruby 3.1's Fcntl
+    # has no F_DUPFD_CLOEXEC), then each to its number. The zygote socket goes first: its number
+    # is the one after the listeners, where -g's channel goes.
+    targets = req.fetch("fds", [])
+    floor = ([2] + targets).max + 1
+    high = ios.map do |io|
+      copy = IO.for_fd(io.fcntl(Fcntl::F_DUPFD, floor), autoclose: true)
+      copy.close_on_exec = true
+      copy
+    end
     sock.close
+    [STDIN, STDOUT, STDERR].each_with_index { |std, i| std.reopen(high[i]) }
+    targets.each_with_index do |target, i|
+      # F_DUPFD gives the lowest free number from target: target itself once it is free (a
+      # received fd sitting there is closed first: its copy is in high). The new fd is not
+      # close-on-exec, and no IO object owns it: it stays open for the application.
+      ios.each { |io| io.close if !io.closed? && io.fileno == target }
+      got = high[3 + i].fcntl(Fcntl::F_DUPFD, target)
+      raise "fd #{target} is taken (got #{got})" unless got == target
+    end
+    (ios + high).each { |io| io.close unless io.closed? || io.fileno <= 2 }
     reseed_random
     wait_for_reparenting(intermediate)
+    set_parent_death_signal(req["pdeath_signal"]) if req["pdeath_signal"]
   end
 
   # Application code must see the master as its parent (Einhorn::Worker checks Process.ppid

@@ -297,11 +297,6 @@ std::optional<Problem> ServiceProblem(const Options& o) {
                                                      : again.error()};
     }
   }
-  if ((o.zygote || !o.preload.empty()) && o.command_socket_as_fd) {
-    return Problem{o.zygote ? "zygote" : "preload",
-                   std::string(o.zygote ? "--zygote" : "-p") + " cannot be used with -g/--command-socket-as-fd yet (the zygote "
-                   "passes a worker only its stdin, stdout and stderr)"};
-  }
   for (const std::string& name : o.drop_env_vars) {
     if (name.empty() || name.find('=') != std::string::npos) {
       return Problem{"drop_env_var", "--drop-env-var '" + name + "' is not a variable name"};

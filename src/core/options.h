@@ -107,8 +107,8 @@ struct Options {
   // SIGUSR1. Empty: no files.
   std::string worker_log_dir;
   // --zygote: each generation's command runs once as a zygote that loads the application and
-  // forks the workers (man einhorn-zygote.7, core/zygote.h). Not with -g (its channel is a 4th
-  // fd). -p PATH implies it (core/preload.h ZygoteMode).
+  // forks the workers (man einhorn-zygote.7, core/zygote.h); -g's channel travels with each
+  // spawn request. -p PATH implies it (core/preload.h ZygoteMode).
   bool zygote = false;
 
   // Upgrades (see core/upgrade.h). Unset max_unacked means the number of CPUs, as Einhorn.

@@ -558,7 +558,9 @@ Result<ZygoteMessage> ParseZygoteMessage(std::string_view packet) {
 }
 
 std::string EncodeSpawnRequest(std::int64_t id, const std::vector<std::string>& env,
-                               const std::vector<std::string>& self_pid_vars) {
+                               const std::vector<std::string>& self_pid_vars,
+                               std::optional<int> pdeath_signal,
+                               const std::vector<int>& fd_targets) {
   std::string out = "{\"spawn\": " + std::to_string(id) + ", \"env\": {";
   bool first = true;
   for (const std::string& e : env) {
@@ -575,7 +577,17 @@ std::string EncodeSpawnRequest(std::int64_t id, const std::vector<std::string>& 
     if (i > 0) out += ", ";
     AppendJsonString(out, self_pid_vars[i]);
   }
-  out += "]}";
+  out += "]";
+  if (pdeath_signal) out += ", \"pdeath_signal\": " + std::to_string(*pdeath_signal);
+  if (!fd_targets.empty()) {
+    out += ", \"fds\": [";
+    for (size_t i = 0; i < fd_targets.size(); ++i) {
+      if (i > 0) out += ", ";
+      out += std::to_string(fd_targets[i]);
+    }
+    out += "]";
+  }
+  out += "}";
   return out;
 }
 

@@ -184,8 +184,15 @@ Result<ZygoteMessage> ParseZygoteMessage(std::string_view packet);
 
 // `{"spawn": ID, "env": {...}, "self_pid_vars": [...]}`; env entries are "NAME=value" (an entry
 // without '=' is skipped). Names and values are any bytes: invalid UTF-8 becomes U+FFFD (JSON
-// has no other way), so such an entry should not be relied upon.
+// has no other way), so such an entry should not be relied upon. With pdeath_signal (-k: the
+// signal's number), also `"pdeath_signal": N`: the worker sets it as its parent-death signal
+// once it is the master's child (an optional key, which zygotes that predate it ignore). With
+// fd_targets (-g's channel), also `"fds": [N, ...]`: the fds sent after the three of stdio go
+// to these numbers in the worker (a zygote that predates the key fails the request: it
+// expects exactly three fds).
 std::string EncodeSpawnRequest(std::int64_t id, const std::vector<std::string>& env,
-                               const std::vector<std::string>& self_pid_vars);
+                               const std::vector<std::string>& self_pid_vars,
+                               std::optional<int> pdeath_signal = std::nullopt,
+                               const std::vector<int>& fd_targets = {});
 
 }  // namespace einhorn::core

@@ -338,19 +338,30 @@ core::Result<pid_t> Master::ForkFromZygote(const core::SpawnRequest& request,
   ZygoteLink* link = it->second;
   // The worker's stdin is the master's (as for an exec'd one); stdout and stderr are the
   // master's or --worker-output's pipes. An fd the master does not have becomes /dev/null.
-  std::array<int, 3> fds{0, plan.stdout_fd >= 0 ? plan.stdout_fd : 1,
-                         plan.stderr_fd >= 0 ? plan.stderr_fd : 2};
+  std::vector<int> fds{0, plan.stdout_fd >= 0 ? plan.stdout_fd : 1,
+                       plan.stderr_fd >= 0 ? plan.stderr_fd : 2};
   sys::UniqueFd null_fd;
   for (int& fd : fds) {
     if (fcntl(fd, F_GETFD) >= 0) continue;
     if (!null_fd.valid()) null_fd.reset(open("/dev/null", O_RDWR | O_CLOEXEC));
     fd = null_fd.get();
   }
+  // The fds this spawn added after the listeners (-g's channel): the zygote has the listeners
+  // already, at the same numbers; these travel with the request, to the numbers an exec'd
+  // worker would have them at (the one after the listeners is the zygote socket's in the
+  // zygote, closed in the worker).
+  std::vector<int> fd_targets;
+  for (size_t i = setup_.listeners.size(); i < plan.pass_fds.size(); ++i) {
+    fds.push_back(plan.pass_fds[i]);
+    fd_targets.push_back(core::kFirstListenFd + static_cast<int>(i));
+  }
   std::vector<std::string> self_pid_vars;
   if (plan.set_listen_pid) self_pid_vars.push_back("LISTEN_PID");
   if (plan.set_watchdog_pid) self_pid_vars.push_back("WATCHDOG_PID");
   const std::int64_t id = link->next_id++;
-  const std::string request_bytes = core::EncodeSpawnRequest(id, plan.env, self_pid_vars);
+  // -k: a fork clears the parent-death signal, so the worker sets it itself once reparented.
+  const std::string request_bytes =
+      core::EncodeSpawnRequest(id, plan.env, self_pid_vars, plan.pdeath_signal, fd_targets);
   if (request_bytes.size() > core::kMaxZygotePacket) {
     return R::Error("the worker's environment is too big for one zygote message (" +
                     std::to_string(request_bytes.size()) + " bytes)");

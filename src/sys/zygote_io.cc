@@ -24,19 +24,23 @@ core::Result<std::pair<int, int>> SeqpacketPair() {
   return std::make_pair(fds[0], fds[1]);
 }
 
-core::Status SendPacket(int fd, std::string_view bytes, const std::array<int, 3>& fds) {
+core::Status SendPacket(int fd, std::string_view bytes, std::span<const int> fds) {
+  if (fds.empty() || fds.size() > kMaxPacketFds) {
+    return core::Status::Error("sendmsg to the zygote: " + std::to_string(fds.size()) +
+                               " fds (1 to " + std::to_string(kMaxPacketFds) + ")");
+  }
   msghdr msg{};
   iovec iov{const_cast<char*>(bytes.data()), bytes.size()};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 3)] = {};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxPacketFds)] = {};
   msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
+  msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
   cmsghdr* c = CMSG_FIRSTHDR(&msg);
   c->cmsg_level = SOL_SOCKET;
   c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int) * 3);
-  std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * 3);
+  c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+  std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
   for (;;) {
     const ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
     if (n >= 0) return core::Status::Ok();

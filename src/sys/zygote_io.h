@@ -1,12 +1,12 @@
 // The master's end of the zygote protocol (ZYGOTE-PROTOCOL v1, core/zygote.h), as thin
-// wrappers: the SOCK_SEQPACKET pair, one packet out with three fds, one packet in with a
+// wrappers: the SOCK_SEQPACKET pair, one packet out with its fds, one packet in with a
 // deadline, and the parent of a pid (the subreaper bit is sys/process.h's). No policy.
 #pragma once
 
 #include <sys/types.h>
 
-#include <array>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -17,8 +17,9 @@ namespace einhorn::sys {
 // socketpair(AF_UNIX, SOCK_SEQPACKET), both ends CLOEXEC: {master's, zygote's}.
 core::Result<std::pair<int, int>> SeqpacketPair();
 
-// One packet carrying `fds` in SCM_RIGHTS (MSG_NOSIGNAL; blocking).
-core::Status SendPacket(int fd, std::string_view bytes, const std::array<int, 3>& fds);
+// One packet carrying `fds` (1 to kMaxPacketFds) in SCM_RIGHTS (MSG_NOSIGNAL; blocking).
+inline constexpr size_t kMaxPacketFds = 16;
+core::Status SendPacket(int fd, std::string_view bytes, std::span<const int> fds);
 
 struct Received {
   enum class Kind { kPacket, kEof, kNothing, kTooBig, kError };

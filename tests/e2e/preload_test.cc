@@ -308,6 +308,29 @@ TEST_CASE("preload: a reload carries the zygote and its workers") {
   CHECK(PollUntil([&] { return !ProcessAlive(zygote); }, 20s));
 }
 
+// Field 19 of /proc/PID/stat: the niceness.
+std::string NiceOf(pid_t pid) {
+  const std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  const size_t close = stat.rfind(')');
+  if (close == std::string::npos) return "";
+  std::istringstream rest(stat.substr(close + 1));
+  std::string field;
+  for (int i = 3; i <= 19 && rest >> field; ++i) {
+  }
+  return field;
+}
+
+TEST_CASE("preload: the zygote runs at the workers' --nice niceness, and its workers inherit it") {
+  Preload p({"-n", "2", "-m", "0.1", "--nice", "0:7"});
+  MasterRun& m = *p.m;
+  REQUIRE(WaitWorkers(m, 2));
+  const auto zygotes = LiveZygotes(m);
+  REQUIRE(zygotes.size() == 1);
+  CHECK(NiceOf(*zygotes.begin()) == "7");
+  for (const auto& [pid, r] : m.LiveWorkers()) CHECK(NiceOf(pid) == "7");
+  CHECK(NiceOf(m.pid()) == "0");
+}
+
 TEST_CASE("preload: the zygotes go when the master stops") {
   Preload p({"-n", "2", "-m", "0.1"});
   MasterRun& m = *p.m;
@@ -317,12 +340,6 @@ TEST_CASE("preload: the zygotes go when the master stops") {
   const auto status = m.process().WaitExit(10s);
   REQUIRE(status.has_value());
   CHECK(PollUntil([&] { return !ProcessAlive(zygote); }, 10s));
-}
-
-TEST_CASE("preload: refused with -g, which needs a fourth fd") {
-  const Finished f = RunToExit({"--zygote", "-g", "--", TEST_ZYGOTE_BIN});
-  CHECK(f.status.code == 2);
-  CHECK(f.err.find("--zygote cannot be used with -g") != std::string::npos);
 }
 
 }  // namespace

@@ -325,6 +325,12 @@ TEST_CASE("zygote messages: the spawn request is JSON with the whole environment
         R"({"spawn": 7, "env": {"A": "1", "EMPTY": "", "Q": "say \"hi\"\n", "EQ": "a=b"}, )"
         R"("self_pid_vars": ["LISTEN_PID"]})");
   CHECK(EncodeSpawnRequest(1, {}, {}) == R"({"spawn": 1, "env": {}, "self_pid_vars": []})");
+  // -k: the parent-death signal, by number.
+  CHECK(EncodeSpawnRequest(2, {}, {}, 12) ==
+        R"({"spawn": 2, "env": {}, "self_pid_vars": [], "pdeath_signal": 12})");
+  // -g: where the fds after stdio go.
+  CHECK(EncodeSpawnRequest(3, {}, {}, std::nullopt, {4, 5}) ==
+        R"({"spawn": 3, "env": {}, "self_pid_vars": [], "fds": [4, 5]})");
 }
 
 TEST_CASE("supervisor: an upgrade that fails before it begins uses up its generation and tells the subscribers") {

@@ -292,6 +292,50 @@ def library_scenarios(lang):
             w.close_sent()
             check(isinstance(reply, dict) and reply.get("failed") == rid,
                   "%s: env %r is answered 'failed' (got %r)" % (lang, bad_env, reply))
+        # A bad parent-death signal (-k) fails that request only.
+        for bad_sig in ("9", 0, 65, True, 1.5):
+            w = Worker()
+            rid = z.next_id
+            z.next_id += 1
+            _, reply = z.spawn(None, w.fds(), raw={"spawn": rid, "env": worker_env(),
+                                                   "self_pid_vars": [], "pdeath_signal": bad_sig})
+            w.close_sent()
+            check(isinstance(reply, dict) and reply.get("failed") == rid
+                  and "pdeath_signal" in reply.get("error", ""),
+                  "%s: pdeath_signal %r is answered 'failed' (got %r)" % (lang, bad_sig, reply))
+        # 'fds' (-g's channel): the fds after stdio go to those numbers in the worker.
+        r_extra, w_extra = os.pipe()
+        w4 = Worker()
+        workers.append(w4)
+        rid = z.next_id
+        z.next_id += 1
+        _, reply = z.spawn(None, w4.fds() + [r_extra], raw={
+            "spawn": rid, "env": worker_env({"TEST_EXTRA_FDS": "%d 40" % lfd}),
+            "self_pid_vars": [], "fds": [40]})
+        w4.close_sent()
+        if check(isinstance(reply, dict) and reply.get("spawned") == rid,
+                 "%s: a request with 'fds' [40] and a 4th fd is served (got %r)" % (lang, reply)):
+            w4.pid = reply["pid"]
+            rep = w4.report()
+            st = os.fstat(r_extra)
+            check(rep is not None and rep["fds"].get("40") == [st.st_dev, st.st_ino],
+                  "%s: the 4th fd is at 40 in the worker (got %r)" % (
+                      lang, rep and rep["fds"].get("40")))
+            check(rep is not None and rep["fds"].get(str(lfd)) is not None,
+                  "%s: ... and the listen fd stays" % lang)
+        os.close(w_extra)
+        for bad_fds, sent in (([40], 3), (["40"], 4), ([2], 4), ([40, 40], 5), ([[40]], 4),
+                              ({"40": 1}, 4)):
+            w = Worker()
+            rid = z.next_id
+            z.next_id += 1
+            _, reply = z.spawn(None, w.fds() + [r_extra] * (sent - 3), raw={
+                "spawn": rid, "env": worker_env(), "self_pid_vars": [], "fds": bad_fds})
+            w.close_sent()
+            check(isinstance(reply, dict) and reply.get("failed") == rid,
+                  "%s: 'fds' %r with %d fds is answered 'failed' (got %r)" % (
+                      lang, bad_fds, sent, reply))
+        os.close(r_extra)
         # An unknown message is ignored; the next request still works.
         z.sock.send(json.dumps({"hello": "future"}).encode())
         w3 = Worker()
