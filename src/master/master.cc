@@ -94,6 +94,7 @@ int Master::Run() {
   timer_.data = this;
   uv_idle_init(&loop_, &soon_);
   soon_.data = this;
+  StartTurnProbe();
   output_ = std::make_unique<WorkerOutputRelay>(
       &loop_, WorkerOutputRelay::Settings{core::EffectiveWorkerOutput(setup_.options),
                                           setup_.options.worker_log_dir, getpid(),
@@ -202,6 +203,7 @@ void Master::TickNow() {
   spawn_turn_ = SpawnTurn{true, now, 0};
   supervisor_.Tick(now);
   spawn_turn_.open = false;
+  if (probing()) turn_.tick_ns += static_cast<std::uint64_t>((Now() - now).count());
 }
 
 void Master::HandleSignal(int signum) {
@@ -279,15 +281,17 @@ void Master::ReapChildren() {
       if (ReloadCheckExited(r.pid, r.status)) continue;
       ChildEnded(r.pid, r.status);
     }
-    if (reaped.size() < kBatch) return;
+    if (reaped.size() < kBatch) break;
     if (Now() - started >= kSpawnSlice) {
       reap_more_ = true;  // the rest after the next poll for I/O (SoonTurn)
-      return;
+      break;
     }
   }
+  if (probing()) turn_.reap_ns += static_cast<std::uint64_t>((Now() - started).count());
 }
 
 void Master::ChildEnded(pid_t pid, const core::ExitStatus& status) {
+  if (probing()) ++turn_.exits;
   if (ZygoteEnded(pid, status)) return;
   // Its last lines before the line that says it exited.
   output_->WorkerExited(pid);
@@ -315,7 +319,12 @@ void Master::AfterEvent() {
     uv_stop(&loop_);
     return;
   }
+  const core::Time asked = probing() ? Now() : core::Time{};
   std::optional<core::Time> deadline = supervisor_.NextDeadline();
+  if (probing()) {
+    turn_.deadline_ns += static_cast<std::uint64_t>((Now() - asked).count());
+    ++turn_.deadline_calls;
+  }
   if (const auto z = zygotes_.NextDeadline(); z && (!deadline || *z < *deadline)) deadline = z;
   const core::Time now = Now();
   if (reap_more_ || (deadline && *deadline <= now)) {
@@ -460,6 +469,7 @@ core::SpawnOutcome Master::Spawn(const core::SpawnRequest& request) {
     return core::SpawnOutcome::Deferred();
   }
   ++spawn_turn_.spawned;
+  if (probing()) ++turn_.spawns;
   // The template itself, not a copy of it (one spawn at a time, from the loop's thread): a
   // copy of argv and the whole environment per worker is what this avoids.
   sys::SpawnPlan& plan = plan_template_;
@@ -510,6 +520,7 @@ core::SpawnOutcome Master::Spawn(const core::SpawnRequest& request) {
 }
 
 void Master::Kill(core::Pid pid, core::Signal signal) {
+  if (probing()) ++turn_.kills;
   const int err = sys::SendSignal(pid, signal);
   if (err != 0 && err != ESRCH) {
     spdlog::error("could not send {} to {}: {}", core::SignalName(signal), pid,
@@ -520,6 +531,7 @@ void Master::Kill(core::Pid pid, core::Signal signal) {
 }
 
 void Master::Log(core::LogLevel level, const std::string& message) {
+  if (probing()) ++turn_.lines;
   spdlog::log(ToSpdlog(level), "{}", message);
 }
 

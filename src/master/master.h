@@ -246,6 +246,22 @@ class Master final : public core::Effects,
   std::optional<core::ServiceNotifier> service_;  // NOTIFY_SOCKET set
   uv_timer_t watchdog_{};                          // WATCHDOG=1 at half of WATCHDOG_USEC
 
+  // EINHORN_CPP_SLOW_TURN_MS (master_turns.cc): a line for each loop turn busy that long, with
+  // the work it did. The counters below are bumped only while it is on (slow_turn_ns_ > 0).
+  struct TurnWork {
+    std::uint64_t started_ns = 0;  // the previous turn's end (uv_hrtime)
+    std::uint64_t idle_ns = 0;     // uv_metrics_idle_time then
+    std::uint64_t cpu_ns = 0;      // the thread's CPU time then
+    int spawns = 0, exits = 0, kills = 0, lines = 0, commands = 0, deadline_calls = 0;
+    std::uint64_t tick_ns = 0, deadline_ns = 0, reap_ns = 0;
+  };
+  void StartTurnProbe();
+  void TurnEnded() noexcept;
+  bool probing() const { return slow_turn_ns_ > 0; }
+  TurnWork turn_;
+  std::uint64_t slow_turn_ns_ = 0;
+  uv_prepare_t turn_probe_{};
+
   // --max-worker-memory (master_memory.cc).
   void StartMemoryWatch();
   void SampleMemory();
