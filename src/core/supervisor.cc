@@ -279,36 +279,78 @@ void Supervisor::SetTarget(int n, Time now) {
   }
   // Give up the slots that serve least first: empty ones (a respawn pending), then those whose
   // worker is not ready yet, then ready ones from the highest slot down (as Einhorn: unacked
-  // first). The slots kept are renumbered in their order.
-  std::vector<int> order(static_cast<size_t>(old));
-  for (int i = 0; i < old; ++i) order[static_cast<size_t>(i)] = i;
-  auto serves = [this](int i) {
+  // first). The slots kept are renumbered in their order. Found from the slot sets and the
+  // tallies, not by sorting every slot: a `dec` at n workers is O(log n) when the highest slot
+  // goes (issue 20), and the renumbering moves only the slots above the lowest one given up.
+  const size_t give_up = static_cast<size_t>(old - n);
+  const int have = std::min(old, static_cast<int>(slots_.size()));  // fewer before Start
+  std::vector<int> chosen;  // in the order they are given up
+  chosen.reserve(give_up);
+  // Serving nobody: the empty and the waiting slots, highest first.
+  auto empty = empty_slots_.rbegin();
+  auto waiting = waiting_slots_.rbegin();
+  while (chosen.size() < give_up &&
+         (empty != empty_slots_.rend() || waiting != waiting_slots_.rend())) {
+    ++scan_steps_;
+    if (waiting == waiting_slots_.rend() ||
+        (empty != empty_slots_.rend() && *empty > *waiting)) {
+      chosen.push_back(*empty++);
+    } else {
+      chosen.push_back(*waiting++);
+    }
+  }
+  // Then a worker that is not ready (booting, or stopping on its own), highest first; the
+  // tallies say how many there are, so the walk down stops once it has seen them all.
+  const int attached = static_cast<int>(slots_.size() - empty_slots_.size() - waiting_slots_.size());
+  int unready = attached - attached_ready_;
+  auto worker_in = [this](int i) -> const Worker* {
     const Slot& slot = slots_[static_cast<size_t>(i)];
-    if (!slot.pid) return 0;
-    return workers_.at(*slot.pid).state == WorkerState::kReady ? 2 : 1;
+    return slot.pid ? &workers_.at(*slot.pid) : nullptr;
   };
-  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
-    return serves(a) != serves(b) ? serves(a) < serves(b) : a > b;
-  });
-  std::vector<bool> removed(static_cast<size_t>(old), false);
-  for (int k = 0; k < old - n; ++k) {
-    const int i = order[static_cast<size_t>(k)];
-    removed[static_cast<size_t>(i)] = true;
+  for (int i = have - 1; i >= 0 && unready > 0 && chosen.size() < give_up; --i) {
+    ++scan_steps_;
+    const Worker* w = worker_in(i);
+    if (w == nullptr || w->state == WorkerState::kReady) continue;
+    --unready;
+    chosen.push_back(i);
+  }
+  // Then ready ones, highest first (the slots above were all chosen or are not ready).
+  for (int i = have - 1; i >= 0 && chosen.size() < give_up; --i) {
+    ++scan_steps_;
+    const Worker* w = worker_in(i);
+    if (w == nullptr || w->state != WorkerState::kReady) continue;
+    chosen.push_back(i);
+  }
+  for (const int i : chosen) {
     const Slot& slot = slots_[static_cast<size_t>(i)];
     if (!slot.pid) continue;
     Worker& w = workers_.at(*slot.pid);
     DrainWorker(w, "the pool shrinks to " + std::to_string(n), now);  // its event has slot i
     w.slot = -1;  // draining: no tally to move
   }
-  std::vector<Slot> kept;
-  for (int i = 0; i < old; ++i) {
-    if (removed[static_cast<size_t>(i)]) continue;
-    Slot& slot = slots_[static_cast<size_t>(i)];
-    if (slot.pid) workers_.at(*slot.pid).slot = static_cast<int>(kept.size());
-    kept.push_back(slot);
+  // Renumber: the slots below the lowest one given up keep their numbers.
+  std::sort(chosen.begin(), chosen.end());
+  const int lowest = chosen.empty() ? have : std::min(have, chosen.front());
+  size_t next_chosen = 0;
+  int to = lowest;
+  for (int from = lowest; from < have; ++from) {
+    ++scan_steps_;
+    if (next_chosen < chosen.size() && chosen[next_chosen] == from) {
+      ++next_chosen;
+      continue;
+    }
+    Slot& slot = slots_[static_cast<size_t>(from)];
+    if (slot.pid) workers_.at(*slot.pid).slot = to;
+    if (to != from) slots_[static_cast<size_t>(to)] = std::move(slot);
+    ++to;
   }
-  slots_ = std::move(kept);
-  RebuildSlotSets();
+  slots_.resize(static_cast<size_t>(n));
+  empty_slots_.erase(empty_slots_.lower_bound(lowest), empty_slots_.end());
+  waiting_slots_.erase(waiting_slots_.lower_bound(lowest), waiting_slots_.end());
+  for (int i = lowest; i < static_cast<int>(slots_.size()); ++i) {
+    ++scan_steps_;
+    SlotChanged(i);
+  }
   Reconcile(now);
 }
 
@@ -375,6 +417,7 @@ void Supervisor::Tick(Time now) {
   if (config_.ack_mode.kind == AckMode::Kind::kTimer) {
     const Duration ack_after = Seconds(config_.ack_mode.timer_seconds);
     for (auto& [pid, w] : workers_) {
+      ++scan_steps_;
       if (w.state == WorkerState::kBooting && now >= After(w.spawned_at, ack_after)) {
         BecomeReady(w, "after " + LogSeconds(now - w.spawned_at), now);
       }
@@ -391,6 +434,7 @@ void Supervisor::Tick(Time now) {
   }
   if (config_.worker_watchdog) {
     for (auto& [pid, w] : workers_) {
+      ++scan_steps_;
       if (w.state != WorkerState::kReady || !w.watchdog_at ||
           now < After(*w.watchdog_at, *config_.worker_watchdog)) {
         continue;
@@ -399,6 +443,7 @@ void Supervisor::Tick(Time now) {
     }
   }
   for (auto& [pid, w] : workers_) {
+    ++scan_steps_;
     if (w.kill_at && !w.killed && now >= *w.kill_at) KillLingering(w, now);
   }
   RemindDraining(now);
@@ -436,6 +481,7 @@ std::optional<Time> Supervisor::NextDeadline() const {
   auto consider = [&next](Time t) {
     if (!next || t < *next) next = t;
   };
+  scan_steps_ += workers_.size() + slots_.size();  // the walks below visit each at least once
   if (config_.ack_mode.kind == AckMode::Kind::kTimer) {
     const Duration ack_after = Seconds(config_.ack_mode.timer_seconds);
     for (const auto& [pid, w] : workers_) {

@@ -186,6 +186,7 @@ void Supervisor::StartQueuedRecycles(Time now) {
 void Supervisor::MarkAgedWorkers(Time now) {
   if (!config_.max_worker_lifetime || stopping_) return;
   for (auto& [pid, w] : workers_) {
+    ++scan_steps_;
     if (w.slot < 0 || w.recycle || w.state != WorkerState::kReady || !w.recycle_due ||
         now < *w.recycle_due) {
       continue;

@@ -158,7 +158,10 @@ void Supervisor::SlotChanged(int slot) {
 void Supervisor::RebuildSlotSets() {
   empty_slots_.clear();
   waiting_slots_.clear();
-  for (size_t i = 0; i < slots_.size(); ++i) SlotChanged(static_cast<int>(i));
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    ++scan_steps_;
+    SlotChanged(static_cast<int>(i));
+  }
 }
 
 void Supervisor::RebuildTallies() {
@@ -304,6 +307,7 @@ void Supervisor::CheckUpgradeDeadlines(Time now) {
   }
   if (!p.ack_timeout) return;
   for (const auto& [pid, w] : workers_) {
+    ++scan_steps_;
     if (w.generation == generation_ && w.state == WorkerState::kBooting &&
         now >= After(w.spawned_at, *p.ack_timeout)) {
       RollBack(
