@@ -99,6 +99,49 @@ TEST_CASE("supervisor scale: dec and set_workers at n workers visit O(log n) ele
   CHECK(s.scan_steps() - before <= 300u * 64);
 }
 
+// The shell asks NextDeadline after every event and calls Tick at every slice of spawns: both
+// visit only what is due (the deadline index), not every worker (issue 20: a walk of the pool
+// at each turn of the loop, and a spawn of 1000 takes about 1000 turns).
+TEST_CASE("supervisor scale: NextDeadline and Tick at n workers visit only what is due") {
+  const int n = 4000;
+  SupervisorConfig c;
+  c.target = n;
+  c.ack_mode.kind = AckMode::Kind::kTimer;
+  c.ack_mode.timer_seconds = 1;
+  c.backoff_base = Seconds(1);
+  c.jitter = 0;
+  c.signal_timeout = Seconds(5);
+  FakeEffects fx;
+  Supervisor s(c, fx);
+  Time now = Seconds(10);
+  s.Start(now);
+  REQUIRE(s.NextDeadline() == now + Seconds(1));  // the timer acks
+  now += Seconds(1);
+  s.Tick(now);  // all n are due: visiting them is the work
+  REQUIRE(s.ready_count() == n);
+  CHECK_FALSE(s.NextDeadline().has_value());
+  const std::uint64_t before = s.scan_steps();
+  // 100 rounds: a worker exits (its slot is refilled at once: it served for over -s), the
+  // shell asks for the next deadline (its timer ack), and ticks then.
+  for (int i = 0; i < 100; ++i) {
+    now += Seconds(2);
+    s.ChildExited(static_cast<Pid>(100 + i), ExitStatus{false, 0}, now);
+    for (int k = 0; k < 10; ++k) CHECK(s.NextDeadline() == now + Seconds(1));
+    s.Tick(now + Seconds(0.5));  // nothing due yet
+    s.Tick(now + Seconds(1));
+    CHECK_FALSE(s.NextDeadline().has_value());
+  }
+  CHECK(s.ready_count() == n);
+  // A drained worker's SIGKILL after -t is a deadline too.
+  s.SetTarget(n - 1, now);
+  REQUIRE(s.NextDeadline() == now + Seconds(5));
+  s.Tick(now + Seconds(5));
+  CHECK(fx.kills.back().signal == Signal::kKill);
+  CHECK(s.TalliesMatch());
+  // The old code walked all n workers (and slots) for each of these 1200 calls.
+  CHECK(s.scan_steps() - before <= 100u * 64);
+}
+
 // The tallies follow every transition: crash loops, a shrink and a grow, a stop.
 TEST_CASE("supervisor scale: the tallies equal a recount through resizes, failures and a stop") {
   FakeEffects fx;
