@@ -95,6 +95,7 @@ int Master::Run() {
   uv_idle_init(&loop_, &soon_);
   soon_.data = this;
   StartTurnProbe();
+  StartTurnEnd();
   output_ = std::make_unique<WorkerOutputRelay>(
       &loop_, WorkerOutputRelay::Settings{core::EffectiveWorkerOutput(setup_.options),
                                           setup_.options.worker_log_dir, getpid(),
@@ -274,7 +275,14 @@ void Master::HandleSignal(int signum) {
 void Master::ReapChildren() {
   constexpr size_t kBatch = 16;
   const core::Time started = Now();
+  if (!reap_turn_.open) reap_turn_ = ReapTurn{true, started};
   reap_more_ = false;
+  // This turn has spent its slice already (an earlier SIGCHLD of the same turn): after the
+  // next poll for I/O.
+  if (started - reap_turn_.started >= kSpawnSlice) {
+    reap_more_ = true;
+    return;
+  }
   for (;;) {
     const std::vector<sys::Reaped> reaped = sys::ReapSome(kBatch);
     for (const sys::Reaped& r : reaped) {
@@ -282,7 +290,7 @@ void Master::ReapChildren() {
       ChildEnded(r.pid, r.status);
     }
     if (reaped.size() < kBatch) break;
-    if (Now() - started >= kSpawnSlice) {
+    if (Now() - reap_turn_.started >= kSpawnSlice) {
       reap_more_ = true;  // the rest after the next poll for I/O (SoonTurn)
       break;
     }

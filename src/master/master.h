@@ -220,6 +220,15 @@ class Master final : public core::Effects,
   };
   SpawnTurn spawn_turn_;
   bool reap_more_ = false;  // ReapChildren stopped at its slice: zombies may be left
+  // The slice of exits this turn spends, shared by every ReapChildren of the turn: libuv calls
+  // the SIGCHLD handler once per signal it caught, so a burst of 1000 exits makes dozens of
+  // calls in one turn, and a slice per call let one turn handle 700 exits (8 ms at 1000
+  // workers). Closed by turn_end_.
+  struct ReapTurn {
+    bool open = false;
+    core::Time started{};
+  };
+  ReapTurn reap_turn_;
   std::vector<uv_signal_t> signals_;
 
   core::Reload reload_;
@@ -256,11 +265,14 @@ class Master final : public core::Effects,
     std::uint64_t tick_ns = 0, deadline_ns = 0, reap_ns = 0;
   };
   void StartTurnProbe();
+  // A prepare handle runs at the end of every turn (just before the loop polls for I/O): it
+  // closes the turn's reaping slice, and reports the turn when probing.
+  void StartTurnEnd();
   void TurnEnded() noexcept;
   bool probing() const { return slow_turn_ns_ > 0; }
   TurnWork turn_;
   std::uint64_t slow_turn_ns_ = 0;
-  uv_prepare_t turn_probe_{};
+  uv_prepare_t turn_end_{};
 
   // --max-worker-memory (master_memory.cc).
   void StartMemoryWatch();

@@ -35,16 +35,22 @@ void Master::StartTurnProbe() {
   slow_turn_ns_ = static_cast<std::uint64_t>(ms * 1e6);
   if (slow_turn_ns_ == 0) slow_turn_ns_ = 1;
   uv_loop_configure(&loop_, UV_METRICS_IDLE_TIME);
-  uv_prepare_init(&loop_, &turn_probe_);
-  turn_probe_.data = this;
   turn_ = TurnWork{};
   turn_.started_ns = uv_hrtime();
   turn_.idle_ns = uv_metrics_idle_time(&loop_);
   turn_.cpu_ns = ThreadCpuNs();
-  uv_prepare_start(&turn_probe_, [](uv_prepare_t* handle) {
-    static_cast<Master*>(handle->data)->TurnEnded();
-  });
   spdlog::info("reporting every loop turn busy for {} ms or more", ms);
+}
+
+void Master::StartTurnEnd() {
+  uv_prepare_init(&loop_, &turn_end_);
+  turn_end_.data = this;
+  uv_prepare_start(&turn_end_, [](uv_prepare_t* handle) {
+    auto* self = static_cast<Master*>(handle->data);
+    // The next turn gets its own slice of exits (ReapChildren).
+    self->reap_turn_.open = false;
+    if (self->probing()) self->TurnEnded();
+  });
 }
 
 void Master::TurnEnded() noexcept {
