@@ -117,11 +117,13 @@ bool Supervisor::SpawnInto(int slot_index, Time now) {
   if (const auto old = workers_.find(w.pid); old != workers_.end()) {  // a pid the kernel reused
     Untally(old->second);
     indexes_.Release(old->second.index);
+    killed_ -= old->second.killed ? 1 : 0;
   }
   auto [it, inserted] = workers_.insert_or_assign(w.pid, w);
   (void)inserted;
   indexes_.Hold(index);
   Tally(it->second);
+  Reindex(it->second);
   if (config_.ack_mode.kind == AckMode::Kind::kTimer && config_.ack_mode.timer_seconds <= 0) {
     BecomeReady(it->second, "(timer ack of 0s)", now);
   }
@@ -150,6 +152,7 @@ void Supervisor::BecomeReady(Worker& w, const std::string& how, Time now) {
   Tally(w);
   w.ready_at = now;
   w.watchdog_at = now;
+  Reindex(w);
   Event e = WorkerEvent(EventKind::kReady, w, now);
   e.seconds = ToSeconds(now - w.spawned_at);
   Announce(LogLevel::kInfo, Describe(w) + " is ready " + how, e);
@@ -193,6 +196,8 @@ void Supervisor::ChildExited(Pid pid, const ExitStatus& status, Time now) {
   const Worker w = it->second;
   Untally(w);
   indexes_.Release(w.index);
+  Unindex(pid);
+  killed_ -= w.killed ? 1 : 0;
   workers_.erase(it);
   const Duration uptime = now - w.spawned_at;
   // A new worker that dies before it is ready, or soon after (within -s), is a failure of the
@@ -256,6 +261,7 @@ void Supervisor::SendStop(Worker& w, Signal sig, Time now) {
   if (!w.draining_since) w.draining_since = now;
   Untally(w);
   w.state = WorkerState::kDraining;
+  Reindex(w);
   fx_.Kill(w.pid, sig);
 }
 
@@ -279,36 +285,82 @@ void Supervisor::SetTarget(int n, Time now) {
   }
   // Give up the slots that serve least first: empty ones (a respawn pending), then those whose
   // worker is not ready yet, then ready ones from the highest slot down (as Einhorn: unacked
-  // first). The slots kept are renumbered in their order.
-  std::vector<int> order(static_cast<size_t>(old));
-  for (int i = 0; i < old; ++i) order[static_cast<size_t>(i)] = i;
-  auto serves = [this](int i) {
+  // first). The slots kept are renumbered in their order. Found from the slot sets and the
+  // tallies, not by sorting every slot: a `dec` at n workers is O(log n) when the highest slot
+  // goes (issue 20), and the renumbering moves only the slots above the lowest one given up.
+  const size_t give_up = static_cast<size_t>(old - n);
+  const int have = std::min(old, static_cast<int>(slots_.size()));  // fewer before Start
+  std::vector<int> chosen;  // in the order they are given up
+  chosen.reserve(give_up);
+  // Serving nobody: the empty and the waiting slots, highest first.
+  auto empty = empty_slots_.rbegin();
+  auto waiting = waiting_slots_.rbegin();
+  while (chosen.size() < give_up &&
+         (empty != empty_slots_.rend() || waiting != waiting_slots_.rend())) {
+    ++scan_steps_;
+    if (waiting == waiting_slots_.rend() ||
+        (empty != empty_slots_.rend() && *empty > *waiting)) {
+      chosen.push_back(*empty++);
+    } else {
+      chosen.push_back(*waiting++);
+    }
+  }
+  // Then a worker that is not ready (booting, or stopping on its own), highest first; the
+  // tallies say how many there are, so the walk down stops once it has seen them all.
+  const int attached = static_cast<int>(slots_.size() - empty_slots_.size() - waiting_slots_.size());
+  int unready = attached - attached_ready_;
+  auto worker_in = [this](int i) -> const Worker* {
     const Slot& slot = slots_[static_cast<size_t>(i)];
-    if (!slot.pid) return 0;
-    return workers_.at(*slot.pid).state == WorkerState::kReady ? 2 : 1;
+    return slot.pid ? &workers_.at(*slot.pid) : nullptr;
   };
-  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
-    return serves(a) != serves(b) ? serves(a) < serves(b) : a > b;
-  });
-  std::vector<bool> removed(static_cast<size_t>(old), false);
-  for (int k = 0; k < old - n; ++k) {
-    const int i = order[static_cast<size_t>(k)];
-    removed[static_cast<size_t>(i)] = true;
+  for (int i = have - 1; i >= 0 && unready > 0 && chosen.size() < give_up; --i) {
+    ++scan_steps_;
+    const Worker* w = worker_in(i);
+    if (w == nullptr || w->state == WorkerState::kReady) continue;
+    --unready;
+    chosen.push_back(i);
+  }
+  // Then ready ones, highest first (the slots above were all chosen or are not ready).
+  for (int i = have - 1; i >= 0 && chosen.size() < give_up; --i) {
+    ++scan_steps_;
+    const Worker* w = worker_in(i);
+    if (w == nullptr || w->state != WorkerState::kReady) continue;
+    chosen.push_back(i);
+  }
+  for (const int i : chosen) {
     const Slot& slot = slots_[static_cast<size_t>(i)];
     if (!slot.pid) continue;
     Worker& w = workers_.at(*slot.pid);
     DrainWorker(w, "the pool shrinks to " + std::to_string(n), now);  // its event has slot i
     w.slot = -1;  // draining: no tally to move
   }
-  std::vector<Slot> kept;
-  for (int i = 0; i < old; ++i) {
-    if (removed[static_cast<size_t>(i)]) continue;
-    Slot& slot = slots_[static_cast<size_t>(i)];
-    if (slot.pid) workers_.at(*slot.pid).slot = static_cast<int>(kept.size());
-    kept.push_back(slot);
+  // Renumber: the slots below the lowest one given up keep their numbers.
+  std::sort(chosen.begin(), chosen.end());
+  const int lowest = chosen.empty() ? have : std::min(have, chosen.front());
+  size_t next_chosen = 0;
+  int to = lowest;
+  for (int from = lowest; from < have; ++from) {
+    ++scan_steps_;
+    if (next_chosen < chosen.size() && chosen[next_chosen] == from) {
+      ++next_chosen;
+      continue;
+    }
+    Slot& slot = slots_[static_cast<size_t>(from)];
+    if (slot.pid) workers_.at(*slot.pid).slot = to;
+    if (to != from) slots_[static_cast<size_t>(to)] = std::move(slot);
+    ++to;
   }
-  slots_ = std::move(kept);
-  RebuildSlotSets();
+  slots_.resize(static_cast<size_t>(n));
+  empty_slots_.erase(empty_slots_.lower_bound(lowest), empty_slots_.end());
+  waiting_slots_.erase(waiting_slots_.lower_bound(lowest), waiting_slots_.end());
+  for (auto it = respawn_key_.lower_bound(lowest); it != respawn_key_.end();) {
+    respawn_due_.erase({it->second, it->first});
+    it = respawn_key_.erase(it);
+  }
+  for (int i = lowest; i < static_cast<int>(slots_.size()); ++i) {
+    ++scan_steps_;
+    SlotChanged(i);
+  }
   Reconcile(now);
 }
 
@@ -338,7 +390,9 @@ void Supervisor::WorkerStatusText(Pid pid, const std::string& text) {
 
 void Supervisor::WorkerWatchdog(Pid pid, Time now) {
   auto it = workers_.find(pid);
-  if (it != workers_.end()) it->second.watchdog_at = now;
+  if (it == workers_.end()) return;
+  it->second.watchdog_at = now;
+  Reindex(it->second);
 }
 
 void Supervisor::WorkerStopping(Pid pid, Time now) {
@@ -347,6 +401,7 @@ void Supervisor::WorkerStopping(Pid pid, Time now) {
   Worker& w = it->second;
   Untally(w);
   w.state = WorkerState::kDraining;
+  Reindex(w);
   if (!w.draining_since) w.draining_since = now;
   Event e = WorkerEvent(EventKind::kDrain, w, now);
   e.detail = "STOPPING=1";
@@ -370,43 +425,6 @@ int Supervisor::SignalAll(Signal signal) {
   return static_cast<int>(workers_.size());
 }
 
-void Supervisor::Tick(Time now) {
-  if (finished_) return;
-  if (config_.ack_mode.kind == AckMode::Kind::kTimer) {
-    const Duration ack_after = Seconds(config_.ack_mode.timer_seconds);
-    for (auto& [pid, w] : workers_) {
-      if (w.state == WorkerState::kBooting && now >= After(w.spawned_at, ack_after)) {
-        BecomeReady(w, "after " + LogSeconds(now - w.spawned_at), now);
-      }
-    }
-  }
-  if (!stopping_) {
-    // The slots waiting for a respawn only, lowest first (SpawnInto moves them out). After a
-    // deferral, the other due slots wait for the next turn too.
-    const std::vector<int> waiting(waiting_slots_.begin(), waiting_slots_.end());
-    for (const int i : waiting) {
-      const Slot& slot = slots_[static_cast<size_t>(i)];
-      if (!slot.pid && slot.respawn_at && now >= *slot.respawn_at && !SpawnInto(i, now)) break;
-    }
-  }
-  if (config_.worker_watchdog) {
-    for (auto& [pid, w] : workers_) {
-      if (w.state != WorkerState::kReady || !w.watchdog_at ||
-          now < After(*w.watchdog_at, *config_.worker_watchdog)) {
-        continue;
-      }
-      WatchdogExpired(w, now);
-    }
-  }
-  for (auto& [pid, w] : workers_) {
-    if (w.kill_at && !w.killed && now >= *w.kill_at) KillLingering(w, now);
-  }
-  RemindDraining(now);
-  CheckUpgradeDeadlines(now);
-  MarkAgedWorkers(now);
-  Reconcile(now);
-}
-
 void Supervisor::WatchdogExpired(Worker& w, Time now) {
   ++watchdog_timeouts_;
   Event e = WorkerEvent(EventKind::kWatchdogTimeout, w, now);
@@ -421,6 +439,8 @@ void Supervisor::WatchdogExpired(Worker& w, Time now) {
 
 void Supervisor::KillLingering(Worker& w, Time now) {
   w.killed = true;
+  ++killed_;
+  Reindex(w);
   const std::string alive = LogSeconds(now - w.signaled_at.value_or(now));
   Event e = WorkerEvent(EventKind::kKill, w, now);
   e.detail = "alive " + alive + " after its stop signal";
@@ -428,56 +448,6 @@ void Supervisor::KillLingering(Worker& w, Time now) {
            Describe(w) + " is still alive " + alive + " after it was signalled; sending SIGKILL",
            e);
   fx_.Kill(w.pid, Signal::kKill);
-}
-
-std::optional<Time> Supervisor::NextDeadline() const {
-  if (finished_) return std::nullopt;
-  std::optional<Time> next;
-  auto consider = [&next](Time t) {
-    if (!next || t < *next) next = t;
-  };
-  if (config_.ack_mode.kind == AckMode::Kind::kTimer) {
-    const Duration ack_after = Seconds(config_.ack_mode.timer_seconds);
-    for (const auto& [pid, w] : workers_) {
-      if (w.state == WorkerState::kBooting) consider(After(w.spawned_at, ack_after));
-    }
-  }
-  if (config_.worker_watchdog) {
-    for (const auto& [pid, w] : workers_) {
-      if (w.state == WorkerState::kReady && w.watchdog_at) {
-        consider(After(*w.watchdog_at, *config_.worker_watchdog));
-      }
-    }
-  }
-  if (!stopping_) {
-    for (const Slot& slot : slots_) {
-      if (slot.respawn_at) consider(*slot.respawn_at);
-    }
-    for (const auto& [pid, w] : workers_) {
-      if (w.recycle_due && !w.recycle && w.slot >= 0 && w.state == WorkerState::kReady) {
-        consider(*w.recycle_due);
-      }
-    }
-  }
-  bool waiting = false;  // for a worker not killed yet
-  for (const auto& [pid, w] : workers_) {
-    if (w.kill_at && !w.killed) consider(*w.kill_at);
-    waiting = waiting || !w.killed;
-  }
-  if (stopping_ && drain_reminder_ && waiting) consider(*drain_reminder_);
-  if (upgrade_) {
-    if (config_.upgrade.upgrade_timeout) {
-      consider(After(upgrade_->started_at, *config_.upgrade.upgrade_timeout));
-    }
-    if (config_.upgrade.ack_timeout) {
-      for (const auto& [pid, w] : workers_) {
-        if (w.generation == generation_ && w.state == WorkerState::kBooting) {
-          consider(After(w.spawned_at, *config_.upgrade.ack_timeout));
-        }
-      }
-    }
-  }
-  return next;
 }
 
 void Supervisor::CheckFinished() {

@@ -393,7 +393,8 @@ class Supervisor {
     return static_cast<int>(workers_.size()) - ready_count() - booting_count();
   }
   int attached_ready_count() const { return attached_ready_; }
-  // For tests: whether the counts kept with every change equal a recount of the pool.
+  // For tests: whether the counts kept with every change equal a recount of the pool, and the
+  // deadline index agrees with the workers and slots.
   bool TalliesMatch() const;
 
  private:
@@ -444,6 +445,19 @@ class Supervisor {
   void SlotChanged(int slot);
   void RebuildSlotSets();
   void RebuildTallies();
+  // The deadline index (supervisor_deadlines.cc). WorkerDue is the earliest time Tick has
+  // something to do with a worker (its timer ack, watchdog, age, SIGKILL or ack timeout), as
+  // things stand; Reindex files it again after a change that may bring it earlier (a change
+  // that only puts it later may wait: Tick refiles every worker it finds due). DueWorkers are
+  // the pids filed at or before now, ascending (the order of the walks of the pool they
+  // replace). DeadlinesMatch: no worker is filed later than WorkerDue says, no slot's respawn
+  // is missing (TalliesMatch checks it).
+  std::optional<Time> WorkerDue(const Worker& w) const;
+  void Reindex(const Worker& w);
+  void Unindex(Pid pid);
+  void RebuildDeadlines();
+  std::vector<Pid> DueWorkers(Time now) const;
+  bool DeadlinesMatch() const;
   void CheckUpgradeDeadlines(Time now);
   void NewWorkerFailed(const std::string& what);
   void FinishUpgrade(Time now);
@@ -491,6 +505,15 @@ class Supervisor {
   std::set<Pid> detached_booting_;
   std::set<int> empty_slots_;    // no worker and no respawn pending, filled lowest first
   std::set<int> waiting_slots_;  // no worker, a respawn pending
+  // The deadline index, so that NextDeadline is O(1) and Tick visits only what is due instead
+  // of every worker at each turn of the loop: each worker filed at its WorkerDue (due_at_ is
+  // where), each waiting slot at its respawn (respawn_key_ is where), and how many workers got
+  // SIGKILL already (the drain reminder waits for the others).
+  std::set<std::pair<Time, Pid>> worker_due_;
+  std::map<Pid, Time> due_at_;
+  std::set<std::pair<Time, int>> respawn_due_;
+  std::map<int, Time> respawn_key_;
+  size_t killed_ = 0;
 };
 
 }  // namespace einhorn::core

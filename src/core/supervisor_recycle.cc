@@ -185,7 +185,8 @@ void Supervisor::StartQueuedRecycles(Time now) {
 
 void Supervisor::MarkAgedWorkers(Time now) {
   if (!config_.max_worker_lifetime || stopping_) return;
-  for (auto& [pid, w] : workers_) {
+  for (const Pid pid : DueWorkers(now)) {
+    Worker& w = workers_.at(pid);
     if (w.slot < 0 || w.recycle || w.state != WorkerState::kReady || !w.recycle_due ||
         now < *w.recycle_due) {
       continue;
@@ -193,6 +194,7 @@ void Supervisor::MarkAgedWorkers(Time now) {
     w.recycle = RecycleCause::kAge;
     recycle_queued_ = true;
     w.recycle_asked_at = now;
+    Reindex(w);
   }
 }
 

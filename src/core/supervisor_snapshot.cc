@@ -208,6 +208,7 @@ Supervisor Supervisor::Restore(SupervisorSnapshot s, Effects& effects) {
   }
   sup.RebuildTallies();
   sup.RebuildSlotSets();
+  sup.RebuildDeadlines();
   return sup;
 }
 

@@ -138,7 +138,9 @@ void Supervisor::Escalate(const StopDecision& d, Time now) {
     w.state = WorkerState::kDraining;
     if (!w.killed) {
       w.killed = true;
+      ++killed_;
       w.kill_at = now;  // when SIGKILL went, as after -t (`state`'s :last_signaled_at)
+      Reindex(w);
       Event e = WorkerEvent(EventKind::kKill, w, now);
       e.detail = "the stop was escalated";
       // One warning line above says it for all; this is the event, and a debug line.

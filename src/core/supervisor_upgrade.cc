@@ -120,7 +120,7 @@ bool Supervisor::TalliesMatch() const {
          r.detached_ready == static_cast<int>(detached_ready_.size()) &&
          r.detached_booting == static_cast<int>(detached_booting_.size()) &&
          r.empty_slots == static_cast<int>(empty_slots_.size()) &&
-         indexes_.held() == workers_.size();
+         indexes_.held() == workers_.size() && DeadlinesMatch();
 }
 
 void Supervisor::Tally(const Worker& w) {
@@ -150,15 +150,28 @@ void Supervisor::Untally(const Worker& w) {
 void Supervisor::SlotChanged(int slot) {
   empty_slots_.erase(slot);
   waiting_slots_.erase(slot);
+  if (const auto it = respawn_key_.find(slot); it != respawn_key_.end()) {
+    respawn_due_.erase({it->second, slot});
+    respawn_key_.erase(it);
+  }
   const Slot& s = slots_[static_cast<size_t>(slot)];
   if (s.pid) return;
   (s.respawn_at ? waiting_slots_ : empty_slots_).insert(slot);
+  if (s.respawn_at) {
+    respawn_due_.emplace(*s.respawn_at, slot);
+    respawn_key_.emplace(slot, *s.respawn_at);
+  }
 }
 
 void Supervisor::RebuildSlotSets() {
   empty_slots_.clear();
   waiting_slots_.clear();
-  for (size_t i = 0; i < slots_.size(); ++i) SlotChanged(static_cast<int>(i));
+  respawn_due_.clear();
+  respawn_key_.clear();
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    ++scan_steps_;
+    SlotChanged(static_cast<int>(i));
+  }
 }
 
 void Supervisor::RebuildTallies() {
@@ -260,6 +273,7 @@ void Supervisor::DrainDetached(const UpgradeStep& step, Time now) {
       // It serves nobody: killed if it lingers (after -t, or as a rolled-back one), or one that
       // ignores the signal would hold the max_upgrade_additional room of the next upgrade.
       if (!w.kill_at) w.kill_at = After(now, config_.rollback_kill_after);
+      Reindex(w);
     }
   }
   std::vector<Pid> ready;
@@ -303,7 +317,8 @@ void Supervisor::CheckUpgradeDeadlines(Time now) {
     return;
   }
   if (!p.ack_timeout) return;
-  for (const auto& [pid, w] : workers_) {
+  for (const Pid pid : DueWorkers(now)) {
+    const Worker& w = workers_.at(pid);
     if (w.generation == generation_ && w.state == WorkerState::kBooting &&
         now >= After(w.spawned_at, *p.ack_timeout)) {
       RollBack(
@@ -358,6 +373,7 @@ void Supervisor::RollBack(const std::string& reason, Time now) {
     if (w.state == WorkerState::kReady) continue;
     SendStop(w, config_.drain_signal, now);
     if (!w.kill_at) w.kill_at = After(now, grace);
+    Reindex(w);
   }
   slots_.assign(static_cast<size_t>(config_.target), Slot{});
   RebuildSlotSets();
@@ -376,6 +392,7 @@ void Supervisor::RollBack(const std::string& reason, Time now) {
       slots_[i].starts = 1;
     }
     RebuildSlotSets();
+    RebuildDeadlines();  // back in a slot: an age recycle may be due again
     // Replacements run the command as it is now: a rollback cannot restore old files.
     SpawnRange(static_cast<int>(old.size()), static_cast<int>(slots_.size()), now);
   }

@@ -131,6 +131,8 @@ struct Node {
   std::string tag;  // "?" for a plain scalar, "!" for a quoted one, or a tag such as !!binary's
   std::string scalar;
   std::vector<Node> items;  // kSequence: the elements; kMap: key, value, key, value, ...
+
+  bool operator==(const Node&) const = default;
 };
 
 // Guards and builds the first document of `doc`. Throws Error(phrase(...)) as GuardDocument

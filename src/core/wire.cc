@@ -586,15 +586,17 @@ std::optional<Reply> ParseReplySlow(std::string_view line) {
 
 std::string Escape(std::string_view payload) {
   std::string out;
-  out.reserve(payload.size() + payload.size() / 8);
-  for (char c : payload) {
-    if (c == '%') {
-      out.append("%25");
-    } else if (c == '\n') {
-      out.append("%0A");
-    } else {
-      out.push_back(c);
-    }
+  // Room for a few escapes and the framing newline callers append (a status reply of 1000
+  // workers is 155 KB: one copy, appended in runs, not a byte at a time).
+  out.reserve(payload.size() + payload.size() / 8 + 1);
+  size_t i = 0;
+  while (i < payload.size()) {
+    size_t run = i;
+    while (run < payload.size() && payload[run] != '%' && payload[run] != '\n') ++run;
+    out.append(payload, i, run - i);
+    if (run == payload.size()) break;
+    out.append(payload[run] == '%' ? "%25" : "%0A");
+    i = run + 1;
   }
   return out;
 }

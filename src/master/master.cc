@@ -94,6 +94,8 @@ int Master::Run() {
   timer_.data = this;
   uv_idle_init(&loop_, &soon_);
   soon_.data = this;
+  StartTurnProbe();
+  StartTurnEnd();
   output_ = std::make_unique<WorkerOutputRelay>(
       &loop_, WorkerOutputRelay::Settings{core::EffectiveWorkerOutput(setup_.options),
                                           setup_.options.worker_log_dir, getpid(),
@@ -202,6 +204,7 @@ void Master::TickNow() {
   spawn_turn_ = SpawnTurn{true, now, 0};
   supervisor_.Tick(now);
   spawn_turn_.open = false;
+  if (probing()) turn_.tick_ns += static_cast<std::uint64_t>((Now() - now).count());
 }
 
 void Master::HandleSignal(int signum) {
@@ -272,22 +275,31 @@ void Master::HandleSignal(int signum) {
 void Master::ReapChildren() {
   constexpr size_t kBatch = 16;
   const core::Time started = Now();
+  if (!reap_turn_.open) reap_turn_ = ReapTurn{true, started};
   reap_more_ = false;
+  // This turn has spent its slice already (an earlier SIGCHLD of the same turn): after the
+  // next poll for I/O.
+  if (started - reap_turn_.started >= kSpawnSlice) {
+    reap_more_ = true;
+    return;
+  }
   for (;;) {
     const std::vector<sys::Reaped> reaped = sys::ReapSome(kBatch);
     for (const sys::Reaped& r : reaped) {
       if (ReloadCheckExited(r.pid, r.status)) continue;
       ChildEnded(r.pid, r.status);
     }
-    if (reaped.size() < kBatch) return;
-    if (Now() - started >= kSpawnSlice) {
+    if (reaped.size() < kBatch) break;
+    if (Now() - reap_turn_.started >= kSpawnSlice) {
       reap_more_ = true;  // the rest after the next poll for I/O (SoonTurn)
-      return;
+      break;
     }
   }
+  if (probing()) turn_.reap_ns += static_cast<std::uint64_t>((Now() - started).count());
 }
 
 void Master::ChildEnded(pid_t pid, const core::ExitStatus& status) {
+  if (probing()) ++turn_.exits;
   if (ZygoteEnded(pid, status)) return;
   // Its last lines before the line that says it exited.
   output_->WorkerExited(pid);
@@ -315,7 +327,12 @@ void Master::AfterEvent() {
     uv_stop(&loop_);
     return;
   }
+  const core::Time asked = probing() ? Now() : core::Time{};
   std::optional<core::Time> deadline = supervisor_.NextDeadline();
+  if (probing()) {
+    turn_.deadline_ns += static_cast<std::uint64_t>((Now() - asked).count());
+    ++turn_.deadline_calls;
+  }
   if (const auto z = zygotes_.NextDeadline(); z && (!deadline || *z < *deadline)) deadline = z;
   const core::Time now = Now();
   if (reap_more_ || (deadline && *deadline <= now)) {
@@ -460,6 +477,7 @@ core::SpawnOutcome Master::Spawn(const core::SpawnRequest& request) {
     return core::SpawnOutcome::Deferred();
   }
   ++spawn_turn_.spawned;
+  if (probing()) ++turn_.spawns;
   // The template itself, not a copy of it (one spawn at a time, from the loop's thread): a
   // copy of argv and the whole environment per worker is what this avoids.
   sys::SpawnPlan& plan = plan_template_;
@@ -510,6 +528,7 @@ core::SpawnOutcome Master::Spawn(const core::SpawnRequest& request) {
 }
 
 void Master::Kill(core::Pid pid, core::Signal signal) {
+  if (probing()) ++turn_.kills;
   const int err = sys::SendSignal(pid, signal);
   if (err != 0 && err != ESRCH) {
     spdlog::error("could not send {} to {}: {}", core::SignalName(signal), pid,
@@ -520,6 +539,7 @@ void Master::Kill(core::Pid pid, core::Signal signal) {
 }
 
 void Master::Log(core::LogLevel level, const std::string& message) {
+  if (probing()) ++turn_.lines;
   spdlog::log(ToSpdlog(level), "{}", message);
 }
 

@@ -220,6 +220,15 @@ class Master final : public core::Effects,
   };
   SpawnTurn spawn_turn_;
   bool reap_more_ = false;  // ReapChildren stopped at its slice: zombies may be left
+  // The slice of exits this turn spends, shared by every ReapChildren of the turn: libuv calls
+  // the SIGCHLD handler once per signal it caught, so a burst of 1000 exits makes dozens of
+  // calls in one turn, and a slice per call let one turn handle 700 exits (8 ms at 1000
+  // workers). Closed by turn_end_.
+  struct ReapTurn {
+    bool open = false;
+    core::Time started{};
+  };
+  ReapTurn reap_turn_;
   std::vector<uv_signal_t> signals_;
 
   core::Reload reload_;
@@ -245,6 +254,25 @@ class Master final : public core::Effects,
 
   std::optional<core::ServiceNotifier> service_;  // NOTIFY_SOCKET set
   uv_timer_t watchdog_{};                          // WATCHDOG=1 at half of WATCHDOG_USEC
+
+  // EINHORN_CPP_SLOW_TURN_MS (master_turns.cc): a line for each loop turn busy that long, with
+  // the work it did. The counters below are bumped only while it is on (slow_turn_ns_ > 0).
+  struct TurnWork {
+    std::uint64_t started_ns = 0;  // the previous turn's end (uv_hrtime)
+    std::uint64_t idle_ns = 0;     // uv_metrics_idle_time then
+    std::uint64_t cpu_ns = 0;      // the thread's CPU time then
+    int spawns = 0, exits = 0, kills = 0, lines = 0, commands = 0, deadline_calls = 0;
+    std::uint64_t tick_ns = 0, deadline_ns = 0, reap_ns = 0;
+  };
+  void StartTurnProbe();
+  // A prepare handle runs at the end of every turn (just before the loop polls for I/O): it
+  // closes the turn's reaping slice, and reports the turn when probing.
+  void StartTurnEnd();
+  void TurnEnded() noexcept;
+  bool probing() const { return slow_turn_ns_ > 0; }
+  TurnWork turn_;
+  std::uint64_t slow_turn_ns_ = 0;
+  uv_prepare_t turn_end_{};
 
   // --max-worker-memory (master_memory.cc).
   void StartMemoryWatch();

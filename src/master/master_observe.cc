@@ -74,12 +74,16 @@ core::Event Master::StoreEvent(core::Event event) {
 }
 
 void Master::LogEvent(core::LogLevel level, const std::string& message, const core::Event& event) {
+  if (probing()) ++turn_.lines;
   master::LogEvent(level, message, StoreEvent(event));  // the line (logging.h)
 }
 
 void Master::RecordEvent(const core::Event& event) { StoreEvent(event); }
 
-void Master::CountCommand(const std::string& verb) { telemetry_.CountCommand(verb); }
+void Master::CountCommand(const std::string& verb) {
+  if (probing()) ++turn_.commands;
+  telemetry_.CountCommand(verb);
+}
 
 std::vector<core::ListenerStats> Master::Listeners() const {
   std::vector<core::ListenerStats> out;

@@ -4,16 +4,21 @@
 // crash or throw; what it accepts must re-encode to itself; and a supervisor restored from an
 // accepted state must hold it exactly and survive being driven (UBSan watches the time
 // arithmetic: CheckSnapshot's ranges must keep it from overflowing).
+// The one-pass reader of EncodeState's layout must read whatever it accepts as yaml-cpp does, and
+// the restored supervisor's tallies and deadline index must agree with its pool throughout.
 // A broken invariant calls __builtin_trap(), which libFuzzer reports as a crash and saves.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <exception>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
 
 #include "core/state.h"
+#include "core/state_format.h"
 #include "core/supervisor.h"
 
 namespace core = einhorn::core;
@@ -59,16 +64,35 @@ void Drive(const core::SupervisorSnapshot& snapshot) {
       s.ChildExited(s.workers().begin()->first, core::ExitStatus{round == 1, 1}, now);
     }
     if (!s.workers().empty()) s.Ack(s.workers().rbegin()->first, now);
+    Require(s.TalliesMatch(), "the tallies and the deadline index match the pool");
   }
   s.SetTarget(2, now);
+  Require(s.TalliesMatch(), "the tallies and the deadline index match after a shrink");
   s.Upgrade(core::UpgradeStrategy::kFleet, now);
   s.Stop(core::StopKind::kTerminate, now);
+  Require(s.TalliesMatch(), "the tallies and the deadline index match after a stop");
+}
+
+// Both readers of the state, on the same bytes: the one-pass one gives up or agrees.
+void CompareReaders(std::string_view in) {
+  const core::StateLimits limits;
+  const std::optional<core::text::Node> ours = core::state_format::ParseOurs(in, limits);
+  if (!ours) return;
+  try {
+    const core::text::Node theirs = core::state_format::ParseWithYamlCpp(in, limits);
+    Require(*ours == theirs, "the one-pass reader builds yaml-cpp's tree");
+  } catch (const std::exception& e) {
+    // The byte check comes before either reader in DecodeState.
+    Require(std::string_view(e.what()).find(": byte 0x") != std::string_view::npos,
+            "what the one-pass reader accepts, yaml-cpp reads");
+  }
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view in(reinterpret_cast<const char*>(data), size);
+  CompareReaders(in);
   const core::Result<core::MasterState> decoded = core::DecodeState(in);
   if (!decoded.ok()) {
     Require(!decoded.error().empty(), "a refusal says why");

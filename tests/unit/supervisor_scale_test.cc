@@ -64,6 +64,84 @@ TEST_CASE("supervisor scale: start, ack and upgrade of n workers scan O(n) eleme
   }
 }
 
+// A resize at n workers costs O(k log n) for k slots given up or added, not a sort of every
+// slot (issue 20: `dec` and `set_workers` replied in ~2 ms at 1000 workers, most of it that
+// sort and the rebuild of the slot sets).
+TEST_CASE("supervisor scale: dec and set_workers at n workers visit O(log n) elements each") {
+  const int n = 4000;
+  FakeEffects fx;
+  Supervisor s(Manual(n, 8), fx);
+  Time now = Seconds(10);
+  s.Start(now);
+  AckAndReap(s, now);
+  REQUIRE(s.ready_count() == n);
+  const std::uint64_t before = s.scan_steps();
+  // 100 `dec`: each gives up the highest slot; its worker is drained and exits.
+  for (int i = 1; i <= 100; ++i) {
+    now += Seconds(0.02);
+    s.SetTarget(n - i, now);
+    REQUIRE(fx.kills.size() == static_cast<size_t>(i));
+    CHECK(fx.kills.back().pid == 100 + n - i);  // pids follow the slots: the highest goes
+    s.ChildExited(fx.kills.back().pid, ExitStatus{true, 12}, now);
+  }
+  CHECK(s.target() == n - 100);
+  CHECK(s.TalliesMatch());
+  // 100 `set_workers` up and down by one: the new slot is the one given up again (it is not
+  // ready yet: booting and empty slots go first).
+  for (int i = 0; i < 100; ++i) {
+    now += Seconds(0.02);
+    s.SetTarget(n - 99, now);
+    s.SetTarget(n - 100, now);
+  }
+  CHECK(s.TalliesMatch());
+  CHECK(s.ready_count() == n - 100);
+  // The old code sorted every slot for each shrink: 4000 * 12 comparisons per `dec`.
+  CHECK(s.scan_steps() - before <= 300u * 64);
+}
+
+// The shell asks NextDeadline after every event and calls Tick at every slice of spawns: both
+// visit only what is due (the deadline index), not every worker (issue 20: a walk of the pool
+// at each turn of the loop, and a spawn of 1000 takes about 1000 turns).
+TEST_CASE("supervisor scale: NextDeadline and Tick at n workers visit only what is due") {
+  const int n = 4000;
+  SupervisorConfig c;
+  c.target = n;
+  c.ack_mode.kind = AckMode::Kind::kTimer;
+  c.ack_mode.timer_seconds = 1;
+  c.backoff_base = Seconds(1);
+  c.jitter = 0;
+  c.signal_timeout = Seconds(5);
+  FakeEffects fx;
+  Supervisor s(c, fx);
+  Time now = Seconds(10);
+  s.Start(now);
+  REQUIRE(s.NextDeadline() == now + Seconds(1));  // the timer acks
+  now += Seconds(1);
+  s.Tick(now);  // all n are due: visiting them is the work
+  REQUIRE(s.ready_count() == n);
+  CHECK_FALSE(s.NextDeadline().has_value());
+  const std::uint64_t before = s.scan_steps();
+  // 100 rounds: a worker exits (its slot is refilled at once: it served for over -s), the
+  // shell asks for the next deadline (its timer ack), and ticks then.
+  for (int i = 0; i < 100; ++i) {
+    now += Seconds(2);
+    s.ChildExited(static_cast<Pid>(100 + i), ExitStatus{false, 0}, now);
+    for (int k = 0; k < 10; ++k) CHECK(s.NextDeadline() == now + Seconds(1));
+    s.Tick(now + Seconds(0.5));  // nothing due yet
+    s.Tick(now + Seconds(1));
+    CHECK_FALSE(s.NextDeadline().has_value());
+  }
+  CHECK(s.ready_count() == n);
+  // A drained worker's SIGKILL after -t is a deadline too.
+  s.SetTarget(n - 1, now);
+  REQUIRE(s.NextDeadline() == now + Seconds(5));
+  s.Tick(now + Seconds(5));
+  CHECK(fx.kills.back().signal == Signal::kKill);
+  CHECK(s.TalliesMatch());
+  // The old code walked all n workers (and slots) for each of these 1200 calls.
+  CHECK(s.scan_steps() - before <= 100u * 64);
+}
+
 // The tallies follow every transition: crash loops, a shrink and a grow, a stop.
 TEST_CASE("supervisor scale: the tallies equal a recount through resizes, failures and a stop") {
   FakeEffects fx;
