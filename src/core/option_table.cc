@@ -82,8 +82,9 @@ void ReadNice(const ConfigValue& v, Options* o) {
 YAML::Node ShowNice(const Options& o) {
   if (!o.nice.master) return ConfigNull();
   std::string s = std::to_string(*o.nice.master);
-  if (o.nice.worker) s += ":" + std::to_string(*o.nice.worker);
-  if (o.nice.worker && !o.nice.renice_cmd.empty()) s += ":" + o.nice.renice_cmd;
+  // Appended piece by piece: gcc 12 warns (-Wrestrict, a false positive) on ":" + string.
+  if (o.nice.worker) s.append(":").append(std::to_string(*o.nice.worker));
+  if (o.nice.worker && !o.nice.renice_cmd.empty()) s.append(":").append(o.nice.renice_cmd);
   return YAML::Node(s);
 }
 Status NiceFlag(const std::string& text, Options* o) {
