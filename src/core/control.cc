@@ -710,15 +710,21 @@ UpgradeStatus UpgradeStatusOf(const UpgradeProgress& u, const std::map<Pid, Work
   return us;
 }
 
-// Pool slots first, in order; workers drained out of the pool (slot -1) last.
+// Pool slots first, in order; workers drained out of the pool (slot -1) last. The keys are
+// sorted, then each entry moved once: a stable_sort of the entries themselves moved each
+// several times (~7 % of a status of 1000 workers).
 void SortBySlot(std::vector<WorkerStatus>* workers) {
-  std::stable_sort(workers->begin(), workers->end(),
-                   [](const WorkerStatus& a, const WorkerStatus& b) {
-                     const auto key = [](const WorkerStatus& w) {
-                       return w.slot < 0 ? kMaxWorkers + 1 : w.slot;
-                     };
-                     return key(a) < key(b);
-                   });
+  std::vector<std::pair<long long, size_t>> order;
+  order.reserve(workers->size());
+  for (size_t i = 0; i < workers->size(); ++i) {
+    const int slot = (*workers)[i].slot;
+    order.emplace_back(slot < 0 ? static_cast<long long>(kMaxWorkers) + 1 : slot, i);
+  }
+  std::sort(order.begin(), order.end());  // (key, index): ties keep their order
+  std::vector<WorkerStatus> sorted;
+  sorted.reserve(workers->size());
+  for (const auto& [key, i] : order) sorted.push_back(std::move((*workers)[i]));
+  *workers = std::move(sorted);
 }
 
 }  // namespace
@@ -742,6 +748,7 @@ PoolStatus Control::Status(Time now) const {
     st.listeners.push_back(ListenerStatus{l.name, l.accept_queue, l.backlog});
   }
   const auto& slots = supervisor_.slots();
+  st.workers.reserve(supervisor_.workers().size());
   for (const auto& [pid, w] : supervisor_.workers()) {
     WorkerStatus ws = WorkerStatusOf(pid, w, slots, now);
     if (const MemoryWatch::Seen* m = host_.facts.WorkerMemory(pid)) {

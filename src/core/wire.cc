@@ -675,7 +675,10 @@ std::string IdYaml(const Id& id) {
 }
 
 std::string EncodeReply(const Reply& reply) {
-  std::string doc = "---\nmessage: ";
+  std::string doc;
+  // One allocation for a big message (status: 155 KB at 1000 workers, quoted in runs).
+  doc.reserve(reply.message.size() + reply.message.size() / 8 + 96);
+  doc += "---\nmessage: ";
   AppendDoubleQuoted(reply.message, &doc);
   doc += '\n';
   if (reply.request_id) {
