@@ -796,6 +796,17 @@ TEST_CASE("a truncated state is refused at every length") {
   CHECK(refused > text.size() / 11);
 }
 
+// A piece of 1 to 64 bytes at a random place, removed or repeated.
+void CutOrRepeatPiece(std::mt19937& rng, std::string* input) {
+  const size_t at = rng() % input->size();
+  const size_t len = 1 + rng() % 64;
+  if (rng() % 2 == 0) {
+    input->erase(at, len);
+  } else {
+    input->insert(at, input->substr(at, len));
+  }
+}
+
 TEST_CASE("random bytes and mutated states never crash the decoder") {
   const std::string valid = EncodeState(SmallRichState());
   std::mt19937 rng(12345);
@@ -818,16 +829,9 @@ TEST_CASE("random bytes and mutated states never crash the decoder") {
         }
         break;
       }
-      default: {  // a valid state with a piece removed or repeated
+      default:  // a valid state with a piece removed or repeated
         input = valid;
-        const size_t at = rng() % input.size();
-        const size_t len = 1 + rng() % 64;
-        if (rng() % 2 == 0) {
-          input.erase(at, len);
-        } else {
-          input.insert(at, input.substr(at, len));
-        }
-      }
+        CutOrRepeatPiece(rng, &input);
     }
     const Result<MasterState> r = DecodeState(input);
     if (!r.ok()) {
@@ -887,13 +891,7 @@ TEST_CASE("state: the one-pass reader reads mutated states as yaml-cpp does, or 
         input[rng() % input.size()] = kAlphabet[rng() % kAlphabet.size()];
       }
     } else {
-      const size_t at = rng() % input.size();
-      const size_t len = 1 + rng() % 64;
-      if (rng() % 2 == 0) {
-        input.erase(at, len);
-      } else {
-        input.insert(at, input.substr(at, len));
-      }
+      CutOrRepeatPiece(rng, &input);
     }
     const std::optional<text::Node> ours = state_format::ParseOurs(input, StateLimits{});
     if (!ours) {
