@@ -235,6 +235,20 @@ std::optional<std::pair<std::string, std::string>> JobsTools() {
   return std::pair{*ruby, *beanstalkd};
 }
 
+// Every job deleted: none ready, reserved or delayed (buried ones are checked apart).
+bool QueueEmpty(BeanstalkClient& stats) {
+  return stats.Stat("stats", "current-jobs-ready") == 0 &&
+         stats.Stat("stats", "current-jobs-reserved") == 0 &&
+         stats.Stat("stats", "current-jobs-delayed") == 0;
+}
+
+// The ids the feeder enqueued: 1 to last.
+std::vector<long> IdsThrough(long last) {
+  std::vector<long> ids;
+  for (long id = 1; id <= last; ++id) ids.push_back(id);
+  return ids;
+}
+
 bool PoolAtRest(const MasterRun& m, int n) {
   const auto st = Status(m);
   return st && st->ready == n && st->booting == 0 && st->draining == 0 &&
@@ -307,12 +321,7 @@ TEST_CASE(
   // Wait for the queue to empty: every job deleted, none reserved, delayed or buried.
   BeanstalkClient stats(queue.port());
   REQUIRE(stats.connected());
-  auto queue_empty = [&] {
-    return stats.Stat("stats", "current-jobs-ready") == 0 &&
-           stats.Stat("stats", "current-jobs-reserved") == 0 &&
-           stats.Stat("stats", "current-jobs-delayed") == 0;
-  };
-  REQUIRE_MESSAGE(PollUntil(queue_empty, 30s), m.Log());
+  REQUIRE_MESSAGE(PollUntil([&] { return QueueEmpty(stats); }, 30s), m.Log());
   CHECK(stats.Stat("stats", "current-jobs-buried") == 0);
   CHECK(stats.Stat("stats", "total-jobs") == last_id + 1);  // + the slow one
   CHECK(stats.Stat("stats", "cmd-delete") == last_id + 1);
@@ -328,8 +337,7 @@ TEST_CASE(
   // The accounting.
   const JobResults r = ReadJobResults(results);
   CHECK(r.bad_lines == 0);
-  std::vector<long> ids;
-  for (long id = 1; id <= last_id; ++id) ids.push_back(id);
+  std::vector<long> ids = IdsThrough(last_id);
   ids.push_back(slow_id);
   const auto [lost, duplicates, duplicates_not_killed, cut_by_kill, cut_otherwise, workers_seen] =
       TallyJobs(r, ids, killed);
@@ -401,12 +409,7 @@ TEST_CASE("jobs: MAX_JOBS recycles under a steady stream lose and cut short no j
   const long last_id = feeder.next_id() - 1;
   BeanstalkClient stats(queue.port());
   REQUIRE(stats.connected());
-  auto queue_empty = [&] {
-    return stats.Stat("stats", "current-jobs-ready") == 0 &&
-           stats.Stat("stats", "current-jobs-reserved") == 0 &&
-           stats.Stat("stats", "current-jobs-delayed") == 0;
-  };
-  REQUIRE_MESSAGE(PollUntil(queue_empty, 60s), m.Log());
+  REQUIRE_MESSAGE(PollUntil([&] { return QueueEmpty(stats); }, 60s), m.Log());
   REQUIRE(PollUntil([&] { return PoolAtRest(m, 4); }, 30s));
   sampler.Stop();
   CHECK(stats.Stat("stats", "current-jobs-buried") == 0);
@@ -414,8 +417,7 @@ TEST_CASE("jobs: MAX_JOBS recycles under a steady stream lose and cut short no j
 
   const JobResults r = ReadJobResults(results);
   CHECK(r.bad_lines == 0);
-  std::vector<long> ids;
-  for (long id = 1; id <= last_id; ++id) ids.push_back(id);
+  std::vector<long> ids = IdsThrough(last_id);
   const auto [lost, duplicates, duplicates_not_killed, cut_by_kill, cut_otherwise, workers_seen] =
       TallyJobs(r, ids, 0);
   long drained = 0;
@@ -478,19 +480,13 @@ TEST_CASE("jobs: workers that leak on every job are recycled by memory, no job l
 
   BeanstalkClient stats(queue.port());
   REQUIRE(stats.connected());
-  auto queue_empty = [&] {
-    return stats.Stat("stats", "current-jobs-ready") == 0 &&
-           stats.Stat("stats", "current-jobs-reserved") == 0 &&
-           stats.Stat("stats", "current-jobs-delayed") == 0;
-  };
-  REQUIRE_MESSAGE(PollUntil(queue_empty, 60s), m.Log());
+  REQUIRE_MESSAGE(PollUntil([&] { return QueueEmpty(stats); }, 60s), m.Log());
   CHECK(stats.Stat("stats", "current-jobs-buried") == 0);
   CHECK(stats.Stat("stats", "cmd-delete") == last_id);
 
   const JobResults r = ReadJobResults(results);
   CHECK(r.bad_lines == 0);
-  std::vector<long> ids;
-  for (long id = 1; id <= last_id; ++id) ids.push_back(id);
+  std::vector<long> ids = IdsThrough(last_id);
   const auto [lost, duplicates, duplicates_not_killed, cut_by_kill, cut_otherwise, workers_seen] =
       TallyJobs(r, ids, 0);
   const std::string log = m.Log();

@@ -47,6 +47,16 @@ bool WaitWorkers(const MasterRun& m, size_t n) {
   return PollUntil([&] { return m.LiveWorkers().size() == n; }, 10s);
 }
 
+// The `victim` worker is gone and n workers have reported, the replacement among them.
+bool Replaced(const MasterRun& m, pid_t victim, size_t n) {
+  return PollUntil(
+      [&] {
+        const auto now = m.LiveWorkers();
+        return now.size() == n && now.count(victim) == 0;
+      },
+      10s);
+}
+
 void WriteText(const std::string& path, const std::string& text) {
   std::ofstream(path) << text;
 }
@@ -135,12 +145,7 @@ TEST_CASE("preload: a worker's exit is seen with its status and it is respawned 
   REQUIRE(kill(victim, SIGTERM) == 0);
   CHECK(m.WaitForLog("worker " + std::to_string(victim) + " (index"));
   CHECK(m.WaitForLog("exited with signal 15"));
-  REQUIRE(PollUntil(
-      [&] {
-        const auto now = m.LiveWorkers();
-        return now.size() == 2 && now.count(victim) == 0;
-      },
-      10s));
+  REQUIRE(Replaced(m, victim, 2));
   for (const auto& [pid, r] : m.LiveWorkers()) CHECK(ParentOf(pid) == std::to_string(m.pid()));
   CHECK(Zygotes(m).size() == 1);  // the same zygote forked the replacement
 }
@@ -166,12 +171,7 @@ TEST_CASE("preload: a zygote that dies leaves its workers running and is respawn
   REQUIRE(PollUntil([&] { return m.LogHas("is ready after") && Status(m).has_value(); }, 10s));
   const pid_t victim = workers.begin()->first;
   REQUIRE(kill(victim, SIGKILL) == 0);
-  REQUIRE(PollUntil(
-      [&] {
-        const auto now = m.LiveWorkers();
-        return now.size() == 2 && now.count(victim) == 0;
-      },
-      10s));
+  REQUIRE(Replaced(m, victim, 2));
 }
 
 TEST_CASE("preload: an upgrade loads the new code in a new zygote, and the old zygote goes once drained") {
@@ -294,12 +294,7 @@ TEST_CASE("preload: a reload carries the zygote and its workers") {
   // The carried zygote still forks: a killed worker is replaced through it.
   const pid_t victim = workers.begin()->first;
   REQUIRE(kill(victim, SIGKILL) == 0);
-  REQUIRE(PollUntil(
-      [&] {
-        const auto now = m.LiveWorkers();
-        return now.size() == 2 && now.count(victim) == 0;
-      },
-      10s));
+  REQUIRE(Replaced(m, victim, 2));
   CHECK(Zygotes(m).size() == 1);
   CHECK(ProcessAlive(zygote));
   // And an upgrade after the reload closes it once its workers are gone.

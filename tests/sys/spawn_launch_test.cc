@@ -22,15 +22,8 @@ namespace {
 using namespace std::chrono_literals;
 using test::ChildGuard;
 using test::ReadFile;
+using test::ShellPlan;
 using test::TempDir;
-
-sys::SpawnPlan ShellPlan(const std::string& script, const std::string& out) {
-  sys::SpawnPlan plan;
-  plan.path = "/bin/sh";
-  plan.argv = {"sh", "-c", script};
-  plan.env = {"OUT=" + out, "PATH=/usr/bin:/bin"};
-  return plan;
-}
 
 int WaitExit(pid_t pid) {
   ChildGuard child(pid);

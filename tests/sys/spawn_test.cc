@@ -26,18 +26,8 @@ namespace {
 using namespace std::chrono_literals;
 using test::ChildGuard;
 using test::ReadFile;
+using test::ShellPlan;
 using test::TempDir;
-
-// Scripts start with `exec > "$OUT"` rather than redirecting single commands: dash applies a
-// command's redirection in the shell itself, keeping a saved copy of the old fd (at 10), which
-// would show up in /proc/$$/fd.
-sys::SpawnPlan ShellPlan(const std::string& script, const std::string& out) {
-  sys::SpawnPlan plan;
-  plan.path = "/bin/sh";
-  plan.argv = {"sh", "-c", script};
-  plan.env = {"OUT=" + out, "PATH=/usr/bin:/bin"};
-  return plan;
-}
 
 // Runs the plan to completion and returns the child's wait status.
 int RunToExit(const sys::SpawnPlan& plan) {

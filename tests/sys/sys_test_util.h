@@ -9,7 +9,10 @@
 
 #include <chrono>
 #include <optional>
+#include <string>
 #include <thread>
+
+#include "sys/spawn.h"
 
 namespace einhorn::test {
 
@@ -54,5 +57,17 @@ class ChildGuard {
  private:
   pid_t pid_;
 };
+
+// A plan running `script` in /bin/sh with $OUT set to `out`. Scripts start with
+// `exec > "$OUT"` rather than redirecting single commands: dash applies a command's redirection
+// in the shell itself, keeping a saved copy of the old fd (at 10), which would show up in
+// /proc/$$/fd.
+inline sys::SpawnPlan ShellPlan(const std::string& script, const std::string& out) {
+  sys::SpawnPlan plan;
+  plan.path = "/bin/sh";
+  plan.argv = {"sh", "-c", script};
+  plan.env = {"OUT=" + out, "PATH=/usr/bin:/bin"};
+  return plan;
+}
 
 }  // namespace einhorn::test

@@ -32,6 +32,13 @@ ZygotePolicy Policy() {
   return p;
 }
 
+// Generation 1's zygote, pid 100: started at 0, ready at 0.1.
+void StartReady(ZygoteBook& b) {
+  b.Decide(Facts(1), At(0));
+  b.Started(100, 1, std::nullopt, At(0));
+  b.Ready(100, At(0.1));
+}
+
 TEST_CASE("zygote: the current generation gets a zygote, which loads, gets ready and forks") {
   ZygoteBook b(Policy());
   auto a = b.Decide(Facts(1), At(0));
@@ -107,9 +114,7 @@ TEST_CASE("zygote: one that is not ready within the load timeout is killed, and 
 
 TEST_CASE("zygote: an upgrade waits for its zygote, and starts once it is ready") {
   ZygoteBook b(Policy());
-  b.Decide(Facts(1), At(0));
-  b.Started(100, 1, std::nullopt, At(0));
-  b.Ready(100, At(0.1));
+  StartReady(b);
   CHECK_FALSE(b.RequestUpgrade(UpgradeStrategy::kFleet, 2, At(1)).has_value());
   CHECK(b.UpgradePending());
   auto a = b.Decide(Facts(1, {1}), At(1));
@@ -143,9 +148,7 @@ TEST_CASE("zygote: an upgrade waits for its zygote, and starts once it is ready"
 
 TEST_CASE("zygote: a closed one that lingers is killed after the grace") {
   ZygoteBook b(Policy());
-  b.Decide(Facts(1), At(0));
-  b.Started(100, 1, std::nullopt, At(0));
-  b.Ready(100, At(0.1));
+  StartReady(b);
   b.RequestUpgrade(UpgradeStrategy::kSmooth, 2, At(1));
   b.Decide(Facts(1), At(1));
   b.Started(200, 2, UpgradeStrategy::kSmooth, At(1));
@@ -164,9 +167,7 @@ TEST_CASE("zygote: a gating zygote that fails to load fails the upgrade, and is 
   for (const char* how : {"error", "exit", "timeout"}) {
     INFO(how);
     ZygoteBook b(Policy());
-    b.Decide(Facts(1), At(0));
-    b.Started(100, 1, std::nullopt, At(0));
-    b.Ready(100, At(0.1));
+    StartReady(b);
     b.RequestUpgrade(UpgradeStrategy::kSmooth, 2, At(1));
     b.Decide(Facts(1, {1}), At(1));
     b.Started(200, 2, UpgradeStrategy::kSmooth, At(1));
@@ -203,9 +204,7 @@ TEST_CASE("zygote: a start that fails is a failed upgrade, or a backoff for the 
 
 TEST_CASE("zygote: a newer upgrade supersedes the zygote loading for an earlier one") {
   ZygoteBook b(Policy());
-  b.Decide(Facts(1), At(0));
-  b.Started(100, 1, std::nullopt, At(0));
-  b.Ready(100, At(0.1));
+  StartReady(b);
   b.RequestUpgrade(UpgradeStrategy::kSmooth, 2, At(1));
   b.Decide(Facts(1, {1}), At(1));
   b.Started(200, 2, UpgradeStrategy::kSmooth, At(1));
@@ -223,9 +222,7 @@ TEST_CASE("zygote: a newer upgrade supersedes the zygote loading for an earlier 
 
 TEST_CASE("zygote: stopping closes every zygote and starts none") {
   ZygoteBook b(Policy());
-  b.Decide(Facts(1), At(0));
-  b.Started(100, 1, std::nullopt, At(0));
-  b.Ready(100, At(0.1));
+  StartReady(b);
   b.RequestUpgrade(UpgradeStrategy::kSmooth, 2, At(1));
   b.Decide(Facts(1, {1}), At(1));
   b.Started(200, 2, UpgradeStrategy::kSmooth, At(1));
