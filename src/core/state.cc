@@ -15,6 +15,7 @@
 
 #include "core/option_table.h"
 #include "core/state_format.h"
+#include "core/state_stream.h"
 #include "core/telemetry_state.h"
 
 namespace einhorn::core {
@@ -140,6 +141,11 @@ struct Schema;
 
 // A struct as a flow mapping ({key: value, ...}), by its Schema.
 struct RecC {
+  static constexpr bool kRecord = true;  // the canonical reader streams it (state_stream.h)
+  template <typename V, typename T>
+  static void Stream(V& v, T& x) {
+    Schema<T>::Visit(v, x);
+  }
   template <typename T>
   std::string Write(const T& v) const;
   template <typename T>
@@ -147,6 +153,11 @@ struct RecC {
 };
 // A struct as a block mapping, by its Schema.
 struct SectionC {
+  static constexpr bool kSection = true;
+  template <typename V, typename T>
+  static void Stream(V& v, T& x) {
+    Schema<T>::Visit(v, x);
+  }
   template <typename T>
   void Write(const T& v, Block b) const;
   template <typename T>
@@ -155,6 +166,8 @@ struct SectionC {
   }
 };
 struct TelemetryC {
+  static constexpr bool kSection = true;
+  static void Stream(BlockIn& v, Telemetry::Snapshot& x) { x = StreamTelemetry(v); }
   void Write(const Telemetry::Snapshot& v, Block b) const { EncodeTelemetry(v, b); }
   void Read(const In& in, Telemetry::Snapshot* v) const { *v = DecodeTelemetry(in); }
 };
@@ -840,7 +853,32 @@ void CheckFds(const MasterState& s) {
   }
 }
 
-MasterState DecodeOrThrow(std::string_view bytes, const StateLimits& limits) {
+// The layout EncodeState writes, in one pass (core/state_stream.h); nullopt for anything else,
+// which ReadGeneral then reads or refuses.
+std::optional<MasterState> ReadCanonical(std::string_view bytes, const StateLimits& limits) {
+  try {
+    Cursor c(bytes, limits);
+    c.Expect("format: " + Str(kStateFormat) + "\n");
+    c.Key(0, "version");
+    c.Expect(" ");
+    const int version = I32(In{c.Value(1), nullptr, "version"});
+    if (version < 1 || version > kStateVersion) return std::nullopt;
+    c.Expect("\n");
+    c.Count(6);  // format, version and end: keys and values
+    MasterState s;
+    s.format_version = version;
+    BlockIn top(c, 0, 1);
+    Schema<MasterState>::Visit(top, s);
+    c.Expect("end: true\n");
+    if (!c.AtEnd()) return std::nullopt;
+    return s;
+  } catch (...) {  // Decline, or a value the general reader will refuse with its message
+    return std::nullopt;
+  }
+}
+
+// Any document: the tree, then each key looked up, in any order.
+MasterState ReadGeneral(std::string_view bytes, const StateLimits& limits) {
   const Node root_node = Parse(bytes, limits);
   const In root{root_node, nullptr, "the state"};
   if (root_node.kind != Node::Kind::kMap) {
@@ -873,6 +911,13 @@ MasterState DecodeOrThrow(std::string_view bytes, const StateLimits& limits) {
   MapReader reader(top);
   Schema<MasterState>::Visit(reader, s);
   top.Done();
+  return s;
+}
+
+MasterState DecodeOrThrow(std::string_view bytes, const StateLimits& limits) {
+  CheckBytes(bytes, limits);
+  std::optional<MasterState> canonical = ReadCanonical(bytes, limits);
+  MasterState s = canonical ? std::move(*canonical) : ReadGeneral(bytes, limits);
   // An image older than draining_since: its draining workers have drained since their signal.
   for (Worker& w : s.supervisor.workers) {
     if (w.state == WorkerState::kDraining && !w.draining_since) w.draining_since = w.signaled_at;
@@ -959,9 +1004,13 @@ std::vector<StateSchemaCoverage> StateSchemaCoverages() {
           CoverageOf<MasterState>("MasterState")};
 }
 
-Result<MasterState> DecodeState(std::string_view bytes, const StateLimits& limits) {
+namespace {
+
+// A reader's exceptions as DecodeState words them.
+template <typename F>
+Result<MasterState> Catching(F read) {
   try {
-    return DecodeOrThrow(bytes, limits);
+    return read();
   } catch (const Bad& e) {
     return Result<MasterState>::Error(e.what());
   } catch (const YAML::DeepRecursion& e) {
@@ -972,6 +1021,28 @@ Result<MasterState> DecodeState(std::string_view bytes, const StateLimits& limit
   } catch (const std::exception& e) {
     return Result<MasterState>::Error(std::string("cannot read the state: ") + e.what());
   }
+}
+
+}  // namespace
+
+Result<MasterState> DecodeState(std::string_view bytes, const StateLimits& limits) {
+  return Catching([&] { return DecodeOrThrow(bytes, limits); });
+}
+
+std::optional<MasterState> ReadStateCanonical(std::string_view bytes, const StateLimits& limits) {
+  try {
+    CheckBytes(bytes, limits);
+  } catch (const Bad&) {
+    return std::nullopt;
+  }
+  return ReadCanonical(bytes, limits);
+}
+
+Result<MasterState> ReadStateGeneral(std::string_view bytes, const StateLimits& limits) {
+  return Catching([&] {
+    CheckBytes(bytes, limits);
+    return ReadGeneral(bytes, limits);
+  });
 }
 
 }  // namespace einhorn::core

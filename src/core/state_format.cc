@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstdio>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <system_error>
 
@@ -80,8 +81,6 @@ void Block::Key(std::string_view key) {
 // ---------------------------------------------------------------------------------------
 // Reading
 
-namespace {
-
 // The reader of the subset EncodeState writes, in one pass over the bytes (yaml-cpp's scanner
 // spent about 0.1 s on the state of 1000 workers, the whole of a reload's stall: issue 20). It
 // accepts exactly what Block, Flow, Seq and the scalar writers above produce: block mappings
@@ -109,6 +108,19 @@ class OursReader {
       return std::nullopt;
     }
     return root;
+  }
+
+  // For OursPieces: one value, as part of a document nested `depth` deep; the position after
+  // it, or nullopt.
+  std::optional<size_t> ValueAt(size_t pos, size_t depth, Node& out) {
+    p_ = pos;
+    depth_ = depth;
+    if (!Value(out)) return std::nullopt;
+    return p_;
+  }
+  bool CountMore(size_t n) {
+    nodes_ += n;
+    return nodes_ <= limits_.max_nodes;
   }
 
  private:
@@ -300,6 +312,14 @@ class OursReader {
   size_t depth_ = 0;
 };
 
+OursPieces::OursPieces(std::string_view bytes, const StateLimits& limits)
+    : reader_(std::make_unique<OursReader>(bytes, limits)) {}
+OursPieces::~OursPieces() = default;
+std::optional<size_t> OursPieces::Value(size_t pos, size_t depth, Node* out) {
+  return reader_->ValueAt(pos, depth, *out);
+}
+bool OursPieces::Count(size_t nodes) { return reader_->CountMore(nodes); }
+
 void CheckBytes(std::string_view bytes, const StateLimits& limits) {
   if (bytes.empty()) throw Bad("the state is empty");
   if (bytes.size() > limits.max_bytes) {
@@ -319,8 +339,6 @@ void CheckBytes(std::string_view bytes, const StateLimits& limits) {
     }
   }
 }
-
-}  // namespace
 
 std::optional<Node> ParseOurs(std::string_view bytes, const StateLimits& limits) {
   return OursReader(bytes, limits).Read();

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <iterator>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -114,6 +115,27 @@ Node Parse(std::string_view bytes, const StateLimits& limits);
 // any YAML (after Parse's checks of the bytes) and throws as Parse does.
 std::optional<Node> ParseOurs(std::string_view bytes, const StateLimits& limits);
 Node ParseWithYamlCpp(std::string_view bytes, const StateLimits& limits);
+// Parse's checks of the size and the bytes; throws Bad.
+void CheckBytes(std::string_view bytes, const StateLimits& limits);
+
+// ParseOurs in pieces, for the canonical reader (core/state_stream.h): the value (a scalar or a
+// flow collection) at `pos`, as part of a document nested `depth` deep. It gives the position
+// after the value, or nullopt where ParseOurs would give up. Nodes count against the limits
+// across all the values, with those Count adds (what the caller read itself: keys, lists,
+// records).
+class OursReader;
+class OursPieces {
+ public:
+  OursPieces(std::string_view bytes, const StateLimits& limits);
+  ~OursPieces();
+  OursPieces(const OursPieces&) = delete;
+  OursPieces& operator=(const OursPieces&) = delete;
+  std::optional<size_t> Value(size_t pos, size_t depth, Node* out);
+  bool Count(size_t nodes);  // false once past the limit
+
+ private:
+  std::unique_ptr<OursReader> reader_;
+};
 
 int I32(const In& in);
 Duration Nanos(const In& in);

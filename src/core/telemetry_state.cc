@@ -1,7 +1,10 @@
 #include "core/telemetry_state.h"
 
+#include "core/state_stream.h"
+
 #include <algorithm>
 #include <limits>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -138,12 +141,16 @@ void EncodeTelemetry(const Telemetry::Snapshot& t, Block b) {
   b.List("events", Each(t.events, EncodeEvent));
 }
 
-Telemetry::Snapshot DecodeTelemetry(const In& in) {
-  MapIn m(in);
+namespace {
+
+// The section, key by key in the order EncodeTelemetry writes them, through either reader:
+// TreeKeys (any layout, each key looked up) or the canonical reader's BlockIn.
+template <typename R>
+Telemetry::Snapshot ReadTelemetry(R& r) {
   Telemetry::Snapshot t;
   Counters& c = t.counters;
-  {
-    MapIn k(m.Get("counters"));
+  r.Get("counters", [&c](const In& in) {
+    MapIn k(in);
     c.spawns = Unsigned(k.Get("spawns"));
     c.spawn_failures = Unsigned(k.Get("spawn_failures"));
     c.acks = Unsigned(k.Get("acks"));
@@ -151,49 +158,79 @@ Telemetry::Snapshot DecodeTelemetry(const In& in) {
     c.kills = Unsigned(k.Get("kills"));
     c.watchdog_timeouts = Unsigned(k.Get("watchdog_timeouts"));
     k.Done();
-  }
-  {
-    const In exits = m.Get("exits");
+  });
+  r.Get("exits", [&c](const In& exits) {
     const auto rows = List(exits, [](const In& row) { return Array<2>(row); });
     if (rows.size() != c.exits.size()) Fail(exits, "expected 3 rows");
     std::copy(rows.begin(), rows.end(), c.exits.begin());
-  }
-  c.upgrades = Array<2>(m.Get("upgrades"));
-  c.reloads = Array<2>(m.Get("reloads"));
-  c.refused_peers = Array<3>(m.Get("refused_peers"));
-  const In commands = m.Get("commands");
-  if (commands.node.kind != Node::Kind::kSequence) Fail(commands, "expected a list");
-  for (size_t i = 0; i < commands.node.items.size(); ++i) {
-    const In row{commands.node.items[i], &commands, {}, i};
-    MapIn r(row);
-    const In name = r.Get("command");
+  });
+  r.Get("upgrades", [&c](const In& in) { c.upgrades = Array<2>(in); });
+  r.Get("reloads", [&c](const In& in) { c.reloads = Array<2>(in); });
+  r.Get("refused_peers", [&c](const In& in) { c.refused_peers = Array<3>(in); });
+  r.Each("commands", [&c](const In& row) {
+    MapIn m(row);
+    const In name = m.Get("command");
     const std::string verb = String(name);
     const auto& known = KnownCommands();
     if (std::find(known.begin(), known.end(), verb) == known.end()) {
       Fail(name, "not a command label");
     }
-    if (!c.commands.emplace(verb, Unsigned(r.Get("count"))).second) Fail(name, "appears twice");
-    r.Done();
-  }
-  c.time_to_ready = DecodeHistogram(m.Get("time_to_ready"), TimeToReadyBounds());
-  c.upgrade_duration = DecodeHistogram(m.Get("upgrade_duration"), UpgradeDurationBounds());
-  t.last_seq = Unsigned(m.Get("last_seq"));
-  const In events = m.Get("events");
-  t.events = List(events, DecodeEvent);
-  // The ring's invariant: ascending numbers up to last_seq (with gaps where a class of events
-  // had to make room, core/events.h).
-  for (size_t i = 0; i < t.events.size(); ++i) {
-    const std::uint64_t seq = t.events[i].seq;
-    if (seq == 0 || seq > t.last_seq || (i > 0 && seq <= t.events[i - 1].seq)) {
-      Fail(In{events.node.items[i], &events, {}, i},
-           "events must be numbered in ascending order up to last_seq");
+    if (!c.commands.emplace(verb, Unsigned(m.Get("count"))).second) Fail(name, "appears twice");
+    m.Done();
+  });
+  r.Get("time_to_ready", [&c](const In& in) {
+    c.time_to_ready = DecodeHistogram(in, TimeToReadyBounds());
+  });
+  r.Get("upgrade_duration", [&c](const In& in) {
+    c.upgrade_duration = DecodeHistogram(in, UpgradeDurationBounds());
+  });
+  r.Get("last_seq", [&t](const In& in) { t.last_seq = Unsigned(in); });
+  r.Each("events", [&t](const In& in) {
+    const Event e = DecodeEvent(in);
+    // The ring's invariant: ascending numbers up to last_seq (with gaps where a class of events
+    // had to make room, core/events.h).
+    if (e.seq == 0 || e.seq > t.last_seq || (!t.events.empty() && e.seq <= t.events.back().seq)) {
+      Fail(in, "events must be numbered in ascending order up to last_seq");
     }
-  }
+    t.events.push_back(e);
+  });
   if (t.events.size() > EventRing::kDefaultCapacity) {
-    Fail(events, "more than " + std::to_string(EventRing::kDefaultCapacity) + " events");
+    r.FailAt("events", "more than " + std::to_string(EventRing::kDefaultCapacity) + " events");
   }
-  m.Done();
+  r.Done();
   return t;
 }
+
+// ReadTelemetry through the tree.
+class TreeKeys {
+ public:
+  explicit TreeKeys(const In& in) : m_(in) {}
+  template <typename F>
+  void Get(std::string_view key, F read) {
+    read(m_.Get(key));
+  }
+  template <typename F>
+  void Each(std::string_view key, F read) {
+    const In list = m_.Get(key);
+    if (list.node.kind != Node::Kind::kSequence) Fail(list, "expected a list");
+    for (size_t i = 0; i < list.node.items.size(); ++i) read(In{list.node.items[i], &list, {}, i});
+  }
+  [[noreturn]] void FailAt(std::string_view key, const std::string& what) {
+    Fail(m_.Get(key), what);
+  }
+  void Done() const { m_.Done(); }
+
+ private:
+  MapIn m_;
+};
+
+}  // namespace
+
+Telemetry::Snapshot DecodeTelemetry(const In& in) {
+  TreeKeys keys(in);
+  return ReadTelemetry(keys);
+}
+
+Telemetry::Snapshot StreamTelemetry(BlockIn& section) { return ReadTelemetry(section); }
 
 }  // namespace einhorn::core::state_format

@@ -10,7 +10,11 @@
 
 namespace einhorn::core::state_format {
 
+class BlockIn;
+
 void EncodeTelemetry(const Telemetry::Snapshot& telemetry, Block b);
 Telemetry::Snapshot DecodeTelemetry(const In& in);
+// The same, read by the canonical reader (core/state_stream.h) from the section's entries.
+Telemetry::Snapshot StreamTelemetry(BlockIn& section);
 
 }  // namespace einhorn::core::state_format

@@ -4,7 +4,8 @@
 // crash or throw; what it accepts must re-encode to itself; and a supervisor restored from an
 // accepted state must hold it exactly and survive being driven (UBSan watches the time
 // arithmetic: CheckSnapshot's ranges must keep it from overflowing).
-// The one-pass reader of EncodeState's layout must read whatever it accepts as yaml-cpp does, and
+// The one-pass reader of EncodeState's layout must read whatever it accepts as yaml-cpp does, the
+// canonical reader (straight into the structs) as the general one does, and
 // the restored supervisor's tallies and deadline index must agree with its pool throughout.
 // A broken invariant calls __builtin_trap(), which libFuzzer reports as a crash and saves.
 #include <algorithm>
@@ -88,11 +89,21 @@ void CompareReaders(std::string_view in) {
   }
 }
 
+// The canonical reader (a reload's) declines, or reads what the general reader reads.
+void CompareDecoders(std::string_view in) {
+  const std::optional<core::MasterState> canonical = core::ReadStateCanonical(in);
+  if (!canonical) return;
+  const core::Result<core::MasterState> general = core::ReadStateGeneral(in);
+  Require(general.ok(), "what the canonical reader accepts, the general one reads");
+  Require(*canonical == general.value(), "the canonical reader reads the general one's state");
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view in(reinterpret_cast<const char*>(data), size);
   CompareReaders(in);
+  CompareDecoders(in);
   const core::Result<core::MasterState> decoded = core::DecodeState(in);
   if (!decoded.ok()) {
     Require(!decoded.error().empty(), "a refusal says why");

@@ -2,6 +2,7 @@
 // counters travel across a reload exactly, and what EncodeState never writes is refused.
 #include <doctest/doctest.h>
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -77,6 +78,13 @@ TEST_CASE("state telemetry: the ring and the counters travel exactly") {
   CHECK(restored.counters().spawns == 503);
   CHECK(restored.counters().upgrades[1] == 1);
   CHECK(restored.Record(Event{}) == 1008);
+  // The canonical reader (a reload's) reads the ring and the commands, as the general one does.
+  const std::optional<MasterState> canonical = ReadStateCanonical(text);
+  REQUIRE(canonical.has_value());
+  const Result<MasterState> general = ReadStateGeneral(text);
+  REQUIRE_MESSAGE(general.ok(), general.error());
+  CHECK(*canonical == general.value());
+  CHECK(canonical->telemetry == m.telemetry);
 
   // A fresh master writes no section; a state without one starts afresh.
   const std::string plain = EncodeState(Base());
