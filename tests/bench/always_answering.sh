@@ -4,7 +4,9 @@
 # (c) upgrades N workers; then the round trip of `inc`, `dec` and `set_workers` at N workers.
 # Workers are `sleep` with -m 0. Each phase prints the probe's series (answers, latency p50,
 # p99 and max, the worst gap between two answers) and the reply time of the command that started
-# it; see tests/bench/status_probe.cc. REPS runs of everything (default 1).
+# it; see tests/bench/status_probe.cc. Then the baseline: phases (a) and (c) again, with the probe
+# asking a second master that has N workers and nothing to do (`cold-idle`, `upgr-idle`): what
+# the load alone does to the probe. REPS runs of everything (default 1).
 # Usage: tests/bench/always_answering.sh [BUILD_DIR] [N]     (default: build-bench, 1000)
 # Build a release tree first: cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release
 #                             cmake --build build-bench -j2 --target einhorn-cpp einhornctl einhorn-example-http
@@ -35,4 +37,16 @@ for ((rep = 1; rep <= REPS; rep++)); do
   "$probe" upgrade "$SOCK" "$N"
   "$probe" resize "$SOCK" "$N" "$RESIZES"
   stop_master
+
+  # The baseline: the same load (a master spawning N from cold, then upgrading them), but the
+  # probe asks another master, one with N workers and nothing to do. Its tail is the machine's.
+  start_master idle -n "$N" -m 0 -- "$worker" 1000000
+  "$probe" set "$SOCK" "$N" >/dev/null
+  idle_sock=$SOCK idle_master=$MASTER
+  launch_master busy -n "$N" -m 0 -- "$worker" 1000000
+  wait_socket
+  "$probe" beside "$idle_sock" "$SOCK" "$N" cold-idle
+  "$probe" beside "$idle_sock" "$SOCK" "$N" upgr-idle upgrade
+  stop_master
+  stop_pid "$idle_master"
 done

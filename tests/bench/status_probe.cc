@@ -8,6 +8,12 @@
 //   status_probe set SOCK M            send `set_workers M`, probe until M ready, none booting
 //   status_probe upgrade SOCK N        send `upgrade`, probe until its final reply, then until
 //                                      N ready and none booting or draining
+//   status_probe beside IDLE BUSY N LABEL [upgrade]
+//                                      the baseline: probe the master at IDLE, which has nothing
+//                                      to do, while the one at BUSY works (spawns from cold, or
+//                                      with `upgrade`, is sent `upgrade`), until BUSY has N ready
+//                                      and none booting or draining (asked every 10th probe).
+//                                      What the machine's load alone does to the probe.
 //   status_probe resize SOCK N COUNT   at N workers: COUNT `inc`, COUNT `dec`, COUNT
 //                                      `set_workers` (N+1, N, ...), 20 ms apart (so that each
 //                                      measures its own reply, not the previous one's fork):
@@ -168,10 +174,27 @@ void WaitSettled(const std::string& sock, int n) {
   std::exit(1);
 }
 
+// Sends `upgrade` and reads its replies to the last; returns the first reply's round trip.
+double Upgrade(const std::string& sock) {
+  const Clock::time_point t0 = Clock::now();
+  const int fd = Connect(sock);
+  std::string pending;
+  Send(fd, "upgrade", {}, 1);
+  std::string line = ReadLine(fd, pending);
+  const double first = Ms(Clock::now() - t0);
+  while (line.find("wait: true") != std::string::npos) line = ReadLine(fd, pending);
+  ::close(fd);
+  if (line.find("error: true") != std::string::npos) {
+    std::fprintf(stderr, "status_probe: upgrade failed: %.300s\n", line.c_str());
+    std::exit(1);
+  }
+  return first;
+}
+
 int Usage() {
   std::fprintf(stderr,
                "usage: status_probe cold SOCK N | set SOCK M | upgrade SOCK N | "
-               "resize SOCK N COUNT\n");
+               "resize SOCK N COUNT | beside IDLE BUSY N LABEL [upgrade]\n");
   return 2;
 }
 
@@ -200,23 +223,29 @@ int main(int argc, char** argv) {
     double first = 0;
     std::atomic<bool> done{false};
     std::thread upgrader([&] {
-      const Clock::time_point t0 = Clock::now();
-      const int fd = Connect(a[1]);
-      std::string pending;
-      Send(fd, "upgrade", {}, 1);
-      std::string line = ReadLine(fd, pending);
-      first = Ms(Clock::now() - t0);
-      while (line.find("wait: true") != std::string::npos) line = ReadLine(fd, pending);
-      ::close(fd);
-      if (line.find("error: true") != std::string::npos) {
-        std::fprintf(stderr, "status_probe: upgrade failed: %.300s\n", line.c_str());
-        std::exit(1);
-      }
+      first = Upgrade(a[1]);
       done = true;
     });
     Series s = Probe(a[1], [&](const std::string& r) { return done && Settled(r, n, true); });
     upgrader.join();
     PrintSeries("upgrade", s, first);
+  } else if ((a.size() == 5 || (a.size() == 6 && a[5] == "upgrade")) && a[0] == "beside") {
+    const int n = std::atoi(a[3].c_str());
+    std::atomic<bool> done{a.size() == 5};
+    std::thread upgrader;
+    if (!done) {
+      upgrader = std::thread([&] {
+        Upgrade(a[2]);
+        done = true;
+      });
+    }
+    int asked = 0;
+    // Every 10th answer, one question to the busy master: its own work barely changes.
+    Series s = Probe(a[1], [&](const std::string&) {
+      return done && ++asked % 10 == 0 && Settled(Ask(a[2], "status", {}, nullptr), n, true);
+    });
+    if (upgrader.joinable()) upgrader.join();
+    PrintSeries(a[4], s, 0);
   } else if (a.size() == 4 && a[0] == "resize") {
     const int n = std::atoi(a[2].c_str());
     const int count = std::atoi(a[3].c_str());
