@@ -969,6 +969,11 @@ std::vector<CarriedFd> CarriedFds(const MasterState& s) {
 
 std::string EncodeState(const MasterState& s) {
   std::string out;
+  // Grown by doubling, the text of 1000 workers (620 KB) was copied and faulted in again at
+  // each step, in the old image's share of a reload's silence. A worker takes about 300 bytes,
+  // its slot 200, an event 300.
+  out.reserve(64 * 1024 + 320 * s.supervisor.workers.size() + 220 * s.supervisor.slots.size() +
+              320 * s.telemetry.events.size());
   Block b(&out, 0);
   b.Scalar("format", Str(kStateFormat));
   b.Scalar("version", Int(s.format_version));

@@ -38,6 +38,7 @@ std::string Seq(const std::vector<std::string>& items) {
 }
 
 Flow& Flow::Add(std::string_view key, const std::string& value) {
+  if (text_.empty()) text_.reserve(256);  // a worker's record is about 300 bytes
   text_ += text_.empty() ? "{" : ", ";
   text_ += key;
   text_ += ": ";
