@@ -92,6 +92,19 @@ class FlowIn {
   }
   void Close() { c_.Expect("}"); }
 
+  // For decoders written against a node (telemetry_state.cc's ReadEvent).
+  template <typename F>
+  void Get(std::string_view key, F read) {
+    if (!first_) c_.Expect(", ");
+    first_ = false;
+    c_.Expect(key);
+    c_.Expect(": ");
+    c_.Count(1);
+    read(In{c_.Value(depth_ + 1), nullptr, key});
+  }
+  void Done() { Close(); }
+  [[noreturn]] void Fail(const std::string&) const { throw Decline{}; }
+
  private:
   Cursor& c_;
   size_t depth_;
@@ -152,7 +165,7 @@ class BlockIn {
   }
 
   // For decoders written against a node (telemetry_state.cc): a value, and each item of a
-  // list, handed to `read`.
+  // list, handed to `read`; or each record of a list, as a FlowIn.
   template <typename F>
   void Get(std::string_view key, F read) {
     c_.Key(indent_, key);
@@ -164,6 +177,13 @@ class BlockIn {
   template <typename F>
   void Each(std::string_view key, F read) {
     Items(key, [&] { read(In{c_.Value(depth_ + 2), nullptr, {}}); });
+  }
+  template <typename F>
+  void Records(std::string_view key, F read) {
+    Items(key, [&] {
+      FlowIn record(c_, depth_ + 2);
+      read(record);
+    });
   }
   [[noreturn]] void FailAt(std::string_view, const std::string&) const { throw Decline{}; }
   void Done() const { Close(); }

@@ -83,34 +83,62 @@ Histogram DecodeHistogram(const In& in, const std::vector<double>& bounds) {
   return h;
 }
 
-Event DecodeEvent(const In& in) {
-  MapIn m(in);
+// An event's fields in EncodeEvent's order, through either reader's record: TreeRecord, or the
+// canonical reader's FlowIn (state_stream.h).
+template <typename R>
+Event ReadEvent(R& r) {
   Event e;
-  e.seq = Unsigned(m.Get("seq"));
-  e.mono = Nanos(m.Get("mono"));
-  e.wall_ns = Integer(m.Get("wall"), std::numeric_limits<std::int64_t>::min(),
-                      std::numeric_limits<std::int64_t>::max());
-  e.kind = Enum(m.Get("kind"), kKinds);
-  e.slot = static_cast<int>(Integer(m.Get("slot"), -1, std::numeric_limits<int>::max()));
-  e.pid = static_cast<Pid>(Integer(m.Get("pid"), 0, std::numeric_limits<int>::max()));
-  e.generation = static_cast<int>(Integer(m.Get("generation"), 0, std::numeric_limits<int>::max()));
-  e.exit = Opt(m.Get("exit"), [](const In& x) {
-    MapIn xm(x);
-    ExitStatus s;
-    s.signaled = Boolean(xm.Get("signaled"));
-    s.code = I32(xm.Get("code"));
-    xm.Done();
-    return s;
+  r.Get("seq", [&e](const In& in) { e.seq = Unsigned(in); });
+  r.Get("mono", [&e](const In& in) { e.mono = Nanos(in); });
+  r.Get("wall", [&e](const In& in) {
+    e.wall_ns = Integer(in, std::numeric_limits<std::int64_t>::min(),
+                        std::numeric_limits<std::int64_t>::max());
   });
-  e.during_drain = Boolean(m.Get("during_drain"));
-  e.seconds = Opt(m.Get("seconds"), Double);
-  e.from = Opt(m.Get("from"), I32);
-  e.to = Opt(m.Get("to"), I32);
-  e.by = String(m.Get("by"));
-  e.detail = String(m.Get("detail"));
-  m.Done();
+  r.Get("kind", [&e](const In& in) { e.kind = Enum(in, kKinds); });
+  r.Get("slot", [&e](const In& in) {
+    e.slot = static_cast<int>(Integer(in, -1, std::numeric_limits<int>::max()));
+  });
+  r.Get("pid", [&e](const In& in) {
+    e.pid = static_cast<Pid>(Integer(in, 0, std::numeric_limits<int>::max()));
+  });
+  r.Get("generation", [&e](const In& in) {
+    e.generation = static_cast<int>(Integer(in, 0, std::numeric_limits<int>::max()));
+  });
+  r.Get("exit", [&e](const In& in) {
+    e.exit = Opt(in, [](const In& x) {
+      MapIn xm(x);
+      ExitStatus s;
+      s.signaled = Boolean(xm.Get("signaled"));
+      s.code = I32(xm.Get("code"));
+      xm.Done();
+      return s;
+    });
+  });
+  r.Get("during_drain", [&e](const In& in) { e.during_drain = Boolean(in); });
+  r.Get("seconds", [&e](const In& in) { e.seconds = Opt(in, Double); });
+  r.Get("from", [&e](const In& in) { e.from = Opt(in, I32); });
+  r.Get("to", [&e](const In& in) { e.to = Opt(in, I32); });
+  r.Get("by", [&e](const In& in) { e.by = String(in); });
+  r.Get("detail", [&e](const In& in) { e.detail = String(in); });
+  r.Done();
   return e;
 }
+
+// ReadEvent through the tree: each key looked up.
+class TreeRecord {
+ public:
+  explicit TreeRecord(const In& in) : in_(in), m_(in) {}
+  template <typename F>
+  void Get(std::string_view key, F read) {
+    read(m_.Get(key));
+  }
+  void Done() const { m_.Done(); }
+  [[noreturn]] void Fail(const std::string& what) const { text::Fail(in_, what); }
+
+ private:
+  const In& in_;
+  MapIn m_;
+};
 
 }  // namespace
 
@@ -185,12 +213,12 @@ Telemetry::Snapshot ReadTelemetry(R& r) {
     c.upgrade_duration = DecodeHistogram(in, UpgradeDurationBounds());
   });
   r.Get("last_seq", [&t](const In& in) { t.last_seq = Unsigned(in); });
-  r.Each("events", [&t](const In& in) {
-    const Event e = DecodeEvent(in);
+  r.Records("events", [&t](auto& record) {
+    const Event e = ReadEvent(record);
     // The ring's invariant: ascending numbers up to last_seq (with gaps where a class of events
     // had to make room, core/events.h).
     if (e.seq == 0 || e.seq > t.last_seq || (!t.events.empty() && e.seq <= t.events.back().seq)) {
-      Fail(in, "events must be numbered in ascending order up to last_seq");
+      record.Fail("events must be numbered in ascending order up to last_seq");
     }
     t.events.push_back(e);
   });
@@ -214,6 +242,13 @@ class TreeKeys {
     const In list = m_.Get(key);
     if (list.node.kind != Node::Kind::kSequence) Fail(list, "expected a list");
     for (size_t i = 0; i < list.node.items.size(); ++i) read(In{list.node.items[i], &list, {}, i});
+  }
+  template <typename F>
+  void Records(std::string_view key, F read) {
+    Each(key, [&read](const In& item) {
+      TreeRecord record(item);
+      read(record);
+    });
   }
   [[noreturn]] void FailAt(std::string_view key, const std::string& what) {
     Fail(m_.Get(key), what);
