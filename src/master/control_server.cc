@@ -362,6 +362,7 @@ void ControlServer::Accept(int fd) {
     Destroy(c);
     return;
   }
+  ++accepted_;
   if (capacity_refusals_.count() > 0) {
     SummarizeRefusals(/*force_capacity=*/true);
     ArmRefusalSummary();
