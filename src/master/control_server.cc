@@ -362,14 +362,26 @@ void ControlServer::Accept(int fd) {
     Destroy(c);
     return;
   }
-  ++accepted_;
   if (capacity_refusals_.count() > 0) {
     SummarizeRefusals(/*force_capacity=*/true);
     ArmRefusalSummary();
   }
   // Only now, for a peer that stays: the ancestry costs a few /proc reads.
   for (pid_t p : sys::Lineage(c->peer.pid)) c->peer.lineage.push_back(p);
-  if (!frozen_) uv_read_start(reinterpret_cast<uv_stream_t*>(&c->pipe), &OnAlloc, &OnRead);
+  if (frozen_) return;
+  uv_read_start(reinterpret_cast<uv_stream_t*>(&c->pipe), &OnAlloc, &OnRead);
+  // A client writes its request as it connects (einhornctl, Einhorn's clients, a health
+  // check): what is there already is read now. libuv would read it in the next turn of the
+  // loop, after that turn's slice of spawns (issue 20).
+  char first[4096];
+  const ssize_t n = recv(fd, first, sizeof first, MSG_DONTWAIT);
+  if (n <= 0) return;  // nothing yet, or EOF: libuv's read sees it
+  try {
+    HandleBytes(c, first, static_cast<size_t>(n));
+  } catch (const std::exception& e) {  // as OnRead
+    spdlog::error("command socket: internal error on {}: {}", c->Name(), e.what());
+    Destroy(c);
+  }
 }
 
 void ControlServer::AddWorkerChannel(int fd, core::Pid worker) {

@@ -8,7 +8,6 @@
 
 #include <uv.h>
 
-#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -82,8 +81,6 @@ class ControlServer {
   // In the new image: a connection or -g channel the old one had.
   void Restore(const Carried& carried);
   size_t connections() const { return connections_.size(); }
-  // Connections accepted so far: one accepted in this turn of the loop is read in the next.
-  std::uint64_t accepted() const { return accepted_; }
 
  private:
   struct Connection;
@@ -137,7 +134,6 @@ class ControlServer {
   core::LogLimiter closed_peers_;         // allowed peers closed for misbehaving
   uv_timer_t refusal_summary_{};
   uint64_t paused_in_a_row_ = 0;  // out of fds even for the reserve, logged like refusals
-  std::uint64_t accepted_ = 0;
   bool frozen_ = false;
   std::set<Connection*> connections_;
   std::map<core::Pid, Connection*> worker_channels_;

@@ -139,7 +139,7 @@ int Master::Run() {
 
   SetUpZygotes();  // --preload
   if (setup_.restored) {
-    holds_ = 2;
+    answer_first_ = true;
     AfterRestore();
   } else if (started_) {
     supervisor_.Start(Now());
@@ -189,19 +189,9 @@ void Master::OnTimer(uv_timer_t* handle) noexcept {
   }
 }
 
-bool Master::HoldForClients() {
-  const std::uint64_t accepted = server_ ? server_->accepted() : 0;
-  if (accepted != accepted_seen_) {
-    accepted_seen_ = accepted;
-    if (!held_last_ && holds_ == 0) holds_ = 1;
-  }
-  held_last_ = holds_ > 0;
-  if (held_last_) --holds_;
-  return held_last_;
-}
-
 void Master::SoonTurn() {
-  if (HoldForClients()) {
+  if (answer_first_) {
+    answer_first_ = false;
     AfterEvent();  // still due: the next turn
     return;
   }

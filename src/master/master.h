@@ -219,15 +219,10 @@ class Master final : public core::Effects,
     int spawned = 0;
   };
   SpawnTurn spawn_turn_;
-  // A connection accepted in one turn is read in the next turn's poll for I/O, which comes after
-  // that turn's slice: SoonTurn holds its slice for a turn when one was accepted (at most one
-  // turn in a row, so that a flood of connections cannot stop the spawns), and a fresh image
-  // holds two, for the clients that waited in the backlog through the exec: one turn to accept
-  // them, one to read them.
-  bool HoldForClients();
-  std::uint64_t accepted_seen_ = 0;
-  int holds_ = 0;
-  bool held_last_ = false;
+  // A re-exec'd image's first turn polls for I/O before its first slice of spawns: the clients
+  // that waited in the backlog through the exec are answered first (the control server reads
+  // what a client sent as it accepts it).
+  bool answer_first_ = false;
   bool reap_more_ = false;  // ReapChildren stopped at its slice: zombies may be left
   // The slice of exits this turn spends, shared by every ReapChildren of the turn: libuv calls
   // the SIGCHLD handler once per signal it caught, so a burst of 1000 exits makes dozens of

@@ -123,6 +123,47 @@ TEST_CASE("Einhorn's clients' literal bytes get Einhorn's replies") {
   CHECK(c.ReadReply(10s)->request_id->text == "10");
 }
 
+// The master reads what a client sent with its connection as it accepts it (issue 20: libuv
+// would read it a turn later, after a slice of spawns). Stopped while the clients connect and
+// write, it finds their bytes already there when it accepts them, so that first read is the one
+// tested: a request longer than it, two requests in it, half a request, a client that shuts its
+// side at once.
+TEST_CASE("what a client sent with its connection is read as it is accepted, whole") {
+  MasterRun m({"-n", "1", "-m", "0"}, {TEST_WORKER_BIN});
+  REQUIRE(WaitForSocket(m));
+  const std::string long_id(6000, 'x');  // longer than the first read (4 KiB)
+  REQUIRE(kill(m.pid(), SIGSTOP) == 0);
+  ControlClient two(Sock(m)), long_one(Sock(m)), half(Sock(m)), shut(Sock(m));
+  REQUIRE((two.connected() && long_one.connected() && half.connected() && shut.connected()));
+  two.Send("{\"id\": 1, \"command\": \"help\"}\n{\"id\": 2, \"command\": \"inc\"}\n");
+  long_one.Send("{\"id\": \"" + long_id + "\", \"command\": \"status\"}\n");
+  half.Send("{\"id\": 3, \"comm");
+  shut.Send("{\"id\": 4, \"command\": \"status\"}\n");
+  shutdown(shut.fd(), SHUT_WR);
+  REQUIRE(kill(m.pid(), SIGCONT) == 0);
+
+  auto r = two.ReadReply(10s);
+  REQUIRE(r);
+  CHECK(r->request_id->text == "1");
+  r = two.ReadReply(10s);
+  REQUIRE(r);
+  CHECK(r->request_id->text == "2");
+  CHECK(r->message == "Incrementing number of workers from 1 -> 2");
+  r = long_one.ReadReply(10s);
+  REQUIRE(r);
+  CHECK(r->request_id->text == long_id);
+  CHECK_FALSE(r->error);
+  half.Send("and\": \"state\"}\n");
+  r = half.ReadReply(10s);
+  REQUIRE(r);
+  CHECK(r->request_id->text == "3");
+  r = shut.ReadReply(10s);
+  REQUIRE(r);
+  CHECK(r->request_id->text == "4");
+  CHECK(shut.WaitEof(10s));
+  CHECK(Status(m).target == 2);
+}
+
 TEST_CASE("inc, dec and set_workers change the pool and status agrees") {
   MasterRun m({"-n", "2", "-m", "0.1"}, {TEST_WORKER_BIN});
   REQUIRE(WaitForSocket(m));

@@ -11,9 +11,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <sstream>
+#include <thread>
 
 #include "control_client.h"
 #include "core/events.h"
@@ -293,6 +296,50 @@ TEST_CASE("flood: 500 allowed peers sending over-long lines write a few lines, a
   CHECK(lines >= 1);
   CHECK(lines <= 8);
   CHECK(Status(m).has_value());
+}
+
+// Every turn of the loop spends a slice on spawns, whatever else it did: a peer that connects
+// at every turn slows a start (each connection costs the master, and the two flooding threads
+// take the cores), but cannot stop it.
+TEST_CASE("flood: connections at every turn of the loop do not stop a start") {
+  constexpr int kWorkers = 100;
+  MasterRun m({"-n", std::to_string(kWorkers), "-m", "0"}, {"/bin/sleep", "1000"});
+  REQUIRE(PollUntil([&] { return std::filesystem::exists(Sock(m)); }, 10s));
+  const std::string path = Sock(m);
+  std::atomic<bool> stop{false};
+  std::atomic<int> connected{0};
+  auto flood = [&] {
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    path.copy(a.sun_path, path.size());
+    while (!stop) {
+      const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd < 0) continue;
+      if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) ++connected;
+      close(fd);
+    }
+  };
+  std::thread first(flood);
+  std::thread second(flood);
+  // Counted from /proc: the command socket's backlog is the flood's.
+  const std::string children =
+      "/proc/" + std::to_string(m.pid()) + "/task/" + std::to_string(m.pid()) + "/children";
+  const bool started = PollUntil(
+      [&] {
+        std::istringstream in(ReadFile(children));
+        int n = 0;
+        for (pid_t pid = 0; in >> pid;) ++n;
+        return n == kWorkers;
+      },
+      60s);
+  const int during = connected.load();
+  stop = true;
+  first.join();
+  second.join();
+  MESSAGE(during << " connections while " << kWorkers << " workers started");
+  CHECK(during > 1000);
+  CHECK(started);
+  REQUIRE(PollUntil([&] { return Status(m).has_value(); }, 10s));
 }
 
 }  // namespace
