@@ -236,13 +236,15 @@ std::string GuardPhrase(const std::string& file, const text::Refusal& r) {
 
 // The line of the first byte that is not UTF-8 or is a control character YAML does not allow
 // in a stream, or 0. A setting holding such bytes could not be printed back by --check-config
-// as the same value.
+// as the same value. A carriage return only ends a line before a line feed (CRLF): yaml-cpp
+// kept a lone one in the value (`control_allow_uid: s\r` at the end of the file, found by
+// config_fuzz), which --check-config then printed as a line break.
 int FirstNonUtf8Line(std::string_view bytes) {
   int line = 1;
   for (size_t i = 0; i < bytes.size();) {
     const char32_t cp = text::NextCodePoint(bytes, &i);
     if (cp == text::kInvalidUtf8 || (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') ||
-        cp == 0x7f) {
+        cp == 0x7f || (cp == '\r' && (i == bytes.size() || bytes[i] != '\n'))) {
       return line;
     }
     if (cp == '\n') ++line;

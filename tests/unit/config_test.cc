@@ -260,6 +260,16 @@ TEST_CASE("hostile files get an error, not a crash or a hang") {
   CHECK(LoadError(big) == "app.yaml: larger than 1 MiB; this is not a config file");
   CHECK(LoadError(std::string("number: 1\0\n", 11)) ==
         "app.yaml:1: not UTF-8 text (or a control character)");
+  // A carriage return ends a line only before a line feed (found by config_fuzz: a lone one at
+  // the end stayed in the value, and --check-config printed it back as a line break).
+  CHECK(LoadError("command: a\ncontrol_allow_uid: s\r") ==
+        "app.yaml:2: not UTF-8 text (or a control character)");
+  CHECK(LoadError("command: a\rnumber: 2\n") ==
+        "app.yaml:1: not UTF-8 text (or a control character)");
+  const auto crlf = LoadConfig(ConfigSource{"app.yaml", "command: a\r\nnumber: 2\r\n"});
+  REQUIRE_MESSAGE(crlf.ok(), crlf.error());
+  CHECK(crlf.value().options.number == 2);
+  CHECK(crlf.value().options.command == std::vector<std::string>{"a"});
 }
 
 TEST_CASE("the rendered settings read back to the same options") {
