@@ -849,6 +849,20 @@ TEST_CASE("random bytes and mutated states never crash the decoder") {
   CHECK(accepted > 0);  // some mutations only change a value
 }
 
+// A valid state with a few bytes changed (even rounds), or a piece cut or repeated (odd ones).
+std::string Mutated(const std::string& valid, int round, std::mt19937& rng) {
+  constexpr std::string_view kAlphabet = " \n:-[]{},\"\\!01xn~#&*'|>.+";
+  std::string input = valid;
+  if (round % 2 == 0) {
+    for (int k = 0, n = 1 + static_cast<int>(rng() % 4); k < n; ++k) {
+      input[rng() % input.size()] = kAlphabet[rng() % kAlphabet.size()];
+    }
+  } else {
+    CutOrRepeatPiece(rng, &input);
+  }
+  return input;
+}
+
 // The one-pass reader of EncodeState's layout (state_format::ParseOurs) is what a reload
 // reads the state with (yaml-cpp took 0.1 s for 1000 workers, the whole of the master's silence
 // during an upgrade: issue 20). Whatever it accepts, it must read as yaml-cpp does.
@@ -881,18 +895,10 @@ TEST_CASE("state: every state EncodeState writes is read in one pass, to yaml-cp
 
 TEST_CASE("state: the one-pass reader reads mutated states as yaml-cpp does, or leaves them to it") {
   const std::string valid = EncodeState(SmallRichState());
-  constexpr std::string_view kAlphabet = " \n:-[]{},\"\\!01xn~#&*'|>.+";
   std::mt19937 rng(4242);
   int taken = 0, left = 0;
   for (int round = 0; round < 3000; ++round) {
-    std::string input = valid;
-    if (round % 2 == 0) {
-      for (int k = 0, n = 1 + static_cast<int>(rng() % 4); k < n; ++k) {
-        input[rng() % input.size()] = kAlphabet[rng() % kAlphabet.size()];
-      }
-    } else {
-      CutOrRepeatPiece(rng, &input);
-    }
+    const std::string input = Mutated(valid, round, rng);
     const std::optional<text::Node> ours = state_format::ParseOurs(input, StateLimits{});
     if (!ours) {
       ++left;
@@ -950,18 +956,10 @@ TEST_CASE("state: the canonical reader reads every state EncodeState writes, as 
 
 TEST_CASE("state: the canonical reader reads mutated states as the general one, or declines") {
   const std::string valid = EncodeState(RichState());
-  constexpr std::string_view kAlphabet = " \n:-[]{},\"\\!01xn~#&*'|>.+";
   std::mt19937 rng(777);
   int taken = 0, left = 0;
   for (int round = 0; round < 3000; ++round) {
-    std::string input = valid;
-    if (round % 2 == 0) {
-      for (int k = 0, n = 1 + static_cast<int>(rng() % 4); k < n; ++k) {
-        input[rng() % input.size()] = kAlphabet[rng() % kAlphabet.size()];
-      }
-    } else {
-      CutOrRepeatPiece(rng, &input);
-    }
+    const std::string input = Mutated(valid, round, rng);
     const std::optional<MasterState> canonical = ReadStateCanonical(input);
     if (!canonical) {
       ++left;
