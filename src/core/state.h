@@ -166,7 +166,7 @@ struct StateLimits {
 // uid and gid >= -1, lineage pids > 0, and bound_worker > 0 with at most one channel per
 // worker; self_path is empty or absolute; reloads >= 0; the options pass Validate. A state in
 // the layout EncodeState writes is read in one pass straight into the structs (the canonical
-// reader, core/state_stream.h): 3.4 ms for 1,000 ready workers and 1000 events (620 KB;
+// reader, core/state_stream.h): 2.6-2.9 ms for 1,000 ready workers and 1000 events (620 KB;
 // optimised build, a fresh process). Any other is read as a tree: in one pass where the layout
 // allows (state_format::ParseOurs, 10 ms for the same state), else through yaml-cpp (0.1 s).
 Result<MasterState> DecodeState(std::string_view bytes, const StateLimits& limits = {});
