@@ -1013,9 +1013,9 @@ namespace {
 
 // A reader's exceptions as DecodeState words them.
 template <typename F>
-Result<MasterState> Catching(F read) {
+Result<MasterState> Catching(F decode) {
   try {
-    return read();
+    return decode();
   } catch (const Bad& e) {
     return Result<MasterState>::Error(e.what());
   } catch (const YAML::DeepRecursion& e) {

@@ -94,13 +94,13 @@ class FlowIn {
 
   // For decoders written against a node (telemetry_state.cc's ReadEvent).
   template <typename F>
-  void Get(std::string_view key, F read) {
+  void Get(std::string_view key, F decode) {
     if (!first_) c_.Expect(", ");
     first_ = false;
     c_.Expect(key);
     c_.Expect(": ");
     c_.Count(1);
-    read(In{c_.Value(depth_ + 1), nullptr, key});
+    decode(In{c_.Value(depth_ + 1), nullptr, key});
   }
   void Done() { Close(); }
   [[noreturn]] void Fail(const std::string&) const { throw Decline{}; }
@@ -165,24 +165,24 @@ class BlockIn {
   }
 
   // For decoders written against a node (telemetry_state.cc): a value, and each item of a
-  // list, handed to `read`; or each record of a list, as a FlowIn.
+  // list, handed to `decode`; or each record of a list, as a FlowIn.
   template <typename F>
-  void Get(std::string_view key, F read) {
+  void Get(std::string_view key, F decode) {
     c_.Key(indent_, key);
     c_.Expect(" ");
     c_.Count(1);
-    read(In{c_.Value(depth_ + 1), nullptr, key});
+    decode(In{c_.Value(depth_ + 1), nullptr, key});
     c_.Expect("\n");
   }
   template <typename F>
-  void Each(std::string_view key, F read) {
-    Items(key, [&] { read(In{c_.Value(depth_ + 2), nullptr, {}}); });
+  void Each(std::string_view key, F decode) {
+    Items(key, [&] { decode(In{c_.Value(depth_ + 2), nullptr, {}}); });
   }
   template <typename F>
-  void Records(std::string_view key, F read) {
+  void Records(std::string_view key, F decode) {
     Items(key, [&] {
       FlowIn record(c_, depth_ + 2);
-      read(record);
+      decode(record);
     });
   }
   [[noreturn]] void FailAt(std::string_view, const std::string&) const { throw Decline{}; }

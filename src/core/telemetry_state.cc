@@ -129,8 +129,8 @@ class TreeRecord {
  public:
   explicit TreeRecord(const In& in) : in_(in), m_(in) {}
   template <typename F>
-  void Get(std::string_view key, F read) {
-    read(m_.Get(key));
+  void Get(std::string_view key, F decode) {
+    decode(m_.Get(key));
   }
   void Done() const { m_.Done(); }
   [[noreturn]] void Fail(const std::string& what) const { text::Fail(in_, what); }
@@ -234,20 +234,22 @@ class TreeKeys {
  public:
   explicit TreeKeys(const In& in) : m_(in) {}
   template <typename F>
-  void Get(std::string_view key, F read) {
-    read(m_.Get(key));
+  void Get(std::string_view key, F decode) {
+    decode(m_.Get(key));
   }
   template <typename F>
-  void Each(std::string_view key, F read) {
+  void Each(std::string_view key, F decode) {
     const In list = m_.Get(key);
     if (list.node.kind != Node::Kind::kSequence) Fail(list, "expected a list");
-    for (size_t i = 0; i < list.node.items.size(); ++i) read(In{list.node.items[i], &list, {}, i});
+    for (size_t i = 0; i < list.node.items.size(); ++i) {
+      decode(In{list.node.items[i], &list, {}, i});
+    }
   }
   template <typename F>
-  void Records(std::string_view key, F read) {
-    Each(key, [&read](const In& item) {
+  void Records(std::string_view key, F decode) {
+    Each(key, [&decode](const In& item) {
       TreeRecord record(item);
-      read(record);
+      decode(record);
     });
   }
   [[noreturn]] void FailAt(std::string_view key, const std::string& what) {
