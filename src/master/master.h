@@ -221,7 +221,8 @@ class Master final : public core::Effects,
   SpawnTurn spawn_turn_;
   // A re-exec'd image's first turn polls for I/O before its first slice of spawns: the clients
   // that waited in the backlog through the exec are answered first (the control server reads
-  // what a client sent as it accepts it).
+  // what a client sent as it accepts it). Cleared at that turn's end (turn_end_), spawns due or
+  // not.
   bool answer_first_ = false;
   bool reap_more_ = false;  // ReapChildren stopped at its slice: zombies may be left
   // The slice of exits this turn spends, shared by every ReapChildren of the turn: libuv calls

@@ -47,8 +47,9 @@ void Master::StartTurnEnd() {
   turn_end_.data = this;
   uv_prepare_start(&turn_end_, [](uv_prepare_t* handle) {
     auto* self = static_cast<Master*>(handle->data);
-    // The next turn gets its own slice of exits (ReapChildren).
+    // The next turn gets its own slice of exits (ReapChildren), and spawns in its slice.
     self->reap_turn_.open = false;
+    self->answer_first_ = false;
     if (self->probing()) self->TurnEnded();
   });
 }
