@@ -207,10 +207,10 @@ int RunMaster(MasterSetup setup) {
   return code;
 }
 
-// The state the previous image left at `fd`, which is closed once read.
-core::Result<std::string> ReadStateBytes(int fd) {
+// The state the previous image left at `fd`, which is closed once read (or mapped).
+core::Result<sys::FdBytes> ReadStateBytes(int fd) {
   const sys::UniqueFd owned(fd);
-  return sys::ReadWholeFd(owned.get(), core::kMaxStateBytes + 1);
+  return sys::FdBytes::Of(owned.get(), core::kMaxStateBytes + 1);
 }
 
 // `--upgrade-check`: run by the old master before it execs us. Succeeds only if this binary
@@ -222,7 +222,7 @@ int UpgradeCheck(int state_fd) {
   std::printf("einhorn-cpp %s: upgrade check\n", core::kVersion);
   if (state_fd < 0) return 0;
   auto bytes = ReadStateBytes(state_fd);
-  auto state = bytes.ok() ? core::DecodeState(bytes.value())
+  auto state = bytes.ok() ? core::DecodeState(bytes.value().view())
                           : core::Result<core::MasterState>::Error(bytes.error());
   if (!state.ok()) {
     std::fprintf(stderr, "einhorn-cpp %s cannot take over this master: %s\n", core::kVersion,
@@ -242,7 +242,7 @@ int UpgradeCheck(int state_fd) {
     std::printf("config %s: %s\n", state.value().config_path.c_str(), change.c_str());
   }
   // Last, once everything passed: the old master execs us only if it sees this line.
-  std::printf("%s\n", core::Reload::ProofLine(bytes.value()).c_str());
+  std::printf("%s\n", core::Reload::ProofLine(bytes.value().view()).c_str());
   return 0;
 }
 
@@ -332,9 +332,10 @@ MasterSetup SetupFromState(core::MasterState state, const std::vector<std::strin
 // `--with-state-fd N`: this image replaces a master that re-exec'd itself. Nothing may fail
 // from here without losing the workers, so everything that can fail was checked by the old
 // image's --upgrade-check of this same binary.
-int Restore(core::Result<std::string> bytes, const std::vector<std::string>& env) {
-  auto decoded = bytes.ok() ? core::DecodeState(bytes.value())
+int Restore(core::Result<sys::FdBytes> bytes, const std::vector<std::string>& env) {
+  auto decoded = bytes.ok() ? core::DecodeState(bytes.value().view())
                             : core::Result<core::MasterState>::Error(bytes.error());
+  if (bytes.ok()) bytes.value().Release();
   if (!decoded.ok()) {
     std::fprintf(stderr, "einhorn-cpp: cannot take over from the previous master image: %s\n",
                  decoded.error().c_str());
@@ -344,11 +345,15 @@ int Restore(core::Result<std::string> bytes, const std::vector<std::string>& env
   SetUpLogging(state.verbosity);
   SetLogFormat(state.options.log_format);
   const bool was_widened = Widened(state.options);
+  // What the previous image exec'd: itself, unless --reexec-as (its options, before the
+  // config file's are applied again) named another program.
+  const bool exec_was_direct = state.options.reexec_as.empty() && sys::RunsAs(state.self_path);
   const std::optional<int> resize_to = ApplyConfigAgain(&state);
   // An image from before einhorn-cpp followed Einhorn's -f held the lock for its whole life
   // and passed it on; the lock is only for the socket's creation, long done.
   if (state.lock_fd >= 0) close(state.lock_fd);
   MasterSetup setup = SetupFromState(std::move(state), env, resize_to);
+  setup.restored->exec_was_direct = exec_was_direct;
   auto access = ResolveAccess(setup.options);
   if (setup.control.fd >= 0) {
     KeepControlSocketMode(setup.control, was_widened, Widened(setup.options));
@@ -360,11 +365,13 @@ int Restore(core::Result<std::string> bytes, const std::vector<std::string>& env
 // `--with-state-fd N` from a Ruby Einhorn master (master/ruby_takeover.h). The exec has
 // happened: the Ruby image is gone, so a state this cannot use at all is said loudly and the
 // workers are left running, unsupervised (they keep serving on their inherited sockets).
-int TakeOverFromRuby(const std::string& bytes, const std::vector<std::string>& env,
+int TakeOverFromRuby(sys::FdBytes bytes, const std::vector<std::string>& env,
                      const char* argv0) {
   SetUpLogging(1);
   const char* path_env = std::getenv("PATH");
-  auto setup = RubyTakeoverSetup(bytes, env, sys::SelfPath(argv0, path_env ? path_env : ""));
+  auto setup = RubyTakeoverSetup(std::string(bytes.view()), env,
+                                 sys::SelfPath(argv0, path_env ? path_env : ""));
+  bytes.Release();
   if (!setup.ok()) {
     spdlog::critical(
         "takeover: cannot take over from Ruby Einhorn: {}. Its workers keep "
@@ -593,8 +600,8 @@ int Main(int argc, char** argv) {
       return UpgradeCheck(flags.state_fd);
     case core::FlagsOutcome::Kind::kRestore: {
       auto bytes = ReadStateBytes(flags.state_fd);
-      if (bytes.ok() && core::LooksLikeRubyState(bytes.value())) {
-        return TakeOverFromRuby(bytes.value(), env, argv[0]);
+      if (bytes.ok() && core::LooksLikeRubyState(bytes.value().view())) {
+        return TakeOverFromRuby(std::move(bytes.value()), env, argv[0]);
       }
       return Restore(std::move(bytes), env);
     }

@@ -66,6 +66,10 @@ struct MasterSetup {
     std::vector<WorkerOutputRelay::Carried> worker_pipes;  // --worker-output's pipes
     std::vector<core::MasterState::ZygoteLink> zygotes;    // --preload
     core::ZygoteBookSnapshot zygote_book;
+    // The previous image exec'd this binary itself (no --reexec-as, no script): no other
+    // program ran under our pid in between, so none can have reaped a worker
+    // (CheckCarriedWorkers).
+    bool exec_was_direct = false;
   };
   std::optional<Restored> restored;
 };

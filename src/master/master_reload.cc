@@ -117,7 +117,7 @@ void Master::StartReloadCheck() {
   probe.config_path = setup_.config_path;
   probe.argv = setup_.argv;
   const std::string probe_bytes = core::EncodeState(probe);
-  auto state_fd = sys::BytesMemfd("einhorn-cpp-state", probe_bytes);
+  auto state_fd = sys::BytesMemfd("einhorn-cpp-state", probe_bytes, /*sealed=*/true);
   if (!state_fd.ok()) return ReloadFailed(state_fd.error());
   auto output_fd = sys::BytesMemfd("einhorn-cpp-upgrade-check", "");
   if (!output_fd.ok()) {
@@ -297,7 +297,7 @@ core::Status Master::ExecNewImage() {
     state.clients.push_back(std::move(client));
   }
 
-  auto memfd = sys::BytesMemfd("einhorn-cpp-state", core::EncodeState(state));
+  auto memfd = sys::BytesMemfd("einhorn-cpp-state", core::EncodeState(state), /*sealed=*/true);
   if (!memfd.ok()) return core::Status::Error(memfd.error());
   std::vector<int> kept;
   for (const core::CarriedFd& c : core::CarriedFds(state)) {
@@ -362,7 +362,9 @@ void Master::AfterRestore() {
   }
   // Children that died while no image was watching: their SIGCHLD came before our handler.
   ReapChildren();
-  CheckCarriedWorkers();
+  // A waitpid for each worker (0.5 ms of the reload's silence at 1000), for a case only
+  // another program under our pid can cause.
+  if (!r.exec_was_direct) CheckCarriedWorkers();
   if (r.resize_to) supervisor_.SetTarget(*r.resize_to, Now());
   for (const core::UpgradeStrategy strategy : r.then_upgrades) {
     if (core::ZygoteMode(setup_.options)) {

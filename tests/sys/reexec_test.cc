@@ -102,6 +102,70 @@ TEST_CASE("reexec: ReadWholeFd reads a pipe to EOF") {
   CHECK(big.value() == bytes);
 }
 
+TEST_CASE("reexec: FdBytes maps a sealed memfd and reads anything else") {
+  const std::string bytes = Pattern(200 * 1024 + 13);
+  auto sealed = sys::BytesMemfd("einhorn-test-sealed", bytes, /*sealed=*/true);
+  REQUIRE_MESSAGE(sealed.ok(), sealed.error());
+  // Nobody can change what the mapping shows any more.
+  CHECK(write(sealed.value(), "x", 1) == -1);
+  CHECK(errno == EPERM);
+  CHECK(ftruncate(sealed.value(), 10) == -1);
+  auto mapped = sys::FdBytes::Of(sealed.value(), bytes.size());
+  REQUIRE_MESSAGE(mapped.ok(), mapped.error());
+  CHECK(mapped.value().mapped());
+  CHECK(mapped.value().view() == bytes);
+  // Its limit holds as ReadWholeFd's does, with the same words.
+  auto over = sys::FdBytes::Of(sealed.value(), bytes.size() - 1);
+  REQUIRE_FALSE(over.ok());
+  CHECK(over.error() == "fd " + std::to_string(sealed.value()) + " holds more than " +
+                            std::to_string(bytes.size() - 1) + " bytes");
+  close(sealed.value());
+  // The mapping outlives the fd; moved, it is still one mapping; released, it is nothing.
+  sys::FdBytes moved = std::move(mapped.value());
+  CHECK(moved.view() == bytes);
+  moved.Release();
+  CHECK(moved.view().empty());
+
+  // Unsealed (an image from before the seals, or someone else's file): read, not mapped.
+  auto plain = sys::BytesMemfd("einhorn-test-plain", bytes);
+  REQUIRE(plain.ok());
+  auto read = sys::FdBytes::Of(plain.value(), bytes.size());
+  REQUIRE_MESSAGE(read.ok(), read.error());
+  CHECK_FALSE(read.value().mapped());
+  CHECK(read.value().view() == bytes);
+  CHECK_FALSE(sys::FdBytes::Of(plain.value(), bytes.size() - 1).ok());
+  close(plain.value());
+
+  // A pipe (Ruby Einhorn's state) is read to EOF.
+  int p[2];
+  REQUIRE(pipe2(p, O_CLOEXEC) == 0);
+  REQUIRE(write(p[1], "---\nstate\n", 10) == 10);
+  close(p[1]);
+  auto piped = sys::FdBytes::Of(p[0], 1024);
+  close(p[0]);
+  REQUIRE_MESSAGE(piped.ok(), piped.error());
+  CHECK_FALSE(piped.value().mapped());
+  CHECK(piped.value().view() == "---\nstate\n");
+
+  // Sealed and empty: nothing to map, and nothing is what it holds.
+  auto empty = sys::BytesMemfd("einhorn-test-sealed-empty", "", /*sealed=*/true);
+  REQUIRE(empty.ok());
+  auto none = sys::FdBytes::Of(empty.value(), 0);
+  REQUIRE_MESSAGE(none.ok(), none.error());
+  CHECK(none.value().view().empty());
+  close(empty.value());
+}
+
+TEST_CASE("reexec: ReadWholeFd reads a file that says it is empty but is not") {
+  // /proc files are regular files of length 0 that hold text.
+  const int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  auto text = sys::ReadWholeFd(fd, 1 << 20);
+  close(fd);
+  REQUIRE_MESSAGE(text.ok(), text.error());
+  CHECK(text.value().find("\nPid:\t" + std::to_string(getpid()) + "\n") != std::string::npos);
+}
+
 TEST_CASE("reexec: ReadWholeFd refuses more than max_bytes and names a bad fd") {
   const std::string bytes(100, 'x');
   auto fd = sys::BytesMemfd("einhorn-test-cap", bytes);
@@ -298,6 +362,24 @@ TEST_CASE("spawn: stdout_fd and stderr_fd apart, as --worker-output's pipes") {
   CHECK(said_err.value() == "to-err\n");
   close(out[0]);
   close(err[0]);
+}
+
+TEST_CASE("reexec: RunsAs is this process's binary, through symlinks, and nothing else") {
+  char self[PATH_MAX] = {0};
+  REQUIRE(readlink("/proc/self/exe", self, sizeof self - 1) > 0);
+  CHECK(sys::RunsAs(self));
+  CHECK(sys::RunsAs("/proc/self/exe"));
+  test::TempDir dir;
+  REQUIRE(symlink(self, dir.File("link").c_str()) == 0);
+  CHECK(sys::RunsAs(dir.File("link")));
+  // A script that would exec us is another program.
+  test::WriteFile(dir.File("wrapper"), std::string("#!/bin/sh\nexec ") + self + " \"$@\"\n", 0755);
+  CHECK_FALSE(sys::RunsAs(dir.File("wrapper")));
+  CHECK_FALSE(sys::RunsAs("/bin/sh"));
+  CHECK_FALSE(sys::RunsAs(""));
+  CHECK_FALSE(sys::RunsAs(dir.File("missing")));
+  REQUIRE(symlink(dir.File("missing").c_str(), dir.File("dangling").c_str()) == 0);
+  CHECK_FALSE(sys::RunsAs(dir.File("dangling")));
 }
 
 }  // namespace
