@@ -374,6 +374,36 @@ TEST_CASE("--with-state-fd: the new image of a reloading master") {
         std::vector<std::string>{"w", "--with-state-fd", "3"});
 }
 
+TEST_CASE("--with-state-fd: the form a reload execs has the parser's outcome without it") {
+  // `SELF --with-state-fd N -- CMD...` is decided before the parser is built;
+  // `--with-state-fd=N` is the same request through the parser.
+  const std::vector<std::vector<std::string>> commands = {
+      {}, {"./worker"}, {"ruby", "-n", "3"}, {"-x"}, {"--with-state-fd", "4"},
+      {"--upgrade-check"}, {"--", "w"}, {"--help"}, {""}};
+  for (const std::string fd : {"0", "3", "12", "999999999", "x", "-1", "3x", "1234567890"}) {
+    for (const auto& command : commands) {
+      std::vector<std::string> fast = {"--with-state-fd", fd, "--"};
+      std::vector<std::string> slow = {"--with-state-fd=" + fd, "--"};
+      fast.insert(fast.end(), command.begin(), command.end());
+      slow.insert(slow.end(), command.begin(), command.end());
+      const FlagsOutcome a = Parse(fast);
+      const FlagsOutcome b = Parse(slow);
+      INFO("fd '" << fd << "', " << command.size() << " words after --: " << a.err << " / "
+                  << b.err);
+      CHECK(a.kind == b.kind);
+      CHECK(a.state_fd == b.state_fd);
+      CHECK(a.exit_code == b.exit_code);
+      CHECK(a.options == b.options);
+      CHECK(a.err.empty() == b.err.empty());
+      CHECK(a.out == b.out);
+    }
+  }
+  CHECK(Parse({"--with-state-fd", "7", "--", "w"}).state_fd == 7);
+  // Not a number: the parser's usage error, as before.
+  CHECK(UsageErr({"--with-state-fd", "x", "--", "w"}) ==
+        "einhorn-cpp: --with-state-fd: 'x' is not an fd (an integer >= 0)");
+}
+
 TEST_CASE("--upgrade-check: reload's pre-flight") {
   FlagsOutcome out = Parse({"--upgrade-check", "--with-state-fd", "9", "--", "./worker", "a"});
   CHECK(out.kind == FlagsOutcome::Kind::kUpgradeCheck);
