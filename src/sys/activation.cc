@@ -5,15 +5,17 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
+#include "core/systemd_env.h"
 #include "sys/posix.h"
+#include "sys/reexec.h"
 
 namespace einhorn::sys {
 namespace {
@@ -70,33 +72,46 @@ bool SameAddress(const sockaddr* a, const sockaddr_storage& b) {
   return false;
 }
 
+// sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1).
+bool IsListeningStream(int fd) {
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return false;
+  int type = 0;
+  int listening = 0;
+  socklen_t len = sizeof type;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) return false;
+  len = sizeof listening;
+  return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening != 0;
+}
+
 }  // namespace
 
 core::Result<std::vector<ActivatedSocket>> TakeActivatedSockets() {
   using R = core::Result<std::vector<ActivatedSocket>>;
-  char** names = nullptr;
-  const int n = sd_listen_fds_with_names(1, &names);
-  if (n < 0) return R::Error(PosixError("LISTEN_FDS", -n));
+  auto passed = core::ParseListenFds(std::getenv("LISTEN_PID"), std::getenv("LISTEN_FDS"),
+                                     std::getenv("LISTEN_FDNAMES"), getpid());
+  // As sd_listen_fds(1, ...): gone from the environment whatever they said, so that neither a
+  // worker nor a re-exec'd image (the same pid) takes them for its own.
+  unsetenv("LISTEN_PID");
+  unsetenv("LISTEN_FDS");
+  unsetenv("LISTEN_FDNAMES");
+  if (!passed.ok()) return R::Error(passed.error());
   std::vector<ActivatedSocket> out;
-  std::string error;
-  for (int i = 0; i < n; ++i) {
+  for (int i = 0; i < passed.value().count; ++i) {
     ActivatedSocket s;
-    s.fd = SD_LISTEN_FDS_START + i;
-    s.name = names != nullptr && names[i] != nullptr ? names[i] : "unknown";
-    if (error.empty() && sd_is_socket(s.fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
-      error = "fd " + std::to_string(s.fd) + " (" + s.name +
-              ") from the service manager is not a listening stream socket";
+    s.fd = core::kListenFdsStart + i;
+    s.name = passed.value().Name(i);
+    const std::string which = "fd " + std::to_string(s.fd) + " (" + s.name + ")";
+    // The first bad fd ends it: LISTEN_FDS=2147483644 is not two billion errors.
+    if (core::Status st = SetCloexec(s.fd, true); !st.ok()) {
+      return R::Error(which + " from the service manager: " + st.message());
     }
-    if (error.empty()) {
-      if (core::Status st = Describe(s.fd, &s); !st.ok()) error = st.message();
+    if (!IsListeningStream(s.fd)) {
+      return R::Error(which + " from the service manager is not a listening stream socket");
     }
+    if (core::Status st = Describe(s.fd, &s); !st.ok()) return R::Error(st.message());
     out.push_back(std::move(s));
   }
-  if (names != nullptr) {
-    for (int i = 0; i < n; ++i) free(names[i]);
-    free(names);
-  }
-  if (!error.empty()) return R::Error(error);
   return out;
 }
 

@@ -1,5 +1,6 @@
 // Socket activation in: listening sockets handed to the master by its service manager
-// (LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES; read with libsystemd's sd_listen_fds_with_names).
+// (LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES; read as sd_listen_fds_with_names does, by
+// core/systemd_env.h).
 // The master adopts them instead of binding its own: matched to a -b spec by address, or, if
 // no -b matches, passed on to the workers as they are, under their LISTEN_FDNAMES name.
 #pragma once

@@ -2,7 +2,6 @@
 
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,6 +10,7 @@
 #include <cstring>
 #include <random>
 
+#include "core/systemd_env.h"
 #include "sys/posix.h"
 
 namespace einhorn::sys {
@@ -21,14 +21,28 @@ bool ServiceManagerListens() {
 }
 
 bool NotifyServiceManager(const std::string& message) {
-  // unset_environment 0: a re-exec'd image must still find the socket.
-  return sd_notify(0, message.c_str()) > 0;
+  // As sd_notify(0, ...): NOTIFY_SOCKET stays set, for a re-exec'd image; a new socket for
+  // each message, a blocking send.
+  sockaddr_un a{};
+  const std::optional<std::string> path =
+      core::NotifySocketPath(std::getenv("NOTIFY_SOCKET"), sizeof a.sun_path);
+  if (!path) return false;
+  a.sun_family = AF_UNIX;
+  memcpy(a.sun_path, path->data(), path->size());
+  const int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path->size());
+  ssize_t sent;
+  do {
+    sent = sendto(fd, message.data(), message.size(), MSG_NOSIGNAL,
+                  reinterpret_cast<const sockaddr*>(&a), len);
+  } while (sent < 0 && errno == EINTR);
+  close(fd);
+  return sent >= 0;
 }
 
 std::optional<std::uint64_t> WatchdogMicroseconds() {
-  std::uint64_t usec = 0;
-  if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) return std::nullopt;
-  return usec;
+  return core::ParseWatchdog(std::getenv("WATCHDOG_USEC"), std::getenv("WATCHDOG_PID"), getpid());
 }
 
 core::Result<WorkerNotifySocket> OpenWorkerNotifySocket() {

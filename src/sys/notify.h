@@ -1,5 +1,5 @@
-// The master's side of systemd's notify protocol, through libsystemd (sd_notify(3),
-// sd_watchdog_enabled(3)).
+// The master's side of systemd's notify protocol (sd_notify(3), sd_watchdog_enabled(3)), as
+// libsystemd speaks it (core/systemd_env.h reads the variables).
 #pragma once
 
 #include <cstdint>

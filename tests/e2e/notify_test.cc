@@ -34,7 +34,13 @@ class FakeServiceManager {
     a.sun_family = AF_UNIX;
     REQUIRE(path.size() < sizeof a.sun_path);
     path.copy(a.sun_path, path.size());
-    REQUIRE(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    // "@name": the abstract namespace, as NOTIFY_SOCKET writes it.
+    socklen_t len = sizeof a;
+    if (path[0] == '@') {
+      a.sun_path[0] = '\0';
+      len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size());
+    }
+    REQUIRE(bind(fd_, reinterpret_cast<sockaddr*>(&a), len) == 0);
     const int one = 1;
     REQUIRE(setsockopt(fd_, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) == 0);
     timeval tv{0, 100 * 1000};
@@ -45,7 +51,7 @@ class FakeServiceManager {
     stop_ = true;
     thread_.join();
     close(fd_);
-    unlink(path_.c_str());
+    if (path_[0] != '@') unlink(path_.c_str());
   }
   std::string env() const { return "NOTIFY_SOCKET=" + path_; }
 
@@ -144,6 +150,13 @@ TEST_CASE("systemd: READY=1 once the pool is ready, from the master's pid, never
   for (const auto& w : st->workers) {
     CHECK(Environ(w.pid).find("NOTIFY_SOCKET=") == std::string::npos);
   }
+}
+
+TEST_CASE("systemd: an abstract NOTIFY_SOCKET (@name) is told as a path is") {
+  FakeServiceManager sm("@einhorn-cpp-test/" + std::to_string(getpid()) + "/notify");
+  MasterRun m({"-n", "2", "-m", "0"}, {TEST_WORKER_BIN}, {sm.env()});
+  REQUIRE(PollUntil([&] { return sm.Find("READY=1").has_value(); }, 10s));
+  CHECK(sm.Find("READY=1")->sender == m.pid());
 }
 
 TEST_CASE("systemd: an upgrade and a reload are RELOADING=1 then READY=1, a stop STOPPING=1") {
