@@ -4,7 +4,9 @@
 // ParseFlags must never crash or let an exception out (CLI11 throws; a bad command line is
 // a usage error, exit 2, never an abort); what it runs must pass Validate and hand the worker
 // exactly the words after the options, and every deadline its durations give lies ahead
-// (deadlines.h); every usage error is one line that says who speaks.
+// (deadlines.h); every usage error is one line that says who speaks. The same words are also
+// systemd's variables (core/systemd_env): LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES, then
+// WATCHDOG_USEC and WATCHDOG_PID, then NOTIFY_SOCKET.
 // A broken invariant calls __builtin_trap(), which libFuzzer reports as a crash and saves.
 #include <algorithm>
 #include <cstddef>
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "core/flags.h"
+#include "core/systemd_env.h"
 #include "deadlines.h"
 
 namespace core = einhorn::core;
@@ -82,11 +85,38 @@ void CheckExit(const core::FlagsOutcome& out) {
   Require(out.err.find('\n') == std::string::npos, "a usage error is one line");
 }
 
+// The words as systemd's variables; a missing word is an unset variable.
+void CheckSystemdEnv(const std::vector<std::string>& argv) {
+  auto word = [&](size_t i) { return i < argv.size() ? argv[i].c_str() : nullptr; };
+  constexpr std::int64_t kSelf = 4242;
+  const auto fds = core::ParseListenFds(word(1), word(2), word(3), kSelf);
+  if (fds.ok()) {
+    const core::ListenFds& f = fds.value();
+    Require(f.count >= 0 && f.count <= 2147483647 - core::kListenFdsStart, "a count of fds");
+    Require(f.names.empty() || f.names.size() == static_cast<size_t>(f.count),
+            "a name for every fd, or none");
+    Require(f.count == 0 || std::string(word(1)) == "4242", "fds only for this pid");
+    if (f.count > 0) {
+      Require(f.Name(f.count - 1) == (f.names.empty() ? "unknown" : f.names.back()),
+              "the last fd's name");
+    }
+  } else {
+    Require(!fds.error().empty(), "an error says something");
+  }
+  const auto usec = core::ParseWatchdog(word(1), word(2), kSelf);
+  Require(!usec || (*usec > 0 && *usec != UINT64_MAX), "a watchdog period is finite and > 0");
+  const auto path = core::NotifySocketPath(word(1), 108);
+  Require(!path || (path->size() >= 2 && path->size() <= 108 &&
+                    ((*path)[0] == '/' || (*path)[0] == '\0')),
+          "a notify address is a path or an abstract name within sun_path");
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view in(reinterpret_cast<const char*>(data), size);
   const std::vector<std::string> argv = Argv(in);
+  CheckSystemdEnv(argv);
   static const std::map<std::string, std::string> env{{"TMPDIR", "/tmp/fuzz"}};
   core::FlagsOutcome out;
   try {
