@@ -51,7 +51,7 @@ struct MasterSetup {
 
   // An image started by a re-exec carries on where the previous one stopped.
   struct Restored {
-    core::SupervisorSnapshot supervisor;
+    core::SupervisorSnapshot supervisor;  // moved into the Master's Supervisor, then empty
     int verbosity = 1;
     std::vector<ControlServer::Carried> clients;
     std::vector<core::UpgradeStrategy> then_upgrades;

@@ -345,7 +345,7 @@ void Master::AfterRestore() {
   spdlog::info("reloaded: einhorn-cpp {} took over from {} (reload #{}); {} workers, {} "
                "command connections{} kept",
                core::kVersion, r.previous_version, r.reloads,
-               r.supervisor.workers.size(), r.clients.size(),
+               supervisor_.workers().size(), r.clients.size(),
                r.zygotes.empty() ? "" : ", " + std::to_string(r.zygotes.size()) + " zygotes");
   core::Event done;
   done.kind = core::EventKind::kReload;
