@@ -4,7 +4,8 @@
 # (c) upgrades N workers; then the round trip of `inc`, `dec` and `set_workers` at N workers.
 # Workers are `sleep` with -m 0. Each phase prints the probe's series (answers, latency p50,
 # p99 and max, the worst gap between two answers) and the reply time of the command that started
-# it; see tests/bench/status_probe.cc. Then the baseline: phases (a) and (c) again, with the probe
+# it (an upgrade is sent at a random point of the probe's 10 ms period, printed as "sent at");
+# see tests/bench/status_probe.cc. Then the baseline: phases (a) and (c) again, with the probe
 # asking a second master that has N workers and nothing to do (`cold-idle`, `upgr-idle`): what
 # the load alone does to the probe. REPS runs of everything (default 1).
 # Usage: tests/bench/always_answering.sh [BUILD_DIR] [N]     (default: build-bench, 1000)

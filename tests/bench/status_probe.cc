@@ -7,7 +7,12 @@
 //                                      as the socket exists: the master forks N from cold)
 //   status_probe set SOCK M            send `set_workers M`, probe until M ready, none booting
 //   status_probe upgrade SOCK N        send `upgrade`, probe until its final reply, then until
-//                                      N ready and none booting or draining
+//                                      N ready and none booting or draining. The upgrade is
+//                                      sent at a random point (0-10 ms) of the probe's first
+//                                      period: sent with the first probe, the master's exec
+//                                      fell at the same point of the probe's cycle in every
+//                                      run (its upgrade check takes a steady 9 ms), so the
+//                                      runs measured one phase instead of a sample of them.
 //   status_probe beside IDLE BUSY N LABEL [upgrade]
 //                                      the baseline: probe the master at IDLE, which has nothing
 //                                      to do, while the one at BUSY works (spawns from cold, or
@@ -33,6 +38,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -148,13 +154,17 @@ Series Probe(const std::string& sock, Done done) {
   return s;
 }
 
-void PrintSeries(const std::string& label, const Series& s, double command_ms) {
+// `sent_at_ms`: when the command went out after the probe's first question (upgrades).
+void PrintSeries(const std::string& label, const Series& s, double command_ms,
+                 double sent_at_ms = -1) {
   std::printf(
       "%-10s answers %5zu  latency p50 %7.2f  p99 %7.2f  max %8.2f  worst gap %8.2f ms  "
-      "phase %6.2f s  command reply %7.2f ms\n",
+      "phase %6.2f s  command reply %7.2f ms",
       label.c_str(), s.latency.size(), Pct(s.latency, 50), Pct(s.latency, 99),
       s.latency.empty() ? 0 : *std::max_element(s.latency.begin(), s.latency.end()), s.worst_gap,
       s.length, command_ms);
+  if (sent_at_ms >= 0) std::printf("  sent at +%.1f ms", sent_at_ms);
+  std::printf("\n");
   std::fflush(stdout);
 }
 
@@ -174,8 +184,17 @@ void WaitSettled(const std::string& sock, int n) {
   std::exit(1);
 }
 
-// Sends `upgrade` and reads its replies to the last; returns the first reply's round trip.
-double Upgrade(const std::string& sock) {
+// A point of the probe's 10 ms period, uniformly.
+double RandomPhaseMs() {
+  std::random_device seed;
+  std::mt19937 rng(seed());
+  return std::uniform_real_distribution<double>(0.0, 10.0)(rng);
+}
+
+// Sends `upgrade` after `delay_ms` and reads its replies to the last; returns the first
+// reply's round trip.
+double Upgrade(const std::string& sock, double delay_ms = 0) {
+  std::this_thread::sleep_for(std::chrono::microseconds(static_cast<long>(delay_ms * 1000)));
   const Clock::time_point t0 = Clock::now();
   const int fd = Connect(sock);
   std::string pending;
@@ -221,21 +240,23 @@ int main(int argc, char** argv) {
   } else if (a.size() == 3 && a[0] == "upgrade") {
     const int n = std::atoi(a[2].c_str());
     double first = 0;
+    const double phase = RandomPhaseMs();
     std::atomic<bool> done{false};
     std::thread upgrader([&] {
-      first = Upgrade(a[1]);
+      first = Upgrade(a[1], phase);
       done = true;
     });
     Series s = Probe(a[1], [&](const std::string& r) { return done && Settled(r, n, true); });
     upgrader.join();
-    PrintSeries("upgrade", s, first);
+    PrintSeries("upgrade", s, first, phase);
   } else if ((a.size() == 5 || (a.size() == 6 && a[5] == "upgrade")) && a[0] == "beside") {
     const int n = std::atoi(a[3].c_str());
     std::atomic<bool> done{a.size() == 5};
+    const double phase = done ? -1 : RandomPhaseMs();
     std::thread upgrader;
     if (!done) {
       upgrader = std::thread([&] {
-        Upgrade(a[2]);
+        Upgrade(a[2], phase);
         done = true;
       });
     }
@@ -245,7 +266,7 @@ int main(int argc, char** argv) {
       return done && ++asked % 10 == 0 && Settled(Ask(a[2], "status", {}, nullptr), n, true);
     });
     if (upgrader.joinable()) upgrader.join();
-    PrintSeries(a[4], s, 0);
+    PrintSeries(a[4], s, 0, phase);
   } else if (a.size() == 4 && a[0] == "resize") {
     const int n = std::atoi(a[2].c_str());
     const int count = std::atoi(a[3].c_str());
