@@ -328,8 +328,20 @@ void CheckBytes(std::string_view bytes, const StateLimits& limits) {
               std::to_string(limits.max_bytes));
   }
   // EncodeState writes printable ASCII and newlines only; anything else is not ours, and
-  // yaml-cpp never sees it.
-  for (size_t i = 0; i < bytes.size(); ++i) {
+  // yaml-cpp never sees it. Blocks of 64 without a branch, which the compiler vectorizes (a
+  // byte at a time was a tenth of a reload's decoding); the first bad byte is then looked for
+  // from the block that has one.
+  size_t from = 0;
+  constexpr size_t kBlock = 64;
+  for (; from + kBlock <= bytes.size(); from += kBlock) {
+    unsigned bad = 0;
+    for (size_t j = 0; j < kBlock; ++j) {
+      const auto c = static_cast<unsigned char>(bytes[from + j]);
+      bad |= static_cast<unsigned>((c < 0x20 && c != '\n') | (c > 0x7E));
+    }
+    if (bad != 0) break;
+  }
+  for (size_t i = from; i < bytes.size(); ++i) {
     const char c = bytes[i];
     if ((c < 0x20 || c > 0x7E) && c != '\n') {
       char buf[96];

@@ -779,6 +779,29 @@ TEST_CASE("hostile YAML is refused before it is built") {
   CHECK(Refusal("{a: [1, {b: \"x").find("not valid YAML") == 0);
 }
 
+TEST_CASE("a byte EncodeState never writes is refused at its offset, wherever it is") {
+  const std::string text = EncodeState(SmallRichState());
+  REQUIRE(text.size() > 300);
+  // Either side of each 64-byte block CheckBytes scans at once, and the tail after the last.
+  for (const size_t at : {size_t{0}, size_t{63}, size_t{64}, size_t{65}, size_t{127}, size_t{128},
+                          text.size() / 64 * 64 - 1, text.size() / 64 * 64, text.size() - 2}) {
+    for (const char bad : {'\t', '\r', '\x7f', '\x80', '\xff', '\0'}) {
+      std::string mutated = text;
+      mutated[at] = bad;
+      char want[96];
+      std::snprintf(want, sizeof want, "not a state written by einhorn-cpp: byte 0x%02X at offset %zu",
+                    static_cast<unsigned>(static_cast<unsigned char>(bad)), at);
+      INFO("offset " << at);
+      CHECK(Refusal(mutated) == want);
+    }
+  }
+  // The first of two is named.
+  std::string two = text;
+  two[200] = '\x01';
+  two[100] = '\x02';
+  CHECK(Refusal(two) == "not a state written by einhorn-cpp: byte 0x02 at offset 100");
+}
+
 TEST_CASE("a truncated state is refused at every length") {
   const std::string text = EncodeState(SmallRichState());
   REQUIRE(DecodeState(text).ok());
