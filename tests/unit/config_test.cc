@@ -266,6 +266,19 @@ TEST_CASE("hostile files get an error, not a crash or a hang") {
         "app.yaml:2: not UTF-8 text (or a control character)");
   CHECK(LoadError("command: a\rnumber: 2\n") ==
         "app.yaml:1: not UTF-8 text (or a control character)");
+  // yaml-cpp decodes \N and \_ to the bytes 0x85 and 0xA0, not UTF-8 (found by config_fuzz:
+  // the command loaded, and --check-config printed a file that did not).
+  const std::string not_text =
+      "a value that is not UTF-8 text (yaml-cpp decodes the escapes \\N and \\_ to single "
+      "bytes; write the character itself, or \\x85 or \\xA0)";
+  CHECK(LoadError("command: \"\\NUL04 \"") == "app.yaml:1: " + not_text);
+  CHECK(LoadError("number: 1\ncommand: [w, \"a\\_b\"]\n") == "app.yaml:2: " + not_text);
+  CHECK(LoadError("command: [w]\npidfile: \"\\N\"\n") == "app.yaml:2: " + not_text);
+  CHECK(LoadError("command: [w]\n\"\\N\": 1\n") == "app.yaml:2: " + not_text);
+  // The same characters written as \x85 and \xA0 (or as themselves) are text.
+  const auto escaped = LoadConfig(ConfigSource{"app.yaml", "command: [\"a\\x85\\xA0b\"]\n"});
+  REQUIRE_MESSAGE(escaped.ok(), escaped.error());
+  CHECK(escaped.value().options.command == std::vector<std::string>{"a\u0085\u00A0b"});
   const auto crlf = LoadConfig(ConfigSource{"app.yaml", "command: a\r\nnumber: 2\r\n"});
   REQUIRE_MESSAGE(crlf.ok(), crlf.error());
   CHECK(crlf.value().options.number == 2);
