@@ -59,8 +59,8 @@ constexpr int kBacklog = SOMAXCONN;
 // Connections taken per wake-up: at most a full queue's worth (the kernel queues backlog + 1),
 // and for at most a slice of the turn, as the master's spawns and exits are: a peer that
 // connects without pause takes half of the loop, not all of it. (With only the count, 4097
-// connections were 25 ms a turn; a flood of 145,000 a second slowed a start of 300 workers
-// from 0.17 s to 3.3 s.) What is left waits in the backlog for the next turn.
+// connections were 25 ms a turn, and such a peer slowed a start of 300 workers from 0.19 s to
+// 3.4-3.6 s: tests/bench/flood_start.sh.) What is left waits in the backlog for the next turn.
 constexpr int kAcceptBatch = kBacklog + 1;
 constexpr std::chrono::nanoseconds kAcceptSlice = std::chrono::milliseconds(1);
 // How long accepting pauses when not even a refusal is possible (no reserve fd left).
