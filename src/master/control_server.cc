@@ -381,12 +381,7 @@ void ControlServer::Accept(int fd) {
   char first[4096];
   const ssize_t n = recv(fd, first, sizeof first, MSG_DONTWAIT);
   if (n <= 0) return;  // nothing yet, or EOF: libuv's read sees it
-  try {
-    HandleBytes(c, first, static_cast<size_t>(n));
-  } catch (const std::exception& e) {  // as OnRead
-    spdlog::error("command socket: internal error on {}: {}", c->Name(), e.what());
-    Destroy(c);
-  }
+  Feed(c, first, static_cast<size_t>(n));
 }
 
 void ControlServer::AddWorkerChannel(int fd, core::Pid worker) {
@@ -426,16 +421,20 @@ void ControlServer::OnAlloc(uv_handle_t* handle, size_t, uv_buf_t* buf) noexcept
 void ControlServer::OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept {
   auto* c = static_cast<Connection*>(stream->data);
   ControlServer* self = c->server;
+  if (nread < 0) {
+    // EOF or an error: bytes after the last newline are dropped, as Einhorn does.
+    self->Destroy(c);
+    return;
+  }
+  if (nread > 0) self->Feed(c, buf->base, static_cast<size_t>(nread));
+}
+
+void ControlServer::Feed(Connection* c, const char* data, size_t len) noexcept {
   try {
-    if (nread < 0) {
-      // EOF or an error: bytes after the last newline are dropped, as Einhorn does.
-      self->Destroy(c);
-      return;
-    }
-    if (nread > 0) self->HandleBytes(c, buf->base, static_cast<size_t>(nread));
+    HandleBytes(c, data, len);
   } catch (const std::exception& e) {
     spdlog::error("command socket: internal error on {}: {}", c->Name(), e.what());
-    self->Destroy(c);
+    Destroy(c);
   }
 }
 

@@ -111,6 +111,9 @@ class ControlServer {
   void SummarizeRefusals(bool force_capacity);
   Connection* Adopt(core::Peer peer);
   void HandleBytes(Connection* c, const char* data, size_t len);
+  // HandleBytes for what a peer sent (read by libuv, or as it was accepted): an internal error
+  // closes that connection, never the master.
+  void Feed(Connection* c, const char* data, size_t len) noexcept;
   void Send(Connection* c, const core::wire::Reply& reply);
   void CloseAfterWrites(Connection* c);
   void Destroy(Connection* c);
