@@ -897,16 +897,22 @@ std::optional<text::Node> YamlCppTree(const std::string& bytes, const StateLimit
   }
 }
 
-TEST_CASE("state: every state EncodeState writes is read in one pass, to yaml-cpp's tree") {
+// The states both readers are checked on: the rich ones, the empty one, and every hostile
+// string in fields written quoted, as !!binary, or inside a worker's flow record.
+std::vector<MasterState> StatesToRead() {
   std::vector<MasterState> states = {RichState(), SmallRichState(), MasterState{}};
-  // Every hostile string, in a field that is written quoted or as !!binary.
   for (const std::string& hostile : HostileStrings()) {
     MasterState m = SmallRichState();
     m.command_path = hostile;
     m.startup_env.push_back(hostile);
+    m.supervisor.workers.front().notify_status = hostile;
     states.push_back(m);
   }
-  for (const MasterState& m : states) {
+  return states;
+}
+
+TEST_CASE("state: every state EncodeState writes is read in one pass, to yaml-cpp's tree") {
+  for (const MasterState& m : StatesToRead()) {
     const std::string bytes = EncodeState(m);
     const std::optional<text::Node> ours = state_format::ParseOurs(bytes, StateLimits{});
     REQUIRE_MESSAGE(ours.has_value(), bytes.substr(0, 200));
@@ -962,15 +968,7 @@ void CheckReadersAgree(const std::string& bytes, const StateLimits& limits = {})
 }
 
 TEST_CASE("state: the canonical reader reads every state EncodeState writes, as the general one") {
-  std::vector<MasterState> states = {RichState(), SmallRichState(), MasterState{}};
-  for (const std::string& hostile : HostileStrings()) {
-    MasterState m = SmallRichState();
-    m.command_path = hostile;
-    m.startup_env.push_back(hostile);
-    m.supervisor.workers.front().notify_status = hostile;
-    states.push_back(m);
-  }
-  for (const MasterState& m : states) {
+  for (const MasterState& m : StatesToRead()) {
     const std::string bytes = EncodeState(m);
     CheckReadersAgree(bytes);
     CHECK(*ReadStateCanonical(bytes) == m);
