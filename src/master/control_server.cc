@@ -59,7 +59,7 @@ constexpr int kBacklog = SOMAXCONN;
 // Connections taken per wake-up: at most a full queue's worth (the kernel queues backlog + 1),
 // and for at most a slice of the turn, as the master's spawns and exits are: a peer that
 // connects without pause takes half of the loop, not all of it. (With only the count, 4097
-// connections were 25 ms a turn, and such a peer slowed a start of 300 workers from 0.19 s to
+// connections were 25 ms a turn, and such a peer slowed a start of 300 workers from 0.16 s to
 // 3.4-3.6 s: tests/bench/flood_start.sh.) What is left waits in the backlog for the next turn.
 constexpr int kAcceptBatch = kBacklog + 1;
 constexpr std::chrono::nanoseconds kAcceptSlice = std::chrono::milliseconds(1);

@@ -2,11 +2,13 @@
 // peer connects to its command socket and closes, without pause. Built by
 // tests/bench/flood_start.sh with plain g++ (libc and the standard library only).
 //
-//   connect_flood SOCK MASTER_PID N   flood SOCK from the moment it is called until MASTER_PID
-//                                     has N children (/proc/PID/task/PID/children, polled every
-//                                     millisecond), then print the time and the connections
+//   connect_flood SOCK MASTER_PID N [alone]
+//       flood SOCK from the moment it is called until MASTER_PID has N children
+//       (/proc/PID/task/PID/children, polled every millisecond; at most 120 s), then print the
+//       time and the connections; with `alone`, the same wait and time without the flood
 //
-// One line: "flood      children N after S s, C connections (R a second)".
+// One line: "flood      children N after S s, C connections (R a second)", or
+// "alone      children N after S s".
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -32,8 +34,9 @@ int Children(const std::string& file) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::fprintf(stderr, "usage: connect_flood SOCK MASTER_PID N\n");
+  const bool alone = argc == 5 && std::string(argv[4]) == "alone";
+  if (argc != 4 && !alone) {
+    std::fprintf(stderr, "usage: connect_flood SOCK MASTER_PID N [alone]\n");
     return 2;
   }
   const std::string path = argv[1];
@@ -45,7 +48,7 @@ int main(int argc, char** argv) {
   if (path.size() >= sizeof addr.sun_path) return 2;
   path.copy(addr.sun_path, path.size());
 
-  std::atomic<bool> stop{false};
+  std::atomic<bool> stop{alone};
   std::atomic<long> connected{0};
   std::thread flood([&] {
     while (!stop) {
@@ -64,7 +67,11 @@ int main(int argc, char** argv) {
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   stop = true;
   flood.join();
-  std::printf("flood      children %d after %.3f s, %ld connections (%.0f a second)\n", n, s,
-              connected.load(), static_cast<double>(connected.load()) / s);
+  if (alone) {
+    std::printf("alone      children %d after %.3f s\n", n, s);
+  } else {
+    std::printf("flood      children %d after %.3f s, %ld connections (%.0f a second)\n", n, s,
+                connected.load(), static_cast<double>(connected.load()) / s);
+  }
   return n >= want ? 0 : 1;
 }

@@ -25,8 +25,6 @@ for ((rep = 1; rep <= REPS; rep++)); do
 
   launch_master quiet -n "$N" -m 0 -- "$worker" 1000000
   wait_socket
-  start=$(date +%s.%N)
-  until [ "$(wc -w < "/proc/$MASTER/task/$MASTER/children")" -ge "$N" ]; do sleep 0.001; done
-  echo "alone      children $N after $(echo "$(date +%s.%N) - $start" | bc) s"
+  "$flood" "$SOCK" "$MASTER" "$N" alone
   stop_master
 done
