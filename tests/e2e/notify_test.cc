@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -157,6 +158,32 @@ TEST_CASE("systemd: an abstract NOTIFY_SOCKET (@name) is told as a path is") {
   MasterRun m({"-n", "2", "-m", "0"}, {TEST_WORKER_BIN}, {sm.env()});
   REQUIRE(PollUntil([&] { return sm.Find("READY=1").has_value(); }, 10s));
   CHECK(sm.Find("READY=1")->sender == m.pid());
+}
+
+TEST_CASE("systemd: a NOTIFY_SOCKET that leads nowhere or to no datagram socket stops nothing") {
+  TempDir d;
+  // A stream socket where a datagram one is expected, a FIFO, a plain file, a missing path, a
+  // relative one, an abstract name nobody holds, and a path longer than sun_path.
+  const int stream = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(stream >= 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  const std::string stream_path = d.File("stream");
+  stream_path.copy(a.sun_path, stream_path.size());
+  REQUIRE(bind(stream, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(listen(stream, 4) == 0);
+  REQUIRE(mkfifo(d.File("fifo").c_str(), 0600) == 0);
+  WriteFile(d.File("file"), "not a socket");
+  for (const std::string& where :
+       {stream_path, d.File("fifo"), d.File("file"), d.File("missing"), std::string("relative"),
+        "@einhorn-cpp-test/nobody/" + std::to_string(getpid()), "/" + std::string(200, 'x')}) {
+    INFO("NOTIFY_SOCKET=" << where);
+    MasterRun m({"-n", "2", "-m", "0"}, {TEST_WORKER_BIN},
+                {"NOTIFY_SOCKET=" + where, "WATCHDOG_USEC=20000"});
+    REQUIRE(PollUntil([&] { return Status(m) && Status(m)->ready == 2; }, 10s));
+    CHECK(Status(m)->workers.size() == 2);
+  }
+  close(stream);
 }
 
 TEST_CASE("systemd: an upgrade and a reload are RELOADING=1 then READY=1, a stop STOPPING=1") {
