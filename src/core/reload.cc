@@ -62,6 +62,10 @@ std::optional<std::string> Reload::CheckExited(const std::string& binary, const 
   return reason;
 }
 
+bool Reload::TakesStandIn(const std::string& output) {
+  return HasLine(output, std::string(kTakesStandIn));
+}
+
 std::string Reload::ProofLine(std::string_view state) {
   std::uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a 64
   for (const char c : state) {

@@ -43,6 +43,11 @@ class Reload {
   // being FNV-1a 64 of the bytes. Not a security measure (whoever can replace the binary owns
   // the master anyway): it proves the new image read this state, not an earlier one.
   static std::string ProofLine(std::string_view state);
+  // The line a check prints when its binary takes a stand-in (sys/stand_in.h) on the reload,
+  // and whether a check's output says so. Without it (a binary from before the stand-in, or a
+  // wrapper that hides the line) the reload runs without one, as before.
+  static constexpr std::string_view kTakesStandIn = "einhorn-cpp upgrade check: takes a stand-in";
+  static bool TakesStandIn(const std::string& output);
   // The check did not finish in time (the shell kills it).
   static std::string CheckTimedOut(const std::string& binary, Duration limit);
   // Ends the reload (after a failure was reported, the master running as it was).

@@ -615,6 +615,8 @@ struct Schema<MasterState> {
     v.FieldIf(s.zygote_failures != 0, "zygote_failures", s.zygote_failures, RangeC{0, kMaxId});
     v.FieldIf(s.zygote_respawn_at.has_value(), "zygote_respawn_at", s.zygote_respawn_at,
               OptC<NsC>{});
+    // Optional: only to a binary whose upgrade check offered to take a stand-in.
+    v.FieldIf(s.stand_in_fd >= 0, "stand_in_fd", s.stand_in_fd, I32C{});
   }
 };
 
@@ -804,8 +806,8 @@ size_t Members(const MasterState::WorkerPipe& x) { [[maybe_unused]] const auto& 
 size_t Members(const WorkerTag& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4] = x; return 4; }
 size_t Members(const MasterState& x) {
   [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15,
-                                a16, a17, a18, a19, a20, a21, a22, a23] = x;
-  return 23;
+                                a16, a17, a18, a19, a20, a21, a22, a23, a24] = x;
+  return 24;
 }
 size_t Members(const Zygote& x) { [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7, a8, a9] = x; return 9; }
 size_t Members(const MasterState::ZygoteLink& x) { [[maybe_unused]] const auto& [a1, a2, a3] = x; return 3; }
@@ -964,6 +966,7 @@ std::vector<CarriedFd> CarriedFds(const MasterState& s) {
   for (size_t i = 0; i < s.zygotes.size(); ++i) {
     fds.push_back({s.zygotes[i].fd, indexed("zygotes", i) + ".fd", false});
   }
+  fds.push_back({s.stand_in_fd, "stand_in_fd", true});
   return fds;
 }
 

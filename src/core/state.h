@@ -135,6 +135,11 @@ struct MasterState {
   std::vector<ZygoteLink> zygotes;
   int zygote_failures = 0;
   std::optional<Time> zygote_respawn_at;
+  // The reload's stand-in (sys/stand_in.h): the new image's end of the channel on which it
+  // hands over the connections it accepted during the exec; -1: none. Written only when
+  // there is one, and only to a binary whose upgrade check said it takes it
+  // (core::Reload::kTakesStandIn).
+  int stand_in_fd = -1;
 
   bool operator==(const MasterState&) const = default;
 };

@@ -334,7 +334,7 @@ ControlServer::Connection* ControlServer::Adopt(core::Peer peer) {
   return c;
 }
 
-void ControlServer::Accept(int fd) {
+void ControlServer::Accept(int fd, std::string_view already_read) {
   core::Peer peer;
   auto cred = sys::GetPeerCred(fd);
   if (cred.ok()) {
@@ -375,6 +375,10 @@ void ControlServer::Accept(int fd) {
   for (pid_t p : sys::Lineage(c->peer.pid)) c->peer.lineage.push_back(p);
   if (frozen_) return;
   uv_read_start(reinterpret_cast<uv_stream_t*>(&c->pipe), &OnAlloc, &OnRead);
+  if (!already_read.empty()) {
+    Feed(c, already_read.data(), already_read.size());
+    return;
+  }
   // A client writes its request as it connects (einhornctl, Einhorn's clients, a health
   // check): what is there already is read now. libuv would read it in the next turn of the
   // loop, after that turn's slice of spawns (issue 20).
@@ -402,6 +406,29 @@ void ControlServer::AddWorkerChannel(int fd, core::Pid worker) {
 void ControlServer::DropWorkerChannel(core::Pid worker) {
   auto it = worker_channels_.find(worker);
   if (it != worker_channels_.end()) Destroy(it->second);
+}
+
+std::optional<std::string> ControlServer::StandInReply(int fd, std::string_view bytes) {
+  auto cred = sys::GetPeerCred(fd);
+  if (!cred.ok()) return std::nullopt;
+  core::Peer peer;
+  peer.pid = cred.value().pid;
+  peer.uid = static_cast<int>(cred.value().uid);
+  peer.gid = static_cast<int>(cred.value().gid);
+  if (!Allowed(peer)) return std::nullopt;  // refused, and logged, by the new image
+  wire::LineBuffer lines(limits_.max_line);
+  if (!lines.Append(bytes)) return std::nullopt;
+  const std::optional<std::string> line = lines.NextLine();
+  if (!line || lines.pending_bytes() != 0) return std::nullopt;
+  const wire::ParseResult parsed = wire::ParseRequest(wire::Unescape(*line));
+  if (parsed.kind != wire::ParseResult::Kind::kOk || parsed.request.command != "status") {
+    return std::nullopt;
+  }
+  std::string reply;
+  for (const wire::Reply& r : control_.Handle(parsed, peer, now_()).replies) {
+    reply += wire::EncodeReply(r);
+  }
+  return reply;
 }
 
 bool ControlServer::Allowed(const core::Peer& peer) const {

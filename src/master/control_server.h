@@ -11,8 +11,10 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/control.h"
@@ -80,6 +82,12 @@ class ControlServer {
   int listener_fd() const;
   // In the new image: a connection or -g channel the old one had.
   void Restore(const Carried& carried);
+  // A connection the reload's stand-in (sys/stand_in.h) accepted, with what it read: served
+  // as if accepted here, the peer checked afresh.
+  void AcceptHanded(int fd, std::string_view bytes) { Accept(fd, bytes); }
+  // In the stand-in: the reply to `bytes` (one line) from `fd`'s peer if it is a `status`
+  // from an allowed peer, else nullopt (the connection is handed over instead).
+  std::optional<std::string> StandInReply(int fd, std::string_view bytes);
   size_t connections() const { return connections_.size(); }
 
  private:
@@ -91,7 +99,8 @@ class ControlServer {
   static void OnIdle(uv_timer_t* timer) noexcept;
 
   void AcceptPending();
-  void Accept(int fd);
+  // `already_read`: what the stand-in read from it; without, what is there now is read.
+  void Accept(int fd, std::string_view already_read = {});
   // EMFILE/ENFILE: gives up the reserve fd to accept one peer, answers it and closes it. False
   // if that was not possible (accepting is then paused for a moment instead of spinning).
   bool RefuseForLackOfFds(int accept_errno);

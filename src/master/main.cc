@@ -241,6 +241,7 @@ int UpgradeCheck(int state_fd) {
   for (const std::string& change : config.value().changed) {
     std::printf("config %s: %s\n", state.value().config_path.c_str(), change.c_str());
   }
+  std::printf("%s\n", std::string(core::Reload::kTakesStandIn).c_str());
   // Last, once everything passed: the old master execs us only if it sees this line.
   std::printf("%s\n", core::Reload::ProofLine(bytes.value().view()).c_str());
   return 0;
@@ -349,11 +350,13 @@ int Restore(core::Result<sys::FdBytes> bytes, const std::vector<std::string>& en
   // config file's are applied again) named another program.
   const bool exec_was_direct = state.options.reexec_as.empty() && sys::RunsAs(state.self_path);
   const std::optional<int> resize_to = ApplyConfigAgain(&state);
+  const int stand_in_fd = state.stand_in_fd;
   // An image from before einhorn-cpp followed Einhorn's -f held the lock for its whole life
   // and passed it on; the lock is only for the socket's creation, long done.
   if (state.lock_fd >= 0) close(state.lock_fd);
   MasterSetup setup = SetupFromState(std::move(state), env, resize_to);
   setup.restored->exec_was_direct = exec_was_direct;
+  setup.restored->stand_in_fd = stand_in_fd;
   auto access = ResolveAccess(setup.options);
   if (setup.control.fd >= 0) {
     KeepControlSocketMode(setup.control, was_widened, Widened(setup.options));

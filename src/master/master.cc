@@ -163,6 +163,7 @@ int Master::Run() {
       nullptr);
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);
+  if (stand_in_fd_ >= 0) close(stand_in_fd_);
   server_.reset();
   metrics_.reset();
   output_.reset();

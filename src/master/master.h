@@ -29,6 +29,7 @@
 #include "sys/memory.h"
 #include "sys/process.h"
 #include "sys/spawn.h"
+#include "sys/stand_in.h"
 
 namespace einhorn::master {
 
@@ -70,6 +71,7 @@ struct MasterSetup {
     // program ran under our pid in between, so none can have reaped a worker
     // (CheckCarriedWorkers).
     bool exec_was_direct = false;
+    int stand_in_fd = -1;  // the reload's stand-in's channel (sys/stand_in.h), or -1
   };
   std::optional<Restored> restored;
 };
@@ -253,6 +255,18 @@ class Master final : public core::Effects,
     std::string proof;  // the line it must print (core::Reload::ProofLine of the state)
   };
   std::optional<ReloadCheck> check_;
+  // The reload's stand-in (sys/stand_in.h), used when the check says the new binary takes
+  // one: in the old image the child forked for the exec, in the new one the channel on which
+  // it takes the connections the stand-in accepted, until its EOF.
+  bool check_takes_stand_in_ = false;
+  std::optional<sys::StandIn> stand_in_;
+  int stand_in_fd_ = -1;
+  size_t stand_in_handed_ = 0;
+  uv_poll_t stand_in_poll_{};
+  void StartStandIn();
+  void TakeBackFromStandIn();  // the exec failed: this image serves what the stand-in holds
+  void ListenToStandIn(int fd);
+  void ReceiveFromStandIn();
   uv_timer_t reload_timer_{};  // the check's deadline, then the flush before exec
   core::Time flush_deadline_{};
   bool exec_requested_ = false;  // Run leaves uv_run to exec outside any callback

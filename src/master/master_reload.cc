@@ -181,7 +181,8 @@ bool Master::ReloadCheckExited(pid_t pid, const core::ExitStatus& status) {
     ReloadFailed("the master is shutting down");
     return true;
   }
-  // Requests that arrive from now on wait in the kernel for the new image.
+  check_takes_stand_in_ = core::Reload::TakesStandIn(said);
+  // Requests that arrive from now on wait in the kernel for the new image (or the stand-in).
   server_->Freeze();
   flush_deadline_ = Now() + kFlushTimeout;
   exec_requested_ = true;
@@ -243,6 +244,7 @@ void Master::TryExec() {
   // Still here: execve (or what comes before it) failed.
   resume();
   server_->Thaw();
+  TakeBackFromStandIn();
   ReloadFailed(st.message());
   AfterEvent();
 }
@@ -251,6 +253,7 @@ core::Status Master::ExecNewImage() {
   auto target = ReexecTarget();
   if (!target.ok()) return core::Status::Error(target.error());
 
+  StartStandIn();
   const std::vector<ControlServer::Carried> carried = server_->Export();
   core::MasterState state;
   state.options = setup_.options;
@@ -288,6 +291,7 @@ core::Status Master::ExecNewImage() {
   state.zygotes = ExportZygotes();
   state.zygote_failures = zygotes_.Snapshot().failures;
   state.zygote_respawn_at = zygotes_.Snapshot().respawn_at;
+  state.stand_in_fd = stand_in_ ? stand_in_->channel.get() : -1;
   for (const ControlServer::Carried& c : carried) {
     core::MasterState::Client client;
     client.fd = c.fd;
@@ -326,6 +330,90 @@ core::Status Master::ExecNewImage() {
   return st;
 }
 
+// First thing in ExecNewImage: from here to the new image's first turn, the command socket
+// is served by the stand-in, which answers `status` and hands every other connection over.
+void Master::StartStandIn() {
+  const bool takes = check_takes_stand_in_;
+  check_takes_stand_in_ = false;
+  if (!takes || server_->listener_fd() < 0) return;
+  auto started = sys::StartStandIn(server_->listener_fd(), [this](int fd, std::string_view b) {
+    return server_->StandInReply(fd, b);
+  });
+  if (!started.ok()) {
+    // The reload goes on without one, as before the stand-in existed.
+    spdlog::warn("reload: no stand-in for the command socket: {}", started.error());
+    return;
+  }
+  stand_in_ = std::move(started.value());
+}
+
+void Master::TakeBackFromStandIn() {
+  if (!stand_in_) return;
+  sys::StopStandIn(stand_in_->channel.get());
+  // It finishes the connection in hand (its own limits bound that), hands it over and exits:
+  // every connection it took is then in the channel, before EOF.
+  const core::Time deadline = Now() + core::Seconds(5);
+  size_t taken = 0;
+  for (;;) {
+    sys::HandedConnection handed;
+    const sys::HandOverRead r = sys::ReceiveHanded(stand_in_->channel.get(), &handed);
+    if (r == sys::HandOverRead::kEnd) break;
+    if (r == sys::HandOverRead::kConnection) {
+      server_->AcceptHanded(handed.fd.release(), handed.bytes);
+      ++taken;
+      continue;
+    }
+    const core::Duration left = deadline - Now();
+    if (left <= core::Duration::zero()) {
+      spdlog::warn("reload: the stand-in (pid {}) did not finish; killing it",
+                   stand_in_->pid);
+      sys::SendSignal(stand_in_->pid, core::Signal::kKill);
+      break;
+    }
+    sys::WaitForHanded(stand_in_->channel.get(), left);
+  }
+  if (taken > 0) {
+    spdlog::info("reload: took back {} command connections from the stand-in", taken);
+  }
+  stand_in_.reset();  // its exit is reaped as a child that is not a worker
+}
+
+void Master::ListenToStandIn(int fd) {
+  if (!sys::IsHandOverChannel(fd)) {
+    spdlog::warn("reloaded: stand_in_fd {} is not a SOCK_SEQPACKET socket; ignoring it", fd);
+    return;
+  }
+  sys::SetCloexec(fd, true);
+  sys::StopStandIn(fd);  // this image answers from its next poll for I/O
+  stand_in_fd_ = fd;
+  uv_poll_init(&loop_, &stand_in_poll_, fd);
+  stand_in_poll_.data = this;
+  uv_poll_start(&stand_in_poll_, UV_READABLE, [](uv_poll_t* h, int, int) {
+    static_cast<Master*>(h->data)->ReceiveFromStandIn();
+  });
+  ReceiveFromStandIn();
+}
+
+void Master::ReceiveFromStandIn() {
+  if (stand_in_fd_ < 0) return;
+  for (;;) {
+    sys::HandedConnection handed;
+    const sys::HandOverRead r = sys::ReceiveHanded(stand_in_fd_, &handed);
+    if (r == sys::HandOverRead::kNone) return;
+    if (r == sys::HandOverRead::kEnd) break;
+    server_->AcceptHanded(handed.fd.release(), handed.bytes);
+    ++stand_in_handed_;
+  }
+  spdlog::debug("reloaded: the stand-in handed over {} command connections", stand_in_handed_);
+  // EOF: the stand-in has handed everything over and exited. uv_close's callback runs after
+  // the handle is unregistered from the loop: only then may the fd go.
+  uv_close(reinterpret_cast<uv_handle_t*>(&stand_in_poll_), [](uv_handle_t* h) {
+    auto* self = static_cast<Master*>(h->data);
+    close(self->stand_in_fd_);
+    self->stand_in_fd_ = -1;
+  });
+}
+
 void Master::ReloadFailed(const std::string& reason) {
   const bool upgrading = !reload_.then_upgrades().empty();
   reload_.Clear();
@@ -352,6 +440,7 @@ void Master::AfterRestore() {
   done.detail = "done";
   RecordEvent(done);
   for (const ControlServer::Carried& c : r.clients) server_->Restore(c);
+  if (r.stand_in_fd >= 0) ListenToStandIn(r.stand_in_fd);
   for (const auto& [worker, fd] : r.notify_sockets) WatchNotify(worker, fd);
   // Before the sweep below: a worker that died during the exec has its last lines there.
   for (const WorkerOutputRelay::Carried& p : r.worker_pipes) output_->Restore(p);

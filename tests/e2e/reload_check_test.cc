@@ -20,12 +20,6 @@ bool Has(const std::string& text, const std::string& needle) {
   return text.find(needle) != std::string::npos;
 }
 
-std::string WriteScript(const TempDir& d, const std::string& name, const std::string& body) {
-  const std::string path = d.File(name);
-  WriteFile(path, "#!/bin/sh\nDIR='" + d.path() + "'\n" + body, 0755);
-  return path;
-}
-
 void AskReload(const MasterRun& m) {
   ControlClient c(Sock(m));
   REQUIRE(c.connected());
@@ -71,7 +65,7 @@ TEST_CASE("a --reexec-as stub that exits 0 is not exec'd: the master keeps runni
   };
   for (const std::string& body : bodies) {
     INFO(body);
-    const std::string stub = WriteScript(d, "stub.sh", body);
+    const std::string stub = WriteShellScript(d, "stub.sh", body);
     MasterRun m({"-n", "2", "-m", "0", "--reexec-as", stub}, {TEST_WORKER_BIN});
     REQUIRE(PollUntil([&] { return PoolSettled(m, 2, 1); }, 10s));
     const std::set<pid_t> old = Pids(m);
@@ -123,7 +117,7 @@ TEST_CASE("the binary at the master's own path replaced by a stub that exits 0 i
 TEST_CASE("a real einhorn-cpp passes the check by digest and the reload goes through") {
   TempDir d;
   // The check's output ends up in the master's log only on failure; here it must pass.
-  const std::string wrapper = WriteScript(d, "next.sh", "exec '" EINHORN_BIN "' \"$@\"\n");
+  const std::string wrapper = WriteShellScript(d, "next.sh", "exec '" EINHORN_BIN "' \"$@\"\n");
   MasterRun m({"-n", "1", "-m", "0", "--reexec-as", wrapper}, {TEST_WORKER_BIN});
   REQUIRE(PollUntil([&] { return PoolSettled(m, 1, 1); }, 10s));
   const std::set<pid_t> old = Pids(m);
@@ -149,7 +143,7 @@ TEST_CASE("einhorn-cpp --upgrade-check without a state exits 0 at once (Ruby Ein
 TEST_CASE("a hung upgrade check is killed with its whole process group at the limit") {
   TempDir d;
   // The check forks a sleeper, records its pid and waits for it: hung in a child.
-  const std::string hang = WriteScript(d, "hang.sh",
+  const std::string hang = WriteShellScript(d, "hang.sh",
                                        "if [ \"$1\" = --upgrade-check ]; then\n"
                                        "  sleep 1000 &\n"
                                        "  echo $! > \"$DIR/sleeper\"\n"

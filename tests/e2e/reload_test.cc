@@ -93,12 +93,6 @@ ino_t Inode(const std::string& path) {
 }
 
 // An executable /bin/sh script in `d`; $DIR in `body` is d's path.
-std::string WriteScript(const TempDir& d, const std::string& name, const std::string& body) {
-  const std::string path = d.File(name);
-  WriteFile(path, "#!/bin/sh\nDIR='" + d.path() + "'\n" + body, 0755);
-  return path;
-}
-
 Finished Ctl(const MasterRun& m, std::vector<std::string> args) {
   args.insert(args.begin(), {EINHORNCTL_BIN, "-d", Sock(m)});
   return RunProgram(std::move(args), 60s);
@@ -258,7 +252,7 @@ TEST_CASE("upgrades asked for during one reload all run in the new image, and al
 
 TEST_CASE("an upgrade under way and its subscriber survive a reload") {
   TempDir d;
-  const std::string worker = WriteScript(d, "worker.sh",
+  const std::string worker = WriteShellScript(d, "worker.sh",
                                          "while [ -e \"$DIR/hold\" ]; do sleep 0.02; done\n"
                                          "exec '" TEST_WORKER_BIN "' --ack json\n");
   MasterRun m({"-n", "2", "-m", "manual"}, {"/bin/sh", worker});
@@ -303,7 +297,7 @@ TEST_CASE("an upgrade under way and its subscriber survive a reload") {
 // A stand-in for a new einhorn-cpp binary: it refuses the state while `fail` exists, as a
 // binary that cannot read it would, and otherwise is the real one.
 std::string WriteReexecScript(const TempDir& d) {
-  return WriteScript(d, "einhorn-next.sh",
+  return WriteShellScript(d, "einhorn-next.sh",
                      "if [ -e \"$DIR/fail\" ]; then\n"
                      "  echo 'einhorn-cpp 9.0.0 cannot take over' >&2\n"
                      "  echo 'state: version 9 is newer than 1' >&2\n"
@@ -495,7 +489,7 @@ TEST_CASE("a worker that dies around the reload is reaped and replaced by the ne
 // then waited for it without end.
 TEST_CASE("a worker reaped by a --reexec-as shell between two images is dropped and replaced") {
   TempDir d;
-  const std::string reexec = WriteScript(
+  const std::string reexec = WriteShellScript(
       d, "reexec.sh",
       "if [ \"$1\" = --with-state-fd ]; then\n"
       "  touch \"$DIR/in-script\"\n"
@@ -529,7 +523,7 @@ TEST_CASE("a worker reaped by a --reexec-as shell between two images is dropped 
 // either way, and cleans up as after any SIGTERM.
 TEST_CASE("SIGTERM during a reload is not lost") {
   TempDir d;
-  const std::string slow = WriteScript(d, "slow-einhorn.sh",
+  const std::string slow = WriteShellScript(d, "slow-einhorn.sh",
                                        "[ -e \"$DIR/slow\" ] && sleep 0.5\n"
                                        "exec '" EINHORN_BIN "' \"$@\"\n");
   for (const std::string when : {"reload: checking", "reload: exec"}) {
@@ -561,7 +555,7 @@ TEST_CASE("SIGTERM during a reload is not lost") {
 
 // A -g worker that acks over its channel (EINHORN_SOCK_FD) once `go` exists.
 std::string WriteChannelAckWorker(const TempDir& d) {
-  return WriteScript(
+  return WriteShellScript(
       d, "worker.sh",
       "while [ ! -e \"$DIR/go\" ]; do sleep 0.02; done\n"
       "printf '{\"command\": \"worker:ack\", \"pid\": %s}\\n' $$ >&\"$EINHORN_SOCK_FD\"\n"
@@ -609,7 +603,7 @@ namespace {
 TEST_CASE("a worker that dies while a slow --reexec-as wrapper runs is replaced, not a ghost") {
   TempDir d;
   // Slow only for the real exec, not for the pre-flight check (--upgrade-check).
-  const std::string wrapper = WriteScript(d, "slow-exec.sh",
+  const std::string wrapper = WriteShellScript(d, "slow-exec.sh",
                                           "if [ \"$1\" = --with-state-fd ]; then\n"
                                           "  : > \"$DIR/execing\"\n"
                                           "  sleep 3\n"

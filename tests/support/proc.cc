@@ -374,6 +374,12 @@ std::string ReadFile(const std::string& path) {
   return out.str();
 }
 
+std::string WriteShellScript(const TempDir& d, const std::string& name, const std::string& body) {
+  const std::string path = d.File(name);
+  WriteFile(path, "#!/bin/sh\nDIR='" + d.path() + "'\n" + body, 0755);
+  return path;
+}
+
 void WriteFile(const std::string& path, const std::string& contents, mode_t mode) {
   const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) throw SysError("open " + path, errno);

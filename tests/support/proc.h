@@ -99,6 +99,8 @@ std::optional<std::string> LookUpInPath(const std::string& name);
 std::string ReadFile(const std::string& path);
 // Creates/truncates; throws std::runtime_error on failure.
 void WriteFile(const std::string& path, const std::string& contents, mode_t mode = 0644);
+// An executable /bin/sh script `name` in `d`, `DIR` set to d's path before `body`.
+std::string WriteShellScript(const TempDir& d, const std::string& name, const std::string& body);
 // True for any kind of file (lstat), including sockets and dangling symlinks.
 bool FileExists(const std::string& path);
 

@@ -2,6 +2,8 @@
 // checks and the old image un-CLOEXECs.
 #include <doctest/doctest.h>
 
+#include <map>
+
 #include "core/state.h"
 
 namespace einhorn::core {
@@ -17,6 +19,7 @@ TEST_CASE("CarriedFds names every carried fd once, in the state's order") {
   s.clients[0].fd = 6;
   s.notify_sockets.push_back({100, 7});
   s.metrics.fd = 8;
+  s.stand_in_fd = 9;
   const std::vector<CarriedFd> fds = CarriedFds(s);
   std::vector<std::string> where;
   std::vector<int> numbers;
@@ -26,12 +29,25 @@ TEST_CASE("CarriedFds names every carried fd once, in the state's order") {
   }
   CHECK(where == std::vector<std::string>{"listeners[0].fd", "listeners[1].fd", "control.fd",
                                           "clients[0].fd", "notify_sockets[0].fd", "lock_fd",
-                                          "metrics.fd"});
-  CHECK(numbers == std::vector<int>{3, 4, 5, 6, 7, -1, 8});
+                                          "metrics.fd", "stand_in_fd"});
+  CHECK(numbers == std::vector<int>{3, 4, 5, 6, 7, -1, 8, 9});
   // The optional ones may be -1 (none); the others are always open.
   for (const CarriedFd& c : fds) {
-    CHECK(c.optional == (c.where == "control.fd" || c.where == "lock_fd" || c.where == "metrics.fd"));
+    CHECK(c.optional == (c.where == "control.fd" || c.where == "lock_fd" ||
+                         c.where == "metrics.fd" || c.where == "stand_in_fd"));
   }
+}
+
+TEST_CASE("CarriedFds: the stand-in's channel is checked like any carried fd") {
+  MasterState s;
+  s.listeners.resize(1);
+  s.listeners[0].fd = 3;
+  s.stand_in_fd = 3;
+  std::map<int, int> seen;
+  for (const CarriedFd& c : CarriedFds(s)) {
+    if (c.fd >= 0) ++seen[c.fd];
+  }
+  CHECK(seen[3] == 2);  // DecodeState refuses the pair (state_test)
 }
 
 // DecodeState's refusals by these names ("lock_fd: fd 3 is also listeners[0].fd") are in

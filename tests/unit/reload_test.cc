@@ -56,6 +56,18 @@ TEST_CASE("reload: refused while the master stops, with a reason per kind") {
   CHECK_FALSE(r.running());
 }
 
+TEST_CASE("reload: a stand-in only for a check that offers one, on a line of its own") {
+  const std::string line(Reload::kTakesStandIn);
+  CHECK(Reload::TakesStandIn("einhorn-cpp 1.0: upgrade check\n" + line + "\ndigest\n"));
+  CHECK(Reload::TakesStandIn(line));
+  CHECK(Reload::TakesStandIn(line + "\r\n"));
+  // A binary from before the stand-in, or a wrapper that echoes it inside another line.
+  CHECK_FALSE(Reload::TakesStandIn("einhorn-cpp 0.1.0: upgrade check\ndigest\n"));
+  CHECK_FALSE(Reload::TakesStandIn("said: " + line + "\n"));
+  CHECK_FALSE(Reload::TakesStandIn(line + " not\n"));
+  CHECK_FALSE(Reload::TakesStandIn(""));
+}
+
 TEST_CASE("reload: the check's exit decides, and a failure names the binary, status and its words") {
   const std::string proof = Reload::ProofLine("state");
   CHECK_FALSE(Reload::CheckExited("/usr/bin/einhorn-cpp", ExitStatus{false, 0},

@@ -204,6 +204,7 @@ MasterState RichState() {
   m.zygotes = {{loaded, 60, 5}, {gating, 61, 1}};
   m.zygote_failures = 2;
   m.zygote_respawn_at = std::chrono::nanoseconds(5'000'000'005);
+  m.stand_in_fd = 70;
   return m;
 }
 
@@ -483,8 +484,8 @@ TEST_CASE("the clients are readable records") {
                   "ready_at: 2000000002, closed_at: null, spawns: 4, gates: null, fault: \"\"}, "
                   "fd: 60, next_id: 5}\n") != std::string::npos);
   // --preload's zygotes, the last optional keys before end.
-  CHECK(text.find("\nzygote_failures: 2\nzygote_respawn_at: 5000000005\nend: true\n") !=
-        std::string::npos);
+  CHECK(text.find("\nzygote_failures: 2\nzygote_respawn_at: 5000000005\nstand_in_fd: 70\n"
+                  "end: true\n") != std::string::npos);
   MasterState m = RichState();
   m.then_upgrades.clear();
   m.clients.clear();
@@ -700,6 +701,23 @@ TEST_CASE("fds must be distinct and options valid") {
     MasterState m = RichState();
     m.clients[3].fd = 7;
     CHECK(Refusal(EncodeState(m)) == "clients[3].fd: fd 7 is also control.fd");
+  }
+  {
+    MasterState m = RichState();
+    m.stand_in_fd = 9;
+    CHECK(Refusal(EncodeState(m)) == "stand_in_fd: fd 9 is also clients[0].fd");
+  }
+  CHECK(Refusal(Edit(EncodeState(RichState()), "stand_in_fd: 70", "stand_in_fd: -2")) ==
+        "stand_in_fd: -2 is not an fd");
+  {
+    // None: not written, and read back as none.
+    MasterState m = RichState();
+    m.stand_in_fd = -1;
+    const std::string text = EncodeState(m);
+    CHECK(text.find("stand_in_fd") == std::string::npos);
+    const Result<MasterState> back = DecodeState(text);
+    REQUIRE(back.ok());
+    CHECK(back.value().stand_in_fd == -1);
   }
   {
     MasterState m = RichState();
