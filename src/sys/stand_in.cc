@@ -7,10 +7,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
+#include <span>
 #include <vector>
+
+#include "sys/zygote_io.h"
 
 namespace einhorn::sys {
 namespace {
@@ -118,10 +121,9 @@ void Serve(int fd, int channel, const StandInAnswer& answer, const StandInLimits
 
 core::Result<StandIn> StartStandIn(int listen_fd, const StandInAnswer& answer,
                                    const StandInLimits& limits) {
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-    return core::Result<StandIn>::Error(PosixError("stand-in socketpair", errno));
-  }
+  auto pair = SeqpacketPair();
+  if (!pair.ok()) return core::Result<StandIn>::Error("stand-in: " + pair.error());
+  const int sv[2] = {pair.value().first, pair.value().second};
   const pid_t master = getpid();
   const pid_t pid = fork();
   if (pid < 0) {
@@ -163,22 +165,7 @@ bool IsHandOverChannel(int fd) {
 bool SendHanded(int channel, int fd, std::string_view bytes) {
   std::string message(1, kConnectionTag);
   message.append(bytes.substr(0, kMaxMessage - 1));
-  iovec iov{message.data(), message.size()};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  for (;;) {
-    if (sendmsg(channel, &msg, MSG_NOSIGNAL) >= 0) return true;
-    if (errno != EINTR) return false;
-  }
+  return SendPacket(channel, message, std::span<const int>(&fd, 1)).ok();
 }
 
 HandOverRead ReceiveHanded(int channel, HandedConnection* out) {

@@ -52,7 +52,7 @@ bool OnlyWorkers(const MasterRun& m) {
   return true;
 }
 
-TEST_CASE("stand-in: during the exec, status is answered; other requests wait for the new image") {
+TEST_CASE("stand-in: during the exec, status is answered, and other requests wait for the new image") {
   TempDir d;
   WriteFile(d.File("hold"), "");
   MasterRun m({"-n", "2", "-m", "0", "--reexec-as", HoldingScript(d)}, {TEST_WORKER_BIN});
