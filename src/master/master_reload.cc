@@ -380,7 +380,9 @@ void Master::TakeBackFromStandIn() {
 
 void Master::ListenToStandIn(int fd) {
   if (!sys::IsHandOverChannel(fd)) {
-    spdlog::warn("reloaded: stand_in_fd {} is not a SOCK_SEQPACKET socket; ignoring it", fd);
+    // Not ours to serve, and not to leak into the workers either.
+    spdlog::warn("reloaded: stand_in_fd {} is not a SOCK_SEQPACKET socket; closing it", fd);
+    close(fd);
     return;
   }
   sys::SetCloexec(fd, true);
