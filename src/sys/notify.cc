@@ -12,6 +12,7 @@
 
 #include "core/systemd_env.h"
 #include "sys/posix.h"
+#include "sys/zygote_io.h"
 
 namespace einhorn::sys {
 
@@ -97,16 +98,10 @@ std::optional<NotifyDatagram> ReadNotifyDatagram(int fd) {
         memcpy(&cred, CMSG_DATA(c), sizeof cred);
         d.sender = cred.pid;
         d.uid = cred.uid;
-      } else if (c->cmsg_type == SCM_RIGHTS) {
-        // A worker may send fds (FDSTORE=1); we keep none of them.
-        const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < count; ++i) {
-          int passed;
-          memcpy(&passed, CMSG_DATA(c) + i * sizeof(int), sizeof passed);
-          close(passed);
-        }
       }
     }
+    // A worker may send fds (FDSTORE=1); we keep none of them.
+    for (const int passed : PassedFds(msg)) close(passed);
     return d;
   }
 }

@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <span>
 #include <vector>
 
@@ -184,16 +183,7 @@ HandOverRead ReceiveHanded(int channel, HandedConnection* out) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return HandOverRead::kNone;
     if (n <= 0) return HandOverRead::kEnd;
-    std::vector<int> fds;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t i = 0; i < count; ++i) {
-        int fd;
-        std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        fds.push_back(fd);
-      }
-    }
+    const std::vector<int> fds = PassedFds(msg);
     const bool well_formed = fds.size() == 1 && buf[0] == kConnectionTag &&
                              (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) == 0;
     if (!well_formed) {

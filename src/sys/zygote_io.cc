@@ -49,6 +49,21 @@ core::Status SendPacket(int fd, std::string_view bytes, std::span<const int> fds
   }
 }
 
+std::vector<int> PassedFds(const msghdr& msg) {
+  std::vector<int> fds;
+  for (const cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr;
+       c = CMSG_NXTHDR(const_cast<msghdr*>(&msg), const_cast<cmsghdr*>(c))) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      fds.push_back(fd);
+    }
+  }
+  return fds;
+}
+
 Received ReceivePacket(int fd, size_t max_bytes, int timeout_ms) {
   Received r;
   pollfd p{fd, POLLIN, 0};
@@ -75,15 +90,7 @@ Received ReceivePacket(int fd, size_t max_bytes, int timeout_ms) {
     n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_TRUNC | MSG_CMSG_CLOEXEC);
   } while (n < 0 && errno == EINTR);
   // A zygote has no business sending fds: close whatever came.
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < count; ++i) {
-      int got;
-      std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
-      close(got);
-    }
-  }
+  for (const int got : PassedFds(msg)) close(got);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return r;
     r.kind = Received::Kind::kError;
