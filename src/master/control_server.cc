@@ -94,6 +94,17 @@ bool IsPowerOfTen(uint64_t n) {
   return n == 1;
 }
 
+// The peer's credentials as a core::Peer (pid 0, uid and gid -1 when they cannot be read).
+core::Peer PeerFrom(const core::Result<sys::PeerCred>& cred) {
+  core::Peer peer;
+  if (cred.ok()) {
+    peer.pid = cred.value().pid;
+    peer.uid = static_cast<int>(cred.value().uid);
+    peer.gid = static_cast<int>(cred.value().gid);
+  }
+  return peer;
+}
+
 }  // namespace
 
 ControlServer::ControlServer(uv_loop_t* loop, core::Control& control, AccessPolicy policy,
@@ -335,13 +346,8 @@ ControlServer::Connection* ControlServer::Adopt(core::Peer peer) {
 }
 
 void ControlServer::Accept(int fd, std::string_view already_read) {
-  core::Peer peer;
   auto cred = sys::GetPeerCred(fd);
-  if (cred.ok()) {
-    peer.pid = cred.value().pid;
-    peer.uid = static_cast<int>(cred.value().uid);
-    peer.gid = static_cast<int>(cred.value().gid);
-  }
+  const core::Peer peer = PeerFrom(cred);
   if (!cred.ok() || !Allowed(peer)) {
     NotePermissionRefusal(cred.ok() ? Connection::PeerName(peer) : cred.error());
     control_.Refused(peer, "permission", now_());
@@ -409,13 +415,9 @@ void ControlServer::DropWorkerChannel(core::Pid worker) {
 }
 
 std::optional<std::string> ControlServer::StandInReply(int fd, std::string_view bytes) {
-  auto cred = sys::GetPeerCred(fd);
-  if (!cred.ok()) return std::nullopt;
-  core::Peer peer;
-  peer.pid = cred.value().pid;
-  peer.uid = static_cast<int>(cred.value().uid);
-  peer.gid = static_cast<int>(cred.value().gid);
-  if (!Allowed(peer)) return std::nullopt;  // refused, and logged, by the new image
+  const core::Peer peer = PeerFrom(sys::GetPeerCred(fd));
+  // Unreadable credentials (uid -1) are not allowed either: the new image refuses and logs.
+  if (!Allowed(peer)) return std::nullopt;
   wire::LineBuffer lines(limits_.max_line);
   if (!lines.Append(bytes)) return std::nullopt;
   const std::optional<std::string> line = lines.NextLine();

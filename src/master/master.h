@@ -267,6 +267,8 @@ class Master final : public core::Effects,
   void TakeBackFromStandIn();  // the exec failed: this image serves what the stand-in holds
   void ListenToStandIn(int fd);
   void ReceiveFromStandIn();
+  // Serves every connection waiting on the channel; true at its EOF.
+  bool AcceptHandedFrom(int channel, size_t* count);
   uv_timer_t reload_timer_{};  // the check's deadline, then the flush before exec
   core::Time flush_deadline_{};
   bool exec_requested_ = false;  // Run leaves uv_run to exec outside any callback

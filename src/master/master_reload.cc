@@ -354,15 +354,7 @@ void Master::TakeBackFromStandIn() {
   // every connection it took is then in the channel, before EOF.
   const core::Time deadline = Now() + core::Seconds(5);
   size_t taken = 0;
-  for (;;) {
-    sys::HandedConnection handed;
-    const sys::HandOverRead r = sys::ReceiveHanded(stand_in_->channel.get(), &handed);
-    if (r == sys::HandOverRead::kEnd) break;
-    if (r == sys::HandOverRead::kConnection) {
-      server_->AcceptHanded(handed.fd.release(), handed.bytes);
-      ++taken;
-      continue;
-    }
+  while (!AcceptHandedFrom(stand_in_->channel.get(), &taken)) {
     const core::Duration left = deadline - Now();
     if (left <= core::Duration::zero()) {
       spdlog::warn("reload: the stand-in (pid {}) did not finish; killing it",
@@ -396,16 +388,19 @@ void Master::ListenToStandIn(int fd) {
   ReceiveFromStandIn();
 }
 
-void Master::ReceiveFromStandIn() {
-  if (stand_in_fd_ < 0) return;
+bool Master::AcceptHandedFrom(int channel, size_t* count) {
   for (;;) {
     sys::HandedConnection handed;
-    const sys::HandOverRead r = sys::ReceiveHanded(stand_in_fd_, &handed);
-    if (r == sys::HandOverRead::kNone) return;
-    if (r == sys::HandOverRead::kEnd) break;
+    const sys::HandOverRead r = sys::ReceiveHanded(channel, &handed);
+    if (r == sys::HandOverRead::kNone) return false;
+    if (r == sys::HandOverRead::kEnd) return true;
     server_->AcceptHanded(handed.fd.release(), handed.bytes);
-    ++stand_in_handed_;
+    ++*count;
   }
+}
+
+void Master::ReceiveFromStandIn() {
+  if (stand_in_fd_ < 0 || !AcceptHandedFrom(stand_in_fd_, &stand_in_handed_)) return;
   spdlog::debug("reloaded: the stand-in handed over {} command connections", stand_in_handed_);
   // EOF: the stand-in has handed everything over and exited. uv_close's callback runs after
   // the handle is unregistered from the loop: only then may the fd go.
