@@ -233,17 +233,6 @@ TEST_CASE("the command socket is 0600 whatever the umask, and a live one is not 
   CHECK(m.process().running());
 }
 
-// Runs `body` in a child process with the uid and gid of nobody; returns its exit code.
-int AsNobody(const std::function<int()>& body) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(99);
-    _exit(body());
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 98;
-}
 
 TEST_CASE("a peer with another uid is refused unless allowed") {
   if (getuid() != 0) {

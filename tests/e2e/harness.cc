@@ -3,6 +3,10 @@
 #include <algorithm>
 
 #include <dirent.h>
+#include <cerrno>
+#include <unistd.h>
+#include <sys/wait.h>
+#include <grp.h>
 #include <sys/stat.h>
 
 #include <sstream>
@@ -153,6 +157,22 @@ pid_t AnsweringPid(const std::string& body) {
 bool IsChild(pid_t master, pid_t pid) {
   const auto children = ChildrenOf(master);
   return std::find(children.begin(), children.end(), pid) != children.end();
+}
+
+int AsNobody(const std::function<int()>& body) {
+  const pid_t pid = fork();
+  if (pid < 0) return 97;
+  if (pid == 0) {
+    if (setgroups(0, nullptr) != 0 || setresgid(65534, 65534, 65534) != 0 ||
+        setresuid(65534, 65534, 65534) != 0) {
+      _exit(99);
+    }
+    _exit(body());
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 98;
 }
 
 }  // namespace einhorn::test

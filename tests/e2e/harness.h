@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -59,6 +60,10 @@ class MasterRun {
 pid_t AnsweringPid(const std::string& body);
 // `pid` is a direct child of `master`.
 bool IsChild(pid_t master, pid_t pid);
+
+// Runs `body` in a forked child as nobody (uid and gid 65534, no groups); its exit code (99:
+// the switch failed, 98: it did not exit normally). Needs root.
+int AsNobody(const std::function<int()>& body);
 
 // Runs einhorn-cpp to completion (it must exit within `timeout`) and returns its exit status and
 // stderr, for usage and startup errors.

@@ -25,22 +25,6 @@ namespace {
 
 constexpr uid_t kNobody = 65534;
 
-// Runs `body` in a child process as nobody (uid and gid 65534, no groups); its exit code.
-int AsNobody(const std::function<int()>& body) {
-  const pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    if (setgroups(0, nullptr) != 0 || setresgid(kNobody, kNobody, kNobody) != 0 ||
-        setresuid(kNobody, kNobody, kNobody) != 0) {
-      _exit(99);
-    }
-    _exit(body());
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 98;
-}
 
 bool Has(const std::string& text, const std::string& needle) {
   return text.find(needle) != std::string::npos;

@@ -3,11 +3,13 @@
 // command socket does in it can be seen. The stand-in's `status` is the old image's: reloads
 // 0 and reloading true; the new image's says reloads 1.
 #include <doctest/doctest.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <set>
 #include <string>
+#include <thread>
 
 #include "control_client.h"
 #include "core/pool_status.h"
@@ -41,6 +43,15 @@ void AskReload(const MasterRun& m) {
   const auto r = c.Ask("{\"id\": 7, \"command\": \"reload\"}\n");
   REQUIRE(r.has_value());
   CHECK(r->message == "Reloading, as commanded");
+}
+
+bool ReloadsReach(const MasterRun& m) {
+  return PollUntil(
+      [&] {
+        const auto st = Status(m);
+        return st && st->reloads == 1;
+      },
+      20s);
 }
 
 // Every child of the master is a worker (no stand-in left behind).
@@ -103,6 +114,59 @@ TEST_CASE("stand-in: during the exec, status is answered, and other requests wai
   for (const pid_t p : old) CHECK(Pids(m).count(p) == 1);
   CHECK(PollUntil([&] { return OnlyWorkers(m); }, 10s));
   CHECK(m.LogHas("reloaded: "));
+}
+
+TEST_CASE("stand-in: another user is not answered but refused by the new image; 100 clients are") {
+  if (getuid() != 0) {
+    MESSAGE("skipped: needs root to act as another user");
+    return;
+  }
+  TempDir d;
+  WriteFile(d.File("hold"), "");
+  MasterRun m({"-n", "1", "-m", "0", "--reexec-as", HoldingScript(d)}, {TEST_WORKER_BIN});
+  REQUIRE(PollUntil([&] { return PoolSettled(m, 1, 1); }, 10s));
+  // Past the file mode, so that the credential check is what refuses.
+  chmod(m.dir().path().c_str(), 0755);
+  chmod(Sock(m).c_str(), 0666);
+  AskReload(m);
+  REQUIRE(PollUntil([&] { return FileExists(d.File("in-window")); }, 20s));
+
+  for (int i = 0; i < 100; ++i) {
+    const auto st = Status(m);
+    REQUIRE(st.has_value());
+    CHECK(st->reloading);
+    CHECK(st->reloads == 0);
+  }
+
+  int asked[2];
+  REQUIRE(pipe(asked) == 0);
+  const std::string sock = Sock(m);
+  int code = -1;
+  std::thread nobody([&] {
+    code = AsNobody([&] {
+      close(asked[0]);
+      ControlClient c(sock);
+      if (!c.connected()) return 10;
+      if (!c.Send("{\"id\": 1, \"command\": \"status\"}\n")) return 11;
+      if (c.ReadReply(300ms)) return 12;  // the stand-in answered it
+      if (write(asked[1], "x", 1) != 1) return 13;
+      const auto r = c.ReadReply(20s);
+      if (!r) return 14;
+      return r->error && r->message.find("Permission denied") != std::string::npos ? 0 : 15;
+    });
+  });
+  // Both ends stay open here until the child has written (or 20 s): it forks on the thread.
+  pollfd p{asked[0], POLLIN, 0};
+  char x;
+  const bool waited = poll(&p, 1, 20000) == 1 && read(asked[0], &x, 1) == 1;
+  std::remove(d.File("hold").c_str());
+  nobody.join();
+  close(asked[0]);
+  close(asked[1]);
+  CHECK(waited);
+  CHECK(code == 0);
+  CHECK(m.WaitForLog("command socket: refused uid 65534"));
+  CHECK(ReloadsReach(m));
 }
 
 TEST_CASE("stand-in: none when the new binary's check does not offer to take one") {
