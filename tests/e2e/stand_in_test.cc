@@ -116,7 +116,7 @@ TEST_CASE("stand-in: during the exec, status is answered, and other requests wai
   CHECK(m.LogHas("reloaded: "));
 }
 
-TEST_CASE("stand-in: another user is not answered but refused by the new image; 100 clients are") {
+TEST_CASE("stand-in: another user is not answered but refused by the new image, and 100 clients are") {
   if (getuid() != 0) {
     MESSAGE("skipped: needs root to act as another user");
     return;
